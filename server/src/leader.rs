@@ -1,0 +1,100 @@
+//! Leader duty: keep gossip members in the catalog (Consul's `leader.go` reconcile).
+//!
+//! Every member is a catalog node whose `serfHealth` check says whether gossip can reach
+//! it; a member that left is deregistered. Only the leader writes, and only when the
+//! catalog differs, so reconciling an unchanged member costs a read, not a Raft entry.
+
+use crate::rpc::RpcError;
+use crate::structs::{
+    health, Command, DeregisterRequest, HealthCheck, Meta, RegisterRequest, SERF_CHECK_ID,
+    SERF_CHECK_NAME,
+};
+use crate::Server;
+
+/// A member's gossip state, as Serf reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    Alive,
+    Failed,
+    Left,
+}
+
+/// What reconciliation needs to know about one member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub id: String,
+    pub address: String,
+    pub datacenter: String,
+    pub meta: Meta,
+    pub status: MemberStatus,
+}
+
+impl Server {
+    /// Brings the catalog in line with one member. A no-op on followers.
+    pub async fn reconcile_member(&self, member: &Member) -> Result<(), RpcError> {
+        if !self.is_leader() {
+            return Ok(());
+        }
+        let (node, check) = self.state().read(|t| {
+            let node = t.node(&member.name).cloned();
+            let check = t
+                .node_checks(&member.name)
+                .into_iter()
+                .find(|c| c.check_id == SERF_CHECK_ID);
+            (node, check)
+        });
+        let command = match member.status {
+            MemberStatus::Left => {
+                if node.is_none() {
+                    return Ok(());
+                }
+                Command::Deregister(DeregisterRequest {
+                    datacenter: member.datacenter.clone(),
+                    node: member.name.clone(),
+                    ..Default::default()
+                })
+            }
+            MemberStatus::Alive | MemberStatus::Failed => {
+                let (status, output) = if member.status == MemberStatus::Alive {
+                    (health::PASSING, "Agent alive and reachable")
+                } else {
+                    (health::CRITICAL, "Agent not live or unreachable")
+                };
+                let node_ok = node
+                    .as_ref()
+                    .is_some_and(|n| n.address == member.address && n.id == member.id);
+                let check_ok = check
+                    .as_ref()
+                    .is_some_and(|c| c.status == status && c.output == output);
+                if node_ok && check_ok {
+                    return Ok(());
+                }
+                Command::Register(RegisterRequest {
+                    datacenter: member.datacenter.clone(),
+                    id: member.id.clone(),
+                    node: member.name.clone(),
+                    address: member.address.clone(),
+                    tagged_addresses: node
+                        .as_ref()
+                        .map(|n| n.tagged_addresses.clone())
+                        .unwrap_or_default(),
+                    node_meta: node.map(|n| n.meta).unwrap_or_else(|| member.meta.clone()),
+                    skip_node_update: node_ok,
+                    check: Some(HealthCheck {
+                        node: member.name.clone(),
+                        check_id: SERF_CHECK_ID.into(),
+                        name: SERF_CHECK_NAME.into(),
+                        status: status.into(),
+                        output: output.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            }
+        };
+        self.handle(crate::rpc::Request::Apply(command))
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,19 @@
+//! Shoal's server: the datacenter's source of truth.
+//!
+//! The catalog lives in a [`state::StateStore`]; every change to it is a
+//! [`structs::Command`] committed through Raft ([`raft`]) and applied in log order, so every
+//! server holds the same tables and the log index is the modification index that blocking
+//! queries ([`blocking`]) wait on. [`Server::handle`] is the one entry point: agents
+//! (in-process in server mode, over the network later) send an [`rpc::Request`] and get an
+//! [`rpc::Response`].
+
+pub mod blocking;
+pub mod duration;
+pub mod leader;
+pub mod raft;
+pub mod rpc;
+mod server;
+pub mod state;
+pub mod structs;
+
+pub use server::{Server, ServerConfig, ServerError};

@@ -1,0 +1,139 @@
+//! The RPC surface of a server: one request enum, one response enum.
+//!
+//! An agent in server mode calls [`crate::Server::handle`] in-process; client agents will
+//! send the same values over the network. Keeping the whole surface in two enums means one
+//! wire type in one place, and one match that says everything a server answers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::structs::{
+    CheckServiceNode, Command, HealthCheck, Meta, Node, NodeServices, ServiceNode,
+};
+
+/// How fresh a read must be (Consul's `?stale` / `?consistent`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Consistency {
+    /// The leader answers from its state (Consul's default mode).
+    #[default]
+    Default,
+    /// The leader confirms it still leads before answering.
+    Consistent,
+    /// Any server answers from its own state, however far behind.
+    Stale,
+}
+
+/// Blocking-query and consistency options of a read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryOptions {
+    /// Park until the watched index exceeds this (0: answer at once).
+    pub min_index: u64,
+    /// How long to park at most; zero means the default (5 minutes).
+    pub max_wait: Duration,
+    pub consistency: Consistency,
+}
+
+/// What a read reports beside its result (`X-Consul-Index`, `-KnownLeader`, `-LastContact`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMeta {
+    pub index: u64,
+    pub known_leader: bool,
+    pub last_contact: Duration,
+}
+
+/// The catalog reads a server answers, each with its filters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Read {
+    CatalogServices {
+        node_meta: Meta,
+    },
+    CatalogNodes {
+        node_meta: Meta,
+    },
+    CatalogServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: Meta,
+    },
+    CatalogNodeServices {
+        node: String,
+    },
+    /// Services on one node (`shoal catalog services -node`).
+    CatalogNodeServiceNames {
+        node: String,
+    },
+    HealthServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: Meta,
+        passing_only: bool,
+    },
+    HealthServiceChecks {
+        service: String,
+    },
+    HealthNodeChecks {
+        node: String,
+    },
+    HealthChecksInState {
+        state: String,
+    },
+}
+
+/// The result of a [`Read`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadResult {
+    Services(BTreeMap<String, Vec<String>>),
+    Nodes(Vec<Node>),
+    ServiceNodes(Vec<ServiceNode>),
+    NodeServices(Option<NodeServices>),
+    CheckServiceNodes(Vec<CheckServiceNode>),
+    Checks(Vec<HealthCheck>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Commit a change through Raft.
+    Apply(Command),
+    Read {
+        read: Read,
+        options: QueryOptions,
+    },
+    Datacenters,
+    StatusLeader,
+    StatusPeers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Applied {
+        index: u64,
+    },
+    Read {
+        meta: QueryMeta,
+        result: ReadResult,
+    },
+    Datacenters(Vec<String>),
+    /// The leader's RPC address, empty when there is none.
+    Leader(String),
+    Peers(Vec<String>),
+}
+
+/// Why a request failed. The messages are Consul's where Consul has one, since clients
+/// and operators grep for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RpcError {
+    #[error("No cluster leader")]
+    NoLeader,
+    #[error("No known Shoal servers")]
+    NoServers,
+    /// The request itself is wrong; HTTP answers 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The change was refused when applied (for example a check for an unknown service).
+    #[error("{0}")]
+    Rejected(String),
+    #[error("rpc error: {0}")]
+    Internal(String),
+}

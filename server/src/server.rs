@@ -1,0 +1,195 @@
+//! A server: the state store, the Raft node that feeds it, and the RPC handler over both.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::blocking;
+use crate::raft::{RaftConfig, RaftError, RaftNode};
+use crate::rpc::{Consistency, QueryMeta, Read, ReadResult, Request, Response, RpcError};
+use crate::state::{StateStore, Tables, Topic};
+use crate::structs::Command;
+
+/// What a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub node_name: String,
+    pub datacenter: String,
+    /// This server's Raft identity.
+    pub raft_id: u64,
+    /// The address other servers reach this one at (`-bind` and `-server-port`).
+    pub rpc_addr: String,
+    pub data_dir: PathBuf,
+    /// Form a single-voter cluster when the data dir is fresh (`-dev`, `-bootstrap-expect 1`).
+    pub bootstrap: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("raft: {0}")]
+    Raft(#[from] RaftError),
+}
+
+pub struct Server {
+    config: ServerConfig,
+    state: Arc<StateStore>,
+    raft: RaftNode,
+}
+
+impl Server {
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let state = Arc::new(StateStore::new());
+        let raft = RaftNode::open(
+            RaftConfig {
+                node_id: config.raft_id,
+                addr: config.rpc_addr.clone(),
+                data_dir: config.data_dir.clone(),
+                bootstrap: config.bootstrap,
+            },
+            state.clone(),
+        )
+        .await?;
+        Ok(Server {
+            config,
+            state,
+            raft,
+        })
+    }
+
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.state
+    }
+
+    pub fn datacenter(&self) -> &str {
+        &self.config.datacenter
+    }
+
+    /// Waits until a leader is known, for start-up (`-dev` is ready once this returns).
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(), ServerError> {
+        Ok(self.raft.wait_for_leader(timeout).await?)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    pub async fn shutdown(&self) -> Result<(), ServerError> {
+        Ok(self.raft.shutdown().await?)
+    }
+
+    /// Answers one RPC.
+    pub async fn handle(&self, request: Request) -> Result<Response, RpcError> {
+        match request {
+            Request::Apply(command) => self.apply(command).await,
+            Request::Read { read, options } => {
+                self.check_consistency(options.consistency).await?;
+                let topic = topic_of(&read);
+                let (index, result) = blocking::run(
+                    &self.state,
+                    &topic,
+                    options.min_index,
+                    options.max_wait,
+                    |tables| execute(tables, &read),
+                )
+                .await;
+                Ok(Response::Read {
+                    meta: self.query_meta(index),
+                    result,
+                })
+            }
+            Request::Datacenters => Ok(Response::Datacenters(vec![self.config.datacenter.clone()])),
+            Request::StatusLeader => Ok(Response::Leader(
+                self.raft.leader().map(|(_, addr)| addr).unwrap_or_default(),
+            )),
+            Request::StatusPeers => Ok(Response::Peers(
+                self.raft
+                    .voters()
+                    .into_iter()
+                    .map(|(_, addr)| addr)
+                    .collect(),
+            )),
+        }
+    }
+
+    async fn apply(&self, command: Command) -> Result<Response, RpcError> {
+        let (index, response) = self.raft.apply(command).await.map_err(rpc_error)?;
+        if response.error.is_empty() {
+            Ok(Response::Applied { index })
+        } else {
+            Err(RpcError::Rejected(response.error))
+        }
+    }
+
+    async fn check_consistency(&self, consistency: Consistency) -> Result<(), RpcError> {
+        match consistency {
+            Consistency::Stale => Ok(()),
+            Consistency::Default if self.raft.is_leader() => Ok(()),
+            Consistency::Consistent => self.raft.ensure_linearizable().await.map_err(rpc_error),
+            Consistency::Default => Err(rpc_error(RaftError::NotLeader {
+                leader: self.raft.leader(),
+            })),
+        }
+    }
+
+    fn query_meta(&self, index: u64) -> QueryMeta {
+        QueryMeta {
+            index,
+            known_leader: self.raft.leader().is_some(),
+            last_contact: self.raft.last_contact().unwrap_or_default(),
+        }
+    }
+}
+
+/// Until servers forward to each other, a request that needs a leader and reaches a
+/// follower fails the way Consul's does without a leader.
+fn rpc_error(error: RaftError) -> RpcError {
+    match error {
+        RaftError::NoLeader | RaftError::NotLeader { .. } => RpcError::NoLeader,
+        other => RpcError::Internal(other.to_string()),
+    }
+}
+
+/// The topic whose index a read reports and waits on.
+fn topic_of(read: &Read) -> Topic {
+    match read {
+        Read::CatalogServices { .. } => Topic::Services,
+        Read::CatalogNodes { .. } => Topic::Nodes,
+        Read::CatalogServiceNodes { service, .. }
+        | Read::HealthServiceNodes { service, .. }
+        | Read::HealthServiceChecks { service } => Topic::Service(service.to_lowercase()),
+        Read::CatalogNodeServices { node }
+        | Read::CatalogNodeServiceNames { node }
+        | Read::HealthNodeChecks { node } => Topic::Node(node.to_lowercase()),
+        Read::HealthChecksInState { .. } => Topic::Checks,
+    }
+}
+
+fn execute(tables: &Tables, read: &Read) -> ReadResult {
+    match read {
+        Read::CatalogServices { node_meta } => ReadResult::Services(tables.services(node_meta)),
+        Read::CatalogNodes { node_meta } => ReadResult::Nodes(tables.nodes(node_meta)),
+        Read::CatalogServiceNodes {
+            service,
+            tags,
+            node_meta,
+        } => ReadResult::ServiceNodes(tables.service_nodes(service, tags, node_meta)),
+        Read::CatalogNodeServices { node } => ReadResult::NodeServices(tables.node_services(node)),
+        Read::CatalogNodeServiceNames { node } => {
+            ReadResult::Services(tables.node_service_names(node))
+        }
+        Read::HealthServiceNodes {
+            service,
+            tags,
+            node_meta,
+            passing_only,
+        } => ReadResult::CheckServiceNodes(tables.check_service_nodes(
+            service,
+            tags,
+            node_meta,
+            *passing_only,
+        )),
+        Read::HealthServiceChecks { service } => ReadResult::Checks(tables.service_checks(service)),
+        Read::HealthNodeChecks { node } => ReadResult::Checks(tables.node_checks(node)),
+        Read::HealthChecksInState { state } => ReadResult::Checks(tables.checks_in_state(state)),
+    }
+}

@@ -1,0 +1,277 @@
+use std::time::Duration;
+
+use super::*;
+use crate::structs::{health, DeregisterRequest, HealthCheck, Meta, NodeService, RegisterRequest};
+
+fn register(
+    node: &str,
+    service: Option<(&str, &str, &[&str])>,
+    checks: &[(&str, &str, &str)],
+) -> Command {
+    Command::Register(RegisterRequest {
+        node: node.into(),
+        address: "10.0.0.1".into(),
+        datacenter: "dc1".into(),
+        service: service.map(|(id, name, tags)| NodeService {
+            id: id.into(),
+            service: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            port: 80,
+            ..Default::default()
+        }),
+        checks: checks
+            .iter()
+            .map(|(id, service_id, status)| HealthCheck {
+                check_id: id.to_string(),
+                name: id.to_string(),
+                service_id: service_id.to_string(),
+                status: status.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+fn ok(store: &StateStore, index: u64, command: Command) {
+    let response = store.apply(index, &command);
+    assert_eq!(response.error, "", "command at {index} failed");
+}
+
+#[test]
+fn registers_and_reads_back_with_indexes() {
+    let store = StateStore::new();
+    ok(
+        &store,
+        5,
+        register(
+            "n1",
+            Some(("web1", "web", &["v1"])),
+            &[("c1", "web1", "passing")],
+        ),
+    );
+    store.read(|t| {
+        let nodes = t.service_nodes("WEB", &[], &Meta::new());
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].service_id, "web1");
+        assert_eq!(nodes[0].create_index, 5);
+        assert_eq!(t.index(&Topic::Service("web".into())), 5);
+        let checks = t.service_checks("web");
+        assert_eq!(checks[0].service_name, "web");
+        assert_eq!(checks[0].node, "n1");
+    });
+}
+
+#[test]
+fn identical_registration_does_not_advance_indexes() {
+    let store = StateStore::new();
+    let command = register(
+        "n1",
+        Some(("web1", "web", &[])),
+        &[("c1", "web1", "passing")],
+    );
+    ok(&store, 5, command.clone());
+    ok(&store, 9, command);
+    store.read(|t| {
+        assert_eq!(t.index(&Topic::Service("web".into())), 5);
+        assert_eq!(t.node("n1").unwrap().modify_index, 5);
+    });
+}
+
+#[test]
+fn check_for_unknown_service_is_refused_whole() {
+    let store = StateStore::new();
+    let response = store.apply(3, &register("n1", None, &[("c1", "nope", "passing")]));
+    assert!(
+        response.error.contains("Unknown service"),
+        "{}",
+        response.error
+    );
+    store.read(|t| assert!(t.node("n1").is_none(), "node must not be half-registered"));
+}
+
+#[test]
+fn default_check_status_is_critical() {
+    let store = StateStore::new();
+    ok(&store, 1, register("n1", None, &[("c1", "", "")]));
+    store.read(|t| assert_eq!(t.node_checks("n1")[0].status, health::CRITICAL));
+}
+
+#[test]
+fn health_filters_passing_and_tags() {
+    let store = StateStore::new();
+    ok(
+        &store,
+        1,
+        register(
+            "n1",
+            Some(("web1", "web", &["a"])),
+            &[("c1", "web1", "passing")],
+        ),
+    );
+    ok(
+        &store,
+        2,
+        register(
+            "n2",
+            Some(("web2", "web", &["b"])),
+            &[("c2", "web2", "warning")],
+        ),
+    );
+    ok(
+        &store,
+        3,
+        register(
+            "n3",
+            Some(("web3", "web", &["a"])),
+            &[("serf", "", "critical")],
+        ),
+    );
+    store.read(|t| {
+        let all = t.check_service_nodes("web", &[], &Meta::new(), false);
+        assert_eq!(all.len(), 3);
+        let passing = t.check_service_nodes("web", &[], &Meta::new(), true);
+        assert_eq!(passing.len(), 1);
+        assert_eq!(passing[0].service.id, "web1");
+        let tagged = t.check_service_nodes("web", &["A".to_string()], &Meta::new(), false);
+        assert_eq!(tagged.len(), 2);
+        let n3 = all.iter().find(|c| c.node.node == "n3").unwrap();
+        assert_eq!(
+            n3.aggregated_status(),
+            health::CRITICAL,
+            "node check counts"
+        );
+    });
+}
+
+#[test]
+fn node_check_change_advances_service_topic() {
+    let store = StateStore::new();
+    ok(
+        &store,
+        1,
+        register("n1", Some(("web1", "web", &[])), &[("serf", "", "passing")]),
+    );
+    ok(&store, 7, register("n1", None, &[("serf", "", "critical")]));
+    store.read(|t| assert_eq!(t.index(&Topic::Service("web".into())), 7));
+}
+
+#[test]
+fn deregistering_a_node_removes_everything_on_it() {
+    let store = StateStore::new();
+    ok(
+        &store,
+        1,
+        register(
+            "n1",
+            Some(("web1", "web", &[])),
+            &[("c1", "web1", "passing"), ("serf", "", "passing")],
+        ),
+    );
+    ok(
+        &store,
+        2,
+        Command::Deregister(DeregisterRequest {
+            node: "N1".into(),
+            ..Default::default()
+        }),
+    );
+    store.read(|t| {
+        assert!(t.node("n1").is_none());
+        assert!(t.service_nodes("web", &[], &Meta::new()).is_empty());
+        assert!(t.checks_in_state(health::ANY).is_empty());
+        assert_eq!(t.index(&Topic::Service("web".into())), 2);
+    });
+}
+
+#[test]
+fn deregistering_a_service_removes_its_checks_only() {
+    let store = StateStore::new();
+    ok(
+        &store,
+        1,
+        register(
+            "n1",
+            Some(("web1", "web", &[])),
+            &[("c1", "web1", "passing"), ("serf", "", "passing")],
+        ),
+    );
+    ok(
+        &store,
+        2,
+        Command::Deregister(DeregisterRequest {
+            node: "n1".into(),
+            service_id: "web1".into(),
+            ..Default::default()
+        }),
+    );
+    store.read(|t| {
+        let checks = t.node_checks("n1");
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].check_id, "serf");
+    });
+}
+
+#[test]
+fn node_rows_do_not_leak_into_similar_names() {
+    let store = StateStore::new();
+    ok(&store, 1, register("n1", Some(("a", "a", &[])), &[]));
+    ok(&store, 2, register("n10", Some(("b", "b", &[])), &[]));
+    store.read(|t| {
+        let services = t.node_services("n1").unwrap().services;
+        assert_eq!(services.keys().collect::<Vec<_>>(), vec!["a"]);
+    });
+}
+
+#[test]
+fn snapshot_round_trips_and_rebuilds_derived_index() {
+    let store = StateStore::new();
+    ok(
+        &store,
+        4,
+        register(
+            "n1",
+            Some(("web1", "web", &[])),
+            &[("c1", "web1", "passing")],
+        ),
+    );
+    let bytes = store.snapshot();
+    let restored = StateStore::new();
+    restored.restore(&bytes).unwrap();
+    restored.read(|t| {
+        assert_eq!(t.service_nodes("web", &[], &Meta::new()).len(), 1);
+        assert_eq!(t.max_index(), 4);
+    });
+    assert!(restored.restore(b"garbage").is_err());
+}
+
+#[tokio::test]
+async fn blocking_query_wakes_on_its_topic_only() {
+    let store = std::sync::Arc::new(StateStore::new());
+    ok(&store, 1, register("n1", Some(("web1", "web", &[])), &[]));
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            crate::blocking::run(
+                &store,
+                &Topic::Service("web".into()),
+                1,
+                Duration::from_secs(30),
+                |t| t.service_nodes("web", &[], &Meta::new()).len(),
+            )
+            .await
+        })
+    };
+    ok(&store, 2, register("n2", Some(("db1", "db", &[])), &[]));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiter.is_finished(),
+        "a change to db must not answer a query on web"
+    );
+    ok(&store, 3, register("n2", Some(("web2", "web", &[])), &[]));
+    let (index, count) = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((index, count), (3, 2));
+}

@@ -1,0 +1,500 @@
+//! The catalog's types, shaped like Consul's `agent/structs`.
+//!
+//! These are the one wire type: the HTTP API serializes them as JSON with Consul's field
+//! names, the Raft log and RPC encode them with bincode. That is why no field uses
+//! `skip_serializing_if`, `flatten` or untagged enums: bincode needs every field, always.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::GoDuration;
+
+/// String-to-string metadata (node meta, service meta, tagged addresses).
+pub type Meta = BTreeMap<String, String>;
+
+/// Health states, as the strings Consul uses.
+pub mod health {
+    pub const PASSING: &str = "passing";
+    pub const WARNING: &str = "warning";
+    pub const CRITICAL: &str = "critical";
+    pub const MAINTENANCE: &str = "maintenance";
+    /// Accepted by `/v1/health/state/:state` only.
+    pub const ANY: &str = "any";
+
+    /// Whether `s` is a status a check may have.
+    pub fn is_valid_status(s: &str) -> bool {
+        matches!(s, PASSING | WARNING | CRITICAL | MAINTENANCE)
+    }
+}
+
+/// The agent's own node check, kept by gossip (Consul's `serfHealth`).
+pub const SERF_CHECK_ID: &str = "serfHealth";
+pub const SERF_CHECK_NAME: &str = "Serf Health Status";
+
+/// A catalog node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Node {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "Datacenter")]
+    pub datacenter: String,
+    #[serde(rename = "TaggedAddresses")]
+    pub tagged_addresses: Meta,
+    #[serde(rename = "Meta")]
+    pub meta: Meta,
+    #[serde(rename = "CreateIndex")]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex")]
+    pub modify_index: u64,
+}
+
+/// An address a service is reachable at under a name (`lan`, `wan`, `lan_ipv4`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceAddress {
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "Port")]
+    pub port: u16,
+}
+
+/// Named service addresses.
+pub type ServiceAddresses = BTreeMap<String, ServiceAddress>;
+
+/// Load-balancing weights for DNS SRV answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Weights {
+    #[serde(rename = "Passing")]
+    pub passing: i32,
+    #[serde(rename = "Warning")]
+    pub warning: i32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
+    }
+}
+
+/// A service instance on a node (Consul's `NodeService`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeService {
+    #[serde(rename = "Kind")]
+    pub kind: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Service")]
+    pub service: String,
+    #[serde(rename = "Tags")]
+    pub tags: Vec<String>,
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "TaggedAddresses")]
+    pub tagged_addresses: ServiceAddresses,
+    #[serde(rename = "Meta")]
+    pub meta: Meta,
+    #[serde(rename = "Port")]
+    pub port: u16,
+    #[serde(rename = "Weights")]
+    pub weights: Weights,
+    #[serde(rename = "EnableTagOverride")]
+    pub enable_tag_override: bool,
+    #[serde(rename = "CreateIndex")]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex")]
+    pub modify_index: u64,
+}
+
+/// The parts of a check's definition the catalog keeps, for display.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckDefinition {
+    #[serde(rename = "HTTP")]
+    pub http: String,
+    #[serde(rename = "TLSServerName")]
+    pub tls_server_name: String,
+    #[serde(rename = "TLSSkipVerify")]
+    pub tls_skip_verify: bool,
+    #[serde(rename = "Header")]
+    pub header: BTreeMap<String, Vec<String>>,
+    #[serde(rename = "Method")]
+    pub method: String,
+    #[serde(rename = "Body")]
+    pub body: String,
+    #[serde(rename = "TCP")]
+    pub tcp: String,
+    #[serde(rename = "Interval")]
+    pub interval: GoDuration,
+    #[serde(rename = "Timeout")]
+    pub timeout: GoDuration,
+    #[serde(rename = "DeregisterCriticalServiceAfter")]
+    pub deregister_critical_service_after: GoDuration,
+    #[serde(rename = "ScriptArgs")]
+    pub script_args: Vec<String>,
+}
+
+/// A health check's current state in the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheck {
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "Notes")]
+    pub notes: String,
+    #[serde(rename = "Output")]
+    pub output: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    #[serde(rename = "ServiceName")]
+    pub service_name: String,
+    #[serde(rename = "ServiceTags")]
+    pub service_tags: Vec<String>,
+    #[serde(rename = "Type")]
+    pub check_type: String,
+    #[serde(rename = "Definition")]
+    pub definition: HealthCheckDefinition,
+    #[serde(rename = "CreateIndex")]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex")]
+    pub modify_index: u64,
+}
+
+impl HealthCheck {
+    /// Whether the catalog copy differs from `other` in anything but indexes.
+    pub fn same_as(&self, other: &HealthCheck) -> bool {
+        let mut a = self.clone();
+        a.create_index = other.create_index;
+        a.modify_index = other.modify_index;
+        &a == other
+    }
+}
+
+impl NodeService {
+    /// Whether the catalog copy differs from `other` in anything but indexes.
+    pub fn same_as(&self, other: &NodeService) -> bool {
+        let mut a = self.clone();
+        a.create_index = other.create_index;
+        a.modify_index = other.modify_index;
+        &a == other
+    }
+}
+
+/// One row of `/v1/catalog/service/:name`: the service with its node's fields beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceNode {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "Datacenter")]
+    pub datacenter: String,
+    #[serde(rename = "TaggedAddresses")]
+    pub tagged_addresses: Meta,
+    #[serde(rename = "NodeMeta")]
+    pub node_meta: Meta,
+    #[serde(rename = "ServiceKind")]
+    pub service_kind: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    #[serde(rename = "ServiceName")]
+    pub service_name: String,
+    #[serde(rename = "ServiceTags")]
+    pub service_tags: Vec<String>,
+    #[serde(rename = "ServiceAddress")]
+    pub service_address: String,
+    #[serde(rename = "ServiceTaggedAddresses")]
+    pub service_tagged_addresses: ServiceAddresses,
+    #[serde(rename = "ServiceWeights")]
+    pub service_weights: Weights,
+    #[serde(rename = "ServiceMeta")]
+    pub service_meta: Meta,
+    #[serde(rename = "ServicePort")]
+    pub service_port: u16,
+    #[serde(rename = "ServiceEnableTagOverride")]
+    pub service_enable_tag_override: bool,
+    #[serde(rename = "CreateIndex")]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex")]
+    pub modify_index: u64,
+}
+
+impl ServiceNode {
+    pub fn new(node: &Node, service: &NodeService) -> ServiceNode {
+        ServiceNode {
+            id: node.id.clone(),
+            node: node.node.clone(),
+            address: node.address.clone(),
+            datacenter: node.datacenter.clone(),
+            tagged_addresses: node.tagged_addresses.clone(),
+            node_meta: node.meta.clone(),
+            service_kind: service.kind.clone(),
+            service_id: service.id.clone(),
+            service_name: service.service.clone(),
+            service_tags: service.tags.clone(),
+            service_address: service.address.clone(),
+            service_tagged_addresses: service.tagged_addresses.clone(),
+            service_weights: service.weights,
+            service_meta: service.meta.clone(),
+            service_port: service.port,
+            service_enable_tag_override: service.enable_tag_override,
+            create_index: service.create_index,
+            modify_index: service.modify_index,
+        }
+    }
+}
+
+/// One row of `/v1/health/service/:name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckServiceNode {
+    #[serde(rename = "Node")]
+    pub node: Node,
+    #[serde(rename = "Service")]
+    pub service: NodeService,
+    #[serde(rename = "Checks")]
+    pub checks: Vec<HealthCheck>,
+}
+
+impl CheckServiceNode {
+    /// The worst status among the instance's checks (node checks included);
+    /// `passing` when it has none.
+    pub fn aggregated_status(&self) -> &str {
+        aggregate_status(self.checks.iter().map(|c| c.status.as_str()))
+    }
+}
+
+/// Worst of several statuses: critical/maintenance > warning > passing.
+pub fn aggregate_status<'a>(statuses: impl Iterator<Item = &'a str>) -> &'static str {
+    let mut worst = health::PASSING;
+    for s in statuses {
+        match s {
+            health::CRITICAL | health::MAINTENANCE => return health::CRITICAL,
+            health::WARNING => worst = health::WARNING,
+            _ => {}
+        }
+    }
+    worst
+}
+
+/// `/v1/catalog/node/:node`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeServices {
+    #[serde(rename = "Node")]
+    pub node: Node,
+    #[serde(rename = "Services")]
+    pub services: BTreeMap<String, NodeService>,
+}
+
+/// `PUT /v1/catalog/register`, and what anti-entropy sends for its node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegisterRequest {
+    #[serde(rename = "Datacenter")]
+    pub datacenter: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "TaggedAddresses")]
+    pub tagged_addresses: Meta,
+    #[serde(rename = "NodeMeta")]
+    pub node_meta: Meta,
+    #[serde(rename = "Service")]
+    pub service: Option<NodeService>,
+    #[serde(rename = "Check")]
+    pub check: Option<HealthCheck>,
+    #[serde(rename = "Checks")]
+    pub checks: Vec<HealthCheck>,
+    #[serde(rename = "SkipNodeUpdate")]
+    pub skip_node_update: bool,
+}
+
+/// `PUT /v1/catalog/deregister`: the node, or one service, or one check of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeregisterRequest {
+    #[serde(rename = "Datacenter")]
+    pub datacenter: String,
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+}
+
+/// A change to the replicated state: the payload of every Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Register(RegisterRequest),
+    Deregister(DeregisterRequest),
+}
+
+/// What applying a [`Command`] produced. Validation happens before a command is proposed,
+/// so apply-time failures are rare (for example a race with a deregistration) and are
+/// reported rather than panicking the state machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    /// Empty on success.
+    pub error: String,
+}
+
+/// A check as an agent is asked to run it: `PUT /v1/agent/check/register`, a service's
+/// `Check`/`Checks`, or a `check {}` block in a config file (Consul's `CheckDefinition`).
+/// Exactly one of `ScriptArgs`, `HTTP`, `TCP` or `TTL` says what kind of check it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckDefinition {
+    #[serde(rename = "CheckID", alias = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Notes")]
+    pub notes: String,
+    /// Initial status; Consul starts checks `critical` unless told otherwise.
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    #[serde(rename = "ScriptArgs", alias = "Args")]
+    pub script_args: Vec<String>,
+    #[serde(rename = "HTTP")]
+    pub http: String,
+    #[serde(rename = "Header")]
+    pub header: BTreeMap<String, Vec<String>>,
+    #[serde(rename = "Method")]
+    pub method: String,
+    #[serde(rename = "Body")]
+    pub body: String,
+    #[serde(rename = "TLSServerName")]
+    pub tls_server_name: String,
+    #[serde(rename = "TLSSkipVerify")]
+    pub tls_skip_verify: bool,
+    #[serde(rename = "TCP")]
+    pub tcp: String,
+    #[serde(rename = "TTL")]
+    pub ttl: GoDuration,
+    #[serde(rename = "Interval")]
+    pub interval: GoDuration,
+    #[serde(rename = "Timeout")]
+    pub timeout: GoDuration,
+    #[serde(rename = "DeregisterCriticalServiceAfter")]
+    pub deregister_critical_service_after: GoDuration,
+    #[serde(rename = "SuccessBeforePassing")]
+    pub success_before_passing: u32,
+    #[serde(rename = "FailuresBeforeWarning")]
+    pub failures_before_warning: u32,
+    #[serde(rename = "FailuresBeforeCritical")]
+    pub failures_before_critical: u32,
+    #[serde(rename = "OutputMaxSize")]
+    pub output_max_size: u32,
+}
+
+/// The kind of a [`CheckDefinition`], decided by which field is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    Script,
+    Http,
+    Tcp,
+    Ttl,
+}
+
+impl CheckKind {
+    /// The `Type` string Consul shows for the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Script => "script",
+            CheckKind::Http => "http",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Ttl => "ttl",
+        }
+    }
+}
+
+impl CheckDefinition {
+    /// The check's kind, or why the definition is not a runnable check. Interval-driven kinds
+    /// need an `Interval`; a TTL check needs only its `TTL`.
+    pub fn kind(&self) -> Result<CheckKind, String> {
+        let mut kinds = Vec::new();
+        if !self.script_args.is_empty() {
+            kinds.push(CheckKind::Script);
+        }
+        if !self.http.is_empty() {
+            kinds.push(CheckKind::Http);
+        }
+        if !self.tcp.is_empty() {
+            kinds.push(CheckKind::Tcp);
+        }
+        if !self.ttl.is_zero() {
+            kinds.push(CheckKind::Ttl);
+        }
+        let kind = match kinds.as_slice() {
+            [] => {
+                return Err(
+                    "check must have exactly one of Args/ScriptArgs, HTTP, TCP or TTL".to_string(),
+                )
+            }
+            [one] => *one,
+            _ => return Err("check has more than one of Args/ScriptArgs, HTTP, TCP, TTL".into()),
+        };
+        if kind != CheckKind::Ttl && self.interval.is_zero() {
+            return Err(format!("{} check requires an Interval", kind.as_str()));
+        }
+        if !self.status.is_empty() && !health::is_valid_status(&self.status) {
+            return Err(format!("invalid initial Status {:?}", self.status));
+        }
+        Ok(kind)
+    }
+}
+
+/// A service as an agent is asked to register it: `PUT /v1/agent/service/register`,
+/// `shoal services register`, or a `service {}` block in a config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceDefinition {
+    #[serde(rename = "Kind")]
+    pub kind: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Tags")]
+    pub tags: Vec<String>,
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "TaggedAddresses")]
+    pub tagged_addresses: ServiceAddresses,
+    #[serde(rename = "Meta")]
+    pub meta: Meta,
+    #[serde(rename = "Port")]
+    pub port: u16,
+    #[serde(rename = "Weights")]
+    pub weights: Option<Weights>,
+    #[serde(rename = "EnableTagOverride")]
+    pub enable_tag_override: bool,
+    #[serde(rename = "Check")]
+    pub check: Option<CheckDefinition>,
+    #[serde(rename = "Checks")]
+    pub checks: Vec<CheckDefinition>,
+}
