@@ -6,8 +6,8 @@
 
 use crate::rpc::RpcError;
 use crate::structs::{
-    health, Command, DeregisterRequest, HealthCheck, Meta, RegisterRequest, SERF_CHECK_ID,
-    SERF_CHECK_NAME,
+    health, Command, DeregisterRequest, HealthCheck, Meta, NodeService, RegisterRequest,
+    SERF_CHECK_ID, SERF_CHECK_NAME,
 };
 use crate::Server;
 
@@ -28,7 +28,13 @@ pub struct Member {
     pub datacenter: String,
     pub meta: Meta,
     pub status: MemberStatus,
+    /// The server RPC port when the member is a server: servers are listed in the catalog
+    /// as the `consul` service, as Consul lists them, so clients can discover them.
+    pub server_port: Option<u16>,
 }
+
+/// The service every server registers for itself.
+pub const SERVER_SERVICE: &str = "consul";
 
 impl Server {
     /// Brings the catalog in line with one member. A no-op on followers.
@@ -36,13 +42,16 @@ impl Server {
         if !self.is_leader() {
             return Ok(());
         }
-        let (node, check) = self.state().read(|t| {
+        let (node, check, server_service) = self.state().read(|t| {
             let node = t.node(&member.name).cloned();
             let check = t
                 .node_checks(&member.name)
                 .into_iter()
                 .find(|c| c.check_id == SERF_CHECK_ID);
-            (node, check)
+            let server_service = t
+                .node_services(&member.name)
+                .and_then(|n| n.services.get(SERVER_SERVICE).cloned());
+            (node, check, server_service)
         });
         let command = match member.status {
             MemberStatus::Left => {
@@ -67,7 +76,18 @@ impl Server {
                 let check_ok = check
                     .as_ref()
                     .is_some_and(|c| c.status == status && c.output == output);
-                if node_ok && check_ok {
+                let wanted_service = member.server_port.map(|port| NodeService {
+                    id: SERVER_SERVICE.into(),
+                    service: SERVER_SERVICE.into(),
+                    port,
+                    ..Default::default()
+                });
+                let service_ok = match (&wanted_service, &server_service) {
+                    (None, _) => true,
+                    (Some(wanted), Some(have)) => wanted.same_as(have),
+                    (Some(_), None) => false,
+                };
+                if node_ok && check_ok && service_ok {
                     return Ok(());
                 }
                 Command::Register(RegisterRequest {
@@ -81,6 +101,7 @@ impl Server {
                         .unwrap_or_default(),
                     node_meta: node.map(|n| n.meta).unwrap_or_else(|| member.meta.clone()),
                     skip_node_update: node_ok,
+                    service: wanted_service,
                     check: Some(HealthCheck {
                         node: member.name.clone(),
                         check_id: SERF_CHECK_ID.into(),
