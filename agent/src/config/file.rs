@@ -1,0 +1,236 @@
+//! Reading one config file (JSON or HCL, by extension) into [`FileConfig`].
+//!
+//! Keys are Consul's. An unknown key or a value of the wrong type is an error naming the
+//! file and the key's path, because a typo in a config file that is silently ignored is
+//! a production incident later.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+use shoal_server::duration::GoDuration;
+use shoal_server::structs::{CheckDefinition, ServiceDefinition};
+
+use crate::decode::normalize_keys;
+
+/// A config file error: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {file}: {message}")]
+    File { file: PathBuf, message: String },
+    #[error("config file {file}: key {key:?}: {message}")]
+    Key {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// The `ports {}` block. `-1` disables a listener in Consul; Shoal accepts it for DNS.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePorts {
+    pub http: Option<i32>,
+    pub dns: Option<i32>,
+    pub server: Option<i32>,
+    pub serf_lan: Option<i32>,
+    pub serf_wan: Option<i32>,
+}
+
+/// The `dns_config {}` block.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDnsConfig {
+    pub node_ttl: Option<GoDuration>,
+    pub service_ttl: Option<BTreeMap<String, GoDuration>>,
+    pub only_passing: Option<bool>,
+    pub allow_stale: Option<bool>,
+    pub max_stale: Option<GoDuration>,
+    pub udp_answer_limit: Option<usize>,
+    pub enable_truncate: Option<bool>,
+    pub a_record_limit: Option<usize>,
+    pub soa: Option<FileSoa>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSoa {
+    pub refresh: Option<u32>,
+    pub retry: Option<u32>,
+    pub expire: Option<u32>,
+    pub min_ttl: Option<u32>,
+}
+
+/// Every key a config file may hold. All optional: files merge, later ones winning.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_name: Option<String>,
+    pub datacenter: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub server: Option<bool>,
+    pub bootstrap: Option<bool>,
+    pub bootstrap_expect: Option<u32>,
+    pub bind_addr: Option<String>,
+    pub client_addr: Option<String>,
+    pub advertise_addr: Option<String>,
+    pub ports: Option<FilePorts>,
+    pub log_level: Option<String>,
+    pub log_json: Option<bool>,
+    pub enable_local_script_checks: Option<bool>,
+    pub enable_script_checks: Option<bool>,
+    pub domain: Option<String>,
+    pub alt_domain: Option<String>,
+    pub recursors: Option<Vec<String>>,
+    pub dns_config: Option<FileDnsConfig>,
+    pub node_meta: Option<BTreeMap<String, String>>,
+    pub retry_join: Option<Vec<String>>,
+    pub start_join: Option<Vec<String>>,
+    /// Service and check blocks are read separately (their keys are case-insensitive).
+    #[serde(skip)]
+    pub services: Vec<ServiceDefinition>,
+    #[serde(skip)]
+    pub checks: Vec<CheckDefinition>,
+}
+
+/// Parses `path` by its extension: `.json` or `.hcl`.
+pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+    let file_err = |message: String| ConfigError::File {
+        file: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    let value: Value = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str(&text).map_err(|e| file_err(e.to_string()))?,
+        Some("hcl") => hcl::from_str(&text).map_err(|e| file_err(e.to_string()))?,
+        _ => return Err(file_err("must end in .json or .hcl".into())),
+    };
+    parse(path, value)
+}
+
+/// Turns a parsed document into a [`FileConfig`], refusing unknown keys.
+pub fn parse(path: &Path, mut value: Value) -> Result<FileConfig, ConfigError> {
+    let key_err = |key: String, message: String| ConfigError::Key {
+        file: path.to_path_buf(),
+        key,
+        message,
+    };
+    let Value::Object(map) = &mut value else {
+        return Err(ConfigError::File {
+            file: path.to_path_buf(),
+            message: "top level must be an object".into(),
+        });
+    };
+    let mut services = Vec::new();
+    for key in ["service", "services"] {
+        if let Some(v) = map.remove(key) {
+            services
+                .extend(definitions::<ServiceDefinition>(key, v).map_err(|(k, m)| key_err(k, m))?);
+        }
+    }
+    let mut checks = Vec::new();
+    for key in ["check", "checks"] {
+        if let Some(v) = map.remove(key) {
+            checks.extend(definitions::<CheckDefinition>(key, v).map_err(|(k, m)| key_err(k, m))?);
+        }
+    }
+    let mut config: FileConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        key_err(key, message)
+    })?;
+    config.services = services;
+    config.checks = checks;
+    Ok(config)
+}
+
+/// Reads a `service`/`check` block (one object, or a list of them: HCL repeats blocks,
+/// JSON uses arrays) into definitions, naming the offending key on error.
+fn definitions<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: Value,
+) -> Result<Vec<T>, (String, String)> {
+    let items = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let mut out = Vec::new();
+    for (i, mut item) in items.into_iter().enumerate() {
+        let prefix = format!("{key}[{i}]");
+        if let Some(unknown) = normalize_keys(&mut item).into_iter().next() {
+            return Err((format!("{prefix}.{unknown}"), "unknown key".into()));
+        }
+        let parsed = serde_path_to_error::deserialize(item)
+            .map_err(|e| (format!("{prefix}.{}", e.path()), e.into_inner().to_string()))?;
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_hcl_with_services_and_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "a.hcl",
+            r#"
+            node_name = "n1"
+            ports { http = 9500 }
+            service {
+              name = "web"
+              port = 80
+              tags = ["v1"]
+              check { http = "http://127.0.0.1/health" interval = "10s" }
+            }
+            service { name = "db" }
+            "#,
+        );
+        let config = read(&path).unwrap();
+        assert_eq!(config.node_name.as_deref(), Some("n1"));
+        assert_eq!(config.ports.unwrap().http, Some(9500));
+        let names: Vec<_> = config.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["web", "db"]);
+        assert_eq!(
+            config.services[0].check.as_ref().unwrap().http,
+            "http://127.0.0.1/health"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "b.json", r#"{"ports": {"htp": 1}}"#);
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("b.json") && err.contains("ports.htp"), "{err}");
+        let path = write(&dir, "c.json", r#"{"service": {"name": "x", "prot": 1}}"#);
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("service[0].prot"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "d.json", r#"{"bootstrap_expect": "three"}"#);
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("d.json") && err.contains("bootstrap_expect"),
+            "{err}"
+        );
+        let path = write(&dir, "e.json", r#"{"check": {"id": "c", "ttl": "ten"}}"#);
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("check[0].TTL"), "{err}");
+    }
+}

@@ -1,0 +1,488 @@
+//! The agent's runtime configuration: defaults, then config files in order, then flags.
+
+mod file;
+
+pub use file::{ConfigError, FileConfig, FileDnsConfig};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use shoal_server::structs::{CheckDefinition, ServiceDefinition};
+
+use crate::dns::{DnsConfig, SoaConfig};
+
+/// Command-line flags of `shoal agent`. `None` means "not given", so a flag overrides a
+/// config file only when it was actually passed.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub dev: bool,
+    pub server: bool,
+    pub bootstrap: bool,
+    pub bootstrap_expect: Option<u32>,
+    pub node: Option<String>,
+    pub datacenter: Option<String>,
+    pub bind: Option<String>,
+    pub advertise: Option<String>,
+    pub client: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub config_files: Vec<PathBuf>,
+    pub config_dirs: Vec<PathBuf>,
+    pub http_port: Option<i32>,
+    pub dns_port: Option<i32>,
+    pub server_port: Option<i32>,
+    pub serf_lan_port: Option<i32>,
+    pub serf_wan_port: Option<i32>,
+    pub log_level: Option<String>,
+    pub log_json: bool,
+    pub enable_local_script_checks: bool,
+    pub enable_script_checks: bool,
+    pub domain: Option<String>,
+    pub alt_domain: Option<String>,
+    pub recursors: Vec<String>,
+    pub retry_join: Vec<String>,
+    pub join: Vec<String>,
+}
+
+/// Listener ports; `None` disables the listener (`-1` in Consul's config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    pub http: Option<u16>,
+    pub dns: Option<u16>,
+    pub server: u16,
+    pub serf_lan: u16,
+    pub serf_wan: u16,
+}
+
+/// Where the data dir came from: a `-dev` agent owns a temporary one and removes it.
+#[derive(Debug)]
+pub enum DataDir {
+    Persistent(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl DataDir {
+    pub fn path(&self) -> &Path {
+        match self {
+            DataDir::Persistent(p) => p,
+            DataDir::Temporary(t) => t.path(),
+        }
+    }
+}
+
+/// Everything the agent runs with, validated.
+#[derive(Debug)]
+pub struct Config {
+    pub dev: bool,
+    pub node_name: String,
+    pub datacenter: String,
+    pub data_dir: DataDir,
+    pub server: bool,
+    pub bootstrap: bool,
+    pub bootstrap_expect: u32,
+    pub bind_addr: IpAddr,
+    /// The address other nodes and the catalog know this node by.
+    pub advertise_addr: IpAddr,
+    pub client_addr: IpAddr,
+    pub ports: Ports,
+    pub log_level: String,
+    pub log_json: bool,
+    /// Script checks from config files (`enable_local_script_checks`).
+    pub enable_local_script_checks: bool,
+    /// Script checks from anywhere, the HTTP API included (`enable_script_checks`).
+    pub enable_script_checks: bool,
+    pub node_meta: std::collections::BTreeMap<String, String>,
+    pub services: Vec<ServiceDefinition>,
+    pub checks: Vec<CheckDefinition>,
+    pub domain: String,
+    pub alt_domain: Option<String>,
+    pub recursors: Vec<SocketAddr>,
+    pub dns: FileDnsConfig,
+    pub retry_join: Vec<String>,
+}
+
+impl Config {
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.ports
+            .http
+            .map(|p| SocketAddr::new(self.client_addr, p))
+    }
+
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.ports.dns.map(|p| SocketAddr::new(self.client_addr, p))
+    }
+
+    pub fn rpc_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.advertise_addr, self.ports.server)
+    }
+
+    /// The DNS interface's settings: `dns_config {}` over Consul's defaults.
+    pub fn dns_config(&self) -> DnsConfig {
+        let file = &self.dns;
+        let defaults = DnsConfig::default();
+        let soa = file.soa.clone().unwrap_or_default();
+        DnsConfig {
+            domain: self.domain.clone(),
+            alt_domain: self.alt_domain.clone(),
+            datacenter: self.datacenter.clone(),
+            node_ttl: file.node_ttl.map_or(defaults.node_ttl, |d| d.0),
+            service_ttl: file
+                .service_ttl
+                .iter()
+                .flatten()
+                .map(|(name, ttl)| (name.clone(), ttl.0))
+                .collect(),
+            only_passing: file.only_passing.unwrap_or(defaults.only_passing),
+            allow_stale: file.allow_stale.unwrap_or(defaults.allow_stale),
+            max_stale: file.max_stale.map_or(defaults.max_stale, |d| d.0),
+            udp_answer_limit: file.udp_answer_limit.unwrap_or(defaults.udp_answer_limit),
+            a_record_limit: file.a_record_limit.unwrap_or(defaults.a_record_limit),
+            enable_truncate: file.enable_truncate.unwrap_or(defaults.enable_truncate),
+            soa: SoaConfig {
+                refresh: soa.refresh.unwrap_or(defaults.soa.refresh),
+                retry: soa.retry.unwrap_or(defaults.soa.retry),
+                expire: soa.expire.unwrap_or(defaults.soa.expire),
+                min_ttl: soa.min_ttl.unwrap_or(defaults.soa.min_ttl),
+            },
+            recursors: self.recursors.clone(),
+            ..defaults
+        }
+    }
+}
+
+/// Builds the runtime config: defaults, files (each `-config-file`, then every `.json` and
+/// `.hcl` in each `-config-dir`, sorted by name, as Consul does), then flags.
+pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+    let mut merged = FileConfig::default();
+    for path in config_paths(flags)? {
+        merge(&mut merged, file::read(&path)?);
+    }
+    build(flags, merged)
+}
+
+fn config_paths(flags: &Flags) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut paths = flags.config_files.clone();
+    for dir in &flags.config_dirs {
+        let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::File {
+            file: dir.clone(),
+            message: e.to_string(),
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl")))
+            .collect();
+        found.sort();
+        paths.extend(found);
+    }
+    Ok(paths)
+}
+
+/// Later files win for single values; services and checks accumulate.
+fn merge(into: &mut FileConfig, from: FileConfig) {
+    macro_rules! take {
+        ($($field:ident),*) => { $( if from.$field.is_some() { into.$field = from.$field; } )* };
+    }
+    take!(
+        node_name,
+        datacenter,
+        data_dir,
+        server,
+        bootstrap,
+        bootstrap_expect,
+        bind_addr,
+        client_addr,
+        advertise_addr,
+        ports,
+        log_level,
+        log_json,
+        enable_local_script_checks,
+        enable_script_checks,
+        domain,
+        alt_domain,
+        recursors,
+        dns_config,
+        node_meta,
+        retry_join,
+        start_join
+    );
+    into.services.extend(from.services);
+    into.checks.extend(from.checks);
+}
+
+fn parse_ip(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError::Invalid(format!("{key}: {value:?} is not an IP address")))
+}
+
+/// `-1` (or absent, for optional listeners with no default) disables; else a valid port.
+fn port(key: &str, value: i32) -> Result<Option<u16>, ConfigError> {
+    match value {
+        -1 => Ok(None),
+        1..=65535 => Ok(Some(value as u16)),
+        _ => Err(ConfigError::Invalid(format!(
+            "{key}: {value} is not a valid port"
+        ))),
+    }
+}
+
+fn required_port(key: &str, value: i32) -> Result<u16, ConfigError> {
+    port(key, value)?.ok_or_else(|| ConfigError::Invalid(format!("{key} cannot be disabled")))
+}
+
+fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
+    let dev = flags.dev;
+    let ports = file.ports.clone().unwrap_or_default();
+    let ports = Ports {
+        http: port("ports.http", flags.http_port.or(ports.http).unwrap_or(8500))?,
+        dns: port("ports.dns", flags.dns_port.or(ports.dns).unwrap_or(8600))?,
+        server: required_port(
+            "ports.server",
+            flags.server_port.or(ports.server).unwrap_or(8300),
+        )?,
+        serf_lan: required_port(
+            "ports.serf_lan",
+            flags.serf_lan_port.or(ports.serf_lan).unwrap_or(8301),
+        )?,
+        serf_wan: required_port(
+            "ports.serf_wan",
+            flags.serf_wan_port.or(ports.serf_wan).unwrap_or(8302),
+        )?,
+    };
+
+    let server = dev || flags.server || file.server.unwrap_or(false);
+    let bootstrap_expect = flags
+        .bootstrap_expect
+        .or(file.bootstrap_expect)
+        .unwrap_or(0);
+    let bootstrap =
+        dev || flags.bootstrap || file.bootstrap.unwrap_or(false) || bootstrap_expect == 1;
+    if bootstrap_expect > 0 && !server {
+        return Err(ConfigError::Invalid(
+            "bootstrap_expect can only be set on a server".into(),
+        ));
+    }
+    if bootstrap_expect > 1 {
+        return Err(ConfigError::Invalid(format!(
+            "bootstrap_expect = {bootstrap_expect}: multi-server clusters are not supported yet; use 1"
+        )));
+    }
+
+    let data_dir = match flags.data_dir.clone().or(file.data_dir.clone()) {
+        Some(dir) => DataDir::Persistent(dir),
+        None if dev => DataDir::Temporary(
+            tempfile::Builder::new()
+                .prefix("shoal-dev-")
+                .tempdir()
+                .map_err(|e| ConfigError::Invalid(format!("creating a temporary data dir: {e}")))?,
+        ),
+        None => {
+            return Err(ConfigError::Invalid(
+                "data_dir cannot be empty: pass -data-dir or set data_dir (or use -dev)".into(),
+            ))
+        }
+    };
+
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let bind_default = if dev { "127.0.0.1" } else { "0.0.0.0" };
+    let bind_text = flags.bind.clone().or(file.bind_addr.clone());
+    let bind_addr = parse_ip("bind_addr", bind_text.as_deref().unwrap_or(bind_default))?;
+    let advertise_addr = match flags.advertise.clone().or(file.advertise_addr.clone()) {
+        Some(a) => parse_ip("advertise_addr", &a)?,
+        None if bind_addr.is_unspecified() => loopback,
+        None => bind_addr,
+    };
+    let client_addr = parse_ip(
+        "client_addr",
+        flags
+            .client
+            .clone()
+            .or(file.client_addr.clone())
+            .as_deref()
+            .unwrap_or("127.0.0.1"),
+    )?;
+
+    let node_name = flags
+        .node
+        .clone()
+        .or(file.node_name.clone())
+        .unwrap_or_else(hostname);
+    if node_name.is_empty()
+        || node_name.len() > 63
+        || !node_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(ConfigError::Invalid(format!(
+            "node_name {node_name:?} must be 1-63 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let datacenter = flags
+        .datacenter
+        .clone()
+        .or(file.datacenter.clone())
+        .unwrap_or_else(|| "dc1".into())
+        .to_lowercase();
+    if datacenter.is_empty()
+        || !datacenter
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::Invalid(format!(
+            "datacenter {datacenter:?} must be letters, digits, '-' or '_'"
+        )));
+    }
+
+    let log_level = flags
+        .log_level
+        .clone()
+        .or(file.log_level.clone())
+        .unwrap_or_else(|| if dev { "debug".into() } else { "info".into() })
+        .to_lowercase();
+    if !matches!(
+        log_level.as_str(),
+        "trace" | "debug" | "info" | "warn" | "err" | "error"
+    ) {
+        return Err(ConfigError::Invalid(format!(
+            "log_level {log_level:?} is not one of trace, debug, info, warn, error"
+        )));
+    }
+
+    let recursors = flags
+        .recursors
+        .iter()
+        .chain(file.recursors.iter().flatten())
+        .map(|r| parse_recursor(r))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    for service in &file.services {
+        if service.name.is_empty() {
+            return Err(ConfigError::Invalid(
+                "a service definition is missing its name".into(),
+            ));
+        }
+    }
+
+    Ok(Config {
+        dev,
+        node_name,
+        datacenter,
+        data_dir,
+        server,
+        bootstrap,
+        bootstrap_expect,
+        bind_addr,
+        advertise_addr,
+        client_addr,
+        ports,
+        log_level,
+        log_json: flags.log_json || file.log_json.unwrap_or(false),
+        enable_local_script_checks: flags.enable_local_script_checks
+            || file.enable_local_script_checks.unwrap_or(false),
+        enable_script_checks: flags.enable_script_checks
+            || file.enable_script_checks.unwrap_or(false),
+        node_meta: file.node_meta.clone().unwrap_or_default(),
+        services: file.services.clone(),
+        checks: file.checks.clone(),
+        domain: normalize_domain(
+            flags
+                .domain
+                .clone()
+                .or(file.domain.clone())
+                .as_deref()
+                .unwrap_or("consul"),
+        ),
+        alt_domain: flags
+            .alt_domain
+            .clone()
+            .or(file.alt_domain.clone())
+            .map(|d| normalize_domain(&d)),
+        recursors,
+        dns: file.dns_config.clone().unwrap_or_default(),
+        retry_join: flags
+            .retry_join
+            .iter()
+            .chain(&flags.join)
+            .cloned()
+            .chain(file.retry_join.iter().flatten().cloned())
+            .chain(file.start_join.iter().flatten().cloned())
+            .collect(),
+    })
+}
+
+/// `consul` and `consul.` both mean the zone `consul.`.
+fn normalize_domain(domain: &str) -> String {
+    let trimmed = domain.trim_end_matches('.').to_lowercase();
+    format!("{trimmed}.")
+}
+
+/// A recursor is `IP` or `IP:port` (default port 53).
+fn parse_recursor(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| ConfigError::Invalid(format!("recursors: {text:?} is not an IP or IP:port")))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_defaults() {
+        let config = load(&Flags {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(config.server && config.bootstrap);
+        assert_eq!(config.ports.http, Some(8500));
+        assert_eq!(config.ports.dns, Some(8600));
+        assert_eq!(config.datacenter, "dc1");
+        assert_eq!(config.domain, "consul.");
+        assert!(config.data_dir.path().exists());
+    }
+
+    #[test]
+    fn flags_override_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        std::fs::write(
+            &path,
+            r#"{"datacenter": "east", "node_name": "file", "ports": {"http": 1234}}"#,
+        )
+        .unwrap();
+        let flags = Flags {
+            dev: true,
+            node: Some("flag".into()),
+            config_files: vec![path],
+            ..Default::default()
+        };
+        let config = load(&flags).unwrap();
+        assert_eq!(config.node_name, "flag");
+        assert_eq!(config.datacenter, "east");
+        assert_eq!(config.ports.http, Some(1234));
+    }
+
+    #[test]
+    fn non_dev_needs_a_data_dir() {
+        let err = load(&Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("data_dir"), "{err}");
+    }
+
+    #[test]
+    fn bad_port_is_refused() {
+        let flags = Flags {
+            dev: true,
+            http_port: Some(70000),
+            ..Default::default()
+        };
+        assert!(load(&flags).unwrap_err().to_string().contains("ports.http"));
+    }
+}

@@ -1,0 +1,157 @@
+//! Key normalization for Consul-style JSON and HCL input.
+//!
+//! Consul reads its API bodies with Go's case-insensitive JSON decoder and its config and
+//! service files with snake_case keys, so `"Name"`, `"name"`, `"service_id"` and
+//! `"ServiceID"` must all land in the same field. [`normalize_keys`] rewrites every known
+//! key to the PascalCase name the wire types use, leaving user-named keys (meta keys,
+//! header names, tagged-address names) exactly as written.
+
+use serde_json::{Map, Value};
+
+/// Every field name of the input types, in its canonical spelling.
+const CANONICAL_KEYS: &[&str] = &[
+    "Address",
+    "Args",
+    "Body",
+    "Check",
+    "CheckID",
+    "Checks",
+    "Datacenter",
+    "Definition",
+    "DeregisterCriticalServiceAfter",
+    "EnableTagOverride",
+    "FailuresBeforeCritical",
+    "FailuresBeforeWarning",
+    "Header",
+    "HTTP",
+    "ID",
+    "Interval",
+    "Kind",
+    "Meta",
+    "Method",
+    "Name",
+    "Node",
+    "NodeMeta",
+    "Notes",
+    "Output",
+    "OutputMaxSize",
+    "Passing",
+    "Port",
+    "ScriptArgs",
+    "Service",
+    "ServiceID",
+    "ServiceName",
+    "ServiceTags",
+    "Services",
+    "SkipNodeUpdate",
+    "Status",
+    "SuccessBeforePassing",
+    "TaggedAddresses",
+    "Tags",
+    "TCP",
+    "Timeout",
+    "TLSServerName",
+    "TLSSkipVerify",
+    "TTL",
+    "Type",
+    "Warning",
+    "Weights",
+];
+
+/// Keys whose object value maps user-chosen names to values: the names are kept verbatim.
+const USER_MAP_KEYS: &[&str] = &["Meta", "NodeMeta", "Header", "TaggedAddresses"];
+
+/// The canonical spelling of `key`, compared without case, `_` or `-`.
+fn canonical(key: &str) -> Option<&'static str> {
+    let folded: String = key
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    CANONICAL_KEYS
+        .iter()
+        .find(|k| k.to_ascii_lowercase() == folded)
+        .copied()
+}
+
+/// Rewrites known keys to their canonical spelling, in place, and returns the paths of keys
+/// it did not know (`service.bogus`), for callers that must refuse them (config files).
+pub fn normalize_keys(value: &mut Value) -> Vec<String> {
+    let mut unknown = Vec::new();
+    normalize(value, "", &mut unknown);
+    unknown
+}
+
+fn normalize(value: &mut Value, path: &str, unknown: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => normalize_object(map, path, unknown),
+        Value::Array(items) => {
+            for item in items {
+                normalize(item, path, unknown);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn normalize_object(map: &mut Map<String, Value>, path: &str, unknown: &mut Vec<String>) {
+    let entries = std::mem::take(map);
+    for (key, mut value) in entries {
+        let child_path = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let Some(canon) = canonical(&key) else {
+            unknown.push(child_path);
+            map.insert(key, value);
+            continue;
+        };
+        if USER_MAP_KEYS.contains(&canon) {
+            if canon == "TaggedAddresses" {
+                if let Value::Object(named) = &mut value {
+                    for (name, address) in named.iter_mut() {
+                        normalize(address, &format!("{child_path}.{name}"), unknown);
+                    }
+                }
+            }
+        } else {
+            normalize(&mut value, &child_path, unknown);
+        }
+        map.insert(canon.to_string(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn snake_and_lower_case_become_canonical() {
+        let mut v = json!({
+            "name": "web", "id": "web1", "port": 80,
+            "check": {"http": "http://x", "interval": "10s", "tls_skip_verify": true,
+                      "deregister_critical_service_after": "1m", "service_id": "web1"},
+            "meta": {"some_key": "v", "Name": "kept"},
+            "tagged_addresses": {"lan": {"address": "1.2.3.4", "port": 8080}}
+        });
+        assert!(normalize_keys(&mut v).is_empty());
+        assert_eq!(
+            v,
+            json!({
+                "Name": "web", "ID": "web1", "Port": 80,
+                "Check": {"HTTP": "http://x", "Interval": "10s", "TLSSkipVerify": true,
+                          "DeregisterCriticalServiceAfter": "1m", "ServiceID": "web1"},
+                "Meta": {"some_key": "v", "Name": "kept"},
+                "TaggedAddresses": {"lan": {"Address": "1.2.3.4", "Port": 8080}}
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_path() {
+        let mut v = json!({"service": {"name": "web", "bogus": 1}});
+        assert_eq!(normalize_keys(&mut v), vec!["service.bogus".to_string()]);
+    }
+}

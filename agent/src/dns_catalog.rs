@@ -1,0 +1,144 @@
+//! The DNS interface's view of the catalog: stale reads through the agent's RPC client,
+//! behind a short-lived cache.
+//!
+//! A burst of identical queries costs one RPC (entries are fresh for [`FRESH_FOR`]), and
+//! when the servers cannot be reached an entry keeps answering for up to `max_stale`, so
+//! DNS rides out a brief server outage as Consul's agent cache does.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use shoal_server::rpc::{Consistency, QueryOptions, Read, ReadResult};
+use shoal_server::structs::{CheckServiceNode, Meta, Node};
+
+use crate::client::RpcClient;
+use crate::dns::{DnsCatalog, LookupError};
+
+/// How long a cached answer is served without asking the servers again.
+const FRESH_FOR: Duration = Duration::from_millis(100);
+
+/// Answers by key, each with the time it was fetched.
+struct Cache<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Cache<K, V> {
+    fn new() -> Self {
+        Cache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K, max_age: Duration) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() <= max_age)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Stores a fresh answer, dropping entries too old to serve even when stale.
+    fn put(&self, key: K, value: V, keep_for: Duration) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, (at, _)| at.elapsed() <= keep_for);
+        entries.insert(key, (Instant::now(), value));
+    }
+}
+
+pub struct AgentDnsCatalog {
+    rpc: RpcClient,
+    datacenter: String,
+    consistency: Consistency,
+    max_stale: Duration,
+    services: Cache<(String, Option<String>), Vec<CheckServiceNode>>,
+    nodes: Cache<String, Option<Node>>,
+}
+
+impl AgentDnsCatalog {
+    pub fn new(rpc: RpcClient, datacenter: String, allow_stale: bool, max_stale: Duration) -> Self {
+        AgentDnsCatalog {
+            rpc,
+            datacenter,
+            consistency: if allow_stale {
+                Consistency::Stale
+            } else {
+                Consistency::Default
+            },
+            max_stale,
+            services: Cache::new(),
+            nodes: Cache::new(),
+        }
+    }
+
+    fn check_datacenter(&self, dc: &str) -> Result<(), LookupError> {
+        if dc.eq_ignore_ascii_case(&self.datacenter) {
+            Ok(())
+        } else {
+            Err(LookupError::UnknownDatacenter(dc.to_string()))
+        }
+    }
+
+    /// Fresh cache hit, else an RPC, else (servers unreachable) a stale cache hit.
+    async fn cached_read<K: Eq + Hash + Clone, V: Clone>(
+        &self,
+        cache: &Cache<K, V>,
+        key: K,
+        read: Read,
+        extract: impl FnOnce(ReadResult) -> Option<V>,
+    ) -> Result<V, LookupError> {
+        if let Some(value) = cache.get(&key, FRESH_FOR) {
+            return Ok(value);
+        }
+        let options = QueryOptions {
+            consistency: self.consistency,
+            ..Default::default()
+        };
+        match self.rpc.read(read, options).await {
+            Ok((_, result)) => {
+                let value = extract(result)
+                    .ok_or_else(|| LookupError::Unavailable("unexpected read result".into()))?;
+                cache.put(key, value.clone(), self.max_stale.max(FRESH_FOR));
+                Ok(value)
+            }
+            Err(e) => cache
+                .get(&key, self.max_stale)
+                .ok_or_else(|| LookupError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+impl DnsCatalog for AgentDnsCatalog {
+    async fn service_nodes(
+        &self,
+        dc: &str,
+        service: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<CheckServiceNode>, LookupError> {
+        self.check_datacenter(dc)?;
+        let key = (service.to_lowercase(), tag.map(str::to_lowercase));
+        let read = Read::HealthServiceNodes {
+            service: key.0.clone(),
+            tags: key.1.iter().cloned().collect(),
+            node_meta: Meta::new(),
+            passing_only: false,
+        };
+        self.cached_read(&self.services, key, read, |result| match result {
+            ReadResult::CheckServiceNodes(nodes) => Some(nodes),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {
+        self.check_datacenter(dc)?;
+        let key = name.to_lowercase();
+        let read = Read::CatalogNodeServices { node: key.clone() };
+        self.cached_read(&self.nodes, key, read, |result| match result {
+            ReadResult::NodeServices(node) => Some(node.map(|n| n.node)),
+            _ => None,
+        })
+        .await
+    }
+}

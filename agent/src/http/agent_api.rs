@@ -1,0 +1,252 @@
+//! `/v1/agent/*`: this agent's own registrations, checks and membership.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json as json_value, Value};
+use shoal_server::structs::{health, CheckDefinition, HealthCheck, NodeService, ServiceDefinition};
+
+use super::error::ApiError;
+use super::request::{decode_json, Params};
+use super::response::json;
+use crate::agent::{Agent, Source};
+use crate::sync::definition_of;
+
+/// Serf's member status codes, which `/v1/agent/members` reports as numbers.
+const MEMBER_ALIVE: u8 = 1;
+
+/// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
+fn agent_service(agent: &Agent, service: &NodeService) -> Value {
+    let mut value = serde_json::to_value(service).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.remove("CreateIndex");
+        map.remove("ModifyIndex");
+        map.insert(
+            "Datacenter".into(),
+            Value::String(agent.config().datacenter.clone()),
+        );
+    }
+    value
+}
+
+pub async fn services(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    params.refuse_filter()?;
+    let services: BTreeMap<String, Value> = agent
+        .local()
+        .services()
+        .iter()
+        .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
+        .collect();
+    json(&services, params.flag("pretty")?)
+}
+
+pub async fn service(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let service = agent
+        .local()
+        .service(&id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+    json(&agent_service(&agent, &service), params.flag("pretty")?)
+}
+
+pub async fn register_service(
+    State(agent): State<Arc<Agent>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let definition: ServiceDefinition = decode_json(&body)?;
+    agent.register_service(definition, Source::Api)?;
+    Ok(ok_empty())
+}
+
+pub async fn deregister_service(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    agent.deregister_service(&id)?;
+    Ok(ok_empty())
+}
+
+pub async fn checks(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    params.refuse_filter()?;
+    let checks: BTreeMap<String, HealthCheck> = agent
+        .local()
+        .checks()
+        .into_iter()
+        .map(|(id, local)| {
+            let mut check = local.check.clone();
+            check.definition = definition_of(&local);
+            (id, check)
+        })
+        .collect();
+    json(&checks, params.flag("pretty")?)
+}
+
+pub async fn register_check(
+    State(agent): State<Arc<Agent>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let definition: CheckDefinition = decode_json(&body)?;
+    agent.register_check(definition, Source::Api)?;
+    Ok(ok_empty())
+}
+
+pub async fn deregister_check(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    agent.deregister_check(&id)?;
+    Ok(ok_empty())
+}
+
+fn ttl(agent: &Agent, id: &str, status: &str, q: Option<String>) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let note = params.get("note").unwrap_or("");
+    agent.update_ttl(id, status, note)?;
+    Ok(ok_empty())
+}
+
+pub async fn check_pass(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    ttl(&agent, &id, health::PASSING, q)
+}
+
+pub async fn check_warn(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    ttl(&agent, &id, health::WARNING, q)
+}
+
+pub async fn check_fail(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    ttl(&agent, &id, health::CRITICAL, q)
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+#[derive(Default)]
+struct CheckUpdateBody {
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Output")]
+    output: String,
+}
+
+pub async fn check_update(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let update: CheckUpdateBody = decode_json(&body)?;
+    if !matches!(
+        update.status.as_str(),
+        health::PASSING | health::WARNING | health::CRITICAL
+    ) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid check status: {:?}",
+            update.status
+        )));
+    }
+    agent.update_ttl(&id, &update.status, &update.output)?;
+    Ok(ok_empty())
+}
+
+/// This agent as a Serf member, with the tags Consul's tools read.
+fn member(agent: &Agent) -> Value {
+    let config = agent.config();
+    json_value!({
+        "Name": config.node_name,
+        "Addr": config.advertise_addr.to_string(),
+        "Port": config.ports.serf_lan,
+        "Tags": {
+            "build": env!("CARGO_PKG_VERSION"),
+            "dc": config.datacenter,
+            "id": agent.node_id(),
+            "port": config.ports.server.to_string(),
+            "role": if agent.is_server() { "consul" } else { "node" },
+            "segment": "",
+            "vsn": "2",
+            "vsn_max": "3",
+            "vsn_min": "2",
+            "wan_join_port": config.ports.serf_wan.to_string(),
+        },
+        "Status": MEMBER_ALIVE,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
+}
+
+pub async fn members(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    json(&vec![member(&agent)], params.flag("pretty")?)
+}
+
+pub async fn self_info(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let config = agent.config();
+    let body = json_value!({
+        "Config": {
+            "Datacenter": config.datacenter,
+            "PrimaryDatacenter": config.datacenter,
+            "NodeName": config.node_name,
+            "NodeID": agent.node_id(),
+            "Server": agent.is_server(),
+            "Revision": "",
+            "Version": env!("CARGO_PKG_VERSION"),
+            "BuildDate": "",
+        },
+        "Member": member(&agent),
+        "Meta": config.node_meta,
+        "Stats": {
+            "agent": {
+                "checks": agent.local().checks().len().to_string(),
+                "services": agent.local().services().len().to_string(),
+                "uptime_seconds": agent.uptime().as_secs().to_string(),
+            }
+        },
+    });
+    json(&body, params.flag("pretty")?)
+}
+
+pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    agent.request_shutdown();
+    Ok(ok_empty())
+}
+
+/// Consul answers agent writes with 200 and an empty body.
+fn ok_empty() -> Response {
+    axum::http::StatusCode::OK.into_response()
+}

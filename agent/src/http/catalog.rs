@@ -1,0 +1,215 @@
+//! `/v1/catalog/*` and `/v1/health/*`: reads of the catalog through the servers, and the
+//! catalog's direct register/deregister.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use shoal_server::rpc::{QueryMeta, Read, ReadResult, Request};
+use shoal_server::structs::{health, Command, DeregisterRequest, RegisterRequest};
+
+use super::error::ApiError;
+use super::request::{decode_json, Params};
+use super::response::{json, query_json};
+use crate::agent::Agent;
+
+/// Runs a catalog read with the request's blocking and consistency options.
+async fn read(
+    agent: &Agent,
+    params: &Params,
+    read: Read,
+) -> Result<(QueryMeta, ReadResult), ApiError> {
+    check_datacenter(agent, params)?;
+    params.refuse_filter()?;
+    let options = params.query_options()?;
+    Ok(agent.rpc().read(read, options).await?)
+}
+
+/// Other datacenters are reached through WAN federation, which is not built yet.
+pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
+    match params.get("dc") {
+        Some(dc) if !dc.is_empty() && !dc.eq_ignore_ascii_case(&agent.config().datacenter) => {
+            Err(ApiError::internal("No path to datacenter"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn unexpected() -> ApiError {
+    ApiError::internal("unexpected read result from server")
+}
+
+macro_rules! respond {
+    ($params:expr, $meta:expr, $result:expr, $variant:ident) => {
+        match $result {
+            ReadResult::$variant(value) => query_json(&$meta, &value, $params.flag("pretty")?),
+            _ => Err(unexpected()),
+        }
+    };
+}
+
+pub async fn services(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let node_meta = params.node_meta()?;
+    let (meta, result) = read(&agent, &params, Read::CatalogServices { node_meta }).await?;
+    respond!(params, meta, result, Services)
+}
+
+pub async fn nodes(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let node_meta = params.node_meta()?;
+    let (meta, result) = read(&agent, &params, Read::CatalogNodes { node_meta }).await?;
+    respond!(params, meta, result, Nodes)
+}
+
+pub async fn datacenters(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    match agent.rpc().call(Request::Datacenters).await? {
+        shoal_server::rpc::Response::Datacenters(dcs) => json(&dcs, params.flag("pretty")?),
+        _ => Err(unexpected()),
+    }
+}
+
+pub async fn service_nodes(
+    State(agent): State<Arc<Agent>>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read_req = Read::CatalogServiceNodes {
+        service,
+        tags: params.all("tag"),
+        node_meta: params.node_meta()?,
+    };
+    let (meta, result) = read(&agent, &params, read_req).await?;
+    respond!(params, meta, result, ServiceNodes)
+}
+
+pub async fn node_services(
+    State(agent): State<Arc<Agent>>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (meta, result) = read(&agent, &params, Read::CatalogNodeServices { node }).await?;
+    respond!(params, meta, result, NodeServices)
+}
+
+pub async fn register(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    let mut request: RegisterRequest = decode_json(&body)?;
+    if request.node.is_empty() {
+        return Err(ApiError::bad_request("Missing node name"));
+    }
+    if request.address.is_empty() && !request.skip_node_update {
+        return Err(ApiError::bad_request("Missing node address"));
+    }
+    if let Some(service) = &request.service {
+        if service.service.is_empty() {
+            return Err(ApiError::bad_request("Missing service name"));
+        }
+    }
+    if request.datacenter.is_empty() {
+        request.datacenter = agent.config().datacenter.clone();
+    }
+    agent.rpc().apply(Command::Register(request)).await?;
+    json(&true, false)
+}
+
+pub async fn deregister(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    let request: DeregisterRequest = decode_json(&body)?;
+    if request.node.is_empty() {
+        return Err(ApiError::bad_request("Missing node name"));
+    }
+    agent.rpc().apply(Command::Deregister(request)).await?;
+    json(&true, false)
+}
+
+pub async fn health_service(
+    State(agent): State<Arc<Agent>>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read_req = Read::HealthServiceNodes {
+        service,
+        tags: params.all("tag"),
+        node_meta: params.node_meta()?,
+        passing_only: params.flag("passing")?,
+    };
+    let (meta, result) = read(&agent, &params, read_req).await?;
+    respond!(params, meta, result, CheckServiceNodes)
+}
+
+pub async fn health_service_checks(
+    State(agent): State<Arc<Agent>>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (meta, result) = read(&agent, &params, Read::HealthServiceChecks { service }).await?;
+    respond!(params, meta, result, Checks)
+}
+
+pub async fn health_node(
+    State(agent): State<Arc<Agent>>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (meta, result) = read(&agent, &params, Read::HealthNodeChecks { node }).await?;
+    respond!(params, meta, result, Checks)
+}
+
+pub async fn health_state(
+    State(agent): State<Arc<Agent>>,
+    Path(state): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    if state != health::ANY
+        && !matches!(
+            state.as_str(),
+            health::PASSING | health::WARNING | health::CRITICAL
+        )
+    {
+        return Err(ApiError::bad_request(format!("Invalid state: {state}")));
+    }
+    let (meta, result) = read(&agent, &params, Read::HealthChecksInState { state }).await?;
+    respond!(params, meta, result, Checks)
+}
+
+pub async fn status_leader(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    match agent.rpc().call(Request::StatusLeader).await? {
+        shoal_server::rpc::Response::Leader(addr) => json(&addr, false),
+        _ => Err(unexpected()),
+    }
+}
+
+pub async fn status_peers(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    match agent.rpc().call(Request::StatusPeers).await? {
+        shoal_server::rpc::Response::Peers(peers) => json(&peers, false),
+        _ => Err(unexpected()),
+    }
+}

@@ -1,0 +1,68 @@
+//! The HTTP API (Consul's `/v1/...`), served with axum.
+//!
+//! Handlers only translate: they parse the request, call the [`Agent`] (local
+//! registrations) or its RPC client (catalog reads and writes), and render Consul's JSON.
+
+mod agent_api;
+mod catalog;
+mod error;
+mod request;
+mod response;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::Router;
+
+use crate::agent::Agent;
+
+pub use request::decode_json;
+
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/agent/services", get(agent_api::services))
+        .route("/v1/agent/service/{id}", get(agent_api::service))
+        .route(
+            "/v1/agent/service/register",
+            put(agent_api::register_service),
+        )
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            put(agent_api::deregister_service),
+        )
+        .route("/v1/agent/checks", get(agent_api::checks))
+        .route("/v1/agent/check/register", put(agent_api::register_check))
+        .route(
+            "/v1/agent/check/deregister/{id}",
+            put(agent_api::deregister_check),
+        )
+        .route("/v1/agent/check/pass/{id}", put(agent_api::check_pass))
+        .route("/v1/agent/check/warn/{id}", put(agent_api::check_warn))
+        .route("/v1/agent/check/fail/{id}", put(agent_api::check_fail))
+        .route("/v1/agent/check/update/{id}", put(agent_api::check_update))
+        .route("/v1/agent/self", get(agent_api::self_info))
+        .route("/v1/agent/members", get(agent_api::members))
+        .route("/v1/agent/leave", put(agent_api::leave))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/service/{name}", get(catalog::service_nodes))
+        .route("/v1/catalog/node/{node}", get(catalog::node_services))
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister))
+        .route("/v1/health/service/{name}", get(catalog::health_service))
+        .route(
+            "/v1/health/checks/{service}",
+            get(catalog::health_service_checks),
+        )
+        .route("/v1/health/node/{node}", get(catalog::health_node))
+        .route("/v1/health/state/{state}", get(catalog::health_state))
+        .route("/v1/status/leader", get(catalog::status_leader))
+        .route("/v1/status/peers", get(catalog::status_peers))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        })
+        .with_state(agent)
+}

@@ -1,0 +1,19 @@
+//! The Shoal agent: what runs on every host.
+//!
+//! [`agent::Agent`] holds the node's own registrations ([`local`]), runs their [`checks`],
+//! keeps the catalog in line with them ([`sync`]), and reaches the servers through
+//! [`client`] (in-process in server mode). [`http`] and [`dns`] are the ways in;
+//! [`serve::run`] wires it all together for `shoal agent`.
+
+pub mod agent;
+pub mod checks;
+pub mod client;
+pub mod config;
+pub mod decode;
+pub mod dns;
+pub mod dns_catalog;
+pub mod http;
+pub mod local;
+pub mod persist;
+pub mod serve;
+pub mod sync;

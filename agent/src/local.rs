@@ -1,0 +1,231 @@
+//! The agent's local state: the services and checks registered with *this* agent.
+//!
+//! This is the agent's source of truth for its own node; anti-entropy ([`crate::sync`])
+//! makes the catalog match it. Every change wakes the syncer through [`LocalState::changed`].
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use shoal_server::structs::{health, CheckDefinition, HealthCheck, NodeService};
+use tokio::sync::Notify;
+
+/// A check with the definition it runs from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalCheck {
+    #[serde(rename = "Check")]
+    pub check: HealthCheck,
+    #[serde(rename = "Definition")]
+    pub definition: CheckDefinition,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    services: BTreeMap<String, NodeService>,
+    checks: BTreeMap<String, LocalCheck>,
+    /// When each check turned critical, for `DeregisterCriticalServiceAfter`.
+    critical_since: BTreeMap<String, Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct LocalState {
+    inner: Mutex<Inner>,
+    changed: Notify,
+}
+
+impl LocalState {
+    pub fn new() -> LocalState {
+        LocalState::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves when something changed that the catalog should learn about.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    fn notify(&self) {
+        self.changed.notify_one();
+    }
+
+    pub fn add_service(&self, service: NodeService) {
+        self.lock().services.insert(service.id.clone(), service);
+        self.notify();
+    }
+
+    /// Removes a service and returns the IDs of the checks bound to it, which go with it.
+    pub fn remove_service(&self, id: &str) -> Option<(NodeService, Vec<String>)> {
+        let mut inner = self.lock();
+        let service = inner.services.remove(id)?;
+        let bound: Vec<String> = inner
+            .checks
+            .iter()
+            .filter(|(_, c)| c.check.service_id == id)
+            .map(|(check_id, _)| check_id.clone())
+            .collect();
+        for check_id in &bound {
+            inner.checks.remove(check_id);
+            inner.critical_since.remove(check_id);
+        }
+        drop(inner);
+        self.notify();
+        Some((service, bound))
+    }
+
+    pub fn add_check(&self, check: LocalCheck) {
+        let mut inner = self.lock();
+        let id = check.check.check_id.clone();
+        if check.check.status == health::CRITICAL {
+            inner
+                .critical_since
+                .entry(id.clone())
+                .or_insert_with(Instant::now);
+        } else {
+            inner.critical_since.remove(&id);
+        }
+        inner.checks.insert(id, check);
+        drop(inner);
+        self.notify();
+    }
+
+    pub fn remove_check(&self, id: &str) -> Option<LocalCheck> {
+        let mut inner = self.lock();
+        inner.critical_since.remove(id);
+        let removed = inner.checks.remove(id);
+        drop(inner);
+        if removed.is_some() {
+            self.notify();
+        }
+        removed
+    }
+
+    /// Records a check result. Returns the updated check when its status changed (the caller
+    /// persists it); output-only changes are kept and reach the catalog with the next sync.
+    pub fn update_check(&self, id: &str, status: &str, output: &str) -> Option<LocalCheck> {
+        let mut inner = self.lock();
+        let local = inner.checks.get_mut(id)?;
+        local.check.output = output.to_string();
+        if local.check.status == status {
+            return None;
+        }
+        local.check.status = status.to_string();
+        let updated = local.clone();
+        if status == health::CRITICAL {
+            inner.critical_since.insert(id.to_string(), Instant::now());
+        } else {
+            inner.critical_since.remove(id);
+        }
+        drop(inner);
+        self.notify();
+        Some(updated)
+    }
+
+    pub fn services(&self) -> BTreeMap<String, NodeService> {
+        self.lock().services.clone()
+    }
+
+    pub fn service(&self, id: &str) -> Option<NodeService> {
+        self.lock().services.get(id).cloned()
+    }
+
+    pub fn checks(&self) -> BTreeMap<String, LocalCheck> {
+        self.lock().checks.clone()
+    }
+
+    pub fn check(&self, id: &str) -> Option<LocalCheck> {
+        self.lock().checks.get(id).cloned()
+    }
+
+    /// Services whose check has been critical for longer than its
+    /// `DeregisterCriticalServiceAfter`, as Consul's reaper finds them.
+    pub fn services_to_reap(&self, now: Instant) -> Vec<String> {
+        let inner = self.lock();
+        let mut ids: Vec<String> = inner
+            .checks
+            .iter()
+            .filter_map(|(id, local)| {
+                let after = local.definition.deregister_critical_service_after.0;
+                let since = inner.critical_since.get(id)?;
+                let reap = !after.is_zero()
+                    && !local.check.service_id.is_empty()
+                    && now.duration_since(*since) >= after;
+                reap.then(|| local.check.service_id.clone())
+            })
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn check(id: &str, service_id: &str, status: &str, reap_after: Duration) -> LocalCheck {
+        LocalCheck {
+            check: HealthCheck {
+                check_id: id.into(),
+                service_id: service_id.into(),
+                status: status.into(),
+                ..Default::default()
+            },
+            definition: CheckDefinition {
+                deregister_critical_service_after: reap_after.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn removing_a_service_takes_its_checks() {
+        let state = LocalState::new();
+        state.add_service(NodeService {
+            id: "web1".into(),
+            service: "web".into(),
+            ..Default::default()
+        });
+        state.add_check(check("c1", "web1", health::PASSING, Duration::ZERO));
+        state.add_check(check("c2", "", health::PASSING, Duration::ZERO));
+        let (_, removed) = state.remove_service("web1").unwrap();
+        assert_eq!(removed, vec!["c1".to_string()]);
+        assert_eq!(state.checks().keys().collect::<Vec<_>>(), vec!["c2"]);
+    }
+
+    #[test]
+    fn update_reports_status_changes_only() {
+        let state = LocalState::new();
+        state.add_check(check("c1", "", health::CRITICAL, Duration::ZERO));
+        assert!(state
+            .update_check("c1", health::CRITICAL, "still bad")
+            .is_none());
+        assert_eq!(state.check("c1").unwrap().check.output, "still bad");
+        assert!(state.update_check("c1", health::PASSING, "ok").is_some());
+        assert!(state.update_check("nope", health::PASSING, "").is_none());
+    }
+
+    #[test]
+    fn reaps_after_critical_long_enough() {
+        let state = LocalState::new();
+        state.add_check(check(
+            "c1",
+            "web1",
+            health::CRITICAL,
+            Duration::from_secs(60),
+        ));
+        let now = Instant::now();
+        assert!(state.services_to_reap(now).is_empty());
+        assert_eq!(
+            state.services_to_reap(now + Duration::from_secs(61)),
+            vec!["web1".to_string()]
+        );
+        state.update_check("c1", health::PASSING, "");
+        assert!(state
+            .services_to_reap(now + Duration::from_secs(61))
+            .is_empty());
+    }
+}
