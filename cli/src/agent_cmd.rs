@@ -1,0 +1,164 @@
+//! `shoal agent`: Consul's agent flags, turned into [`shoal_agent::config::Flags`].
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use shoal_agent::config::{self, Flags};
+
+/// Flags of `shoal agent` (Consul's names; one dash or two).
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// One node, server and client, data in a temporary directory.
+    #[arg(long)]
+    pub dev: bool,
+    /// Run in server mode: keep the catalog and take part in Raft.
+    #[arg(long)]
+    pub server: bool,
+    /// Form a single-server cluster on first start.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// Servers to wait for before bootstrapping.
+    #[arg(long = "bootstrap-expect", value_name = "N")]
+    pub bootstrap_expect: Option<u32>,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Datacenter (default dc1).
+    #[arg(long)]
+    pub datacenter: Option<String>,
+    /// Address for cluster traffic (gossip and server RPC).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Address advertised to other nodes (default: the bind address).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Address for the HTTP and DNS interfaces (default 127.0.0.1).
+    #[arg(long)]
+    pub client: Option<String>,
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A JSON or HCL config file; repeatable.
+    #[arg(long = "config-file", value_name = "FILE")]
+    pub config_file: Vec<PathBuf>,
+    /// A directory of .json/.hcl config files; repeatable.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+    #[arg(long = "http-port", allow_hyphen_values = true)]
+    pub http_port: Option<i32>,
+    #[arg(long = "dns-port", allow_hyphen_values = true)]
+    pub dns_port: Option<i32>,
+    #[arg(long = "server-port")]
+    pub server_port: Option<i32>,
+    #[arg(long = "serf-lan-port")]
+    pub serf_lan_port: Option<i32>,
+    #[arg(long = "serf-wan-port")]
+    pub serf_wan_port: Option<i32>,
+    /// trace, debug, info, warn or error.
+    #[arg(long = "log-level")]
+    pub log_level: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long = "log-json")]
+    pub log_json: bool,
+    /// Allow script checks from config files.
+    #[arg(long = "enable-local-script-checks")]
+    pub enable_local_script_checks: bool,
+    /// Allow script checks from anywhere, the HTTP API included.
+    #[arg(long = "enable-script-checks")]
+    pub enable_script_checks: bool,
+    /// DNS domain (default consul).
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long = "alt-domain")]
+    pub alt_domain: Option<String>,
+    /// Upstream DNS server for names outside the domain; repeatable.
+    #[arg(long)]
+    pub recursor: Vec<String>,
+    /// Address of an agent to join at start; repeatable.
+    #[arg(long)]
+    pub join: Vec<String>,
+    /// Like -join, retrying until it succeeds; repeatable.
+    #[arg(long = "retry-join")]
+    pub retry_join: Vec<String>,
+}
+
+impl AgentArgs {
+    fn into_flags(self) -> Flags {
+        Flags {
+            dev: self.dev,
+            server: self.server,
+            bootstrap: self.bootstrap,
+            bootstrap_expect: self.bootstrap_expect,
+            node: self.node,
+            datacenter: self.datacenter,
+            bind: self.bind,
+            advertise: self.advertise,
+            client: self.client,
+            data_dir: self.data_dir,
+            config_files: self.config_file,
+            config_dirs: self.config_dir,
+            http_port: self.http_port,
+            dns_port: self.dns_port,
+            server_port: self.server_port,
+            serf_lan_port: self.serf_lan_port,
+            serf_wan_port: self.serf_wan_port,
+            log_level: self.log_level,
+            log_json: self.log_json,
+            enable_local_script_checks: self.enable_local_script_checks,
+            enable_script_checks: self.enable_script_checks,
+            domain: self.domain,
+            alt_domain: self.alt_domain,
+            recursors: self.recursor,
+            retry_join: self.retry_join,
+            join: self.join,
+        }
+    }
+}
+
+/// Runs the agent until SIGINT/SIGTERM or `/v1/agent/leave`.
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let config = config::load(&args.into_flags())?;
+    init_logging(&config.log_level, config.log_json);
+    // Ignoring the error is right: it only says a provider was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(shoal_agent::serve::run(config, shutdown_signal()))?;
+    Ok(())
+}
+
+fn init_logging(level: &str, json: bool) {
+    let level = if level == "err" { "error" } else { level };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,179 @@
+//! The `shoal` command line: one module per command, this one only dispatches.
+
+mod catalog;
+mod force_leave;
+mod join;
+mod leave;
+mod members;
+mod services;
+mod version;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::agent_cmd::{self, AgentArgs};
+use crate::flags::HttpArgs;
+
+/// Shoal: service discovery, compatible with Consul's CLI and HTTP API.
+///
+/// Long flags may be written with one dash, as Consul's are, or two.
+#[derive(Parser, Debug)]
+#[command(name = "shoal", disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a Shoal agent
+    Agent(Box<AgentArgs>),
+    /// Read the catalog
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::Command,
+    },
+    /// Force a member of the cluster to enter the "left" state
+    ForceLeave(force_leave::Args),
+    /// Tell the agent to join a cluster
+    Join(join::Args),
+    /// Gracefully leave the cluster and shut the agent down
+    Leave(leave::Args),
+    /// List the members of the cluster
+    Members(members::Args),
+    /// Register or deregister services with the agent
+    Services {
+        #[command(subcommand)]
+        command: services::Command,
+    },
+    /// Print the Shoal version
+    Version,
+}
+
+/// Runs the parsed command. `shoal agent` builds its own runtime; the commands that
+/// talk to an agent share a small single-threaded one, which is all one request needs.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let http = &cli.http;
+    match cli.command {
+        Command::Agent(args) => {
+            if http.http_addr.is_some() {
+                bail!("-http-addr is for commands that talk to an agent, not for `shoal agent`");
+            }
+            agent_cmd::run(*args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            version::run();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Members(args) => block_on(members::run(args, http)),
+        Command::Join(args) => block_on(join::run(args, http)).map(success),
+        Command::Leave(args) => block_on(leave::run(args, http)).map(success),
+        Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
+        Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
+        Command::Services { command } => block_on(services::run(command, http)).map(success),
+    }
+}
+
+fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(future)
+}
+
+fn success(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(crate::argv::normalize(argv.iter().map(Into::into)))
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn http_addr_before_or_after_the_subcommand() {
+        let cli = parse(&["shoal", "-http-addr", "127.0.0.2:8500", "members"]).unwrap();
+        assert_eq!(cli.http.http_addr.as_deref(), Some("127.0.0.2:8500"));
+        let cli = parse(&[
+            "shoal",
+            "catalog",
+            "nodes",
+            "-http-addr=h:1",
+            "-datacenter",
+            "dc2",
+            "-stale",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Catalog { .. }));
+    }
+
+    #[test]
+    fn consul_spellings_parse() {
+        for argv in [
+            &[
+                "shoal",
+                "members",
+                "-detailed",
+                "-status",
+                "alive|failed",
+                "-wan",
+            ][..],
+            &["shoal", "join", "-wan", "10.0.0.1", "10.0.0.2:8302"],
+            &["shoal", "force-leave", "-prune", "node1"],
+            &["shoal", "leave"],
+            &["shoal", "catalog", "datacenters"],
+            &[
+                "shoal",
+                "catalog",
+                "nodes",
+                "-service",
+                "web",
+                "-detailed",
+                "-node-meta",
+                "k=v",
+            ],
+            &[
+                "shoal",
+                "catalog",
+                "services",
+                "-tags",
+                "-node",
+                "n1",
+                "-node-meta",
+                "k=v",
+            ],
+            &[
+                "shoal", "services", "register", "-name", "web", "-port", "80", "-tag", "a",
+                "-meta", "k=v",
+            ],
+            &["shoal", "services", "register", "web.json", "db.hcl"],
+            &["shoal", "services", "deregister", "-id", "web-1"],
+            &["shoal", "version"],
+            &["shoal", "agent", "-dev"],
+        ] {
+            parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        assert!(parse(&["shoal", "members", "-nope"]).is_err());
+        assert!(parse(&["shoal", "join"]).is_err());
+        assert!(parse(&["shoal", "catalog", "nodes", "-node-meta", "novalue"]).is_err());
+    }
+}
