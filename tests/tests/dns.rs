@@ -1,0 +1,99 @@
+//! DNS answered by a real agent, asked with `dig` (from dnsutils) as operators would.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use shoal_tests::{eventually, AgentProc};
+
+fn dig(agent: &AgentProc, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .arg(format!("@{}", agent.ip))
+        .args(["-p", &agent.ports.dns.to_string(), "+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig is installed (apt dnsutils)");
+    assert!(
+        out.status.success(),
+        "dig failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn service_node_and_negative_answers() {
+    let agent = AgentProc::start(&["-dev", "-node", "alpha"]);
+    for (id, addr, status, tag) in [
+        ("web1", "10.0.0.1", "passing", "v1"),
+        ("web2", "10.0.0.2", "warning", "v2"),
+        ("web3", "10.0.0.3", "critical", "v1"),
+    ] {
+        let body = json!({"Name": "web", "ID": id, "Address": addr, "Port": 8080, "Tags": [tag],
+                          "Check": {"CheckID": id, "TTL": "10m", "Status": status}});
+        assert_eq!(
+            agent
+                .put("/v1/agent/service/register", &body.to_string())
+                .status,
+            200
+        );
+    }
+    let answer = eventually(Duration::from_secs(10), "two healthy A records", || {
+        let text = dig(&agent, &["web.service.consul", "A", "+short"]);
+        (sorted_lines(&text).len() == 2).then_some(text)
+    });
+    assert_eq!(
+        sorted_lines(&answer),
+        ["10.0.0.1", "10.0.0.2"],
+        "critical web3 must be excluded"
+    );
+
+    assert_eq!(
+        sorted_lines(&dig(&agent, &["v1.web.service.consul", "+short"])),
+        ["10.0.0.1"]
+    );
+    assert_eq!(
+        sorted_lines(&dig(&agent, &["WEB.Service.dc1.Consul.", "+short"])).len(),
+        2
+    );
+
+    let srv = dig(&agent, &["_web._tcp.service.consul", "SRV"]);
+    assert!(srv.contains("status: NOERROR"), "{srv}");
+    assert!(srv.contains("8080"), "{srv}");
+    assert!(
+        srv.contains("ADDITIONAL SECTION"),
+        "SRV targets' addresses go in ADDITIONAL: {srv}"
+    );
+
+    let node = dig(&agent, &["alpha.node.consul", "+short"]);
+    assert_eq!(node.trim(), "127.0.0.1");
+
+    let missing = dig(&agent, &["nope.service.consul"]);
+    assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+    assert!(
+        missing.contains("AUTHORITY SECTION") && missing.contains("SOA"),
+        "{missing}"
+    );
+
+    let other_dc = dig(&agent, &["web.service.dc9.consul"]);
+    assert!(other_dc.contains("status: NXDOMAIN"), "{other_dc}");
+
+    let outside = dig(&agent, &["example.org"]);
+    assert!(
+        outside.contains("status: REFUSED"),
+        "no recursor configured: {outside}"
+    );
+
+    let tcp = dig(&agent, &["+tcp", "web.service.consul", "+short"]);
+    assert_eq!(sorted_lines(&tcp).len(), 2);
+}

@@ -1,0 +1,340 @@
+//! The HTTP API of one `-dev` agent, driven as a Consul client would.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shoal_tests::{eventually, AgentProc};
+
+fn health_ids(agent: &AgentProc, query: &str) -> Vec<String> {
+    let r = agent.get(&format!("/v1/health/service/web{query}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut ids: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Service"]["ID"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn register_query_deregister_round_trip() {
+    let agent = AgentProc::start(&["-dev"]);
+    let r = agent.put(
+        "/v1/agent/service/register",
+        &json!({"Name": "web", "ID": "web1", "Tags": ["v1", "primary"], "Port": 8080,
+                "Address": "10.0.0.5", "Meta": {"version": "1.2"},
+                "Weights": {"Passing": 3, "Warning": 1}})
+        .to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let services = agent.get("/v1/agent/services").json();
+    assert_eq!(services["web1"]["Service"], "web");
+    assert_eq!(services["web1"]["Port"], 8080);
+    assert_eq!(services["web1"]["Weights"]["Passing"], 3);
+    assert_eq!(
+        agent.get("/v1/agent/service/web1").json()["Meta"]["version"],
+        "1.2"
+    );
+    assert_eq!(agent.get("/v1/agent/service/nope").status, 404);
+
+    // Anti-entropy carries it into the catalog.
+    let catalog = eventually(Duration::from_secs(5), "service in catalog", || {
+        let r = agent.get("/v1/catalog/service/web");
+        let rows = r.json();
+        (rows.as_array().unwrap().len() == 1).then_some(rows)
+    });
+    assert_eq!(catalog[0]["ServiceID"], "web1");
+    assert_eq!(catalog[0]["ServiceAddress"], "10.0.0.5");
+    assert_eq!(catalog[0]["ServiceTags"], json!(["v1", "primary"]));
+    assert_eq!(catalog[0]["Datacenter"], "dc1");
+
+    let services = agent.get("/v1/catalog/services");
+    assert_eq!(services.json()["web"], json!(["primary", "v1"]));
+    assert!(services.index() > 0);
+    assert_eq!(services.header("X-Consul-KnownLeader"), Some("true"));
+    assert!(services.header("X-Consul-LastContact").is_some());
+
+    assert_eq!(
+        agent
+            .get("/v1/catalog/service/web?tag=v1")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        agent
+            .get("/v1/catalog/service/web?tag=v2")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let nodes = agent.get("/v1/catalog/nodes").json();
+    let node_name = nodes[0]["Node"].as_str().unwrap().to_string();
+    let node = agent.get(&format!("/v1/catalog/node/{node_name}")).json();
+    assert_eq!(node["Services"]["web1"]["Service"], "web");
+    assert_eq!(agent.get("/v1/catalog/datacenters").json(), json!(["dc1"]));
+
+    // The agent's node carries serfHealth.
+    let node_checks = eventually(Duration::from_secs(5), "serfHealth", || {
+        let checks = agent.get(&format!("/v1/health/node/{node_name}")).json();
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["CheckID"] == "serfHealth")
+            .cloned()
+    });
+    assert_eq!(node_checks["Status"], "passing");
+
+    let r = agent.put("/v1/agent/service/deregister/web1", "");
+    assert_eq!(r.status, 200);
+    eventually(Duration::from_secs(5), "service gone from catalog", || {
+        agent
+            .get("/v1/catalog/service/web")
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    });
+    assert_eq!(
+        agent.put("/v1/agent/service/deregister/web1", "").status,
+        404
+    );
+}
+
+#[test]
+fn ttl_checks_drive_health_and_passing_filter() {
+    let agent = AgentProc::start(&["-dev"]);
+    for id in ["web1", "web2"] {
+        let body = json!({"Name": "web", "ID": id, "Port": 80,
+                          "Check": {"CheckID": format!("ttl-{id}"), "TTL": "30s"}});
+        assert_eq!(
+            agent
+                .put("/v1/agent/service/register", &body.to_string())
+                .status,
+            200
+        );
+    }
+    // TTL checks start critical: nothing passes yet.
+    eventually(Duration::from_secs(5), "two instances in health", || {
+        (health_ids(&agent, "").len() == 2).then_some(())
+    });
+    assert!(health_ids(&agent, "?passing").is_empty());
+
+    assert_eq!(
+        agent
+            .put("/v1/agent/check/pass/ttl-web1?note=fine", "")
+            .status,
+        200
+    );
+    eventually(Duration::from_secs(5), "web1 passing", || {
+        (health_ids(&agent, "?passing") == ["web1"]).then_some(())
+    });
+    let checks = agent.get("/v1/agent/checks").json();
+    assert_eq!(checks["ttl-web1"]["Status"], "passing");
+    assert_eq!(checks["ttl-web1"]["Output"], "fine");
+    assert_eq!(checks["ttl-web1"]["ServiceName"], "web");
+
+    let r = agent.put(
+        "/v1/agent/check/update/ttl-web2",
+        r#"{"Status": "warning", "Output": "slow"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let warning = eventually(Duration::from_secs(5), "web2 warning in catalog", || {
+        let r = agent.get("/v1/health/state/warning").json();
+        r.as_array().unwrap().first().cloned()
+    });
+    assert_eq!(warning["CheckID"], "ttl-web2");
+    assert_eq!(warning["Output"], "slow");
+    assert_eq!(
+        agent
+            .put("/v1/agent/check/update/ttl-web2", r#"{"Status": "bogus"}"#)
+            .status,
+        400
+    );
+    assert_eq!(agent.put("/v1/agent/check/pass/unknown", "").status, 404);
+
+    let checks = agent.get("/v1/health/checks/web").json();
+    assert_eq!(checks.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn blocking_query_parks_until_the_service_changes() {
+    let agent = AgentProc::start(&["-dev"]);
+    let first = agent.get("/v1/health/service/web");
+    let index = first.index();
+
+    let url = agent.url(&format!("/v1/health/service/web?index={index}&wait=30s"));
+    let waiter = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let r = shoal_tests::http_client().get(url).send().unwrap();
+        let new_index: u64 = r.headers()["X-Consul-Index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: Value = r.json().unwrap();
+        (started.elapsed(), new_index, body)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !waiter.is_finished(),
+        "blocking query returned before any change"
+    );
+    // A change to another service must not wake it.
+    agent.put("/v1/agent/service/register", r#"{"Name": "db"}"#);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiter.is_finished(), "a change to db woke a query on web");
+
+    agent.put(
+        "/v1/agent/service/register",
+        r#"{"Name": "web", "Port": 1}"#,
+    );
+    let (elapsed, new_index, body) = waiter.join().unwrap();
+    assert!(new_index > index);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert_eq!(body.as_array().unwrap().len(), 1);
+
+    // A wait that ends without change returns the same index.
+    let started = std::time::Instant::now();
+    let r = agent.get(&format!(
+        "/v1/health/service/web?index={new_index}&wait=200ms"
+    ));
+    assert_eq!(r.index(), new_index);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let agent = AgentProc::start(&["-dev"]);
+    let cases = [
+        ("/v1/agent/service/register", "{not json", "decode"),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "web", "Port": "eighty"}"#,
+            "Port",
+        ),
+        (
+            "/v1/agent/service/register",
+            r#"{"Port": 80}"#,
+            "Missing service name",
+        ),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "web", "Check": {"HTTP": "http://x", "Interval": "soon"}}"#,
+            "Interval",
+        ),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "web", "Check": {"Interval": "10s"}}"#,
+            "check",
+        ),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "web", "Check": {"Args": ["true"], "Interval": "10s"}}"#,
+            "Scripts are disabled",
+        ),
+        (
+            "/v1/agent/check/register",
+            r#"{"Name": "c", "TTL": "10s", "ServiceID": "missing"}"#,
+            "does not exist",
+        ),
+        (
+            "/v1/catalog/register",
+            r#"{"Address": "1.2.3.4"}"#,
+            "Missing node",
+        ),
+        ("/v1/agent/service/register", "", "empty body"),
+    ];
+    for (path, body, reason) in cases {
+        let r = agent.put(path, body);
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        assert!(
+            r.body.contains(reason),
+            "{path} {body}: want {reason:?} in {:?}",
+            r.body
+        );
+    }
+    assert!(
+        agent
+            .get("/v1/agent/services")
+            .json()
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "nothing half-registered"
+    );
+
+    assert_eq!(agent.get("/v1/health/service/web?index=abc").status, 400);
+    assert_eq!(agent.get("/v1/health/service/web?wait=forever").status, 400);
+    assert_eq!(agent.get("/v1/health/state/bogus").status, 400);
+    assert_eq!(agent.get("/v1/no/such/path").status, 404);
+    assert_eq!(agent.request("DELETE", "/v1/agent/services").status, 405);
+    assert_eq!(agent.get("/v1/agent/service/register").status, 405);
+    let r = agent.get("/v1/catalog/services?dc=elsewhere");
+    assert_eq!((r.status, r.body.trim()), (500, "No path to datacenter"));
+}
+
+#[test]
+fn catalog_register_and_health_state() {
+    let agent = AgentProc::start(&["-dev"]);
+    let body = json!({
+        "Node": "external", "Address": "192.0.2.10", "NodeMeta": {"rack": "r1"},
+        "Service": {"Service": "ext", "ID": "ext1", "Port": 5000},
+        "Check": {"CheckID": "ext-check", "Name": "ext", "Status": "critical", "ServiceID": "ext1"}
+    });
+    let r = agent.put("/v1/catalog/register", &body.to_string());
+    assert_eq!((r.status, r.body.as_str()), (200, "true"));
+    let critical = agent.get("/v1/health/state/critical").json();
+    assert!(critical
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["CheckID"] == "ext-check"));
+    assert_eq!(
+        agent
+            .get("/v1/catalog/nodes?node-meta=rack:r1")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        agent
+            .get("/v1/health/service/ext?passing")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let r = agent.put("/v1/catalog/deregister", r#"{"Node": "external"}"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(agent.get("/v1/catalog/node/external").body, "null");
+}
+
+#[test]
+fn agent_self_members_status() {
+    let agent = AgentProc::start(&["-dev", "-datacenter", "east"]);
+    let me = agent.get("/v1/agent/self").json();
+    assert_eq!(me["Config"]["Datacenter"], "east");
+    assert_eq!(me["Config"]["Server"], true);
+    let members = agent.get("/v1/agent/members").json();
+    assert_eq!(members[0]["Status"], 1);
+    assert_eq!(members[0]["Tags"]["role"], "consul");
+    assert_eq!(members[0]["Tags"]["dc"], "east");
+    let leader = agent.get("/v1/status/leader").json();
+    assert_eq!(leader, json!(format!("127.0.0.1:{}", agent.ports.server)));
+    assert_eq!(agent.get("/v1/status/peers").json(), json!([leader]));
+}
