@@ -1,9 +1,10 @@
 //! Shoal's server: the datacenter's source of truth.
 //!
 //! The catalog lives in a [`state::StateStore`]; every change to it is a
-//! [`structs::Command`] committed through Raft ([`raft`]) and applied in log order, so every
-//! server holds the same tables and the log index is the modification index that blocking
-//! queries ([`blocking`]) wait on. [`Server::handle`] is the one entry point: agents
+//! [`structs::Command`] committed through Raft ([`raft`], which groups concurrent commands
+//! into one log entry) and applied in log order, so every server holds the same tables.
+//! Each command gets the next modification index as it is applied; that index is what
+//! blocking queries ([`blocking`]) wait on and what `X-Consul-Index` reports. [`Server::handle`] is the one entry point: agents
 //! (in-process in server mode, over the network later) send an [`rpc::Request`] and get an
 //! [`rpc::Response`].
 

@@ -1,0 +1,357 @@
+//! The Raft node: openraft with its log, vote and latest snapshot in RocksDB under
+//! `data_dir/raft`, feeding committed [`Command`]s to the [`StateStore`] in log order.
+//!
+//! Every write a caller is told about has been fsynced to the log and applied; the state
+//! store itself is memory only and is rebuilt at start from the latest snapshot plus the
+//! committed log after it.
+//!
+//! Concurrent commands are grouped into one log entry (a [`Batch`], see [`batcher`]) so they
+//! share an fsync. Each command still gets its own *command index*: 1 for the first command
+//! ever applied, +1 for each after, counted identically on every server and carried in
+//! snapshots. That index, not the Raft log index, is what the state store stamps rows with
+//! and blocking queries wait on; giving the commands of one batch the entry's log index
+//! instead would let a reader see half a batch at an index that then never moves again.
+
+mod batcher;
+mod log_store;
+mod network;
+mod state_machine;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+// `declare_raft_types!` names `Cursor` unqualified.
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, InitializeError,
+    RaftError as OpenRaftError,
+};
+use openraft::metrics::WaitError;
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use log_store::LogStore;
+use network::Network;
+use state_machine::StateMachine;
+
+use crate::state::StateStore;
+use crate::structs::{Command, CommandResponse};
+
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// Shoal's Raft types: a normal log entry carries a [`Batch`] of commands; applying it
+    /// yields a [`BatchResponse`].
+    pub TypeConfig:
+        D = Batch,
+        R = BatchResponse,
+        NodeId = NodeId,
+        Node = BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// The payload of a normal log entry: commands applied in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Command>);
+
+/// What applying an entry produced: one response per command, the first of which was
+/// applied at command index `first_index` and the rest at the indexes following it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub first_index: u64,
+    pub responses: Vec<CommandResponse>,
+}
+
+/// How to open a [`RaftNode`].
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    pub node_id: NodeId,
+    /// `host:port` of this server's RPC port, recorded in the membership so peers (and
+    /// clients asking who leads) can find it.
+    pub addr: String,
+    /// The Raft store lives in `data_dir/raft`.
+    pub data_dir: PathBuf,
+    /// Make this server the sole voter of a new cluster if its store has never been
+    /// initialized (`-dev` and `-bootstrap`). A no-op on restart.
+    pub bootstrap: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RaftError {
+    #[error("No cluster leader")]
+    NoLeader,
+    /// There is a leader, but it is another server.
+    #[error("not the cluster leader (leader: {})", display_leader(.leader))]
+    NotLeader { leader: Option<(NodeId, String)> },
+    #[error("raft storage: {0}")]
+    Storage(String),
+    #[error("raft is shut down")]
+    Shutdown,
+    #[error("raft: {0}")]
+    Other(String),
+}
+
+fn display_leader(leader: &Option<(NodeId, String)>) -> String {
+    match leader {
+        Some((id, addr)) => format!("{id} at {addr}"),
+        None => "unknown address".to_string(),
+    }
+}
+
+impl From<Fatal<NodeId>> for RaftError {
+    fn from(fatal: Fatal<NodeId>) -> RaftError {
+        match fatal {
+            Fatal::StorageError(e) => RaftError::Storage(e.to_string()),
+            Fatal::Stopped => RaftError::Shutdown,
+            Fatal::Panicked => RaftError::Other("raft core panicked".to_string()),
+        }
+    }
+}
+
+impl From<ForwardToLeader<NodeId, BasicNode>> for RaftError {
+    fn from(forward: ForwardToLeader<NodeId, BasicNode>) -> RaftError {
+        match forward.leader_id {
+            Some(id) => RaftError::NotLeader {
+                leader: forward.leader_node.map(|node| (id, node.addr)),
+            },
+            None => RaftError::NoLeader,
+        }
+    }
+}
+
+/// Timings and log-compaction thresholds; tests shrink the thresholds.
+#[derive(Debug, Clone, Copy)]
+struct Tuning {
+    /// Build a snapshot once this many entries were applied since the last one.
+    snapshot_every: u64,
+    /// Entries kept behind a snapshot, so a briefly lagging follower can catch up from the
+    /// log rather than needing the whole snapshot.
+    keep_after_snapshot: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            snapshot_every: 10_000,
+            keep_after_snapshot: 1_000,
+        }
+    }
+}
+
+impl Tuning {
+    /// Fast timings, for a LAN cluster: a lost leader is replaced within about 300 ms. (A
+    /// sole voter, as in `-dev`, elects itself on the first tick whether fresh or restarted:
+    /// about 60 ms from open to a first applied write here.)
+    fn config(self) -> Result<Config, RaftError> {
+        Config {
+            cluster_name: "shoal".to_string(),
+            heartbeat_interval: 50,
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.keep_after_snapshot,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(|e| RaftError::Other(format!("invalid raft config: {e}")))
+    }
+}
+
+/// A running Raft node. Cheap to clone: clones share the node.
+#[derive(Clone)]
+pub struct RaftNode {
+    raft: Raft<TypeConfig>,
+    /// Commands waiting for the [`batcher`] to propose them.
+    queue: mpsc::Sender<batcher::Pending>,
+    id: NodeId,
+    addr: Arc<str>,
+    /// Lets [`RaftNode::shutdown`] wait until openraft's tasks have closed the database,
+    /// so the same directory can be opened again straight away.
+    db_closed: watch::Receiver<()>,
+}
+
+impl RaftNode {
+    pub async fn open(config: RaftConfig, state: Arc<StateStore>) -> Result<RaftNode, RaftError> {
+        Self::open_tuned(config, state, Tuning::default()).await
+    }
+
+    async fn open_tuned(
+        config: RaftConfig,
+        state: Arc<StateStore>,
+        tuning: Tuning,
+    ) -> Result<RaftNode, RaftError> {
+        let path = config.data_dir.join("raft");
+        std::fs::create_dir_all(&path)
+            .map_err(|e| RaftError::Storage(format!("create {}: {e}", path.display())))?;
+        let db = store::open(&path)
+            .map_err(|e| RaftError::Storage(format!("open {}: {e}", path.display())))?;
+        let state_machine =
+            StateMachine::open(db.clone(), state).map_err(|e| RaftError::Storage(e.to_string()))?;
+        let log_store = LogStore::new(db.clone());
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(tuning.config()?),
+            Network,
+            log_store,
+            state_machine,
+        )
+        .await?;
+        let (queue, pending) = batcher::queue();
+        tokio::spawn(batcher::run(raft.clone(), pending));
+        let node = RaftNode {
+            raft,
+            queue,
+            id: config.node_id,
+            addr: config.addr.into(),
+            db_closed: db.closed(),
+        };
+        drop(db);
+        if config.bootstrap {
+            if let Err(e) = node.bootstrap().await {
+                // Close the store so the caller can retry on the same directory.
+                node.shutdown().await?;
+                return Err(e);
+            }
+        }
+        Ok(node)
+    }
+
+    /// Makes this server the only voter, unless the store already holds a vote or log,
+    /// in which case the cluster exists and its membership stands.
+    async fn bootstrap(&self) -> Result<(), RaftError> {
+        if self.raft.is_initialized().await? {
+            return Ok(());
+        }
+        let members = BTreeMap::from([(
+            self.id,
+            BasicNode {
+                addr: self.addr.to_string(),
+            },
+        )]);
+        match self.raft.initialize(members).await {
+            Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(OpenRaftError::APIError(e)) => Err(RaftError::Other(e.to_string())),
+            Err(OpenRaftError::Fatal(f)) => Err(f.into()),
+        }
+    }
+
+    /// Proposes `command` and waits until it is committed (fsynced on a quorum) and applied;
+    /// returns its command index (the modification index it stamped) and its response.
+    pub async fn apply(&self, command: Command) -> Result<(u64, CommandResponse), RaftError> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(batcher::Pending { command, reply })
+            .await
+            .map_err(|_| RaftError::Shutdown)?;
+        outcome.await.map_err(|_| RaftError::Shutdown)?
+    }
+
+    /// The current leader and its RPC address, as this node last heard.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let id = metrics.current_leader?;
+        let addr = match metrics.membership_config.membership().get_node(&id) {
+            Some(node) => node.addr.clone(),
+            None if id == self.id => self.addr.to_string(),
+            None => String::new(),
+        };
+        Some((id, addr))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.id)
+    }
+
+    /// The voters of the current membership (committed or not), with their RPC addresses.
+    pub fn voters(&self) -> Vec<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .map(|id| {
+                let addr = membership
+                    .get_node(&id)
+                    .map(|node| node.addr.clone())
+                    .unwrap_or_default();
+                (id, addr)
+            })
+            .collect()
+    }
+
+    /// Time since this server last heard from the leader: zero on the leader itself. `None`
+    /// elsewhere for now: followers exist only once the RPC transport does, and it is that
+    /// transport which will see the leader's messages arrive.
+    pub fn last_contact(&self) -> Option<Duration> {
+        self.is_leader().then_some(Duration::ZERO)
+    }
+
+    /// Confirms with a quorum that this node still leads and waits until its state machine
+    /// has applied everything committed before now (a read-index round), so a read that
+    /// follows sees every write acknowledged before it began.
+    pub async fn ensure_linearizable(&self) -> Result<(), RaftError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(f.into()),
+            Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                tracing::warn!(error = %e, "leadership not confirmed by a quorum");
+                Err(RaftError::NoLeader)
+            }
+            Err(OpenRaftError::Fatal(f)) => Err(f.into()),
+        }
+    }
+
+    /// Waits until some server is known to lead.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(), RaftError> {
+        match self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(WaitError::Timeout(..)) => Err(RaftError::NoLeader),
+            Err(WaitError::ShuttingDown) => Err(RaftError::Shutdown),
+        }
+    }
+
+    /// Stops the node and waits (up to a few seconds) for the database to be closed. Safe
+    /// to call more than once.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| RaftError::Other(format!("raft core task: {e}")))?;
+        // openraft's state-machine task drops its handle on the database shortly after the
+        // core task ends, without being joined.
+        let mut closed = self.db_closed.clone();
+        let all_closed = async { while closed.changed().await.is_ok() {} };
+        tokio::time::timeout(Duration::from_secs(5), all_closed)
+            .await
+            .map_err(|_| RaftError::Storage("raft store still open 5s after shutdown".into()))
+    }
+
+    /// The openraft handle, for membership changes and the RPC transport.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+}
+
+/// Proposes one entry and waits for it to be applied.
+async fn client_write(raft: &Raft<TypeConfig>, batch: Batch) -> Result<BatchResponse, RaftError> {
+    match raft.client_write(batch).await {
+        Ok(response) => Ok(response.data),
+        Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(f.into()),
+        Err(OpenRaftError::APIError(e)) => Err(RaftError::Other(e.to_string())),
+        Err(OpenRaftError::Fatal(f)) => Err(f.into()),
+    }
+}
