@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use crate::checks::{self, CheckHandle, CheckUpdate};
 use crate::client::RpcClient;
 use crate::config::Config;
+use crate::definition;
 use crate::local::{LocalCheck, LocalState};
 use crate::persist::{PersistError, RecordDir};
 use crate::sync::{NodeIdentity, Syncer};
@@ -59,8 +60,7 @@ pub struct Agent {
     rpc: RpcClient,
     server: Option<Arc<Server>>,
     runners: Mutex<HashMap<String, CheckHandle>>,
-    /// Checks that came from the API and so are persisted.
-    persisted_checks: Mutex<HashSet<String>>,
+    persisted: Mutex<Persisted>,
     updates: mpsc::UnboundedSender<CheckUpdate>,
     services_dir: RecordDir,
     checks_dir: RecordDir,
@@ -114,18 +114,24 @@ impl Agent {
             rpc,
             server,
             runners: Mutex::new(HashMap::new()),
-            persisted_checks: Mutex::new(HashSet::new()),
+            persisted: Mutex::new(Persisted::default()),
             updates,
             shutdown,
         });
 
-        agent.restore();
         for service in agent.config.services.clone() {
-            agent.register_service(service, Source::ConfigFile)?;
+            let name = service.name.clone();
+            agent
+                .register_service(service, Source::ConfigFile, true)
+                .map_err(|e| AgentError::Start(format!("service {name:?} from config: {e}")))?;
         }
         for check in agent.config.checks.clone() {
-            agent.register_check(check, Source::ConfigFile)?;
+            let name = check.name.clone();
+            agent
+                .register_check(check, Source::ConfigFile)
+                .map_err(|e| AgentError::Start(format!("check {name:?} from config: {e}")))?;
         }
+        agent.restore();
 
         tokio::spawn(agent.clone().apply_check_updates(update_rx));
         tokio::spawn(
@@ -227,59 +233,130 @@ impl Agent {
         }
     }
 
-    /// Registers (or replaces) a service with its checks, all or nothing.
+    fn lock_persisted(&self) -> std::sync::MutexGuard<'_, Persisted> {
+        self.persisted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers (or replaces) a service with its checks, all or nothing. Checks the
+    /// service already had stay unless `replace_existing_checks` (Consul's
+    /// `?replace-existing-checks`).
     pub fn register_service(
         &self,
         def: ServiceDefinition,
         source: Source,
+        replace_existing_checks: bool,
     ) -> Result<(), AgentError> {
-        let service = service_from_definition(&def)?;
-        let mut check_defs: Vec<CheckDefinition> =
-            def.check.into_iter().chain(def.checks).collect();
-        let numbered = check_defs.len() > 1;
-        for (i, check) in check_defs.iter_mut().enumerate() {
-            if check.id.is_empty() {
-                check.id = if numbered {
-                    format!("service:{}:{}", service.id, i + 1)
-                } else {
-                    format!("service:{}", service.id)
-                };
-            }
-            if check.name.is_empty() {
-                check.name = format!("Service '{}' check", service.service);
-            }
-            check.service_id = service.id.clone();
-        }
-        let checks = check_defs
+        let service = definition::service_from_definition(&def).map_err(AgentError::Invalid)?;
+        let checks = definition::service_checks(&def, &service)
             .into_iter()
             .map(|d| self.local_check(d, Some(&service)))
             .collect::<Result<Vec<_>, _>>()?;
-        self.install_service(service, checks, source)
+        let replaced: Vec<String> = if replace_existing_checks {
+            self.local
+                .checks()
+                .into_values()
+                .map(|c| c.check)
+                .filter(|c| c.service_id == service.id)
+                .map(|c| c.check_id)
+                .filter(|id| !checks.iter().any(|c| c.check.check_id == *id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.install(Some(service), checks, source)?;
+        for id in replaced {
+            self.drop_check(&id)?;
+        }
+        Ok(())
     }
 
-    fn install_service(
+    /// Registers (or replaces) one check.
+    pub fn register_check(&self, def: CheckDefinition, source: Source) -> Result<(), AgentError> {
+        let def = definition::standalone_check(def).map_err(AgentError::Invalid)?;
+        let service = if def.service_id.is_empty() {
+            None
+        } else {
+            Some(self.local.service(&def.service_id).ok_or_else(|| {
+                AgentError::Invalid(format!("ServiceID {:?} does not exist", def.service_id))
+            })?)
+        };
+        let check = self.local_check(def, service.as_ref())?;
+        self.install(None, vec![check], source)
+    }
+
+    /// The one way registrations enter the agent: start the runners, write the files, then
+    /// publish service and checks to local state in one step, so anti-entropy never sees a
+    /// service without its checks. A failure leaves memory and disk as they were.
+    fn install(
         &self,
-        service: NodeService,
+        service: Option<NodeService>,
         checks: Vec<LocalCheck>,
         source: Source,
     ) -> Result<(), AgentError> {
         let handles = self.start_runners(&checks, source)?;
-        let previous_checks: Vec<String> = self
-            .local
-            .checks()
-            .into_values()
-            .filter(|c| c.check.service_id == service.id)
-            .map(|c| c.check.check_id)
-            .filter(|id| !handles.contains_key(id))
-            .collect();
-        for id in previous_checks {
-            self.drop_check(&id)?;
+        let persist = source != Source::ConfigFile;
+        if persist {
+            if let Err(e) = self.save_files(service.as_ref(), &checks) {
+                self.restore_files(service.as_ref(), &checks);
+                return Err(e);
+            }
+        } else if let Some(service) = &service {
+            // A config-file service shadows an API registration with its ID, as in Consul.
+            self.services_dir.remove(&service.id)?;
         }
-        if source != Source::ConfigFile {
-            self.services_dir.save(&service.id, &service)?;
+        {
+            let mut persisted = self.lock_persisted();
+            if let Some(service) = &service {
+                persisted.set_service(&service.id, persist);
+            }
+            for check in &checks {
+                persisted.set_check(&check.check.check_id, persist);
+            }
         }
-        self.local.add_service(service);
-        self.install_started_checks(checks, handles, source)
+        self.local.add(service, checks);
+        self.lock_runners().extend(handles);
+        Ok(())
+    }
+
+    fn save_files(
+        &self,
+        service: Option<&NodeService>,
+        checks: &[LocalCheck],
+    ) -> Result<(), AgentError> {
+        if let Some(service) = service {
+            self.services_dir.save(&service.id, service)?;
+        }
+        for check in checks {
+            self.checks_dir.save(&check.check.check_id, check)?;
+        }
+        Ok(())
+    }
+
+    /// Puts back the files a failed [`Agent::save_files`] may have overwritten.
+    fn restore_files(&self, service: Option<&NodeService>, checks: &[LocalCheck]) {
+        let persisted = self.lock_persisted();
+        let outcome = |result: Result<(), PersistError>| {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "restoring registration files after a failed save");
+            }
+        };
+        if let Some(service) = service {
+            match self.local.service(&service.id) {
+                Some(old) if persisted.services.contains(&service.id) => {
+                    outcome(self.services_dir.save(&service.id, &old))
+                }
+                _ => outcome(self.services_dir.remove(&service.id)),
+            }
+        }
+        for check in checks {
+            let id = &check.check.check_id;
+            match self.local.check(id) {
+                Some(old) if persisted.checks.contains(id) => {
+                    outcome(self.checks_dir.save(id, &old))
+                }
+                _ => outcome(self.checks_dir.remove(id)),
+            }
+        }
     }
 
     /// Deregisters a service and its checks.
@@ -290,34 +367,11 @@ impl Agent {
             .ok_or_else(|| AgentError::NotFound(format!("Unknown service ID {id:?}")))?;
         for check_id in check_ids {
             self.lock_runners().remove(&check_id);
-            self.forget_persisted_check(&check_id)?;
+            self.forget_check_file(&check_id)?;
         }
+        self.lock_persisted().set_service(id, false);
         self.services_dir.remove(id)?;
         Ok(())
-    }
-
-    /// Registers (or replaces) one check.
-    pub fn register_check(
-        &self,
-        mut def: CheckDefinition,
-        source: Source,
-    ) -> Result<(), AgentError> {
-        if def.name.is_empty() {
-            return Err(AgentError::Invalid("Missing check name".into()));
-        }
-        if def.id.is_empty() {
-            def.id = def.name.clone();
-        }
-        let service = if def.service_id.is_empty() {
-            None
-        } else {
-            Some(self.local.service(&def.service_id).ok_or_else(|| {
-                AgentError::Invalid(format!("ServiceID {:?} does not exist", def.service_id))
-            })?)
-        };
-        let check = self.local_check(def, service.as_ref())?;
-        let handles = self.start_runners(std::slice::from_ref(&check), source)?;
-        self.install_started_checks(vec![check], handles, source)
     }
 
     pub fn deregister_check(&self, id: &str) -> Result<(), AgentError> {
@@ -330,30 +384,41 @@ impl Agent {
     fn drop_check(&self, id: &str) -> Result<(), AgentError> {
         self.lock_runners().remove(id);
         self.local.remove_check(id);
-        self.forget_persisted_check(id)
+        self.forget_check_file(id)
     }
 
-    fn forget_persisted_check(&self, id: &str) -> Result<(), AgentError> {
-        let persisted = self
-            .persisted_checks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        if persisted {
+    fn forget_check_file(&self, id: &str) -> Result<(), AgentError> {
+        if self.lock_persisted().set_check(id, false) {
             self.checks_dir.remove(id)?;
         }
         Ok(())
     }
 
-    /// Sets a TTL check's status (`/v1/agent/check/pass|warn|fail|update`).
+    /// Sets a TTL check's status (`/v1/agent/check/pass|warn|fail|update`). Local state
+    /// (and the check's file, with its expiry) change before this returns, so a read right
+    /// after sees the new status.
     pub fn update_ttl(&self, id: &str, status: &str, output: &str) -> Result<(), AgentError> {
-        let runners = self.lock_runners();
-        let runner = runners
-            .get(id)
-            .ok_or_else(|| AgentError::NotFound(format!("Unknown check ID {id:?}")))?;
-        runner
-            .ttl_update(status, output)
-            .map_err(|e| AgentError::Invalid(e.to_string()))
+        {
+            let runners = self.lock_runners();
+            let runner = runners
+                .get(id)
+                .ok_or_else(|| AgentError::NotFound(format!("Unknown check ID {id:?}")))?;
+            runner
+                .ttl_update(status, output)
+                .map_err(|e| AgentError::Invalid(e.to_string()))?;
+        }
+        self.local.update_check(id, status, output);
+        let expires = unix_now()
+            + self
+                .local
+                .check(id)
+                .map_or(0, |c| c.definition.ttl.0.as_secs());
+        if let Some(check) = self.local.set_ttl_expiry(id, expires) {
+            if self.lock_persisted().checks.contains(id) {
+                self.checks_dir.save(id, &check)?;
+            }
+        }
+        Ok(())
     }
 
     /// Validates a check definition and builds its local form with its initial status.
@@ -362,15 +427,17 @@ impl Agent {
         mut def: CheckDefinition,
         service: Option<&NodeService>,
     ) -> Result<LocalCheck, AgentError> {
-        let kind = def
-            .kind()
-            .map_err(|e| AgentError::Invalid(format!("Invalid check: {e}")))?;
+        let kind = definition::check_kind(&def).map_err(AgentError::Invalid)?;
         if kind != CheckKind::Ttl && def.interval.0 < checks::MIN_INTERVAL {
             tracing::warn!(check = %def.id, "interval below the 1s minimum; using 1s");
             def.interval = checks::MIN_INTERVAL.into();
         }
-        let existing = self.local.check(&def.id);
-        let status = match existing {
+        let reap_after = def.deregister_critical_service_after.0;
+        if !reap_after.is_zero() && reap_after < definition::MIN_DEREGISTER_AFTER {
+            tracing::warn!(check = %def.id, "DeregisterCriticalServiceAfter below the 1m minimum; using 1m");
+            def.deregister_critical_service_after = definition::MIN_DEREGISTER_AFTER.into();
+        }
+        let status = match self.local.check(&def.id) {
             Some(old) if old.definition == def => old.check.status,
             _ => checks::initial_status(&def).to_string(),
         };
@@ -389,6 +456,7 @@ impl Agent {
         Ok(LocalCheck {
             check,
             definition: def,
+            ttl_expires: None,
         })
     }
 
@@ -415,31 +483,10 @@ impl Agent {
             .collect()
     }
 
-    fn install_started_checks(
-        &self,
-        checks: Vec<LocalCheck>,
-        mut handles: HashMap<String, CheckHandle>,
-        source: Source,
-    ) -> Result<(), AgentError> {
-        for check in checks {
-            let id = check.check.check_id.clone();
-            if source != Source::ConfigFile {
-                self.checks_dir.save(&id, &check)?;
-                self.persisted_checks
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id.clone());
-            }
-            if let Some(handle) = handles.remove(&id) {
-                self.lock_runners().insert(id, handle);
-            }
-            self.local.add_check(check);
-        }
-        Ok(())
-    }
-
-    /// Brings back what the API registered before a restart. A record that no longer
-    /// registers (say, a script check after scripts were disabled) is logged and skipped.
+    /// Brings back what the API registered before a restart, after the config file's
+    /// registrations: a persisted service or check with the ID of a config-file one is
+    /// shadowed and its file purged, as Consul does. A record that no longer registers
+    /// (say, a script check after scripts were disabled) is logged and skipped.
     fn restore(&self) {
         let (services, errors) = self.services_dir.load_all::<NodeService>();
         let (checks, check_errors) = self.checks_dir.load_all::<LocalCheck>();
@@ -448,25 +495,32 @@ impl Agent {
         }
         for service in services {
             let id = service.id.clone();
-            if let Err(e) = self.install_service(service, Vec::new(), Source::Restored) {
+            if self.local.service(&id).is_some() {
+                tracing::info!(service = %id, "persisted service shadowed by config; purging");
+                let _ = self.services_dir.remove(&id);
+                continue;
+            }
+            if let Err(e) = self.install(Some(service), Vec::new(), Source::Restored) {
                 tracing::warn!(service = %id, error = %e, "could not restore service");
             }
         }
-        for check in checks {
+        let now = unix_now();
+        for mut check in checks {
             let id = check.check.check_id.clone();
-            let service_missing = !check.check.service_id.is_empty()
+            let shadowed = self.local.check(&id).is_some();
+            let orphaned = !check.check.service_id.is_empty()
                 && self.local.service(&check.check.service_id).is_none();
-            if service_missing {
-                tracing::warn!(check = %id, "dropping persisted check of a service that is gone");
+            if shadowed || orphaned {
+                tracing::info!(check = %id, shadowed, orphaned, "purging persisted check");
                 let _ = self.checks_dir.remove(&id);
                 continue;
             }
-            let restored = self
-                .start_runners(std::slice::from_ref(&check), Source::Restored)
-                .and_then(|handles| {
-                    self.install_started_checks(vec![check], handles, Source::Restored)
-                });
-            if let Err(e) = restored {
+            let is_ttl = !check.definition.ttl.is_zero();
+            if is_ttl && check.ttl_expires.is_none_or(|at| at <= now) {
+                check.check.status = checks::initial_status(&check.definition).to_string();
+                check.check.output.clear();
+            }
+            if let Err(e) = self.install(None, vec![check], Source::Restored) {
                 tracing::warn!(check = %id, error = %e, "could not restore check");
             }
         }
@@ -481,11 +535,7 @@ impl Agent {
             let changed = self
                 .local
                 .update_check(&update.check_id, &update.status, &update.output);
-            let persisted = self
-                .persisted_checks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&update.check_id);
+            let persisted = self.lock_persisted().checks.contains(&update.check_id);
             if let (Some(check), true) = (changed, persisted) {
                 if let Err(e) = self.checks_dir.save(&update.check_id, &check) {
                     tracing::warn!(error = %e, "persisting check status");
@@ -519,44 +569,36 @@ impl Agent {
     }
 }
 
-/// Validates a service definition and builds the local service (Consul's rules).
-fn service_from_definition(def: &ServiceDefinition) -> Result<NodeService, AgentError> {
-    if def.name.is_empty() {
-        return Err(AgentError::Invalid("Missing service name".into()));
+/// Which registrations came from the API and so have files in the data dir.
+#[derive(Debug, Default)]
+struct Persisted {
+    services: HashSet<String>,
+    checks: HashSet<String>,
+}
+
+impl Persisted {
+    fn set_service(&mut self, id: &str, persisted: bool) -> bool {
+        set_membership(&mut self.services, id, persisted)
     }
-    if !def.kind.is_empty() {
-        return Err(AgentError::Invalid(format!(
-            "Invalid service Kind {:?}: only typical services are supported",
-            def.kind
-        )));
+
+    /// Returns whether the check was persisted before.
+    fn set_check(&mut self, id: &str, persisted: bool) -> bool {
+        set_membership(&mut self.checks, id, persisted)
     }
-    let weights = def.weights.unwrap_or_default();
-    if weights.passing < 1 {
-        return Err(AgentError::Invalid("Passing must be greater than 0".into()));
+}
+
+fn set_membership(set: &mut HashSet<String>, id: &str, member: bool) -> bool {
+    if member {
+        !set.insert(id.to_string())
+    } else {
+        set.remove(id)
     }
-    if weights.warning < 0 {
-        return Err(AgentError::Invalid(
-            "Warning must be greater or equal than 0".into(),
-        ));
-    }
-    Ok(NodeService {
-        kind: String::new(),
-        id: if def.id.is_empty() {
-            def.name.clone()
-        } else {
-            def.id.clone()
-        },
-        service: def.name.clone(),
-        tags: def.tags.clone(),
-        address: def.address.clone(),
-        tagged_addresses: def.tagged_addresses.clone(),
-        meta: def.meta.clone(),
-        port: def.port,
-        weights,
-        enable_tag_override: def.enable_tag_override,
-        create_index: 0,
-        modify_index: 0,
-    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The node's ID, generated once and kept in the data dir (Consul's `node-id` file).

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod client;
 pub mod config;
 pub mod decode;
+pub mod definition;
 pub mod dns;
 pub mod dns_catalog;
 pub mod http;

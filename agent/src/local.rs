@@ -3,7 +3,7 @@
 //! This is the agent's source of truth for its own node; anti-entropy ([`crate::sync`])
 //! makes the catalog match it. Every change wakes the syncer through [`LocalState::changed`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -18,6 +18,10 @@ pub struct LocalCheck {
     pub check: HealthCheck,
     #[serde(rename = "Definition")]
     pub definition: CheckDefinition,
+    /// When a TTL check's last update runs out (Unix seconds), persisted so a restart does
+    /// not revive a status that has since expired.
+    #[serde(rename = "Expires", default)]
+    pub ttl_expires: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -52,8 +56,26 @@ impl LocalState {
         self.changed.notify_one();
     }
 
-    pub fn add_service(&self, service: NodeService) {
-        self.lock().services.insert(service.id.clone(), service);
+    /// Adds (or replaces) a service and its checks as one change, so a sync never sees the
+    /// service without them.
+    pub fn add(&self, service: Option<NodeService>, checks: Vec<LocalCheck>) {
+        let mut inner = self.lock();
+        if let Some(service) = service {
+            inner.services.insert(service.id.clone(), service);
+        }
+        for check in checks {
+            let id = check.check.check_id.clone();
+            if check.check.status == health::CRITICAL {
+                inner
+                    .critical_since
+                    .entry(id.clone())
+                    .or_insert_with(Instant::now);
+            } else {
+                inner.critical_since.remove(&id);
+            }
+            inner.checks.insert(id, check);
+        }
+        drop(inner);
         self.notify();
     }
 
@@ -74,22 +96,6 @@ impl LocalState {
         drop(inner);
         self.notify();
         Some((service, bound))
-    }
-
-    pub fn add_check(&self, check: LocalCheck) {
-        let mut inner = self.lock();
-        let id = check.check.check_id.clone();
-        if check.check.status == health::CRITICAL {
-            inner
-                .critical_since
-                .entry(id.clone())
-                .or_insert_with(Instant::now);
-        } else {
-            inner.critical_since.remove(&id);
-        }
-        inner.checks.insert(id, check);
-        drop(inner);
-        self.notify();
     }
 
     pub fn remove_check(&self, id: &str) -> Option<LocalCheck> {
@@ -124,6 +130,20 @@ impl LocalState {
         Some(updated)
     }
 
+    /// Records when a TTL check's status runs out; returns the check to persist.
+    pub fn set_ttl_expiry(&self, id: &str, expires: u64) -> Option<LocalCheck> {
+        let mut inner = self.lock();
+        let local = inner.checks.get_mut(id)?;
+        local.ttl_expires = Some(expires);
+        Some(local.clone())
+    }
+
+    /// Services and checks as of one instant, for a sync.
+    pub fn snapshot(&self) -> (BTreeMap<String, NodeService>, BTreeMap<String, LocalCheck>) {
+        let inner = self.lock();
+        (inner.services.clone(), inner.checks.clone())
+    }
+
     pub fn services(&self) -> BTreeMap<String, NodeService> {
         self.lock().services.clone()
     }
@@ -142,9 +162,9 @@ impl LocalState {
 
     /// Services whose check has been critical for longer than its
     /// `DeregisterCriticalServiceAfter`, as Consul's reaper finds them.
-    pub fn services_to_reap(&self, now: Instant) -> Vec<String> {
+    pub fn services_to_reap(&self, now: Instant) -> BTreeSet<String> {
         let inner = self.lock();
-        let mut ids: Vec<String> = inner
+        inner
             .checks
             .iter()
             .filter_map(|(id, local)| {
@@ -155,9 +175,7 @@ impl LocalState {
                     && now.duration_since(*since) >= after;
                 reap.then(|| local.check.service_id.clone())
             })
-            .collect();
-        ids.dedup();
-        ids
+            .collect()
     }
 }
 
@@ -178,19 +196,25 @@ mod tests {
                 deregister_critical_service_after: reap_after.into(),
                 ..Default::default()
             },
+            ttl_expires: None,
         }
     }
 
     #[test]
     fn removing_a_service_takes_its_checks() {
         let state = LocalState::new();
-        state.add_service(NodeService {
+        let web = NodeService {
             id: "web1".into(),
             service: "web".into(),
             ..Default::default()
-        });
-        state.add_check(check("c1", "web1", health::PASSING, Duration::ZERO));
-        state.add_check(check("c2", "", health::PASSING, Duration::ZERO));
+        };
+        state.add(
+            Some(web),
+            vec![
+                check("c1", "web1", health::PASSING, Duration::ZERO),
+                check("c2", "", health::PASSING, Duration::ZERO),
+            ],
+        );
         let (_, removed) = state.remove_service("web1").unwrap();
         assert_eq!(removed, vec!["c1".to_string()]);
         assert_eq!(state.checks().keys().collect::<Vec<_>>(), vec!["c2"]);
@@ -199,7 +223,10 @@ mod tests {
     #[test]
     fn update_reports_status_changes_only() {
         let state = LocalState::new();
-        state.add_check(check("c1", "", health::CRITICAL, Duration::ZERO));
+        state.add(
+            None,
+            vec![check("c1", "", health::CRITICAL, Duration::ZERO)],
+        );
         assert!(state
             .update_check("c1", health::CRITICAL, "still bad")
             .is_none());
@@ -211,18 +238,15 @@ mod tests {
     #[test]
     fn reaps_after_critical_long_enough() {
         let state = LocalState::new();
-        state.add_check(check(
-            "c1",
-            "web1",
-            health::CRITICAL,
-            Duration::from_secs(60),
-        ));
+        let doomed = check("c1", "web1", health::CRITICAL, Duration::from_secs(60));
+        state.add(None, vec![doomed]);
         let now = Instant::now();
         assert!(state.services_to_reap(now).is_empty());
-        assert_eq!(
-            state.services_to_reap(now + Duration::from_secs(61)),
-            vec!["web1".to_string()]
-        );
+        let reaped: Vec<String> = state
+            .services_to_reap(now + Duration::from_secs(61))
+            .into_iter()
+            .collect();
+        assert_eq!(reaped, ["web1"]);
         state.update_check("c1", health::PASSING, "");
         assert!(state
             .services_to_reap(now + Duration::from_secs(61))

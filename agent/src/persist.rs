@@ -28,10 +28,22 @@ impl RecordDir {
         Ok(RecordDir { dir })
     }
 
-    /// IDs may hold any character; hex keeps the file name safe and reversible.
+    /// IDs may hold any character and be of any length; a SHA-256 of the ID gives a safe,
+    /// fixed-length file name. Records carry their own ID, so the name is never read back.
     fn path_for(&self, id: &str) -> PathBuf {
-        let name: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+        let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+        let name: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         self.dir.join(format!("{name}.json"))
+    }
+
+    /// A rename or unlink is durable only once the directory itself is synced.
+    fn sync_dir(&self) -> Result<(), PersistError> {
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| PersistError {
+                path: self.dir.clone(),
+                message: e.to_string(),
+            })
     }
 
     /// Writes atomically (temp file, fsync, rename) so a crash leaves old or new, not half.
@@ -46,13 +58,13 @@ impl RecordDir {
         tmp.write_all(&bytes).map_err(|e| err(e.to_string()))?;
         tmp.as_file().sync_all().map_err(|e| err(e.to_string()))?;
         tmp.persist(&path).map_err(|e| err(e.to_string()))?;
-        Ok(())
+        self.sync_dir()
     }
 
     pub fn remove(&self, id: &str) -> Result<(), PersistError> {
         let path = self.path_for(id);
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => self.sync_dir(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(PersistError {
                 path,
@@ -105,6 +117,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let records = RecordDir::open(dir.path().join("services")).unwrap();
         records.save("web/1", &vec!["a".to_string()]).unwrap();
+        let long_id = "x".repeat(300);
+        records.save(&long_id, &vec!["long".to_string()]).unwrap();
+        records.remove(&long_id).unwrap();
         records.save("db", &vec!["b".to_string()]).unwrap();
         std::fs::write(dir.path().join("services/zz.json"), b"{broken").unwrap();
         let (mut loaded, errors): (Vec<Vec<String>>, _) = records.load_all();

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_server::leader::SERVER_SERVICE;
 use shoal_server::rpc::{QueryOptions, Read, ReadResult, RpcError};
 use shoal_server::structs::{
     Command, DeregisterRequest, HealthCheck, HealthCheckDefinition, Meta, Node, NodeService,
@@ -106,13 +107,17 @@ impl Syncer {
         let node_in_sync = catalog_node
             .as_ref()
             .is_some_and(|n| self.node_matches(&n.node));
-        let services = self.local.services();
-        let checks = self.local.checks();
+        let (mut services, checks) = self.local.snapshot();
+        for (id, service) in services.iter_mut() {
+            // With EnableTagOverride, tags edited in the catalog win (Consul's rule).
+            if let (true, Some(remote)) = (service.enable_tag_override, catalog_services.get(id)) {
+                service.tags = remote.tags.clone();
+            }
+        }
 
-        for id in catalog_services
-            .keys()
-            .filter(|id| !services.contains_key(*id))
-        {
+        // The leader registers the `consul` service for servers; it is not the agent's.
+        let stale_service = |id: &&String| *id != SERVER_SERVICE && !services.contains_key(*id);
+        for id in catalog_services.keys().filter(stale_service) {
             self.deregister(DeregisterRequest {
                 service_id: id.clone(),
                 ..self.deregister_base()

@@ -18,7 +18,7 @@ cleanup() { [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null; wait 2>/dev/nu
 trap cleanup EXIT
 
 start_agent() {
-  "$BIN" agent "$@" -http-port "$PORT" -dns-port -1 -server-port 18300 -log-level warn &
+  "$BIN" agent "$@" -http-port "$PORT" -dns-port 18600 -server-port 18300 -log-level warn &
   AGENT_PID=$!
   for _ in $(seq 1 200); do
     curl -sf "$URL/v1/status/leader" | grep -q ':' && return 0
@@ -43,6 +43,8 @@ done
 count=$(curl -sf "$URL/v1/health/service/web?passing" | grep -o '"ServiceID":"web' | wc -l)
 echo "== GET /v1/health/service/web?passing with $count passing instances; wrk -t2 -c64 -d$DURATION"
 wrk -t2 -c64 -d"$DURATION" "$URL/v1/health/service/web?passing"
+echo "== 2000 parked blocking queries on web"
+python3 bench/http/parked.py "$PORT" "$AGENT_PID" 2000 10
 stop_agent
 
 start_agent -dev -node idle

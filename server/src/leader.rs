@@ -90,6 +90,7 @@ impl Server {
                 if node_ok && check_ok && service_ok {
                     return Ok(());
                 }
+                let node_missing = node.is_none();
                 Command::Register(RegisterRequest {
                     datacenter: member.datacenter.clone(),
                     id: member.id.clone(),
@@ -100,7 +101,10 @@ impl Server {
                         .map(|n| n.tagged_addresses.clone())
                         .unwrap_or_default(),
                     node_meta: node.map(|n| n.meta).unwrap_or_else(|| member.meta.clone()),
-                    skip_node_update: node_ok,
+                    // A missing node is created; an existing one is only rewritten when
+                    // its address or ID is wrong, so the agent's own fields (tagged
+                    // addresses, meta) written concurrently are never clobbered.
+                    skip_node_update: node_ok || node_missing,
                     service: wanted_service,
                     check: Some(HealthCheck {
                         node: member.name.clone(),

@@ -72,12 +72,14 @@ pub enum Read {
     },
     HealthServiceChecks {
         service: String,
+        node_meta: Meta,
     },
     HealthNodeChecks {
         node: String,
     },
     HealthChecksInState {
         state: String,
+        node_meta: Meta,
     },
 }
 

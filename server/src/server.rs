@@ -156,7 +156,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::CatalogNodes { .. } => Topic::Nodes,
         Read::CatalogServiceNodes { service, .. }
         | Read::HealthServiceNodes { service, .. }
-        | Read::HealthServiceChecks { service } => Topic::Service(service.to_lowercase()),
+        | Read::HealthServiceChecks { service, .. } => Topic::Service(service.to_lowercase()),
         Read::CatalogNodeServices { node }
         | Read::CatalogNodeServiceNames { node }
         | Read::HealthNodeChecks { node } => Topic::Node(node.to_lowercase()),
@@ -188,8 +188,12 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             node_meta,
             *passing_only,
         )),
-        Read::HealthServiceChecks { service } => ReadResult::Checks(tables.service_checks(service)),
+        Read::HealthServiceChecks { service, node_meta } => {
+            ReadResult::Checks(tables.service_checks(service, node_meta))
+        }
         Read::HealthNodeChecks { node } => ReadResult::Checks(tables.node_checks(node)),
-        Read::HealthChecksInState { state } => ReadResult::Checks(tables.checks_in_state(state)),
+        Read::HealthChecksInState { state, node_meta } => {
+            ReadResult::Checks(tables.checks_in_state(state, node_meta))
+        }
     }
 }

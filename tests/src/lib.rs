@@ -181,9 +181,14 @@ impl AgentProc {
         self.wait_ready();
     }
 
-    /// Waits until the HTTP API answers and the catalog has a leader.
+    /// Waits until the HTTP API answers and, for servers, the catalog has a leader.
     pub fn wait_ready(&mut self) {
-        let url = self.url("/v1/status/leader");
+        let is_server = self.args.iter().any(|a| a == "-dev" || a == "-server");
+        let url = self.url(if is_server {
+            "/v1/status/leader"
+        } else {
+            "/v1/agent/self"
+        });
         let http = http_client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

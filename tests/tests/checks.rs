@@ -96,8 +96,9 @@ fn tcp_check_and_critical_service_reaping() {
         catalog_check(&agent, "tcp").filter(|c| c["Status"] == "passing")
     });
 
-    // A TTL check nobody updates goes critical; after DeregisterCriticalServiceAfter the
-    // agent removes the service, from itself and the catalog.
+    // A TTL check nobody updates goes critical; after DeregisterCriticalServiceAfter (at
+    // least a minute, as in Consul) the agent removes the service, from itself and the
+    // catalog.
     let body = json!({"Name": "web", "ID": "web-doomed",
         "Check": {"CheckID": "doomed", "TTL": "1s", "Status": "passing", "DeregisterCriticalServiceAfter": "1s"}});
     assert_eq!(
@@ -106,7 +107,12 @@ fn tcp_check_and_critical_service_reaping() {
             .status,
         200
     );
-    eventually(Duration::from_secs(15), "doomed service reaped", || {
+    let doomed = &agent.get("/v1/agent/checks").json()["doomed"];
+    assert_eq!(
+        doomed["Definition"]["DeregisterCriticalServiceAfter"], "1m0s",
+        "raised to the minimum"
+    );
+    eventually(Duration::from_secs(90), "doomed service reaped", || {
         let services = agent.get("/v1/agent/services").json();
         let catalog = agent.get("/v1/catalog/service/web").json();
         let in_catalog = catalog

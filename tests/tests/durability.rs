@@ -123,3 +123,31 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
         &missing[..missing.len().min(5)]
     );
 }
+
+#[test]
+fn api_checks_on_config_services_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("web.json");
+    std::fs::write(
+        &config,
+        r#"{"service": {"name": "web", "id": "web", "port": 80}}"#,
+    )
+    .unwrap();
+    let mut agent = AgentProc::start(&[
+        "-server",
+        "-bootstrap",
+        "-config-file",
+        config.to_str().unwrap(),
+    ]);
+    let check = r#"{"Name": "extra", "ID": "extra", "TTL": "10m", "ServiceID": "web"}"#;
+    assert_eq!(agent.put("/v1/agent/check/register", check).status, 200);
+    assert_eq!(agent.put("/v1/agent/check/pass/extra", "").status, 200);
+    assert!(agent.stop().success());
+    agent.restart();
+    let checks = agent.get("/v1/agent/checks").json();
+    assert_eq!(checks["extra"]["ServiceID"], "web", "{checks}");
+    assert_eq!(
+        checks["extra"]["Status"], "passing",
+        "unexpired TTL status kept: {checks}"
+    );
+}

@@ -136,9 +136,14 @@ fn ttl_checks_drive_health_and_passing_filter() {
             .status,
         200
     );
+    // Visible at once locally, as in Consul...
+    let checks = agent.get("/v1/agent/checks").json();
+    assert_eq!(checks["ttl-web1"]["Status"], "passing");
+    // ...and in the catalog after anti-entropy. `passing=1` is what the Go client sends.
     eventually(Duration::from_secs(5), "web1 passing", || {
-        (health_ids(&agent, "?passing") == ["web1"]).then_some(())
+        (health_ids(&agent, "?passing=1") == ["web1"]).then_some(())
     });
+    assert_eq!(health_ids(&agent, "?passing=false").len(), 2);
     let checks = agent.get("/v1/agent/checks").json();
     assert_eq!(checks["ttl-web1"]["Status"], "passing");
     assert_eq!(checks["ttl-web1"]["Output"], "fine");
@@ -170,6 +175,14 @@ fn ttl_checks_drive_health_and_passing_filter() {
 #[test]
 fn blocking_query_parks_until_the_service_changes() {
     let agent = AgentProc::start(&["-dev"]);
+    // Start from a settled catalog: the agent's own node, checks and `consul` service are in.
+    eventually(Duration::from_secs(5), "agent node synced", || {
+        let rows = agent.get("/v1/health/service/consul").json();
+        let checks = rows.get(0)?["Checks"].as_array()?.len();
+        (checks == 1
+            && agent.get("/v1/catalog/nodes").json()[0]["TaggedAddresses"]["lan"] != json!(null))
+        .then_some(())
+    });
     let first = agent.get("/v1/health/service/web");
     let index = first.index();
 
@@ -275,6 +288,10 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     );
 
     assert_eq!(agent.get("/v1/health/service/web?index=abc").status, 400);
+    assert_eq!(
+        agent.get("/v1/health/service/web?passing=maybe").status,
+        400
+    );
     assert_eq!(agent.get("/v1/health/service/web?wait=forever").status, 400);
     assert_eq!(agent.get("/v1/health/state/bogus").status, 400);
     assert_eq!(agent.get("/v1/no/such/path").status, 404);
@@ -337,4 +354,91 @@ fn agent_self_members_status() {
     let leader = agent.get("/v1/status/leader").json();
     assert_eq!(leader, json!(format!("127.0.0.1:{}", agent.ports.server)));
     assert_eq!(agent.get("/v1/status/peers").json(), json!([leader]));
+}
+
+#[test]
+fn client_without_servers_keeps_local_endpoints_and_says_why_catalog_fails() {
+    let agent = AgentProc::start(&[]);
+    let r = agent.put(
+        "/v1/agent/service/register",
+        r#"{"Name": "web", "Port": 80}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(agent.get("/v1/agent/services").json()["web"]["Port"], 80);
+    let r = agent.get("/v1/catalog/services");
+    assert_eq!((r.status, r.body.trim()), (500, "No known Shoal servers"));
+    let members = agent.get("/v1/agent/members").json();
+    assert_eq!(members[0]["Tags"]["role"], "node");
+}
+
+#[test]
+fn reregistering_keeps_other_checks_unless_replacing() {
+    let agent = AgentProc::start(&["-dev"]);
+    let service = r#"{"Name": "web", "ID": "web1", "Tags": null, "Meta": null, "Check": {"CheckID": "own", "TTL": "1m"}}"#;
+    assert_eq!(
+        agent.put("/v1/agent/service/register", service).status,
+        200,
+        "null fields read as empty"
+    );
+    let extra = r#"{"Name": "extra", "ID": "extra", "TTL": "1m", "ServiceID": "web1"}"#;
+    assert_eq!(agent.put("/v1/agent/check/register", extra).status, 200);
+
+    assert_eq!(agent.put("/v1/agent/service/register", service).status, 200);
+    let checks = agent.get("/v1/agent/checks").json();
+    assert!(
+        checks.get("extra").is_some() && checks.get("own").is_some(),
+        "{checks}"
+    );
+
+    assert_eq!(
+        agent
+            .put(
+                "/v1/agent/service/register?replace-existing-checks",
+                service
+            )
+            .status,
+        200
+    );
+    let checks = agent.get("/v1/agent/checks").json();
+    assert!(
+        checks.get("extra").is_none() && checks.get("own").is_some(),
+        "{checks}"
+    );
+}
+
+#[test]
+fn servers_are_listed_as_the_consul_service_and_it_stays() {
+    let agent = AgentProc::start(&["-dev"]);
+    eventually(Duration::from_secs(5), "consul service", || {
+        let rows = agent.get("/v1/catalog/service/consul").json();
+        (rows.as_array().unwrap().len() == 1).then_some(())
+    });
+    // Let the agent's first sync (its node entry) settle, then take the index.
+    let register_and_sync = |ids: std::ops::Range<u32>| {
+        for i in ids.clone() {
+            let body = json!({"Name": "web", "ID": format!("web{i}")});
+            assert_eq!(
+                agent
+                    .put("/v1/agent/service/register", &body.to_string())
+                    .status,
+                200
+            );
+        }
+        eventually(Duration::from_secs(5), "web synced", || {
+            let rows = agent.get("/v1/catalog/service/web").json();
+            (rows.as_array().unwrap().len() == ids.end as usize).then_some(())
+        });
+    };
+    register_and_sync(0..1);
+    let index = agent.get("/v1/catalog/service/consul").index();
+    // Local changes trigger anti-entropy, which must leave the leader's `consul` service be.
+    register_and_sync(1..4);
+    let r = agent.get(&format!("/v1/catalog/service/consul?index={index}&wait=1s"));
+    assert_eq!(
+        r.index(),
+        index,
+        "the consul service was rewritten: {}",
+        r.body
+    );
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
 }

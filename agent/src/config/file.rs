@@ -13,6 +13,7 @@ use shoal_server::duration::GoDuration;
 use shoal_server::structs::{CheckDefinition, ServiceDefinition};
 
 use crate::decode::normalize_keys;
+use crate::definition;
 
 /// A config file error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +128,19 @@ pub fn parse(path: &Path, mut value: Value) -> Result<FileConfig, ConfigError> {
     let mut services = Vec::new();
     for key in ["service", "services"] {
         if let Some(v) = map.remove(key) {
-            services
-                .extend(definitions::<ServiceDefinition>(key, v).map_err(|(k, m)| key_err(k, m))?);
+            let defs = definitions::<ServiceDefinition>(key, v, |d| {
+                definition::service_from_definition(d).map(drop)
+            });
+            services.extend(defs.map_err(|(k, m)| key_err(k, m))?);
         }
     }
     let mut checks = Vec::new();
     for key in ["check", "checks"] {
         if let Some(v) = map.remove(key) {
-            checks.extend(definitions::<CheckDefinition>(key, v).map_err(|(k, m)| key_err(k, m))?);
+            let defs = definitions::<CheckDefinition>(key, v, |d| {
+                definition::standalone_check(d.clone()).map(drop)
+            });
+            checks.extend(defs.map_err(|(k, m)| key_err(k, m))?);
         }
     }
     let mut config: FileConfig = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -148,10 +154,12 @@ pub fn parse(path: &Path, mut value: Value) -> Result<FileConfig, ConfigError> {
 }
 
 /// Reads a `service`/`check` block (one object, or a list of them: HCL repeats blocks,
-/// JSON uses arrays) into definitions, naming the offending key on error.
+/// JSON uses arrays) into definitions, each checked by `validate`, naming the offending
+/// key on error.
 fn definitions<T: serde::de::DeserializeOwned>(
     key: &str,
     value: Value,
+    validate: impl Fn(&T) -> Result<(), String>,
 ) -> Result<Vec<T>, (String, String)> {
     let items = match value {
         Value::Array(items) => items,
@@ -165,6 +173,7 @@ fn definitions<T: serde::de::DeserializeOwned>(
         }
         let parsed = serde_path_to_error::deserialize(item)
             .map_err(|e| (format!("{prefix}.{}", e.path()), e.into_inner().to_string()))?;
+        validate(&parsed).map_err(|message| (prefix, message))?;
         out.push(parsed);
     }
     Ok(out)
@@ -193,7 +202,10 @@ mod tests {
               name = "web"
               port = 80
               tags = ["v1"]
-              check { http = "http://127.0.0.1/health" interval = "10s" }
+              check {
+                http = "http://127.0.0.1/health"
+                interval = "10s"
+              }
             }
             service { name = "db" }
             "#,
@@ -232,5 +244,15 @@ mod tests {
         let path = write(&dir, "e.json", r#"{"check": {"id": "c", "ttl": "ten"}}"#);
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("check[0].TTL"), "{err}");
+        let path = write(
+            &dir,
+            "f.json",
+            r#"{"service": {"name": "web", "check": {"http": "http://x"}}}"#,
+        );
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("f.json") && err.contains("service[0]") && err.contains("Interval"),
+            "{err}"
+        );
     }
 }

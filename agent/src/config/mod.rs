@@ -176,34 +176,56 @@ fn config_paths(flags: &Flags) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(paths)
 }
 
-/// Later files win for single values; services and checks accumulate.
+/// Copies each `Some` field of `$from` over `$into`.
+macro_rules! take {
+    ($into:expr, $from:expr; $($field:ident),* $(,)?) => {
+        $( if $from.$field.is_some() { $into.$field = $from.$field; } )*
+    };
+}
+
+/// Merges files as Consul does: later files win field by field (inside blocks too), maps
+/// are overlaid, lists and service/check definitions accumulate.
 fn merge(into: &mut FileConfig, from: FileConfig) {
-    macro_rules! take {
-        ($($field:ident),*) => { $( if from.$field.is_some() { into.$field = from.$field; } )* };
-    }
-    take!(
-        node_name,
-        datacenter,
-        data_dir,
-        server,
-        bootstrap,
-        bootstrap_expect,
-        bind_addr,
-        client_addr,
-        advertise_addr,
-        ports,
-        log_level,
-        log_json,
-        enable_local_script_checks,
-        enable_script_checks,
-        domain,
-        alt_domain,
-        recursors,
-        dns_config,
-        node_meta,
-        retry_join,
-        start_join
+    take!(into, from;
+        node_name, datacenter, data_dir, server, bootstrap, bootstrap_expect, bind_addr,
+        client_addr, advertise_addr, log_level, log_json, enable_local_script_checks,
+        enable_script_checks, domain, alt_domain
     );
+    if let Some(ports) = from.ports {
+        let target = into.ports.get_or_insert_with(Default::default);
+        take!(target, ports; http, dns, server, serf_lan, serf_wan);
+    }
+    if let Some(dns) = from.dns_config {
+        let target = into.dns_config.get_or_insert_with(Default::default);
+        take!(target, dns;
+            node_ttl, only_passing, allow_stale, max_stale, udp_answer_limit,
+            enable_truncate, a_record_limit
+        );
+        if let Some(ttls) = dns.service_ttl {
+            target
+                .service_ttl
+                .get_or_insert_with(Default::default)
+                .extend(ttls);
+        }
+        if let Some(soa) = dns.soa {
+            let target = target.soa.get_or_insert_with(Default::default);
+            take!(target, soa; refresh, retry, expire, min_ttl);
+        }
+    }
+    if let Some(meta) = from.node_meta {
+        into.node_meta
+            .get_or_insert_with(Default::default)
+            .extend(meta);
+    }
+    for (into_list, from_list) in [
+        (&mut into.recursors, from.recursors),
+        (&mut into.retry_join, from.retry_join),
+        (&mut into.start_join, from.start_join),
+    ] {
+        if let Some(items) = from_list {
+            into_list.get_or_insert_with(Vec::new).extend(items);
+        }
+    }
     into.services.extend(from.services);
     into.checks.extend(from.checks);
 }
@@ -354,14 +376,6 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         .map(|r| parse_recursor(r))
         .collect::<Result<Vec<_>, _>>()?;
 
-    for service in &file.services {
-        if service.name.is_empty() {
-            return Err(ConfigError::Invalid(
-                "a service definition is missing its name".into(),
-            ));
-        }
-    }
-
     Ok(Config {
         dev,
         node_name,
@@ -468,6 +482,58 @@ mod tests {
         assert_eq!(config.node_name, "flag");
         assert_eq!(config.datacenter, "east");
         assert_eq!(config.ports.http, Some(1234));
+    }
+
+    #[test]
+    fn config_dir_reads_json_and_hcl_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("10-base.json"),
+            r#"{"node_name": "first", "services": [{"name": "a"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("20-over.hcl"),
+            "node_name = \"second\"\nservice { name = \"b\" }\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let flags = Flags {
+            dev: true,
+            config_dirs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        };
+        let config = load(&flags).unwrap();
+        assert_eq!(config.node_name, "second");
+        let names: Vec<_> = config.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn blocks_merge_field_by_field_and_lists_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.json");
+        let b = dir.path().join("b.hcl");
+        std::fs::write(
+            &a,
+            r#"{"ports": {"http": 9500}, "node_meta": {"rack": "r1"}, "recursors": ["10.0.0.53"]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "ports { dns = -1 }\nnode_meta { zone = \"z1\" }\nrecursors = [\"10.0.0.54\"]\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            dev: true,
+            config_files: vec![a, b],
+            ..Default::default()
+        };
+        let config = load(&flags).unwrap();
+        assert_eq!(config.ports.http, Some(9500));
+        assert_eq!(config.ports.dns, None);
+        assert_eq!(config.node_meta.len(), 2);
+        assert_eq!(config.recursors.len(), 2);
     }
 
     #[test]

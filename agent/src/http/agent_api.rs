@@ -45,7 +45,7 @@ pub async fn services(
         .iter()
         .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
         .collect();
-    json(&services, params.flag("pretty")?)
+    json(&services, params.has("pretty"))
 }
 
 pub async fn service(
@@ -58,15 +58,21 @@ pub async fn service(
         .local()
         .service(&id)
         .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
-    json(&agent_service(&agent, &service), params.flag("pretty")?)
+    json(&agent_service(&agent, &service), params.has("pretty"))
 }
 
 pub async fn register_service(
     State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
     let definition: ServiceDefinition = decode_json(&body)?;
-    agent.register_service(definition, Source::Api)?;
+    agent.register_service(
+        definition,
+        Source::Api,
+        params.has("replace-existing-checks"),
+    )?;
     Ok(ok_empty())
 }
 
@@ -94,7 +100,7 @@ pub async fn checks(
             (id, check)
         })
         .collect();
-    json(&checks, params.flag("pretty")?)
+    json(&checks, params.has("pretty"))
 }
 
 pub async fn register_check(
@@ -208,7 +214,7 @@ pub async fn members(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    json(&vec![member(&agent)], params.flag("pretty")?)
+    json(&vec![member(&agent)], params.has("pretty"))
 }
 
 pub async fn self_info(
@@ -238,7 +244,7 @@ pub async fn self_info(
             }
         },
     });
-    json(&body, params.flag("pretty")?)
+    json(&body, params.has("pretty"))
 }
 
 pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {

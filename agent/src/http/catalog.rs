@@ -28,11 +28,14 @@ async fn read(
 
 /// Other datacenters are reached through WAN federation, which is not built yet.
 pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
-    match params.get("dc") {
-        Some(dc) if !dc.is_empty() && !dc.eq_ignore_ascii_case(&agent.config().datacenter) => {
-            Err(ApiError::internal("No path to datacenter"))
-        }
-        _ => Ok(()),
+    require_local_datacenter(agent, params.get("dc").unwrap_or(""))
+}
+
+fn require_local_datacenter(agent: &Agent, dc: &str) -> Result<(), ApiError> {
+    if dc.is_empty() || dc.eq_ignore_ascii_case(&agent.config().datacenter) {
+        Ok(())
+    } else {
+        Err(ApiError::internal("No path to datacenter"))
     }
 }
 
@@ -43,7 +46,7 @@ fn unexpected() -> ApiError {
 macro_rules! respond {
     ($params:expr, $meta:expr, $result:expr, $variant:ident) => {
         match $result {
-            ReadResult::$variant(value) => query_json(&$meta, &value, $params.flag("pretty")?),
+            ReadResult::$variant(value) => query_json(&$meta, &value, $params.has("pretty")),
             _ => Err(unexpected()),
         }
     };
@@ -75,7 +78,7 @@ pub async fn datacenters(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     match agent.rpc().call(Request::Datacenters).await? {
-        shoal_server::rpc::Response::Datacenters(dcs) => json(&dcs, params.flag("pretty")?),
+        shoal_server::rpc::Response::Datacenters(dcs) => json(&dcs, params.has("pretty")),
         _ => Err(unexpected()),
     }
 }
@@ -124,9 +127,8 @@ pub async fn register(
             return Err(ApiError::bad_request("Missing service name"));
         }
     }
-    if request.datacenter.is_empty() {
-        request.datacenter = agent.config().datacenter.clone();
-    }
+    require_local_datacenter(&agent, &request.datacenter)?;
+    request.datacenter = agent.config().datacenter.clone();
     agent.rpc().apply(Command::Register(request)).await?;
     json(&true, false)
 }
@@ -139,6 +141,7 @@ pub async fn deregister(
     let params = Params::parse(q.as_deref());
     check_datacenter(&agent, &params)?;
     let request: DeregisterRequest = decode_json(&body)?;
+    require_local_datacenter(&agent, &request.datacenter)?;
     if request.node.is_empty() {
         return Err(ApiError::bad_request("Missing node name"));
     }
@@ -156,7 +159,7 @@ pub async fn health_service(
         service,
         tags: params.all("tag"),
         node_meta: params.node_meta()?,
-        passing_only: params.flag("passing")?,
+        passing_only: params.passing()?,
     };
     let (meta, result) = read(&agent, &params, read_req).await?;
     respond!(params, meta, result, CheckServiceNodes)
@@ -168,7 +171,9 @@ pub async fn health_service_checks(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    let (meta, result) = read(&agent, &params, Read::HealthServiceChecks { service }).await?;
+    let node_meta = params.node_meta()?;
+    let read_req = Read::HealthServiceChecks { service, node_meta };
+    let (meta, result) = read(&agent, &params, read_req).await?;
     respond!(params, meta, result, Checks)
 }
 
@@ -196,7 +201,9 @@ pub async fn health_state(
     {
         return Err(ApiError::bad_request(format!("Invalid state: {state}")));
     }
-    let (meta, result) = read(&agent, &params, Read::HealthChecksInState { state }).await?;
+    let node_meta = params.node_meta()?;
+    let read_req = Read::HealthChecksInState { state, node_meta };
+    let (meta, result) = read(&agent, &params, read_req).await?;
     respond!(params, meta, result, Checks)
 }
 

@@ -24,11 +24,25 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "Request decode failed: body must be a JSON object",
         ));
     }
+    strip_nulls(&mut value);
     normalize_keys(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ApiError::bad_request(format!("Request decode failed: {path}: {}", e.into_inner()))
     })
+}
+
+/// Go's decoder reads `null` as the zero value; removing null members lets the fields'
+/// defaults do the same here.
+fn strip_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 /// Query parameters in order, keys repeatable.
@@ -61,14 +75,22 @@ impl Params {
             .collect()
     }
 
-    /// A flag such as `?passing` or `?stale`: present and not explicitly false.
-    pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
-        match self.get(key) {
+    /// A presence flag (`?stale`, `?consistent`, `?pretty`): Consul looks only at whether
+    /// the key is there, so `?stale=1` and `?stale` mean the same.
+    pub fn has(&self, key: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == key)
+    }
+
+    /// `?passing`: present means true, unless its value is false in Go's `ParseBool`
+    /// spelling (`0`, `f`, `false`, …); the Go API client sends `passing=1`.
+    pub fn passing(&self) -> Result<bool, ApiError> {
+        match self.get("passing") {
             None => Ok(false),
-            Some("") => Ok(true),
-            Some(v) => v
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("Invalid value for ?{key}: {v:?}"))),
+            Some("" | "1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "Invalid value for ?passing: {v:?}"
+            ))),
         }
     }
 
@@ -84,8 +106,8 @@ impl Params {
             None | Some("") => Duration::ZERO,
             Some(v) => parse_wait(v)?,
         };
-        let stale = self.flag("stale")?;
-        let consistent = self.flag("consistent")?;
+        let stale = self.has("stale");
+        let consistent = self.has("consistent");
         let consistency = match (stale, consistent) {
             (true, true) => {
                 return Err(ApiError::bad_request(
@@ -103,15 +125,21 @@ impl Params {
         })
     }
 
-    /// `?node-meta=key:value`, repeatable; all must match.
+    /// `?node-meta=key:value`, repeatable; all must match. A pair without `:` means the
+    /// key with an empty value, as Consul's `parseMetaPair` reads it.
     pub fn node_meta(&self) -> Result<Meta, ApiError> {
         self.all("node-meta")
             .into_iter()
             .map(|pair| match pair.split_once(':') {
-                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-                _ => Err(ApiError::bad_request(format!(
-                    "Invalid node-meta {pair:?}: want key:value"
-                ))),
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (pair, String::new()),
+            })
+            .map(|(k, v)| {
+                if k.is_empty() {
+                    Err(ApiError::bad_request("Invalid node-meta: empty key"))
+                } else {
+                    Ok((k, v))
+                }
             })
             .collect()
     }
@@ -163,9 +191,14 @@ mod tests {
             p.node_meta().unwrap().get("rack").map(String::as_str),
             Some("r1")
         );
-        assert!(Params::parse(Some("node-meta=nocolon"))
-            .node_meta()
-            .is_err());
+        let bare = Params::parse(Some("node-meta=rack")).node_meta().unwrap();
+        assert_eq!(bare.get("rack").map(String::as_str), Some(""));
+        assert!(Params::parse(Some("node-meta=:v")).node_meta().is_err());
+        assert!(Params::parse(Some("passing=1")).passing().unwrap());
+        assert!(!Params::parse(Some("passing=false")).passing().unwrap());
+        assert!(Params::parse(Some("passing=maybe")).passing().is_err());
+        let o = Params::parse(Some("stale=1")).query_options().unwrap();
+        assert_eq!(o.consistency, Consistency::Stale);
     }
 
     #[test]
@@ -181,6 +214,12 @@ mod tests {
             .message
             .contains("decode failed"));
         assert!(decode_json::<T>(b"").is_err());
+        let e = decode_json::<T>(br#"{"port": null}"#).unwrap_err();
+        assert!(
+            e.message.contains("port") || e.message.contains("Port"),
+            "{}",
+            e.message
+        );
         let e = decode_json::<T>(br#"{"port": "eighty"}"#).unwrap_err();
         assert!(e.message.contains("Port"), "{}", e.message);
     }

@@ -71,10 +71,35 @@ impl StateStore {
         f(&tables)
     }
 
-    /// A receiver that changes whenever `topic`'s index does. Subscribe *before* reading
-    /// the index so no change can slip between the read and the wait.
-    pub fn subscribe(&self, topic: &Topic) -> tokio::sync::watch::Receiver<u64> {
-        self.watches.subscribe(topic)
+    /// A subscription that wakes whenever `topic`'s index changes. Subscribe *before*
+    /// reading the index so no change can slip between the read and the wait.
+    pub fn subscribe(&self, topic: &Topic) -> Subscription<'_> {
+        Subscription {
+            receiver: self.watches.subscribe(topic),
+            topic: topic.clone(),
+            watches: &self.watches,
+        }
+    }
+}
+
+/// A wait on one topic. Dropping it (also when a client hangs up mid-wait) releases the
+/// topic's channel if nobody else listens.
+pub struct Subscription<'a> {
+    receiver: tokio::sync::watch::Receiver<u64>,
+    topic: Topic,
+    watches: &'a watch::Watches,
+}
+
+impl Subscription<'_> {
+    /// Resolves on the next change; `Err` only if the store is gone.
+    pub async fn changed(&mut self) -> Result<(), tokio::sync::watch::error::RecvError> {
+        self.receiver.changed().await
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        self.watches.release_if_last(&self.topic);
     }
 }
 

@@ -166,7 +166,12 @@ impl Tables {
             if self.upsert_node(index, node) {
                 touched.insert(Topic::Nodes);
                 touched.insert(Topic::Node(node_key.clone()));
-                touched.extend(self.service_topics_of_node(&node_key));
+                let service_topics = self.service_topics_of_node(&node_key);
+                if !service_topics.is_empty() {
+                    // `/v1/catalog/services?node-meta=` depends on the node's fields too.
+                    touched.insert(Topic::Services);
+                }
+                touched.extend(service_topics);
             }
         }
 
@@ -491,12 +496,15 @@ impl Tables {
     }
 
     /// `/v1/health/checks/:service`.
-    pub fn service_checks(&self, name: &str) -> Vec<HealthCheck> {
+    pub fn service_checks(&self, name: &str, node_meta: &Meta) -> Vec<HealthCheck> {
         let name = lower(name);
         self.checks
-            .values()
-            .filter(|c| !c.service_name.is_empty() && lower(&c.service_name) == name)
-            .cloned()
+            .iter()
+            .filter(|(_, c)| !c.service_name.is_empty() && lower(&c.service_name) == name)
+            .filter(|((node_key, _), _)| {
+                node_meta.is_empty() || self.node_matches(node_key, node_meta)
+            })
+            .map(|(_, c)| c.clone())
             .collect()
     }
 
@@ -509,11 +517,14 @@ impl Tables {
     }
 
     /// `/v1/health/state/:state`; `any` returns every check.
-    pub fn checks_in_state(&self, state: &str) -> Vec<HealthCheck> {
+    pub fn checks_in_state(&self, state: &str, node_meta: &Meta) -> Vec<HealthCheck> {
         self.checks
-            .values()
-            .filter(|c| state == health::ANY || c.status == state)
-            .cloned()
+            .iter()
+            .filter(|(_, c)| state == health::ANY || c.status == state)
+            .filter(|((node_key, _), _)| {
+                node_meta.is_empty() || self.node_matches(node_key, node_meta)
+            })
+            .map(|(_, c)| c.clone())
             .collect()
     }
 }

@@ -56,7 +56,7 @@ fn registers_and_reads_back_with_indexes() {
         assert_eq!(nodes[0].service_id, "web1");
         assert_eq!(nodes[0].create_index, 5);
         assert_eq!(t.index(&Topic::Service("web".into())), 5);
-        let checks = t.service_checks("web");
+        let checks = t.service_checks("web", &Meta::new());
         assert_eq!(checks[0].service_name, "web");
         assert_eq!(checks[0].node, "n1");
     });
@@ -179,7 +179,7 @@ fn deregistering_a_node_removes_everything_on_it() {
     store.read(|t| {
         assert!(t.node("n1").is_none());
         assert!(t.service_nodes("web", &[], &Meta::new()).is_empty());
-        assert!(t.checks_in_state(health::ANY).is_empty());
+        assert!(t.checks_in_state(health::ANY, &Meta::new()).is_empty());
         assert_eq!(t.index(&Topic::Service("web".into())), 2);
     });
 }
@@ -274,4 +274,19 @@ async fn blocking_query_wakes_on_its_topic_only() {
         .unwrap()
         .unwrap();
     assert_eq!((index, count), (3, 2));
+}
+
+#[tokio::test]
+async fn abandoned_waits_release_their_channel() {
+    let store = StateStore::new();
+    let topic = Topic::Service("ghost".into());
+    {
+        let _first = store.subscribe(&topic);
+        let _second = store.subscribe(&topic);
+    }
+    assert_eq!(
+        store.watches.len(),
+        0,
+        "channels of finished waits must be dropped"
+    );
 }

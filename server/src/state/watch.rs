@@ -37,27 +37,37 @@ impl Watches {
             .subscribe()
     }
 
-    /// Wakes the watchers of `topics`, dropping senders nobody listens to any more so the
-    /// map does not grow with every name ever queried.
+    /// Called by a subscriber about to drop its receiver: drops `topic`'s sender when that
+    /// receiver is the last, so the map does not grow with every name ever queried. Safe
+    /// against a concurrent subscriber: subscribing takes the same lock and leaves a
+    /// receiver behind, which keeps the sender.
+    pub(super) fn release_if_last(&self, topic: &Topic) {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if senders.get(topic).is_some_and(|s| s.receiver_count() <= 1) {
+            senders.remove(topic);
+        }
+    }
+
+    /// Wakes the watchers of `topics`.
     pub(super) fn notify(&self, topics: &[Topic], index: u64) {
         if topics.is_empty() {
             return;
         }
-        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         for topic in topics {
             if let Some(sender) = senders.get(topic) {
-                if sender.receiver_count() == 0 {
-                    senders.remove(topic);
-                } else {
-                    sender.send_replace(index);
-                }
+                sender.send_replace(index);
             }
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.senders.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     pub(super) fn notify_all(&self, index: u64) {
-        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-        senders.retain(|_, sender| sender.receiver_count() > 0);
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         for sender in senders.values() {
             sender.send_replace(index);
         }
