@@ -33,6 +33,11 @@ pub struct QueryOptions {
     /// How long to park at most; zero means the default (5 minutes).
     pub max_wait: Duration,
     pub consistency: Consistency,
+    /// The caller already holds this read's result as of this index (0: it holds
+    /// nothing). If the index has not moved, the server answers
+    /// [`ReadResult::NotModified`] instead of the data, as Consul's
+    /// `AllowNotModifiedResponse` does: an unchanged answer costs no copy and no encoding.
+    pub cached_index: u64,
 }
 
 /// What a read reports beside its result (`X-Consul-Index`, `-KnownLeader`, `-LastContact`).
@@ -92,6 +97,8 @@ pub enum ReadResult {
     NodeServices(Option<NodeServices>),
     CheckServiceNodes(Vec<CheckServiceNode>),
     Checks(Vec<HealthCheck>),
+    /// Unchanged since [`QueryOptions::cached_index`].
+    NotModified,
 }
 
 /// One request, built per call and moved to the handler (so variant sizes do not matter).

@@ -89,7 +89,15 @@ impl Server {
                     &topic,
                     options.min_index,
                     options.max_wait,
-                    |tables| execute(tables, &read),
+                    |tables| {
+                        let unchanged = options.cached_index != 0
+                            && tables.index(&topic) == options.cached_index;
+                        if unchanged {
+                            ReadResult::NotModified
+                        } else {
+                            execute(tables, &read)
+                        }
+                    },
                 )
                 .await;
                 Ok(Response::Read {

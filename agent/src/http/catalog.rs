@@ -6,24 +6,49 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use shoal_server::rpc::{QueryMeta, Read, ReadResult, Request};
+use shoal_server::rpc::{Read, ReadResult, Request};
 use shoal_server::structs::{health, Command, DeregisterRequest, RegisterRequest};
 
 use super::error::ApiError;
 use super::request::{decode_json, Params};
-use super::response::{json, query_json};
+use super::response::{encode, json, query_json};
+use super::HttpState;
 use crate::agent::Agent;
 
-/// Runs a catalog read with the request's blocking and consistency options.
-async fn read(
-    agent: &Agent,
-    params: &Params,
-    read: Read,
-) -> Result<(QueryMeta, ReadResult), ApiError> {
-    check_datacenter(agent, params)?;
+/// Runs a catalog read with the request's blocking and consistency options and answers
+/// with its JSON, reusing the bytes rendered last time when the server says the data has
+/// not moved.
+async fn reply(http: &HttpState, params: &Params, read: Read) -> Result<Response, ApiError> {
+    check_datacenter(&http.agent, params)?;
     params.refuse_filter()?;
-    let options = params.query_options()?;
-    Ok(agent.rpc().read(read, options).await?)
+    let mut options = params.query_options()?;
+    let pretty = params.has("pretty");
+    let key = format!("{read:?}|{:?}|{pretty}", options.consistency);
+    let cached = http.cache.get(&key);
+    options.cached_index = cached.as_ref().map_or(0, |(index, _)| *index);
+    let (meta, result) = http.agent.rpc().read(read, options).await?;
+    let body = match (result, cached) {
+        (ReadResult::NotModified, Some((_, body))) => body,
+        (ReadResult::NotModified, None) => return Err(unexpected()),
+        (result, _) => {
+            let body = render(&result, pretty)?;
+            http.cache.put(key, meta.index, body.clone());
+            body
+        }
+    };
+    Ok(query_json(&meta, body))
+}
+
+fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
+    match result {
+        ReadResult::Services(v) => encode(v, pretty),
+        ReadResult::Nodes(v) => encode(v, pretty),
+        ReadResult::ServiceNodes(v) => encode(v, pretty),
+        ReadResult::NodeServices(v) => encode(v, pretty),
+        ReadResult::CheckServiceNodes(v) => encode(v, pretty),
+        ReadResult::Checks(v) => encode(v, pretty),
+        ReadResult::NotModified => Err(unexpected()),
+    }
 }
 
 /// Other datacenters are reached through WAN federation, which is not built yet.
@@ -43,33 +68,22 @@ fn unexpected() -> ApiError {
     ApiError::internal("unexpected read result from server")
 }
 
-macro_rules! respond {
-    ($params:expr, $meta:expr, $result:expr, $variant:ident) => {
-        match $result {
-            ReadResult::$variant(value) => query_json(&$meta, &value, $params.has("pretty")),
-            _ => Err(unexpected()),
-        }
-    };
-}
-
 pub async fn services(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let node_meta = params.node_meta()?;
-    let (meta, result) = read(&agent, &params, Read::CatalogServices { node_meta }).await?;
-    respond!(params, meta, result, Services)
+    reply(&http, &params, Read::CatalogServices { node_meta }).await
 }
 
 pub async fn nodes(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let node_meta = params.node_meta()?;
-    let (meta, result) = read(&agent, &params, Read::CatalogNodes { node_meta }).await?;
-    respond!(params, meta, result, Nodes)
+    reply(&http, &params, Read::CatalogNodes { node_meta }).await
 }
 
 pub async fn datacenters(
@@ -84,7 +98,7 @@ pub async fn datacenters(
 }
 
 pub async fn service_nodes(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -94,18 +108,16 @@ pub async fn service_nodes(
         tags: params.all("tag"),
         node_meta: params.node_meta()?,
     };
-    let (meta, result) = read(&agent, &params, read_req).await?;
-    respond!(params, meta, result, ServiceNodes)
+    reply(&http, &params, read_req).await
 }
 
 pub async fn node_services(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     Path(node): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    let (meta, result) = read(&agent, &params, Read::CatalogNodeServices { node }).await?;
-    respond!(params, meta, result, NodeServices)
+    reply(&http, &params, Read::CatalogNodeServices { node }).await
 }
 
 pub async fn register(
@@ -150,7 +162,7 @@ pub async fn deregister(
 }
 
 pub async fn health_service(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -161,34 +173,31 @@ pub async fn health_service(
         node_meta: params.node_meta()?,
         passing_only: params.passing()?,
     };
-    let (meta, result) = read(&agent, &params, read_req).await?;
-    respond!(params, meta, result, CheckServiceNodes)
+    reply(&http, &params, read_req).await
 }
 
 pub async fn health_service_checks(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let node_meta = params.node_meta()?;
     let read_req = Read::HealthServiceChecks { service, node_meta };
-    let (meta, result) = read(&agent, &params, read_req).await?;
-    respond!(params, meta, result, Checks)
+    reply(&http, &params, read_req).await
 }
 
 pub async fn health_node(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     Path(node): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    let (meta, result) = read(&agent, &params, Read::HealthNodeChecks { node }).await?;
-    respond!(params, meta, result, Checks)
+    reply(&http, &params, Read::HealthNodeChecks { node }).await
 }
 
 pub async fn health_state(
-    State(agent): State<Arc<Agent>>,
+    State(http): State<HttpState>,
     Path(state): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -203,8 +212,7 @@ pub async fn health_state(
     }
     let node_meta = params.node_meta()?;
     let read_req = Read::HealthChecksInState { state, node_meta };
-    let (meta, result) = read(&agent, &params, read_req).await?;
-    respond!(params, meta, result, Checks)
+    reply(&http, &params, read_req).await
 }
 
 pub async fn status_leader(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {

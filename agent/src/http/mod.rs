@@ -4,6 +4,7 @@
 //! registrations) or its RPC client (catalog reads and writes), and render Consul's JSON.
 
 mod agent_api;
+mod cache;
 mod catalog;
 mod error;
 mod request;
@@ -11,11 +12,26 @@ mod response;
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::Router;
 
 use crate::agent::Agent;
+use cache::ResponseCache;
+
+/// What handlers share: the agent, and rendered catalog reads.
+#[derive(Clone)]
+pub struct HttpState {
+    agent: Arc<Agent>,
+    cache: Arc<ResponseCache>,
+}
+
+impl FromRef<HttpState> for Arc<Agent> {
+    fn from_ref(state: &HttpState) -> Arc<Agent> {
+        state.agent.clone()
+    }
+}
 
 pub use request::decode_json;
 
@@ -64,5 +80,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         })
-        .with_state(agent)
+        .with_state(HttpState {
+            agent,
+            cache: Arc::default(),
+        })
 }

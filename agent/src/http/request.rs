@@ -122,6 +122,7 @@ impl Params {
             min_index,
             max_wait,
             consistency,
+            cached_index: 0,
         })
     }
 

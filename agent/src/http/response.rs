@@ -1,5 +1,6 @@
 //! Writing responses: JSON (pretty with `?pretty`) and the blocking-query headers.
 
+use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -7,14 +8,20 @@ use shoal_server::rpc::QueryMeta;
 
 use super::error::ApiError;
 
-pub fn json<T: Serialize>(value: &T, pretty: bool) -> Result<Response, ApiError> {
+/// `value` as JSON bytes.
+pub fn encode<T: Serialize>(value: &T, pretty: bool) -> Result<Bytes, ApiError> {
     let body = if pretty {
         serde_json::to_vec_pretty(value)
     } else {
         serde_json::to_vec(value)
-    }
-    .map_err(|e| ApiError::internal(format!("encoding response: {e}")))?;
-    Ok((
+    };
+    body.map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("encoding response: {e}")))
+}
+
+/// A 200 with a JSON body already encoded.
+pub fn json_bytes(body: Bytes) -> Response {
+    (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
@@ -22,18 +29,18 @@ pub fn json<T: Serialize>(value: &T, pretty: bool) -> Result<Response, ApiError>
         )],
         body,
     )
-        .into_response())
+        .into_response()
+}
+
+pub fn json<T: Serialize>(value: &T, pretty: bool) -> Result<Response, ApiError> {
+    Ok(json_bytes(encode(value, pretty)?))
 }
 
 /// A JSON body with `X-Consul-Index`, `X-Consul-KnownLeader` and `X-Consul-LastContact`.
-pub fn query_json<T: Serialize>(
-    meta: &QueryMeta,
-    value: &T,
-    pretty: bool,
-) -> Result<Response, ApiError> {
-    let mut response = json(value, pretty)?;
+pub fn query_json(meta: &QueryMeta, body: Bytes) -> Response {
+    let mut response = json_bytes(body);
     set_query_headers(response.headers_mut(), meta);
-    Ok(response)
+    response
 }
 
 fn set_query_headers(headers: &mut HeaderMap, meta: &QueryMeta) {

@@ -1,0 +1,53 @@
+//! Rendered JSON of recent catalog reads, reused while the data is unchanged.
+//!
+//! Popular reads (`/v1/health/service/web?passing` polled by every load balancer) return
+//! the same bytes until the watched index moves. The server tells us it has not moved
+//! (`ReadResult::NotModified`) without copying or encoding anything, and we answer with
+//! the bytes rendered last time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+
+/// How many distinct reads are kept; beyond that the cache starts over, which costs one
+/// re-render per read and bounds memory whatever the mix of queries.
+const CAPACITY: usize = 4096;
+
+#[derive(Default)]
+pub struct ResponseCache {
+    entries: Mutex<HashMap<String, (u64, Bytes)>>,
+}
+
+impl ResponseCache {
+    /// The cached body of `key` and the index it was rendered at.
+    pub fn get(&self, key: &str) -> Option<(u64, Bytes)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(key).cloned()
+    }
+
+    pub fn put(&self, key: String, index: u64, body: Bytes) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CAPACITY && !entries.contains_key(&key) {
+            entries.clear();
+        }
+        entries.insert(key, (index, body));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_latest_and_bounds_size() {
+        let cache = ResponseCache::default();
+        cache.put("a".into(), 1, Bytes::from_static(b"one"));
+        cache.put("a".into(), 2, Bytes::from_static(b"two"));
+        assert_eq!(cache.get("a"), Some((2, Bytes::from_static(b"two"))));
+        for i in 0..CAPACITY + 1 {
+            cache.put(i.to_string(), 1, Bytes::new());
+        }
+        assert!(cache.entries.lock().unwrap().len() <= CAPACITY);
+    }
+}
