@@ -13,7 +13,7 @@ use shoal_server::structs::{health, CheckDefinition, HealthCheck, NodeService, S
 use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::json;
-use crate::agent::{Agent, Source};
+use crate::agent::{Agent, AgentError, Source};
 use crate::sync::definition_of;
 
 /// Serf's member status codes, which `/v1/agent/members` reports as numbers.
@@ -68,11 +68,11 @@ pub async fn register_service(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let definition: ServiceDefinition = decode_json(&body)?;
-    agent.register_service(
-        definition,
-        Source::Api,
-        params.has("replace-existing-checks"),
-    )?;
+    let replace = params.has("replace-existing-checks");
+    off_runtime(&agent, move |a| {
+        a.register_service(definition, Source::Api, replace)
+    })
+    .await?;
     Ok(ok_empty())
 }
 
@@ -80,7 +80,7 @@ pub async fn deregister_service(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    agent.deregister_service(&id)?;
+    off_runtime(&agent, move |a| a.deregister_service(&id)).await?;
     Ok(ok_empty())
 }
 
@@ -108,7 +108,7 @@ pub async fn register_check(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let definition: CheckDefinition = decode_json(&body)?;
-    agent.register_check(definition, Source::Api)?;
+    off_runtime(&agent, move |a| a.register_check(definition, Source::Api)).await?;
     Ok(ok_empty())
 }
 
@@ -116,15 +116,33 @@ pub async fn deregister_check(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    agent.deregister_check(&id)?;
+    off_runtime(&agent, move |a| a.deregister_check(&id)).await?;
     Ok(ok_empty())
 }
 
-fn ttl(agent: &Agent, id: &str, status: &str, q: Option<String>) -> Result<Response, ApiError> {
+async fn ttl(
+    agent: &Arc<Agent>,
+    id: String,
+    status: &'static str,
+    q: Option<String>,
+) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    let note = params.get("note").unwrap_or("");
-    agent.update_ttl(id, status, note)?;
+    let note = params.get("note").unwrap_or("").to_string();
+    off_runtime(agent, move |a| a.update_ttl(&id, status, &note)).await?;
     Ok(ok_empty())
+}
+
+/// Agent writes fsync registration files: run them off the async workers, so a slow disk
+/// stalls only the requests waiting on it.
+async fn off_runtime<T: Send + 'static>(
+    agent: &Arc<Agent>,
+    write: impl FnOnce(&Agent) -> Result<T, AgentError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let agent = agent.clone();
+    tokio::task::spawn_blocking(move || write(&agent))
+        .await
+        .map_err(|e| ApiError::internal(format!("agent write failed: {e}")))?
+        .map_err(ApiError::from)
 }
 
 pub async fn check_pass(
@@ -132,7 +150,7 @@ pub async fn check_pass(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    ttl(&agent, &id, health::PASSING, q)
+    ttl(&agent, id, health::PASSING, q).await
 }
 
 pub async fn check_warn(
@@ -140,7 +158,7 @@ pub async fn check_warn(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    ttl(&agent, &id, health::WARNING, q)
+    ttl(&agent, id, health::WARNING, q).await
 }
 
 pub async fn check_fail(
@@ -148,7 +166,7 @@ pub async fn check_fail(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    ttl(&agent, &id, health::CRITICAL, q)
+    ttl(&agent, id, health::CRITICAL, q).await
 }
 
 #[derive(Deserialize)]
@@ -176,7 +194,10 @@ pub async fn check_update(
             update.status
         )));
     }
-    agent.update_ttl(&id, &update.status, &update.output)?;
+    off_runtime(&agent, move |a| {
+        a.update_ttl(&id, &update.status, &update.output)
+    })
+    .await?;
     Ok(ok_empty())
 }
 
