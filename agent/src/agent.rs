@@ -61,6 +61,8 @@ pub struct Agent {
     server: Option<Arc<Server>>,
     runners: Mutex<HashMap<String, CheckHandle>>,
     persisted: Mutex<Persisted>,
+    /// Serializes check-file writes (see [`Agent::persist_check`]).
+    check_writes: Mutex<()>,
     updates: mpsc::UnboundedSender<CheckUpdate>,
     services_dir: RecordDir,
     checks_dir: RecordDir,
@@ -115,6 +117,7 @@ impl Agent {
             server,
             runners: Mutex::new(HashMap::new()),
             persisted: Mutex::new(Persisted::default()),
+            check_writes: Mutex::new(()),
             updates,
             shutdown,
         });
@@ -413,10 +416,19 @@ impl Agent {
                 .local
                 .check(id)
                 .map_or(0, |c| c.definition.ttl.0.as_secs());
-        if let Some(check) = self.local.set_ttl_expiry(id, expires) {
-            if self.lock_persisted().checks.contains(id) {
-                self.checks_dir.save(id, &check)?;
-            }
+        self.local.set_ttl_expiry(id, expires);
+        self.persist_check(id)
+    }
+
+    /// Writes a check's current local state to its file, if it has one. One writer at a
+    /// time, each writing the latest state, so an older record can never land last.
+    fn persist_check(&self, id: &str) -> Result<(), AgentError> {
+        let _one_writer = self.check_writes.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.lock_persisted().checks.contains(id) {
+            return Ok(());
+        }
+        if let Some(check) = self.local.check(id) {
+            self.checks_dir.save(id, &check)?;
         }
         Ok(())
     }
@@ -535,11 +547,16 @@ impl Agent {
             let changed = self
                 .local
                 .update_check(&update.check_id, &update.status, &update.output);
-            let persisted = self.lock_persisted().checks.contains(&update.check_id);
-            if let (Some(check), true) = (changed, persisted) {
-                if let Err(e) = self.checks_dir.save(&update.check_id, &check) {
-                    tracing::warn!(error = %e, "persisting check status");
-                }
+            if changed.is_none() {
+                continue;
+            }
+            let agent = self.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || agent.persist_check(&update.check_id)).await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "persisting check status"),
+                Err(e) => tracing::warn!(error = %e, "persisting check status"),
             }
         }
     }

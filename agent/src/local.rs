@@ -130,12 +130,11 @@ impl LocalState {
         Some(updated)
     }
 
-    /// Records when a TTL check's status runs out; returns the check to persist.
-    pub fn set_ttl_expiry(&self, id: &str, expires: u64) -> Option<LocalCheck> {
-        let mut inner = self.lock();
-        let local = inner.checks.get_mut(id)?;
-        local.ttl_expires = Some(expires);
-        Some(local.clone())
+    /// Records when a TTL check's status runs out.
+    pub fn set_ttl_expiry(&self, id: &str, expires: u64) {
+        if let Some(local) = self.lock().checks.get_mut(id) {
+            local.ttl_expires = Some(expires);
+        }
     }
 
     /// Services and checks as of one instant, for a sync.
