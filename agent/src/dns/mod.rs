@@ -1,0 +1,71 @@
+//! Consul's DNS interface: `<service>.service.consul`, `<node>.node.consul`,
+//! `<hex>.addr.consul` and friends, answered from the catalog; other names forwarded to
+//! recursors.
+//!
+//! Built on hickory (parsing, encoding, the request/response handler traits); nothing here
+//! writes DNS wire format by hand. The catalog is reached through [`DnsCatalog`], which
+//! the agent implements over its RPC client and tests implement with a fake.
+//!
+//! Modules, one job each: [`config`] (settings), `name` (what a question name asks for),
+//! `lookup` (catalog → records), `answer` (record shapes), `truncate` (fitting the
+//! transport), `recursor` (forwarding), `handler` (one decoded query), `packet` (one raw
+//! packet), `server` (sockets), [`metrics`] (counters).
+
+use std::future::Future;
+
+use shoal_server::structs::{CheckServiceNode, Node};
+
+mod answer;
+pub mod config;
+mod handler;
+mod lookup;
+pub mod metrics;
+mod name;
+mod packet;
+mod recursor;
+mod server;
+mod truncate;
+
+pub use config::{ConfigError, DnsConfig, SoaConfig};
+pub use handler::DnsHandler;
+pub use metrics::{DnsMetrics, DnsMetricsSnapshot};
+pub use packet::Transport;
+pub use server::{serve, DnsServer, ServeError};
+
+/// Why the catalog could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Answered with NXDOMAIN, as Consul does for a datacenter it has no path to.
+    #[error("unknown datacenter {0}")]
+    UnknownDatacenter(String),
+    /// Answered with SERVFAIL: the client should retry (maybe another agent).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What the DNS server needs from the catalog. Service and node names arrive lowercased
+/// (DNS is case-insensitive), so implementations should match them case-insensitively,
+/// as Consul's catalog does.
+///
+/// The futures are `impl Future` (no boxing, no `dyn`): the server is generic over the
+/// catalog type instead.
+pub trait DnsCatalog: Send + Sync + 'static {
+    /// Instances of `service` in `dc`, healthy or not (the DNS layer filters by health),
+    /// restricted to those carrying `tag` when it is `Some`.
+    fn service_nodes(
+        &self,
+        dc: &str,
+        service: &str,
+        tag: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<CheckServiceNode>, LookupError>> + Send;
+
+    /// The node called `name` in `dc`, if any.
+    fn node(
+        &self,
+        dc: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Node>, LookupError>> + Send;
+}
+
+#[cfg(test)]
+mod tests;
