@@ -1,0 +1,338 @@
+//! The gossip wire format, and the checks every datagram passes before foca sees it.
+//!
+//! A datagram is one kind byte followed by its body:
+//! - [`KIND_SWIM`]: a foca packet, encoded with foca's `PostcardCodec` (a header, an
+//!   optional `u16`-counted list of member updates, then `u16`-length-prefixed custom
+//!   broadcasts, which here are only [`LeaveIntent`]s);
+//! - [`KIND_NAME_CONFLICT`]: a [`NameConflictNotice`], the answer to an Announce from a
+//!   node whose name a live member already has.
+//!
+//! [`decode_packet`] parses all of it, so malformed, oversized and foreign-datacenter
+//! packets are counted and dropped here, and foca only ever gets well-formed input. It
+//! never panics and allocates at most in proportion to the datagram, so it is also the
+//! fuzz target's entry point.
+
+use foca::{Codec, Header, Member, Message, PostcardCodec};
+use serde::{Deserialize, Serialize};
+
+use super::identity::NodeIdentity;
+use super::tuning::MAX_PACKET_SIZE;
+
+pub const KIND_SWIM: u8 = 1;
+pub const KIND_NAME_CONFLICT: u8 = 2;
+/// Largest datagram accepted: foca's packet limit plus the kind byte.
+pub const MAX_DATAGRAM_SIZE: usize = MAX_PACKET_SIZE + 1;
+
+/// A decoded, validated datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// Boxed: a header alone holds two identities.
+    Swim(Box<SwimPacket>),
+    NameConflict(NameConflictNotice),
+}
+
+/// A foca packet, fully parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwimPacket {
+    pub header: Header<NodeIdentity>,
+    pub updates: Vec<Member<NodeIdentity>>,
+    pub intents: Vec<LeaveIntent>,
+}
+
+/// "The name you announced with belongs to a live member with another node ID."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameConflictNotice {
+    pub datacenter: String,
+    pub name: String,
+    /// Node ID of the live member that holds the name.
+    pub node_id: String,
+}
+
+/// Custom broadcast telling the pool that a member's going down is a leave, not a
+/// failure (serf's leave intent). Sent by the leaving node itself, or by `force-leave`
+/// on behalf of a failed one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveIntent {
+    pub name: String,
+    pub generation: u64,
+}
+
+/// Why a datagram was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("datagram of {len} bytes exceeds the {MAX_DATAGRAM_SIZE}-byte limit")]
+    Oversized { len: usize },
+    #[error("malformed gossip packet: {0}")]
+    Malformed(String),
+    #[error("packet from datacenter {found:?}, expected {expected:?}")]
+    ForeignDatacenter { expected: String, found: String },
+}
+
+fn malformed(what: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Malformed(what.to_string())
+}
+
+/// Parses and validates one datagram received by a member of `datacenter`.
+pub fn decode_packet(bytes: &[u8], datacenter: &str) -> Result<Packet, DecodeError> {
+    if bytes.len() > MAX_DATAGRAM_SIZE {
+        return Err(DecodeError::Oversized { len: bytes.len() });
+    }
+    let (&kind, body) = bytes.split_first().ok_or_else(|| malformed("empty"))?;
+    match kind {
+        KIND_SWIM => {
+            let packet = decode_swim(body)?;
+            check_datacenter(&packet.header.src, datacenter)?;
+            for update in &packet.updates {
+                check_datacenter(update.id(), datacenter)?;
+            }
+            Ok(Packet::Swim(Box::new(packet)))
+        }
+        KIND_NAME_CONFLICT => {
+            let notice: NameConflictNotice = decode_exact(body)?;
+            check_datacenter_name(&notice.datacenter, datacenter)?;
+            Ok(Packet::NameConflict(notice))
+        }
+        other => Err(malformed(format_args!("unknown packet kind {other}"))),
+    }
+}
+
+/// Mirrors what `foca::Foca::handle_data` reads, failing where it would fail.
+fn decode_swim(mut body: &[u8]) -> Result<SwimPacket, DecodeError> {
+    let header: Header<NodeIdentity> = PostcardCodec.decode_header(&mut body).map_err(malformed)?;
+    if body.len() == 1 || (header.message == Message::Announce && !body.is_empty()) {
+        return Err(malformed("trailing bytes after header"));
+    }
+    let mut updates = Vec::new();
+    if body.len() >= 2 && header.message != Message::Broadcast {
+        let count = take_u16(&mut body)?;
+        for _ in 0..count {
+            updates.push(PostcardCodec.decode_member(&mut body).map_err(malformed)?);
+        }
+    }
+    if !body.is_empty() && body.len() < 3 {
+        return Err(malformed("truncated broadcast"));
+    }
+    let mut intents = Vec::new();
+    while !body.is_empty() {
+        let len = usize::from(take_u16(&mut body)?);
+        if len == 0 || len > body.len() {
+            return Err(malformed("bad broadcast length"));
+        }
+        let (item, rest) = body.split_at(len);
+        intents.push(decode_exact(item)?);
+        body = rest;
+    }
+    Ok(SwimPacket {
+        header,
+        updates,
+        intents,
+    })
+}
+
+fn take_u16(body: &mut &[u8]) -> Result<u16, DecodeError> {
+    let Some((bytes, rest)) = body.split_first_chunk::<2>() else {
+        return Err(malformed("truncated length"));
+    };
+    *body = rest;
+    Ok(u16::from_be_bytes(*bytes))
+}
+
+/// Decodes a whole buffer as one `T`: trailing bytes are an error, not ignored.
+fn decode_exact<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok(_) => Err(malformed("trailing bytes")),
+        Err(e) => Err(malformed(e)),
+    }
+}
+
+fn check_datacenter(identity: &NodeIdentity, expected: &str) -> Result<(), DecodeError> {
+    check_datacenter_name(identity.datacenter().unwrap_or_default(), expected)
+}
+
+fn check_datacenter_name(found: &str, expected: &str) -> Result<(), DecodeError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::ForeignDatacenter {
+            expected: expected.to_owned(),
+            found: found.to_owned(),
+        })
+    }
+}
+
+/// Wraps a foca packet for the wire.
+pub(crate) fn encode_swim(payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.push(KIND_SWIM);
+    out.extend_from_slice(payload);
+}
+
+/// The foca payload of a datagram `decode_packet` accepted as [`Packet::Swim`].
+pub(crate) fn swim_payload(datagram: &[u8]) -> &[u8] {
+    datagram.get(1..).unwrap_or_default()
+}
+
+/// A bare foca header (no updates), as foca itself would encode it.
+pub(crate) fn encode_header(header: &Header<NodeIdentity>) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = Vec::new();
+    PostcardCodec.encode_header(header, &mut out)?;
+    Ok(out)
+}
+
+pub(crate) fn encode_name_conflict(
+    notice: &NameConflictNotice,
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = vec![KIND_NAME_CONFLICT];
+    out.extend(postcard::to_allocvec(notice)?);
+    Ok(out)
+}
+
+pub(crate) fn encode_intent(intent: &LeaveIntent) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(intent)
+}
+
+pub(crate) fn decode_intent(bytes: &[u8]) -> Result<LeaveIntent, DecodeError> {
+    decode_exact(bytes)
+}
+
+/// Builds a SWIM datagram from parts, as a member would send it; for tests and for
+/// seeding the fuzzer with valid packets.
+pub fn encode_swim_packet(
+    header: &Header<NodeIdentity>,
+    updates: &[Member<NodeIdentity>],
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut payload = encode_header(header)?;
+    if !updates.is_empty() {
+        let count = u16::try_from(updates.len()).unwrap_or(u16::MAX);
+        payload.extend_from_slice(&count.to_be_bytes());
+        for update in updates.iter().take(usize::from(count)) {
+            PostcardCodec.encode_member(update, &mut payload)?;
+        }
+    }
+    let mut out = Vec::new();
+    encode_swim(&payload, &mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use foca::State;
+
+    use super::*;
+    use crate::gossip::identity::{TAG_DATACENTER, TAG_NODE_ID};
+
+    fn identity(name: &str, dc: &str) -> NodeIdentity {
+        NodeIdentity {
+            name: name.into(),
+            addr: "127.0.0.1:8301".parse().unwrap(),
+            generation: 7,
+            tags: BTreeMap::from([
+                (TAG_DATACENTER.to_owned(), dc.to_owned()),
+                (TAG_NODE_ID.to_owned(), format!("{name}-id")),
+            ]),
+        }
+    }
+
+    fn gossip_header(dc: &str) -> Header<NodeIdentity> {
+        Header {
+            src: identity("a", dc),
+            src_incarnation: 0,
+            dst: identity("b", "dc1"),
+            message: Message::Gossip,
+        }
+    }
+
+    fn gossip_from(dc: &str) -> Vec<u8> {
+        let update = Member::new(identity("c", dc), 3, State::Suspect);
+        encode_swim_packet(&gossip_header(dc), &[update]).unwrap()
+    }
+
+    #[test]
+    fn gossip_packet_round_trips() {
+        let Packet::Swim(packet) = decode_packet(&gossip_from("dc1"), "dc1").unwrap() else {
+            panic!("expected a SWIM packet");
+        };
+        assert_eq!(packet.header.src.name, "a");
+        assert_eq!(packet.updates.len(), 1);
+        assert_eq!(packet.updates[0].state(), State::Suspect);
+        assert!(packet.intents.is_empty());
+    }
+
+    #[test]
+    fn gossip_accepted_packets_re_encode_to_themselves() {
+        // The property the fuzz target checks, on a known packet.
+        let Ok(Packet::Swim(packet)) = decode_packet(&gossip_from("dc1"), "dc1") else {
+            panic!("expected a SWIM packet");
+        };
+        let again = encode_swim_packet(&packet.header, &packet.updates).unwrap();
+        assert_eq!(decode_packet(&again, "dc1"), Ok(Packet::Swim(packet)));
+    }
+
+    #[test]
+    fn gossip_foreign_datacenter_is_rejected() {
+        assert!(matches!(
+            decode_packet(&gossip_from("dc2"), "dc1"),
+            Err(DecodeError::ForeignDatacenter { .. })
+        ));
+    }
+
+    #[test]
+    fn gossip_oversized_and_malformed_are_rejected() {
+        let big = vec![KIND_SWIM; MAX_DATAGRAM_SIZE + 1];
+        assert!(matches!(
+            decode_packet(&big, "dc1"),
+            Err(DecodeError::Oversized { .. })
+        ));
+        let good = gossip_from("dc1");
+        // Cut right after the header, what is left is a valid packet without updates.
+        let header_end = 1 + encode_header(&gossip_header("dc1")).unwrap().len();
+        for len in 0..good.len() {
+            let decoded = decode_packet(&good[..len], "dc1");
+            assert_eq!(decoded.is_ok(), len == header_end, "truncated to {len}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(decode_packet(&trailing, "dc1").is_err());
+        assert!(decode_packet(&[9, 1, 2, 3], "dc1").is_err());
+    }
+
+    #[test]
+    fn gossip_decoder_survives_arbitrary_bytes() {
+        // A small deterministic xorshift stands in for the fuzzer in ordinary test runs.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let good = gossip_from("dc1");
+        for round in 0..20_000 {
+            let mut bytes = if round % 2 == 0 {
+                good.clone()
+            } else {
+                vec![0; (round % 300) + 1]
+            };
+            for byte in bytes.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if round % 2 == 1 || state & 15 == 0 {
+                    *byte = state as u8;
+                }
+            }
+            let _ = decode_packet(&bytes, "dc1");
+        }
+    }
+
+    #[test]
+    fn gossip_name_conflict_notice_round_trips() {
+        let notice = NameConflictNotice {
+            datacenter: "dc1".into(),
+            name: "a".into(),
+            node_id: "id-1".into(),
+        };
+        let bytes = encode_name_conflict(&notice).unwrap();
+        assert_eq!(
+            decode_packet(&bytes, "dc1"),
+            Ok(Packet::NameConflict(notice))
+        );
+    }
+}

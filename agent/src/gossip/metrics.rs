@@ -1,0 +1,77 @@
+//! Packet counters, written by the task and read from any handle without locking.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::codec::DecodeError;
+
+/// A snapshot of the pool's packet counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GossipMetrics {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Datagrams that did not parse (garbage, truncation, unknown kind).
+    pub malformed: u64,
+    /// Datagrams larger than the packet limit.
+    pub oversized: u64,
+    /// Datagrams from, or about, members of another datacenter.
+    pub foreign_dc: u64,
+    /// Packets dropped because their sender claims a name a live member holds.
+    pub name_conflicts: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    packets_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    malformed: AtomicU64,
+    oversized: AtomicU64,
+    foreign_dc: AtomicU64,
+    name_conflicts: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: usize) {
+    counter.fetch_add(u64::try_from(by).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub(crate) fn received(&self, len: usize) {
+        bump(&self.packets_in, 1);
+        bump(&self.bytes_in, len);
+    }
+
+    pub(crate) fn sent(&self, len: usize) {
+        bump(&self.packets_out, 1);
+        bump(&self.bytes_out, len);
+    }
+
+    pub(crate) fn rejected(&self, error: &DecodeError) {
+        let counter = match error {
+            DecodeError::Oversized { .. } => &self.oversized,
+            DecodeError::Malformed(_) => &self.malformed,
+            DecodeError::ForeignDatacenter { .. } => &self.foreign_dc,
+        };
+        bump(counter, 1);
+    }
+
+    pub(crate) fn name_conflict(&self) {
+        bump(&self.name_conflicts, 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> GossipMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        GossipMetrics {
+            packets_in: get(&self.packets_in),
+            packets_out: get(&self.packets_out),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            malformed: get(&self.malformed),
+            oversized: get(&self.oversized),
+            foreign_dc: get(&self.foreign_dc),
+            name_conflicts: get(&self.name_conflicts),
+        }
+    }
+}

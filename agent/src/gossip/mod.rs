@@ -1,0 +1,370 @@
+//! The LAN gossip pool: Consul's serf LAN pool, as SWIM over UDP with [foca].
+//!
+//! Every agent runs one. Members find each other by joining any member (`-join`,
+//! `-retry-join`), detect failures by probing each other, and spread what they learn by
+//! piggybacking it on the probes. [`Gossip`] is a cheap handle to the task that owns
+//! foca (see `task`); members, events and counters are read from it without waiting.
+//!
+//! # Members
+//! A member is identified by node name, as in Consul; its identity (see
+//! [`NodeIdentity`]) carries the serf tags (`dc`, `id`, `role`, `port`, `build`, ...)
+//! and a generation, shown as [`MemberInfo::incarnation`]. A node that restarts, or that
+//! was wrongly declared failed, comes back with a higher generation and replaces its old
+//! self everywhere. A node announcing with a name that a live member holds under another
+//! node ID is refused ([`GossipError::NameConflict`]); the check runs on every member, so
+//! a joiner is refused by whichever member it contacts. Left and failed members stay
+//! listed until reaped ([`GossipConfig::reap_after`]). A leave is told apart from a
+//! failure by a leave intent gossiped alongside (serf's design).
+//!
+//! # Parameters
+//! Starting from `foca::Config::new_lan` (memberlist's `DefaultLANConfig`):
+//! - `probe_period` 1 s → **500 ms** and `probe_rtt` 500 ms → **200 ms**: the target is
+//!   a killed member marked failed within about 3 s, and a LAN round trip is well under
+//!   1 ms, so 200 ms still leaves a wide margin and 300 ms for the indirect probes.
+//! - `num_indirect_probes` **3** (unchanged): three independent paths make a false
+//!   suspicion at 10 % packet loss about 0.8 % of probes (a direct miss, p≈0.19, times
+//!   all three four-packet indirect paths failing, p≈0.34³).
+//! - `suspect_to_down_after` = **3 × probe_period × max(1, log10 N)** (1.5 s up to 10
+//!   members; new_lan uses 4 × 1 s): long enough for a suspected member to hear of it
+//!   through periodic gossip (every 200 ms to 3 members) and refute it under 10 % loss,
+//!   short enough for the 3 s target. It grows with log N as in memberlist and Lifeguard,
+//!   and is recomputed as the pool grows (foca allows changing it at run time).
+//!   Failure detection is then about: time until some member probes the dead one
+//!   (≈ 0.4 s with 4 probers) + one probe period + suspicion + one gossip hop ≈ 2.6 s.
+//! - `max_transmissions` = **ceil(4 × log10(N + 1))**, at least **3** (new_lan rounds
+//!   down): a little more redundancy in small pools, where an update otherwise reaches
+//!   only a few members before being dropped.
+//! - `periodic_gossip` 200 ms to 3 members (unchanged, memberlist's gossip interval).
+//! - `periodic_announce` 30 s → **10 s** to 1 member: asking a random member for its
+//!   member list is the only anti-entropy foca has (serf also pushes/pulls full state
+//!   every 30 s); on a LAN the cost is one small exchange per 10 s.
+//! - `periodic_announce_to_down_members` 65 s → **30 s** to 2 members (serf's reconnect
+//!   interval): how partitions heal. A member cut off from everyone also re-announces to
+//!   the members it knows with a 1 s → 30 s backoff, since foca stops that when idle.
+//! - `notify_down_members` on (unchanged): a member declared down learns it and rejoins
+//!   at once with a new generation.
+//! - `remove_down_after` = `reap_after`, so foca forgets what this table reaps.
+//! - `max_packet_size` **1400** (unchanged; under a LAN MTU, so no IP fragmentation).
+//!   Every header carries two identities, so an identity (name + tags) may encode to at
+//!   most [`MAX_IDENTITY_SIZE`] bytes, which still leaves room for a member update.
+//!
+//! Foca implements SWIM with suspicion and infection-style dissemination, not
+//! Lifeguard's self-awareness (local health multiplier) or confirmation-shortened
+//! suspicion: its updates do not say who suspected, so independent confirmations cannot
+//! be counted. The fixed suspicion above is sized for the 10 % loss target instead.
+//!
+//! # Wire format
+//! See `codec`: [`decode_packet`] validates every datagram before foca sees it, and
+//! counts malformed, oversized and foreign-datacenter ones in [`GossipMetrics`].
+
+mod codec;
+mod identity;
+mod intent;
+mod join;
+mod members;
+mod metrics;
+mod task;
+mod timers;
+mod tuning;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use codec::{
+    decode_packet, encode_swim_packet, DecodeError, LeaveIntent, NameConflictNotice, Packet,
+    SwimPacket, MAX_DATAGRAM_SIZE,
+};
+pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
+pub use join::DEFAULT_LAN_PORT;
+pub use metrics::GossipMetrics;
+
+use identity::initial_generation;
+use metrics::Metrics;
+use task::{Command, Node, Snapshot};
+
+/// Largest encoded identity (name, address, tags) accepted at start.
+pub const MAX_IDENTITY_SIZE: usize = 400;
+const EVENT_BUFFER: usize = 256;
+const COMMAND_BUFFER: usize = 64;
+
+/// How to run the pool; Consul's `-bind`, `-serf-lan-port`, `-advertise`, `-join`, ...
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    pub node_name: String,
+    pub node_id: String,
+    pub datacenter: String,
+    /// UDP socket to bind (`-bind` : `-serf-lan-port`).
+    pub bind: SocketAddr,
+    /// Address others reach this node at. Port 0 means the bound port, and an
+    /// unspecified IP the bound IP (which then must be specific).
+    pub advertise: SocketAddr,
+    /// Serf tags: `role` ("consul" | "node"), `port` (server RPC port), `build`,
+    /// `vsn`, ... `dc` and `id` are set from `datacenter` and `node_id`.
+    pub tags: BTreeMap<String, String>,
+    /// `-join`: tried once at start; start fails if none answers.
+    pub join: Vec<String>,
+    /// `-retry-join`: retried in the background every `retry_interval` until one
+    /// answers or `retry_max` attempts are spent (0 = forever).
+    pub retry_join: Vec<String>,
+    pub retry_interval: Duration,
+    pub retry_max: u32,
+    /// Failed and left members are forgotten after this long (Consul: 72 h).
+    pub reap_after: Duration,
+}
+
+impl GossipConfig {
+    /// Consul's defaults: advertise the bind address, no joins, retry every 30 s
+    /// forever, reap after 72 h.
+    pub fn new(node_name: &str, node_id: &str, datacenter: &str, bind: SocketAddr) -> Self {
+        GossipConfig {
+            node_name: node_name.to_owned(),
+            node_id: node_id.to_owned(),
+            datacenter: datacenter.to_owned(),
+            bind,
+            advertise: bind,
+            tags: BTreeMap::new(),
+            join: Vec::new(),
+            retry_join: Vec::new(),
+            retry_interval: Duration::from_secs(30),
+            retry_max: 0,
+            reap_after: Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+/// Serf's member status, with serf's numbers (as `/v1/agent/members` shows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    Alive = 1,
+    Leaving = 2,
+    Left = 3,
+    Failed = 4,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub tags: BTreeMap<String, String>,
+    pub status: MemberStatus,
+    /// The identity's generation: higher after every restart or rejoin.
+    pub incarnation: u64,
+}
+
+/// Changes to other members (never the local one), in the order this node saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// New, or back after failing or leaving.
+    Joined(MemberInfo),
+    /// Still alive, with new tags, address or generation (e.g. restarted before anyone
+    /// noticed it was gone).
+    Updated(MemberInfo),
+    Failed(MemberInfo),
+    Left(MemberInfo),
+    /// Forgotten after `reap_after`.
+    Reaped(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    #[error("binding the gossip socket {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid gossip configuration: {0}")]
+    Config(String),
+    #[error(
+        "node name {name:?} is already in use by a live member with node ID \
+         {holder_node_id:?}; this node's ID is {node_id:?} (pick another -node name, \
+         or stop the other node)"
+    )]
+    NameConflict {
+        name: String,
+        holder_node_id: String,
+        node_id: String,
+    },
+    #[error("failed to join the gossip pool: {}", describe_failures(.failures))]
+    Join {
+        /// Each address given, with why it did not answer.
+        failures: Vec<(String, String)>,
+    },
+    #[error("no gossip member named {0:?}")]
+    UnknownMember(String),
+    #[error("member {0:?} is alive; only failed members can be forced to leave")]
+    MemberAlive(String),
+    #[error("the gossip pool has stopped")]
+    Shutdown,
+}
+
+fn describe_failures(failures: &[(String, String)]) -> String {
+    if failures.is_empty() {
+        return "no address given".into();
+    }
+    let parts: Vec<String> = failures
+        .iter()
+        .map(|(a, why)| format!("{a}: {why}"))
+        .collect();
+    parts.join("; ")
+}
+
+/// Handle to a running pool. Clones share it; when every clone is dropped the pool stops
+/// without leaving (as if the process died): call [`Gossip::leave`] to leave gracefully.
+#[derive(Clone)]
+pub struct Gossip {
+    commands: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Snapshot>,
+    events: broadcast::Sender<MemberEvent>,
+    metrics: Arc<Metrics>,
+}
+
+impl Gossip {
+    /// Binds the socket, starts the pool, joins `config.join` (failing if none of them
+    /// answers, as Consul's `-join` does) and starts `-retry-join` in the background.
+    pub async fn start(config: GossipConfig) -> Result<Gossip, GossipError> {
+        let bind_error = |source| GossipError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let socket = UdpSocket::bind(config.bind).await.map_err(bind_error)?;
+        let bound = socket.local_addr().map_err(bind_error)?;
+        let identity = local_identity(&config, bound)?;
+        let advertise = identity.addr;
+        let metrics = Arc::new(Metrics::default());
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (commands, commands_rx) = mpsc::channel(COMMAND_BUFFER);
+        let (node, snapshot) = Node::new(
+            identity,
+            socket,
+            config.reap_after,
+            events.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(node.run(commands_rx));
+        let gossip = Gossip {
+            commands,
+            snapshot,
+            events,
+            metrics,
+        };
+        if !config.join.is_empty() {
+            if let Err(e) = gossip.join(&config.join).await {
+                gossip.shutdown().await;
+                return Err(e);
+            }
+        }
+        if !config.retry_join.is_empty() {
+            tokio::spawn(join::retry_join(
+                gossip.commands.downgrade(),
+                config.retry_join,
+                config.retry_interval,
+                config.retry_max,
+                advertise,
+            ));
+        }
+        Ok(gossip)
+    }
+
+    /// Every member, this node included, by name; left and failed ones until reaped.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.snapshot.borrow().members.clone()
+    }
+
+    pub fn local_member(&self) -> MemberInfo {
+        self.snapshot.borrow().local.clone()
+    }
+
+    /// Announces to each address (`host`, `host:port`, `ip`; port 8301 by default) and
+    /// returns how many answered. Err if none did, or if one refused this node's name.
+    pub async fn join(&self, addrs: &[String]) -> Result<usize, GossipError> {
+        join::join(&self.commands, addrs, self.local_member().addr).await
+    }
+
+    /// Leaves gracefully: the pool sees this node as left (not failed) and the pool
+    /// stops. Returns once the socket is closed.
+    pub async fn leave(&self) -> Result<(), GossipError> {
+        self.request(|reply| Command::Leave { reply }).await
+    }
+
+    /// Marks a failed member as left (Consul's `force-leave`).
+    pub async fn force_leave(&self, node: &str) -> Result<(), GossipError> {
+        let node = node.to_owned();
+        self.request(|reply| Command::ForceLeave { node, reply })
+            .await?
+    }
+
+    /// Stops without leaving: the pool will detect this node as failed. Returns once
+    /// the socket is closed; does nothing if the pool already stopped.
+    pub async fn shutdown(&self) {
+        let _ = self.request(|reply| Command::Shutdown { reply }).await;
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn metrics(&self) -> GossipMetrics {
+        self.metrics.snapshot()
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, GossipError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| GossipError::Shutdown)?;
+        answer.await.map_err(|_| GossipError::Shutdown)
+    }
+}
+
+/// This node's identity from its configuration and the address actually bound.
+fn local_identity(config: &GossipConfig, bound: SocketAddr) -> Result<NodeIdentity, GossipError> {
+    if config.node_name.is_empty() || config.datacenter.is_empty() {
+        return Err(GossipError::Config(
+            "node name and datacenter must not be empty".into(),
+        ));
+    }
+    let mut addr = config.advertise;
+    if addr.port() == 0 {
+        addr.set_port(bound.port());
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(bound.ip());
+    }
+    if addr.ip().is_unspecified() {
+        return Err(GossipError::Config(format!(
+            "bound to {bound}: set an advertise address other members can reach"
+        )));
+    }
+    let mut tags = config.tags.clone();
+    tags.insert(TAG_DATACENTER.into(), config.datacenter.clone());
+    tags.insert(TAG_NODE_ID.into(), config.node_id.clone());
+    let identity = NodeIdentity {
+        name: config.node_name.clone(),
+        addr,
+        generation: initial_generation(),
+        tags,
+    };
+    let size = postcard::to_allocvec(&identity)
+        .map_err(|e| GossipError::Config(format!("encoding this node's identity: {e}")))?
+        .len();
+    if size > MAX_IDENTITY_SIZE {
+        return Err(GossipError::Config(format!(
+            "node name and tags encode to {size} bytes; at most {MAX_IDENTITY_SIZE} fit \
+             in a gossip packet"
+        )));
+    }
+    Ok(identity)
+}

@@ -1,0 +1,546 @@
+//! The task that owns foca: one loop over commands, datagrams and timers.
+//!
+//! Foca is a synchronous state machine. Every input (a datagram, a timer, a command) is
+//! handed to it with an [`AccumulatingRuntime`], and after each call [`Node::flush`]
+//! sends what foca queued, schedules its timers, and turns its notifications and the
+//! leave intents it decoded into the member table, events and the published snapshot.
+//! Owning everything in one task means no locks around foca and timers that can be
+//! delivered in order.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Foca, Member, Message, OwnedNotification, PostcardCodec, Timer};
+use rand_foca::rngs::SmallRng;
+use rand_foca::SeedableRng;
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::codec::{self, LeaveIntent, NameConflictNotice, Packet, SwimPacket};
+use super::identity::NodeIdentity;
+use super::intent::IntentHandler;
+use super::members::{member_info, MemberTable};
+use super::metrics::Metrics;
+use super::timers::TimerQueue;
+use super::tuning::{self, GOSSIP_INTERVAL};
+use super::{GossipError, MemberEvent, MemberInfo, MemberStatus};
+
+/// Gossip rounds after leaving, so the leave reaches the pool despite lost packets.
+const LEAVE_GOSSIP_ROUNDS: u32 = 3;
+/// While no member is alive, known failed members are re-announced to with this backoff
+/// (foca's own reconnect runs only while connected).
+const RECONNECT_MIN: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+const RECONNECT_TARGETS: usize = 3;
+/// Receive buffer: larger than any UDP datagram, so oversized ones are seen whole.
+const RECV_BUFFER: usize = 65_536;
+
+type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, IntentHandler>;
+
+pub(crate) enum Command {
+    Announce {
+        target: SocketAddr,
+        reply: oneshot::Sender<Result<(), GossipError>>,
+    },
+    ForceLeave {
+        node: String,
+        reply: oneshot::Sender<Result<(), GossipError>>,
+    },
+    /// Leave gracefully, then stop; the reply comes once the socket is closed.
+    Leave { reply: oneshot::Sender<()> },
+    /// Stop without leaving (the pool will see this node fail).
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+enum Event {
+    Foca(Timer<NodeIdentity>),
+    Reap { name: String, generation: u64 },
+    Reconnect,
+}
+
+/// What handles read without asking the task.
+pub(crate) struct Snapshot {
+    pub(crate) local: MemberInfo,
+    /// Every member, the local one included, by name.
+    pub(crate) members: Vec<MemberInfo>,
+}
+
+pub(crate) struct Node {
+    foca: Swim,
+    runtime: AccumulatingRuntime<NodeIdentity>,
+    intents: mpsc::UnboundedReceiver<LeaveIntent>,
+    socket: UdpSocket,
+    timers: TimerQueue<Event>,
+    table: MemberTable,
+    datacenter: String,
+    reap_after: Duration,
+    /// Joins waiting for a Feed (or a name-conflict notice) from an address.
+    pending: HashMap<SocketAddr, Vec<oneshot::Sender<Result<(), GossipError>>>>,
+    local_status: MemberStatus,
+    connected: bool,
+    reconnect_scheduled: bool,
+    reconnect_backoff: Duration,
+    /// Cluster size the foca config was last computed for.
+    tuned_for: usize,
+    send_buf: Vec<u8>,
+    snapshot: watch::Sender<Snapshot>,
+    events: broadcast::Sender<MemberEvent>,
+    metrics: Arc<Metrics>,
+}
+
+impl Node {
+    pub(crate) fn new(
+        identity: NodeIdentity,
+        socket: UdpSocket,
+        reap_after: Duration,
+        events: broadcast::Sender<MemberEvent>,
+        metrics: Arc<Metrics>,
+    ) -> (Node, watch::Receiver<Snapshot>) {
+        let (intents_tx, intents) = mpsc::unbounded_channel();
+        let local = member_info(&identity, MemberStatus::Alive);
+        let (snapshot, snapshot_rx) = watch::channel(Snapshot {
+            members: vec![local.clone()],
+            local,
+        });
+        let datacenter = identity.datacenter().unwrap_or_default().to_owned();
+        let foca = Foca::with_custom_broadcast(
+            identity,
+            tuning::foca_config(1, reap_after),
+            SmallRng::seed_from_u64(rand::random()),
+            PostcardCodec,
+            IntentHandler::new(intents_tx),
+        );
+        let node = Node {
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            intents,
+            socket,
+            timers: TimerQueue::new(),
+            table: MemberTable::new(),
+            datacenter,
+            reap_after,
+            pending: HashMap::new(),
+            local_status: MemberStatus::Alive,
+            connected: false,
+            reconnect_scheduled: false,
+            reconnect_backoff: RECONNECT_MIN,
+            tuned_for: 1,
+            send_buf: Vec::with_capacity(codec::MAX_DATAGRAM_SIZE),
+            snapshot,
+            events,
+            metrics,
+        };
+        (node, snapshot_rx)
+    }
+
+    /// Runs until told to leave or shut down, or until every handle is dropped (which
+    /// stops the node abruptly, as a crash would).
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            let deadline = self.timers.next_deadline();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Shutdown { reply }) => {
+                        drop(self);
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(Command::Leave { reply }) => {
+                        self.leave().await;
+                        drop(self);
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(Command::Announce { target, reply }) => self.announce(target, reply).await,
+                    Some(Command::ForceLeave { node, reply }) => {
+                        let _ = reply.send(self.force_leave(&node).await);
+                    }
+                },
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => self.on_datagram(&buf[..len], from).await,
+                    // ICMP errors reported on the socket; the next datagram is unaffected.
+                    Err(e) => tracing::debug!(error = %e, "gossip receive failed"),
+                },
+                () = sleep_until(deadline) => self.on_timers().await,
+            }
+        }
+    }
+
+    async fn announce(
+        &mut self,
+        target: SocketAddr,
+        reply: oneshot::Sender<Result<(), GossipError>>,
+    ) {
+        let waiting = self.pending.entry(target).or_default();
+        waiting.retain(|w| !w.is_closed());
+        waiting.push(reply);
+        let result = self
+            .foca
+            .announce(NodeIdentity::announce_target(target), &mut self.runtime);
+        log_foca_error("announce", result);
+        self.flush().await;
+    }
+
+    async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
+        self.metrics.received(bytes.len());
+        match codec::decode_packet(bytes, &self.datacenter) {
+            Err(e) => {
+                self.metrics.rejected(&e);
+                tracing::debug!(%from, error = %e, "dropped gossip packet");
+            }
+            Ok(Packet::NameConflict(notice)) => self.answer_joins(from, Some(&notice)),
+            Ok(Packet::Swim(packet)) => {
+                self.on_swim(codec::swim_payload(bytes), packet, from).await
+            }
+        }
+    }
+
+    async fn on_swim(&mut self, payload: &[u8], packet: Box<SwimPacket>, from: SocketAddr) {
+        let header = &packet.header;
+        if let Some(holder_node_id) = self.name_conflict(&header.src) {
+            self.metrics.name_conflict();
+            tracing::warn!(name = %header.src.name, node_id = ?header.src.node_id(), %from,
+                "refusing member: its name belongs to a live member with another node ID");
+            if header.message == Message::Announce {
+                self.send_name_conflict(&header.src.name, holder_node_id, from)
+                    .await;
+            }
+            return;
+        }
+        self.catch_up_generation(&packet);
+        let result = if header.message == Message::Announce && header.dst != *self.foca.identity() {
+            // Joined through an address other than the one we advertise: address the
+            // Announce to us so foca accepts it.
+            let mut header = packet.header.clone();
+            header.dst = self.foca.identity().clone();
+            match codec::encode_header(&header) {
+                Ok(rewritten) => self.foca.handle_data(&rewritten, &mut self.runtime),
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-encoding an Announce failed");
+                    return;
+                }
+            }
+        } else {
+            self.foca.handle_data(payload, &mut self.runtime)
+        };
+        log_foca_error("handle_data", result);
+        if packet.header.message == Message::Feed {
+            self.answer_joins(from, None);
+            self.answer_joins(packet.header.src.addr, None);
+        }
+        self.flush().await;
+    }
+
+    /// The node ID holding `src`'s name, when `src` may not use it: a live member (or
+    /// this node) has the name at another address with another node ID. The same address
+    /// is a restart, settled by generations; the same node ID elsewhere is a node that
+    /// moved, except that nobody else may claim to be this very node.
+    fn name_conflict(&self, src: &NodeIdentity) -> Option<String> {
+        let local = self.foca.identity();
+        let is_local_name = src.name == local.name;
+        let holder = if is_local_name {
+            local
+        } else {
+            self.table.alive(&src.name)?
+        };
+        let moved = !is_local_name && holder.node_id() == src.node_id();
+        (holder.addr != src.addr && !moved).then(|| holder.node_id().unwrap_or_default().into())
+    }
+
+    /// A packet mentioning this node's name and address with a generation at least ours
+    /// comes from an earlier run whose clock was ahead: jump past it, or the pool would
+    /// keep preferring the old identity.
+    fn catch_up_generation(&mut self, packet: &SwimPacket) {
+        let local = self.foca.identity();
+        let newest = std::iter::once(&packet.header.src)
+            .chain(packet.updates.iter().map(Member::id))
+            .filter(|id| {
+                id.name == local.name
+                    && id.addr == local.addr
+                    && id.generation >= local.generation
+                    && *id != local
+            })
+            .map(|id| id.generation)
+            .max();
+        if let Some(generation) = newest {
+            let renewed = local.with_generation(generation.saturating_add(1));
+            let result = self.foca.change_identity(renewed, &mut self.runtime);
+            log_foca_error("change_identity", result);
+        }
+    }
+
+    async fn send_name_conflict(&mut self, name: &str, holder_node_id: String, to: SocketAddr) {
+        let notice = NameConflictNotice {
+            datacenter: self.datacenter.clone(),
+            name: name.to_owned(),
+            node_id: holder_node_id,
+        };
+        match codec::encode_name_conflict(&notice) {
+            Ok(bytes) => self.send_datagram(&bytes, to).await,
+            Err(e) => tracing::warn!(error = %e, "encoding a name-conflict notice failed"),
+        }
+    }
+
+    /// Completes the joins waiting on `addr`: joined, or refused for a name conflict.
+    fn answer_joins(&mut self, addr: SocketAddr, conflict: Option<&NameConflictNotice>) {
+        let local_node_id = self.foca.identity().node_id().unwrap_or_default();
+        for waiter in self.pending.remove(&addr).unwrap_or_default() {
+            let outcome = match conflict {
+                None => Ok(()),
+                Some(notice) => Err(GossipError::NameConflict {
+                    name: notice.name.clone(),
+                    holder_node_id: notice.node_id.clone(),
+                    node_id: local_node_id.to_owned(),
+                }),
+            };
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    async fn on_timers(&mut self) {
+        while let Some(event) = self.timers.pop_due(Instant::now()) {
+            match event {
+                Event::Foca(timer) => {
+                    let result = self.foca.handle_timer(timer, &mut self.runtime);
+                    log_foca_error("handle_timer", result);
+                }
+                Event::Reap { name, generation } => {
+                    if let Some(event) = self.table.reap(&name, generation) {
+                        self.emit(event);
+                        self.publish();
+                    }
+                }
+                Event::Reconnect => self.reconnect(),
+            }
+            self.flush().await;
+        }
+    }
+
+    /// Announces to a few known members while none is alive, so a node cut off from all
+    /// its peers finds its way back once they are reachable.
+    fn reconnect(&mut self) {
+        self.reconnect_scheduled = false;
+        if self.connected || self.local_status != MemberStatus::Alive {
+            return;
+        }
+        let targets: Vec<NodeIdentity> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.id().name != self.foca.identity().name)
+            .map(|m| m.id().clone())
+            .take(RECONNECT_TARGETS)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        for target in targets {
+            let result = self.foca.announce(target, &mut self.runtime);
+            log_foca_error("announce", result);
+        }
+        self.schedule_reconnect();
+        self.reconnect_backoff = (self.reconnect_backoff * 2).min(RECONNECT_MAX);
+    }
+
+    fn schedule_reconnect(&mut self) {
+        if !self.reconnect_scheduled {
+            self.reconnect_scheduled = true;
+            let at = Instant::now() + self.reconnect_backoff;
+            self.timers.push(at, Event::Reconnect);
+        }
+    }
+
+    /// Carries out what foca queued in the runtime, and repeats while reconciling the
+    /// member table makes foca queue more.
+    async fn flush(&mut self) {
+        loop {
+            while let Some((to, payload)) = self.runtime.to_send() {
+                codec::encode_swim(&payload, &mut self.send_buf);
+                let datagram = std::mem::take(&mut self.send_buf);
+                self.send_datagram(&datagram, to.addr).await;
+                self.send_buf = datagram;
+            }
+            let now = Instant::now();
+            while let Some((after, timer)) = self.runtime.to_schedule() {
+                self.timers.push(now + after, Event::Foca(timer));
+            }
+            let mut changed = false;
+            while let Some(notification) = self.runtime.to_notify() {
+                changed |= self.on_notification(notification);
+            }
+            while let Ok(intent) = self.intents.try_recv() {
+                if let Some(event) = self.table.record_intent(&intent) {
+                    self.emit(event);
+                }
+                changed = true;
+            }
+            if !changed {
+                return;
+            }
+            let local_name = &self.foca.identity().name;
+            let reconciled = self
+                .table
+                .reconcile(self.foca.iter_membership_state(), local_name);
+            for event in reconciled.events {
+                self.emit(event);
+            }
+            if !reconciled.superseded.is_empty() {
+                let downs = reconciled.superseded.into_iter().map(Member::down);
+                let result = self.foca.apply_many(downs, true, &mut self.runtime);
+                log_foca_error("apply_many", result);
+            }
+            self.retune();
+            self.publish();
+        }
+    }
+
+    /// Whether the notification may have changed the membership.
+    fn on_notification(&mut self, notification: OwnedNotification<NodeIdentity>) -> bool {
+        match notification {
+            OwnedNotification::MemberUp(_)
+            | OwnedNotification::MemberDown(_)
+            | OwnedNotification::Rename(_, _) => true,
+            OwnedNotification::Active => {
+                self.connected = true;
+                self.reconnect_backoff = RECONNECT_MIN;
+                false
+            }
+            OwnedNotification::Idle => {
+                self.connected = false;
+                self.schedule_reconnect();
+                false
+            }
+            OwnedNotification::Defunct => {
+                self.connected = false;
+                if self.local_status == MemberStatus::Alive {
+                    tracing::warn!("declared down by the pool and unable to rejoin");
+                }
+                false
+            }
+            OwnedNotification::Rejoin(identity) => {
+                tracing::info!(
+                    generation = identity.generation,
+                    "declared down by the pool; rejoined with a new generation"
+                );
+                true
+            }
+        }
+    }
+
+    /// Suspicion time and retransmissions follow the pool's size (memberlist does the same).
+    fn retune(&mut self) {
+        let size = self.foca.num_members() + 1;
+        if size != self.tuned_for {
+            self.tuned_for = size;
+            let result = self
+                .foca
+                .set_config(tuning::foca_config(size, self.reap_after));
+            log_foca_error("set_config", result);
+        }
+    }
+
+    fn emit(&mut self, event: MemberEvent) {
+        if let MemberEvent::Failed(info) | MemberEvent::Left(info) = &event {
+            let reap = Event::Reap {
+                name: info.name.clone(),
+                generation: info.incarnation,
+            };
+            self.timers.push(Instant::now() + self.reap_after, reap);
+        }
+        tracing::debug!(?event, "gossip member event");
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+
+    fn publish(&self) {
+        let local = member_info(self.foca.identity(), self.local_status);
+        let mut members: Vec<MemberInfo> = self.table.infos().collect();
+        let at = members.partition_point(|m| m.name < local.name);
+        members.insert(at, local.clone());
+        self.snapshot.send_replace(Snapshot { local, members });
+    }
+
+    async fn send_datagram(&self, datagram: &[u8], to: SocketAddr) {
+        match self.socket.send_to(datagram, to).await {
+            Ok(len) => self.metrics.sent(len),
+            Err(e) => tracing::debug!(%to, error = %e, "gossip send failed"),
+        }
+    }
+
+    /// Serf's leave: tell the pool this node is leaving (not failing), declare itself
+    /// down, and keep gossiping a few rounds so the news survives lost packets.
+    async fn leave(&mut self) {
+        self.local_status = MemberStatus::Leaving;
+        self.publish();
+        let identity = self.foca.identity();
+        let intent = LeaveIntent {
+            name: identity.name.clone(),
+            generation: identity.generation,
+        };
+        self.broadcast_intent(&intent);
+        let result = self.foca.leave_cluster(&mut self.runtime);
+        log_foca_error("leave_cluster", result);
+        self.flush().await;
+        for _ in 0..LEAVE_GOSSIP_ROUNDS {
+            tokio::time::sleep(GOSSIP_INTERVAL).await;
+            let result = self.foca.gossip(&mut self.runtime);
+            log_foca_error("gossip", result);
+            self.flush().await;
+        }
+        self.local_status = MemberStatus::Left;
+        self.publish();
+    }
+
+    /// Consul's force-leave: a failed member is announced as left, so the pool stops
+    /// trying to reach it and it is reaped like any left member.
+    async fn force_leave(&mut self, node: &str) -> Result<(), GossipError> {
+        let member = self
+            .table
+            .get(node)
+            .ok_or_else(|| GossipError::UnknownMember(node.to_owned()))?;
+        match member.status {
+            MemberStatus::Left => Ok(()),
+            MemberStatus::Alive | MemberStatus::Leaving => {
+                Err(GossipError::MemberAlive(node.to_owned()))
+            }
+            MemberStatus::Failed => {
+                self.broadcast_intent(&LeaveIntent {
+                    name: member.name,
+                    generation: member.incarnation,
+                });
+                let result = self.foca.gossip(&mut self.runtime);
+                log_foca_error("gossip", result);
+                self.flush().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands an intent to foca, whose handler passes it back to us through the channel
+    /// like one received from a peer, and which then gossips it.
+    fn broadcast_intent(&mut self, intent: &LeaveIntent) {
+        match codec::encode_intent(intent) {
+            Ok(bytes) => log_foca_error("add_broadcast", self.foca.add_broadcast(&bytes)),
+            Err(e) => tracing::warn!(error = %e, "encoding a leave intent failed"),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Foca's errors are about single packets or timers (junk, stale, from ourselves) and
+/// leave it working, so they are logged, not propagated.
+fn log_foca_error<T>(operation: &str, result: Result<T, foca::Error>) {
+    if let Err(error) = result {
+        tracing::debug!(operation, %error, "foca rejected input");
+    }
+}

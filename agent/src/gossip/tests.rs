@@ -1,0 +1,369 @@
+//! Pools of real nodes on loopback UDP: joining, leaving, failing, restarting, conflicts.
+//! Every wait polls a condition against a deadline.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use foca::{Header, Message};
+
+use super::*;
+
+const CONVERGE: Duration = Duration::from_secs(5);
+/// Generous against the ~3 s target, so a loaded CI machine does not flake.
+const DETECT: Duration = Duration::from_secs(6);
+
+fn config(name: &str) -> GossipConfig {
+    let mut config = GossipConfig::new(
+        name,
+        &format!("{name}-id"),
+        "dc1",
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    config.tags = BTreeMap::from([
+        ("role".to_owned(), "node".to_owned()),
+        ("build".to_owned(), "0.1.0".to_owned()),
+        ("vsn".to_owned(), "2".to_owned()),
+    ]);
+    config.retry_interval = Duration::from_millis(200);
+    config
+}
+
+fn joining(name: &str, seed: &Gossip) -> GossipConfig {
+    let mut config = config(name);
+    config.join = vec![addr_of(seed).to_string()];
+    config
+}
+
+async fn start(config: GossipConfig) -> Gossip {
+    Gossip::start(config).await.expect("start gossip")
+}
+
+async fn pool(names: &[&str]) -> Vec<Gossip> {
+    let seed = start(config(names[0])).await;
+    let mut nodes = vec![seed.clone()];
+    for name in &names[1..] {
+        nodes.push(start(joining(name, &seed)).await);
+    }
+    for node in &nodes {
+        eventually("the pool to converge", CONVERGE, || {
+            alive(node) == names.len()
+        })
+        .await;
+    }
+    nodes
+}
+
+fn addr_of(node: &Gossip) -> SocketAddr {
+    node.local_member().addr
+}
+
+fn alive(node: &Gossip) -> usize {
+    node.members()
+        .iter()
+        .filter(|m| m.status == MemberStatus::Alive)
+        .count()
+}
+
+fn member(node: &Gossip, name: &str) -> Option<MemberInfo> {
+    node.members().into_iter().find(|m| m.name == name)
+}
+
+fn status(node: &Gossip, name: &str) -> Option<MemberStatus> {
+    member(node, name).map(|m| m.status)
+}
+
+/// Polls `check` until it holds; returns how long that took.
+async fn eventually(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn within<T>(deadline: Duration, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(deadline, future)
+        .await
+        .expect("finished in time")
+}
+
+fn drain(events: &mut broadcast::Receiver<MemberEvent>) -> Vec<MemberEvent> {
+    std::iter::from_fn(|| events.try_recv().ok()).collect()
+}
+
+fn about(event: &MemberEvent) -> &str {
+    match event {
+        MemberEvent::Joined(m)
+        | MemberEvent::Updated(m)
+        | MemberEvent::Failed(m)
+        | MemberEvent::Left(m) => &m.name,
+        MemberEvent::Reaped(name) => name,
+    }
+}
+
+#[tokio::test]
+async fn gossip_three_nodes_join_through_one_seed() {
+    let nodes = pool(&["a", "b", "c"]).await;
+    let b_seen_by_c = member(&nodes[2], "b").unwrap();
+    assert_eq!(b_seen_by_c.addr, addr_of(&nodes[1]));
+    assert_eq!(b_seen_by_c.tags["role"], "node");
+    assert_eq!(b_seen_by_c.tags["build"], "0.1.0");
+    assert_eq!(b_seen_by_c.tags[TAG_DATACENTER], "dc1");
+    assert_eq!(b_seen_by_c.tags[TAG_NODE_ID], "b-id");
+    assert_eq!(b_seen_by_c.incarnation, nodes[1].local_member().incarnation);
+    let names: Vec<String> = nodes[0].members().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn gossip_graceful_leave_is_seen_as_left() {
+    let nodes = pool(&["a", "b", "c"]).await;
+    let mut events = nodes[0].subscribe();
+    within(CONVERGE, nodes[2].leave()).await.unwrap();
+    assert_eq!(nodes[2].local_member().status, MemberStatus::Left);
+    for node in &nodes[..2] {
+        eventually("c to be seen as left", CONVERGE, || {
+            status(node, "c") == Some(MemberStatus::Left)
+        })
+        .await;
+    }
+    let about_c: Vec<MemberEvent> = drain(&mut events)
+        .into_iter()
+        .filter(|e| about(e) == "c")
+        .collect();
+    assert!(
+        matches!(about_c.as_slice(), [MemberEvent::Left(_)]),
+        "{about_c:?}"
+    );
+    assert!(matches!(
+        nodes[2].join(&[addr_of(&nodes[0]).to_string()]).await,
+        Err(GossipError::Shutdown)
+    ));
+}
+
+#[tokio::test]
+async fn gossip_killed_member_is_failed_within_deadline() {
+    let mut nodes = pool(&["a", "b", "c", "d", "e"]).await;
+    let killed = nodes.pop().unwrap();
+    // Dropping the only handle stops the node without a leave, as a crash would.
+    drop(killed);
+    let start = Instant::now();
+    for node in &nodes {
+        eventually("e to be marked failed", DETECT, || {
+            status(node, "e") == Some(MemberStatus::Failed)
+        })
+        .await;
+    }
+    eprintln!(
+        "killed member failed everywhere after {:?}",
+        start.elapsed()
+    );
+    for node in &nodes {
+        assert_eq!(alive(node), 4, "no live member may be marked failed");
+    }
+}
+
+#[tokio::test]
+async fn gossip_restarted_node_is_alive_again_with_higher_incarnation() {
+    let nodes = pool(&["a", "b"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let b_addr = addr_of(b);
+    let mut events = a.subscribe();
+    let first = member(a, "b").unwrap().incarnation;
+
+    // Restarted before anyone noticed: replaces its old self.
+    b.shutdown().await;
+    let mut restart = joining("b", a);
+    restart.bind = b_addr;
+    let b = start(restart.clone()).await;
+    eventually("b back with a newer incarnation", CONVERGE, || {
+        member(a, "b").is_some_and(|m| m.status == MemberStatus::Alive && m.incarnation > first)
+    })
+    .await;
+    eventually("b to see a", CONVERGE, || alive(&b) == 2).await;
+    assert!(drain(&mut events)
+        .iter()
+        .all(|e| !matches!(e, MemberEvent::Failed(_))));
+
+    // Restarted after being marked failed: joins again.
+    let second = member(a, "b").unwrap().incarnation;
+    b.shutdown().await;
+    eventually("b to be marked failed", DETECT, || {
+        status(a, "b") == Some(MemberStatus::Failed)
+    })
+    .await;
+    let b = start(restart).await;
+    eventually("b alive again", CONVERGE, || {
+        member(a, "b").is_some_and(|m| m.status == MemberStatus::Alive && m.incarnation > second)
+    })
+    .await;
+    assert!(drain(&mut events)
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Joined(m) if m.name == "b")));
+    assert_eq!(a.metrics().name_conflicts, 0);
+    assert_eq!(b.metrics().name_conflicts, 0);
+}
+
+#[tokio::test]
+async fn gossip_same_name_with_another_node_id_is_refused() {
+    let nodes = pool(&["a", "b"]).await;
+    for seed in &nodes {
+        let mut impostor = joining("b", seed);
+        impostor.node_id = "other-id".into();
+        match Gossip::start(impostor).await {
+            Err(GossipError::NameConflict {
+                name,
+                holder_node_id,
+                node_id,
+            }) => {
+                assert_eq!(
+                    (name.as_str(), holder_node_id.as_str(), node_id.as_str()),
+                    ("b", "b-id", "other-id")
+                );
+            }
+            Err(other) => panic!("expected a name conflict, got {other}"),
+            Ok(_) => panic!("expected a name conflict, the impostor joined"),
+        }
+        assert!(seed.metrics().name_conflicts >= 1);
+    }
+    for node in &nodes {
+        let b = member(node, "b").unwrap();
+        assert_eq!(
+            (b.status, b.tags[TAG_NODE_ID].as_str()),
+            (MemberStatus::Alive, "b-id")
+        );
+    }
+}
+
+#[tokio::test]
+async fn gossip_retry_join_reaches_a_seed_that_starts_later() {
+    let seed_addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut late_joiner = config("b");
+    late_joiner.retry_join = vec![seed_addr.to_string()];
+    let b = start(late_joiner).await;
+    eventually("a first retry-join attempt", CONVERGE, || {
+        b.metrics().packets_out >= 1
+    })
+    .await;
+    let mut seed = config("a");
+    seed.bind = seed_addr;
+    let a = start(seed).await;
+    for node in [&a, &b] {
+        eventually("the pool to converge", CONVERGE, || alive(node) == 2).await;
+    }
+}
+
+#[tokio::test]
+async fn gossip_garbage_packets_are_counted_and_ignored() {
+    let nodes = pool(&["a", "b"]).await;
+    let a = &nodes[0];
+    let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let foreign = NodeIdentity {
+        name: "x".into(),
+        addr: raw.local_addr().unwrap(),
+        generation: 1,
+        tags: BTreeMap::from([(TAG_DATACENTER.to_owned(), "dc2".to_owned())]),
+    };
+    let foreign_packet = encode_swim_packet(
+        &Header {
+            src: foreign.clone(),
+            src_incarnation: 0,
+            dst: foreign,
+            message: Message::Announce,
+        },
+        &[],
+    )
+    .unwrap();
+    let garbage: [&[u8]; 5] = [
+        b"",
+        b"\xff\xff\xff\xff",
+        b"\x01not a foca packet",
+        &foreign_packet[..foreign_packet.len() - 3],
+        &[1; 2000],
+    ];
+    for datagram in garbage.iter().chain([&foreign_packet[..]].iter()) {
+        raw.send_to(datagram, addr_of(a)).unwrap();
+    }
+    eventually("the garbage to be counted", CONVERGE, || {
+        let m = a.metrics();
+        m.malformed >= 4 && m.oversized >= 1 && m.foreign_dc >= 1
+    })
+    .await;
+    let c = start(joining("c", a)).await;
+    for node in nodes.iter().chain([&c]) {
+        eventually("the pool to converge", CONVERGE, || alive(node) == 3).await;
+    }
+}
+
+#[tokio::test]
+async fn gossip_force_leave_turns_failed_into_left() {
+    let mut nodes = pool(&["a", "b", "c"]).await;
+    drop(nodes.pop());
+    for node in &nodes {
+        eventually("c to be marked failed", DETECT, || {
+            status(node, "c") == Some(MemberStatus::Failed)
+        })
+        .await;
+    }
+    nodes[0].force_leave("c").await.unwrap();
+    for node in &nodes {
+        eventually("c to be seen as left", CONVERGE, || {
+            status(node, "c") == Some(MemberStatus::Left)
+        })
+        .await;
+    }
+    assert!(matches!(
+        nodes[0].force_leave("b").await,
+        Err(GossipError::MemberAlive(_))
+    ));
+    assert!(matches!(
+        nodes[0].force_leave("nobody").await,
+        Err(GossipError::UnknownMember(_))
+    ));
+}
+
+#[tokio::test]
+async fn gossip_failed_members_are_reaped() {
+    let mut seed = config("a");
+    seed.reap_after = Duration::from_millis(500);
+    let a = start(seed).await;
+    let b = start(joining("b", &a)).await;
+    eventually("the pool to converge", CONVERGE, || alive(&a) == 2).await;
+    let mut events = a.subscribe();
+    drop(b);
+    eventually("b to be reaped", DETECT, || member(&a, "b").is_none()).await;
+    let kinds: Vec<MemberEvent> = drain(&mut events);
+    assert!(matches!(
+        kinds.as_slice(),
+        [MemberEvent::Failed(_), MemberEvent::Reaped(name)] if name == "b"
+    ));
+}
+
+#[tokio::test]
+async fn gossip_join_fails_clearly_when_nobody_answers() {
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut lonely = config("a");
+    lonely.join = vec![nobody.to_string()];
+    match Gossip::start(lonely).await {
+        Err(GossipError::Join { failures }) => {
+            assert_eq!(failures.len(), 1);
+            assert_eq!(failures[0].0, nobody.to_string());
+        }
+        Err(other) => panic!("expected a join error, got {other}"),
+        Ok(_) => panic!("joined nobody"),
+    }
+}
