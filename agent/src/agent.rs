@@ -2,7 +2,8 @@
 //! mode) the embedded server. The HTTP API and DNS call into this; nothing here knows
 //! about HTTP.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use crate::checks::{self, CheckHandle, CheckUpdate};
 use crate::client::RpcClient;
 use crate::config::Config;
 use crate::definition;
+use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus as GossipStatus};
 use crate::local::{LocalCheck, LocalState};
 use crate::persist::{PersistError, RecordDir};
 use crate::sync::{NodeIdentity, Syncer};
@@ -60,6 +62,7 @@ pub struct Agent {
     rpc: RpcClient,
     server: Option<Arc<Server>>,
     runners: Mutex<HashMap<String, CheckHandle>>,
+    gossip: Gossip,
     persisted: Mutex<Persisted>,
     /// Serializes check-file writes (see [`Agent::persist_check`]).
     check_writes: Mutex<()>,
@@ -104,6 +107,23 @@ impl Agent {
             None => RpcClient::without_servers(),
         };
 
+        let mut gossip_config = GossipConfig::new(
+            &config.node_name,
+            &node_id,
+            &config.datacenter,
+            SocketAddr::new(config.bind_addr, config.ports.serf_lan),
+        );
+        gossip_config.advertise = SocketAddr::new(config.advertise_addr, config.ports.serf_lan);
+        gossip_config.tags = gossip_tags(&config, server.is_some());
+        gossip_config.join = config.join.clone();
+        gossip_config.retry_join = config.retry_join.clone();
+        gossip_config.retry_interval = config.retry_interval;
+        gossip_config.retry_max = config.retry_max;
+        gossip_config.reap_after = config.reconnect_timeout;
+        let gossip = Gossip::start(gossip_config)
+            .await
+            .map_err(|e| AgentError::Start(e.to_string()))?;
+
         let (updates, update_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
         let agent = Arc::new(Agent {
@@ -116,6 +136,7 @@ impl Agent {
             rpc,
             server,
             runners: Mutex::new(HashMap::new()),
+            gossip,
             persisted: Mutex::new(Persisted::default()),
             check_writes: Mutex::new(()),
             updates,
@@ -184,10 +205,19 @@ impl Agent {
         self.shutdown.send_replace(true);
     }
 
-    /// Stops check runners and the server. Registrations stay in the data dir.
-    pub async fn shutdown(&self) {
+    /// Stops check runners, gossip and the server. With `leave`, the node first leaves the
+    /// gossip pool gracefully, so others see it `left` (and the leader deregisters it)
+    /// rather than `failed`. Registrations stay in the data dir.
+    pub async fn shutdown(&self, leave: bool) {
         self.request_shutdown();
         self.lock_runners().clear();
+        if leave {
+            if let Err(e) = self.gossip.leave().await {
+                tracing::warn!(error = %e, "leaving the gossip pool");
+            }
+        } else {
+            self.gossip.shutdown().await;
+        }
         if let Some(server) = &self.server {
             if let Err(e) = server.shutdown().await {
                 tracing::warn!(error = %e, "server shutdown");
@@ -210,17 +240,8 @@ impl Agent {
         }
     }
 
-    /// This agent as a gossip member (until gossip exists, the only one it knows).
-    pub fn self_member(&self) -> Member {
-        Member {
-            name: self.config.node_name.clone(),
-            id: self.node_id.clone(),
-            address: self.config.advertise_addr.to_string(),
-            datacenter: self.config.datacenter.clone(),
-            meta: self.config.node_meta.clone(),
-            status: MemberStatus::Alive,
-            server_port: self.is_server().then_some(self.config.ports.server),
-        }
+    pub fn gossip(&self) -> &Gossip {
+        &self.gossip
     }
 
     fn lock_runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, CheckHandle>> {
@@ -578,12 +599,65 @@ impl Agent {
                 }
             }
             if let Some(server) = &self.server {
-                if let Err(e) = server.reconcile_member(&self.self_member()).await {
-                    tracing::debug!(error = %e, "reconciling own membership");
+                let members: Vec<Member> = self
+                    .gossip
+                    .members()
+                    .iter()
+                    .filter(|m| m.tags.get("dc") == Some(&self.config.datacenter))
+                    .map(catalog_member)
+                    .collect();
+                if let Err(e) = server.reconcile_members(&members).await {
+                    tracing::debug!(error = %e, "reconciling gossip members into the catalog");
                 }
             }
         }
     }
+}
+
+/// A gossip member as the leader's catalog reconciliation sees it.
+fn catalog_member(member: &MemberInfo) -> Member {
+    let status = match member.status {
+        GossipStatus::Alive | GossipStatus::Leaving => MemberStatus::Alive,
+        GossipStatus::Failed => MemberStatus::Failed,
+        GossipStatus::Left => MemberStatus::Left,
+    };
+    let is_server = member.tags.get("role").map(String::as_str) == Some("consul");
+    Member {
+        name: member.name.clone(),
+        id: member.tags.get("id").cloned().unwrap_or_default(),
+        address: member.addr.ip().to_string(),
+        datacenter: member.tags.get("dc").cloned().unwrap_or_default(),
+        meta: Meta::new(),
+        status,
+        server_port: member
+            .tags
+            .get("port")
+            .and_then(|p| p.parse().ok())
+            .filter(|_| is_server),
+    }
+}
+
+/// The Serf tags Consul's tools read from `/v1/agent/members`.
+fn gossip_tags(config: &Config, is_server: bool) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::from([
+        (
+            "role".to_string(),
+            if is_server { "consul" } else { "node" }.to_string(),
+        ),
+        ("build".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("vsn".to_string(), "2".to_string()),
+        ("vsn_min".to_string(), "2".to_string()),
+        ("vsn_max".to_string(), "3".to_string()),
+        ("segment".to_string(), String::new()),
+    ]);
+    if is_server {
+        tags.insert("port".into(), config.ports.server.to_string());
+        tags.insert("wan_join_port".into(), config.ports.serf_wan.to_string());
+        if config.bootstrap {
+            tags.insert("bootstrap".into(), "1".into());
+        }
+    }
+    tags
 }
 
 /// Which registrations came from the API and so have files in the data dir.

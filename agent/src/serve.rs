@@ -73,10 +73,18 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), A
         "agent started"
     );
 
-    tokio::select! {
-        _ = stop => tracing::info!("signal received, shutting down"),
-        _ = agent.stopped() => tracing::info!("leave requested, shutting down"),
-    }
-    agent.shutdown().await;
+    // Consul's defaults: `leave` always leaves the pool gracefully; on a signal, clients
+    // leave (`leave_on_terminate`) and servers just stop, keeping their Raft seat.
+    let leave = tokio::select! {
+        _ = stop => {
+            tracing::info!("signal received, shutting down");
+            !agent.is_server()
+        }
+        _ = agent.stopped() => {
+            tracing::info!("leave requested, leaving the cluster");
+            true
+        }
+    };
+    agent.shutdown(leave).await;
     Ok(())
 }

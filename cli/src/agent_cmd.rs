@@ -79,6 +79,12 @@ pub struct AgentArgs {
     /// Like -join, retrying until it succeeds; repeatable.
     #[arg(long = "retry-join")]
     pub retry_join: Vec<String>,
+    /// Time between -retry-join attempts (default 30s).
+    #[arg(long = "retry-interval")]
+    pub retry_interval: Option<shoal_server::duration::GoDuration>,
+    /// -retry-join attempts before giving up (default 0: forever).
+    #[arg(long = "retry-max")]
+    pub retry_max: Option<u32>,
 }
 
 impl AgentArgs {
@@ -110,6 +116,8 @@ impl AgentArgs {
             recursors: self.recursor,
             retry_join: self.retry_join,
             join: self.join,
+            retry_interval: self.retry_interval,
+            retry_max: self.retry_max,
         }
     }
 }

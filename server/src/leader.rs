@@ -37,6 +37,40 @@ pub struct Member {
 pub const SERVER_SERVICE: &str = "consul";
 
 impl Server {
+    /// Brings the catalog in line with the whole gossip pool: every member reconciled,
+    /// and every catalog node that has a `serfHealth` check but is no longer a member
+    /// (reaped, or force-left while another server led) deregistered, as Consul's
+    /// `reconcileReaped` does. A no-op on followers.
+    pub async fn reconcile_members(&self, members: &[Member]) -> Result<(), RpcError> {
+        if !self.is_leader() {
+            return Ok(());
+        }
+        for member in members {
+            self.reconcile_member(member).await?;
+        }
+        let known: std::collections::HashSet<String> =
+            members.iter().map(|m| m.name.to_lowercase()).collect();
+        let reaped: Vec<(String, String)> = self.state().read(|t| {
+            t.checks_in_state(health::ANY, &Meta::new())
+                .into_iter()
+                .filter(|c| c.check_id == SERF_CHECK_ID && !known.contains(&c.node.to_lowercase()))
+                .filter_map(|c| {
+                    t.node(&c.node)
+                        .map(|n| (n.node.clone(), n.datacenter.clone()))
+                })
+                .collect()
+        });
+        for (name, datacenter) in reaped {
+            let command = Command::Deregister(DeregisterRequest {
+                datacenter,
+                node: name,
+                ..Default::default()
+            });
+            self.handle(crate::rpc::Request::Apply(command)).await?;
+        }
+        Ok(())
+    }
+
     /// Brings the catalog in line with one member. A no-op on followers.
     pub async fn reconcile_member(&self, member: &Member) -> Result<(), RpcError> {
         if !self.is_leader() {

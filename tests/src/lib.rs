@@ -61,6 +61,14 @@ pub struct Ports {
 }
 
 impl Ports {
+    pub const CONSUL_DEFAULTS: Ports = Ports {
+        http: 8500,
+        dns: 8600,
+        server: 8300,
+        serf_lan: 8301,
+        serf_wan: 8302,
+    };
+
     pub fn free(ip: &str) -> Ports {
         Ports {
             http: free_port(ip),
@@ -125,9 +133,18 @@ impl AgentProc {
     }
 
     pub fn start_on(ip: &str, extra: &[&str]) -> AgentProc {
+        AgentProc::start_with(ip, Ports::free(ip), extra)
+    }
+
+    /// An agent on its own loopback address with Consul's default ports, as a separate
+    /// host would run it.
+    pub fn start_host(ip: &str, extra: &[&str]) -> AgentProc {
+        AgentProc::start_with(ip, Ports::CONSUL_DEFAULTS, extra)
+    }
+
+    pub fn start_with(ip: &str, ports: Ports, extra: &[&str]) -> AgentProc {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
-        let ports = Ports::free(ip);
         let mut args: Vec<String> = vec!["agent".into()];
         if !extra.contains(&"-node") {
             args.extend(["-node".into(), format!("node-{}", ports.http)]);

@@ -90,6 +90,9 @@ pub struct FileConfig {
     pub node_meta: Option<BTreeMap<String, String>>,
     pub retry_join: Option<Vec<String>>,
     pub start_join: Option<Vec<String>>,
+    pub retry_interval: Option<GoDuration>,
+    pub retry_max: Option<u32>,
+    pub reconnect_timeout: Option<GoDuration>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

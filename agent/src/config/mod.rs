@@ -6,6 +6,9 @@ pub use file::{ConfigError, FileConfig, FileDnsConfig};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shoal_server::duration::GoDuration;
 
 use shoal_server::structs::{CheckDefinition, ServiceDefinition};
 
@@ -41,6 +44,8 @@ pub struct Flags {
     pub recursors: Vec<String>,
     pub retry_join: Vec<String>,
     pub join: Vec<String>,
+    pub retry_interval: Option<GoDuration>,
+    pub retry_max: Option<u32>,
 }
 
 /// Listener ports; `None` disables the listener (`-1` in Consul's config).
@@ -97,7 +102,15 @@ pub struct Config {
     pub alt_domain: Option<String>,
     pub recursors: Vec<SocketAddr>,
     pub dns: FileDnsConfig,
+    /// `-join` / `start_join`: gossip peers contacted once at start; start fails if none answers.
+    pub join: Vec<String>,
+    /// `-retry-join` / `retry_join`: contacted in the background until one answers.
     pub retry_join: Vec<String>,
+    pub retry_interval: Duration,
+    /// Attempts before giving up on `retry_join`; 0 retries forever.
+    pub retry_max: u32,
+    /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
+    pub reconnect_timeout: Duration,
 }
 
 impl Config {
@@ -189,7 +202,7 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     take!(into, from;
         node_name, datacenter, data_dir, server, bootstrap, bootstrap_expect, bind_addr,
         client_addr, advertise_addr, log_level, log_json, enable_local_script_checks,
-        enable_script_checks, domain, alt_domain
+        enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout
     );
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
@@ -412,14 +425,26 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .map(|d| normalize_domain(&d)),
         recursors,
         dns: file.dns_config.clone().unwrap_or_default(),
+        join: flags
+            .join
+            .iter()
+            .cloned()
+            .chain(file.start_join.iter().flatten().cloned())
+            .collect(),
         retry_join: flags
             .retry_join
             .iter()
-            .chain(&flags.join)
             .cloned()
             .chain(file.retry_join.iter().flatten().cloned())
-            .chain(file.start_join.iter().flatten().cloned())
             .collect(),
+        retry_interval: flags
+            .retry_interval
+            .or(file.retry_interval)
+            .map_or(Duration::from_secs(30), |d| d.0),
+        retry_max: flags.retry_max.or(file.retry_max).unwrap_or(0),
+        reconnect_timeout: file
+            .reconnect_timeout
+            .map_or(Duration::from_secs(72 * 3600), |d| d.0),
     })
 }
 

@@ -14,10 +14,8 @@ use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::json;
 use crate::agent::{Agent, AgentError, Source};
+use crate::gossip::{GossipError, MemberInfo};
 use crate::sync::definition_of;
-
-/// Serf's member status codes, which `/v1/agent/members` reports as numbers.
-const MEMBER_ALIVE: u8 = 1;
 
 /// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
 fn agent_service(agent: &Agent, service: &NodeService) -> Value {
@@ -201,26 +199,14 @@ pub async fn check_update(
     Ok(ok_empty())
 }
 
-/// This agent as a Serf member, with the tags Consul's tools read.
-fn member(agent: &Agent) -> Value {
-    let config = agent.config();
+/// A gossip member in `/v1/agent/members`' shape (Serf's fields and status numbers).
+fn member_json(member: &MemberInfo) -> Value {
     json_value!({
-        "Name": config.node_name,
-        "Addr": config.advertise_addr.to_string(),
-        "Port": config.ports.serf_lan,
-        "Tags": {
-            "build": env!("CARGO_PKG_VERSION"),
-            "dc": config.datacenter,
-            "id": agent.node_id(),
-            "port": config.ports.server.to_string(),
-            "role": if agent.is_server() { "consul" } else { "node" },
-            "segment": "",
-            "vsn": "2",
-            "vsn_max": "3",
-            "vsn_min": "2",
-            "wan_join_port": config.ports.serf_wan.to_string(),
-        },
-        "Status": MEMBER_ALIVE,
+        "Name": member.name,
+        "Addr": member.addr.ip().to_string(),
+        "Port": member.addr.port(),
+        "Tags": member.tags,
+        "Status": member.status as u8,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
         "ProtocolCur": 2,
@@ -235,7 +221,45 @@ pub async fn members(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    json(&vec![member(&agent)], params.has("pretty"))
+    if params.has("wan") {
+        return json(&Vec::<Value>::new(), params.has("pretty"));
+    }
+    let members: Vec<Value> = agent.gossip().members().iter().map(member_json).collect();
+    json(&members, params.has("pretty"))
+}
+
+/// `PUT /v1/agent/join/:address`: contact a member of another pool and merge with it.
+pub async fn join(
+    State(agent): State<Arc<Agent>>,
+    Path(address): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    if Params::parse(q.as_deref()).has("wan") {
+        return Err(ApiError::bad_request("WAN federation is not supported yet"));
+    }
+    agent
+        .gossip()
+        .join(&[address])
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok_empty())
+}
+
+/// `PUT /v1/agent/force-leave/:node`: mark a failed member as left.
+pub async fn force_leave(
+    State(agent): State<Arc<Agent>>,
+    Path(node): Path<String>,
+) -> Result<Response, ApiError> {
+    agent
+        .gossip()
+        .force_leave(&node)
+        .await
+        .map_err(|e| match e {
+            GossipError::UnknownMember(_) => ApiError::not_found(e.to_string()),
+            GossipError::MemberAlive(_) => ApiError::bad_request(e.to_string()),
+            other => ApiError::internal(other.to_string()),
+        })?;
+    Ok(ok_empty())
 }
 
 pub async fn self_info(
@@ -255,7 +279,7 @@ pub async fn self_info(
             "Version": env!("CARGO_PKG_VERSION"),
             "BuildDate": "",
         },
-        "Member": member(&agent),
+        "Member": member_json(&agent.gossip().local_member()),
         "Meta": config.node_meta,
         "Stats": {
             "agent": {

@@ -60,6 +60,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/agent/self", get(agent_api::self_info))
         .route("/v1/agent/members", get(agent_api::members))
         .route("/v1/agent/leave", put(agent_api::leave))
+        .route("/v1/agent/join/{address}", put(agent_api::join))
+        .route("/v1/agent/force-leave/{node}", put(agent_api::force_leave))
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))

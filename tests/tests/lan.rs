@@ -1,0 +1,133 @@
+//! A LAN pool of separate hosts (one loopback address each, Consul's default ports):
+//! gossip membership, and the leader keeping members in the catalog.
+
+use std::time::{Duration, Instant};
+
+use shoal_tests::{eventually, AgentProc};
+
+fn member_status(agent: &AgentProc, name: &str) -> Option<u64> {
+    let members = agent.get("/v1/agent/members").json();
+    members
+        .as_array()?
+        .iter()
+        .find(|m| m["Name"] == name)
+        .and_then(|m| m["Status"].as_u64())
+}
+
+fn serf_health(agent: &AgentProc, node: &str) -> Option<String> {
+    let checks = agent.get(&format!("/v1/health/node/{node}")).json();
+    checks
+        .as_array()?
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .and_then(|c| c["Status"].as_str().map(str::to_string))
+}
+
+#[test]
+fn members_join_fail_leave_and_the_catalog_follows() {
+    let server = AgentProc::start_host("127.0.0.2", &["-server", "-bootstrap", "-node", "s1"]);
+    let mut c1 = AgentProc::start_host(
+        "127.0.0.3",
+        &[
+            "-node",
+            "c1",
+            "-retry-join",
+            "127.0.0.2",
+            "-retry-interval",
+            "200ms",
+        ],
+    );
+    let mut c2 = AgentProc::start_host("127.0.0.4", &["-node", "c2", "-join", "127.0.0.2"]);
+
+    for agent in [&server, &c1, &c2] {
+        eventually(
+            Duration::from_secs(15),
+            "three alive members everywhere",
+            || {
+                let alive = ["s1", "c1", "c2"]
+                    .iter()
+                    .all(|n| member_status(agent, n) == Some(1));
+                alive.then_some(())
+            },
+        );
+    }
+    let members = server.get("/v1/agent/members").json();
+    let s1 = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Name"] == "s1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (s1["Addr"].as_str(), s1["Port"].as_u64()),
+        (Some("127.0.0.2"), Some(8301))
+    );
+    assert_eq!(s1["Tags"]["role"], "consul");
+    assert_eq!(s1["Tags"]["port"], "8300");
+
+    // The leader puts every member in the catalog with a passing serfHealth.
+    for node in ["c1", "c2"] {
+        eventually(Duration::from_secs(10), "client in catalog", || {
+            (serf_health(&server, node).as_deref() == Some("passing")).then_some(())
+        });
+    }
+    let out = server.cli(&["members"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("c1") && text.contains("c2") && text.contains("alive"),
+        "{text}"
+    );
+
+    // kill -9: failed, and its serfHealth goes critical.
+    let killed = Instant::now();
+    c2.kill9();
+    eventually(Duration::from_secs(15), "c2 serfHealth critical", || {
+        (serf_health(&server, "c2").as_deref() == Some("critical")).then_some(())
+    });
+    println!("c2 critical {:?} after kill -9", killed.elapsed());
+    assert_eq!(member_status(&server, "c2"), Some(4));
+
+    // force-leave marks it left; the leader deregisters it.
+    assert_eq!(server.put("/v1/agent/force-leave/c2", "").status, 200);
+    eventually(Duration::from_secs(10), "c2 deregistered", || {
+        serf_health(&server, "c2").is_none().then_some(())
+    });
+
+    // A graceful leave: left, not failed, and gone from the catalog.
+    let out = c1.cli(&["leave"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c1.wait_exit(Duration::from_secs(10)).success());
+    eventually(Duration::from_secs(10), "c1 left", || {
+        (member_status(&server, "c1") == Some(3)).then_some(())
+    });
+    eventually(Duration::from_secs(10), "c1 deregistered", || {
+        serf_health(&server, "c1").is_none().then_some(())
+    });
+}
+
+#[test]
+fn a_taken_node_name_is_refused() {
+    let _seed = AgentProc::start_host("127.0.0.5", &["-server", "-bootstrap", "-node", "taken"]);
+    let out = std::process::Command::new(shoal_tests::shoal_bin())
+        .args([
+            "agent",
+            "-node",
+            "taken",
+            "-bind",
+            "127.0.0.6",
+            "-client",
+            "127.0.0.6",
+        ])
+        .args(["-join", "127.0.0.5", "-data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a second 'taken' started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+}
