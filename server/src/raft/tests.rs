@@ -200,34 +200,6 @@ async fn without_bootstrap_there_is_no_leader() {
     ));
 }
 
-/// Measures commands applied per second with 64 concurrent callers. Run with
-/// `cargo test -p shoal-server --release raft::tests::throughput -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
-async fn throughput_64_callers() {
-    const CALLERS: usize = 64;
-    const PER_CALLER: usize = 100;
-    let dir = TempDir::new().expect("temp dir");
-    let (node, _state) = open(&dir, Tuning::default()).await;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CALLERS)
-        .map(|c| {
-            let node = node.clone();
-            tokio::spawn(async move { apply_all(&node, c * PER_CALLER, PER_CALLER).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("caller");
-    }
-    let elapsed = started.elapsed();
-    let rate = (CALLERS * PER_CALLER) as f64 / elapsed.as_secs_f64();
-    println!(
-        "{} commands in {elapsed:?}: {rate:.0}/s",
-        CALLERS * PER_CALLER
-    );
-    node.shutdown().await.expect("shutdown");
-}
-
 /// Set to a directory, makes [`kill_9_child`] write there until it is killed.
 const KILL_DIR_ENV: &str = "SHOAL_RAFT_KILL_9_DIR";
 
