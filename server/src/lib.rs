@@ -16,5 +16,6 @@ pub mod rpc;
 mod server;
 pub mod state;
 pub mod structs;
+pub mod transport;
 
 pub use server::{Server, ServerConfig, ServerError};

@@ -20,19 +20,23 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 // `declare_raft_types!` names `Cursor` unqualified.
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, InitializeError,
-    RaftError as OpenRaftError,
+    InstallSnapshotError, RaftError as OpenRaftError,
 };
 use openraft::metrics::WaitError;
-use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -42,6 +46,7 @@ use state_machine::StateMachine;
 
 use crate::state::StateStore;
 use crate::structs::{Command, CommandResponse};
+use crate::transport::{Pool, PoolConfig};
 
 pub type NodeId = u64;
 
@@ -127,12 +132,12 @@ impl From<ForwardToLeader<NodeId, BasicNode>> for RaftError {
 
 /// Timings and log-compaction thresholds; tests shrink the thresholds.
 #[derive(Debug, Clone, Copy)]
-struct Tuning {
+pub(crate) struct Tuning {
     /// Build a snapshot once this many entries were applied since the last one.
-    snapshot_every: u64,
+    pub(crate) snapshot_every: u64,
     /// Entries kept behind a snapshot, so a briefly lagging follower can catch up from the
     /// log rather than needing the whole snapshot.
-    keep_after_snapshot: u64,
+    pub(crate) keep_after_snapshot: u64,
 }
 
 impl Default for Tuning {
@@ -156,6 +161,10 @@ impl Tuning {
             election_timeout_max: 300,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_after_snapshot,
+            // Bounds sending one snapshot chunk and, for the last, the follower restoring
+            // the state store and fsyncing it: openraft's 200 ms default would time out,
+            // and restart the transfer forever, once a catalog takes longer than that.
+            install_snapshot_timeout: 5_000,
             ..Config::default()
         }
         .validate()
@@ -174,17 +183,46 @@ pub struct RaftNode {
     /// Lets [`RaftNode::shutdown`] wait until openraft's tasks have closed the database,
     /// so the same directory can be opened again straight away.
     db_closed: watch::Receiver<()>,
+    /// When an AppendEntries or snapshot chunk from a current leader last arrived (see
+    /// [`RaftNode::last_contact`]).
+    leader_contact: Arc<Mutex<Option<Instant>>>,
 }
 
+/// The datacenter a [`RaftNode::open`]ed node's transport announces. Such a node is meant to
+/// have no peers; one that has them is opened with [`RaftNode::open_with`].
+const SOLO_DATACENTER: &str = "dc1";
+
 impl RaftNode {
+    /// Opens a node that will not talk to peers (`-dev`, a lone bootstrap server): its
+    /// transport announces datacenter `dc1`, which peers of any other datacenter refuse.
     pub async fn open(config: RaftConfig, state: Arc<StateStore>) -> Result<RaftNode, RaftError> {
         Self::open_tuned(config, state, Tuning::default()).await
+    }
+
+    /// Opens a node that reaches its peers through `pool`, the same pool the server
+    /// forwards RPCs with, so each peer gets one connection in all.
+    pub async fn open_with(
+        config: RaftConfig,
+        state: Arc<StateStore>,
+        pool: Pool,
+    ) -> Result<RaftNode, RaftError> {
+        Self::open_tuned_with(config, state, Tuning::default(), pool).await
     }
 
     async fn open_tuned(
         config: RaftConfig,
         state: Arc<StateStore>,
         tuning: Tuning,
+    ) -> Result<RaftNode, RaftError> {
+        let pool = Pool::new(PoolConfig::new(SOLO_DATACENTER));
+        Self::open_tuned_with(config, state, tuning, pool).await
+    }
+
+    pub(crate) async fn open_tuned_with(
+        config: RaftConfig,
+        state: Arc<StateStore>,
+        tuning: Tuning,
+        pool: Pool,
     ) -> Result<RaftNode, RaftError> {
         let path = config.data_dir.join("raft");
         std::fs::create_dir_all(&path)
@@ -197,7 +235,7 @@ impl RaftNode {
         let raft = Raft::new(
             config.node_id,
             Arc::new(tuning.config()?),
-            Network,
+            Network::new(config.node_id, pool),
             log_store,
             state_machine,
         )
@@ -210,6 +248,7 @@ impl RaftNode {
             id: config.node_id,
             addr: config.addr.into(),
             db_closed: db.closed(),
+            leader_contact: Arc::new(Mutex::new(None)),
         };
         drop(db);
         if config.bootstrap {
@@ -225,15 +264,25 @@ impl RaftNode {
     /// Makes this server the only voter, unless the store already holds a vote or log,
     /// in which case the cluster exists and its membership stands.
     async fn bootstrap(&self) -> Result<(), RaftError> {
+        self.initialize_with(BTreeMap::from([(self.id, self.addr.to_string())]))
+            .await
+    }
+
+    /// Forms a new cluster whose voters are `members` (Raft id to RPC address), as
+    /// `-bootstrap-expect` does once enough servers are known. Call it on one server; the
+    /// others learn the membership from its first AppendEntries. A no-op on a server whose
+    /// store already holds a vote or log: the cluster exists and its membership stands.
+    pub async fn initialize_with(
+        &self,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<(), RaftError> {
         if self.raft.is_initialized().await? {
             return Ok(());
         }
-        let members = BTreeMap::from([(
-            self.id,
-            BasicNode {
-                addr: self.addr.to_string(),
-            },
-        )]);
+        let members: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
         match self.raft.initialize(members).await {
             Ok(()) | Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(OpenRaftError::APIError(e)) => Err(RaftError::Other(e.to_string())),
@@ -288,11 +337,108 @@ impl RaftNode {
             .collect()
     }
 
-    /// Time since this server last heard from the leader: zero on the leader itself. `None`
-    /// elsewhere for now: followers exist only once the RPC transport does, and it is that
-    /// transport which will see the leader's messages arrive.
+    /// Adds a server as a voter (on the leader): it joins as a learner, is brought up to
+    /// date, then becomes a voter. A no-op if it already votes at `addr`. A server whose
+    /// address changed must be removed first; this refuses to re-point its id.
+    pub async fn add_voter(&self, id: NodeId, addr: &str) -> Result<(), RaftError> {
+        if let Some((_, known)) = self.members().into_iter().find(|(member, _)| *member == id) {
+            if known != addr {
+                return Err(RaftError::Other(format!(
+                    "server {id} is a member at {known}, not {addr}: remove it first"
+                )));
+            }
+        }
+        if self.voters().iter().any(|(voter, _)| *voter == id) {
+            return Ok(());
+        }
+        let node = BasicNode {
+            addr: addr.to_string(),
+        };
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(write_error)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Removes a voter (on the leader), forgetting its address too. A no-op if it is not a
+    /// voter.
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), RaftError> {
+        if !self.voters().iter().any(|(voter, _)| *voter == id) {
+            return Ok(());
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Every node of the current membership, voter or learner, with its RPC address.
+    fn members(&self) -> Vec<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect()
+    }
+
+    /// Time since this server last heard from the leader (Consul's `X-Consul-LastContact`):
+    /// zero on the leader itself; on any other server, the age of the last AppendEntries or
+    /// snapshot chunk that a current leader sent, and `None` if none ever arrived.
     pub fn last_contact(&self) -> Option<Duration> {
-        self.is_leader().then_some(Duration::ZERO)
+        if self.is_leader() {
+            return Some(Duration::ZERO);
+        }
+        self.contact().map(|at| at.elapsed())
+    }
+
+    fn contact(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        // An `Option<Instant>` cannot be left half-written: ignore poisoning.
+        self.leader_contact
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Delivers an AppendEntries (a heartbeat when empty) from the leader, and notes the
+    /// contact unless the sender turned out to be a stale leader.
+    pub async fn handle_append_entries(
+        &self,
+        request: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<NodeId>, OpenRaftError<NodeId>> {
+        let answer = self.raft.append_entries(request).await;
+        if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            *self.contact() = Some(Instant::now());
+        }
+        answer
+    }
+
+    /// Delivers a RequestVote from a candidate.
+    pub async fn handle_vote(
+        &self,
+        request: VoteRequest<NodeId>,
+    ) -> Result<VoteResponse<NodeId>, OpenRaftError<NodeId>> {
+        self.raft.vote(request).await
+    }
+
+    /// Delivers one chunk of a snapshot from the leader; the last chunk installs it.
+    pub async fn handle_install_snapshot(
+        &self,
+        request: InstallSnapshotRequest<TypeConfig>,
+    ) -> Result<InstallSnapshotResponse<NodeId>, OpenRaftError<NodeId, InstallSnapshotError>> {
+        let sender = request.vote;
+        let answer = self.raft.install_snapshot(request).await;
+        if matches!(&answer, Ok(r) if r.vote <= sender) {
+            *self.contact() = Some(Instant::now());
+        }
+        answer
     }
 
     /// Confirms with a quorum that this node still leads and waits until its state machine
@@ -350,8 +496,14 @@ impl RaftNode {
 async fn client_write(raft: &Raft<TypeConfig>, batch: Batch) -> Result<BatchResponse, RaftError> {
     match raft.client_write(batch).await {
         Ok(response) => Ok(response.data),
-        Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(f.into()),
-        Err(OpenRaftError::APIError(e)) => Err(RaftError::Other(e.to_string())),
-        Err(OpenRaftError::Fatal(f)) => Err(f.into()),
+        Err(e) => Err(write_error(e)),
+    }
+}
+
+fn write_error(error: OpenRaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> RaftError {
+    match error {
+        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => f.into(),
+        OpenRaftError::APIError(e) => RaftError::Other(e.to_string()),
+        OpenRaftError::Fatal(f) => f.into(),
     }
 }

@@ -1,81 +1,181 @@
-//! The Raft transport between servers — not built yet.
+//! openraft's network over the server transport: each Raft RPC is one request frame on the
+//! pooled connection to the peer's RPC address (see [`crate::transport`]).
 //!
-//! Shoal runs a single voter for now, which never sends a Raft RPC, so every peer is
-//! reported [`Unreachable`]: openraft then backs off and retries, exactly as it would for a
-//! server that is down. The multi-server TCP transport replaces this module alone.
+//! Transport failures are reported in the terms openraft acts on: a peer that cannot be
+//! dialed, whose connection dropped or whose Raft has stopped is [`Unreachable`] (replication to it pauses for
+//! [`PeerClient::backoff`]); an answer too slow is a [`Timeout`]; a request too large for a
+//! frame is [`PayloadTooLarge`] (openraft retries with fewer entries); anything else is a
+//! [`NetworkError`], retried at once.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
-use openraft::network::RPCOption;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RPCTypes};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::{NodeId, TypeConfig};
+use crate::transport::frame::{FrameError, Kind};
+use crate::transport::{PayloadError, Pool, TransportError};
 
-/// Why no RPC reaches a peer.
-#[derive(Debug, thiserror::Error)]
-#[error("no Raft transport to server {target} at {addr} (single-server mode)")]
-struct NoTransport {
-    target: NodeId,
-    addr: String,
+/// Hands openraft a [`PeerClient`] per peer; all of them share the pool's connections.
+pub struct Network {
+    id: NodeId,
+    pool: Pool,
 }
 
-/// Hands openraft a [`PeerClient`] per peer.
-pub struct Network;
+impl Network {
+    pub(super) fn new(id: NodeId, pool: Pool) -> Network {
+        Network { id, pool }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
+            id: self.id,
             target,
-            addr: node.addr.clone(),
+            node: node.clone(),
+            pool: self.pool.clone(),
         }
     }
 }
 
-/// A client for one peer that fails every RPC with [`Unreachable`].
+/// Sends one peer's Raft RPCs.
 pub struct PeerClient {
+    id: NodeId,
     target: NodeId,
-    addr: String,
+    node: BasicNode,
+    pool: Pool,
 }
 
 impl PeerClient {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&NoTransport {
-            target: self.target,
-            addr: self.addr.clone(),
-        }))
+    /// Sends `request` and splits the outcome into the peer's answer, its refusal (a
+    /// [`RemoteError`]) and transport failures. A peer whose Raft has stopped while its
+    /// port still answers counts as unreachable: retrying it at once would spin until its
+    /// listener closes too.
+    async fn send<Q, A, E>(
+        &self,
+        action: RPCTypes,
+        kind: Kind,
+        request: &Q,
+        option: &RPCOption,
+        entries: usize,
+    ) -> Result<A, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Q: Serialize,
+        A: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let timeout = option.hard_ttl();
+        match self
+            .pool
+            .call::<Q, Result<A, RaftError<NodeId, E>>>(&self.node.addr, kind, request, timeout)
+            .await
+        {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(RaftError::Fatal(fatal))) => {
+                Err(RPCError::Unreachable(Unreachable::new(&fatal)))
+            }
+            Ok(Err(refused)) => Err(RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                refused,
+            ))),
+            Err(e) => Err(self.rpc_error(e, action, timeout, entries)),
+        }
+    }
+
+    fn rpc_error<E: std::error::Error>(
+        &self,
+        error: TransportError,
+        action: RPCTypes,
+        timeout: Duration,
+        entries: usize,
+    ) -> RPCError<NodeId, BasicNode, E> {
+        match error {
+            TransportError::Dial { .. }
+            | TransportError::Backoff { .. }
+            | TransportError::Handshake { .. }
+            | TransportError::Closed => RPCError::Unreachable(Unreachable::new(&error)),
+            TransportError::Timeout(_) => RPCError::Timeout(Timeout {
+                action,
+                id: self.id,
+                target: self.target,
+                timeout,
+            }),
+            TransportError::Payload(PayloadError::Frame(FrameError::Oversized { .. }))
+                if entries > 1 =>
+            {
+                RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(entries as u64 / 2).with_source_error(&error),
+                )
+            }
+            _ => RPCError::Network(NetworkError::new(&error)),
+        }
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        let entries = rpc.entries.len();
+        self.send(
+            RPCTypes::AppendEntries,
+            Kind::AppendEntries,
+            &rpc,
+            &option,
+            entries,
+        )
+        .await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(self.unreachable())
+        self.send(
+            RPCTypes::InstallSnapshot,
+            Kind::InstallSnapshot,
+            &rpc,
+            &option,
+            0,
+        )
+        .await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.send(RPCTypes::Vote, Kind::Vote, &rpc, &option, 0)
+            .await
+    }
+
+    /// Replication to an unreachable peer pauses 100 ms, doubling to 1 s: a restarted
+    /// server is caught up within about a second, a dead one costs a dial a second.
+    fn backoff(&self) -> Backoff {
+        let pauses = (0..4)
+            .map(|doublings| Duration::from_millis(100 << doublings))
+            .chain(std::iter::repeat(Duration::from_secs(1)));
+        Backoff::new(pauses)
     }
 }

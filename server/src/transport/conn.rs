@@ -1,0 +1,218 @@
+//! One dialed, multiplexed connection to a peer: callers send requests on fresh stream ids
+//! and a reader task hands each response to the caller waiting on its id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::frame::{Bytes, Frame, Kind};
+use super::io::{self, AbortOnDrop, FrameReader};
+use super::message::{self, HandshakeError, Hello};
+use super::metrics::Metrics;
+use super::TransportError;
+
+/// Frames queued for the writer before callers wait for room.
+const QUEUE: usize = 256;
+
+pub(super) struct Conn {
+    frames: mpsc::Sender<Bytes>,
+    streams: Arc<Streams>,
+    next_id: AtomicU64,
+    _reader: AbortOnDrop,
+    _writer: AbortOnDrop,
+}
+
+impl Conn {
+    /// Connects to `addr` and completes the handshake. The caller bounds the time taken.
+    pub(super) async fn dial(
+        addr: &str,
+        datacenter: &str,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Conn, TransportError> {
+        let dial_error = |source| TransportError::Dial {
+            addr: addr.to_string(),
+            source,
+        };
+        let stream = TcpStream::connect(addr).await.map_err(dial_error)?;
+        // Heartbeats and votes are tiny; Nagle would hold them back for an ACK.
+        stream.set_nodelay(true).map_err(dial_error)?;
+        let (read, mut write) = stream.into_split();
+        let hello = message::encode(0, Kind::Hello, &Hello::new(datacenter))?;
+        write.write_all(&hello).await.map_err(dial_error)?;
+        let mut reader = FrameReader::new(read);
+        let handshake_error = |source| TransportError::Handshake {
+            addr: addr.to_string(),
+            source,
+        };
+        let reply = match reader.next().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Err(handshake_error(HandshakeError::Closed)),
+            Err(e) => {
+                e.count(metrics);
+                return Err(TransportError::Read(e));
+            }
+        };
+        match (reply.kind, reply.stream_id) {
+            (Kind::Hello, 0) => {
+                let hello: Hello = message::decode(&reply.payload)
+                    .map_err(|e| handshake_error(HandshakeError::Payload(e)))?;
+                if let Err(e) = hello.check(datacenter) {
+                    if matches!(e, HandshakeError::ForeignDatacenter { .. }) {
+                        metrics.count_foreign_datacenter();
+                    } else {
+                        metrics.count_handshake_failure();
+                    }
+                    return Err(handshake_error(e));
+                }
+            }
+            (Kind::Error, 0) => {
+                let reason = String::from_utf8_lossy(&reply.payload).into_owned();
+                return Err(handshake_error(HandshakeError::Refused(reason)));
+            }
+            (kind, stream_id) => {
+                metrics.count_malformed();
+                return Err(handshake_error(HandshakeError::NotHello {
+                    kind,
+                    stream_id,
+                }));
+            }
+        }
+
+        let streams = Arc::new(Streams::default());
+        let (frames, queued) = mpsc::channel(QUEUE);
+        let writer = {
+            let streams = streams.clone();
+            tokio::spawn(async move {
+                if let Err(e) = io::write_frames(write, queued).await {
+                    tracing::debug!(error = %e, "transport write failed");
+                }
+                streams.close();
+            })
+        };
+        let reader = tokio::spawn(read_responses(reader, streams.clone(), metrics.clone()));
+        Ok(Conn {
+            frames,
+            streams,
+            next_id: AtomicU64::new(1),
+            _reader: AbortOnDrop(reader),
+            _writer: AbortOnDrop(writer),
+        })
+    }
+
+    /// Whether the connection has failed; the pool then dials a new one.
+    pub(super) fn is_closed(&self) -> bool {
+        self.streams.lock().closed
+    }
+
+    /// Marks the connection failed, e.g. after the peer sent a response that does not
+    /// decode: whatever it sends next cannot be trusted either.
+    pub(super) fn close(&self) {
+        self.streams.close();
+    }
+
+    /// Sends `request` as a `kind` frame on a fresh stream and waits for the frame that
+    /// answers it ([`Kind::Response`] or [`Kind::Error`]). Cancelling the future (a
+    /// timeout) forgets the stream; a late answer is then dropped.
+    pub(super) async fn call<T: Serialize>(
+        &self,
+        kind: Kind,
+        request: &T,
+    ) -> Result<Frame, TransportError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = message::encode(id, kind, request)?;
+        let (reply, answer) = oneshot::channel();
+        let _waiting = self.streams.wait(id, reply)?;
+        self.frames
+            .send(frame)
+            .await
+            .map_err(|_| TransportError::Closed)?;
+        answer.await.map_err(|_| TransportError::Closed)
+    }
+}
+
+/// The callers waiting for an answer, by stream id.
+#[derive(Default)]
+struct Streams(Mutex<StreamsState>);
+
+#[derive(Default)]
+struct StreamsState {
+    /// Set once, when the connection fails; no caller may wait after that.
+    closed: bool,
+    waiting: HashMap<u64, oneshot::Sender<Frame>>,
+}
+
+impl Streams {
+    fn lock(&self) -> MutexGuard<'_, StreamsState> {
+        // A panic while holding this lock leaves the map consistent: keep going.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait(&self, id: u64, reply: oneshot::Sender<Frame>) -> Result<Waiting<'_>, TransportError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(TransportError::Closed);
+        }
+        state.waiting.insert(id, reply);
+        Ok(Waiting { streams: self, id })
+    }
+
+    fn answer(&self, frame: Frame) {
+        if let Some(reply) = self.lock().waiting.remove(&frame.stream_id) {
+            // The caller may have given up since.
+            let _ = reply.send(frame);
+        }
+    }
+
+    /// Fails every waiting caller (their senders drop) and refuses new ones.
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.waiting.clear();
+    }
+}
+
+/// Removes a caller's entry however its call ends, so abandoned streams do not pile up.
+struct Waiting<'a> {
+    streams: &'a Streams,
+    id: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.streams.lock().waiting.remove(&self.id);
+    }
+}
+
+async fn read_responses(
+    mut reader: FrameReader<OwnedReadHalf>,
+    streams: Arc<Streams>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        match reader.next().await {
+            Ok(Some(frame)) if matches!(frame.kind, Kind::Response | Kind::Error) => {
+                streams.answer(frame);
+            }
+            Ok(Some(frame)) => {
+                tracing::debug!(kind = ?frame.kind, "peer sent a request on a dialed connection");
+                metrics.count_malformed();
+                break;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "transport read failed");
+                e.count(&metrics);
+                break;
+            }
+        }
+    }
+    streams.close();
+}

@@ -1,0 +1,285 @@
+//! The server port: accepts connections from other servers (and later client agents),
+//! checks their handshake, and serves Raft RPCs and Shoal RPCs concurrently on each.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::frame::{Bytes, Frame, Kind};
+use super::io::{self, AbortOnDrop, FrameReader};
+use super::message::{self, HandshakeError, Hello, Inbound};
+use super::metrics::{Metrics, MetricsSnapshot};
+use super::{RpcHandler, TransportError};
+use crate::raft::RaftNode;
+
+/// How long a new connection has to say hello (Consul's `rpc_handshake_timeout`): a peer
+/// that connects and says nothing must not hold a connection forever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests in progress per connection; past this the listener stops reading from that
+/// connection until one finishes, which pushes back on the sender through TCP.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Peers of any other datacenter are refused at the handshake.
+    pub datacenter: String,
+    pub handshake_timeout: Duration,
+    pub max_in_flight: usize,
+}
+
+impl ListenerConfig {
+    pub fn new(datacenter: impl Into<String>) -> ListenerConfig {
+        ListenerConfig {
+            datacenter: datacenter.into(),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            max_in_flight: MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// A bound server port, not yet serving. Binding comes first so the address (and a port
+/// conflict) is known before the Raft node that records it is opened.
+pub struct Listener {
+    tcp: TcpListener,
+    local_addr: SocketAddr,
+    config: ListenerConfig,
+}
+
+impl Listener {
+    pub async fn bind(addr: &str, config: ListenerConfig) -> Result<Listener, TransportError> {
+        let bind_error = |source| TransportError::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        let tcp = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local_addr = tcp.local_addr().map_err(bind_error)?;
+        Ok(Listener {
+            tcp,
+            local_addr,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts serving: Raft RPCs go to `raft`, Shoal RPCs to `rpc`. Serving stops when the
+    /// returned handle is shut down or dropped.
+    pub fn serve(self, raft: RaftNode, rpc: Arc<dyn RpcHandler>) -> Serving {
+        let metrics = Arc::new(Metrics::default());
+        let context = Arc::new(Context {
+            config: self.config,
+            raft,
+            rpc,
+            metrics: metrics.clone(),
+        });
+        Serving {
+            local_addr: self.local_addr,
+            metrics,
+            accept: tokio::spawn(accept(self.tcp, context)),
+        }
+    }
+}
+
+/// A serving listener. Dropping it closes the port and every accepted connection, and
+/// cancels the requests they were serving.
+pub struct Serving {
+    local_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    accept: JoinHandle<()>,
+}
+
+impl Serving {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Stops serving and waits until the port and all connections are closed.
+    pub async fn shutdown(mut self) {
+        self.accept.abort();
+        // The task was aborted: its result is the cancellation.
+        let _ = (&mut self.accept).await;
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+struct Context {
+    config: ListenerConfig,
+    raft: RaftNode,
+    rpc: Arc<dyn RpcHandler>,
+    metrics: Arc<Metrics>,
+}
+
+/// Accepts until aborted; connections live in a `JoinSet` so aborting this task ends them.
+async fn accept(tcp: TcpListener, context: Arc<Context>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    context.metrics.count_accepted();
+                    connections.spawn(serve_connection(stream, peer, context.clone()));
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a server connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Context>) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "set TCP_NODELAY");
+    }
+    let (read, mut write) = stream.into_split();
+    let mut reader = FrameReader::new(read);
+    let metrics = &context.metrics;
+
+    let hello = match tokio::time::timeout(context.config.handshake_timeout, reader.next()).await {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "bad handshake frame");
+            e.count(metrics);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "no handshake in time");
+            metrics.count_handshake_failure();
+            return;
+        }
+    };
+    let reply = match check_hello(&hello, &context) {
+        Ok(()) => message::encode(0, Kind::Hello, &Hello::new(&context.config.datacenter)),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "refused server connection");
+            // Tell the dialer why, so its error names the cause rather than a closed socket.
+            let _ = write
+                .write_all(&message::error_frame(0, &e.to_string()))
+                .await;
+            return;
+        }
+    };
+    match reply {
+        Ok(reply) if write.write_all(&reply).await.is_ok() => {}
+        _ => return,
+    }
+
+    let (frames, queued) = mpsc::channel(context.config.max_in_flight);
+    let _writer = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = io::write_frames(write, queued).await {
+            tracing::debug!(%peer, error = %e, "transport write failed");
+        }
+    }));
+    let permits = Arc::new(Semaphore::new(context.config.max_in_flight));
+    // Dropped when the connection ends, cancelling whatever it was still serving.
+    let mut requests = JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            next = reader.next() => next,
+            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+        };
+        let frame = match next {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "closing server connection");
+                e.count(metrics);
+                return;
+            }
+        };
+        let request = match Inbound::parse(&frame) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "malformed request; closing connection");
+                metrics.count_malformed();
+                return;
+            }
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        requests.spawn(serve_request(
+            request,
+            frame.stream_id,
+            context.clone(),
+            frames.clone(),
+            permit,
+        ));
+    }
+}
+
+/// Checks the first frame, counting a refusal by its cause.
+fn check_hello(frame: &Frame, context: &Context) -> Result<(), HandshakeError> {
+    let metrics = &context.metrics;
+    let checked = match (frame.kind, frame.stream_id) {
+        (Kind::Hello, 0) => message::decode::<Hello>(&frame.payload)
+            .map_err(HandshakeError::Payload)
+            .and_then(|hello| hello.check(&context.config.datacenter)),
+        (kind, stream_id) => Err(HandshakeError::NotHello { kind, stream_id }),
+    };
+    match &checked {
+        Ok(()) => {}
+        Err(HandshakeError::ForeignDatacenter { .. }) => metrics.count_foreign_datacenter(),
+        Err(HandshakeError::Payload(_) | HandshakeError::NotHello { .. }) => {
+            metrics.count_malformed()
+        }
+        Err(_) => metrics.count_handshake_failure(),
+    }
+    checked
+}
+
+async fn serve_request(
+    request: Inbound,
+    stream_id: u64,
+    context: Arc<Context>,
+    frames: mpsc::Sender<Bytes>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let raft = &context.raft;
+    let encoded = match request {
+        Inbound::AppendEntries(request) => {
+            let answer = raft.handle_append_entries(request).await;
+            message::encode(stream_id, Kind::Response, &answer)
+        }
+        Inbound::Vote(request) => {
+            let answer = raft.handle_vote(request).await;
+            message::encode(stream_id, Kind::Response, &answer)
+        }
+        Inbound::InstallSnapshot(request) => {
+            let answer = raft.handle_install_snapshot(request).await;
+            message::encode(stream_id, Kind::Response, &answer)
+        }
+        Inbound::Rpc(request) => {
+            let answer = context.rpc.handle(request).await;
+            message::encode(stream_id, Kind::Response, &answer)
+        }
+    };
+    let frame = encoded.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot encode a response");
+        message::error_frame(stream_id, &format!("cannot encode the response: {e}"))
+    });
+    context.metrics.count_served();
+    // The connection may be gone; then so is whoever asked.
+    let _ = frames.send(frame).await;
+}

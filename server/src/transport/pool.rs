@@ -1,0 +1,220 @@
+//! Outgoing connections: one per peer address, dialed on first use and shared by every
+//! concurrent caller (Raft replication, votes, forwarded RPCs), as Consul's connection pool
+//! shares one multiplexed session per server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::conn::Conn;
+use super::frame::Kind;
+use super::message;
+use super::metrics::{Metrics, MetricsSnapshot};
+use super::TransportError;
+use crate::blocking::{DEFAULT_WAIT, MAX_WAIT};
+use crate::rpc::{Request, Response, RpcError};
+
+/// How long a forwarded RPC may take before the caller gives up (Consul's RPC timeout is
+/// of the same order). Blocking reads get their wait on top.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First pause after a failed dial; it doubles per failure up to [`MAX_BACKOFF`]. Short, so
+/// a restarted server is back in the cluster within about a second; the pause only stops
+/// callers from hammering a dead address, openraft adds its own backoff on top.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Sent in every handshake; servers of another datacenter refuse the connection.
+    pub datacenter: String,
+    pub rpc_timeout: Duration,
+}
+
+impl PoolConfig {
+    pub fn new(datacenter: impl Into<String>) -> PoolConfig {
+        PoolConfig {
+            datacenter: datacenter.into(),
+            rpc_timeout: RPC_TIMEOUT,
+        }
+    }
+}
+
+/// Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PoolConfig,
+    peers: Mutex<HashMap<String, Arc<Peer>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One peer's connection, or why there is none. The async lock makes concurrent callers
+/// wait for a single dial instead of each dialing their own.
+#[derive(Default)]
+struct Peer(tokio::sync::Mutex<Slot>);
+
+#[derive(Default)]
+struct Slot {
+    conn: Option<Arc<Conn>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                config,
+                peers: Mutex::new(HashMap::new()),
+                metrics: Arc::new(Metrics::default()),
+            }),
+        }
+    }
+
+    pub fn datacenter(&self) -> &str {
+        &self.inner.config.datacenter
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Sends `request` to the server at `addr` (the leader, when a follower forwards) and
+    /// returns its answer. A failure to reach it is an [`RpcError::Internal`] naming the
+    /// address; the request may or may not have been applied if the connection dropped
+    /// after it was sent, as with any RPC.
+    pub async fn forward(&self, addr: &str, request: Request) -> Result<Response, RpcError> {
+        self.rpc(addr, &request)
+            .await
+            .unwrap_or_else(|e| Err(RpcError::Internal(format!("forwarding to {addr}: {e}"))))
+    }
+
+    /// Like [`Pool::forward`], but tells a transport failure (try another server) from the
+    /// server's own answer.
+    pub async fn rpc(
+        &self,
+        addr: &str,
+        request: &Request,
+    ) -> Result<Result<Response, RpcError>, TransportError> {
+        let timeout = self.timeout_for(request);
+        self.call(addr, Kind::Rpc, request, timeout).await
+    }
+
+    /// Drops the connection to `addr` (a server that left), and its backoff.
+    pub fn forget(&self, addr: &str) {
+        self.lock_peers().remove(addr);
+    }
+
+    /// A blocking read may be parked on the server for its whole wait (plus jitter, up to
+    /// 1/16), so its deadline must cover that.
+    fn timeout_for(&self, request: &Request) -> Duration {
+        let base = self.inner.config.rpc_timeout;
+        match request {
+            Request::Read { options, .. } if options.min_index > 0 => {
+                let wait = if options.max_wait.is_zero() {
+                    DEFAULT_WAIT
+                } else {
+                    options.max_wait.min(MAX_WAIT)
+                };
+                base + wait + wait / 16
+            }
+            _ => base,
+        }
+    }
+
+    /// Sends one request and decodes its answer as `A`, all within `timeout` (dial and
+    /// handshake included).
+    pub(crate) async fn call<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        kind: Kind,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<A, TransportError> {
+        let exchange = async {
+            let conn = self.connection(addr).await?;
+            let frame = conn.call(kind, request).await?;
+            match frame.kind {
+                Kind::Response => message::decode(&frame.payload).map_err(|e| {
+                    self.inner.metrics.count_malformed();
+                    conn.close();
+                    TransportError::Payload(e)
+                }),
+                _ => Err(TransportError::Remote(
+                    String::from_utf8_lossy(&frame.payload).into_owned(),
+                )),
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.inner.metrics.count_timeout();
+                Err(TransportError::Timeout(timeout))
+            }
+        }
+    }
+
+    fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Peer>>> {
+        // The map stays consistent even if a holder panicked.
+        self.inner
+            .peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The live connection to `addr`, dialing one unless a recent dial failed.
+    async fn connection(&self, addr: &str) -> Result<Arc<Conn>, TransportError> {
+        let peer = self
+            .lock_peers()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut slot = peer.0.lock().await;
+        if let Some(conn) = slot.conn.as_ref().filter(|conn| !conn.is_closed()) {
+            return Ok(conn.clone());
+        }
+        slot.conn = None;
+        let now = Instant::now();
+        if let Some(retry_at) = slot.retry_at.filter(|&at| at > now) {
+            return Err(TransportError::Backoff {
+                addr: addr.to_string(),
+                failures: slot.failures,
+                retry_in: retry_at - now,
+            });
+        }
+        let metrics = &self.inner.metrics;
+        metrics.count_dial();
+        match Conn::dial(addr, &self.inner.config.datacenter, metrics).await {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                *slot = Slot {
+                    conn: Some(conn.clone()),
+                    failures: 0,
+                    retry_at: None,
+                };
+                Ok(conn)
+            }
+            Err(e) => {
+                metrics.count_dial_failure();
+                slot.failures = slot.failures.saturating_add(1);
+                slot.retry_at = Some(now + backoff(slot.failures));
+                Err(e)
+            }
+        }
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
+}
