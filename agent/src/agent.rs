@@ -11,11 +11,12 @@ use shoal_server::leader::{Member, MemberStatus};
 use shoal_server::structs::{
     CheckDefinition, CheckKind, HealthCheck, Meta, NodeService, ServiceDefinition,
 };
+use shoal_server::transport::{Pool, PoolConfig};
 use shoal_server::{Server, ServerConfig};
 use tokio::sync::{mpsc, watch};
 
 use crate::checks::{self, CheckHandle, CheckUpdate};
-use crate::client::RpcClient;
+use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::definition;
 use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus as GossipStatus};
@@ -87,6 +88,7 @@ impl Agent {
                 datacenter: config.datacenter.clone(),
                 raft_id: raft_id(&node_id),
                 rpc_addr: config.rpc_addr().to_string(),
+                rpc_bind: SocketAddr::new(config.bind_addr, config.ports.server).to_string(),
                 data_dir: data_dir.clone(),
                 bootstrap: config.bootstrap,
             })
@@ -98,13 +100,9 @@ impl Agent {
                     .await
                     .map_err(|e| AgentError::Start(format!("electing a leader: {e}")))?;
             }
-            Some(Arc::new(server))
+            Some(server)
         } else {
             None
-        };
-        let rpc = match &server {
-            Some(server) => RpcClient::local(server.clone()),
-            None => RpcClient::without_servers(),
         };
 
         let mut gossip_config = GossipConfig::new(
@@ -123,6 +121,13 @@ impl Agent {
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;
+        let rpc = match &server {
+            Some(server) => RpcClient::local(server.clone()),
+            None => RpcClient::remote(
+                Pool::new(PoolConfig::new(&config.datacenter)),
+                server_finder(gossip.clone(), config.datacenter.clone()),
+            ),
+        };
 
         let (updates, update_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
@@ -635,6 +640,23 @@ fn catalog_member(member: &MemberInfo) -> Member {
             .and_then(|p| p.parse().ok())
             .filter(|_| is_server),
     }
+}
+
+/// The RPC addresses of this datacenter's live servers, as gossip knows them.
+fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
+    Arc::new(move || {
+        gossip
+            .members()
+            .iter()
+            .filter(|m| m.status == GossipStatus::Alive)
+            .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
+            .filter(|m| m.tags.get("dc") == Some(&datacenter))
+            .filter_map(|m| {
+                let port: u16 = m.tags.get("port")?.parse().ok()?;
+                Some(SocketAddr::new(m.addr.ip(), port).to_string())
+            })
+            .collect()
+    })
 }
 
 /// The Serf tags Consul's tools read from `/v1/agent/members`.

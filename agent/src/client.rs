@@ -1,40 +1,72 @@
 //! The agent's way to the servers.
 //!
 //! In server mode the agent calls its embedded [`Server`] in-process. A client agent
-//! has no server to call until the cluster work adds the network path; until then its
-//! catalog calls fail with Consul's "No known servers" error while its local endpoints
-//! keep working.
+//! sends the same requests over the server port (`shoal_server::transport`) to a live
+//! server found through gossip, starting at a random one and moving on when one cannot
+//! be reached; with no server known, catalog calls fail with Consul's
+//! "No known servers" while local endpoints keep working.
 
 use std::sync::Arc;
 
+use rand::Rng;
 use shoal_server::rpc::{QueryMeta, QueryOptions, Read, ReadResult, Request, Response, RpcError};
 use shoal_server::structs::Command;
+use shoal_server::transport::Pool;
 use shoal_server::Server;
+
+/// Lists the RPC addresses of the servers a client may call, freshest view each time.
+pub type ServerFinder = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+#[derive(Clone)]
+enum Target {
+    Local(Arc<Server>),
+    Remote { pool: Pool, servers: ServerFinder },
+}
 
 #[derive(Clone)]
 pub struct RpcClient {
-    server: Option<Arc<Server>>,
+    target: Target,
 }
 
 impl RpcClient {
     pub fn local(server: Arc<Server>) -> RpcClient {
         RpcClient {
-            server: Some(server),
+            target: Target::Local(server),
         }
     }
 
-    pub fn without_servers() -> RpcClient {
-        RpcClient { server: None }
+    pub fn remote(pool: Pool, servers: ServerFinder) -> RpcClient {
+        RpcClient {
+            target: Target::Remote { pool, servers },
+        }
     }
 
     pub async fn call(&self, request: Request) -> Result<Response, RpcError> {
-        match &self.server {
-            Some(server) => server.handle(request).await,
-            None => Err(RpcError::NoServers),
+        match &self.target {
+            Target::Local(server) => server.handle(request).await,
+            Target::Remote { pool, servers } => {
+                let servers = servers();
+                if servers.is_empty() {
+                    return Err(RpcError::NoServers);
+                }
+                let start = rand::rng().random_range(0..servers.len());
+                let mut unreachable = Vec::new();
+                for i in 0..servers.len() {
+                    let addr = &servers[(start + i) % servers.len()];
+                    match pool.rpc(addr, &request).await {
+                        Ok(answer) => return answer,
+                        Err(e) => unreachable.push(format!("{addr}: {e}")),
+                    }
+                }
+                Err(RpcError::Internal(format!(
+                    "no server could be reached ({})",
+                    unreachable.join("; ")
+                )))
+            }
         }
     }
 
-    /// Commits a change; returns its Raft index.
+    /// Commits a change; returns its modification index.
     pub async fn apply(&self, command: Command) -> Result<u64, RpcError> {
         match self.call(Request::Apply(command)).await? {
             Response::Applied { index } => Ok(index),
@@ -55,6 +87,6 @@ impl RpcClient {
 }
 
 /// A server answering with the wrong variant is a bug on its side, not bad input.
-pub fn unexpected(response: &Response) -> RpcError {
+fn unexpected(response: &Response) -> RpcError {
     RpcError::Internal(format!("unexpected response {response:?}"))
 }

@@ -1,7 +1,7 @@
 //! A server: the state store, the Raft node that feeds it, and the RPC handler over both.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking;
@@ -9,6 +9,9 @@ use crate::raft::{RaftConfig, RaftError, RaftNode};
 use crate::rpc::{Consistency, QueryMeta, Read, ReadResult, Request, Response, RpcError};
 use crate::state::{StateStore, Tables, Topic};
 use crate::structs::Command;
+use crate::transport::{
+    BoxFuture, Listener, ListenerConfig, Pool, PoolConfig, RpcHandler, Serving, TransportError,
+};
 
 /// What a server needs to start.
 #[derive(Debug, Clone)]
@@ -17,8 +20,10 @@ pub struct ServerConfig {
     pub datacenter: String,
     /// This server's Raft identity.
     pub raft_id: u64,
-    /// The address other servers reach this one at (`-bind` and `-server-port`).
+    /// The address other servers reach this one at (`-advertise` and `-server-port`).
     pub rpc_addr: String,
+    /// Where the server port listens (`-bind` and `-server-port`).
+    pub rpc_bind: String,
     pub data_dir: PathBuf,
     /// Form a single-voter cluster when the data dir is fresh (`-dev`, `-bootstrap-expect 1`).
     pub bootstrap: bool,
@@ -28,18 +33,28 @@ pub struct ServerConfig {
 pub enum ServerError {
     #[error("raft: {0}")]
     Raft(#[from] RaftError),
+    #[error("server port: {0}")]
+    Transport(#[from] TransportError),
 }
 
 pub struct Server {
     config: ServerConfig,
     state: Arc<StateStore>,
     raft: RaftNode,
+    /// Connections to other servers: Raft traffic and forwarded requests.
+    pool: Pool,
+    /// The server port; dropping it would close the port, so the server owns it.
+    serving: Mutex<Option<Serving>>,
 }
 
 impl Server {
-    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    /// Binds the server port, opens Raft, and starts answering Raft and RPC traffic.
+    pub async fn start(config: ServerConfig) -> Result<Arc<Server>, ServerError> {
+        let pool = Pool::new(PoolConfig::new(&config.datacenter));
+        let listener =
+            Listener::bind(&config.rpc_bind, ListenerConfig::new(&config.datacenter)).await?;
         let state = Arc::new(StateStore::new());
-        let raft = RaftNode::open(
+        let raft = RaftNode::open_with(
             RaftConfig {
                 node_id: config.raft_id,
                 addr: config.rpc_addr.clone(),
@@ -47,13 +62,46 @@ impl Server {
                 bootstrap: config.bootstrap,
             },
             state.clone(),
+            pool.clone(),
         )
         .await?;
-        Ok(Server {
+        let server = Arc::new(Server {
             config,
             state,
-            raft,
-        })
+            raft: raft.clone(),
+            pool,
+            serving: Mutex::new(None),
+        });
+        // The handler holds the server weakly: the server owns the port, not the reverse.
+        let weak = Arc::downgrade(&server);
+        let handler: Arc<dyn RpcHandler> = Arc::new(move |request| -> BoxFuture<_> {
+            let server = weak.upgrade();
+            Box::pin(async move {
+                match server {
+                    Some(server) => server.handle(request).await,
+                    None => Err(RpcError::Internal("server is shutting down".into())),
+                }
+            })
+        });
+        *server.serving.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(listener.serve(raft, handler));
+        Ok(server)
+    }
+
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The leader's RPC address when the leader is another server.
+    fn remote_leader(&self) -> Option<String> {
+        match self.raft.leader() {
+            Some((id, addr)) if id != self.config.raft_id && !addr.is_empty() => Some(addr),
+            _ => None,
+        }
     }
 
     pub fn state(&self) -> &Arc<StateStore> {
@@ -74,14 +122,31 @@ impl Server {
     }
 
     pub async fn shutdown(&self) -> Result<(), ServerError> {
+        let serving = self
+            .serving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(serving) = serving {
+            serving.shutdown().await;
+        }
         Ok(self.raft.shutdown().await?)
     }
 
     /// Answers one RPC.
     pub async fn handle(&self, request: Request) -> Result<Response, RpcError> {
         match request {
-            Request::Apply(command) => self.apply(command).await,
+            Request::Apply(command) => match self.remote_leader() {
+                Some(leader) => self.pool.forward(&leader, Request::Apply(command)).await,
+                None => self.apply(command).await,
+            },
             Request::Read { read, options } => {
+                if options.consistency != Consistency::Stale {
+                    if let Some(leader) = self.remote_leader() {
+                        let request = Request::Read { read, options };
+                        return self.pool.forward(&leader, request).await;
+                    }
+                }
                 self.check_consistency(options.consistency).await?;
                 let topic = topic_of(&read);
                 let (index, result) = blocking::run(

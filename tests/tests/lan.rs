@@ -72,6 +72,38 @@ fn members_join_fail_leave_and_the_catalog_follows() {
             (serf_health(&server, node).as_deref() == Some("passing")).then_some(())
         });
     }
+    // A client's registrations reach the server's catalog (anti-entropy over the server
+    // port), and the client answers catalog reads through the server.
+    let body = r#"{"Name": "api", "ID": "api1", "Port": 9000, "Check": {"TTL": "1m", "Status": "passing"}}"#;
+    assert_eq!(c1.put("/v1/agent/service/register", body).status, 200);
+    eventually(
+        Duration::from_secs(10),
+        "api in the server's catalog",
+        || {
+            let rows = server.get("/v1/health/service/api?passing").json();
+            (rows.as_array()?.len() == 1 && rows[0]["Node"]["Node"] == "c1").then_some(())
+        },
+    );
+    let through_client = c1.get("/v1/catalog/service/api");
+    assert_eq!(through_client.status, 200, "{}", through_client.body);
+    assert_eq!(through_client.json()[0]["ServiceAddress"], "");
+    assert_eq!(through_client.json()[0]["Address"], "127.0.0.3");
+    assert_eq!(through_client.header("X-Consul-KnownLeader"), Some("true"));
+    for (agent, ip) in [(&server, "127.0.0.2"), (&c1, "127.0.0.3")] {
+        let out = std::process::Command::new("dig")
+            .args([
+                &format!("@{ip}"),
+                "-p",
+                "8600",
+                "+short",
+                "api.service.consul",
+            ])
+            .output()
+            .expect("dig (dnsutils)");
+        let answer = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(answer.trim(), "127.0.0.3", "DNS on {}: {answer}", agent.ip);
+    }
+
     let out = server.cli(&["members"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -376,42 +376,28 @@ async fn pool_redials_a_restarted_peer() {
     raft.shutdown().await.unwrap();
 }
 
-/// What the lead wires up: a [`Server`] answering RPCs that arrive on the server port.
+/// A [`Server`] answers RPCs arriving on its own server port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_handle_serves_as_the_rpc_handler() {
+async fn server_answers_rpcs_on_its_server_port() {
     let dir = TempDir::new().unwrap();
-    let server = Arc::new(
-        Server::start(ServerConfig {
-            node_name: "s1".into(),
-            datacenter: DC.into(),
-            raft_id: 1,
-            rpc_addr: "127.0.0.1:8300".into(),
-            data_dir: dir.path().to_path_buf(),
-            bootstrap: true,
-        })
-        .await
-        .unwrap(),
-    );
-    let weak = Arc::downgrade(&server);
-    let handler: Arc<dyn RpcHandler> = Arc::new(
-        move |request: Request| -> BoxFuture<Result<Response, RpcError>> {
-            let server = weak.upgrade();
-            Box::pin(async move {
-                match server {
-                    Some(server) => server.handle(request).await,
-                    None => Err(RpcError::Internal("server shutting down".into())),
-                }
-            })
-        },
-    );
-    let raft_dir = TempDir::new().unwrap();
-    let raft = idle_raft(&raft_dir).await;
-    let serving = Listener::bind("127.0.0.1:0", ListenerConfig::new(DC))
-        .await
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
-        .serve(raft.clone(), handler);
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Server::start(ServerConfig {
+        node_name: "s1".into(),
+        datacenter: DC.into(),
+        raft_id: 1,
+        rpc_addr: addr.clone(),
+        rpc_bind: addr.clone(),
+        data_dir: dir.path().to_path_buf(),
+        bootstrap: true,
+    })
+    .await
+    .unwrap();
     let pool = Pool::new(PoolConfig::new(DC));
-    let addr = serving.local_addr().to_string();
     assert_eq!(
         pool.forward(&addr, Request::Datacenters).await,
         Ok(Response::Datacenters(vec![DC.into()]))
@@ -425,8 +411,6 @@ async fn server_handle_serves_as_the_rpc_handler() {
         Ok(Response::Applied { .. })
     ));
     assert!(server.state().read(|t| t.node("web1").is_some()));
-    serving.shutdown().await;
-    raft.shutdown().await.unwrap();
     server.shutdown().await.unwrap();
 }
 
