@@ -198,10 +198,11 @@ impl AgentProc {
         self.wait_ready();
     }
 
-    /// Waits until the HTTP API answers and, for servers, the catalog has a leader.
+    /// Waits until the HTTP API answers and, for a server that forms its cluster alone
+    /// (`-dev`, `-bootstrap`), the catalog has a leader.
     pub fn wait_ready(&mut self) {
-        let is_server = self.args.iter().any(|a| a == "-dev" || a == "-server");
-        let url = self.url(if is_server {
+        let leads_alone = self.args.iter().any(|a| a == "-dev" || a == "-bootstrap");
+        let url = self.url(if leads_alone {
             "/v1/status/leader"
         } else {
             "/v1/agent/self"

@@ -296,10 +296,10 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             "bootstrap_expect can only be set on a server".into(),
         ));
     }
-    if bootstrap_expect > 1 {
-        return Err(ConfigError::Invalid(format!(
-            "bootstrap_expect = {bootstrap_expect}: multi-server clusters are not supported yet; use 1"
-        )));
+    if bootstrap_expect > 1 && bootstrap {
+        return Err(ConfigError::Invalid(
+            "bootstrap_expect > 1 and bootstrap are mutually exclusive".into(),
+        ));
     }
 
     let data_dir = match flags.data_dir.clone().or(file.data_dir.clone()) {
