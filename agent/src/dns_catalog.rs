@@ -142,3 +142,93 @@ impl DnsCatalog for AgentDnsCatalog {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shoal_server::rpc::Request;
+    use shoal_server::structs::{Command, NodeService, RegisterRequest};
+    use shoal_server::transport::{Pool, PoolConfig};
+    use shoal_server::{Server, ServerConfig};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_from_cache_while_servers_are_away_until_max_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let server = Server::start(ServerConfig {
+            node_name: "s1".into(),
+            datacenter: "dc1".into(),
+            raft_id: 1,
+            rpc_addr: addr.clone(),
+            rpc_bind: addr.clone(),
+            data_dir: dir.path().to_path_buf(),
+            bootstrap: true,
+        })
+        .await
+        .unwrap();
+        server
+            .wait_for_leader(Duration::from_secs(5))
+            .await
+            .unwrap();
+        let register = RegisterRequest {
+            node: "n1".into(),
+            address: "10.0.0.1".into(),
+            service: Some(NodeService {
+                service: "web".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        server
+            .handle(Request::Apply(Command::Register(register)))
+            .await
+            .unwrap();
+
+        // A client agent's view: the server over its port.
+        let client = || {
+            let addr = addr.clone();
+            RpcClient::remote(
+                Pool::new(PoolConfig::new("dc1")),
+                Arc::new(move || vec![addr.clone()]),
+            )
+        };
+        let tolerant = AgentDnsCatalog::new(client(), "dc1".into(), true, Duration::from_secs(60));
+        let strict = AgentDnsCatalog::new(client(), "dc1".into(), true, Duration::ZERO);
+        for catalog in [&tolerant, &strict] {
+            assert_eq!(
+                catalog
+                    .service_nodes("dc1", "web", None)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+
+        server.shutdown().await.unwrap();
+        // Let the cached answers age past "fresh", so both must ask the (gone) server.
+        tokio::time::sleep(FRESH_FOR * 2).await;
+        let stale = tolerant.service_nodes("dc1", "WEB", None).await.unwrap();
+        assert_eq!(
+            stale.len(),
+            1,
+            "within max_stale the cached answer is served"
+        );
+        assert!(matches!(
+            strict.service_nodes("dc1", "web", None).await,
+            Err(LookupError::Unavailable(_))
+        ));
+        assert!(matches!(
+            tolerant.service_nodes("dc2", "web", None).await,
+            Err(LookupError::UnknownDatacenter(_))
+        ));
+    }
+}

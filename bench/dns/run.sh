@@ -76,15 +76,18 @@ knotd -c "$WORK/knot.conf" &
 KNOT_PID=$!
 sleep 1
 
-# One dnsperf run against 127.0.0.1:$1 for `web.service.consul $2`: prints queries/s and
-# latency percentiles (ms), and fails if no answer was NOERROR.
+# One dnsperf run against 127.0.0.1:$1 for `web.service.consul $2`, at most $3 queries/s
+# if given: prints queries/s and latency percentiles (ms), leaves the rate in LAST_QPS,
+# and fails if no answer was NOERROR.
 measure() {
-  local port=$1 qtype=$2 log="$WORK/dnsperf.log"
+  local port=$1 qtype=$2 log="$WORK/dnsperf.log" limit=()
+  [ -n "${3:-}" ] && limit=(-Q "$3")
   echo "web.service.consul $qtype" >"$WORK/queries"
-  dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries" -e -l "$DURATION" -c "$CLIENTS" -T 2 -v >"$log" 2>&1
+  dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries" -e -l "$DURATION" -c "$CLIENTS" -T 2 -v "${limit[@]}" >"$log" 2>&1
   grep -q 'NOERROR' "$log" || { echo "no NOERROR answers from port $port:" >&2; tail -20 "$log" >&2; exit 1; }
   local qps
   qps=$(awk '/Queries per second/ {printf "%.0f", $4}' "$log")
+  LAST_QPS=$qps
   awk '$1 == ">" {print $NF * 1000}' "$log" | sort -n | awk -v qps="$qps" '
     { v[NR] = $1 }
     function at(q) { k = int(NR * q); return v[k < 1 ? 1 : k] }
@@ -98,5 +101,9 @@ measure() {
 echo "== ${DURATION}s per run, $CLIENTS clients, 2 threads, EDNS; latencies in ms"
 for qtype in A SRV; do
   printf "shoal %-4s " "$qtype"; measure "$DNS_PORT" "$qtype"
+  shoal_peak=$LAST_QPS
   printf "knot  %-4s " "$qtype"; measure "$KNOT_PORT" "$qtype"
+  echo "shoal/knot $qtype: $(awk -v s="$shoal_peak" -v k="$LAST_QPS" 'BEGIN {printf "%.2f", s / k}')"
+  printf "shoal %-4s at half of its peak (%s qps): " "$qtype" "$((shoal_peak / 2))"
+  measure "$DNS_PORT" "$qtype" "$((shoal_peak / 2))"
 done
