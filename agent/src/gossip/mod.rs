@@ -85,6 +85,7 @@ pub use codec::{
 pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
+pub use tuning::foca_config;
 
 use identity::initial_generation;
 use metrics::Metrics;

@@ -33,7 +33,10 @@ pub(crate) const MAX_PACKET_SIZE: usize = 1400;
 ///
 /// Only `max_transmissions` and `suspect_to_down_after` depend on the size, the two
 /// settings foca lets [`foca::Foca::set_config`] change at run time.
-pub(crate) fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
+///
+/// Public so the gossip simulation bench (`agent/benches/gossip_sim.rs`) measures the
+/// exact configuration the agent runs, not a copy that could drift.
+pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
     let size = NonZeroU32::new(u32::try_from(cluster_size).unwrap_or(u32::MAX).max(1))
         .unwrap_or(NonZeroU32::MIN);
     let mut config = Config::new_lan(size);
