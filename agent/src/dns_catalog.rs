@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ pub struct AgentDnsCatalog {
     datacenter: String,
     consistency: Consistency,
     max_stale: Duration,
+    /// Bumped whenever a fetched answer replaces a cached one.
+    generation: AtomicU64,
     services: Cache<(String, Option<String>), Vec<CheckServiceNode>>,
     nodes: Cache<String, Option<Node>>,
 }
@@ -67,6 +70,7 @@ impl AgentDnsCatalog {
                 Consistency::Default
             },
             max_stale,
+            generation: AtomicU64::new(0),
             services: Cache::new(),
             nodes: Cache::new(),
         }
@@ -100,6 +104,7 @@ impl AgentDnsCatalog {
                 let value = extract(result)
                     .ok_or_else(|| LookupError::Unavailable("unexpected read result".into()))?;
                 cache.put(key, value.clone(), self.max_stale.max(FRESH_FOR));
+                self.generation.fetch_add(1, Ordering::Relaxed);
                 Ok(value)
             }
             Err(e) => cache
@@ -129,6 +134,10 @@ impl DnsCatalog for AgentDnsCatalog {
             _ => None,
         })
         .await
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {

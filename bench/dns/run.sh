@@ -106,4 +106,7 @@ for qtype in A SRV; do
   echo "shoal/knot $qtype: $(awk -v s="$shoal_peak" -v k="$LAST_QPS" 'BEGIN {printf "%.2f", s / k}')"
   printf "shoal %-4s at half of its peak (%s qps): " "$qtype" "$((shoal_peak / 2))"
   measure "$DNS_PORT" "$qtype" "$((shoal_peak / 2))"
+  # The same rate against Knot: the latency floor of this machine and of dnsperf.
+  printf "knot  %-4s at the same rate:                 " "$qtype"
+  measure "$KNOT_PORT" "$qtype" "$((shoal_peak / 2))"
 done

@@ -19,6 +19,8 @@ pub(crate) struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additional: Vec<Record>,
+    /// The records were put in random order for this query.
+    pub shuffled: bool,
 }
 
 impl Answer {
@@ -28,6 +30,7 @@ impl Answer {
             answers: Vec::new(),
             authority: Vec::new(),
             additional: Vec::new(),
+            shuffled: false,
         }
     }
 

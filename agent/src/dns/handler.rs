@@ -21,6 +21,7 @@ use super::lookup::{Authority, Question};
 use super::metrics::DnsMetrics;
 use super::name;
 use super::recursor::{Forward, Recursors};
+use super::reuse::{Outcome, ResponseCache, Reuse};
 use super::truncate::{self, Limits};
 use super::DnsCatalog;
 
@@ -32,12 +33,33 @@ pub struct DnsHandler<C> {
     zone_names: Vec<Name>,
     recursors: Recursors,
     metrics: Arc<DnsMetrics>,
+    pub(crate) responses: ResponseCache,
 }
 
 /// A response, owned until it is encoded.
 struct Reply {
     header: Metadata,
     answer: Answer,
+    /// Records were dropped to fit the transport.
+    trimmed: bool,
+    reuse: Reuse,
+}
+
+impl Reply {
+    fn new(header: Metadata, answer: Answer) -> Self {
+        Reply {
+            header,
+            answer,
+            trimmed: false,
+            reuse: Reuse::Never,
+        }
+    }
+}
+
+/// How a sent response may be reused, and what it said.
+pub(crate) struct Served {
+    pub reuse: Reuse,
+    pub outcome: Outcome,
 }
 
 impl<C: DnsCatalog> DnsHandler<C> {
@@ -54,6 +76,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
             zone_names,
             recursors,
             metrics: Arc::default(),
+            responses: ResponseCache::default(),
         })
     }
 
@@ -68,13 +91,15 @@ impl<C: DnsCatalog> DnsHandler<C> {
         self.metrics.clone()
     }
 
+    /// Changes whenever answers built before may be out of date (see [`DnsCatalog`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.authority.catalog.generation()
+    }
+
     async fn reply(&self, request: &Request) -> Reply {
         let mut header = Metadata::response_from_request(&request.metadata);
         header.recursion_available = !self.recursors.is_empty();
-        let error = |header: Metadata, code| Reply {
-            header,
-            answer: Answer::new(code),
-        };
+        let error = |header: Metadata, code| Reply::new(header, Answer::new(code));
         if request.metadata.op_code != OpCode::Query {
             return error(header, ResponseCode::NotImp);
         }
@@ -111,21 +136,28 @@ impl<C: DnsCatalog> DnsHandler<C> {
         };
         let edns = response_edns(request);
         let measure = |a: &Answer| encoded_len(request, &header, a, edns.as_ref());
-        if truncate::trim(&mut answer, &limits, measure) {
-            DnsMetrics::incr(&self.metrics.truncated);
+        let trimmed = truncate::trim(&mut answer, &limits, measure);
+        if trimmed {
             header.truncation = self.authority.config.enable_truncate;
         }
-        Reply { header, answer }
+        let reuse = match answer.rcode {
+            ResponseCode::ServFail => Reuse::Never,
+            _ if answer.shuffled => Reuse::Shuffled,
+            _ => Reuse::Same,
+        };
+        Reply {
+            header,
+            answer,
+            trimmed,
+            reuse,
+        }
     }
 
     /// Names outside our zones go to the recursors; with none configured we are not a
     /// resolver for them (REFUSED, as Consul answers).
     async fn forward(&self, request: &Request, query: &LowerQuery, mut header: Metadata) -> Reply {
         if self.recursors.is_empty() {
-            return Reply {
-                header,
-                answer: Answer::new(ResponseCode::Refused),
-            };
+            return Reply::new(header, Answer::new(ResponseCode::Refused));
         }
         DnsMetrics::incr(&self.metrics.forwarded);
         let forward = Forward {
@@ -142,30 +174,34 @@ impl<C: DnsCatalog> DnsHandler<C> {
                 answer.answers = upstream.answers;
                 answer.authority = upstream.authorities;
                 answer.additional = upstream.additionals;
-                Reply { header, answer }
+                Reply::new(header, answer)
             }
             None => {
                 DnsMetrics::incr(&self.metrics.recursor_failures);
                 debug!(name = %query.name(), "no recursor answered");
-                Reply {
-                    header,
-                    answer: Answer::new(ResponseCode::ServFail),
-                }
+                Reply::new(header, Answer::new(ResponseCode::ServFail))
             }
         }
     }
-}
 
-#[async_trait::async_trait]
-impl<C: DnsCatalog> RequestHandler for DnsHandler<C> {
-    async fn handle_request<R: ResponseHandler, T: Time>(
+    /// Answers `request` through `response_handle`, counting the outcome.
+    pub(crate) async fn respond<R: ResponseHandler>(
         &self,
         request: &Request,
         mut response_handle: R,
-    ) -> ResponseInfo {
-        let Reply { mut header, answer } = self.reply(request).await;
+    ) -> (ResponseInfo, Served) {
+        let Reply {
+            mut header,
+            answer,
+            trimmed,
+            reuse,
+        } = self.reply(request).await;
         header.response_code = answer.rcode;
-        self.metrics.response(answer.rcode);
+        let outcome = Outcome {
+            rcode: answer.rcode,
+            truncated: trimmed,
+        };
+        self.count(outcome);
         let edns = response_edns(request);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = &edns {
@@ -178,7 +214,7 @@ impl<C: DnsCatalog> RequestHandler for DnsHandler<C> {
             std::iter::empty::<&Record>(),
             answer.additional.iter(),
         );
-        match response_handle.send_response(response).await {
+        let info = match response_handle.send_response(response).await {
             Ok(info) => info,
             Err(error) => {
                 warn!(%error, "failed to send DNS response");
@@ -187,7 +223,26 @@ impl<C: DnsCatalog> RequestHandler for DnsHandler<C> {
                     counts: HeaderCounts::default(),
                 })
             }
+        };
+        (info, Served { reuse, outcome })
+    }
+
+    pub(crate) fn count(&self, outcome: Outcome) {
+        self.metrics.response(outcome.rcode);
+        if outcome.truncated {
+            DnsMetrics::incr(&self.metrics.truncated);
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: DnsCatalog> RequestHandler for DnsHandler<C> {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.respond(request, response_handle).await.0
     }
 }
 

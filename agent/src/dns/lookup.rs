@@ -133,13 +133,16 @@ impl<C: DnsCatalog> Authority<C> {
         }
         nodes.shuffle(&mut rand::rng());
         let ttl = self.config.service_ttl_secs(service);
-        if q.qtype == RecordType::SRV {
+        let mut answer = if q.qtype == RecordType::SRV {
             let (records, additional) = self.srv_records(q, zone, dc, &nodes, ttl);
             let mut answer = self.records_or_nodata(zone, records);
             answer.additional = additional;
-            return Ok(answer);
-        }
-        Ok(self.records_or_nodata(zone, self.address_records(q, &nodes, ttl)))
+            answer
+        } else {
+            self.records_or_nodata(zone, self.address_records(q, &nodes, ttl))
+        };
+        answer.shuffled = nodes.len() > 1;
+        Ok(answer)
     }
 
     /// Consul's filter: critical (or maintenance) never, warning unless `only_passing`.

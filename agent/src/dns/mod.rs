@@ -23,6 +23,7 @@ pub mod metrics;
 mod name;
 mod packet;
 mod recursor;
+mod reuse;
 mod server;
 mod truncate;
 
@@ -58,6 +59,10 @@ pub trait DnsCatalog: Send + Sync + 'static {
         service: &str,
         tag: Option<&str>,
     ) -> impl Future<Output = Result<Vec<CheckServiceNode>, LookupError>> + Send;
+
+    /// A number that changes whenever answers from this catalog may have changed; the
+    /// server reuses encoded responses only while it stays the same.
+    fn generation(&self) -> u64;
 
     /// The node called `name` in `dc`, if any.
     fn node(

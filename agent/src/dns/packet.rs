@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::net::NetError;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 
 use super::handler::DnsHandler;
@@ -34,6 +33,10 @@ impl<C: DnsCatalog> DnsHandler<C> {
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        if let Some(response) = self.answer_from_cache(&packet, transport) {
+            return Some(response);
+        }
+        let generation = self.generation();
         let metrics = self.metrics();
         DnsMetrics::incr(&metrics.queries);
         let Ok(header) = Header::read(&mut BinDecoder::new(&packet)) else {
@@ -49,7 +52,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
             Transport::Udp => Protocol::Udp,
             Transport::Tcp => Protocol::Tcp,
         };
-        let request = match Request::from_bytes(packet, src, protocol) {
+        let request = match Request::from_bytes(packet.clone(), src, protocol) {
             Ok(request) => request,
             Err(_) => {
                 DnsMetrics::incr(&metrics.malformed);
@@ -62,9 +65,26 @@ impl<C: DnsCatalog> DnsHandler<C> {
             Transport::Tcp => u16::MAX,
         };
         let capture = Capture::new(max_size);
-        self.handle_request::<_, TokioTime>(&request, capture.clone())
-            .await;
-        capture.take()
+        let (_, served) = self.respond(&request, capture.clone()).await;
+        let response = capture.take()?;
+        self.responses.put(
+            &packet,
+            transport,
+            generation,
+            &response,
+            served.outcome,
+            served.reuse,
+        );
+        Some(response)
+    }
+
+    /// The response to `packet` if an identical query was answered a moment ago; cheap
+    /// and synchronous, so the UDP loop can answer without spawning a task.
+    pub fn answer_from_cache(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let (response, outcome) = self.responses.get(packet, transport, self.generation())?;
+        DnsMetrics::incr(&self.metrics().queries);
+        self.count(outcome);
+        Some(response)
     }
 }
 

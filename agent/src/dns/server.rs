@@ -131,6 +131,17 @@ async fn udp_loop<C: DnsCatalog>(
                 continue;
             }
         };
+        if let Some(response) = handler.answer_from_cache(&buf[..len], Transport::Udp) {
+            // A full send buffer drops the reply, as the kernel would; the client retries.
+            match socket.try_send_to(&response, src) {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    DnsMetrics::incr(&metrics.dropped);
+                }
+                Err(error) => debug!(%error, %src, "DNS UDP send failed"),
+            }
+            continue;
+        }
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             DnsMetrics::incr(&metrics.queries);
             DnsMetrics::incr(&metrics.dropped);

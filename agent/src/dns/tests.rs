@@ -48,6 +48,10 @@ impl DnsCatalog for FakeCatalog {
             .collect())
     }
 
+    fn generation(&self) -> u64 {
+        0
+    }
+
     async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {
         if dc != "dc1" {
             return Err(LookupError::UnknownDatacenter(dc.to_owned()));
@@ -792,4 +796,66 @@ async fn shutdown_closes_the_sockets() {
     server.shutdown().await;
     UdpSocket::bind(udp).await.expect("UDP port released");
     TcpListener::bind(tcp).await.expect("TCP port released");
+}
+
+/// One instance of `web` at `10.0.3.<generation>`, counting lookups.
+#[derive(Default)]
+struct ChangingCatalog {
+    generation: std::sync::atomic::AtomicU64,
+    lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl DnsCatalog for ChangingCatalog {
+    async fn service_nodes(
+        &self,
+        _dc: &str,
+        _service: &str,
+        _tag: Option<&str>,
+    ) -> Result<Vec<CheckServiceNode>, LookupError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.lookups.fetch_add(1, SeqCst);
+        let address = format!("10.0.3.{}", self.generation.load(SeqCst));
+        Ok(vec![web("n1", &address, "", &[], health::PASSING)])
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn node(&self, _dc: &str, _name: &str) -> Result<Option<Node>, LookupError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn identical_queries_reuse_one_answer_until_the_catalog_changes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let catalog = Arc::new(ChangingCatalog::default());
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = serve(base_config(), catalog.clone(), udp, tcp).unwrap();
+
+    let mut message = query("web.service.consul.", RecordType::A, None);
+    for id in 1..=5 {
+        message.metadata.id = id;
+        let (reply, _) = exchange_udp(&server, &message).await;
+        assert_eq!(reply.metadata.id, id, "each reply carries its query's ID");
+        assert_eq!(addresses(&reply.answers), HashSet::from([ip("10.0.3.0")]));
+    }
+    assert_eq!(
+        catalog.lookups.load(SeqCst),
+        1,
+        "one lookup for five queries"
+    );
+
+    // Another spelling is another question: it is looked up and echoed as asked.
+    let (reply, _) =
+        exchange_udp(&server, &query("WEB.service.consul.", RecordType::A, None)).await;
+    assert_eq!(reply.queries[0].name(), &name("WEB.service.consul."));
+    assert_eq!(catalog.lookups.load(SeqCst), 2);
+
+    catalog.generation.store(1, SeqCst);
+    let (reply, _) = exchange_udp(&server, &message).await;
+    assert_eq!(addresses(&reply.answers), HashSet::from([ip("10.0.3.1")]));
+    assert_eq!(server.metrics().snapshot().queries, 7);
 }
