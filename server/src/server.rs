@@ -196,11 +196,12 @@ impl Server {
     async fn check_consistency(&self, consistency: Consistency) -> Result<(), RpcError> {
         match consistency {
             Consistency::Stale => Ok(()),
-            Consistency::Default if self.raft.is_leader() => Ok(()),
-            Consistency::Consistent => self.raft.ensure_linearizable().await.map_err(rpc_error),
-            Consistency::Default => Err(rpc_error(RaftError::NotLeader {
-                leader: self.raft.leader(),
-            })),
+            // Consul's default mode: the leader answers from its state while its lease
+            // holds; past it, a read-index round proves leadership first.
+            Consistency::Default if self.raft.holds_read_lease() => Ok(()),
+            Consistency::Default | Consistency::Consistent => {
+                self.raft.ensure_linearizable().await.map_err(rpc_error)
+            }
         }
     }
 

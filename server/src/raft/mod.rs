@@ -13,6 +13,7 @@
 //! instead would let a reader see half a batch at an index that then never moves again.
 
 mod batcher;
+mod lease;
 mod log_store;
 mod network;
 mod state_machine;
@@ -40,6 +41,7 @@ use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPoli
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use lease::Lease;
 use log_store::LogStore;
 use network::Network;
 use state_machine::StateMachine;
@@ -172,6 +174,25 @@ impl Tuning {
     }
 }
 
+/// A leader whose quorum answered this recently may serve default-consistency reads from
+/// its own state without a read-index round: no other leader can have been elected in
+/// the meantime, since followers wait at least this long for a heartbeat.
+const READ_LEASE: Duration = Duration::from_millis(150);
+
+/// A leader that no quorum has answered for this long considers itself deposed, as
+/// hashicorp/raft's leader steps down after its lease timeout: it reports no leader and
+/// refuses writes at once instead of queueing them behind a commit that cannot happen.
+/// Well above [`READ_LEASE`] so that a heartbeat delayed on a loaded host does not bounce
+/// writes.
+const DEPOSED_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a read-index round may take before the read fails with "No cluster leader".
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a write waits to commit. Only a leader that loses its quorum while the write
+/// is in flight gets near it; the write may still commit if the quorum comes back.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running Raft node. Cheap to clone: clones share the node.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -186,6 +207,8 @@ pub struct RaftNode {
     /// When an AppendEntries or snapshot chunk from a current leader last arrived (see
     /// [`RaftNode::last_contact`]).
     leader_contact: Arc<Mutex<Option<Instant>>>,
+    /// When a quorum last acknowledged this node as leader.
+    lease: Lease,
 }
 
 /// The datacenter a [`RaftNode::open`]ed node's transport announces. Such a node is meant to
@@ -232,14 +255,20 @@ impl RaftNode {
         let state_machine =
             StateMachine::open(db.clone(), state).map_err(|e| RaftError::Storage(e.to_string()))?;
         let log_store = LogStore::new(db.clone());
+        let lease = Lease::default();
         let raft = Raft::new(
             config.node_id,
             Arc::new(tuning.config()?),
-            Network::new(config.node_id, pool),
+            Network::new(config.node_id, pool, lease.clone()),
             log_store,
             state_machine,
         )
         .await?;
+        tokio::spawn(record_elections(
+            raft.metrics(),
+            config.node_id,
+            lease.clone(),
+        ));
         let (queue, pending) = batcher::queue();
         tokio::spawn(batcher::run(raft.clone(), pending));
         let node = RaftNode {
@@ -249,6 +278,7 @@ impl RaftNode {
             addr: config.addr.into(),
             db_closed: db.closed(),
             leader_contact: Arc::new(Mutex::new(None)),
+            lease,
         };
         drop(db);
         if config.bootstrap {
@@ -293,16 +323,27 @@ impl RaftNode {
     /// Proposes `command` and waits until it is committed (fsynced on a quorum) and applied;
     /// returns its command index (the modification index it stamped) and its response.
     pub async fn apply(&self, command: Command) -> Result<(u64, CommandResponse), RaftError> {
+        if self.deposed() {
+            return Err(RaftError::NoLeader);
+        }
         let (reply, outcome) = oneshot::channel();
         self.queue
             .send(batcher::Pending { command, reply })
             .await
             .map_err(|_| RaftError::Shutdown)?;
-        outcome.await.map_err(|_| RaftError::Shutdown)?
+        match tokio::time::timeout(COMMIT_TIMEOUT, outcome).await {
+            Ok(outcome) => outcome.map_err(|_| RaftError::Shutdown)?,
+            Err(_) => Err(RaftError::Other(
+                "timed out waiting for the write to commit; it may still be applied".into(),
+            )),
+        }
     }
 
     /// The current leader and its RPC address, as this node last heard.
     pub fn leader(&self) -> Option<(NodeId, String)> {
+        if self.deposed() {
+            return None;
+        }
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         let id = metrics.current_leader?;
@@ -314,10 +355,37 @@ impl RaftNode {
         Some((id, addr))
     }
 
+    /// Whether this node leads with a quorum behind it (see [`DEPOSED_AFTER`]).
     pub fn is_leader(&self) -> bool {
+        self.quorum_contact()
+            .is_some_and(|contact| contact <= DEPOSED_AFTER)
+    }
+
+    /// Whether this node leads and a quorum answered it within [`READ_LEASE`], so its
+    /// state is as new as any committed write.
+    pub fn holds_read_lease(&self) -> bool {
+        self.quorum_contact()
+            .is_some_and(|contact| contact <= READ_LEASE)
+    }
+
+    /// Openraft calls this node leader, but no quorum has answered it for too long.
+    fn deposed(&self) -> bool {
+        self.quorum_contact()
+            .is_some_and(|contact| contact > DEPOSED_AFTER)
+    }
+
+    /// On the leader, how long ago a quorum of voters last acknowledged it.
+    fn quorum_contact(&self) -> Option<Duration> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.id)
+        if metrics.state != ServerState::Leader || metrics.current_leader != Some(self.id) {
+            return None;
+        }
+        let voters = metrics.membership_config.membership().voter_ids();
+        Some(
+            self.lease
+                .quorum_contact(self.id, metrics.current_term, voters),
+        )
     }
 
     /// The voters of the current membership (committed or not), with their RPC addresses.
@@ -393,11 +461,13 @@ impl RaftNode {
     /// Time since this server last heard from the leader (Consul's `X-Consul-LastContact`):
     /// zero on the leader itself; on any other server, the age of the last AppendEntries or
     /// snapshot chunk that a current leader sent, and `None` if none ever arrived.
+    /// A deposed leader reports how long ago its quorum last answered.
     pub fn last_contact(&self) -> Option<Duration> {
-        if self.is_leader() {
-            return Some(Duration::ZERO);
+        match self.quorum_contact() {
+            Some(contact) if contact > DEPOSED_AFTER => Some(contact),
+            Some(_) => Some(Duration::ZERO),
+            None => self.contact().map(|at| at.elapsed()),
         }
-        self.contact().map(|at| at.elapsed())
     }
 
     fn contact(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
@@ -445,7 +515,15 @@ impl RaftNode {
     /// has applied everything committed before now (a read-index round), so a read that
     /// follows sees every write acknowledged before it began.
     pub async fn ensure_linearizable(&self) -> Result<(), RaftError> {
-        match self.raft.ensure_linearizable().await {
+        if self.deposed() {
+            return Err(RaftError::NoLeader);
+        }
+        let round = tokio::time::timeout(READ_INDEX_TIMEOUT, self.raft.ensure_linearizable());
+        let Ok(answer) = round.await else {
+            tracing::warn!("no quorum answered a read-index round in time");
+            return Err(RaftError::NoLeader);
+        };
+        match answer {
             Ok(_) => Ok(()),
             Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(f.into()),
             Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
@@ -505,5 +583,30 @@ fn write_error(error: OpenRaftError<NodeId, ClientWriteError<NodeId, BasicNode>>
         OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => f.into(),
         OpenRaftError::APIError(e) => RaftError::Other(e.to_string()),
         OpenRaftError::Fatal(f) => f.into(),
+    }
+}
+
+/// Records in `lease` each time this node becomes leader, with the new term.
+async fn record_elections(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
+    me: NodeId,
+    lease: Lease,
+) {
+    let mut led_term = None;
+    loop {
+        let (leading, term) = {
+            let m = metrics.borrow_and_update();
+            (
+                m.state == ServerState::Leader && m.current_leader == Some(me),
+                m.current_term,
+            )
+        };
+        if leading && led_term != Some(term) {
+            lease.elected(term);
+            led_term = Some(term);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }

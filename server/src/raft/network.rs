@@ -7,7 +7,7 @@
 //! frame is [`PayloadTooLarge`] (openraft retries with fewer entries); anything else is a
 //! [`NetworkError`], retried at once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
@@ -22,6 +22,7 @@ use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::lease::Lease;
 use super::{NodeId, TypeConfig};
 use crate::transport::frame::{FrameError, Kind};
 use crate::transport::{PayloadError, Pool, TransportError};
@@ -30,11 +31,12 @@ use crate::transport::{PayloadError, Pool, TransportError};
 pub struct Network {
     id: NodeId,
     pool: Pool,
+    lease: Lease,
 }
 
 impl Network {
-    pub(super) fn new(id: NodeId, pool: Pool) -> Network {
-        Network { id, pool }
+    pub(super) fn new(id: NodeId, pool: Pool, lease: Lease) -> Network {
+        Network { id, pool, lease }
     }
 }
 
@@ -47,6 +49,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             pool: self.pool.clone(),
+            lease: self.lease.clone(),
         }
     }
 }
@@ -57,6 +60,7 @@ pub struct PeerClient {
     target: NodeId,
     node: BasicNode,
     pool: Pool,
+    lease: Lease,
 }
 
 impl PeerClient {
@@ -133,14 +137,20 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let entries = rpc.entries.len();
-        self.send(
-            RPCTypes::AppendEntries,
-            Kind::AppendEntries,
-            &rpc,
-            &option,
-            entries,
-        )
-        .await
+        let sent = Instant::now();
+        let answer = self
+            .send(
+                RPCTypes::AppendEntries,
+                Kind::AppendEntries,
+                &rpc,
+                &option,
+                entries,
+            )
+            .await;
+        if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+            self.lease.acked(self.target, sent);
+        }
+        answer
     }
 
     async fn install_snapshot(

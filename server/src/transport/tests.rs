@@ -601,6 +601,49 @@ async fn losing_the_leader_elects_another_and_writes_continue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_its_quorum_steps_aside_and_refuses_writes_fast() {
+    let mut servers = cluster(Tuning::default()).await;
+    write(&servers, "before").await;
+    let lone = servers.remove(leader(&servers).unwrap());
+    let mut stopped = Vec::new();
+    for follower in servers {
+        let id = follower.id;
+        stopped.push((id, follower.stop().await));
+    }
+    eventually("the leader deposed", Duration::from_secs(5), || {
+        lone.raft.leader().is_none() && !lone.raft.is_leader()
+    })
+    .await;
+    let started = Instant::now();
+    let refused = lone.raft.apply(register("lost")).await;
+    assert!(matches!(refused, Err(RaftError::NoLeader)), "{refused:?}");
+    let refused = lone.raft.ensure_linearizable().await;
+    assert!(matches!(refused, Err(RaftError::NoLeader)), "{refused:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "refusals took {:?}",
+        started.elapsed()
+    );
+    assert!(lone.raft.last_contact().unwrap() > Duration::from_secs(1));
+
+    // The quorum returns: one leader again, and writes go through.
+    let mut servers = vec![lone];
+    for (id, (dir, addr)) in stopped {
+        servers.push(TestServer::start(id, &addr, dir, Tuning::default()).await);
+    }
+    eventually("a leader again", Duration::from_secs(10), || {
+        leader(&servers).is_some()
+    })
+    .await;
+    write(&servers, "after").await;
+    eventually("both writes everywhere", Duration::from_secs(5), || {
+        servers.iter().all(|s| s.has("before") && s.has("after"))
+    })
+    .await;
+    stop_all(servers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_server_catches_up_from_a_snapshot() {
     let tuning = Tuning {
         snapshot_every: 20,

@@ -1,0 +1,115 @@
+//! The leader's lease: how long ago a quorum of voters last acknowledged this leader.
+//!
+//! openraft 0.9 keeps leading while cut off from its followers until it hears of a newer
+//! term, so on its own an isolated leader would accept writes that can never commit and
+//! answer reads from a state the majority has moved past. hashicorp/raft (Consul's) steps
+//! down once no quorum has answered for its lease timeout; [`Lease`] gives [`RaftNode`]
+//! the same knowledge. Each AppendEntries (heartbeats included) that a follower accepts
+//! records when it was *sent*; the quorum's contact is the send time the quorum-th
+//! freshest voter acknowledged, so it never overstates what the followers have seen.
+//!
+//! [`RaftNode`]: super::RaftNode
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::NodeId;
+
+#[derive(Clone, Default)]
+pub(crate) struct Lease {
+    inner: Arc<Mutex<LeaseState>>,
+}
+
+#[derive(Default)]
+struct LeaseState {
+    /// When each peer last accepted an AppendEntries from us, by its send time.
+    acks: HashMap<NodeId, Instant>,
+    /// The term this node last became leader in, and when: the votes that elected it are
+    /// the quorum's first acknowledgement.
+    elected: Option<(u64, Instant)>,
+}
+
+impl Lease {
+    fn state(&self) -> MutexGuard<'_, LeaseState> {
+        // Plain timestamps cannot be left half-written: ignore poisoning.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `peer` accepted an AppendEntries sent at `sent`.
+    pub fn acked(&self, peer: NodeId, sent: Instant) {
+        let mut state = self.state();
+        let ack = state.acks.entry(peer).or_insert(sent);
+        *ack = (*ack).max(sent);
+    }
+
+    /// This node became leader in `term`.
+    pub fn elected(&self, term: u64) {
+        self.state().elected = Some((term, Instant::now()));
+    }
+
+    /// How long ago a quorum of `voters` last acknowledged this node, leader in `term`.
+    pub fn quorum_contact(
+        &self,
+        me: NodeId,
+        term: u64,
+        voters: impl IntoIterator<Item = NodeId>,
+    ) -> Duration {
+        let state = self.state();
+        let mut ages: Vec<Duration> = voters
+            .into_iter()
+            .map(|id| match state.acks.get(&id) {
+                _ if id == me => Duration::ZERO,
+                Some(sent) => sent.elapsed(),
+                None => Duration::MAX,
+            })
+            .collect();
+        ages.sort_unstable();
+        let quorum_age = ages.get(ages.len() / 2).copied().unwrap_or(Duration::ZERO);
+        let since_elected = match state.elected {
+            Some((elected_term, at)) if elected_term == term => at.elapsed(),
+            // The election was too recent for the watcher to have recorded it.
+            _ => Duration::ZERO,
+        };
+        quorum_age.min(since_elected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quorum_is_as_fresh_as_its_slowest_needed_member() {
+        let lease = Lease::default();
+        lease.elected(3);
+        std::thread::sleep(Duration::from_millis(30));
+        let now = Instant::now();
+        // Five voters: me, two fresh peers, two silent ones.
+        lease.acked(2, now);
+        lease.acked(3, now - Duration::from_millis(10));
+        let age = lease.quorum_contact(1, 3, [1, 2, 3, 4, 5]);
+        assert!(
+            age >= Duration::from_millis(10) && age < Duration::from_millis(25),
+            "{age:?}"
+        );
+        // Without peer 3 only two of five answered: no quorum since the election.
+        let age = lease.quorum_contact(1, 3, [1, 2, 4, 5, 6]);
+        assert!(age >= Duration::from_millis(30), "{age:?}");
+        // A newer term than the recorded election counts as just elected.
+        assert_eq!(lease.quorum_contact(1, 4, [1, 4, 5]), Duration::ZERO);
+        // A sole voter is its own quorum.
+        assert_eq!(lease.quorum_contact(1, 3, [1]), Duration::ZERO);
+    }
+
+    #[test]
+    fn acks_only_move_forward() {
+        let lease = Lease::default();
+        lease.elected(1);
+        std::thread::sleep(Duration::from_millis(30));
+        let now = Instant::now();
+        lease.acked(2, now);
+        lease.acked(2, now - Duration::from_secs(5));
+        assert!(lease.quorum_contact(1, 1, [1, 2]) < Duration::from_millis(25));
+    }
+}
