@@ -15,6 +15,7 @@ use shoal_server::transport::{Pool, PoolConfig};
 use shoal_server::{Server, ServerConfig};
 use tokio::sync::{mpsc, watch};
 
+use crate::autopilot;
 use crate::checks::{self, CheckHandle, CheckUpdate};
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
@@ -587,55 +588,6 @@ impl Agent {
         }
     }
 
-    /// Server duties driven by gossip, as Consul's `maybeBootstrap` and leader do:
-    /// - with `-bootstrap-expect N`, once N servers expecting N are alive and Raft has no
-    ///   membership yet, the one with the lowest Raft ID forms the cluster with all of them
-    ///   (exactly once: a store that has a membership never bootstraps again);
-    /// - the leader adds live servers that are not voters yet and removes servers that
-    ///   left gracefully.
-    async fn manage_raft_membership(&self, server: &Server) {
-        let servers = gossip_servers(&self.gossip, &self.config.datacenter);
-        let raft = server.raft();
-        let expect = self.config.bootstrap_expect;
-        if expect > 1 && raft.voters().is_empty() {
-            let ready: Vec<&GossipServer> = servers
-                .iter()
-                .filter(|s| s.status == GossipStatus::Alive && s.expect == expect)
-                .collect();
-            let lowest = ready.iter().map(|s| s.raft_id).min();
-            if ready.len() >= expect as usize && lowest == Some(raft_id(&self.node_id)) {
-                let members = ready
-                    .iter()
-                    .map(|s| (s.raft_id, s.rpc_addr.clone()))
-                    .collect();
-                tracing::info!(servers = ready.len(), "bootstrapping the Raft cluster");
-                if let Err(e) = raft.initialize_with(members).await {
-                    tracing::warn!(error = %e, "bootstrapping the Raft cluster");
-                }
-            }
-            return;
-        }
-        if !raft.is_leader() {
-            return;
-        }
-        let voters = raft.voters();
-        for s in &servers {
-            let is_voter = voters.iter().any(|(id, _)| *id == s.raft_id);
-            let result = match s.status {
-                GossipStatus::Alive if !is_voter => raft.add_voter(s.raft_id, &s.rpc_addr).await,
-                GossipStatus::Left if is_voter => {
-                    let removed = raft.remove_voter(s.raft_id).await;
-                    server.pool().forget(&s.rpc_addr);
-                    removed
-                }
-                _ => Ok(()),
-            };
-            if let Err(e) = result {
-                tracing::warn!(server = %s.rpc_addr, error = %e, "changing Raft membership");
-            }
-        }
-    }
-
     /// Reaps services critical for longer than `DeregisterCriticalServiceAfter`, and, on a
     /// server, keeps this node's own membership (`serfHealth`) in the catalog.
     async fn housekeeping(self: Arc<Self>) {
@@ -653,7 +605,13 @@ impl Agent {
                 }
             }
             if let Some(server) = &self.server {
-                self.manage_raft_membership(server).await;
+                autopilot::manage_raft_membership(
+                    &self.gossip,
+                    &self.config,
+                    &self.node_id,
+                    server,
+                )
+                .await;
                 let members: Vec<Member> = self
                     .gossip
                     .members()
@@ -667,36 +625,6 @@ impl Agent {
             }
         }
     }
-}
-
-/// A server as gossip shows it: Raft ID, RPC address, status, and its `-bootstrap-expect`.
-struct GossipServer {
-    raft_id: u64,
-    rpc_addr: String,
-    status: GossipStatus,
-    expect: u32,
-}
-
-fn gossip_servers(gossip: &Gossip, datacenter: &str) -> Vec<GossipServer> {
-    gossip
-        .members()
-        .iter()
-        .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
-        .filter(|m| m.tags.get("dc").map(String::as_str) == Some(datacenter))
-        .filter_map(|m| {
-            let port: u16 = m.tags.get("port")?.parse().ok()?;
-            Some(GossipServer {
-                raft_id: raft_id(m.tags.get("id")?),
-                rpc_addr: SocketAddr::new(m.addr.ip(), port).to_string(),
-                status: m.status,
-                expect: m
-                    .tags
-                    .get("expect")
-                    .and_then(|e| e.parse().ok())
-                    .unwrap_or(0),
-            })
-        })
-        .collect()
 }
 
 /// A gossip member as the leader's catalog reconciliation sees it.
@@ -822,7 +750,7 @@ fn load_or_create_node_id(data_dir: &std::path::Path) -> Result<String, AgentErr
 }
 
 /// A Raft ID from the node ID: stable across restarts, unique in practice.
-fn raft_id(node_id: &str) -> u64 {
+pub(crate) fn raft_id(node_id: &str) -> u64 {
     let hex: String = node_id
         .chars()
         .filter(|c| c.is_ascii_hexdigit())

@@ -6,6 +6,7 @@
 //! [`serve::run`] wires it all together for `shoal agent`.
 
 pub mod agent;
+mod autopilot;
 pub mod checks;
 pub mod client;
 pub mod config;

@@ -59,6 +59,12 @@ impl Client {
         Ok(text)
     }
 
+    /// DELETEs `path`; returns the answer's text.
+    pub async fn delete(&self, path: &[&str], params: &Params) -> Result<String> {
+        let (_, text) = self.send(Method::DELETE, path, params, None).await?;
+        Ok(text)
+    }
+
     async fn send(
         &self,
         method: Method,

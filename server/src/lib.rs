@@ -11,6 +11,7 @@
 pub mod blocking;
 pub mod duration;
 pub mod leader;
+mod operator;
 pub mod raft;
 pub mod rpc;
 mod server;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::structs::{
-    CheckServiceNode, Command, HealthCheck, Meta, Node, NodeServices, ServiceNode,
+    CheckServiceNode, Command, HealthCheck, Meta, Node, NodeServices, RaftConfiguration,
+    ServiceNode,
 };
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
@@ -114,6 +115,22 @@ pub enum Request {
     Datacenters,
     StatusLeader,
     StatusPeers,
+    /// The Raft configuration, from the leader unless `stale` (then from any server, which
+    /// is how an operator looks at a cluster that has lost its leader).
+    RaftConfiguration {
+        stale: bool,
+    },
+    /// Removes the server with this ID or RPC address from the Raft configuration.
+    RaftRemovePeer(RaftPeer),
+}
+
+/// A server of the Raft configuration, as an operator names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftPeer {
+    /// Its ID as `/v1/operator/raft/configuration` lists it.
+    Id(String),
+    /// Its RPC address, `IP:port`.
+    Address(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +146,8 @@ pub enum Response {
     /// The leader's RPC address, empty when there is none.
     Leader(String),
     Peers(Vec<String>),
+    RaftConfiguration(RaftConfiguration),
+    RaftPeerRemoved,
 }
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients

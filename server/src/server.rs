@@ -97,7 +97,7 @@ impl Server {
     }
 
     /// The leader's RPC address when the leader is another server.
-    fn remote_leader(&self) -> Option<String> {
+    pub(crate) fn remote_leader(&self) -> Option<String> {
         match self.raft.leader() {
             Some((id, addr)) if id != self.config.raft_id && !addr.is_empty() => Some(addr),
             _ => None,
@@ -181,6 +181,8 @@ impl Server {
                     .map(|(_, addr)| addr)
                     .collect(),
             )),
+            Request::RaftConfiguration { stale } => self.raft_configuration(stale).await,
+            Request::RaftRemovePeer(peer) => self.raft_remove_peer(peer).await,
         }
     }
 

@@ -502,3 +502,36 @@ pub struct ServiceDefinition {
     #[serde(rename = "Checks")]
     pub checks: Vec<CheckDefinition>,
 }
+
+/// One server in the Raft configuration (`/v1/operator/raft/configuration`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RaftServer {
+    /// The server's node ID (its Raft ID when the catalog does not know the server).
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Node")]
+    pub node: String,
+    /// The server's RPC address, `IP:port`.
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "Leader")]
+    pub leader: bool,
+    #[serde(rename = "ProtocolVersion")]
+    pub protocol_version: String,
+    #[serde(rename = "Voter")]
+    pub voter: bool,
+    /// The last log index known to be on this server (as the leader sees it).
+    #[serde(rename = "LastIndex")]
+    pub last_index: u64,
+}
+
+/// The Raft configuration: its servers and the log index it was committed at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RaftConfiguration {
+    #[serde(rename = "Servers")]
+    pub servers: Vec<RaftServer>,
+    #[serde(rename = "Index")]
+    pub index: u64,
+}

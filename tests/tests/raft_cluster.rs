@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shoal_tests::{eventually, AgentProc};
+use tempfile::TempDir;
 
 const SERVERS: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 
@@ -91,4 +92,170 @@ fn three_servers_elect_replicate_and_survive_losing_the_leader() {
             .len(),
         1
     );
+}
+
+/// Three servers on `ips` whose autopilot settings come from a config file.
+fn start_servers_with(ips: [&'static str; 3], autopilot: &str) -> (Vec<AgentProc>, TempDir) {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("autopilot.hcl");
+    std::fs::write(&config, format!("autopilot {{\n{autopilot}\n}}\n")).unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let servers: Vec<AgentProc> = ips
+        .iter()
+        .map(|ip| {
+            let args = [
+                "-server",
+                "-bootstrap-expect",
+                "3",
+                "-node",
+                ip,
+                "-retry-join",
+                ips[0],
+                "-retry-interval",
+                "200ms",
+                "-config-file",
+                &config,
+            ];
+            AgentProc::start_host(ip, &args)
+        })
+        .collect();
+    wait_for_voters(&servers.iter().collect::<Vec<_>>(), 3);
+    (servers, dir)
+}
+
+/// Waits until every running server lists `n` servers in the Raft configuration and
+/// agrees on a leader.
+fn wait_for_voters(servers: &[&AgentProc], n: usize) {
+    for server in servers {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{n} voters and a leader"),
+            || {
+                let r = server.get("/v1/operator/raft/configuration");
+                let config = (r.status == 200).then(|| r.json())?;
+                let listed = config["Servers"].as_array()?;
+                let leaders = listed.iter().filter(|s| s["Leader"] == true).count();
+                (listed.len() == n && leaders == 1 && leader(server).is_some()).then_some(())
+            },
+        );
+    }
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn operator_lists_and_removes_peers_and_followers_serve_every_consistency_mode() {
+    const IPS: [&str; 3] = ["127.0.0.15", "127.0.0.16", "127.0.0.17"];
+    let (mut servers, _config) = start_servers_with(IPS, "cleanup_dead_servers = false");
+    let leading = leader(&servers[0]).unwrap();
+    let follower_index = servers
+        .iter()
+        .position(|s| !leading.starts_with(&format!("{}:", s.ip)))
+        .unwrap();
+
+    let follower = &servers[follower_index];
+    let listed = follower.cli(&["operator", "raft", "list-peers"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let table = stdout(&listed);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("Node") && lines[0].contains("Voter"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 4, "{table}");
+    assert_eq!(table.matches(" leader ").count(), 1, "{table}");
+    for ip in IPS {
+        assert!(table.contains(&format!("{ip}:8300")), "{table}");
+    }
+
+    // Written through the leader, read on a follower in each mode.
+    let r = follower.put(
+        "/v1/catalog/register",
+        r#"{"Node": "ext1", "Address": "192.0.2.1"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for mode in ["?consistent", ""] {
+        let r = follower.get(&format!("/v1/catalog/node/ext1{mode}"));
+        assert_eq!(r.status, 200, "{mode}: {}", r.body);
+        assert_eq!(r.header("X-Consul-KnownLeader"), Some("true"));
+        assert_eq!(
+            r.header("X-Consul-LastContact"),
+            Some("0"),
+            "{mode}: leader answered"
+        );
+    }
+    let stale = eventually(Duration::from_secs(5), "ext1 on the follower", || {
+        let r = follower.get("/v1/catalog/node/ext1?stale");
+        (r.status == 200 && r.json()["Node"]["Node"] == "ext1").then_some(r)
+    });
+    let contact: u64 = stale
+        .header("X-Consul-LastContact")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        contact < 1000,
+        "follower last heard from the leader {contact} ms ago"
+    );
+    assert_eq!(stale.header("X-Consul-KnownLeader"), Some("true"));
+
+    // A dead follower stays in the configuration until an operator removes it.
+    servers[follower_index].kill9();
+    let others: Vec<&AgentProc> = servers.iter().filter(|s| s.pid().is_some()).collect();
+    let address = format!("{}:8300", IPS[follower_index]);
+    let removed = others[0].cli(&["operator", "raft", "remove-peer", "-address", &address]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert_eq!(
+        stdout(&removed).trim(),
+        format!("Removed peer with address {address:?}")
+    );
+    wait_for_voters(&others, 2);
+    let unknown = others[0].cli(&[
+        "operator",
+        "raft",
+        "remove-peer",
+        "-address",
+        "10.9.9.9:8300",
+    ]);
+    assert!(!unknown.status.success());
+    let reason = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        reason.contains("was not found in the Raft configuration"),
+        "{reason}"
+    );
+    let neither = others[0].cli(&["operator", "raft", "remove-peer"]);
+    assert!(!neither.status.success());
+
+    // Back again, it is a voter again.
+    servers[follower_index].restart();
+    let all: Vec<&AgentProc> = servers.iter().collect();
+    wait_for_voters(&all, 3);
+}
+
+#[test]
+fn autopilot_removes_a_dead_server_and_takes_it_back() {
+    const IPS: [&str; 3] = ["127.0.0.18", "127.0.0.19", "127.0.0.20"];
+    let (mut servers, _config) =
+        start_servers_with(IPS, "dead_server_last_contact_threshold = \"1s\"");
+    let leading = leader(&servers[0]).unwrap();
+    let victim = servers
+        .iter()
+        .position(|s| !leading.starts_with(&format!("{}:", s.ip)))
+        .unwrap();
+    servers[victim].kill9();
+    let killed = Instant::now();
+    let others: Vec<&AgentProc> = servers.iter().filter(|s| s.pid().is_some()).collect();
+    wait_for_voters(&others, 2);
+    println!("dead server removed {:?} after kill -9", killed.elapsed());
+    let r = others[0].put(
+        "/v1/catalog/register",
+        r#"{"Node": "after-cleanup", "Address": "192.0.2.2"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    servers[victim].restart();
+    let all: Vec<&AgentProc> = servers.iter().collect();
+    wait_for_voters(&all, 3);
 }

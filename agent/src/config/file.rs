@@ -65,6 +65,16 @@ pub struct FileSoa {
     pub min_ttl: Option<u32>,
 }
 
+/// The `autopilot {}` block: Consul's dead-server keys, plus the grace period before a
+/// dead server is removed (named after OpenBao's autopilot, Consul has none).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAutopilot {
+    pub cleanup_dead_servers: Option<bool>,
+    pub min_quorum: Option<u32>,
+    pub dead_server_last_contact_threshold: Option<GoDuration>,
+}
+
 /// Every key a config file may hold. All optional: files merge, later ones winning.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +103,7 @@ pub struct FileConfig {
     pub retry_interval: Option<GoDuration>,
     pub retry_max: Option<u32>,
     pub reconnect_timeout: Option<GoDuration>,
+    pub autopilot: Option<FileAutopilot>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

@@ -2,7 +2,7 @@
 
 mod file;
 
-pub use file::{ConfigError, FileConfig, FileDnsConfig};
+pub use file::{ConfigError, FileAutopilot, FileConfig, FileDnsConfig};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -111,6 +111,18 @@ pub struct Config {
     pub retry_max: u32,
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
+    pub autopilot: Autopilot,
+}
+
+/// Dead-server cleanup on the leader (Consul's autopilot `cleanup_dead_servers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autopilot {
+    pub cleanup_dead_servers: bool,
+    /// Never shrink the voters below this many (`min_quorum`; 0: no floor).
+    pub min_quorum: u32,
+    /// How long the leader must have gone without hearing from a server that gossip
+    /// reports failed before removing it.
+    pub dead_server_last_contact_threshold: Duration,
 }
 
 impl Config {
@@ -207,6 +219,12 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
         take!(target, ports; http, dns, server, serf_lan, serf_wan);
+    }
+    if let Some(autopilot) = from.autopilot {
+        let target = into.autopilot.get_or_insert_with(Default::default);
+        take!(target, autopilot;
+            cleanup_dead_servers, min_quorum, dead_server_last_contact_threshold
+        );
     }
     if let Some(dns) = from.dns_config {
         let target = into.dns_config.get_or_insert_with(Default::default);
@@ -445,7 +463,18 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         reconnect_timeout: file
             .reconnect_timeout
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
+        autopilot: autopilot(file.autopilot.clone().unwrap_or_default()),
     })
+}
+
+fn autopilot(file: file::FileAutopilot) -> Autopilot {
+    Autopilot {
+        cleanup_dead_servers: file.cleanup_dead_servers.unwrap_or(true),
+        min_quorum: file.min_quorum.unwrap_or(0),
+        dead_server_last_contact_threshold: file
+            .dead_server_last_contact_threshold
+            .map_or(Duration::from_secs(30), |d| d.0),
+    }
 }
 
 /// `consul` and `consul.` both mean the zone `consul.`.

@@ -7,6 +7,7 @@ mod agent_api;
 mod cache;
 mod catalog;
 mod error;
+mod operator;
 mod request;
 mod response;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use axum::Router;
 
 use crate::agent::Agent;
@@ -78,6 +79,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/health/state/{state}", get(catalog::health_state))
         .route("/v1/status/leader", get(catalog::status_leader))
         .route("/v1/status/peers", get(catalog::status_peers))
+        .route(
+            "/v1/operator/raft/configuration",
+            get(operator::raft_configuration),
+        )
+        .route("/v1/operator/raft/peer", delete(operator::raft_remove_peer))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

@@ -5,6 +5,7 @@ mod force_leave;
 mod join;
 mod leave;
 mod members;
+mod operator;
 mod services;
 mod version;
 
@@ -46,6 +47,11 @@ enum Command {
     Leave(leave::Args),
     /// List the members of the cluster
     Members(members::Args),
+    /// Operate on the servers (Raft peers)
+    Operator {
+        #[command(subcommand)]
+        command: operator::Command,
+    },
     /// Register or deregister services with the agent
     Services {
         #[command(subcommand)]
@@ -75,6 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
+        Command::Operator { command } => block_on(operator::run(command, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
     }
 }

@@ -48,6 +48,17 @@ impl Lease {
         self.state().elected = Some((term, Instant::now()));
     }
 
+    /// How long ago `peer` last acknowledged this node, leader in `term`; a peer that never
+    /// did counts from the election.
+    pub fn peer_contact(&self, peer: NodeId, term: u64) -> Duration {
+        let state = self.state();
+        let acked = state
+            .acks
+            .get(&peer)
+            .map_or(Duration::MAX, Instant::elapsed);
+        acked.min(since_elected(&state, term))
+    }
+
     /// How long ago a quorum of `voters` last acknowledged this node, leader in `term`.
     pub fn quorum_contact(
         &self,
@@ -66,12 +77,15 @@ impl Lease {
             .collect();
         ages.sort_unstable();
         let quorum_age = ages.get(ages.len() / 2).copied().unwrap_or(Duration::ZERO);
-        let since_elected = match state.elected {
-            Some((elected_term, at)) if elected_term == term => at.elapsed(),
-            // The election was too recent for the watcher to have recorded it.
-            _ => Duration::ZERO,
-        };
-        quorum_age.min(since_elected)
+        quorum_age.min(since_elected(&state, term))
+    }
+}
+
+fn since_elected(state: &LeaseState, term: u64) -> Duration {
+    match state.elected {
+        Some((elected_term, at)) if elected_term == term => at.elapsed(),
+        // The election was too recent for the watcher to have recorded it.
+        _ => Duration::ZERO,
     }
 }
 

@@ -193,6 +193,15 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 /// is in flight gets near it; the write may still commit if the quorum comes back.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A member of the Raft configuration, see [`RaftNode::configuration`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: NodeId,
+    pub addr: String,
+    pub voter: bool,
+    pub last_index: u64,
+}
+
 /// A running Raft node. Cheap to clone: clones share the node.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -374,6 +383,17 @@ impl RaftNode {
             .is_some_and(|contact| contact > DEPOSED_AFTER)
     }
 
+    /// On the leader, how long ago `peer` last acknowledged it (at most the time since
+    /// this leader was elected).
+    pub fn peer_contact(&self, peer: NodeId) -> Option<Duration> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        if metrics.state != ServerState::Leader || metrics.current_leader != Some(self.id) {
+            return None;
+        }
+        Some(self.lease.peer_contact(peer, metrics.current_term))
+    }
+
     /// On the leader, how long ago a quorum of voters last acknowledged it.
     fn quorum_contact(&self) -> Option<Duration> {
         let metrics = self.raft.metrics();
@@ -444,6 +464,46 @@ impl RaftNode {
             .await
             .map_err(write_error)?;
         Ok(())
+    }
+
+    /// Removes a voter or learner from the membership (on the leader).
+    pub async fn remove_peer(&self, id: NodeId) -> Result<(), RaftError> {
+        let change = if self.voters().iter().any(|(voter, _)| *voter == id) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// The membership as this node knows it: the log index it was set at, and each
+    /// member with its address, whether it votes, and (on the leader) the last log index
+    /// it holds.
+    pub fn configuration(&self) -> (u64, Vec<Peer>) {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let stored = &metrics.membership_config;
+        let membership = stored.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let replicated = |id: &NodeId| match &metrics.replication {
+            _ if *id == self.id => metrics.last_log_index,
+            Some(replication) => replication.get(id).cloned().flatten().map(|log| log.index),
+            None => None,
+        };
+        let peers = membership
+            .nodes()
+            .map(|(id, node)| Peer {
+                id: *id,
+                addr: node.addr.clone(),
+                voter: voters.contains(id),
+                last_index: replicated(id).unwrap_or(0),
+            })
+            .collect();
+        (stored.log_id().map_or(0, |log| log.index), peers)
     }
 
     /// Every node of the current membership, voter or learner, with its RPC address.

@@ -1,0 +1,148 @@
+//! `shoal operator raft list-peers|remove-peer`: the servers' Raft configuration.
+
+use anyhow::{bail, Result};
+use clap::{Args as ClapArgs, Subcommand};
+use shoal_server::structs::RaftConfiguration;
+
+use crate::columns;
+use crate::flags::{HttpArgs, QueryArgs};
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Inspect and change the Raft configuration of the servers
+    Raft {
+        #[command(subcommand)]
+        command: RaftCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RaftCommand {
+    /// Display the current Raft peer configuration
+    ListPeers(ListArgs),
+    /// Remove a server from the Raft configuration
+    RemovePeer(RemoveArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    http: HttpArgs,
+    /// RPC address (IP:port) of the server to remove
+    #[arg(long, value_name = "IP:PORT")]
+    address: Option<String>,
+    /// ID of the server to remove, as list-peers shows it
+    #[arg(long)]
+    id: Option<String>,
+}
+
+pub async fn run(command: Command, outer: &HttpArgs) -> Result<()> {
+    let Command::Raft { command } = command;
+    match command {
+        RaftCommand::ListPeers(args) => list_peers(args, outer).await,
+        RaftCommand::RemovePeer(args) => remove_peer(args, outer).await,
+    }
+}
+
+async fn list_peers(args: ListArgs, outer: &HttpArgs) -> Result<()> {
+    let config: RaftConfiguration = args
+        .http
+        .client(outer)?
+        .get(
+            &["v1", "operator", "raft", "configuration"],
+            &args.query.params(),
+        )
+        .await?;
+    println!("{}", columns::format(&rows(&config)));
+    Ok(())
+}
+
+/// Consul's table: one row per server, the leader's lag shown as `-`.
+fn rows(config: &RaftConfiguration) -> Vec<Vec<String>> {
+    let leader_index = config
+        .servers
+        .iter()
+        .find(|s| s.leader)
+        .map(|s| s.last_index);
+    let header = [
+        "Node",
+        "ID",
+        "Address",
+        "State",
+        "Voter",
+        "RaftProtocol",
+        "Commit Index",
+        "Trails Leader By",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    for server in &config.servers {
+        let (state, trails) = match leader_index {
+            _ if server.leader => ("leader", "-".to_string()),
+            Some(index) => (
+                "follower",
+                format!("{} commits", index.saturating_sub(server.last_index)),
+            ),
+            None => ("follower", "-".to_string()),
+        };
+        rows.push(vec![
+            server.node.clone(),
+            server.id.clone(),
+            server.address.clone(),
+            state.to_string(),
+            server.voter.to_string(),
+            server.protocol_version.clone(),
+            server.last_index.to_string(),
+            trails,
+        ]);
+    }
+    rows
+}
+
+async fn remove_peer(args: RemoveArgs, outer: &HttpArgs) -> Result<()> {
+    let (param, what) = match (&args.id, &args.address) {
+        (Some(id), None) => (("id", id.clone()), format!("id {id:?}")),
+        (None, Some(address)) => (("address", address.clone()), format!("address {address:?}")),
+        _ => bail!("Must specify either -id or -address"),
+    };
+    args.http
+        .client(outer)?
+        .delete(&["v1", "operator", "raft", "peer"], &[param])
+        .await?;
+    println!("Removed peer with {what}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_server::structs::RaftServer;
+
+    use super::*;
+
+    #[test]
+    fn followers_show_how_far_they_trail() {
+        let server = |node: &str, leader, last_index| RaftServer {
+            id: format!("id-{node}"),
+            node: node.into(),
+            address: "10.0.0.1:8300".to_string(),
+            leader,
+            protocol_version: "3".into(),
+            voter: true,
+            last_index,
+        };
+        let config = RaftConfiguration {
+            servers: vec![server("s1", true, 40), server("s2", false, 37)],
+            index: 3,
+        };
+        let rows = rows(&config);
+        assert_eq!(rows[1][3..], ["leader", "true", "3", "40", "-"]);
+        assert_eq!(rows[2][3..], ["follower", "true", "3", "37", "3 commits"]);
+    }
+}
