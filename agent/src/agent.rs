@@ -169,6 +169,10 @@ impl Agent {
                 local: agent.local.clone(),
                 rpc: agent.rpc.clone(),
                 identity: agent.identity(),
+                cluster_size: {
+                    let gossip = agent.gossip.clone();
+                    Arc::new(move || gossip.members().len())
+                },
             }
             .run(agent.shutdown.subscribe()),
         );

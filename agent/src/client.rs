@@ -2,17 +2,38 @@
 //!
 //! In server mode the agent calls its embedded [`Server`] in-process. A client agent
 //! sends the same requests over the server port (`shoal_server::transport`) to a live
-//! server found through gossip, starting at a random one and moving on when one cannot
-//! be reached; with no server known, catalog calls fail with Consul's
-//! "No known servers" while local endpoints keep working.
+//! server found through gossip, as Consul's router does: it keeps one preferred server
+//! (one connection, not one per server), moves a server that cannot be reached to the
+//! back of its list, and reshuffles the list every few minutes so that clients spread
+//! over servers added since they started. With no server known, catalog calls fail with
+//! "No known Shoal servers" while local endpoints keep working.
+//!
+//! Either way a call rides out a leader election: while the answer is "No cluster
+//! leader" or no server can be reached, it retries with a growing pause for up to
+//! [`HOLD_TIMEOUT`] (Consul's `rpc_hold_timeout`) before giving the error to the caller.
+//! A write may be sent again after a connection broke mid-call; every catalog write is an
+//! idempotent upsert or delete, so that is harmless.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use rand::seq::SliceRandom;
 use rand::Rng;
 use shoal_server::rpc::{QueryMeta, QueryOptions, Read, ReadResult, Request, Response, RpcError};
 use shoal_server::structs::Command;
 use shoal_server::transport::Pool;
 use shoal_server::Server;
+
+/// How long a call keeps retrying while there is no leader or no reachable server.
+/// Elections take a few hundred milliseconds here, so this hides a failover from callers
+/// while a datacenter that lost its quorum still fails quickly. (Consul holds 7 s; its
+/// elections are slower.)
+pub const HOLD_TIMEOUT: Duration = Duration::from_secs(2);
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
+/// The server list is reshuffled after a random time in this range.
+const REBALANCE_MIN: Duration = Duration::from_secs(120);
+const REBALANCE_MAX: Duration = Duration::from_secs(240);
 
 /// Lists the RPC addresses of the servers a client may call, freshest view each time.
 pub type ServerFinder = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -20,7 +41,11 @@ pub type ServerFinder = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 #[derive(Clone)]
 enum Target {
     Local(Arc<Server>),
-    Remote { pool: Pool, servers: ServerFinder },
+    Remote {
+        pool: Pool,
+        servers: ServerFinder,
+        order: Arc<Mutex<ServerOrder>>,
+    },
 }
 
 #[derive(Clone)]
@@ -37,28 +62,56 @@ impl RpcClient {
 
     pub fn remote(pool: Pool, servers: ServerFinder) -> RpcClient {
         RpcClient {
-            target: Target::Remote { pool, servers },
+            target: Target::Remote {
+                pool,
+                servers,
+                order: Arc::new(Mutex::new(ServerOrder::new())),
+            },
         }
     }
 
+    /// Sends `request`, retrying through an election (see [`HOLD_TIMEOUT`]).
     pub async fn call(&self, request: Request) -> Result<Response, RpcError> {
+        let deadline = Instant::now() + HOLD_TIMEOUT;
+        let mut pause = RETRY_PAUSE_MIN;
+        loop {
+            let answer = self.call_once(&request).await;
+            match &answer {
+                Err(RpcError::NoLeader | RpcError::NoServers | RpcError::Unreachable(_))
+                    if Instant::now() + pause < deadline =>
+                {
+                    let jitter = rand::rng().random_range(0.5..1.0);
+                    tokio::time::sleep(pause.mul_f64(jitter)).await;
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
+                }
+                _ => return answer,
+            }
+        }
+    }
+
+    async fn call_once(&self, request: &Request) -> Result<Response, RpcError> {
         match &self.target {
-            Target::Local(server) => server.handle(request).await,
-            Target::Remote { pool, servers } => {
-                let servers = servers();
-                if servers.is_empty() {
+            Target::Local(server) => server.handle(request.clone()).await,
+            Target::Remote {
+                pool,
+                servers,
+                order,
+            } => {
+                let candidates = lock(order).refresh(servers());
+                if candidates.is_empty() {
                     return Err(RpcError::NoServers);
                 }
-                let start = rand::rng().random_range(0..servers.len());
                 let mut unreachable = Vec::new();
-                for i in 0..servers.len() {
-                    let addr = &servers[(start + i) % servers.len()];
-                    match pool.rpc(addr, &request).await {
+                for addr in &candidates {
+                    match pool.rpc(addr, request).await {
                         Ok(answer) => return answer,
-                        Err(e) => unreachable.push(format!("{addr}: {e}")),
+                        Err(e) => {
+                            lock(order).demote(addr);
+                            unreachable.push(format!("{addr}: {e}"));
+                        }
                     }
                 }
-                Err(RpcError::Internal(format!(
+                Err(RpcError::Unreachable(format!(
                     "no server could be reached ({})",
                     unreachable.join("; ")
                 )))
@@ -86,7 +139,101 @@ impl RpcClient {
     }
 }
 
+fn lock(order: &Mutex<ServerOrder>) -> std::sync::MutexGuard<'_, ServerOrder> {
+    // A list of addresses is never left half-updated: ignore poisoning.
+    order.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The order in which a client tries the servers; the first is its preferred one.
+struct ServerOrder {
+    order: Vec<String>,
+    next_rebalance: Instant,
+}
+
+impl ServerOrder {
+    fn new() -> Self {
+        ServerOrder {
+            order: Vec::new(),
+            next_rebalance: Instant::now(),
+        }
+    }
+
+    /// Brings the list in line with the servers gossip knows now (keeping the order of
+    /// those already listed, new ones at random places), reshuffles it when due, and
+    /// returns it.
+    fn refresh(&mut self, live: Vec<String>) -> Vec<String> {
+        let mut rng = rand::rng();
+        self.order.retain(|addr| live.contains(addr));
+        for addr in live {
+            if !self.order.contains(&addr) {
+                let at = rng.random_range(0..=self.order.len());
+                self.order.insert(at, addr);
+            }
+        }
+        if Instant::now() >= self.next_rebalance {
+            self.order.shuffle(&mut rng);
+            self.next_rebalance = Instant::now() + rng.random_range(REBALANCE_MIN..REBALANCE_MAX);
+        }
+        self.order.clone()
+    }
+
+    /// `addr` could not be reached: try the others first from now on.
+    fn demote(&mut self, addr: &str) {
+        if let Some(at) = self.order.iter().position(|a| a == addr) {
+            let addr = self.order.remove(at);
+            self.order.push(addr);
+        }
+    }
+}
+
 /// A server answering with the wrong variant is a bug on its side, not bad input.
 fn unexpected(response: &Response) -> RpcError {
     RpcError::Internal(format!("unexpected response {response:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn the_preferred_server_stays_until_it_fails_or_leaves() {
+        let mut order = ServerOrder::new();
+        let first = order.refresh(addrs(&["a", "b", "c"]));
+        assert_eq!(first.len(), 3);
+        for _ in 0..10 {
+            assert_eq!(
+                order.refresh(addrs(&["c", "b", "a"])),
+                first,
+                "stable order"
+            );
+        }
+        order.demote(&first[0]);
+        let after = order.refresh(addrs(&["a", "b", "c"]));
+        assert_eq!(after[2], first[0], "an unreachable server goes last");
+        assert_eq!(after[0], first[1]);
+
+        let gone = after[0].clone();
+        let live: Vec<String> = after.iter().filter(|a| **a != gone).cloned().collect();
+        let mut with_new = live.clone();
+        with_new.push("d".into());
+        let now = order.refresh(with_new);
+        assert!(!now.contains(&gone) && now.contains(&"d".to_string()));
+        assert_eq!(now.len(), 3);
+    }
+
+    #[test]
+    fn due_rebalances_reshuffle() {
+        let mut order = ServerOrder::new();
+        let list: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..50 {
+            order.next_rebalance = Instant::now();
+            firsts.insert(order.refresh(list.clone())[0].clone());
+        }
+        assert!(firsts.len() > 1, "50 rebalances kept the same first server");
+    }
 }

@@ -22,6 +22,8 @@ use crate::local::{LocalCheck, LocalState};
 
 /// Consul's full-sync interval for a small cluster.
 const FULL_SYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// Up to this many members the interval is not scaled (Consul's `scaleThreshold`).
+const SCALE_THRESHOLD: usize = 128;
 /// Back-off after a failed sync (no servers, no leader), doubling up to the cap.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(15);
@@ -37,10 +39,31 @@ pub struct NodeIdentity {
     pub meta: Meta,
 }
 
+/// Counts the cluster's members, which spaces out periodic syncs.
+pub type ClusterSize = Arc<dyn Fn() -> usize + Send + Sync>;
+
 pub struct Syncer {
     pub local: Arc<LocalState>,
     pub rpc: RpcClient,
     pub identity: NodeIdentity,
+    pub cluster_size: ClusterSize,
+}
+
+/// Consul's `scaleFactor`: 1 up to 128 members, then one more per doubling, so that
+/// the servers see a roughly constant rate of full syncs however large the cluster.
+fn scale_factor(members: usize) -> u32 {
+    if members <= SCALE_THRESHOLD {
+        return 1;
+    }
+    let doublings = (members as f64).log2() - (SCALE_THRESHOLD as f64).log2();
+    doublings.ceil() as u32 + 1
+}
+
+/// The pause before the next periodic sync: the interval plus a random stagger of up to
+/// the scaled interval, as Consul's agent/ae does, so agents restarted together spread out.
+fn next_full_sync(members: usize) -> Duration {
+    let scaled = FULL_SYNC_INTERVAL * scale_factor(members);
+    FULL_SYNC_INTERVAL + scaled.mul_f64(rand::random::<f64>())
 }
 
 impl Syncer {
@@ -51,7 +74,7 @@ impl Syncer {
             let wait = match self.sync_once().await {
                 Ok(()) => {
                     retry = RETRY_MIN;
-                    FULL_SYNC_INTERVAL
+                    next_full_sync((self.cluster_size)())
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "anti-entropy sync failed");
@@ -258,5 +281,24 @@ pub fn definition_of(local: &LocalCheck) -> HealthCheckDefinition {
         timeout: d.timeout,
         deregister_critical_service_after: d.deregister_critical_service_after,
         script_args: d.script_args.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_scales_as_consuls() {
+        let factors: Vec<u32> = [1, 128, 129, 256, 257, 1024, 8192]
+            .into_iter()
+            .map(scale_factor)
+            .collect();
+        assert_eq!(factors, [1, 1, 2, 2, 3, 4, 7]);
+        for members in [3, 5000] {
+            let wait = next_full_sync(members);
+            let most = FULL_SYNC_INTERVAL * (1 + scale_factor(members));
+            assert!(wait >= FULL_SYNC_INTERVAL && wait <= most, "{wait:?}");
+        }
     }
 }

@@ -166,4 +166,8 @@ pub enum RpcError {
     Rejected(String),
     #[error("rpc error: {0}")]
     Internal(String),
+    /// No server (or, for a follower forwarding, the leader) could be reached; the
+    /// caller may retry.
+    #[error("{0}")]
+    Unreachable(String),
 }

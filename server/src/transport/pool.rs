@@ -94,7 +94,7 @@ impl Pool {
     pub async fn forward(&self, addr: &str, request: Request) -> Result<Response, RpcError> {
         self.rpc(addr, &request)
             .await
-            .unwrap_or_else(|e| Err(RpcError::Internal(format!("forwarding to {addr}: {e}"))))
+            .unwrap_or_else(|e| Err(RpcError::Unreachable(format!("forwarding to {addr}: {e}"))))
     }
 
     /// Like [`Pool::forward`], but tells a transport failure (try another server) from the
