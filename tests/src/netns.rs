@@ -142,10 +142,14 @@ impl Network {
             if percent == 0 {
                 continue;
             }
+            // numgen yields 0..=99, so "< 100" is out of nft's range: 100% is a plain drop.
+            let rule = match percent {
+                100 => "drop".to_string(),
+                p => format!("numgen random mod 100 < {p} drop"),
+            };
             let rules = format!(
                 "table netdev {table} {{\n  chain ingress {{\n    type filter hook ingress \
-                 device \"{dev}\" priority 0; policy accept;\n    numgen random mod 100 < \
-                 {percent} drop\n  }}\n}}\n"
+                 device \"{dev}\" priority 0; policy accept;\n    {rule}\n  }}\n}}\n"
             );
             run_with_stdin(
                 Command::new("ip").args(["netns", "exec", &ns, "nft", "-f", "-"]),
