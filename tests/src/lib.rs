@@ -3,6 +3,10 @@
 //!
 //! The binary is found next to the test executable's `deps/` folder, so run
 //! `cargo build --bins` before `cargo test` (the README's test command does).
+//!
+//! [`netns`] puts agents in network namespaces, for tests that cut the network.
+
+pub mod netns;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -86,6 +90,8 @@ pub struct AgentProc {
     pub ports: Ports,
     pub data_dir: PathBuf,
     pub args: Vec<String>,
+    /// The network namespace the agent runs in (see [`netns`]); `None` for the root one.
+    pub netns: Option<String>,
     child: Option<Child>,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -143,6 +149,21 @@ impl AgentProc {
     }
 
     pub fn start_with(ip: &str, ports: Ports, extra: &[&str]) -> AgentProc {
+        AgentProc::start_full(None, ip, ports, extra)
+    }
+
+    /// An agent in node `node` of `net`, on its address with Consul's default ports. HTTP
+    /// requests and CLI commands through it run in that namespace too.
+    pub fn start_in(net: &netns::Network, node: usize, extra: &[&str]) -> AgentProc {
+        AgentProc::start_full(
+            Some(net.ns(node)),
+            &net.ip(node),
+            Ports::CONSUL_DEFAULTS,
+            extra,
+        )
+    }
+
+    fn start_full(netns: Option<String>, ip: &str, ports: Ports, extra: &[&str]) -> AgentProc {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut args: Vec<String> = vec!["agent".into()];
@@ -174,6 +195,7 @@ impl AgentProc {
             ports,
             data_dir,
             args,
+            netns,
             child: None,
             log: dir.path().join("agent.log"),
             _dir: dir,
@@ -188,7 +210,8 @@ impl AgentProc {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(shoal_bin())
+        let child = self
+            .command()
             .args(&self.args)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -207,7 +230,6 @@ impl AgentProc {
         } else {
             "/v1/agent/self"
         });
-        let http = http_client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -215,10 +237,13 @@ impl AgentProc {
                     panic!("agent exited with {status} during start:\n{}", self.logs());
                 }
             }
-            if let Ok(r) = http.get(&url).send() {
-                if r.status().is_success() && r.text().is_ok_and(|t| t.len() > 2) {
-                    return;
-                }
+            let ready = self.with_client(|http| {
+                http.get(&url)
+                    .send()
+                    .is_ok_and(|r| r.status().is_success() && r.text().is_ok_and(|t| t.len() > 2))
+            });
+            if ready {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -245,31 +270,69 @@ impl AgentProc {
         format!("http://{}{}", self.http_addr(), path)
     }
 
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> Resp {
-        let r = req.send().expect("HTTP request");
-        Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            body: r.text().unwrap_or_default(),
+    /// Runs `f` with an HTTP client that can reach this agent: in its network namespace,
+    /// when it has one.
+    pub fn with_client<T: Send>(&self, f: impl FnOnce(reqwest::blocking::Client) -> T + Send) -> T {
+        match &self.netns {
+            None => f(http_client()),
+            Some(ns) => netns::in_netns(ns, || f(http_client())),
         }
     }
 
+    /// Sends one request; `Err` only when no response came (refused, reset, timed out).
+    pub fn try_send(
+        &self,
+        build: impl FnOnce(&reqwest::blocking::Client) -> reqwest::blocking::RequestBuilder + Send,
+    ) -> Result<Resp, reqwest::Error> {
+        self.with_client(|http| {
+            let r = build(&http).send()?;
+            Ok(Resp {
+                status: r.status().as_u16(),
+                headers: r.headers().clone(),
+                body: r.text().unwrap_or_default(),
+            })
+        })
+    }
+
+    fn send(
+        &self,
+        build: impl FnOnce(&reqwest::blocking::Client) -> reqwest::blocking::RequestBuilder + Send,
+    ) -> Resp {
+        self.try_send(build).expect("HTTP request")
+    }
+
     pub fn get(&self, path: &str) -> Resp {
-        self.send(http_client().get(self.url(path)))
+        let url = self.url(path);
+        self.send(|http| http.get(url))
     }
 
     pub fn put(&self, path: &str, body: &str) -> Resp {
-        self.send(http_client().put(self.url(path)).body(body.to_string()))
+        let (url, body) = (self.url(path), body.to_string());
+        self.send(|http| http.put(url).body(body))
     }
 
     pub fn request(&self, method: &str, path: &str) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        self.send(http_client().request(method, self.url(path)))
+        let url = self.url(path);
+        self.send(|http| http.request(method, url))
+    }
+
+    /// `shoal`, run in this agent's network namespace when it has one. `ip netns exec`
+    /// execs the command, so a spawned child's pid is the agent's own.
+    fn command(&self) -> Command {
+        match &self.netns {
+            None => Command::new(shoal_bin()),
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(shoal_bin());
+                cmd
+            }
+        }
     }
 
     /// Runs a `shoal` CLI command against this agent.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(shoal_bin())
+        self.command()
             .args(args)
             .env("SHOAL_HTTP_ADDR", self.http_addr())
             .stdin(Stdio::null())
