@@ -127,7 +127,7 @@ fn identity(index: usize) -> NodeIdentity {
         name: format!("host-{index:05}.dc1.internal"),
         addr: addr_of(index),
         generation: 1_764_000_000_000_000,
-        tags,
+        tags: tags.into(),
     }
 }
 
@@ -292,7 +292,7 @@ impl Sim {
                     name: String::new(),
                     addr: addr_of(0),
                     generation: 0,
-                    tags: BTreeMap::new(),
+                    tags: Default::default(),
                 };
                 self.members[node].foca.announce(seed, &mut self.runtime)
             }

@@ -339,8 +339,6 @@ fn an_isolated_leader_is_replaced_and_the_cluster_heals() {
 /// (500 ms): a cut-off leader then refuses writes and default reads with "No cluster
 /// leader" instead of waiting, or answering from a catalog the majority has moved past.
 #[test]
-#[ignore = "product bug: a cut-off leader never steps down; its writes hang until healing \
-            and it serves default reads as leader (see the doc comment)"]
 fn an_isolated_leader_steps_down_and_refuses_writes() {
     let cluster = Cluster::start("part-minority");
     let (old, new) = cut_the_leader(&cluster);

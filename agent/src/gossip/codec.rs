@@ -232,7 +232,8 @@ mod tests {
             tags: BTreeMap::from([
                 (TAG_DATACENTER.to_owned(), dc.to_owned()),
                 (TAG_NODE_ID.to_owned(), format!("{name}-id")),
-            ]),
+            ])
+            .into(),
         }
     }
 

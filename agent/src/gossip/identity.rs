@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use foca::Identity;
@@ -33,7 +34,9 @@ pub struct NodeIdentity {
     /// a restarted or rejoining node always wins against its older self (see
     /// [`Identity::win_addr_conflict`]). Shown as the member's incarnation.
     pub generation: u64,
-    pub tags: BTreeMap<String, String>,
+    /// Shared: foca clones identities whenever it picks members to probe or gossip to,
+    /// and with the tags behind an `Arc` that costs a reference count, not a map copy.
+    pub tags: Arc<BTreeMap<String, String>>,
 }
 
 impl NodeIdentity {
@@ -53,7 +56,7 @@ impl NodeIdentity {
             name: String::new(),
             addr,
             generation: 0,
-            tags: BTreeMap::new(),
+            tags: Arc::default(),
         }
     }
 
@@ -114,7 +117,7 @@ mod tests {
             name: name.into(),
             addr: "127.0.0.1:8301".parse().unwrap(),
             generation,
-            tags: BTreeMap::new(),
+            tags: Arc::default(),
         }
     }
 

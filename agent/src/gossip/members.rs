@@ -41,7 +41,7 @@ pub(crate) fn member_info(identity: &NodeIdentity, status: MemberStatus) -> Memb
     MemberInfo {
         name: identity.name.clone(),
         addr: identity.addr,
-        tags: identity.tags.clone(),
+        tags: (*identity.tags).clone(),
         status,
         incarnation: identity.generation,
     }
@@ -204,7 +204,7 @@ mod tests {
             name: name.into(),
             addr: ([127, 0, 0, 1], port).into(),
             generation,
-            tags: [("id".to_owned(), format!("{name}-id"))].into(),
+            tags: BTreeMap::from([("id".to_owned(), format!("{name}-id"))]).into(),
         }
     }
 

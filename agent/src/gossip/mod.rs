@@ -356,7 +356,7 @@ fn local_identity(config: &GossipConfig, bound: SocketAddr) -> Result<NodeIdenti
         name: config.node_name.clone(),
         addr,
         generation: initial_generation(),
-        tags,
+        tags: tags.into(),
     };
     let size = postcard::to_allocvec(&identity)
         .map_err(|e| GossipError::Config(format!("encoding this node's identity: {e}")))?

@@ -273,7 +273,7 @@ async fn gossip_garbage_packets_are_counted_and_ignored() {
         name: "x".into(),
         addr: raw.local_addr().unwrap(),
         generation: 1,
-        tags: BTreeMap::from([(TAG_DATACENTER.to_owned(), "dc2".to_owned())]),
+        tags: BTreeMap::from([(TAG_DATACENTER.to_owned(), "dc2".to_owned())]).into(),
     };
     let foreign_packet = encode_swim_packet(
         &Header {

@@ -100,6 +100,9 @@ pub enum RaftError {
     Storage(String),
     #[error("raft is shut down")]
     Shutdown,
+    /// The leader lost its quorum with the write in flight: it may or may not commit.
+    #[error("leadership lost while committing log")]
+    LeadershipLost,
     #[error("raft: {0}")]
     Other(String),
 }
@@ -188,6 +191,9 @@ const DEPOSED_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a read-index round may take before the read fails with "No cluster leader".
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a waiting write checks that this node still leads.
+const LEASE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a write waits to commit. Only a leader that loses its quorum while the write
 /// is in flight gets near it; the write may still commit if the quorum comes back.
@@ -340,11 +346,21 @@ impl RaftNode {
             .send(batcher::Pending { command, reply })
             .await
             .map_err(|_| RaftError::Shutdown)?;
-        match tokio::time::timeout(COMMIT_TIMEOUT, outcome).await {
-            Ok(outcome) => outcome.map_err(|_| RaftError::Shutdown)?,
-            Err(_) => Err(RaftError::Other(
-                "timed out waiting for the write to commit; it may still be applied".into(),
-            )),
+        let deadline = Instant::now() + COMMIT_TIMEOUT;
+        tokio::pin!(outcome);
+        loop {
+            tokio::select! {
+                result = &mut outcome => return result.map_err(|_| RaftError::Shutdown)?,
+                () = tokio::time::sleep(LEASE_CHECK_INTERVAL) => {}
+            }
+            if self.deposed() {
+                return Err(RaftError::LeadershipLost);
+            }
+            if Instant::now() >= deadline {
+                return Err(RaftError::Other(
+                    "timed out waiting for the write to commit; it may still be applied".into(),
+                ));
+            }
         }
     }
 
