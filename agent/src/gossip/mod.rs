@@ -24,13 +24,15 @@
 //! - `num_indirect_probes` **3** (unchanged): three independent paths make a false
 //!   suspicion at 10 % packet loss about 0.8 % of probes (a direct miss, p≈0.19, times
 //!   all three four-packet indirect paths failing, p≈0.34³).
-//! - `suspect_to_down_after` = **3 × probe_period × max(1, log10 N)** (1.5 s up to 10
-//!   members; new_lan uses 4 × 1 s): long enough for a suspected member to hear of it
-//!   through periodic gossip (every 200 ms to 3 members) and refute it under 10 % loss,
-//!   short enough for the 3 s target. It grows with log N as in memberlist and Lifeguard,
-//!   and is recomputed as the pool grows (foca allows changing it at run time).
-//!   Failure detection is then about: time until some member probes the dead one
-//!   (≈ 0.4 s with 4 probers) + one probe period + suspicion + one gossip hop ≈ 2.6 s.
+//! - `suspect_to_down_after` = **3 probe periods** (1.5 s) up to 10 members, then
+//!   **5 × log10 N** periods (2.6 s at 11, 5 s at 100, 7.5 s at 1,000; new_lan uses
+//!   4 × log10 N × 1 s). Small pools get the short value for the 3 s detection target
+//!   (detection ≈ time until some member probes the dead one, ≈ 0.4 s with 4 probers, +
+//!   one probe period + suspicion + one gossip hop ≈ 2.6 s). Large pools need the long
+//!   one: *every* member that hears a suspicion starts its own timer, so the refutation
+//!   must reach all N members in time; in the simulation at 10 % loss, 3 × log10 N left
+//!   300- and 500-member pools with false positives every minute, 5 × log10 N none (see
+//!   docs/benchmarks.md). Recomputed as the pool grows (foca allows it at run time).
 //! - `max_transmissions` = **ceil(4 × log10(N + 1))**, at least **3** (new_lan rounds
 //!   down): a little more redundancy in small pools, where an update otherwise reaches
 //!   only a few members before being dropped.
@@ -41,8 +43,13 @@
 //! - `periodic_announce_to_down_members` 65 s → **30 s** to 2 members (serf's reconnect
 //!   interval): how partitions heal. A member cut off from everyone also re-announces to
 //!   the members it knows with a 1 s → 30 s backoff, since foca stops that when idle.
-//! - `notify_down_members` on (unchanged): a member declared down learns it and rejoins
-//!   at once with a new generation.
+//! - `notify_down_members` **off**: foca 2.0.0 sends its "you are down" message whenever
+//!   a suspicion timer fires, even when the suspect refuted in time
+//!   (`Timer::ChangeSuspectToDown` sends it on any `apply_existing_if` summary, also an
+//!   unsuccessful one), so every refuted suspicion made a live member rejoin under a new
+//!   generation (~200 rejoins a minute at 300 members in the simulation). Without it, a
+//!   member really declared down still learns so from the `Down` update gossip carries
+//!   and rejoins; the fix belongs upstream (send only when the summary applied).
 //! - `remove_down_after` = `reap_after`, so foca forgets what this table reaps.
 //! - `max_packet_size` **1400** (unchanged; under a LAN MTU, so no IP fragmentation).
 //!   Every header carries two identities, so an identity (name + tags) may encode to at
@@ -79,8 +86,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use codec::{
-    decode_packet, encode_swim_packet, DecodeError, LeaveIntent, NameConflictNotice, Packet,
-    SwimPacket, MAX_DATAGRAM_SIZE,
+    decode_packet, encode_swim_packet, worth_sending, DecodeError, LeaveIntent, NameConflictNotice,
+    Packet, SwimPacket, MAX_DATAGRAM_SIZE,
 };
 pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;

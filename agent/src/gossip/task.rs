@@ -359,6 +359,10 @@ impl Node {
     async fn flush(&mut self) {
         loop {
             while let Some((to, payload)) = self.runtime.to_send() {
+                let foca = &self.foca;
+                if !codec::worth_sending(&payload, || foca.iter_members().any(|m| m.id() == &to)) {
+                    continue;
+                }
                 codec::encode_swim(&payload, &mut self.send_buf);
                 let datagram = std::mem::take(&mut self.send_buf);
                 self.send_datagram(&datagram, to.addr).await;

@@ -12,8 +12,11 @@ pub(crate) const PROBE_PERIOD: Duration = Duration::from_millis(500);
 pub(crate) const PROBE_RTT: Duration = Duration::from_millis(200);
 /// Members asked to probe indirectly.
 const INDIRECT_PROBES: usize = 3;
-/// Suspicion lasts this many probe periods, times log10(cluster size) past 10 members.
-const SUSPICION_MULT: f64 = 3.0;
+/// Up to `SMALL_POOL` members suspicion lasts `SMALL_POOL_SUSPICION` probe periods; past
+/// that, `SUSPICION_MULT` × log10(cluster size) periods.
+const SMALL_POOL: f64 = 10.0;
+const SMALL_POOL_SUSPICION: f64 = 3.0;
+const SUSPICION_MULT: f64 = 5.0;
 /// Each update is piggybacked this many times log10(cluster size + 1), at least
 /// `MIN_TRANSMISSIONS` times.
 const RETRANSMIT_MULT: f64 = 4.0;
@@ -44,7 +47,12 @@ pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
     config.probe_period = PROBE_PERIOD;
     config.probe_rtt = PROBE_RTT;
     config.num_indirect_probes = nonzero(INDIRECT_PROBES);
-    config.suspect_to_down_after = PROBE_PERIOD.mul_f64(SUSPICION_MULT * n.log10().max(1.0));
+    let suspicion_periods = if n <= SMALL_POOL {
+        SMALL_POOL_SUSPICION
+    } else {
+        SUSPICION_MULT * n.log10()
+    };
+    config.suspect_to_down_after = PROBE_PERIOD.mul_f64(suspicion_periods);
     let transmissions = (RETRANSMIT_MULT * (n + 1.0).log10()).ceil().min(255.0) as u8;
     config.max_transmissions =
         NonZeroU8::new(transmissions.max(MIN_TRANSMISSIONS)).unwrap_or(NonZeroU8::MIN);
@@ -82,7 +90,7 @@ mod tests {
         assert_eq!(small.suspect_to_down_after, Duration::from_millis(1500));
         assert_eq!(small.max_transmissions.get(), 4);
         let large = foca_config(1000, DAY);
-        assert_eq!(large.suspect_to_down_after, Duration::from_millis(4500));
+        assert_eq!(large.suspect_to_down_after, Duration::from_millis(7500));
         assert_eq!(large.max_transmissions.get(), 13);
         assert_eq!(
             foca_config(1, DAY).max_transmissions.get(),
