@@ -43,13 +43,12 @@
 //! - `periodic_announce_to_down_members` 65 s → **30 s** to 2 members (serf's reconnect
 //!   interval): how partitions heal. A member cut off from everyone also re-announces to
 //!   the members it knows with a 1 s → 30 s backoff, since foca stops that when idle.
-//! - `notify_down_members` **off**: foca 2.0.0 sends its "you are down" message whenever
-//!   a suspicion timer fires, even when the suspect refuted in time
-//!   (`Timer::ChangeSuspectToDown` sends it on any `apply_existing_if` summary, also an
-//!   unsuccessful one), so every refuted suspicion made a live member rejoin under a new
-//!   generation (~200 rejoins a minute at 300 members in the simulation). Without it, a
-//!   member really declared down still learns so from the `Down` update gossip carries
-//!   and rejoins; the fix belongs upstream (send only when the summary applied).
+//! - `notify_down_members` on (unchanged): a member declared down learns it and rejoins
+//!   at once with a new generation; it is also what heals a partition, where each side
+//!   holds the other down and would otherwise ignore it. Foca 2.0.0 also sends that
+//!   message when a suspicion timer fires after the suspect refuted, which made live
+//!   members rejoin for nothing (~200 a minute at 300 members in the simulation);
+//!   [`worth_sending`] drops it then (see there).
 //! - `remove_down_after` = `reap_after`, so foca forgets what this table reaps.
 //! - `max_packet_size` **1400** (unchanged; under a LAN MTU, so no IP fragmentation).
 //!   Every header carries two identities, so an identity (name + tags) may encode to at
