@@ -70,22 +70,28 @@ impl RpcClient {
         }
     }
 
-    /// Sends `request`, retrying through an election (see [`HOLD_TIMEOUT`]).
+    /// Sends `request`, retrying through an election (see [`HOLD_TIMEOUT`]). The hold
+    /// counts from the first failure, so a blocking query that was parked for minutes
+    /// when its server died still gets its full hold to find another.
     pub async fn call(&self, request: Request) -> Result<Response, RpcError> {
-        let deadline = Instant::now() + HOLD_TIMEOUT;
+        let mut deadline = None;
         let mut pause = RETRY_PAUSE_MIN;
         loop {
             let answer = self.call_once(&request).await;
-            match &answer {
+            let retryable = matches!(
+                &answer,
                 Err(RpcError::NoLeader | RpcError::NoServers | RpcError::Unreachable(_))
-                    if Instant::now() + pause < deadline =>
-                {
-                    let jitter = rand::rng().random_range(0.5..1.0);
-                    tokio::time::sleep(pause.mul_f64(jitter)).await;
-                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
-                }
-                _ => return answer,
+            );
+            if !retryable {
+                return answer;
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + HOLD_TIMEOUT);
+            if Instant::now() + pause >= deadline {
+                return answer;
+            }
+            let jitter = rand::rng().random_range(0.5..1.0);
+            tokio::time::sleep(pause.mul_f64(jitter)).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
         }
     }
 

@@ -41,6 +41,10 @@ impl DnsCatalog for FakeCatalog {
         }
     }
 
+    fn generation(&self) -> u64 {
+        0
+    }
+
     async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {
         let instances = self.service_nodes(dc, "web", None).await?;
         Ok(instances.into_iter().map(|i| i.node).find(|n| n.node == name))

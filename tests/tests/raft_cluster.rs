@@ -259,3 +259,56 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
     let all: Vec<&AgentProc> = servers.iter().collect();
     wait_for_voters(&all, 3);
 }
+
+/// A blocking query parked through a client agent keeps waiting, and then answers, while
+/// every server in turn is killed and restarted (so whichever it was parked on dies).
+#[test]
+fn a_blocking_query_on_a_client_survives_every_server_restarting() {
+    const IPS: [&str; 3] = ["127.0.0.21", "127.0.0.22", "127.0.0.23"];
+    let (mut servers, _config) = start_servers_with(IPS, "cleanup_dead_servers = false");
+    let client = AgentProc::start_host("127.0.0.24", &["-node", "client", "-join", IPS[0]]);
+    let web = |id: &str| json!({"Name": "web", "ID": id, "Port": 80}).to_string();
+    assert_eq!(
+        client
+            .put("/v1/agent/service/register", &web("web1"))
+            .status,
+        200
+    );
+    let index = eventually(Duration::from_secs(10), "web1 in the catalog", || {
+        let r = client.get("/v1/catalog/service/web");
+        (r.status == 200 && r.json().as_array()?.len() == 1).then(|| r.index())
+    });
+
+    std::thread::scope(|scope| {
+        let parked = scope.spawn(|| {
+            let started = Instant::now();
+            let r = client.get(&format!("/v1/catalog/service/web?index={index}&wait=50s"));
+            (r, started.elapsed())
+        });
+        for i in 0..IPS.len() {
+            servers[i].kill9();
+            let others: Vec<&AgentProc> = servers.iter().filter(|s| s.pid().is_some()).collect();
+            eventually(Duration::from_secs(15), "a leader", || leader(others[0]));
+            servers[i].restart();
+            wait_for_voters(&servers.iter().collect::<Vec<_>>(), 3);
+        }
+        assert!(!parked.is_finished(), "the blocking query returned early");
+        assert_eq!(
+            client
+                .put("/v1/agent/service/register", &web("web2"))
+                .status,
+            200
+        );
+        let (r, waited) = parked.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let rows = r.json();
+        let ids: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["ServiceID"].as_str())
+            .collect();
+        assert_eq!(ids.len(), 2, "{ids:?} after {waited:?}");
+        assert!(r.index() > index);
+    });
+}

@@ -367,8 +367,13 @@ mod tests {
             payload
         };
         let turn_undead = header(Message::TurnUndead);
-        assert!(!worth_sending(&turn_undead, || true), "b refuted: still active");
+        assert!(
+            !worth_sending(&turn_undead, || true),
+            "b refuted: still active"
+        );
         assert!(worth_sending(&turn_undead, || false), "b is down: tell it");
-        assert!(worth_sending(&header(Message::Announce), || panic!("not asked")));
+        assert!(worth_sending(&header(Message::Announce), || panic!(
+            "not asked"
+        )));
     }
 }
