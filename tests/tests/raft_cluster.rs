@@ -119,7 +119,7 @@ fn start_servers_with(ips: [&'static str; 3], autopilot: &str) -> (Vec<AgentProc
             AgentProc::start_host(ip, &args)
         })
         .collect();
-    wait_for_voters(&servers.iter().collect::<Vec<_>>(), 3);
+    wait_for_voters(&running(&servers), 3);
     (servers, dir)
 }
 
@@ -141,6 +141,20 @@ fn wait_for_voters(servers: &[&AgentProc], n: usize) {
     }
 }
 
+/// The servers whose process is running.
+fn running(servers: &[AgentProc]) -> Vec<&AgentProc> {
+    servers.iter().filter(|s| s.pid().is_some()).collect()
+}
+
+/// The index of a server that does not lead.
+fn a_follower(servers: &[AgentProc]) -> usize {
+    let leading = leader(&servers[0]).expect("a leader");
+    servers
+        .iter()
+        .position(|s| !leading.starts_with(&format!("{}:", s.ip)))
+        .expect("a follower")
+}
+
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -149,11 +163,7 @@ fn stdout(output: &std::process::Output) -> String {
 fn operator_lists_and_removes_peers_and_followers_serve_every_consistency_mode() {
     const IPS: [&str; 3] = ["127.0.0.15", "127.0.0.16", "127.0.0.17"];
     let (mut servers, _config) = start_servers_with(IPS, "cleanup_dead_servers = false");
-    let leading = leader(&servers[0]).unwrap();
-    let follower_index = servers
-        .iter()
-        .position(|s| !leading.starts_with(&format!("{}:", s.ip)))
-        .unwrap();
+    let follower_index = a_follower(&servers);
 
     let follower = &servers[follower_index];
     let listed = follower.cli(&["operator", "raft", "list-peers"]);
@@ -203,7 +213,7 @@ fn operator_lists_and_removes_peers_and_followers_serve_every_consistency_mode()
 
     // A dead follower stays in the configuration until an operator removes it.
     servers[follower_index].kill9();
-    let others: Vec<&AgentProc> = servers.iter().filter(|s| s.pid().is_some()).collect();
+    let others = running(&servers);
     let address = format!("{}:8300", IPS[follower_index]);
     let removed = others[0].cli(&["operator", "raft", "remove-peer", "-address", &address]);
     assert!(removed.status.success(), "{removed:?}");
@@ -230,8 +240,7 @@ fn operator_lists_and_removes_peers_and_followers_serve_every_consistency_mode()
 
     // Back again, it is a voter again.
     servers[follower_index].restart();
-    let all: Vec<&AgentProc> = servers.iter().collect();
-    wait_for_voters(&all, 3);
+    wait_for_voters(&running(&servers), 3);
 }
 
 #[test]
@@ -239,14 +248,10 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
     const IPS: [&str; 3] = ["127.0.0.18", "127.0.0.19", "127.0.0.20"];
     let (mut servers, _config) =
         start_servers_with(IPS, "dead_server_last_contact_threshold = \"1s\"");
-    let leading = leader(&servers[0]).unwrap();
-    let victim = servers
-        .iter()
-        .position(|s| !leading.starts_with(&format!("{}:", s.ip)))
-        .unwrap();
+    let victim = a_follower(&servers);
     servers[victim].kill9();
     let killed = Instant::now();
-    let others: Vec<&AgentProc> = servers.iter().filter(|s| s.pid().is_some()).collect();
+    let others = running(&servers);
     wait_for_voters(&others, 2);
     println!("dead server removed {:?} after kill -9", killed.elapsed());
     let r = others[0].put(
@@ -256,8 +261,7 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     servers[victim].restart();
-    let all: Vec<&AgentProc> = servers.iter().collect();
-    wait_for_voters(&all, 3);
+    wait_for_voters(&running(&servers), 3);
 }
 
 /// A blocking query parked through a client agent keeps waiting, and then answers, while
@@ -287,10 +291,10 @@ fn a_blocking_query_on_a_client_survives_every_server_restarting() {
         });
         for i in 0..IPS.len() {
             servers[i].kill9();
-            let others: Vec<&AgentProc> = servers.iter().filter(|s| s.pid().is_some()).collect();
+            let others = running(&servers);
             eventually(Duration::from_secs(15), "a leader", || leader(others[0]));
             servers[i].restart();
-            wait_for_voters(&servers.iter().collect::<Vec<_>>(), 3);
+            wait_for_voters(&running(&servers), 3);
         }
         assert!(!parked.is_finished(), "the blocking query returned early");
         assert_eq!(
