@@ -12,7 +12,8 @@
 //! leader" or no server can be reached, it retries with a growing pause for up to
 //! [`HOLD_TIMEOUT`] (Consul's `rpc_hold_timeout`) before giving the error to the caller.
 //! A write may be sent again after a connection broke mid-call; every catalog write is an
-//! idempotent upsert or delete, so that is harmless.
+//! idempotent upsert or delete, so that is harmless. (An operator's `remove-peer` whose
+//! answer was lost is the exception: the retry reports the peer as not found.)
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,11 +79,7 @@ impl RpcClient {
         let mut pause = RETRY_PAUSE_MIN;
         loop {
             let answer = self.call_once(&request).await;
-            let retryable = matches!(
-                &answer,
-                Err(RpcError::NoLeader | RpcError::NoServers | RpcError::Unreachable(_))
-            );
-            if !retryable {
+            if !matches!(&answer, Err(e) if retryable(e)) {
                 return answer;
             }
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + HOLD_TIMEOUT);
@@ -107,9 +104,17 @@ impl RpcClient {
                 if candidates.is_empty() {
                     return Err(RpcError::NoServers);
                 }
+                // A server that cannot be reached, or that has no leader to forward to
+                // (say, cut off with the old leader), goes to the back of the list and the
+                // next one is asked, as Consul's client does on any failed RPC.
                 let mut unreachable = Vec::new();
+                let mut refused = None;
                 for addr in &candidates {
                     match pool.rpc(addr, request).await {
+                        Ok(Err(e)) if retryable(&e) => {
+                            lock(order).demote(addr);
+                            refused = Some(e);
+                        }
                         Ok(answer) => return answer,
                         Err(e) => {
                             lock(order).demote(addr);
@@ -117,10 +122,12 @@ impl RpcClient {
                         }
                     }
                 }
-                Err(RpcError::Unreachable(format!(
-                    "no server could be reached ({})",
-                    unreachable.join("; ")
-                )))
+                Err(refused.unwrap_or_else(|| {
+                    RpcError::Unreachable(format!(
+                        "no server could be reached ({})",
+                        unreachable.join("; ")
+                    ))
+                }))
             }
         }
     }
@@ -143,6 +150,14 @@ impl RpcClient {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// Errors another try (later, or at another server) may not get.
+fn retryable(error: &RpcError) -> bool {
+    matches!(
+        error,
+        RpcError::NoLeader | RpcError::NoServers | RpcError::Unreachable(_)
+    )
 }
 
 fn lock(order: &Mutex<ServerOrder>) -> std::sync::MutexGuard<'_, ServerOrder> {

@@ -25,7 +25,7 @@ struct Cache<K, V> {
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl<K: Eq + Hash, V: Clone> Cache<K, V> {
+impl<K: Eq + Hash, V: Clone + PartialEq> Cache<K, V> {
     fn new() -> Self {
         Cache {
             entries: Mutex::new(HashMap::new()),
@@ -40,11 +40,14 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             .map(|(_, v)| v.clone())
     }
 
-    /// Stores a fresh answer, dropping entries too old to serve even when stale.
-    fn put(&self, key: K, value: V, keep_for: Duration) {
+    /// Stores a fresh answer, dropping entries too old to serve even when stale; says
+    /// whether it differs from the one it replaces.
+    fn put(&self, key: K, value: V, keep_for: Duration) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|_, (at, _)| at.elapsed() <= keep_for);
+        let changed = entries.get(&key).is_none_or(|(_, old)| *old != value);
         entries.insert(key, (Instant::now(), value));
+        changed
     }
 }
 
@@ -53,7 +56,7 @@ pub struct AgentDnsCatalog {
     datacenter: String,
     consistency: Consistency,
     max_stale: Duration,
-    /// Bumped whenever a fetched answer replaces a cached one.
+    /// Bumped whenever a fetched answer differs from the cached one it replaces.
     generation: AtomicU64,
     services: Cache<(String, Option<String>), Vec<CheckServiceNode>>,
     nodes: Cache<String, Option<Node>>,
@@ -85,7 +88,7 @@ impl AgentDnsCatalog {
     }
 
     /// Fresh cache hit, else an RPC, else (servers unreachable) a stale cache hit.
-    async fn cached_read<K: Eq + Hash + Clone, V: Clone>(
+    async fn cached_read<K: Eq + Hash + Clone, V: Clone + PartialEq>(
         &self,
         cache: &Cache<K, V>,
         key: K,
@@ -103,8 +106,9 @@ impl AgentDnsCatalog {
             Ok((_, result)) => {
                 let value = extract(result)
                     .ok_or_else(|| LookupError::Unavailable("unexpected read result".into()))?;
-                cache.put(key, value.clone(), self.max_stale.max(FRESH_FOR));
-                self.generation.fetch_add(1, Ordering::Relaxed);
+                if cache.put(key, value.clone(), self.max_stale.max(FRESH_FOR)) {
+                    self.generation.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(value)
             }
             Err(e) => cache

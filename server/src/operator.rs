@@ -11,8 +11,11 @@ use crate::rpc::{RaftPeer, Response, RpcError};
 use crate::structs::{Meta, RaftConfiguration, RaftServer};
 use crate::Server;
 
-/// Raft protocol version reported for every server, as Consul 1.x does.
+/// Raft protocol version reported for every server the catalog knows, as Consul 1.x does.
 const PROTOCOL_VERSION: &str = "3";
+/// What Consul shows for a server it cannot name.
+const UNKNOWN_NODE: &str = "(unknown)";
+const UNKNOWN_PROTOCOL: &str = "unknown";
 
 impl Server {
     pub(crate) async fn raft_configuration(&self, stale: bool) -> Result<Response, RpcError> {
@@ -25,7 +28,7 @@ impl Server {
                 return Err(RpcError::NoLeader);
             }
         }
-        Ok(Response::RaftConfiguration(self.configuration()))
+        Ok(Response::RaftConfiguration(self.configuration().0))
     }
 
     pub(crate) async fn raft_remove_peer(&self, peer: RaftPeer) -> Result<Response, RpcError> {
@@ -36,12 +39,15 @@ impl Server {
         if !self.raft().is_leader() {
             return Err(RpcError::NoLeader);
         }
-        let (_, peers) = self.raft().configuration();
-        let servers = self.configuration().servers;
-        let found = servers.iter().zip(&peers).find(|(server, _)| match &peer {
-            RaftPeer::Id(id) => server.id == *id,
-            RaftPeer::Address(address) => server.address == *address,
-        });
+        let (config, peers) = self.configuration();
+        let found = config
+            .servers
+            .iter()
+            .zip(&peers)
+            .find(|(server, _)| match &peer {
+                RaftPeer::Id(id) => server.id == *id,
+                RaftPeer::Address(address) => server.address == *address,
+            });
         let Some((_, found)) = found else {
             return Err(RpcError::BadRequest(match peer {
                 RaftPeer::Id(id) => format!("id {id:?} was not found in the Raft configuration"),
@@ -59,9 +65,9 @@ impl Server {
         Ok(Response::RaftPeerRemoved)
     }
 
-    /// This server's view of the configuration, named from the catalog. Servers are
-    /// listed in Raft ID order, the order [`crate::raft::RaftNode::configuration`] gives.
-    fn configuration(&self) -> RaftConfiguration {
+    /// This server's view of the configuration, named from the catalog, and the Raft
+    /// members it was built from, in the same order (one snapshot of the membership).
+    fn configuration(&self) -> (RaftConfiguration, Vec<Peer>) {
         let (index, peers) = self.raft().configuration();
         let leader = self.raft().leader().map(|(id, _)| id);
         let catalog = self
@@ -83,15 +89,17 @@ impl Server {
                         .map(|row| row.id.clone())
                         .filter(|id| !id.is_empty())
                         .unwrap_or_else(|| peer.id.to_string()),
-                    node: known.map(|row| row.node.clone()).unwrap_or_default(),
+                    node: known.map_or(UNKNOWN_NODE.to_string(), |row| row.node.clone()),
                     address: peer.addr.clone(),
                     leader: leader == Some(peer.id),
-                    protocol_version: PROTOCOL_VERSION.to_string(),
+                    protocol_version: known
+                        .map_or(UNKNOWN_PROTOCOL, |_| PROTOCOL_VERSION)
+                        .to_string(),
                     voter: peer.voter,
                     last_index: peer.last_index,
                 }
             })
             .collect();
-        RaftConfiguration { servers, index }
+        (RaftConfiguration { servers, index }, peers)
     }
 }

@@ -521,9 +521,10 @@ pub struct RaftServer {
     pub protocol_version: String,
     #[serde(rename = "Voter")]
     pub voter: bool,
-    /// The last log index known to be on this server (as the leader sees it).
+    /// The last log index known to be on this server, as the leader sees it (`null` when
+    /// a follower answered and does not know).
     #[serde(rename = "LastIndex")]
-    pub last_index: u64,
+    pub last_index: Option<u64>,
 }
 
 /// The Raft configuration: its servers and the log index it was committed at.

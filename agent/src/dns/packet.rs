@@ -14,6 +14,7 @@ use hickory_server::zone_handler::MessageResponse;
 
 use super::handler::DnsHandler;
 use super::metrics::DnsMetrics;
+use super::reuse::Reuse;
 use super::DnsCatalog;
 
 /// The transport a packet came over; it decides the response size limit.
@@ -65,15 +66,21 @@ impl<C: DnsCatalog> DnsHandler<C> {
             Transport::Tcp => u16::MAX,
         };
         let capture = Capture::new(max_size);
-        let (_, served) = self.respond(&request, capture.clone()).await;
+        let (sent, served) = self.respond(&request, capture.clone()).await;
         let response = capture.take()?;
+        // A response that could not be encoded went out as SERVFAIL: not one to repeat.
+        let reuse = if sent.response_code == served.outcome.rcode {
+            served.reuse
+        } else {
+            Reuse::Never
+        };
         self.responses.put(
             &packet,
             transport,
             generation,
             &response,
             served.outcome,
-            served.reuse,
+            reuse,
         );
         Some(response)
     }

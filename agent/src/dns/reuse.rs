@@ -22,9 +22,14 @@ use super::packet::Transport;
 const REUSE_FOR: Duration = Duration::from_millis(100);
 /// Orders kept of a shuffled answer.
 const ORDERS: usize = 8;
-/// Distinct queries kept per transport. Past this the table is emptied and refilled: a
-/// flood of distinct names costs lookups, never unbounded memory.
+/// Distinct queries and response bytes kept per transport. Past either the table is
+/// emptied and refilled: a flood of distinct questions costs lookups, never more than
+/// about `MAX_BYTES` of memory.
 const MAX_ENTRIES: usize = 4096;
+const MAX_BYTES: usize = 8 << 20;
+/// Larger responses (big TCP answers) are not kept: reusing them saves little next to
+/// sending them, and they would crowd out the small ones.
+const MAX_RESPONSE: usize = 4096;
 
 /// How a response may be reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +62,42 @@ impl Entry {
     fn complete(&self) -> bool {
         self.reuse == Reuse::Same || self.responses.len() >= ORDERS
     }
+
+    fn fresh(&self, generation: u64) -> bool {
+        self.generation == generation && self.built.elapsed() <= REUSE_FOR
+    }
+
+    fn bytes(&self) -> usize {
+        self.responses.iter().map(Vec::len).sum()
+    }
+}
+
+/// One transport's entries and the response bytes they hold.
+#[derive(Default)]
+struct Table {
+    entries: HashMap<Box<[u8]>, Entry>,
+    bytes: usize,
+}
+
+impl Table {
+    /// Makes room for `len` more bytes (and an entry, when `new_entry`).
+    fn make_room(&mut self, len: usize, new_entry: bool) {
+        let full = new_entry && self.entries.len() >= MAX_ENTRIES;
+        if full || self.bytes + len > MAX_BYTES {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct ResponseCache {
-    udp: Mutex<HashMap<Box<[u8]>, Entry>>,
-    tcp: Mutex<HashMap<Box<[u8]>, Entry>>,
+    udp: Mutex<Table>,
+    tcp: Mutex<Table>,
 }
 
 impl ResponseCache {
-    fn table(&self, transport: Transport) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, Entry>> {
+    fn table(&self, transport: Transport) -> std::sync::MutexGuard<'_, Table> {
         let table = match transport {
             Transport::Udp => &self.udp,
             Transport::Tcp => &self.tcp,
@@ -83,9 +114,8 @@ impl ResponseCache {
     ) -> Option<(Vec<u8>, Outcome)> {
         let (id, rest) = query.split_at_checked(2)?;
         let mut table = self.table(transport);
-        let entry = table.get_mut(rest)?;
-        if entry.generation != generation || entry.built.elapsed() > REUSE_FOR || !entry.complete()
-        {
+        let entry = table.entries.get_mut(rest)?;
+        if !entry.fresh(generation) || !entry.complete() {
             return None;
         }
         entry.next = (entry.next + 1) % entry.responses.len();
@@ -105,21 +135,27 @@ impl ResponseCache {
         reuse: Reuse,
     ) {
         let Some(rest) = query.get(2..) else { return };
-        if reuse == Reuse::Never {
+        if reuse == Reuse::Never || response.len() > MAX_RESPONSE {
             return;
         }
         let mut table = self.table(transport);
-        match table.get_mut(rest) {
-            Some(entry) if entry.generation == generation && entry.built.elapsed() <= REUSE_FOR => {
-                if !entry.complete() {
+        match table.entries.get(rest) {
+            Some(entry) if entry.fresh(generation) => {
+                if entry.complete() {
+                    return;
+                }
+                table.make_room(response.len(), false);
+                if let Some(entry) = table.entries.get_mut(rest) {
                     entry.responses.push(response.to_vec());
+                    table.bytes += response.len();
                 }
             }
-            _ => {
-                if table.len() >= MAX_ENTRIES {
-                    table.clear();
-                }
-                table.insert(
+            stale => {
+                let replaced = stale.map(Entry::bytes);
+                table.bytes -= replaced.unwrap_or(0);
+                table.make_room(response.len(), replaced.is_none());
+                table.bytes += response.len();
+                table.entries.insert(
                     rest.into(),
                     Entry {
                         generation,
@@ -188,6 +224,22 @@ mod tests {
             query.extend_from_slice(&i.to_be_bytes());
             cache.put(&query, Transport::Udp, 1, &[0, 0], OK, Reuse::Same);
         }
-        assert!(cache.table(Transport::Udp).len() <= MAX_ENTRIES);
+        assert!(cache.table(Transport::Udp).entries.len() <= MAX_ENTRIES);
+
+        let big = vec![0; MAX_RESPONSE + 1];
+        cache.put(&[0, 0, 2], Transport::Tcp, 1, &big, OK, Reuse::Same);
+        assert!(cache.get(&[0, 0, 2], Transport::Tcp, 1).is_none());
+        let response = vec![0; MAX_RESPONSE];
+        for i in 0..=(MAX_BYTES / MAX_RESPONSE) as u32 {
+            let mut query = vec![0, 0];
+            query.extend_from_slice(&i.to_be_bytes());
+            cache.put(&query, Transport::Tcp, 1, &response, OK, Reuse::Same);
+        }
+        let table = cache.table(Transport::Tcp);
+        assert!(table.bytes <= MAX_BYTES);
+        assert_eq!(
+            table.bytes,
+            table.entries.values().map(Entry::bytes).sum::<usize>()
+        );
     }
 }

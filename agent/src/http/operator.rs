@@ -39,7 +39,12 @@ pub async fn raft_remove_peer(
     let peer = match (non_empty("id"), non_empty("address")) {
         (Some(id), None) => RaftPeer::Id(id.to_string()),
         (None, Some(address)) => RaftPeer::Address(address.to_string()),
-        _ => {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "Must specify only one of ?id or ?address",
+            ))
+        }
+        (None, None) => {
             return Err(ApiError::bad_request(
                 "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
             ))

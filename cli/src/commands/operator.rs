@@ -65,13 +65,14 @@ async fn list_peers(args: ListArgs, outer: &HttpArgs) -> Result<()> {
     Ok(())
 }
 
-/// Consul's table: one row per server, the leader's lag shown as `-`.
+/// Consul's table: one row per server, with how many commits it trails the leader by
+/// (`_` for the leader itself, and for every column the answering server cannot know).
 fn rows(config: &RaftConfiguration) -> Vec<Vec<String>> {
     let leader_index = config
         .servers
         .iter()
         .find(|s| s.leader)
-        .map(|s| s.last_index);
+        .and_then(|s| s.last_index);
     let header = [
         "Node",
         "ID",
@@ -84,14 +85,18 @@ fn rows(config: &RaftConfiguration) -> Vec<Vec<String>> {
     ];
     let mut rows = vec![header.map(String::from).to_vec()];
     for server in &config.servers {
-        let (state, trails) = match leader_index {
-            _ if server.leader => ("leader", "-".to_string()),
-            Some(index) => (
-                "follower",
-                format!("{} commits", index.saturating_sub(server.last_index)),
-            ),
-            None => ("follower", "-".to_string()),
+        let state = if server.leader { "leader" } else { "follower" };
+        let trails = match (leader_index, server.last_index) {
+            _ if server.leader => "_".to_string(),
+            (Some(leader), Some(own)) => match leader.saturating_sub(own) {
+                behind @ (0 | 1) => format!("{behind} Commit"),
+                behind => format!("{behind} Commits"),
+            },
+            _ => "_".to_string(),
         };
+        let commit_index = server
+            .last_index
+            .map_or_else(|| "_".to_string(), |i| i.to_string());
         rows.push(vec![
             server.node.clone(),
             server.id.clone(),
@@ -99,7 +104,7 @@ fn rows(config: &RaftConfiguration) -> Vec<Vec<String>> {
             state.to_string(),
             server.voter.to_string(),
             server.protocol_version.clone(),
-            server.last_index.to_string(),
+            commit_index,
             trails,
         ]);
     }
@@ -128,7 +133,7 @@ mod tests {
 
     #[test]
     fn followers_show_how_far_they_trail() {
-        let server = |node: &str, leader, last_index| RaftServer {
+        let server = |node: &str, leader, last_index: Option<u64>| RaftServer {
             id: format!("id-{node}"),
             node: node.into(),
             address: "10.0.0.1:8300".to_string(),
@@ -138,11 +143,18 @@ mod tests {
             last_index,
         };
         let config = RaftConfiguration {
-            servers: vec![server("s1", true, 40), server("s2", false, 37)],
+            servers: vec![
+                server("s1", true, Some(40)),
+                server("s2", false, Some(37)),
+                server("s3", false, Some(39)),
+                server("s4", false, None),
+            ],
             index: 3,
         };
         let rows = rows(&config);
-        assert_eq!(rows[1][3..], ["leader", "true", "3", "40", "-"]);
-        assert_eq!(rows[2][3..], ["follower", "true", "3", "37", "3 commits"]);
+        assert_eq!(rows[1][3..], ["leader", "true", "3", "40", "_"]);
+        assert_eq!(rows[2][3..], ["follower", "true", "3", "37", "3 Commits"]);
+        assert_eq!(rows[3][7], "1 Commit");
+        assert_eq!(rows[4][6..], ["_", "_"]);
     }
 }

@@ -25,8 +25,9 @@ pub(crate) struct Lease {
 struct LeaseState {
     /// When each peer last accepted an AppendEntries from us, by its send time.
     acks: HashMap<NodeId, Instant>,
-    /// The term this node last became leader in, and when: the votes that elected it are
-    /// the quorum's first acknowledgement.
+    /// The term this node last became leader in, and when. Counted as contact only for
+    /// stepping aside (a fresh leader is not deposed before its first heartbeats come
+    /// back), never for serving reads: the votes that elected it are not committed.
     elected: Option<(u64, Instant)>,
 }
 
@@ -43,9 +44,12 @@ impl Lease {
         *ack = (*ack).max(sent);
     }
 
-    /// This node became leader in `term`.
+    /// This node became leader in `term`. Acknowledgements from an earlier term say
+    /// nothing about this one, so they are forgotten.
     pub fn elected(&self, term: u64) {
-        self.state().elected = Some((term, Instant::now()));
+        let mut state = self.state();
+        state.acks.clear();
+        state.elected = Some((term, Instant::now()));
     }
 
     /// How long ago `peer` last acknowledged this node, leader in `term`; a peer that never
@@ -59,13 +63,20 @@ impl Lease {
         acked.min(since_elected(&state, term))
     }
 
-    /// How long ago a quorum of `voters` last acknowledged this node, leader in `term`.
+    /// How long ago a quorum of `voters` last acknowledged this node, leader in `term`,
+    /// counting the election as contact.
     pub fn quorum_contact(
         &self,
         me: NodeId,
         term: u64,
         voters: impl IntoIterator<Item = NodeId>,
     ) -> Duration {
+        self.quorum_acked(me, voters)
+            .min(since_elected(&self.state(), term))
+    }
+
+    /// How long ago a quorum of `voters` last accepted an AppendEntries from this node.
+    pub fn quorum_acked(&self, me: NodeId, voters: impl IntoIterator<Item = NodeId>) -> Duration {
         let state = self.state();
         let mut ages: Vec<Duration> = voters
             .into_iter()
@@ -76,8 +87,7 @@ impl Lease {
             })
             .collect();
         ages.sort_unstable();
-        let quorum_age = ages.get(ages.len() / 2).copied().unwrap_or(Duration::ZERO);
-        quorum_age.min(since_elected(&state, term))
+        ages.get(ages.len() / 2).copied().unwrap_or(Duration::ZERO)
     }
 }
 
@@ -107,13 +117,24 @@ mod tests {
             age >= Duration::from_millis(10) && age < Duration::from_millis(25),
             "{age:?}"
         );
-        // Without peer 3 only two of five answered: no quorum since the election.
+        // Without peer 3 only two of five answered: no quorum since the election, which
+        // counts for stepping aside but not for reads.
         let age = lease.quorum_contact(1, 3, [1, 2, 4, 5, 6]);
         assert!(age >= Duration::from_millis(30), "{age:?}");
+        assert_eq!(lease.quorum_acked(1, [1, 2, 4, 5, 6]), Duration::MAX);
         // A newer term than the recorded election counts as just elected.
         assert_eq!(lease.quorum_contact(1, 4, [1, 4, 5]), Duration::ZERO);
         // A sole voter is its own quorum.
         assert_eq!(lease.quorum_contact(1, 3, [1]), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_new_term_forgets_earlier_acks() {
+        let lease = Lease::default();
+        lease.acked(2, Instant::now());
+        assert!(lease.quorum_acked(1, [1, 2]) < Duration::from_secs(1));
+        lease.elected(9);
+        assert_eq!(lease.quorum_acked(1, [1, 2]), Duration::MAX);
     }
 
     #[test]
