@@ -593,13 +593,21 @@ impl Agent {
     }
 
     /// Reaps services critical for longer than `DeregisterCriticalServiceAfter`, and, on a
-    /// server, keeps this node's own membership (`serfHealth`) in the catalog.
+    /// server, keeps the gossip members (`serfHealth`) and the Raft membership in line.
+    /// Runs every second and, like Consul's leader reconciliation, at once when a member
+    /// changes, so a failed member's checks turn critical without waiting for the tick.
     async fn housekeeping(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
+        let mut members = self.gossip.subscribe();
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                event = members.recv() => {
+                    if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
             for id in self.local.services_to_reap(Instant::now()) {
