@@ -330,6 +330,22 @@ impl AgentProc {
         }
     }
 
+    /// Asks this agent's DNS server with `dig` (dnsutils); returns dig's output.
+    pub fn dig(&self, args: &[&str]) -> String {
+        let out = Command::new("dig")
+            .arg(format!("@{}", self.ip))
+            .args(["-p", &self.ports.dns.to_string(), "+time=2", "+tries=1"])
+            .args(args)
+            .output()
+            .expect("dig is installed (apt dnsutils)");
+        assert!(
+            out.status.success(),
+            "dig failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs a `shoal` CLI command against this agent.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.command()

@@ -1,25 +1,9 @@
 //! DNS answered by a real agent, asked with `dig` (from dnsutils) as operators would.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use shoal_tests::{eventually, AgentProc};
-
-fn dig(agent: &AgentProc, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .arg(format!("@{}", agent.ip))
-        .args(["-p", &agent.ports.dns.to_string(), "+time=2", "+tries=1"])
-        .args(args)
-        .output()
-        .expect("dig is installed (apt dnsutils)");
-    assert!(
-        out.status.success(),
-        "dig failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
@@ -49,7 +33,7 @@ fn service_node_and_negative_answers() {
         );
     }
     let answer = eventually(Duration::from_secs(10), "two healthy A records", || {
-        let text = dig(&agent, &["web.service.consul", "A", "+short"]);
+        let text = agent.dig(&["web.service.consul", "A", "+short"]);
         (sorted_lines(&text).len() == 2).then_some(text)
     });
     assert_eq!(
@@ -59,15 +43,15 @@ fn service_node_and_negative_answers() {
     );
 
     assert_eq!(
-        sorted_lines(&dig(&agent, &["v1.web.service.consul", "+short"])),
+        sorted_lines(&agent.dig(&["v1.web.service.consul", "+short"])),
         ["10.0.0.1"]
     );
     assert_eq!(
-        sorted_lines(&dig(&agent, &["WEB.Service.dc1.Consul.", "+short"])).len(),
+        sorted_lines(&agent.dig(&["WEB.Service.dc1.Consul.", "+short"])).len(),
         2
     );
 
-    let srv = dig(&agent, &["_web._tcp.service.consul", "SRV"]);
+    let srv = agent.dig(&["_web._tcp.service.consul", "SRV"]);
     assert!(srv.contains("status: NOERROR"), "{srv}");
     assert!(srv.contains("8080"), "{srv}");
     assert!(
@@ -75,25 +59,25 @@ fn service_node_and_negative_answers() {
         "SRV targets' addresses go in ADDITIONAL: {srv}"
     );
 
-    let node = dig(&agent, &["alpha.node.consul", "+short"]);
+    let node = agent.dig(&["alpha.node.consul", "+short"]);
     assert_eq!(node.trim(), "127.0.0.1");
 
-    let missing = dig(&agent, &["nope.service.consul"]);
+    let missing = agent.dig(&["nope.service.consul"]);
     assert!(missing.contains("status: NXDOMAIN"), "{missing}");
     assert!(
         missing.contains("AUTHORITY SECTION") && missing.contains("SOA"),
         "{missing}"
     );
 
-    let other_dc = dig(&agent, &["web.service.dc9.consul"]);
+    let other_dc = agent.dig(&["web.service.dc9.consul"]);
     assert!(other_dc.contains("status: NXDOMAIN"), "{other_dc}");
 
-    let outside = dig(&agent, &["example.org"]);
+    let outside = agent.dig(&["example.org"]);
     assert!(
         outside.contains("status: REFUSED"),
         "no recursor configured: {outside}"
     );
 
-    let tcp = dig(&agent, &["+tcp", "web.service.consul", "+short"]);
+    let tcp = agent.dig(&["+tcp", "web.service.consul", "+short"]);
     assert_eq!(sorted_lines(&tcp).len(), 2);
 }

@@ -89,18 +89,8 @@ fn members_join_fail_leave_and_the_catalog_follows() {
     assert_eq!(through_client.json()[0]["ServiceAddress"], "");
     assert_eq!(through_client.json()[0]["Address"], "127.0.0.3");
     assert_eq!(through_client.header("X-Consul-KnownLeader"), Some("true"));
-    for (agent, ip) in [(&server, "127.0.0.2"), (&c1, "127.0.0.3")] {
-        let out = std::process::Command::new("dig")
-            .args([
-                &format!("@{ip}"),
-                "-p",
-                "8600",
-                "+short",
-                "api.service.consul",
-            ])
-            .output()
-            .expect("dig (dnsutils)");
-        let answer = String::from_utf8_lossy(&out.stdout);
+    for agent in [&server, &c1] {
+        let answer = agent.dig(&["+short", "api.service.consul"]);
         assert_eq!(answer.trim(), "127.0.0.3", "DNS on {}: {answer}", agent.ip);
     }
 

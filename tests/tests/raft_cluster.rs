@@ -1,4 +1,4 @@
-//! Three servers bootstrapped with `-bootstrap-expect 3`, a client, and a leader killed.
+//! Three servers bootstrapped with `-bootstrap-expect 3`, clients, and servers killed.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,11 @@ fn start_server(ip: &str) -> AgentProc {
 fn three_servers_elect_replicate_and_survive_losing_the_leader() {
     let mut servers: Vec<AgentProc> = SERVERS.iter().map(|ip| start_server(ip)).collect();
     let client = AgentProc::start_host("127.0.0.14", &["-node", "client", "-join", SERVERS[0]]);
+    let retry_join = ["-retry-join", SERVERS[0], "-retry-interval", "200ms"];
+    let other_client = AgentProc::start_host(
+        "127.0.0.25",
+        &[&["-node", "client2"][..], &retry_join].concat(),
+    );
 
     for server in &servers {
         eventually(Duration::from_secs(30), "three voters and a leader", || {
@@ -52,6 +57,15 @@ fn three_servers_elect_replicate_and_survive_losing_the_leader() {
                 (rows.as_array()?.len() == 1).then_some(())
             },
         );
+    }
+    // Seen from every agent, over HTTP and DNS: the instance on the first client.
+    for agent in servers.iter().chain([&client, &other_client]) {
+        let rows = agent.get("/v1/health/service/web?passing").json();
+        assert_eq!(rows[0]["Node"]["Node"], "client", "HTTP on {}", agent.ip);
+        eventually(Duration::from_secs(10), "web in DNS", || {
+            let answer = agent.dig(&["+short", "web.service.consul"]);
+            (answer.trim() == "127.0.0.14").then_some(())
+        });
     }
 
     let old_leader = leader(&servers[0]).unwrap();
@@ -92,6 +106,22 @@ fn three_servers_elect_replicate_and_survive_losing_the_leader() {
             .len(),
         1
     );
+
+    // kill -9 of the client with web: its serfHealth turns critical and DNS drops it.
+    let mut client = client;
+    client.kill9();
+    eventually(Duration::from_secs(15), "web gone from DNS", || {
+        let answer = other_client.dig(&["+short", "web.service.consul"]);
+        answer.trim().is_empty().then_some(())
+    });
+    let checks = other_client.get("/v1/health/node/client").json();
+    let serf = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .expect("serfHealth");
+    assert_eq!(serf["Status"], "critical");
 }
 
 /// Three servers on `ips` whose autopilot settings come from a config file.
