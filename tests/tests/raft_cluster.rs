@@ -14,7 +14,8 @@ fn leader(agent: &AgentProc) -> Option<String> {
     (r.status == 200 && !leader.is_empty()).then_some(leader)
 }
 
-fn start_server(ip: &str) -> AgentProc {
+/// A server expecting three, joining through `seed`, with `extra` flags.
+fn start_server(ip: &str, seed: &str, extra: &[&str]) -> AgentProc {
     let args = [
         "-server",
         "-bootstrap-expect",
@@ -22,16 +23,19 @@ fn start_server(ip: &str) -> AgentProc {
         "-node",
         ip,
         "-retry-join",
-        SERVERS[0],
+        seed,
         "-retry-interval",
         "200ms",
     ];
-    AgentProc::start_host(ip, &args)
+    AgentProc::start_host(ip, &[&args[..], extra].concat())
 }
 
 #[test]
 fn three_servers_elect_replicate_and_survive_losing_the_leader() {
-    let mut servers: Vec<AgentProc> = SERVERS.iter().map(|ip| start_server(ip)).collect();
+    let mut servers: Vec<AgentProc> = SERVERS
+        .iter()
+        .map(|ip| start_server(ip, SERVERS[0], &[]))
+        .collect();
     let client = AgentProc::start_host("127.0.0.14", &["-node", "client", "-join", SERVERS[0]]);
     let retry_join = ["-retry-join", SERVERS[0], "-retry-interval", "200ms"];
     let other_client = AgentProc::start_host(
@@ -132,22 +136,7 @@ fn start_servers_with(ips: [&'static str; 3], autopilot: &str) -> (Vec<AgentProc
     let config = config.to_str().unwrap().to_string();
     let servers: Vec<AgentProc> = ips
         .iter()
-        .map(|ip| {
-            let args = [
-                "-server",
-                "-bootstrap-expect",
-                "3",
-                "-node",
-                ip,
-                "-retry-join",
-                ips[0],
-                "-retry-interval",
-                "200ms",
-                "-config-file",
-                &config,
-            ];
-            AgentProc::start_host(ip, &args)
-        })
+        .map(|ip| start_server(ip, ips[0], &["-config-file", &config]))
         .collect();
     wait_for_voters(&running(&servers), 3);
     (servers, dir)
