@@ -92,6 +92,7 @@ impl Agent {
                 rpc_bind: SocketAddr::new(config.bind_addr, config.ports.server).to_string(),
                 data_dir: data_dir.clone(),
                 bootstrap: config.bootstrap,
+                tuning: config.raft_tuning,
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;

@@ -184,6 +184,7 @@ mod tests {
             rpc_bind: addr.clone(),
             data_dir: dir.path().to_path_buf(),
             bootstrap: true,
+            tuning: shoal_server::raft::Tuning::default(),
         })
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking;
-use crate::raft::{RaftConfig, RaftError, RaftNode};
+use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::rpc::{Consistency, QueryMeta, Read, ReadResult, Request, Response, RpcError};
 use crate::state::{StateStore, Tables, Topic};
 use crate::structs::Command;
@@ -27,6 +27,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Form a single-voter cluster when the data dir is fresh (`-dev`, `-bootstrap-expect 1`).
     pub bootstrap: bool,
+    pub tuning: Tuning,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,7 @@ impl Server {
                 bootstrap: config.bootstrap,
             },
             state.clone(),
+            config.tuning,
             pool.clone(),
         )
         .await?;

@@ -128,11 +128,12 @@ fn three_servers_elect_replicate_and_survive_losing_the_leader() {
     assert_eq!(serf["Status"], "critical");
 }
 
-/// Three servers on `ips` whose autopilot settings come from a config file.
-fn start_servers_with(ips: [&'static str; 3], autopilot: &str) -> (Vec<AgentProc>, TempDir) {
+/// Three servers on `ips` that also read `config` (HCL) from a file.
+fn start_servers_with(ips: [&'static str; 3], config: &str) -> (Vec<AgentProc>, TempDir) {
     let dir = TempDir::new().unwrap();
-    let config = dir.path().join("autopilot.hcl");
-    std::fs::write(&config, format!("autopilot {{\n{autopilot}\n}}\n")).unwrap();
+    let text = config;
+    let config = dir.path().join("server.hcl");
+    std::fs::write(&config, text).unwrap();
     let config = config.to_str().unwrap().to_string();
     let servers: Vec<AgentProc> = ips
         .iter()
@@ -181,7 +182,8 @@ fn stdout(output: &std::process::Output) -> String {
 #[test]
 fn operator_lists_and_removes_peers_and_followers_serve_every_consistency_mode() {
     const IPS: [&str; 3] = ["127.0.0.15", "127.0.0.16", "127.0.0.17"];
-    let (mut servers, _config) = start_servers_with(IPS, "cleanup_dead_servers = false");
+    let (mut servers, _config) =
+        start_servers_with(IPS, "autopilot { cleanup_dead_servers = false }");
     let follower_index = a_follower(&servers);
 
     let follower = &servers[follower_index];
@@ -265,8 +267,10 @@ fn operator_lists_and_removes_peers_and_followers_serve_every_consistency_mode()
 #[test]
 fn autopilot_removes_a_dead_server_and_takes_it_back() {
     const IPS: [&str; 3] = ["127.0.0.18", "127.0.0.19", "127.0.0.20"];
-    let (mut servers, _config) =
-        start_servers_with(IPS, "dead_server_last_contact_threshold = \"1s\"");
+    let (mut servers, _config) = start_servers_with(
+        IPS,
+        "autopilot { dead_server_last_contact_threshold = \"1s\" }",
+    );
     let victim = a_follower(&servers);
     servers[victim].kill9();
     let killed = Instant::now();
@@ -288,7 +292,8 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
 #[test]
 fn a_blocking_query_on_a_client_survives_every_server_restarting() {
     const IPS: [&str; 3] = ["127.0.0.21", "127.0.0.22", "127.0.0.23"];
-    let (mut servers, _config) = start_servers_with(IPS, "cleanup_dead_servers = false");
+    let (mut servers, _config) =
+        start_servers_with(IPS, "autopilot { cleanup_dead_servers = false }");
     let client = AgentProc::start_host("127.0.0.24", &["-node", "client", "-join", IPS[0]]);
     let web = |id: &str| json!({"Name": "web", "ID": id, "Port": 80}).to_string();
     assert_eq!(
@@ -343,4 +348,36 @@ fn a_blocking_query_on_a_client_survives_every_server_restarting() {
         let (ids, wakeups) = watcher.join().unwrap();
         println!("web2 seen after {wakeups} wake-ups without news: {ids:?}");
     });
+}
+
+/// A server that was down while the log moved far past what the others keep catches up
+/// from a snapshot when it returns: with a snapshot every 20 entries and 5 kept behind it,
+/// the 200 entries it missed are no longer in anyone's log.
+#[test]
+fn a_restarted_server_catches_up_from_a_snapshot() {
+    const IPS: [&str; 3] = ["127.0.0.26", "127.0.0.27", "127.0.0.28"];
+    let config = "raft_snapshot_threshold = 20\nraft_trailing_logs = 5\n\
+                  autopilot { cleanup_dead_servers = false }";
+    let (mut servers, _config) = start_servers_with(IPS, config);
+    let lagging = a_follower(&servers);
+    servers[lagging].stop();
+    let writer = running(&servers)[0];
+    for i in 0..200 {
+        let body = format!(r#"{{"Node": "n{i}", "Address": "192.0.2.1"}}"#);
+        let r = writer.put("/v1/catalog/register", &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    servers[lagging].restart();
+    eventually(
+        Duration::from_secs(30),
+        "n199 on the restarted server",
+        || {
+            let r = servers[lagging].get("/v1/catalog/node/n199?stale");
+            (r.status == 200 && r.json()["Node"]["Node"] == "n199").then_some(())
+        },
+    );
+    let nodes = servers[lagging].get("/v1/catalog/nodes?stale").json();
+    assert!(nodes.as_array().unwrap().len() >= 200);
+    let logs = servers[lagging].logs();
+    assert!(!logs.contains("panicked"), "{logs}");
 }

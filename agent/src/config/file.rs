@@ -104,6 +104,8 @@ pub struct FileConfig {
     pub retry_max: Option<u32>,
     pub reconnect_timeout: Option<GoDuration>,
     pub autopilot: Option<FileAutopilot>,
+    pub raft_snapshot_threshold: Option<u64>,
+    pub raft_trailing_logs: Option<u64>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shoal_server::duration::GoDuration;
+use shoal_server::raft::Tuning;
 
 use shoal_server::structs::{CheckDefinition, ServiceDefinition};
 
@@ -112,6 +113,8 @@ pub struct Config {
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
     pub autopilot: Autopilot,
+    /// `raft_snapshot_threshold` and `raft_trailing_logs`.
+    pub raft_tuning: Tuning,
 }
 
 /// Dead-server cleanup on the leader (Consul's autopilot `cleanup_dead_servers`).
@@ -214,7 +217,8 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     take!(into, from;
         node_name, datacenter, data_dir, server, bootstrap, bootstrap_expect, bind_addr,
         client_addr, advertise_addr, log_level, log_json, enable_local_script_checks,
-        enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout
+        enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout,
+        raft_snapshot_threshold, raft_trailing_logs
     );
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
@@ -400,6 +404,12 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         )));
     }
 
+    if file.raft_snapshot_threshold == Some(0) {
+        return Err(ConfigError::Invalid(
+            "raft_snapshot_threshold: must be at least 1".into(),
+        ));
+    }
+
     let recursors = flags
         .recursors
         .iter()
@@ -464,6 +474,14 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .reconnect_timeout
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
         autopilot: autopilot(file.autopilot.clone().unwrap_or_default()),
+        raft_tuning: Tuning {
+            snapshot_every: file
+                .raft_snapshot_threshold
+                .unwrap_or(Tuning::default().snapshot_every),
+            keep_after_snapshot: file
+                .raft_trailing_logs
+                .unwrap_or(Tuning::default().keep_after_snapshot),
+        },
     })
 }
 

@@ -135,14 +135,15 @@ impl From<ForwardToLeader<NodeId, BasicNode>> for RaftError {
     }
 }
 
-/// Timings and log-compaction thresholds; tests shrink the thresholds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Tuning {
+/// Log-compaction thresholds (Consul's `raft_snapshot_threshold` and
+/// `raft_trailing_logs`); tests shrink them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
     /// Build a snapshot once this many entries were applied since the last one.
-    pub(crate) snapshot_every: u64,
+    pub snapshot_every: u64,
     /// Entries kept behind a snapshot, so a briefly lagging follower can catch up from the
     /// log rather than needing the whole snapshot.
-    pub(crate) keep_after_snapshot: u64,
+    pub keep_after_snapshot: u64,
 }
 
 impl Default for Tuning {
@@ -244,9 +245,10 @@ impl RaftNode {
     pub async fn open_with(
         config: RaftConfig,
         state: Arc<StateStore>,
+        tuning: Tuning,
         pool: Pool,
     ) -> Result<RaftNode, RaftError> {
-        Self::open_tuned_with(config, state, Tuning::default(), pool).await
+        Self::open_tuned_with(config, state, tuning, pool).await
     }
 
     async fn open_tuned(

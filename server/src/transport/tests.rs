@@ -394,6 +394,7 @@ async fn server_answers_rpcs_on_its_server_port() {
         rpc_bind: addr.clone(),
         data_dir: dir.path().to_path_buf(),
         bootstrap: true,
+        tuning: Tuning::default(),
     })
     .await
     .unwrap();
