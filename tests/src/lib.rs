@@ -186,9 +186,9 @@ impl AgentProc {
             "-serf-wan-port".into(),
             ports.serf_wan.to_string(),
         ]);
-        if !extra.contains(&"-dev") {
-            args.extend(["-data-dir".into(), data_dir.display().to_string()]);
-        }
+        // Also for `-dev`: its own temporary directory would outlive a kill -9, and
+        // this one goes with the test's temp dir.
+        args.extend(["-data-dir".into(), data_dir.display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = AgentProc {
             ip: ip.into(),
