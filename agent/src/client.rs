@@ -26,10 +26,10 @@ use shoal_server::transport::Pool;
 use shoal_server::Server;
 
 /// How long a call keeps retrying while there is no leader or no reachable server.
-/// Elections take a few hundred milliseconds here, so this hides a failover from callers
-/// while a datacenter that lost its quorum still fails quickly. (Consul holds 7 s; its
-/// elections are slower.)
-pub const HOLD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Elections take about half a second here, but several times that on a loaded host, so
+/// this hides a failover from callers while a datacenter that lost its quorum still
+/// fails within seconds. (Consul holds 7 s; its elections are slower.)
+pub const HOLD_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
 const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
 /// The server list is reshuffled after a random time in this range.

@@ -365,7 +365,15 @@ fn an_isolated_leader_steps_down_and_refuses_writes() {
 
     let r = quick(isolated, "GET", "/v1/status/leader", "").expect("status answers");
     assert_eq!(r.json(), "", "the cut-off server still names a leader");
-    let r = quick(isolated, "GET", "/v1/catalog/node/majority", "").expect("reads answer");
+    // Refused after the client's hold on "No cluster leader" (5 s).
+    let r = send(
+        isolated,
+        "GET",
+        "/v1/catalog/node/majority",
+        "",
+        Duration::from_secs(15),
+    )
+    .expect("reads answer");
     assert_ne!(
         (r.status, r.header("X-Consul-KnownLeader")),
         (200, Some("true")),
