@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
-use shoal_agent::gossip::{foca_config, worth_sending, NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
+use shoal_agent::gossip::{foca_config, moot_suspicion, NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
 
 type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
@@ -296,9 +296,14 @@ impl Sim {
                 };
                 self.members[node].foca.announce(seed, &mut self.runtime)
             }
-            Event::Timer(_, timer) => self.members[node]
-                .foca
-                .handle_timer(timer, &mut self.runtime),
+            Event::Timer(_, timer) => {
+                let foca = &mut self.members[node].foca;
+                if moot_suspicion(&timer, foca.iter_membership_state()) {
+                    Ok(())
+                } else {
+                    foca.handle_timer(timer, &mut self.runtime)
+                }
+            }
             Event::Deliver(_, data) => self.members[node]
                 .foca
                 .handle_data(&data, &mut self.runtime),
@@ -312,10 +317,6 @@ impl Sim {
     /// Turns what foca asked for into queued events, and tracks membership changes.
     fn drain(&mut self, node: usize) {
         while let Some((to, data)) = self.runtime.to_send() {
-            let foca = &self.members[node].foca;
-            if !worth_sending(&data, || foca.iter_members().any(|m| m.id() == &to)) {
-                continue;
-            }
             self.counters.packets_sent += 1;
             self.counters.bytes_sent += data.len() as u64 + ENVELOPE_BYTES;
             if self.net_rng.random_bool(self.loss) {

@@ -168,22 +168,6 @@ pub(crate) fn encode_swim(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// Whether foca's outgoing `payload` to `to` is worth sending. Foca 2.0.0 sends
-/// `TurnUndead` ("you are down") whenever a suspicion timer fires, even when the suspect
-/// refuted in time (`Timer::ChangeSuspectToDown` sends it for any `apply_existing_if`
-/// summary, also an unsuccessful one), and the live member then rejoins under a new
-/// generation for nothing. The message is right only about a member foca holds down, so
-/// one addressed to a member it still holds active (`to_is_active`, asked only for this
-/// message) is dropped. (The fix belongs in foca: send only when the summary applied.)
-pub fn worth_sending(payload: &[u8], to_is_active: impl FnOnce() -> bool) -> bool {
-    let Ok(header): Result<Header<NodeIdentity>, _> =
-        PostcardCodec.decode_header(&mut &payload[..])
-    else {
-        return true;
-    };
-    header.message != Message::TurnUndead || !to_is_active()
-}
-
 /// The foca payload of a datagram `decode_packet` accepted as [`Packet::Swim`].
 pub(crate) fn swim_payload(datagram: &[u8]) -> &[u8] {
     datagram.get(1..).unwrap_or_default()
@@ -351,29 +335,5 @@ mod tests {
             decode_packet(&bytes, "dc1"),
             Ok(Packet::NameConflict(notice))
         );
-    }
-
-    #[test]
-    fn turn_undead_goes_only_to_members_held_down() {
-        let header = |message| {
-            let mut payload = Vec::new();
-            let header = Header {
-                src: identity("a", "dc1"),
-                src_incarnation: 0,
-                dst: identity("b", "dc1"),
-                message,
-            };
-            PostcardCodec.encode_header(&header, &mut payload).unwrap();
-            payload
-        };
-        let turn_undead = header(Message::TurnUndead);
-        assert!(
-            !worth_sending(&turn_undead, || true),
-            "b refuted: still active"
-        );
-        assert!(worth_sending(&turn_undead, || false), "b is down: tell it");
-        assert!(worth_sending(&header(Message::Announce), || panic!(
-            "not asked"
-        )));
     }
 }

@@ -48,7 +48,7 @@
 //!   holds the other down and would otherwise ignore it. Foca 2.0.0 also sends that
 //!   message when a suspicion timer fires after the suspect refuted, which made live
 //!   members rejoin for nothing (~200 a minute at 300 members in the simulation);
-//!   [`worth_sending`] drops it then (see there).
+//!   [`moot_suspicion`] drops such timers (see there).
 //! - `remove_down_after` = `reap_after`, so foca forgets what this table reaps.
 //! - `max_packet_size` **1400** (unchanged; under a LAN MTU, so no IP fragmentation).
 //!   Every header carries two identities, so an identity (name + tags) may encode to at
@@ -69,6 +69,7 @@ mod intent;
 mod join;
 mod members;
 mod metrics;
+mod suspicion;
 mod task;
 mod timers;
 mod tuning;
@@ -85,12 +86,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use codec::{
-    decode_packet, encode_swim_packet, worth_sending, DecodeError, LeaveIntent, NameConflictNotice,
-    Packet, SwimPacket, MAX_DATAGRAM_SIZE,
+    decode_packet, encode_swim_packet, DecodeError, LeaveIntent, NameConflictNotice, Packet,
+    SwimPacket, MAX_DATAGRAM_SIZE,
 };
 pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
+pub use suspicion::moot_suspicion;
 pub use tuning::foca_config;
 
 use identity::initial_generation;

@@ -24,6 +24,7 @@ use super::identity::NodeIdentity;
 use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
+use super::suspicion::moot_suspicion;
 use super::timers::TimerQueue;
 use super::tuning::{self, GOSSIP_INTERVAL};
 use super::{GossipError, MemberEvent, MemberInfo, MemberStatus};
@@ -306,6 +307,9 @@ impl Node {
         while let Some(event) = self.timers.pop_due(Instant::now()) {
             match event {
                 Event::Foca(timer) => {
+                    if moot_suspicion(&timer, self.foca.iter_membership_state()) {
+                        continue;
+                    }
                     let result = self.foca.handle_timer(timer, &mut self.runtime);
                     log_foca_error("handle_timer", result);
                 }
@@ -359,10 +363,6 @@ impl Node {
     async fn flush(&mut self) {
         loop {
             while let Some((to, payload)) = self.runtime.to_send() {
-                let foca = &self.foca;
-                if !codec::worth_sending(&payload, || foca.iter_members().any(|m| m.id() == &to)) {
-                    continue;
-                }
                 codec::encode_swim(&payload, &mut self.send_buf);
                 let datagram = std::mem::take(&mut self.send_buf);
                 self.send_datagram(&datagram, to.addr).await;
