@@ -55,6 +55,11 @@ pub enum Source {
 /// How often the agent re-asserts its own membership to the leader and reaps services
 /// whose checks stayed critical too long.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// How long after start this agent's gossip view is taken as the whole pool, so that
+/// catalog nodes missing from it are reaped: gossip asks members for their lists every
+/// 10 s and retries failed ones every 30 s. (Serf restores its view from a snapshot on
+/// disk; foca starts empty.)
+const GOSSIP_SETTLE: Duration = Duration::from_secs(30);
 
 pub struct Agent {
     config: Config,
@@ -632,7 +637,8 @@ impl Agent {
                     .filter(|m| m.tags.get("dc") == Some(&self.config.datacenter))
                     .map(catalog_member)
                     .collect();
-                if let Err(e) = server.reconcile_members(&members).await {
+                let complete = self.uptime() >= GOSSIP_SETTLE;
+                if let Err(e) = server.reconcile_members(&members, complete).await {
                     tracing::debug!(error = %e, "reconciling gossip members into the catalog");
                 }
             }

@@ -38,15 +38,24 @@ pub const SERVER_SERVICE: &str = "consul";
 
 impl Server {
     /// Brings the catalog in line with the whole gossip pool: every member reconciled,
-    /// and every catalog node that has a `serfHealth` check but is no longer a member
-    /// (reaped, or force-left while another server led) deregistered, as Consul's
-    /// `reconcileReaped` does. A no-op on followers.
-    pub async fn reconcile_members(&self, members: &[Member]) -> Result<(), RpcError> {
+    /// and, when `members` is the whole pool (`complete`), every catalog node that has a
+    /// `serfHealth` check but is no longer a member (reaped, or force-left while another
+    /// server led) deregistered, as Consul's `reconcileReaped` does. A server that just
+    /// started knows only part of the pool, and would otherwise deregister every node it
+    /// has not heard from yet. A no-op on followers.
+    pub async fn reconcile_members(
+        &self,
+        members: &[Member],
+        complete: bool,
+    ) -> Result<(), RpcError> {
         if !self.is_leader() {
             return Ok(());
         }
         for member in members {
             self.reconcile_member(member).await?;
+        }
+        if !complete {
+            return Ok(());
         }
         let known: std::collections::HashSet<String> =
             members.iter().map(|m| m.name.to_lowercase()).collect();
