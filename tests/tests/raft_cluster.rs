@@ -380,4 +380,10 @@ fn a_restarted_server_catches_up_from_a_snapshot() {
     assert!(nodes.as_array().unwrap().len() >= 200);
     let logs = servers[lagging].logs();
     assert!(!logs.contains("panicked"), "{logs}");
+    // The leader kept only 5 entries past its last snapshot, so the 200 missed writes
+    // cannot have come by log replication alone.
+    assert!(
+        logs.contains("installed a snapshot from the leader"),
+        "the restarted server caught up without installing a snapshot:\n{logs}"
+    );
 }

@@ -145,10 +145,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
+        let bytes = data.len();
         let result = match self.restore(meta, &data) {
             Ok(()) => self.snapshots.write(meta, data).await,
             Err(e) => Err(e),
         };
+        if result.is_ok() {
+            // What an operator looks for when a server rejoins far behind.
+            tracing::info!(
+                index = meta.last_log_id.map_or(0, |id| id.index),
+                bytes,
+                "installed a snapshot from the leader"
+            );
+        }
         result.map_err(|e| {
             e.into_storage(
                 ErrorSubject::Snapshot(Some(meta.signature())),
