@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
-use shoal_agent::gossip::{foca_config, moot_suspicion, NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
+use shoal_agent::gossip::{
+    foca_config, local_state, merge_remote_state, moot_suspicion, push_pull_interval, NodeIdentity,
+    TAG_DATACENTER, TAG_NODE_ID,
+};
 
 type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
@@ -50,6 +53,7 @@ struct Options {
     seed: u64,
     steady_secs: u64,
     join_window_secs: u64,
+    push_pull: bool,
 }
 
 impl Options {
@@ -60,6 +64,7 @@ impl Options {
             seed: 1,
             steady_secs: 60,
             join_window_secs: 10,
+            push_pull: true,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -71,6 +76,7 @@ impl Options {
                 "--seed" => options.seed = parse(&value("--seed")?)?,
                 "--steady" => options.steady_secs = parse(&value("--steady")?)?,
                 "--join-window" => options.join_window_secs = parse(&value("--join-window")?)?,
+                "--no-push-pull" => options.push_pull = false,
                 n => options.members = parse(n)?,
             }
         }
@@ -135,6 +141,15 @@ enum Event {
     Join(usize),
     Timer(usize, Timer<NodeIdentity>),
     Deliver(usize, Vec<u8>),
+    /// Time for member `.0`'s periodic full-state sync.
+    PushPullTimer(usize),
+    /// A full member list arriving at `to` from `from`; `reply` when it answers one.
+    PushPull {
+        to: usize,
+        from: usize,
+        state: Vec<foca::Member<NodeIdentity>>,
+        reply: bool,
+    },
 }
 
 /// A queued event; ordered by time, then by insertion so ties replay deterministically.
@@ -190,6 +205,8 @@ struct Counters {
     /// suspicions too, though nobody declared the member down.
     rejoins: u64,
     bytes_sent: u64,
+    /// Of `bytes_sent`, full-state syncs.
+    push_pull_bytes: u64,
     packets_sent: u64,
     foca_errors: u64,
     events: u64,
@@ -204,6 +221,7 @@ struct Sim {
     /// Drives loss and latency; each foca has its own RNG seeded from the same seed.
     net_rng: SmallRng,
     loss: f64,
+    push_pull: bool,
     live: usize,
     complete: usize,
     victim: Option<usize>,
@@ -237,6 +255,7 @@ impl Sim {
             runtime: AccumulatingRuntime::new(),
             net_rng: SmallRng::seed_from_u64(options.seed),
             loss: options.loss,
+            push_pull: options.push_pull,
             live: options.members,
             complete: 0,
             victim: None,
@@ -248,6 +267,9 @@ impl Sim {
         for i in 1..options.members {
             let at = sim.net_rng.random_range(0..=window_us);
             sim.push(at, Event::Join(i));
+        }
+        if options.push_pull {
+            sim.push(micros(push_pull_interval(1)), Event::PushPullTimer(0));
         }
         sim
     }
@@ -278,7 +300,11 @@ impl Sim {
 
     fn handle(&mut self, event: Event) {
         let node = match &event {
-            Event::Join(i) | Event::Timer(i, _) | Event::Deliver(i, _) => *i,
+            Event::Join(i)
+            | Event::Timer(i, _)
+            | Event::Deliver(i, _)
+            | Event::PushPullTimer(i) => *i,
+            Event::PushPull { to, .. } => *to,
         };
         if !self.members[node].alive {
             return;
@@ -307,6 +333,19 @@ impl Sim {
             Event::Deliver(_, data) => self.members[node]
                 .foca
                 .handle_data(&data, &mut self.runtime),
+            Event::PushPullTimer(_) => {
+                self.periodic_push_pull(node);
+                Ok(())
+            }
+            Event::PushPull {
+                from, state, reply, ..
+            } => {
+                if !reply {
+                    // memberlist answers with its state as it was before merging.
+                    self.send_state(node, from, true);
+                }
+                merge_remote_state(&mut self.members[node].foca, state, &mut self.runtime)
+            }
         };
         if result.is_err() {
             self.counters.foca_errors += 1;
@@ -326,14 +365,14 @@ impl Sim {
             self.push(at, Event::Deliver(index_of(to.addr), data.to_vec()));
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
-            let at = self.now_us + u64::try_from(after.as_micros()).unwrap_or(u64::MAX / 2);
+            let at = self.now_us + micros(after);
             self.push(at, Event::Timer(node, timer));
         }
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
                 OwnedNotification::MemberDown(id) => self.on_member_down(node, index_of(id.addr)),
                 OwnedNotification::Rejoin(_) => self.counters.rejoins += 1,
-                OwnedNotification::Active => self.members[node].active = true,
+                OwnedNotification::Active => self.on_active(node),
                 _ => {}
             }
         }
@@ -357,6 +396,63 @@ impl Sim {
             } else {
                 self.complete -= 1;
             }
+        }
+    }
+
+    /// A joiner's seed answered: like the agent, sync full state with the seed at once and
+    /// start the periodic sync, staggered over one interval.
+    fn on_active(&mut self, node: usize) {
+        if std::mem::replace(&mut self.members[node].active, true) || !self.push_pull {
+            return;
+        }
+        self.send_state(node, 0, false);
+        let interval = push_pull_interval(self.members[node].foca.num_members() + 1);
+        let stagger = self.net_rng.random_range(0..=micros(interval));
+        self.push(self.now_us + stagger, Event::PushPullTimer(node));
+    }
+
+    fn periodic_push_pull(&mut self, node: usize) {
+        let foca = &self.members[node].foca;
+        let interval = push_pull_interval(foca.num_members() + 1);
+        let live = foca.num_members();
+        if live > 0 {
+            let pick = self.net_rng.random_range(0..live);
+            let peer = foca.iter_members().nth(pick).map(|m| index_of(m.id().addr));
+            if let Some(peer) = peer {
+                self.send_state(node, peer, false);
+            }
+        }
+        self.push(self.now_us + micros(interval), Event::PushPullTimer(node));
+    }
+
+    /// Sends `from`'s full state to `to` over a simulated TCP connection: never lost,
+    /// but three one-way latencies (handshake, data) plus a 200 ms retransmission
+    /// timeout for each of the first ten segments the lossy network drops.
+    fn send_state(&mut self, from: usize, to: usize, reply: bool) {
+        let state = local_state(&self.members[from].foca);
+        let bytes = postcard::to_allocvec(&state).map_or(0, |v| v.len()) as u64;
+        self.counters.bytes_sent += bytes;
+        self.counters.push_pull_bytes += bytes;
+        let segments = bytes.div_ceil(1448).min(10);
+        let mut delay = 0;
+        for _ in 0..3 {
+            delay += self.net_rng.random_range(LATENCY_US);
+        }
+        for _ in 0..segments {
+            if self.net_rng.random_bool(self.loss) {
+                delay += 200_000;
+            }
+        }
+        if self.members[to].alive {
+            self.push(
+                self.now_us + delay,
+                Event::PushPull {
+                    to,
+                    from,
+                    state,
+                    reply,
+                },
+            );
         }
     }
 
@@ -384,6 +480,10 @@ impl Sim {
     }
 }
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2)
+}
+
 fn secs(us: u64) -> String {
     format!("{:.2} s", us as f64 / 1e6)
 }
@@ -401,9 +501,11 @@ fn main() {
     let n = options.members;
     let identity_size = postcard::to_allocvec(&identity(n - 1)).map_or(0, |v| v.len());
     println!(
-        "gossip_sim: {n} members, {:.0}% loss, latency 1-5 ms, seed {}, identity {identity_size} B",
+        "gossip_sim: {n} members, {:.0}% loss, latency 1-5 ms, seed {}, identity {identity_size} B, \
+         full-state sync {}",
         options.loss * 100.0,
-        options.seed
+        options.seed,
+        if options.push_pull { "on" } else { "off" }
     );
 
     let join_window_us = options.join_window_secs * SECOND_US;
@@ -421,6 +523,7 @@ fn main() {
     let steady_start = sim.now_us;
     let (fp_before, rejoins_before) = (sim.counters.false_positives, sim.counters.rejoins);
     let (bytes_before, packets_before) = (sim.counters.bytes_sent, sim.counters.packets_sent);
+    let push_pull_before = sim.counters.push_pull_bytes;
     sim.run(steady_start + options.steady_secs * SECOND_US, |_| false);
     let steady_us = sim.now_us - steady_start;
     let steady_false_positives = sim.counters.false_positives - fp_before;
@@ -429,6 +532,8 @@ fn main() {
     let member_secs = n as f64 * steady_us as f64 / 1e6;
     let bytes_per_member_s = (sim.counters.bytes_sent - bytes_before) as f64 / member_secs;
     let packets_per_member_s = (sim.counters.packets_sent - packets_before) as f64 / member_secs;
+    let push_pull_per_member_s =
+        (sim.counters.push_pull_bytes - push_pull_before) as f64 / member_secs;
 
     eprintln!(
         "steady state done ({:.0} s wall); killing a member...",
@@ -474,7 +579,8 @@ fn main() {
     );
     println!("| live members told to rejoin (`TurnUndead`), steady state | {steady_rejoins} |");
     println!(
-        "| sent per member, steady state | {:.0} B/s ({packets_per_member_s:.1} packets/s) |",
+        "| sent per member, steady state | {:.0} B/s ({packets_per_member_s:.1} packets/s), \
+         {push_pull_per_member_s:.0} B/s of it full-state sync |",
         bytes_per_member_s
     );
     println!(

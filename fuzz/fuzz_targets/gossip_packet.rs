@@ -1,15 +1,20 @@
-//! The LAN gossip decoder, bytes in: every datagram on the gossip socket goes through
-//! `decode_packet` before foca sees it, so it must reject anything without panicking.
+//! The LAN gossip decoders, bytes in: every datagram on the gossip socket goes through
+//! `decode_packet`, and every full-state sync message through `decode_state`, before
+//! foca sees it, so both must reject anything without panicking.
 //!
-//! Checked besides "no panic": a SWIM packet it accepts re-encodes to one that decodes
-//! to the same packet (the decoder reads exactly what foca's format says, no more).
+//! Checked besides "no panic": what they accept re-encodes to bytes that decode to the
+//! same value (the decoders read exactly what the format says, no more).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal_agent::gossip::{decode_packet, encode_swim_packet, Packet};
+use shoal_agent::gossip::{decode_packet, decode_state, encode_state, encode_swim_packet, Packet};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(state) = decode_state(data, "dc1") {
+        let again = encode_state(&state).expect("re-encode");
+        assert_eq!(decode_state(&again, "dc1"), Ok(state));
+    }
     let Ok(Packet::Swim(packet)) = decode_packet(data, "dc1") else {
         return;
     };

@@ -7,6 +7,9 @@
 //! - [`KIND_NAME_CONFLICT`]: a [`NameConflictNotice`], the answer to an Announce from a
 //!   node whose name a live member already has.
 //!
+//! Full-state syncs (see `push_pull`) travel over TCP instead, as a [`MemberState`] each
+//! way, framed by [`KIND_PUSH_PULL`] and a `u32` length and checked by [`decode_state`].
+//!
 //! [`decode_packet`] parses all of it, so malformed, oversized and foreign-datacenter
 //! packets are counted and dropped here, and foca only ever gets well-formed input. It
 //! never panics and allocates at most in proportion to the datagram, so it is also the
@@ -20,8 +23,12 @@ use super::tuning::MAX_PACKET_SIZE;
 
 pub const KIND_SWIM: u8 = 1;
 pub const KIND_NAME_CONFLICT: u8 = 2;
+pub const KIND_PUSH_PULL: u8 = 3;
 /// Largest datagram accepted: foca's packet limit plus the kind byte.
 pub const MAX_DATAGRAM_SIZE: usize = MAX_PACKET_SIZE + 1;
+/// Largest member list accepted in a full-state sync: over 30,000 members of the
+/// largest identity.
+pub const MAX_STATE_SIZE: usize = 16 << 20;
 
 /// A decoded, validated datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +64,21 @@ pub struct LeaveIntent {
     pub generation: u64,
 }
 
-/// Why a datagram was dropped.
+/// One side of a full-state sync: everything a member knows about the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    pub datacenter: String,
+    /// Every member the sender knows, itself included, down ones until reaped.
+    pub members: Vec<Member<NodeIdentity>>,
+    /// The leave intents of members that left, so the receiver tells them from failed.
+    pub left: Vec<LeaveIntent>,
+}
+
+/// Why a datagram or a full-state message was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("datagram of {len} bytes exceeds the {MAX_DATAGRAM_SIZE}-byte limit")]
-    Oversized { len: usize },
+    #[error("{len} bytes exceed the {limit}-byte limit")]
+    Oversized { len: usize, limit: usize },
     #[error("malformed gossip packet: {0}")]
     Malformed(String),
     #[error("packet from datacenter {found:?}, expected {expected:?}")]
@@ -75,7 +92,10 @@ fn malformed(what: impl std::fmt::Display) -> DecodeError {
 /// Parses and validates one datagram received by a member of `datacenter`.
 pub fn decode_packet(bytes: &[u8], datacenter: &str) -> Result<Packet, DecodeError> {
     if bytes.len() > MAX_DATAGRAM_SIZE {
-        return Err(DecodeError::Oversized { len: bytes.len() });
+        return Err(DecodeError::Oversized {
+            len: bytes.len(),
+            limit: MAX_DATAGRAM_SIZE,
+        });
     }
     let (&kind, body) = bytes.split_first().ok_or_else(|| malformed("empty"))?;
     match kind {
@@ -94,6 +114,28 @@ pub fn decode_packet(bytes: &[u8], datacenter: &str) -> Result<Packet, DecodeErr
         }
         other => Err(malformed(format_args!("unknown packet kind {other}"))),
     }
+}
+
+/// Parses and validates the body of a full-state message (after its kind byte and
+/// length) received by a member of `datacenter`.
+pub fn decode_state(body: &[u8], datacenter: &str) -> Result<MemberState, DecodeError> {
+    if body.len() > MAX_STATE_SIZE {
+        return Err(DecodeError::Oversized {
+            len: body.len(),
+            limit: MAX_STATE_SIZE,
+        });
+    }
+    let state: MemberState = decode_exact(body)?;
+    check_datacenter_name(&state.datacenter, datacenter)?;
+    for member in &state.members {
+        check_datacenter(member.id(), datacenter)?;
+    }
+    Ok(state)
+}
+
+/// The body of a full-state message; the sender frames it (see `push_pull`).
+pub fn encode_state(state: &MemberState) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(state)
 }
 
 /// Mirrors what `foca::Foca::handle_data` reads, failing where it would fail.

@@ -19,6 +19,9 @@ pub struct GossipMetrics {
     pub foreign_dc: u64,
     /// Packets dropped because their sender claims a name a live member holds.
     pub name_conflicts: u64,
+    /// Full-state syncs completed, started by either side. Rejected sync messages are
+    /// counted with the datagrams above.
+    pub syncs: u64,
 }
 
 #[derive(Default)]
@@ -31,6 +34,7 @@ pub(crate) struct Metrics {
     oversized: AtomicU64,
     foreign_dc: AtomicU64,
     name_conflicts: AtomicU64,
+    syncs: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -61,6 +65,10 @@ impl Metrics {
         bump(&self.name_conflicts, 1);
     }
 
+    pub(crate) fn synced(&self) {
+        bump(&self.syncs, 1);
+    }
+
     pub(crate) fn snapshot(&self) -> GossipMetrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         GossipMetrics {
@@ -72,6 +80,7 @@ impl Metrics {
             oversized: get(&self.oversized),
             foreign_dc: get(&self.foreign_dc),
             name_conflicts: get(&self.name_conflicts),
+            syncs: get(&self.syncs),
         }
     }
 }

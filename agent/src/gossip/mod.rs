@@ -2,7 +2,9 @@
 //!
 //! Every agent runs one. Members find each other by joining any member (`-join`,
 //! `-retry-join`), detect failures by probing each other, and spread what they learn by
-//! piggybacking it on the probes. [`Gossip`] is a cheap handle to the task that owns
+//! piggybacking it on the probes. A joiner, and every member now and then, also swaps
+//! its whole member list with one other member over TCP (serf's push/pull, see
+//! `push_pull`), so large pools converge without flooding the piggyback channel. [`Gossip`] is a cheap handle to the task that owns
 //! foca (see `task`); members, events and counters are read from it without waiting.
 //!
 //! # Members
@@ -37,9 +39,11 @@
 //!   down): a little more redundancy in small pools, where an update otherwise reaches
 //!   only a few members before being dropped.
 //! - `periodic_gossip` 200 ms to 3 members (unchanged, memberlist's gossip interval).
-//! - `periodic_announce` 30 s → **10 s** to 1 member: asking a random member for its
-//!   member list is the only anti-entropy foca has (serf also pushes/pulls full state
-//!   every 30 s); on a LAN the cost is one small exchange per 10 s.
+//! - `periodic_announce` 30 s → **10 s** to 1 member: asking a random member for a
+//!   packet of its members; cheap, and quicker than the full-state sync below.
+//! - Full-state sync (not a foca setting; `push_pull`): on join with the member joined
+//!   through, then every 30 s with a random member, the interval scaled as memberlist's
+//!   `pushPullScale` (60 s past 32 members, 180 s at 1,000).
 //! - `periodic_announce_to_down_members` 65 s → **30 s** to 2 members (serf's reconnect
 //!   interval): how partitions heal. A member cut off from everyone also re-announces to
 //!   the members it knows with a 1 s → 30 s backoff, since foca stops that when idle.
@@ -69,6 +73,7 @@ mod intent;
 mod join;
 mod members;
 mod metrics;
+mod push_pull;
 mod suspicion;
 mod task;
 mod timers;
@@ -82,16 +87,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use codec::{
-    decode_packet, encode_swim_packet, DecodeError, LeaveIntent, NameConflictNotice, Packet,
-    SwimPacket, MAX_DATAGRAM_SIZE,
+    decode_packet, decode_state, encode_state, encode_swim_packet, DecodeError, LeaveIntent,
+    MemberState, NameConflictNotice, Packet, SwimPacket, MAX_DATAGRAM_SIZE, MAX_STATE_SIZE,
 };
 pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
+pub use push_pull::{local_state, merge_remote_state, push_pull_interval};
 pub use suspicion::moot_suspicion;
 pub use tuning::foca_config;
 
@@ -184,8 +190,9 @@ pub enum MemberEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GossipError {
-    #[error("binding the gossip socket {addr}: {source}")]
+    #[error("binding the gossip {protocol} socket {addr}: {source}")]
     Bind {
+        protocol: &'static str,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
@@ -241,24 +248,42 @@ impl Gossip {
     /// answers, as Consul's `-join` does) and starts `-retry-join` in the background.
     pub async fn start(config: GossipConfig) -> Result<Gossip, GossipError> {
         let bind_error = |source| GossipError::Bind {
+            protocol: "UDP",
             addr: config.bind,
             source,
         };
         let socket = UdpSocket::bind(config.bind).await.map_err(bind_error)?;
         let bound = socket.local_addr().map_err(bind_error)?;
+        // Full-state syncs use TCP on the same address and port, as serf's do.
+        let listener = TcpListener::bind(bound)
+            .await
+            .map_err(|source| GossipError::Bind {
+                protocol: "TCP",
+                addr: bound,
+                source,
+            })?;
         let identity = local_identity(&config, bound)?;
         let advertise = identity.addr;
         let metrics = Arc::new(Metrics::default());
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (commands, commands_rx) = mpsc::channel(COMMAND_BUFFER);
+        let datacenter = config.datacenter.clone();
         let (node, snapshot) = Node::new(
             identity,
             socket,
             config.reap_after,
+            commands.downgrade(),
             events.clone(),
             metrics.clone(),
         );
         tokio::spawn(node.run(commands_rx));
+        tokio::spawn(push_pull::serve(
+            listener,
+            commands.downgrade(),
+            snapshot.clone(),
+            datacenter,
+            metrics.clone(),
+        ));
         let gossip = Gossip {
             commands,
             snapshot,

@@ -19,11 +19,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::codec::{self, LeaveIntent, NameConflictNotice, Packet, SwimPacket};
+use super::codec::{self, LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket};
 use super::identity::NodeIdentity;
 use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
+use super::push_pull::{self, merge_remote_state, push_pull_interval};
 use super::suspicion::moot_suspicion;
 use super::timers::TimerQueue;
 use super::tuning::{self, GOSSIP_INTERVAL};
@@ -54,10 +55,18 @@ pub(crate) enum Command {
     Leave { reply: oneshot::Sender<()> },
     /// Stop without leaving (the pool will see this node fail).
     Shutdown { reply: oneshot::Sender<()> },
+    /// A peer sent its full state: answer with ours, then merge theirs.
+    Exchange {
+        remote: MemberState,
+        reply: oneshot::Sender<MemberState>,
+    },
+    /// The answer to a full-state sync this node started.
+    Merge(MemberState),
 }
 
 enum Event {
     Foca(Timer<NodeIdentity>),
+    PushPull,
     Reap { name: String, generation: u64 },
     Reconnect,
 }
@@ -78,6 +87,8 @@ pub(crate) struct Node {
     table: MemberTable,
     datacenter: String,
     reap_after: Duration,
+    /// For full-state syncs running in their own tasks to hand back what they got.
+    commands: mpsc::WeakSender<Command>,
     /// Joins waiting for a Feed (or a name-conflict notice) from an address.
     pending: HashMap<SocketAddr, Vec<oneshot::Sender<Result<(), GossipError>>>>,
     local_status: MemberStatus,
@@ -97,6 +108,7 @@ impl Node {
         identity: NodeIdentity,
         socket: UdpSocket,
         reap_after: Duration,
+        commands: mpsc::WeakSender<Command>,
         events: broadcast::Sender<MemberEvent>,
         metrics: Arc<Metrics>,
     ) -> (Node, watch::Receiver<Snapshot>) {
@@ -114,15 +126,21 @@ impl Node {
             PostcardCodec,
             IntentHandler::new(intents_tx),
         );
+        // The first periodic sync at a random point of the first interval, so agents
+        // started together do not sync in step.
+        let mut timers = TimerQueue::new();
+        let first_sync = push_pull_interval(1).mul_f64(rand::random::<f64>());
+        timers.push(Instant::now() + first_sync, Event::PushPull);
         let node = Node {
             foca,
             runtime: AccumulatingRuntime::new(),
             intents,
             socket,
-            timers: TimerQueue::new(),
+            timers,
             table: MemberTable::new(),
             datacenter,
             reap_after,
+            commands,
             pending: HashMap::new(),
             local_status: MemberStatus::Alive,
             connected: false,
@@ -161,6 +179,11 @@ impl Node {
                     Some(Command::ForceLeave { node, reply }) => {
                         let _ = reply.send(self.force_leave(&node).await);
                     }
+                    Some(Command::Exchange { remote, reply }) => {
+                        let _ = reply.send(self.state());
+                        self.merge(remote).await;
+                    }
+                    Some(Command::Merge(remote)) => self.merge(remote).await,
                 },
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => self.on_datagram(&buf[..len], from).await,
@@ -213,7 +236,9 @@ impl Node {
             }
             return;
         }
-        self.catch_up_generation(&packet);
+        let mentioned =
+            std::iter::once(&packet.header.src).chain(packet.updates.iter().map(Member::id));
+        self.catch_up_generation(mentioned);
         let result = if header.message == Message::Announce && header.dst != *self.foca.identity() {
             // Joined through an address other than the one we advertise: address the
             // Announce to us so foca accepts it.
@@ -256,10 +281,9 @@ impl Node {
     /// A packet mentioning this node's name and address with a generation at least ours
     /// comes from an earlier run whose clock was ahead: jump past it, or the pool would
     /// keep preferring the old identity.
-    fn catch_up_generation(&mut self, packet: &SwimPacket) {
+    fn catch_up_generation<'a>(&mut self, mentioned: impl Iterator<Item = &'a NodeIdentity>) {
         let local = self.foca.identity();
-        let newest = std::iter::once(&packet.header.src)
-            .chain(packet.updates.iter().map(Member::id))
+        let newest = mentioned
             .filter(|id| {
                 id.name == local.name
                     && id.addr == local.addr
@@ -288,9 +312,14 @@ impl Node {
     }
 
     /// Completes the joins waiting on `addr`: joined, or refused for a name conflict.
+    /// A join then syncs full state with the member it joined through, as serf's does.
     fn answer_joins(&mut self, addr: SocketAddr, conflict: Option<&NameConflictNotice>) {
+        let waiters = self.pending.remove(&addr).unwrap_or_default();
+        if conflict.is_none() && !waiters.is_empty() {
+            self.start_sync(addr);
+        }
         let local_node_id = self.foca.identity().node_id().unwrap_or_default();
-        for waiter in self.pending.remove(&addr).unwrap_or_default() {
+        for waiter in waiters {
             let outcome = match conflict {
                 None => Ok(()),
                 Some(notice) => Err(GossipError::NameConflict {
@@ -320,8 +349,84 @@ impl Node {
                     }
                 }
                 Event::Reconnect => self.reconnect(),
+                Event::PushPull => self.periodic_sync(),
             }
             self.flush().await;
+        }
+    }
+
+    /// Syncs full state with a random live member, and schedules the next sync.
+    fn periodic_sync(&mut self) {
+        let live = self.foca.num_members();
+        if live > 0 && self.local_status == MemberStatus::Alive {
+            let pick = rand::random_range(0..live);
+            if let Some(peer) = self.foca.iter_members().nth(pick) {
+                self.start_sync(peer.id().addr);
+            }
+        }
+        let next = Instant::now() + push_pull_interval(live + 1);
+        self.timers.push(next, Event::PushPull);
+    }
+
+    /// Exchanges full state with `peer` in the background; the answer comes back as
+    /// [`Command::Merge`].
+    fn start_sync(&self, peer: SocketAddr) {
+        let local = self.state();
+        let commands = self.commands.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            match push_pull::exchange(peer, &local, &metrics).await {
+                Ok(remote) => {
+                    metrics.synced();
+                    if let Some(commands) = commands.upgrade() {
+                        let _ = commands.send(Command::Merge(remote)).await;
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "gossip sync failed"),
+            }
+        });
+    }
+
+    /// What this node sends in a full-state sync.
+    fn state(&self) -> MemberState {
+        let left = self
+            .table
+            .infos()
+            .filter(|m| m.status == MemberStatus::Left)
+            .map(|m| LeaveIntent {
+                name: m.name,
+                generation: m.incarnation,
+            })
+            .collect();
+        MemberState {
+            datacenter: self.datacenter.clone(),
+            members: push_pull::local_state(&self.foca),
+            left,
+        }
+    }
+
+    /// Takes in a peer's full state, with the checks a packet gets: members claiming a
+    /// live member's name are left out, and news of this node's own newer generation
+    /// moves it past that.
+    async fn merge(&mut self, remote: MemberState) {
+        let members: Vec<Member<NodeIdentity>> = remote
+            .members
+            .into_iter()
+            .filter(|m| self.name_conflict(m.id()).is_none())
+            .collect();
+        self.catch_up_generation(members.iter().map(Member::id));
+        let result = merge_remote_state(&mut self.foca, members, &mut self.runtime);
+        log_foca_error("merge", result);
+        self.flush().await;
+        let mut changed = false;
+        for intent in &remote.left {
+            if let Some(event) = self.table.record_intent(intent) {
+                self.emit(event);
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish();
         }
     }
 

@@ -367,3 +367,94 @@ async fn gossip_join_fails_clearly_when_nobody_answers() {
         Ok(_) => panic!("joined nobody"),
     }
 }
+
+#[tokio::test]
+async fn gossip_a_joiner_learns_the_whole_pool_from_one_sync() {
+    const SIZE: usize = 24;
+    // Tags the size of a real agent's, so an Announce's answer holds only a few members.
+    let sized = |mut config: GossipConfig| {
+        config.tags.insert("meta".into(), "x".repeat(150));
+        config
+    };
+    let seed = start(sized(config("n00"))).await;
+    let mut nodes = vec![seed.clone()];
+    for i in 1..SIZE {
+        nodes.push(start(sized(joining(&format!("n{i:02}"), &seed))).await);
+    }
+    eventually("the seed to know everyone", CONVERGE, || {
+        alive(&seed) == SIZE
+    })
+    .await;
+    // A settled pool gossips nothing about its old members, and an Announce's answer
+    // holds only a few of them: without a full-state sync, a joiner learns the rest as
+    // they probe it (1.4 s here; 20 ms with the sync).
+    let joiner = start(sized(joining("late", &seed))).await;
+    let took = eventually(
+        "the joiner to know everyone",
+        Duration::from_millis(600),
+        || alive(&joiner) == SIZE + 1,
+    )
+    .await;
+    eprintln!("joiner knew all {SIZE} members after {took:?}");
+    assert!(joiner.metrics().syncs >= 1);
+    drop(nodes);
+}
+
+#[tokio::test]
+async fn gossip_a_joiner_does_not_take_members_that_left_before_it_for_failed() {
+    let nodes = pool(&["a", "b", "c"]).await;
+    within(CONVERGE, nodes[2].leave()).await.unwrap();
+    eventually("c to be seen as left", CONVERGE, || {
+        status(&nodes[0], "c") == Some(MemberStatus::Left)
+    })
+    .await;
+    let d = start(joining("d", &nodes[0])).await;
+    eventually("d to sync with its seed", CONVERGE, || {
+        d.metrics().syncs >= 1 && alive(&d) == 3
+    })
+    .await;
+    // The seed's state lists c as down. As in serf, a member the joiner never saw alive
+    // is not listed; above all it must not be reported failed (a server would mark its
+    // node critical in the catalog).
+    assert_eq!(status(&d, "c"), None);
+}
+
+#[tokio::test]
+async fn gossip_bad_sync_streams_are_counted_and_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let nodes = pool(&["a", "b"]).await;
+    let a = &nodes[0];
+    let foreign = MemberState {
+        datacenter: "dc2".into(),
+        members: Vec::new(),
+        left: Vec::new(),
+    };
+    let foreign_body = encode_state(&foreign).unwrap();
+    let mut foreign_frame = vec![codec::KIND_PUSH_PULL];
+    foreign_frame.extend_from_slice(&u32::try_from(foreign_body.len()).unwrap().to_be_bytes());
+    foreign_frame.extend_from_slice(&foreign_body);
+    let mut oversized = vec![codec::KIND_PUSH_PULL];
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    let streams: [&[u8]; 4] = [
+        b"\x07\x00\x00\x00\x01x",
+        b"\x03\x00\x00\x00\x04\xff\xff\xff\xff",
+        &oversized,
+        &foreign_frame,
+    ];
+    for bytes in streams {
+        let mut stream = TcpStream::connect(addr_of(a)).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        let mut answer = Vec::new();
+        // Dropped unanswered: the connection closes with nothing sent back.
+        let read = within(CONVERGE, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_err() || answer.is_empty(), "answered {answer:?}");
+    }
+    let m = a.metrics();
+    assert_eq!((m.malformed, m.oversized, m.foreign_dc), (2, 1, 1), "{m:?}");
+    let c = start(joining("c", a)).await;
+    for node in nodes.iter().chain([&c]) {
+        eventually("the pool to converge", CONVERGE, || alive(node) == 3).await;
+    }
+}
