@@ -23,9 +23,15 @@
 //! - `probe_period` 1 s → **500 ms** and `probe_rtt` 500 ms → **200 ms**: the target is
 //!   a killed member marked failed within about 3 s, and a LAN round trip is well under
 //!   1 ms, so 200 ms still leaves a wide margin and 300 ms for the indirect probes.
-//! - `num_indirect_probes` **3** (unchanged): three independent paths make a false
-//!   suspicion at 10 % packet loss about 0.8 % of probes (a direct miss, p≈0.19, times
-//!   all three four-packet indirect paths failing, p≈0.34³).
+//! - `num_indirect_probes` 3 → **5**: at 10 % packet loss a direct probe misses with
+//!   p≈0.19 and each four-packet indirect path with p≈0.34, so a live member is suspected
+//!   on 0.19 × 0.34^k of probes: 0.75 % with 3 paths, 0.09 % with 5. Every suspicion
+//!   and its refutation are piggybacked `max_transmissions` times by *every* member, so
+//!   the pool's update volume grows as N² × suspicion rate: with 3 paths a 500-member
+//!   pool filled every packet with them (26 KB/s per member in the simulation) and a
+//!   1,000-member pool could not carry them, delaying refutations into false failures.
+//!   With 5 the 500-member pool sends 8 KB/s. The extra cost is only paid after a
+//!   missed direct probe (two more relayed pings).
 //! - `suspect_to_down_after` = **3 probe periods** (1.5 s) up to 10 members, then
 //!   **5 × log10 N** periods (2.6 s at 11, 5 s at 100, 7.5 s at 1,000; new_lan uses
 //!   4 × log10 N × 1 s). Small pools get the short value for the 3 s detection target

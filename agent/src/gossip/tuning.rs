@@ -11,7 +11,7 @@ pub(crate) const PROBE_PERIOD: Duration = Duration::from_millis(500);
 /// Wait for a direct Ack before asking others to probe indirectly.
 pub(crate) const PROBE_RTT: Duration = Duration::from_millis(200);
 /// Members asked to probe indirectly.
-const INDIRECT_PROBES: usize = 3;
+const INDIRECT_PROBES: usize = 5;
 /// Up to `SMALL_POOL` members suspicion lasts `SMALL_POOL_SUSPICION` probe periods; past
 /// that, `SUSPICION_MULT` × log10(cluster size) periods.
 const SMALL_POOL: f64 = 10.0;
