@@ -253,21 +253,7 @@ impl Gossip {
     /// Binds the socket, starts the pool, joins `config.join` (failing if none of them
     /// answers, as Consul's `-join` does) and starts `-retry-join` in the background.
     pub async fn start(config: GossipConfig) -> Result<Gossip, GossipError> {
-        let bind_error = |source| GossipError::Bind {
-            protocol: "UDP",
-            addr: config.bind,
-            source,
-        };
-        let socket = UdpSocket::bind(config.bind).await.map_err(bind_error)?;
-        let bound = socket.local_addr().map_err(bind_error)?;
-        // Full-state syncs use TCP on the same address and port, as serf's do.
-        let listener = TcpListener::bind(bound)
-            .await
-            .map_err(|source| GossipError::Bind {
-                protocol: "TCP",
-                addr: bound,
-                source,
-            })?;
+        let (socket, listener, bound) = bind_sockets(config.bind).await?;
         let identity = local_identity(&config, bound)?;
         let advertise = identity.addr;
         let metrics = Arc::new(Metrics::default());
@@ -366,6 +352,40 @@ impl Gossip {
             .await
             .map_err(|_| GossipError::Shutdown)?;
         answer.await.map_err(|_| GossipError::Shutdown)
+    }
+}
+
+/// Binds the UDP socket and, for full-state syncs, a TCP listener on the same address and
+/// port, as serf does. With port 0 the system picks a free UDP port whose TCP twin may be
+/// taken, so then a few picks are tried.
+async fn bind_sockets(
+    bind: SocketAddr,
+) -> Result<(UdpSocket, TcpListener, SocketAddr), GossipError> {
+    const PICKS: usize = 16;
+    let bind_error = |protocol, addr, source| GossipError::Bind {
+        protocol,
+        addr,
+        source,
+    };
+    let mut picks = 0;
+    loop {
+        let socket = UdpSocket::bind(bind)
+            .await
+            .map_err(|e| bind_error("UDP", bind, e))?;
+        let bound = socket
+            .local_addr()
+            .map_err(|e| bind_error("UDP", bind, e))?;
+        match TcpListener::bind(bound).await {
+            Ok(listener) => return Ok((socket, listener, bound)),
+            Err(e)
+                if bind.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && picks + 1 < PICKS =>
+            {
+                picks += 1;
+            }
+            Err(e) => return Err(bind_error("TCP", bound, e)),
+        }
     }
 }
 
