@@ -98,6 +98,7 @@ impl Agent {
                 data_dir: data_dir.clone(),
                 bootstrap: config.bootstrap,
                 tuning: config.raft_tuning,
+                autopilot: config.autopilot.clone(),
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;

@@ -16,7 +16,9 @@ use shoal_server::raft::NodeId;
 use shoal_server::Server;
 
 use crate::agent::raft_id;
-use crate::config::{Autopilot, Config};
+use shoal_server::structs::AutopilotConfig;
+
+use crate::config::Config;
 use crate::gossip::{Gossip, MemberStatus as GossipStatus};
 
 /// A server as gossip shows it: Raft ID, RPC address, status, and its `-bootstrap-expect`.
@@ -78,7 +80,11 @@ pub(crate) async fn manage_raft_membership(
     }
 }
 
-async fn remove_dead_servers(servers: &[GossipServer], autopilot: &Autopilot, server: &Server) {
+async fn remove_dead_servers(
+    servers: &[GossipServer],
+    autopilot: &AutopilotConfig,
+    server: &Server,
+) {
     let raft = server.raft();
     let voters = raft.voters();
     let dead: Vec<&(NodeId, String)> = voters
@@ -90,7 +96,7 @@ async fn remove_dead_servers(servers: &[GossipServer], autopilot: &Autopilot, se
         })
         .filter(|(id, _)| {
             raft.peer_contact(*id)
-                .is_some_and(|age| age >= autopilot.dead_server_last_contact_threshold)
+                .is_some_and(|age| age >= autopilot.dead_server_last_contact_threshold.0)
         })
         .collect();
     if dead.is_empty() {

@@ -185,6 +185,7 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             bootstrap: true,
             tuning: shoal_server::raft::Tuning::default(),
+            autopilot: Default::default(),
         })
         .await
         .unwrap();

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::structs::{
-    CheckServiceNode, Command, HealthCheck, Meta, Node, NodeServices, RaftConfiguration,
-    ServiceNode,
+    AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, Meta, Node,
+    NodeServices, RaftConfiguration, ServiceNode,
 };
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
@@ -122,6 +122,10 @@ pub enum Request {
     },
     /// Removes the server with this ID or RPC address from the Raft configuration.
     RaftRemovePeer(RaftPeer),
+    /// The leader's autopilot settings.
+    AutopilotConfiguration,
+    /// Each server's health as the leader sees it.
+    AutopilotHealth,
 }
 
 /// A server of the Raft configuration, as an operator names it.
@@ -148,6 +152,8 @@ pub enum Response {
     Peers(Vec<String>),
     RaftConfiguration(RaftConfiguration),
     RaftPeerRemoved,
+    AutopilotConfiguration(AutopilotConfig),
+    AutopilotHealth(AutopilotHealth),
 }
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking;
+use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::rpc::{Consistency, QueryMeta, Read, ReadResult, Request, Response, RpcError};
 use crate::state::{StateStore, Tables, Topic};
-use crate::structs::Command;
+use crate::structs::{AutopilotConfig, Command};
 use crate::transport::{
     BoxFuture, Listener, ListenerConfig, Pool, PoolConfig, RpcHandler, Serving, TransportError,
 };
@@ -28,6 +29,8 @@ pub struct ServerConfig {
     /// Form a single-voter cluster when the data dir is fresh (`-dev`, `-bootstrap-expect 1`).
     pub bootstrap: bool,
     pub tuning: Tuning,
+    /// Shown by the operator API; dead-server cleanup itself runs in the agent.
+    pub autopilot: AutopilotConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,8 @@ pub struct Server {
     pool: Pool,
     /// The server port; dropping it would close the port, so the server owns it.
     serving: Mutex<Option<Serving>>,
+    /// For autopilot health: since when each server has been healthy or unhealthy.
+    pub(crate) stability: Mutex<Stability>,
 }
 
 impl Server {
@@ -73,6 +78,7 @@ impl Server {
             raft: raft.clone(),
             pool,
             serving: Mutex::new(None),
+            stability: Mutex::new(Stability::default()),
         });
         // The handler holds the server weakly: the server owns the port, not the reverse.
         let weak = Arc::downgrade(&server);
@@ -92,6 +98,15 @@ impl Server {
 
     pub fn raft(&self) -> &RaftNode {
         &self.raft
+    }
+
+    /// The autopilot settings this server was started with.
+    pub fn autopilot(&self) -> &AutopilotConfig {
+        &self.config.autopilot
+    }
+
+    pub(crate) fn raft_id(&self) -> u64 {
+        self.config.raft_id
     }
 
     pub fn pool(&self) -> &Pool {
@@ -185,6 +200,8 @@ impl Server {
             )),
             Request::RaftConfiguration { stale } => self.raft_configuration(stale).await,
             Request::RaftRemovePeer(peer) => self.raft_remove_peer(peer).await,
+            Request::AutopilotConfiguration => self.autopilot_configuration().await,
+            Request::AutopilotHealth => self.autopilot_health().await,
         }
     }
 

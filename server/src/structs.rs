@@ -5,6 +5,7 @@
 //! `skip_serializing_if`, `flatten` or untagged enums: bincode needs every field, always.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -525,6 +526,109 @@ pub struct RaftServer {
     /// a follower answered and does not know).
     #[serde(rename = "LastIndex")]
     pub last_index: Option<u64>,
+}
+
+/// Autopilot's settings, as `/v1/operator/autopilot/configuration` shows them (Consul's
+/// `AutopilotConfig`). Shoal takes them from the servers' config files (`autopilot {}`);
+/// the keys Shoal does not act on show Consul's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutopilotConfig {
+    /// Remove servers that gossip reports failed (see `DeadServerLastContactThreshold`).
+    #[serde(rename = "CleanupDeadServers")]
+    pub cleanup_dead_servers: bool,
+    /// A server the leader has not heard from for longer is unhealthy.
+    #[serde(rename = "LastContactThreshold")]
+    pub last_contact_threshold: GoDuration,
+    /// A server more log entries behind the leader than this is unhealthy.
+    #[serde(rename = "MaxTrailingLogs")]
+    pub max_trailing_logs: u64,
+    /// Dead-server cleanup never leaves fewer voters than this (0: no floor).
+    #[serde(rename = "MinQuorum")]
+    pub min_quorum: u32,
+    #[serde(rename = "ServerStabilizationTime")]
+    pub server_stabilization_time: GoDuration,
+    #[serde(rename = "RedundancyZoneTag")]
+    pub redundancy_zone_tag: String,
+    #[serde(rename = "DisableUpgradeMigration")]
+    pub disable_upgrade_migration: bool,
+    #[serde(rename = "UpgradeVersionTag")]
+    pub upgrade_version_tag: String,
+    /// Shoal's: how long the leader must not have heard from a failed server before
+    /// dead-server cleanup removes it.
+    #[serde(rename = "DeadServerLastContactThreshold")]
+    pub dead_server_last_contact_threshold: GoDuration,
+    #[serde(rename = "CreateIndex")]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex")]
+    pub modify_index: u64,
+}
+
+impl Default for AutopilotConfig {
+    /// Consul's defaults, and a 30 s grace before a dead server is removed.
+    fn default() -> Self {
+        AutopilotConfig {
+            cleanup_dead_servers: true,
+            last_contact_threshold: Duration::from_millis(200).into(),
+            max_trailing_logs: 250,
+            min_quorum: 0,
+            server_stabilization_time: Duration::from_secs(10).into(),
+            redundancy_zone_tag: String::new(),
+            disable_upgrade_migration: false,
+            upgrade_version_tag: String::new(),
+            dead_server_last_contact_threshold: Duration::from_secs(30).into(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+}
+
+/// `/v1/operator/autopilot/health` (Consul's `OperatorHealthReply`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutopilotHealth {
+    /// Every server is healthy.
+    #[serde(rename = "Healthy")]
+    pub healthy: bool,
+    /// How many voters could fail without losing the quorum: healthy voters beyond a
+    /// majority of all voters.
+    #[serde(rename = "FailureTolerance")]
+    pub failure_tolerance: u64,
+    #[serde(rename = "Servers")]
+    pub servers: Vec<ServerHealth>,
+}
+
+/// One server in [`AutopilotHealth`] (Consul's `ServerHealth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerHealth {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Address")]
+    pub address: String,
+    /// `alive`, `failed`, or `none` when the catalog has no `serfHealth` for it.
+    #[serde(rename = "SerfStatus")]
+    pub serf_status: String,
+    #[serde(rename = "Version")]
+    pub version: String,
+    #[serde(rename = "Leader")]
+    pub leader: bool,
+    /// Since the leader last heard from it, as a Go duration; `0s` on the leader.
+    #[serde(rename = "LastContact")]
+    pub last_contact: String,
+    #[serde(rename = "LastTerm")]
+    pub last_term: u64,
+    #[serde(rename = "LastIndex")]
+    pub last_index: u64,
+    #[serde(rename = "Healthy")]
+    pub healthy: bool,
+    #[serde(rename = "Voter")]
+    pub voter: bool,
+    /// When the leader first saw it in its current health state (RFC 3339).
+    #[serde(rename = "StableSince")]
+    pub stable_since: String,
 }
 
 /// The Raft configuration: its servers and the log index it was committed at.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use shoal_tests::{eventually, AgentProc};
 use tempfile::TempDir;
 
@@ -272,11 +272,49 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
         "autopilot { dead_server_last_contact_threshold = \"1s\" }",
     );
     let victim = a_follower(&servers);
+    let observer = (victim + 1) % 3;
+    let healthy = autopilot_health(&servers[observer], 200, 3, 1);
+    let listed = healthy["Servers"].as_array().unwrap();
+    assert_eq!(healthy["Healthy"], true, "{healthy}");
+    assert_eq!(
+        listed.iter().filter(|s| s["Leader"] == true).count(),
+        1,
+        "{healthy}"
+    );
+    for server in listed {
+        assert_eq!(server["SerfStatus"], "alive", "{healthy}");
+        assert_eq!(server["Voter"], true, "{healthy}");
+        assert!(
+            server["StableSince"].as_str().unwrap().ends_with('Z'),
+            "{healthy}"
+        );
+    }
+    let config = servers[observer].cli(&["operator", "autopilot", "get-config"]);
+    assert!(config.status.success(), "{config:?}");
+    let lines = stdout(&config);
+    assert!(
+        lines.starts_with("CleanupDeadServers = true\nLastContactThreshold = 200ms\n"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("\nDeadServerLastContactThreshold = 1s\n"),
+        "{lines}"
+    );
+    let r = servers[observer].put(
+        "/v1/operator/autopilot/configuration",
+        r#"{"MinQuorum": 3}"#,
+    );
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert!(r.body.contains("config file"), "{}", r.body);
+
     servers[victim].kill9();
     let killed = Instant::now();
+    let degraded = autopilot_health(&servers[observer], 429, 3, 0);
+    assert_eq!(degraded["Healthy"], false, "{degraded}");
     let others = running(&servers);
     wait_for_voters(&others, 2);
     println!("dead server removed {:?} after kill -9", killed.elapsed());
+    autopilot_health(&servers[observer], 200, 2, 0);
     let r = others[0].put(
         "/v1/catalog/register",
         r#"{"Node": "after-cleanup", "Address": "192.0.2.2"}"#,
@@ -285,6 +323,24 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
 
     servers[victim].restart();
     wait_for_voters(&running(&servers), 3);
+    autopilot_health(&servers[observer], 200, 3, 1);
+}
+
+/// Polls `/v1/operator/autopilot/health` on `server` until it answers `status` listing
+/// `count` servers with failure tolerance `tolerance`; returns the body.
+fn autopilot_health(server: &AgentProc, status: u16, count: usize, tolerance: u64) -> Value {
+    eventually(
+        Duration::from_secs(15),
+        &format!("autopilot health {status} with {count} servers, tolerance {tolerance}"),
+        || {
+            let r = server.get("/v1/operator/autopilot/health");
+            let body = r.json();
+            (r.status == status
+                && body["Servers"].as_array()?.len() == count
+                && body["FailureTolerance"] == tolerance)
+                .then_some(body)
+        },
+    )
 }
 
 /// A blocking query parked through a client agent keeps waiting, and then answers, while

@@ -65,13 +65,16 @@ pub struct FileSoa {
     pub min_ttl: Option<u32>,
 }
 
-/// The `autopilot {}` block: Consul's dead-server keys, plus the grace period before a
-/// dead server is removed (named after OpenBao's autopilot, Consul has none).
+/// The `autopilot {}` block: Consul's keys that Shoal acts on (dead-server cleanup and the
+/// server health thresholds), plus the grace period before a dead server is removed
+/// (named after OpenBao's autopilot, Consul has none).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileAutopilot {
     pub cleanup_dead_servers: Option<bool>,
     pub min_quorum: Option<u32>,
+    pub last_contact_threshold: Option<GoDuration>,
+    pub max_trailing_logs: Option<u64>,
     pub dead_server_last_contact_threshold: Option<GoDuration>,
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use shoal_server::duration::GoDuration;
 use shoal_server::raft::Tuning;
 
-use shoal_server::structs::{CheckDefinition, ServiceDefinition};
+use shoal_server::structs::{AutopilotConfig, CheckDefinition, ServiceDefinition};
 
 use crate::dns::{DnsConfig, SoaConfig};
 
@@ -112,20 +112,9 @@ pub struct Config {
     pub retry_max: u32,
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
-    pub autopilot: Autopilot,
+    pub autopilot: AutopilotConfig,
     /// `raft_snapshot_threshold` and `raft_trailing_logs`.
     pub raft_tuning: Tuning,
-}
-
-/// Dead-server cleanup on the leader (Consul's autopilot `cleanup_dead_servers`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Autopilot {
-    pub cleanup_dead_servers: bool,
-    /// Never shrink the voters below this many (`min_quorum`; 0: no floor).
-    pub min_quorum: u32,
-    /// How long the leader must have gone without hearing from a server that gossip
-    /// reports failed before removing it.
-    pub dead_server_last_contact_threshold: Duration,
 }
 
 impl Config {
@@ -227,7 +216,8 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     if let Some(autopilot) = from.autopilot {
         let target = into.autopilot.get_or_insert_with(Default::default);
         take!(target, autopilot;
-            cleanup_dead_servers, min_quorum, dead_server_last_contact_threshold
+            cleanup_dead_servers, min_quorum, last_contact_threshold, max_trailing_logs,
+            dead_server_last_contact_threshold
         );
     }
     if let Some(dns) = from.dns_config {
@@ -485,13 +475,21 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
     })
 }
 
-fn autopilot(file: file::FileAutopilot) -> Autopilot {
-    Autopilot {
-        cleanup_dead_servers: file.cleanup_dead_servers.unwrap_or(true),
-        min_quorum: file.min_quorum.unwrap_or(0),
+fn autopilot(file: file::FileAutopilot) -> AutopilotConfig {
+    let defaults = AutopilotConfig::default();
+    AutopilotConfig {
+        cleanup_dead_servers: file
+            .cleanup_dead_servers
+            .unwrap_or(defaults.cleanup_dead_servers),
+        min_quorum: file.min_quorum.unwrap_or(defaults.min_quorum),
+        last_contact_threshold: file
+            .last_contact_threshold
+            .unwrap_or(defaults.last_contact_threshold),
+        max_trailing_logs: file.max_trailing_logs.unwrap_or(defaults.max_trailing_logs),
         dead_server_last_contact_threshold: file
             .dead_server_last_contact_threshold
-            .map_or(Duration::from_secs(30), |d| d.0),
+            .unwrap_or(defaults.dead_server_last_contact_threshold),
+        ..defaults
     }
 }
 

@@ -84,6 +84,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(operator::raft_configuration),
         )
         .route("/v1/operator/raft/peer", delete(operator::raft_remove_peer))
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(operator::autopilot_configuration).put(operator::autopilot_set_configuration),
+        )
+        .route(
+            "/v1/operator/autopilot/health",
+            get(operator::autopilot_health),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

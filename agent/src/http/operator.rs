@@ -1,8 +1,10 @@
-//! `/v1/operator/raft/*`: the Raft configuration, for `shoal operator raft`.
+//! `/v1/operator/raft/*` (the Raft configuration, for `shoal operator raft`) and
+//! `/v1/operator/autopilot/*` (its settings and each server's health).
 
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use shoal_server::rpc::{RaftPeer, Request, Response as RpcResponse};
 
@@ -52,6 +54,50 @@ pub async fn raft_remove_peer(
     };
     match agent.rpc().call(Request::RaftRemovePeer(peer)).await? {
         RpcResponse::RaftPeerRemoved => Ok(Response::default()),
+        _ => Err(ApiError::internal("unexpected response from the server")),
+    }
+}
+
+/// `GET /v1/operator/autopilot/configuration`: the leader's settings.
+pub async fn autopilot_configuration(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    check_datacenter(&agent, &params)?;
+    match agent.rpc().call(Request::AutopilotConfiguration).await? {
+        RpcResponse::AutopilotConfiguration(config) => json(&config, params.has("pretty")),
+        _ => Err(ApiError::internal("unexpected response from the server")),
+    }
+}
+
+/// `PUT /v1/operator/autopilot/configuration`: refused. Shoal reads autopilot settings
+/// from the servers' config files (docs/api-differences.md).
+pub async fn autopilot_set_configuration() -> Result<Response, ApiError> {
+    Err(ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "Shoal does not change autopilot settings at run time: set them in the \
+                  autopilot {} block of each server's config file and restart it"
+            .into(),
+    })
+}
+
+/// `GET /v1/operator/autopilot/health`: 200 when every server is healthy, else 429, both
+/// with the report (as Consul answers).
+pub async fn autopilot_health(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    check_datacenter(&agent, &params)?;
+    match agent.rpc().call(Request::AutopilotHealth).await? {
+        RpcResponse::AutopilotHealth(health) => {
+            let mut response = json(&health, params.has("pretty"))?;
+            if !health.healthy {
+                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            }
+            Ok(response)
+        }
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
 }

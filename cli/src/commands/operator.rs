@@ -1,8 +1,9 @@
-//! `shoal operator raft list-peers|remove-peer`: the servers' Raft configuration.
+//! `shoal operator raft list-peers|remove-peer` (the servers' Raft configuration) and
+//! `shoal operator autopilot get-config`.
 
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand};
-use shoal_server::structs::RaftConfiguration;
+use shoal_server::structs::{AutopilotConfig, RaftConfiguration};
 
 use crate::columns;
 use crate::flags::{HttpArgs, QueryArgs};
@@ -14,6 +15,23 @@ pub enum Command {
         #[command(subcommand)]
         command: RaftCommand,
     },
+    /// Show the servers' autopilot settings
+    Autopilot {
+        #[command(subcommand)]
+        command: AutopilotCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AutopilotCommand {
+    /// Display the current autopilot configuration
+    GetConfig(GetConfigArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct GetConfigArgs {
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,11 +63,46 @@ pub struct RemoveArgs {
 }
 
 pub async fn run(command: Command, outer: &HttpArgs) -> Result<()> {
-    let Command::Raft { command } = command;
     match command {
-        RaftCommand::ListPeers(args) => list_peers(args, outer).await,
-        RaftCommand::RemovePeer(args) => remove_peer(args, outer).await,
+        Command::Raft {
+            command: RaftCommand::ListPeers(args),
+        } => list_peers(args, outer).await,
+        Command::Raft {
+            command: RaftCommand::RemovePeer(args),
+        } => remove_peer(args, outer).await,
+        Command::Autopilot {
+            command: AutopilotCommand::GetConfig(args),
+        } => get_config(args, outer).await,
     }
+}
+
+async fn get_config(args: GetConfigArgs, outer: &HttpArgs) -> Result<()> {
+    let config: AutopilotConfig = args
+        .http
+        .client(outer)?
+        .get(&["v1", "operator", "autopilot", "configuration"], &[])
+        .await?;
+    print!("{}", autopilot_lines(&config));
+    Ok(())
+}
+
+/// Consul's `key = value` lines, then Shoal's own key.
+fn autopilot_lines(c: &AutopilotConfig) -> String {
+    format!(
+        "CleanupDeadServers = {}\nLastContactThreshold = {}\nMaxTrailingLogs = {}\n\
+         MinQuorum = {}\nServerStabilizationTime = {}\nRedundancyZoneTag = {:?}\n\
+         DisableUpgradeMigration = {}\nUpgradeVersionTag = {:?}\n\
+         DeadServerLastContactThreshold = {}\n",
+        c.cleanup_dead_servers,
+        c.last_contact_threshold,
+        c.max_trailing_logs,
+        c.min_quorum,
+        c.server_stabilization_time,
+        c.redundancy_zone_tag,
+        c.disable_upgrade_migration,
+        c.upgrade_version_tag,
+        c.dead_server_last_contact_threshold,
+    )
 }
 
 async fn list_peers(args: ListArgs, outer: &HttpArgs) -> Result<()> {

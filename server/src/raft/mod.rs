@@ -209,6 +209,8 @@ pub struct Peer {
     pub voter: bool,
     /// Known on the leader only.
     pub last_index: Option<u64>,
+    /// The term of that entry; known on the leader only.
+    pub last_term: Option<u64>,
 }
 
 /// A running Raft node. Cheap to clone: clones share the node.
@@ -517,9 +519,16 @@ impl RaftNode {
         let stored = &metrics.membership_config;
         let membership = stored.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        // (index, term) of the last entry each member holds, as far as this node knows.
         let replicated = |id: &NodeId| match &metrics.replication {
-            _ if *id == self.id => metrics.last_log_index,
-            Some(replication) => replication.get(id).cloned().flatten().map(|log| log.index),
+            _ if *id == self.id => metrics
+                .last_log_index
+                .map(|index| (index, metrics.current_term)),
+            Some(replication) => replication
+                .get(id)
+                .cloned()
+                .flatten()
+                .map(|log| (log.index, log.leader_id.term)),
             None => None,
         };
         let peers = membership
@@ -528,7 +537,8 @@ impl RaftNode {
                 id: *id,
                 addr: node.addr.clone(),
                 voter: voters.contains(id),
-                last_index: replicated(id),
+                last_index: replicated(id).map(|(index, _)| index),
+                last_term: replicated(id).map(|(_, term)| term),
             })
             .collect();
         (stored.log_id().map_or(0, |log| log.index), peers)

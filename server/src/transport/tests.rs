@@ -395,6 +395,7 @@ async fn server_answers_rpcs_on_its_server_port() {
         data_dir: dir.path().to_path_buf(),
         bootstrap: true,
         tuning: Tuning::default(),
+        autopilot: Default::default(),
     })
     .await
     .unwrap();
