@@ -193,40 +193,60 @@ async fn write_state(stream: &mut TcpStream, state: &MemberState) -> Result<(), 
     Ok(())
 }
 
-/// Reads one framed state; the length is checked before anything is allocated.
+/// Reads one framed state; the length is checked before anything is read. A stream that
+/// ends early is malformed, and counted like the other rejections.
 async fn read_state(
     stream: &mut TcpStream,
     datacenter: &str,
     metrics: &Metrics,
 ) -> Result<MemberState, ExchangeError> {
     let mut head = [0u8; 5];
-    stream.read_exact(&mut head).await?;
-    let [kind, len @ ..] = head;
-    let len = u32::from_be_bytes(len) as usize;
-    let checked = if kind != KIND_PUSH_PULL {
-        Err(DecodeError::Malformed(format!(
-            "unknown stream kind {kind}"
-        )))
-    } else if len > MAX_STATE_SIZE {
-        Err(DecodeError::Oversized {
-            len,
-            limit: MAX_STATE_SIZE,
-        })
-    } else {
-        Ok(())
-    };
-    let decoded = match checked {
-        Ok(()) => {
-            let mut body = vec![0u8; len];
-            stream.read_exact(&mut body).await?;
-            decode_state(&body, datacenter)
-        }
-        Err(e) => Err(e),
+    let headed = stream.read_exact(&mut head).await;
+    let decoded = match headed {
+        Ok(_) => read_body(stream, head, datacenter).await?,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(DecodeError::Malformed(
+            "stream ended inside the header".into(),
+        )),
+        Err(e) => return Err(e.into()),
     };
     decoded.map_err(|e| {
         metrics.rejected(&e);
         ExchangeError::Decode(e)
     })
+}
+
+/// The body announced by `head`; the outer error is I/O, the inner what the bytes were.
+async fn read_body(
+    stream: &mut TcpStream,
+    head: [u8; 5],
+    datacenter: &str,
+) -> Result<Result<MemberState, DecodeError>, std::io::Error> {
+    let [kind, len @ ..] = head;
+    let len = u32::from_be_bytes(len) as usize;
+    if kind != KIND_PUSH_PULL {
+        return Ok(Err(DecodeError::Malformed(format!(
+            "unknown stream kind {kind}"
+        ))));
+    }
+    if len > MAX_STATE_SIZE {
+        return Ok(Err(DecodeError::Oversized {
+            len,
+            limit: MAX_STATE_SIZE,
+        }));
+    }
+    // Grown as bytes arrive: a peer announcing 16 MiB and sending nothing costs nothing.
+    let mut body = Vec::new();
+    (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() < len {
+        return Ok(Err(DecodeError::Malformed(format!(
+            "stream ended after {} of {len} bytes",
+            body.len()
+        ))));
+    }
+    Ok(decode_state(&body, datacenter))
 }
 
 #[cfg(test)]

@@ -437,22 +437,26 @@ async fn gossip_bad_sync_streams_are_counted_and_dropped() {
     foreign_frame.extend_from_slice(&foreign_body);
     let mut oversized = vec![codec::KIND_PUSH_PULL];
     oversized.extend_from_slice(&u32::MAX.to_be_bytes());
-    let streams: [&[u8]; 4] = [
+    let streams: [&[u8]; 6] = [
         b"\x07\x00\x00\x00\x01x",
         b"\x03\x00\x00\x00\x04\xff\xff\xff\xff",
+        b"\x03\x00\x00\x01\x00short",
+        b"\x03\x00",
         &oversized,
         &foreign_frame,
     ];
     for bytes in streams {
         let mut stream = TcpStream::connect(addr_of(a)).await.unwrap();
         stream.write_all(bytes).await.unwrap();
+        // Ends the stream, as a peer that sent a truncated message and went away.
+        stream.shutdown().await.unwrap();
         let mut answer = Vec::new();
         // Dropped unanswered: the connection closes with nothing sent back.
         let read = within(CONVERGE, stream.read_to_end(&mut answer)).await;
         assert!(read.is_err() || answer.is_empty(), "answered {answer:?}");
     }
     let m = a.metrics();
-    assert_eq!((m.malformed, m.oversized, m.foreign_dc), (2, 1, 1), "{m:?}");
+    assert_eq!((m.malformed, m.oversized, m.foreign_dc), (4, 1, 1), "{m:?}");
     let c = start(joining("c", a)).await;
     for node in nodes.iter().chain([&c]) {
         eventually("the pool to converge", CONVERGE, || alive(node) == 3).await;
