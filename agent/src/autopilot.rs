@@ -8,7 +8,8 @@
 //! - dead-server cleanup: the leader removes voters that gossip reports failed (or has
 //!   reaped) and that it has not heard from for `dead_server_last_contact_threshold`, as
 //!   long as the servers still alive are a majority of the current voters and at least
-//!   `min_quorum` voters remain. A removed server that comes back is added again.
+//!   `min_quorum` voters remain. A removed server that comes back is added again. The
+//!   settings are [`Server::autopilot`]'s: the config file's until an operator sets them.
 
 use std::net::SocketAddr;
 
@@ -75,8 +76,9 @@ pub(crate) async fn manage_raft_membership(
             tracing::warn!(server = %s.rpc_addr, error = %e, "changing Raft membership");
         }
     }
-    if config.autopilot.cleanup_dead_servers {
-        remove_dead_servers(&servers, &config.autopilot, server).await;
+    let autopilot = server.autopilot();
+    if autopilot.cleanup_dead_servers {
+        remove_dead_servers(&servers, &autopilot, server).await;
     }
 }
 

@@ -52,7 +52,7 @@ impl Server {
         if !self.raft().is_leader() {
             return Err(RpcError::NoLeader);
         }
-        Ok(Response::AutopilotConfiguration(self.autopilot().clone()))
+        Ok(Response::AutopilotConfiguration(self.autopilot()))
     }
 
     /// Consul's server health: a server is healthy when gossip sees it alive, the leader

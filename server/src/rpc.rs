@@ -142,6 +142,8 @@ pub enum Response {
     Applied {
         index: u64,
     },
+    /// A check-and-set write found another index than it expected; nothing changed.
+    CasFailed,
     Read {
         meta: QueryMeta,
         result: ReadResult,

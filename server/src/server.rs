@@ -100,9 +100,12 @@ impl Server {
         &self.raft
     }
 
-    /// The autopilot settings this server was started with.
-    pub fn autopilot(&self) -> &AutopilotConfig {
-        &self.config.autopilot
+    /// The autopilot settings in force: as last set through the API (kept in Raft), else
+    /// as this server's config file has them.
+    pub fn autopilot(&self) -> AutopilotConfig {
+        self.state
+            .read(|tables| tables.autopilot().cloned())
+            .unwrap_or_else(|| self.config.autopilot.clone())
     }
 
     pub(crate) fn raft_id(&self) -> u64 {
@@ -207,10 +210,12 @@ impl Server {
 
     async fn apply(&self, command: Command) -> Result<Response, RpcError> {
         let (index, response) = self.raft.apply(command).await.map_err(rpc_error)?;
-        if response.error.is_empty() {
-            Ok(Response::Applied { index })
-        } else {
+        if !response.error.is_empty() {
             Err(RpcError::Rejected(response.error))
+        } else if response.cas_failed {
+            Ok(Response::CasFailed)
+        } else {
+            Ok(Response::Applied { index })
         }
     }
 

@@ -354,6 +354,12 @@ pub struct DeregisterRequest {
 pub enum Command {
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
+    /// Replaces the autopilot settings (`PUT /v1/operator/autopilot/configuration`);
+    /// with `cas`, only if their `ModifyIndex` is still that (0: never set).
+    SetAutopilotConfig {
+        config: AutopilotConfig,
+        cas: Option<u64>,
+    },
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,
@@ -363,6 +369,8 @@ pub enum Command {
 pub struct CommandResponse {
     /// Empty on success.
     pub error: String,
+    /// A check-and-set found another index than it expected; nothing changed.
+    pub cas_failed: bool,
 }
 
 /// A check as an agent is asked to run it: `PUT /v1/agent/check/register`, a service's
@@ -529,10 +537,11 @@ pub struct RaftServer {
 }
 
 /// Autopilot's settings, as `/v1/operator/autopilot/configuration` shows them (Consul's
-/// `AutopilotConfig`). Shoal takes them from the servers' config files (`autopilot {}`);
-/// the keys Shoal does not act on show Consul's defaults.
+/// `AutopilotConfig`). The servers' config files (`autopilot {}`) hold them until an
+/// operator sets them through the API, which stores them in Raft. The keys Shoal does not
+/// act on keep Consul's defaults (see [`AutopilotConfig::unsupported`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AutopilotConfig {
     /// Remove servers that gossip reports failed (see `DeadServerLastContactThreshold`).
     #[serde(rename = "CleanupDeadServers")]
@@ -579,6 +588,25 @@ impl Default for AutopilotConfig {
             dead_server_last_contact_threshold: Duration::from_secs(30).into(),
             create_index: 0,
             modify_index: 0,
+        }
+    }
+}
+
+impl AutopilotConfig {
+    /// The first setting that differs from Consul's default although Shoal does not act
+    /// on it, so setting it can be refused instead of silently ignored.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        let defaults = AutopilotConfig::default();
+        if self.server_stabilization_time != defaults.server_stabilization_time {
+            Some("ServerStabilizationTime")
+        } else if self.redundancy_zone_tag != defaults.redundancy_zone_tag {
+            Some("RedundancyZoneTag")
+        } else if self.disable_upgrade_migration != defaults.disable_upgrade_migration {
+            Some("DisableUpgradeMigration")
+        } else if self.upgrade_version_tag != defaults.upgrade_version_tag {
+            Some("UpgradeVersionTag")
+        } else {
+            None
         }
     }
 }

@@ -269,7 +269,7 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
     const IPS: [&str; 3] = ["127.0.0.18", "127.0.0.19", "127.0.0.20"];
     let (mut servers, _config) = start_servers_with(
         IPS,
-        "autopilot { dead_server_last_contact_threshold = \"1s\" }",
+        "autopilot {\n  cleanup_dead_servers = false\n  dead_server_last_contact_threshold = \"1s\"\n}",
     );
     let victim = a_follower(&servers);
     let observer = (victim + 1) % 3;
@@ -289,23 +289,69 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
             "{healthy}"
         );
     }
-    let config = servers[observer].cli(&["operator", "autopilot", "get-config"]);
-    assert!(config.status.success(), "{config:?}");
-    let lines = stdout(&config);
+    // The config file turns cleanup off; an operator turns it on at run time, and the
+    // leader must act on that (kept in Raft, seen from every server).
+    let get_config = |server: &AgentProc| {
+        let config = server.cli(&["operator", "autopilot", "get-config"]);
+        assert!(config.status.success(), "{config:?}");
+        stdout(&config)
+    };
+    let lines = get_config(&servers[observer]);
     assert!(
-        lines.starts_with("CleanupDeadServers = true\nLastContactThreshold = 200ms\n"),
+        lines.starts_with("CleanupDeadServers = false\nLastContactThreshold = 200ms\n"),
         "{lines}"
     );
     assert!(
         lines.contains("\nDeadServerLastContactThreshold = 1s\n"),
         "{lines}"
     );
-    let r = servers[observer].put(
-        "/v1/operator/autopilot/configuration",
-        r#"{"MinQuorum": 3}"#,
+    let set = servers[observer].cli(&[
+        "operator",
+        "autopilot",
+        "set-config",
+        "-cleanup-dead-servers=true",
+        "-max-trailing-logs",
+        "100",
+    ]);
+    assert!(set.status.success(), "{set:?}");
+    assert_eq!(stdout(&set).trim(), "Configuration updated!");
+    let lines = get_config(&servers[(observer + 1) % 3]);
+    assert!(lines.starts_with("CleanupDeadServers = true\n"), "{lines}");
+    assert!(lines.contains("\nMaxTrailingLogs = 100\n"), "{lines}");
+    assert!(
+        lines.contains("\nDeadServerLastContactThreshold = 1s\n"),
+        "{lines}"
     );
-    assert_eq!(r.status, 405, "{}", r.body);
-    assert!(r.body.contains("config file"), "{}", r.body);
+
+    let path = "/v1/operator/autopilot/configuration";
+    let stored = servers[observer].get(path).json();
+    let modify_index = stored["ModifyIndex"].as_u64().unwrap();
+    assert!(modify_index > 0, "{stored}");
+    let stale = servers[observer].put(
+        &format!("{path}?cas={}", modify_index - 1),
+        &stored.to_string(),
+    );
+    assert_eq!((stale.status, stale.body.trim()), (200, "false"));
+    for (body, why) in [
+        ("{", "Request decode failed"),
+        (
+            r#"{"RedundancyZoneTag": "zone"}"#,
+            "RedundancyZoneTag is not supported",
+        ),
+        (
+            r#"{"LastContactThreshold": "soon"}"#,
+            "LastContactThreshold",
+        ),
+    ] {
+        let r = servers[observer].put(path, body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(why), "{body}: {}", r.body);
+    }
+    assert_eq!(
+        servers[observer].get(path).json(),
+        stored,
+        "a refused change changed nothing"
+    );
 
     servers[victim].kill9();
     let killed = Instant::now();

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use shoal_server::rpc::{RaftPeer, Request, Response as RpcResponse};
+use shoal_server::structs::{AutopilotConfig, Command};
 
 use super::catalog::check_datacenter;
 use super::error::ApiError;
-use super::request::Params;
+use super::request::{decode_json, Params};
 use super::response::json;
 use crate::agent::Agent;
 
@@ -71,15 +73,36 @@ pub async fn autopilot_configuration(
     }
 }
 
-/// `PUT /v1/operator/autopilot/configuration`: refused. Shoal reads autopilot settings
-/// from the servers' config files (docs/api-differences.md).
-pub async fn autopilot_set_configuration() -> Result<Response, ApiError> {
-    Err(ApiError {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        message: "Shoal does not change autopilot settings at run time: set them in the \
-                  autopilot {} block of each server's config file and restart it"
-            .into(),
-    })
+/// `PUT /v1/operator/autopilot/configuration[?cas=N]`: replaces the settings, kept in
+/// Raft from then on. Answers `true`, or `false` when `cas` is no longer the settings'
+/// `ModifyIndex`. Missing keys take Consul's defaults; settings Shoal does not act on may
+/// only keep them.
+pub async fn autopilot_set_configuration(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    check_datacenter(&agent, &params)?;
+    let config: AutopilotConfig = decode_json(&body)?;
+    if let Some(key) = config.unsupported() {
+        return Err(ApiError::bad_request(format!(
+            "{key} is not supported by Shoal; leave it at its default"
+        )));
+    }
+    let cas = params
+        .get("cas")
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("Invalid cas index: {v:?}")))
+        })
+        .transpose()?;
+    let command = Command::SetAutopilotConfig { config, cas };
+    match agent.rpc().call(Request::Apply(command)).await? {
+        RpcResponse::Applied { .. } => json(&true, false),
+        RpcResponse::CasFailed => json(&false, false),
+        _ => Err(ApiError::internal("unexpected response from the server")),
+    }
 }
 
 /// `GET /v1/operator/autopilot/health`: 200 when every server is healthy, else 429, both

@@ -1,8 +1,9 @@
 //! `shoal operator raft list-peers|remove-peer` (the servers' Raft configuration) and
-//! `shoal operator autopilot get-config`.
+//! `shoal operator autopilot get-config|set-config`.
 
 use anyhow::{bail, Result};
 use clap::{Args as ClapArgs, Subcommand};
+use shoal_server::duration::GoDuration;
 use shoal_server::structs::{AutopilotConfig, RaftConfiguration};
 
 use crate::columns;
@@ -15,7 +16,7 @@ pub enum Command {
         #[command(subcommand)]
         command: RaftCommand,
     },
-    /// Show the servers' autopilot settings
+    /// Show or change the servers' autopilot settings
     Autopilot {
         #[command(subcommand)]
         command: AutopilotCommand,
@@ -26,6 +27,29 @@ pub enum Command {
 pub enum AutopilotCommand {
     /// Display the current autopilot configuration
     GetConfig(GetConfigArgs),
+    /// Modify the current autopilot configuration
+    SetConfig(SetConfigArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct SetConfigArgs {
+    #[command(flatten)]
+    http: HttpArgs,
+    /// Remove dead servers from the Raft configuration (true|false)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    cleanup_dead_servers: Option<bool>,
+    /// A server the leader has not heard from for longer is unhealthy
+    #[arg(long, value_name = "DURATION")]
+    last_contact_threshold: Option<GoDuration>,
+    /// A server more log entries behind the leader is unhealthy
+    #[arg(long, value_name = "N")]
+    max_trailing_logs: Option<u64>,
+    /// Dead-server cleanup never leaves fewer voters than this
+    #[arg(long, value_name = "N")]
+    min_quorum: Option<u32>,
+    /// How long a failed server must have been silent before cleanup removes it
+    #[arg(long, value_name = "DURATION")]
+    dead_server_last_contact_threshold: Option<GoDuration>,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -73,7 +97,43 @@ pub async fn run(command: Command, outer: &HttpArgs) -> Result<()> {
         Command::Autopilot {
             command: AutopilotCommand::GetConfig(args),
         } => get_config(args, outer).await,
+        Command::Autopilot {
+            command: AutopilotCommand::SetConfig(args),
+        } => set_config(args, outer).await,
     }
+}
+
+/// Consul's read-modify-write: the change applies only if nobody changed the settings in
+/// between (`?cas=` their `ModifyIndex`).
+async fn set_config(args: SetConfigArgs, outer: &HttpArgs) -> Result<()> {
+    let client = args.http.client(outer)?;
+    let path = ["v1", "operator", "autopilot", "configuration"];
+    let mut config: AutopilotConfig = client.get(&path, &[]).await?;
+    let cas = config.modify_index;
+    if let Some(v) = args.cleanup_dead_servers {
+        config.cleanup_dead_servers = v;
+    }
+    if let Some(v) = args.last_contact_threshold {
+        config.last_contact_threshold = v;
+    }
+    if let Some(v) = args.max_trailing_logs {
+        config.max_trailing_logs = v;
+    }
+    if let Some(v) = args.min_quorum {
+        config.min_quorum = v;
+    }
+    if let Some(v) = args.dead_server_last_contact_threshold {
+        config.dead_server_last_contact_threshold = v;
+    }
+    let body = serde_json::to_value(&config)?;
+    let answer = client
+        .put(&path, &[("cas", cas.to_string())], Some(&body))
+        .await?;
+    if answer.trim() != "true" {
+        bail!("Configuration could not be atomically updated, please try again");
+    }
+    println!("Configuration updated!");
+    Ok(())
 }
 
 async fn get_config(args: GetConfigArgs, outer: &HttpArgs) -> Result<()> {

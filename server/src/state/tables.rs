@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{StateError, Topic};
 use crate::structs::{
-    health, CheckServiceNode, Command, CommandResponse, DeregisterRequest, HealthCheck, Meta, Node,
-    NodeService, NodeServices, RegisterRequest, ServiceNode,
+    health, AutopilotConfig, CheckServiceNode, Command, CommandResponse, DeregisterRequest,
+    HealthCheck, Meta, Node, NodeService, NodeServices, RegisterRequest, ServiceNode,
 };
 
 /// Key of a row that belongs to a node: (lower-cased node name, ID).
@@ -22,6 +22,8 @@ pub struct Tables {
     services: BTreeMap<NodeKey, NodeService>,
     checks: BTreeMap<NodeKey, HealthCheck>,
     topic_index: BTreeMap<Topic, u64>,
+    /// Set through the operator API; `None` until then.
+    autopilot: Option<AutopilotConfig>,
     /// Derived from `services`: lower-cased service name to its instances.
     #[serde(skip)]
     services_by_name: BTreeMap<String, BTreeSet<NodeKey>>,
@@ -85,6 +87,17 @@ impl Tables {
         let result = match command {
             Command::Register(req) => self.register(index, req),
             Command::Deregister(req) => self.deregister(req),
+            Command::SetAutopilotConfig { config, cas } => {
+                let current = self.autopilot.as_ref().map_or(0, |c| c.modify_index);
+                if cas.is_some_and(|cas| cas != current) {
+                    let failed = CommandResponse {
+                        cas_failed: true,
+                        ..CommandResponse::default()
+                    };
+                    return (failed, Vec::new());
+                }
+                self.set_autopilot(index, config)
+            }
         };
         match result {
             Ok(touched) => {
@@ -93,8 +106,33 @@ impl Tables {
                 }
                 (CommandResponse::default(), touched)
             }
-            Err(error) => (CommandResponse { error }, Vec::new()),
+            Err(error) => (
+                CommandResponse {
+                    error,
+                    ..CommandResponse::default()
+                },
+                Vec::new(),
+            ),
         }
+    }
+
+    /// The autopilot settings last set through the operator API.
+    pub fn autopilot(&self) -> Option<&AutopilotConfig> {
+        self.autopilot.as_ref()
+    }
+
+    fn set_autopilot(
+        &mut self,
+        index: u64,
+        config: &AutopilotConfig,
+    ) -> Result<Vec<Topic>, String> {
+        let create_index = self.autopilot.as_ref().map_or(index, |c| c.create_index);
+        self.autopilot = Some(AutopilotConfig {
+            create_index,
+            modify_index: index,
+            ..config.clone()
+        });
+        Ok(Vec::new())
     }
 
     /// Checks a registration against the current tables without changing anything, so a

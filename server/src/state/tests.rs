@@ -290,3 +290,33 @@ async fn abandoned_waits_release_their_channel() {
         "channels of finished waits must be dropped"
     );
 }
+
+#[test]
+fn autopilot_settings_check_and_set_and_survive_a_snapshot() {
+    use crate::structs::AutopilotConfig;
+
+    let store = StateStore::new();
+    let set = |min_quorum, cas| Command::SetAutopilotConfig {
+        config: AutopilotConfig {
+            min_quorum,
+            ..AutopilotConfig::default()
+        },
+        cas,
+    };
+    assert!(store.read(|t| t.autopilot().is_none()));
+    // cas=0: only while never set.
+    assert!(!store.apply(5, &set(3, Some(0))).cas_failed);
+    assert!(store.apply(6, &set(4, Some(0))).cas_failed);
+    assert!(store.apply(7, &set(4, Some(6))).cas_failed);
+    assert!(!store.apply(8, &set(5, Some(5))).cas_failed);
+    assert!(!store.apply(9, &set(6, None)).cas_failed);
+    let stored = store.read(|t| t.autopilot().cloned()).unwrap();
+    assert_eq!(
+        (stored.min_quorum, stored.create_index, stored.modify_index),
+        (6, 5, 9)
+    );
+
+    let restored = StateStore::new();
+    restored.restore(&store.snapshot()).unwrap();
+    assert_eq!(restored.read(|t| t.autopilot().cloned()), Some(stored));
+}
