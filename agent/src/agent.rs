@@ -126,6 +126,7 @@ impl Agent {
         gossip_config.retry_interval = config.retry_interval;
         gossip_config.retry_max = config.retry_max;
         gossip_config.reap_after = config.reconnect_timeout;
+        gossip_config.snapshot = Some(data_dir.join("serf").join("local.snapshot"));
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;

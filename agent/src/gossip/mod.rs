@@ -80,6 +80,7 @@ mod join;
 mod members;
 mod metrics;
 mod push_pull;
+mod snapshot;
 mod suspicion;
 mod task;
 mod timers;
@@ -90,6 +91,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +141,9 @@ pub struct GossipConfig {
     pub retry_max: u32,
     /// Failed and left members are forgotten after this long (Consul: 72 h).
     pub reap_after: Duration,
+    /// Where live members are remembered, so a restart rejoins them (serf's
+    /// `serf/local.snapshot` in the data dir); `None` remembers nothing.
+    pub snapshot: Option<PathBuf>,
 }
 
 impl GossipConfig {
@@ -157,6 +162,7 @@ impl GossipConfig {
             retry_interval: Duration::from_secs(30),
             retry_max: 0,
             reap_after: Duration::from_secs(72 * 3600),
+            snapshot: None,
         }
     }
 }
@@ -264,6 +270,7 @@ impl Gossip {
             identity,
             socket,
             config.reap_after,
+            config.snapshot.clone(),
             commands.downgrade(),
             events.clone(),
             metrics.clone(),
@@ -287,6 +294,14 @@ impl Gossip {
                 gossip.shutdown().await;
                 return Err(e);
             }
+        }
+        let known = config
+            .snapshot
+            .as_deref()
+            .map(snapshot::load)
+            .unwrap_or_default();
+        if !known.is_empty() {
+            tokio::spawn(rejoin(gossip.commands.clone(), known, advertise));
         }
         if !config.retry_join.is_empty() {
             tokio::spawn(join::retry_join(
@@ -352,6 +367,16 @@ impl Gossip {
             .await
             .map_err(|_| GossipError::Shutdown)?;
         answer.await.map_err(|_| GossipError::Shutdown)
+    }
+}
+
+/// Announces to the members a previous run knew (serf's rejoin from its snapshot); once,
+/// in the background, since `-join` and `-retry-join` work on regardless.
+async fn rejoin(commands: mpsc::Sender<Command>, known: Vec<SocketAddr>, local: SocketAddr) {
+    let addrs: Vec<String> = known.iter().map(SocketAddr::to_string).collect();
+    match join::join(&commands, &addrs, local).await {
+        Ok(n) => tracing::info!(contacted = n, "rejoined members known before the restart"),
+        Err(e) => tracing::info!(error = %e, "no member known before the restart answered"),
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
 use super::push_pull::{self, merge_remote_state, push_pull_interval};
+use super::snapshot;
 use super::suspicion::moot_suspicion;
 use super::timers::TimerQueue;
 use super::tuning::{self, GOSSIP_INTERVAL};
@@ -37,6 +39,8 @@ const LEAVE_GOSSIP_ROUNDS: u32 = 3;
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 const RECONNECT_TARGETS: usize = 3;
+/// A membership change is written to the snapshot file within this long.
+const SNAPSHOT_DELAY: Duration = Duration::from_secs(1);
 /// Receive buffer: larger than any UDP datagram, so oversized ones are seen whole.
 const RECV_BUFFER: usize = 65_536;
 
@@ -67,6 +71,7 @@ pub(crate) enum Command {
 enum Event {
     Foca(Timer<NodeIdentity>),
     PushPull,
+    SaveSnapshot,
     Reap { name: String, generation: u64 },
     Reconnect,
 }
@@ -89,6 +94,9 @@ pub(crate) struct Node {
     reap_after: Duration,
     /// For full-state syncs running in their own tasks to hand back what they got.
     commands: mpsc::WeakSender<Command>,
+    /// Where live members are remembered across restarts (see `snapshot`).
+    snapshot_path: Option<PathBuf>,
+    snapshot_scheduled: bool,
     /// Joins waiting for a Feed (or a name-conflict notice) from an address.
     pending: HashMap<SocketAddr, Vec<oneshot::Sender<Result<(), GossipError>>>>,
     local_status: MemberStatus,
@@ -108,6 +116,7 @@ impl Node {
         identity: NodeIdentity,
         socket: UdpSocket,
         reap_after: Duration,
+        snapshot_path: Option<PathBuf>,
         commands: mpsc::WeakSender<Command>,
         events: broadcast::Sender<MemberEvent>,
         metrics: Arc<Metrics>,
@@ -141,6 +150,8 @@ impl Node {
             datacenter,
             reap_after,
             commands,
+            snapshot_path,
+            snapshot_scheduled: false,
             pending: HashMap::new(),
             local_status: MemberStatus::Alive,
             connected: false,
@@ -350,6 +361,7 @@ impl Node {
                 }
                 Event::Reconnect => self.reconnect(),
                 Event::PushPull => self.periodic_sync(),
+                Event::SaveSnapshot => self.save_snapshot(),
             }
             self.flush().await;
         }
@@ -565,7 +577,30 @@ impl Node {
         let _ = self.events.send(event);
     }
 
-    fn publish(&self) {
+    /// Writes the live members to the snapshot file, in the background.
+    fn save_snapshot(&mut self) {
+        self.snapshot_scheduled = false;
+        let Some(path) = self.snapshot_path.clone() else {
+            return;
+        };
+        if self.local_status != MemberStatus::Alive {
+            return;
+        }
+        let alive = self
+            .table
+            .infos()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .collect();
+        tokio::spawn(snapshot::save(path, alive));
+    }
+
+    /// Publishes the member list, and saves it within a second (once per second at most).
+    fn publish(&mut self) {
+        if self.snapshot_path.is_some() && !self.snapshot_scheduled {
+            self.snapshot_scheduled = true;
+            self.timers
+                .push(Instant::now() + SNAPSHOT_DELAY, Event::SaveSnapshot);
+        }
         let local = member_info(self.foca.identity(), self.local_status);
         let mut members: Vec<MemberInfo> = self.table.infos().collect();
         let at = members.partition_point(|m| m.name < local.name);
@@ -602,6 +637,9 @@ impl Node {
         }
         self.local_status = MemberStatus::Left;
         self.publish();
+        if let Some(path) = &self.snapshot_path {
+            snapshot::clear(path).await;
+        }
     }
 
     /// Consul's force-leave: a failed member is announced as left, so the pool stops

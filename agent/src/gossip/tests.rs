@@ -462,3 +462,42 @@ async fn gossip_bad_sync_streams_are_counted_and_dropped() {
         eventually("the pool to converge", CONVERGE, || alive(node) == 3).await;
     }
 }
+
+#[tokio::test]
+async fn gossip_a_restarted_seed_rejoins_the_members_it_knew() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serf").join("local.snapshot");
+    let mut seed_config = config("a");
+    seed_config.snapshot = Some(path.clone());
+    let a = start(seed_config.clone()).await;
+    let b = start(joining("b", &a)).await;
+    let c = start(joining("c", &a)).await;
+    for node in [&a, &b, &c] {
+        eventually("the pool to converge", CONVERGE, || alive(node) == 3).await;
+    }
+    eventually("the snapshot to list b and c", CONVERGE, || {
+        snapshot::load(&path).len() == 2
+    })
+    .await;
+    let a_addr = addr_of(&a);
+    a.shutdown().await;
+    eventually("a to be marked failed", DETECT, || {
+        status(&b, "a") == Some(MemberStatus::Failed)
+    })
+    .await;
+
+    // No join address at all: only the snapshot knows the pool. Without it, a would wait
+    // for b's or c's reconnect, every 30 s.
+    seed_config.bind = a_addr;
+    let a = start(seed_config).await;
+    let took = eventually("a back in its pool", CONVERGE, || {
+        alive(&a) == 3
+            && status(&b, "a") == Some(MemberStatus::Alive)
+            && status(&c, "a") == Some(MemberStatus::Alive)
+    })
+    .await;
+    eprintln!("restarted seed back in its pool after {took:?}");
+
+    within(CONVERGE, a.leave()).await.unwrap();
+    assert!(!path.exists(), "a graceful leave forgets the pool");
+}
