@@ -212,6 +212,11 @@ impl Agent {
         self.server.is_some()
     }
 
+    /// The embedded server, in server mode.
+    pub fn server(&self) -> Option<&Server> {
+        self.server.as_deref()
+    }
+
     /// Resolves once the agent has been asked to stop.
     pub async fn stopped(&self) {
         let mut rx = self.shutdown.subscribe();

@@ -49,6 +49,24 @@ fn three_servers_elect_replicate_and_survive_losing_the_leader() {
             (peers.as_array()?.len() == 3 && leader(server).is_some()).then_some(())
         });
     }
+    // Consul's Stats, as `consul info` reads them: one leader among the servers, each
+    // with its Raft state; clients count the servers they know.
+    let leaders = servers
+        .iter()
+        .filter(|s| s.get("/v1/agent/self").json()["Stats"]["raft"]["state"] == "Leader")
+        .count();
+    assert_eq!(leaders, 1);
+    let stats = servers[0].get("/v1/agent/self").json()["Stats"].clone();
+    assert_eq!(stats["consul"]["server"], "true", "{stats}");
+    assert_eq!(stats["raft"]["num_peers"], "2", "{stats}");
+    eventually(
+        Duration::from_secs(10),
+        "the client to know 3 servers",
+        || {
+            let stats = client.get("/v1/agent/self").json()["Stats"].clone();
+            (stats["consul"]["known_servers"] == "3" && stats.get("raft").is_none()).then_some(())
+        },
+    );
 
     let body = json!({"Name": "web", "ID": "web1", "Port": 80}).to_string();
     assert_eq!(client.put("/v1/agent/service/register", &body).status, 200);
@@ -482,6 +500,14 @@ fn a_restarted_server_catches_up_from_a_snapshot() {
     assert!(nodes.as_array().unwrap().len() >= 200);
     let logs = servers[lagging].logs();
     assert!(!logs.contains("panicked"), "{logs}");
+    let raft = servers[lagging].get("/v1/agent/self").json()["Stats"]["raft"].clone();
+    let index = |key: &str| raft[key].as_str().unwrap().parse::<u64>().unwrap();
+    // Stopped at a handful of entries; the installed snapshot covers most of the 200.
+    assert!(index("last_snapshot_index") > 100, "{raft}");
+    assert!(
+        index("applied_index") >= index("last_snapshot_index"),
+        "{raft}"
+    );
     // The leader kept only 5 entries past its last snapshot, so the 200 missed writes
     // cannot have come by log replication alone.
     assert!(

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::json;
 use crate::agent::{Agent, AgentError, Source};
-use crate::gossip::{GossipError, MemberInfo};
+use crate::gossip::{GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
 
 /// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
@@ -281,15 +281,48 @@ pub async fn self_info(
         },
         "Member": member_json(&agent.gossip().local_member()),
         "Meta": config.node_meta,
-        "Stats": {
-            "agent": {
-                "checks": agent.local().checks().len().to_string(),
-                "services": agent.local().services().len().to_string(),
-                "uptime_seconds": agent.uptime().as_secs().to_string(),
-            }
-        },
+        "Stats": stats(&agent),
     });
     json(&body, params.has("pretty"))
+}
+
+/// Consul's `Stats`: `agent`, `consul` (server or client view) and, on servers, `raft`.
+/// Every value is a string, as in Consul.
+fn stats(agent: &Agent) -> Value {
+    let local = json_value!({
+        "checks": agent.local().checks().len().to_string(),
+        "services": agent.local().services().len().to_string(),
+        "uptime_seconds": agent.uptime().as_secs().to_string(),
+    });
+    match agent.server() {
+        Some(server) => {
+            let raft = server.raft();
+            json_value!({
+                "agent": local,
+                "consul": {
+                    "server": "true",
+                    "bootstrap": agent.config().bootstrap.to_string(),
+                    "known_datacenters": "1",
+                    "leader": raft.is_leader().to_string(),
+                    "leader_addr": raft.leader().map(|(_, addr)| addr).unwrap_or_default(),
+                },
+                "raft": raft.stats(),
+            })
+        }
+        None => {
+            let servers = agent
+                .gossip()
+                .members()
+                .iter()
+                .filter(|m| m.status == MemberStatus::Alive)
+                .filter(|m| m.tags.get("role").is_some_and(|r| r == "consul"))
+                .count();
+            json_value!({
+                "agent": local,
+                "consul": { "server": "false", "known_servers": servers.to_string() },
+            })
+        }
+    }
 }
 
 pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {

@@ -46,6 +46,7 @@ use log_store::LogStore;
 use network::Network;
 use state_machine::StateMachine;
 
+use crate::duration::GoDuration;
 use crate::state::StateStore;
 use crate::structs::{Command, CommandResponse};
 use crate::transport::{Pool, PoolConfig};
@@ -554,6 +555,63 @@ impl RaftNode {
             .nodes()
             .map(|(id, node)| (*id, node.addr.clone()))
             .collect()
+    }
+
+    /// Consul's `Stats.raft` in `/v1/agent/self`, as strings like Consul's: what an operator
+    /// checks to see whether a server is caught up (applied vs last log index) and whether
+    /// it restored a snapshot. Consul's keys that openraft does not expose (commit index,
+    /// FSM queue) are left out rather than guessed.
+    pub fn stats(&self) -> BTreeMap<&'static str, String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let state = match metrics.state {
+            ServerState::Leader => "Leader",
+            ServerState::Candidate => "Candidate",
+            ServerState::Follower | ServerState::Learner => "Follower",
+            ServerState::Shutdown => "Shutdown",
+        };
+        let voters = metrics.membership_config.membership().voter_ids().count();
+        let last_contact = match metrics.state {
+            ServerState::Leader => "0".to_owned(),
+            _ => (*self.contact()).map_or_else(
+                || "never".to_owned(),
+                |at| GoDuration(at.elapsed()).to_string(),
+            ),
+        };
+        BTreeMap::from([
+            ("state", state.to_owned()),
+            ("term", metrics.current_term.to_string()),
+            (
+                "last_log_index",
+                metrics.last_log_index.unwrap_or(0).to_string(),
+            ),
+            (
+                "applied_index",
+                metrics.last_applied.map_or(0, |id| id.index).to_string(),
+            ),
+            (
+                "last_snapshot_index",
+                metrics.snapshot.map_or(0, |id| id.index).to_string(),
+            ),
+            (
+                "last_snapshot_term",
+                metrics
+                    .snapshot
+                    .map_or(0, |id| id.leader_id.term)
+                    .to_string(),
+            ),
+            (
+                "latest_configuration_index",
+                metrics
+                    .membership_config
+                    .log_id()
+                    .map_or(0, |id| id.index)
+                    .to_string(),
+            ),
+            ("num_peers", voters.saturating_sub(1).to_string()),
+            ("last_contact", last_contact),
+            ("protocol_version", "3".to_owned()),
+        ])
     }
 
     /// Time since this server last heard from the leader (Consul's `X-Consul-LastContact`):
