@@ -45,16 +45,45 @@ fn has_meta(meta: &Meta, filter: &Meta) -> bool {
     filter.iter().all(|(k, v)| meta.get(k) == Some(v))
 }
 
+/// The snapshot layout before `Tables::autopilot` existed.
+#[derive(Deserialize)]
+struct TablesBeforeAutopilot {
+    nodes: BTreeMap<String, Node>,
+    services: BTreeMap<NodeKey, NodeService>,
+    checks: BTreeMap<NodeKey, HealthCheck>,
+    topic_index: BTreeMap<Topic, u64>,
+}
+
+impl From<TablesBeforeAutopilot> for Tables {
+    fn from(old: TablesBeforeAutopilot) -> Tables {
+        Tables {
+            nodes: old.nodes,
+            services: old.services,
+            checks: old.checks,
+            topic_index: old.topic_index,
+            ..Tables::default()
+        }
+    }
+}
+
 impl Tables {
     pub(super) fn encode(&self) -> Vec<u8> {
         bincode::serde::encode_to_vec(self, bincode::config::standard())
             .expect("encoding in-memory tables to a Vec cannot fail")
     }
 
+    /// Decodes a snapshot, also one written before the autopilot settings were kept
+    /// (it ends where the new field starts), so existing data dirs still open.
     pub(super) fn decode(bytes: &[u8]) -> Result<Tables, StateError> {
-        let (mut tables, _): (Tables, usize) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| StateError::CorruptSnapshot(e.to_string()))?;
+        let config = bincode::config::standard();
+        let decoded = bincode::serde::decode_from_slice::<Tables, _>(bytes, config)
+            .map(|(tables, _)| tables)
+            .or_else(|e| {
+                bincode::serde::decode_from_slice::<TablesBeforeAutopilot, _>(bytes, config)
+                    .map(|(old, _)| old.into())
+                    .map_err(|_| e)
+            });
+        let mut tables = decoded.map_err(|e| StateError::CorruptSnapshot(e.to_string()))?;
         for (key, service) in &tables.services {
             tables
                 .services_by_name

@@ -320,3 +320,19 @@ fn autopilot_settings_check_and_set_and_survive_a_snapshot() {
     restored.restore(&store.snapshot()).unwrap();
     assert_eq!(restored.read(|t| t.autopilot().cloned()), Some(stored));
 }
+
+#[test]
+fn a_snapshot_from_before_autopilot_settings_still_restores() {
+    let store = StateStore::new();
+    ok(&store, 3, register("n1", Some(("web1", "web", &[])), &[]));
+    let current = store.snapshot();
+    // The older layout is the same fields without the trailing autopilot option.
+    let older = &current[..current.len() - 1];
+    let restored = StateStore::new();
+    restored.restore(older).unwrap();
+    assert_eq!(restored.read(|t| t.nodes(&Meta::new()).len()), 1);
+    assert!(restored.read(|t| t.autopilot().is_none()));
+    assert!(StateStore::new()
+        .restore(&current[..current.len() - 2])
+        .is_err());
+}
