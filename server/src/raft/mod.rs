@@ -570,7 +570,9 @@ impl RaftNode {
             ServerState::Follower | ServerState::Learner => "Follower",
             ServerState::Shutdown => "Shutdown",
         };
-        let voters = metrics.membership_config.membership().voter_ids().count();
+        let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        // Consul counts the other voters: itself only when it votes.
+        let peers = voters.len() - usize::from(voters.contains(&self.id));
         let last_contact = match metrics.state {
             ServerState::Leader => "0".to_owned(),
             _ => (*self.contact()).map_or_else(
@@ -608,7 +610,7 @@ impl RaftNode {
                     .map_or(0, |id| id.index)
                     .to_string(),
             ),
-            ("num_peers", voters.saturating_sub(1).to_string()),
+            ("num_peers", peers.to_string()),
             ("last_contact", last_contact),
             ("protocol_version", "3".to_owned()),
         ])
