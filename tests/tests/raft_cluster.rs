@@ -370,6 +370,14 @@ fn autopilot_removes_a_dead_server_and_takes_it_back() {
         stored,
         "a refused change changed nothing"
     );
+    // A client writing back only Consul's keys keeps Shoal's own.
+    let r = servers[observer].put(
+        path,
+        r#"{"CleanupDeadServers": true, "MaxTrailingLogs": 100}"#,
+    );
+    assert_eq!((r.status, r.body.trim()), (200, "true"), "{}", r.body);
+    let now = servers[observer].get(path).json();
+    assert_eq!(now["DeadServerLastContactThreshold"], "1s", "{now}");
 
     servers[victim].kill9();
     let killed = Instant::now();

@@ -84,7 +84,18 @@ pub async fn autopilot_set_configuration(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     check_datacenter(&agent, &params)?;
-    let config: AutopilotConfig = decode_json(&body)?;
+    let mut config: AutopilotConfig = decode_json(&body)?;
+    // Shoal's own key: a Consul client writing back what it read does not know it, and
+    // must not reset it.
+    if !mentions_key(&body, "DeadServerLastContactThreshold") {
+        match agent.rpc().call(Request::AutopilotConfiguration).await? {
+            RpcResponse::AutopilotConfiguration(current) => {
+                config.dead_server_last_contact_threshold =
+                    current.dead_server_last_contact_threshold;
+            }
+            _ => return Err(ApiError::internal("unexpected response from the server")),
+        }
+    }
     if let Some(key) = config.unsupported() {
         return Err(ApiError::bad_request(format!(
             "{key} is not supported by Shoal; leave it at its default"
@@ -103,6 +114,15 @@ pub async fn autopilot_set_configuration(
         RpcResponse::CasFailed => json(&false, false),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
+}
+
+/// Whether the JSON object `body` has `key`, in any case, with or without underscores.
+fn mentions_key(body: &[u8], key: &str) -> bool {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
+        return false;
+    };
+    map.keys()
+        .any(|k| k.replace('_', "").eq_ignore_ascii_case(key))
 }
 
 /// `GET /v1/operator/autopilot/health`: 200 when every server is healthy, else 429, both
