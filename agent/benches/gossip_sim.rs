@@ -29,8 +29,8 @@ use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, Post
 use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
 use shoal_agent::gossip::{
-    foca_config, local_state, merge_remote_state, moot_suspicion, push_pull_interval, NodeIdentity,
-    TAG_DATACENTER, TAG_NODE_ID,
+    confirm_down, foca_config, local_state, merge_remote_state, moot_suspicion, push_pull_interval,
+    NodeIdentity, TAG_DATACENTER, TAG_NODE_ID,
 };
 
 type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
@@ -143,6 +143,8 @@ enum Event {
     Deliver(usize, Vec<u8>),
     /// Time for member `.0`'s periodic full-state sync.
     PushPullTimer(usize),
+    /// The suspicion timeout of a member a peer's full state said was down.
+    ConfirmDown(usize, foca::Member<NodeIdentity>),
     /// A full member list arriving at `to` from `from`; `reply` when it answers one.
     PushPull {
         to: usize,
@@ -303,7 +305,8 @@ impl Sim {
             Event::Join(i)
             | Event::Timer(i, _)
             | Event::Deliver(i, _)
-            | Event::PushPullTimer(i) => *i,
+            | Event::PushPullTimer(i)
+            | Event::ConfirmDown(i, _) => *i,
             Event::PushPull { to, .. } => *to,
         };
         if !self.members[node].alive {
@@ -344,7 +347,20 @@ impl Sim {
                     // memberlist answers with its state as it was before merging.
                     self.send_state(node, from, true);
                 }
-                merge_remote_state(&mut self.members[node].foca, state, &mut self.runtime)
+                let member = &mut self.members[node];
+                let merged = merge_remote_state(&mut member.foca, state, &mut self.runtime);
+                let timeout =
+                    micros(foca_config(member.tuned_for, REAP_AFTER).suspect_to_down_after);
+                for suspected in merged.as_ref().map(Vec::as_slice).unwrap_or_default() {
+                    self.push(
+                        self.now_us + timeout,
+                        Event::ConfirmDown(node, suspected.clone()),
+                    );
+                }
+                merged.map(drop)
+            }
+            Event::ConfirmDown(_, suspected) => {
+                confirm_down(&mut self.members[node].foca, &suspected, &mut self.runtime)
             }
         };
         if result.is_err() {

@@ -26,9 +26,9 @@ pub const KIND_NAME_CONFLICT: u8 = 2;
 pub const KIND_PUSH_PULL: u8 = 3;
 /// Largest datagram accepted: foca's packet limit plus the kind byte.
 pub const MAX_DATAGRAM_SIZE: usize = MAX_PACKET_SIZE + 1;
-/// Largest member list accepted in a full-state sync: over 30,000 members of the
-/// largest identity.
-pub const MAX_STATE_SIZE: usize = 16 << 20;
+/// Largest member list accepted in a full-state sync: 20,000 members of the largest
+/// identity, 50,000 of a typical one.
+pub const MAX_STATE_SIZE: usize = 8 << 20;
 
 /// A decoded, validated datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]

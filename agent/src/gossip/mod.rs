@@ -105,7 +105,7 @@ pub use codec::{
 pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
-pub use push_pull::{local_state, merge_remote_state, push_pull_interval};
+pub use push_pull::{confirm_down, local_state, merge_remote_state, push_pull_interval};
 pub use suspicion::moot_suspicion;
 pub use tuning::foca_config;
 
@@ -275,14 +275,14 @@ impl Gossip {
             events.clone(),
             metrics.clone(),
         );
-        tokio::spawn(node.run(commands_rx));
-        tokio::spawn(push_pull::serve(
+        let serving = tokio::spawn(push_pull::serve(
             listener,
             commands.downgrade(),
             snapshot.clone(),
             datacenter,
             metrics.clone(),
         ));
+        tokio::spawn(node.run(commands_rx, serving));
         let gossip = Gossip {
             commands,
             snapshot,
@@ -370,14 +370,27 @@ impl Gossip {
     }
 }
 
-/// Announces to the members a previous run knew (serf's rejoin from its snapshot); once,
-/// in the background, since `-join` and `-retry-join` work on regardless.
-async fn rejoin(commands: mpsc::Sender<Command>, known: Vec<SocketAddr>, local: SocketAddr) {
-    let addrs: Vec<String> = known.iter().map(SocketAddr::to_string).collect();
-    match join::join(&commands, &addrs, local).await {
-        Ok(n) => tracing::info!(contacted = n, "rejoined members known before the restart"),
-        Err(e) => tracing::info!(error = %e, "no member known before the restart answered"),
+/// Announces to the members a previous run knew, one at a time in random order until one
+/// answers (serf's rejoin from its snapshot): the one that answers brings the rest in its
+/// full-state sync. Runs in the background, since `-join` and `-retry-join` work on
+/// regardless.
+async fn rejoin(commands: mpsc::Sender<Command>, mut known: Vec<SocketAddr>, local: SocketAddr) {
+    use rand::seq::SliceRandom;
+    known.shuffle(&mut rand::rng());
+    for addr in known {
+        match join::join(&commands, &[addr.to_string()], local).await {
+            Ok(_) => {
+                tracing::info!(%addr, "rejoined the pool known before the restart");
+                return;
+            }
+            Err(GossipError::Join { .. }) => continue,
+            Err(e) => {
+                tracing::info!(error = %e, "rejoining the pool known before the restart");
+                return;
+            }
+        }
     }
+    tracing::info!("no member known before the restart answered");
 }
 
 /// Binds the UDP socket and, for full-state syncs, a TCP listener on the same address and

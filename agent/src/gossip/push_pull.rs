@@ -16,11 +16,12 @@
 //! that is oversized, malformed or from another datacenter is counted and the
 //! connection dropped; every exchange must finish within [`EXCHANGE_TIMEOUT`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca::{BroadcastHandler, Codec, Foca, Member, Runtime};
+use foca::{BroadcastHandler, Codec, Foca, Incarnation, Member, Runtime, State};
 use rand_foca::RngExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,7 +38,9 @@ use super::task::{Command, Snapshot};
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inbound exchanges served at once; more are closed unanswered (the peer retries at
 /// its next interval), so a burst of joiners cannot hold unbounded memory.
-const MAX_INBOUND: usize = 16;
+const MAX_INBOUND: usize = 8;
+/// Pause after a failed `accept` (e.g. out of file descriptors), instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// memberlist's LAN `PushPullInterval`, for pools of up to [`SCALE_THRESHOLD`] members.
 const BASE_INTERVAL: Duration = Duration::from_secs(30);
@@ -71,9 +74,51 @@ where
 
 /// Applies a peer's view; foca keeps whichever of two entries is newer, refutes a
 /// suspicion of this member, and reports changes as usual notifications.
+///
+/// A peer's "down" for the very identity this node has active is not taken as is: the
+/// peer may have been cut off and taken everyone for dead, and foca lets "down" override
+/// "alive". As memberlist does, such a member is suspected instead (and the suspicion
+/// gossiped, so it can refute); the returned members are to be passed to
+/// [`confirm_down`] once a suspicion timeout has passed.
 pub fn merge_remote_state<C, R, B>(
     foca: &mut Foca<NodeIdentity, C, R, B>,
     remote: Vec<Member<NodeIdentity>>,
+    mut runtime: impl Runtime<NodeIdentity>,
+) -> Result<Vec<Member<NodeIdentity>>, foca::Error>
+where
+    C: Codec<NodeIdentity>,
+    C::Error: std::error::Error,
+    R: RngExt,
+    B: BroadcastHandler<NodeIdentity>,
+{
+    let active: HashMap<SocketAddr, (&NodeIdentity, Incarnation)> = foca
+        .iter_members()
+        .map(|m| (m.id().addr, (m.id(), m.incarnation())))
+        .collect();
+    let mut taken = Vec::with_capacity(remote.len());
+    let mut suspected = Vec::new();
+    for member in remote {
+        match active.get(&member.id().addr) {
+            Some(&(id, incarnation)) if member.state() == State::Down && id == member.id() => {
+                // An older incarnation's down predates a refutation: stale.
+                if member.incarnation() >= incarnation {
+                    let (id, incarnation) = (member.id().clone(), member.incarnation());
+                    suspected.push(Member::new(id, incarnation, State::Suspect));
+                }
+            }
+            _ => taken.push(member),
+        }
+    }
+    foca.apply_many(taken.into_iter(), false, &mut runtime)?;
+    foca.apply_many(suspected.iter().cloned(), true, &mut runtime)?;
+    Ok(suspected)
+}
+
+/// Declares down a member [`merge_remote_state`] suspected, unless it refuted meanwhile
+/// (it is no longer suspect at that incarnation).
+pub fn confirm_down<C, R, B>(
+    foca: &mut Foca<NodeIdentity, C, R, B>,
+    suspected: &Member<NodeIdentity>,
     runtime: impl Runtime<NodeIdentity>,
 ) -> Result<(), foca::Error>
 where
@@ -82,7 +127,16 @@ where
     R: RngExt,
     B: BroadcastHandler<NodeIdentity>,
 {
-    foca.apply_many(remote.into_iter(), false, runtime)
+    let unrefuted = foca.iter_membership_state().any(|m| {
+        m.id() == suspected.id()
+            && m.state() == State::Suspect
+            && m.incarnation() == suspected.incarnation()
+    });
+    if !unrefuted {
+        return Ok(());
+    }
+    let down = Member::new(suspected.id().clone(), suspected.incarnation(), State::Down);
+    foca.apply_many(std::iter::once(down), true, runtime)
 }
 
 /// Why a full-state exchange failed; logged and counted, never fatal.
@@ -133,7 +187,8 @@ pub(crate) async fn serve(
         let (stream, from) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                tracing::debug!(error = %e, "accepting a gossip sync connection failed");
+                tracing::warn!(error = %e, "accepting a gossip sync connection failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
@@ -201,7 +256,12 @@ async fn read_state(
     metrics: &Metrics,
 ) -> Result<MemberState, ExchangeError> {
     let mut head = [0u8; 5];
-    let headed = stream.read_exact(&mut head).await;
+    // Closed before sending anything (a peer whose slots were full, a port scan): not a
+    // malformed message.
+    if stream.read(&mut head[..1]).await? == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    let headed = stream.read_exact(&mut head[1..]).await;
     let decoded = match headed {
         Ok(_) => read_body(stream, head, datacenter).await?,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(DecodeError::Malformed(
@@ -234,7 +294,7 @@ async fn read_body(
             limit: MAX_STATE_SIZE,
         }));
     }
-    // Grown as bytes arrive: a peer announcing 16 MiB and sending nothing costs nothing.
+    // Grown as bytes arrive: a peer announcing 8 MiB and sending nothing costs nothing.
     let mut body = Vec::new();
     (&mut *stream)
         .take(len as u64)
@@ -251,7 +311,66 @@ async fn read_body(
 
 #[cfg(test)]
 mod tests {
+    use foca::{AccumulatingRuntime, PostcardCodec};
+    use rand_foca::rngs::SmallRng;
+    use rand_foca::SeedableRng;
+
     use super::*;
+
+    fn identity(name: &str, port: u16, generation: u64) -> NodeIdentity {
+        NodeIdentity {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            generation,
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn gossip_a_peers_down_does_not_override_a_member_seen_alive() {
+        let config = super::super::tuning::foca_config(3, Duration::from_secs(3600));
+        let mut foca = Foca::new(
+            identity("a", 1, 1),
+            config,
+            SmallRng::seed_from_u64(1),
+            PostcardCodec,
+        );
+        let mut runtime = AccumulatingRuntime::new();
+        let (b, c) = (identity("b", 2, 1), identity("c", 3, 1));
+        let alive = [Member::alive(b.clone()), Member::alive(c.clone())];
+        merge_remote_state(&mut foca, alive.to_vec(), &mut runtime).unwrap();
+        assert_eq!(foca.num_members(), 2);
+        // A peer that was cut off says both are down; c has since restarted.
+        let restarted_c = identity("c", 3, 2);
+        let stale = vec![Member::down(b.clone()), Member::down(restarted_c.clone())];
+        let suspected = merge_remote_state(&mut foca, stale, &mut runtime).unwrap();
+        let states: Vec<(NodeIdentity, State)> = foca
+            .iter_members()
+            .map(|m| (m.id().clone(), m.state()))
+            .collect();
+        assert_eq!(
+            states,
+            [(b.clone(), State::Suspect)],
+            "c's newer identity is down"
+        );
+        assert_eq!(suspected.len(), 1);
+
+        // b refutes in time: the suspicion lapses.
+        let refuted = Member::new(b.clone(), 1, State::Alive);
+        merge_remote_state(&mut foca, vec![refuted], &mut runtime).unwrap();
+        confirm_down(&mut foca, &suspected[0], &mut runtime).unwrap();
+        assert_eq!(foca.num_members(), 1);
+
+        // Suspected again and silent: down once confirmed.
+        let suspected = merge_remote_state(
+            &mut foca,
+            vec![Member::new(b, 1, State::Down)],
+            &mut runtime,
+        )
+        .unwrap();
+        confirm_down(&mut foca, &suspected[0], &mut runtime).unwrap();
+        assert_eq!(foca.num_members(), 0);
+    }
 
     #[test]
     fn gossip_push_pull_interval_grows_with_log2_of_the_pool() {

@@ -9,13 +9,15 @@
 //!
 //! One line per live member, `alive: <name> <addr>`, as serf's snapshot writes them.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::MemberInfo;
 
-/// Addresses of the members recorded at `path`; a missing file is an empty list, and an
-/// unreadable or damaged one is logged and ignored (it only speeds up rejoining).
+/// Addresses of the members recorded at `path`; a missing file is an empty list, an
+/// unreadable one is logged and ignored, and damaged lines are skipped (the file only
+/// speeds up rejoining).
 pub(crate) fn load(path: &Path) -> Vec<SocketAddr> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -25,27 +27,32 @@ pub(crate) fn load(path: &Path) -> Vec<SocketAddr> {
             return Vec::new();
         }
     };
-    match decode(&text) {
-        Ok(addrs) => addrs,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "ignoring the gossip snapshot");
-            Vec::new()
-        }
+    let (addrs, damaged) = decode(&text);
+    if damaged > 0 {
+        tracing::warn!(path = %path.display(), lines = damaged, "skipping damaged lines of the gossip snapshot");
     }
+    addrs
 }
 
-/// Replaces the file with `members` (written aside, then renamed, so a crash mid-write
-/// leaves the previous list).
+/// Replaces the file with `members`: written aside, synced, then renamed, so a crash
+/// leaves the previous list or the new one, never half of one.
 pub(crate) async fn save(path: PathBuf, members: Vec<MemberInfo>) {
-    let write = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+    let text = encode(&members);
+    let target = path.clone();
+    let write = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        let aside = path.with_extension("tmp");
-        tokio::fs::write(&aside, encode(&members)).await?;
-        tokio::fs::rename(&aside, &path).await
-    };
-    if let Err(e) = write.await {
+        let aside = target.with_extension("tmp");
+        let mut file = std::fs::File::create(&aside)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&aside, &target)
+    });
+    let result = write
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    if let Err(e) = result {
         tracing::warn!(path = %path.display(), error = %e, "writing the gossip snapshot");
     }
 }
@@ -68,18 +75,23 @@ fn encode(members: &[MemberInfo]) -> String {
         .collect()
 }
 
-fn decode(text: &str) -> Result<Vec<SocketAddr>, String> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(n, line)| {
+/// The addresses of the well-formed `alive: <name> <addr>` lines, and how many other
+/// non-empty lines there were.
+fn decode(text: &str) -> (Vec<SocketAddr>, usize) {
+    let mut damaged = 0;
+    let addrs = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .filter_map(|line| {
             let addr = line
                 .strip_prefix("alive: ")
                 .and_then(|rest| rest.rsplit_once(' '))
                 .and_then(|(_, addr)| addr.parse().ok());
-            addr.ok_or_else(|| format!("line {}: expected `alive: <name> <addr>`", n + 1))
+            damaged += usize::from(addr.is_none());
+            addr
         })
-        .collect()
+        .collect();
+    (addrs, damaged)
 }
 
 #[cfg(test)]
@@ -116,7 +128,7 @@ mod tests {
             ]
         );
         std::fs::write(&path, "alive: a 10.0.0.1:8301\ngarbage\n").unwrap();
-        assert!(load(&path).is_empty());
+        assert_eq!(load(&path), ["10.0.0.1:8301".parse().unwrap()]);
         clear(&path).await;
         assert!(!path.exists());
     }

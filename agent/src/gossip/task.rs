@@ -17,7 +17,8 @@ use foca::{AccumulatingRuntime, Foca, Member, Message, OwnedNotification, Postca
 use rand_foca::rngs::SmallRng;
 use rand_foca::SeedableRng;
 use tokio::net::UdpSocket;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec::{self, LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket};
@@ -25,7 +26,7 @@ use super::identity::NodeIdentity;
 use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
-use super::push_pull::{self, merge_remote_state, push_pull_interval};
+use super::push_pull::{self, confirm_down, merge_remote_state, push_pull_interval};
 use super::snapshot;
 use super::suspicion::moot_suspicion;
 use super::timers::TimerQueue;
@@ -41,6 +42,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 const RECONNECT_TARGETS: usize = 3;
 /// A membership change is written to the snapshot file within this long.
 const SNAPSHOT_DELAY: Duration = Duration::from_secs(1);
+/// Full-state syncs this node runs at once as the initiator; more are skipped (joining
+/// several addresses at once, a rejoin): each costs the peer a merge of the whole pool.
+const MAX_OUTBOUND_SYNCS: usize = 4;
 /// Receive buffer: larger than any UDP datagram, so oversized ones are seen whole.
 const RECV_BUFFER: usize = 65_536;
 
@@ -72,7 +76,12 @@ enum Event {
     Foca(Timer<NodeIdentity>),
     PushPull,
     SaveSnapshot,
-    Reap { name: String, generation: u64 },
+    /// The suspicion timeout of a member a peer's full state said was down.
+    ConfirmDown(Member<NodeIdentity>),
+    Reap {
+        name: String,
+        generation: u64,
+    },
     Reconnect,
 }
 
@@ -97,6 +106,10 @@ pub(crate) struct Node {
     /// Where live members are remembered across restarts (see `snapshot`).
     snapshot_path: Option<PathBuf>,
     snapshot_scheduled: bool,
+    /// The save in progress; one at a time, so an older list never lands last.
+    snapshot_writer: Option<JoinHandle<()>>,
+    /// Full-state syncs this node started that are still running.
+    outbound_syncs: Arc<Semaphore>,
     /// Joins waiting for a Feed (or a name-conflict notice) from an address.
     pending: HashMap<SocketAddr, Vec<oneshot::Sender<Result<(), GossipError>>>>,
     local_status: MemberStatus,
@@ -152,6 +165,8 @@ impl Node {
             commands,
             snapshot_path,
             snapshot_scheduled: false,
+            snapshot_writer: None,
+            outbound_syncs: Arc::new(Semaphore::new(MAX_OUTBOUND_SYNCS)),
             pending: HashMap::new(),
             local_status: MemberStatus::Alive,
             connected: false,
@@ -167,8 +182,14 @@ impl Node {
     }
 
     /// Runs until told to leave or shut down, or until every handle is dropped (which
-    /// stops the node abruptly, as a crash would).
-    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// stops the node abruptly, as a crash would). `serving` answers full-state syncs on
+    /// the TCP port; a leave or shutdown stops it before replying, so both sockets are
+    /// closed by then.
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        serving: JoinHandle<()>,
+    ) {
         let mut buf = vec![0u8; RECV_BUFFER];
         loop {
             let deadline = self.timers.next_deadline();
@@ -177,12 +198,16 @@ impl Node {
                     None => return,
                     Some(Command::Shutdown { reply }) => {
                         drop(self);
+                        serving.abort();
+                        let _ = serving.await;
                         let _ = reply.send(());
                         return;
                     }
                     Some(Command::Leave { reply }) => {
                         self.leave().await;
                         drop(self);
+                        serving.abort();
+                        let _ = serving.await;
                         let _ = reply.send(());
                         return;
                     }
@@ -362,6 +387,10 @@ impl Node {
                 Event::Reconnect => self.reconnect(),
                 Event::PushPull => self.periodic_sync(),
                 Event::SaveSnapshot => self.save_snapshot(),
+                Event::ConfirmDown(suspected) => {
+                    let result = confirm_down(&mut self.foca, &suspected, &mut self.runtime);
+                    log_foca_error("confirm_down", result);
+                }
             }
             self.flush().await;
         }
@@ -383,6 +412,10 @@ impl Node {
     /// Exchanges full state with `peer` in the background; the answer comes back as
     /// [`Command::Merge`].
     fn start_sync(&self, peer: SocketAddr) {
+        let Ok(slot) = self.outbound_syncs.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "skipping a gossip sync: enough are running");
+            return;
+        };
         let local = self.state();
         let commands = self.commands.clone();
         let metrics = self.metrics.clone();
@@ -396,6 +429,7 @@ impl Node {
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "gossip sync failed"),
             }
+            drop(slot);
         });
     }
 
@@ -428,6 +462,11 @@ impl Node {
             .collect();
         self.catch_up_generation(members.iter().map(Member::id));
         let result = merge_remote_state(&mut self.foca, members, &mut self.runtime);
+        let timeout = tuning::suspicion_timeout(self.tuned_for);
+        for suspected in result.as_ref().map(Vec::as_slice).unwrap_or_default() {
+            let at = Instant::now() + timeout;
+            self.timers.push(at, Event::ConfirmDown(suspected.clone()));
+        }
         log_foca_error("merge", result);
         self.flush().await;
         let mut changed = false;
@@ -579,19 +618,29 @@ impl Node {
 
     /// Writes the live members to the snapshot file, in the background.
     fn save_snapshot(&mut self) {
-        self.snapshot_scheduled = false;
         let Some(path) = self.snapshot_path.clone() else {
             return;
         };
         if self.local_status != MemberStatus::Alive {
+            self.snapshot_scheduled = false;
             return;
         }
+        if self
+            .snapshot_writer
+            .as_ref()
+            .is_some_and(|w| !w.is_finished())
+        {
+            self.timers
+                .push(Instant::now() + SNAPSHOT_DELAY, Event::SaveSnapshot);
+            return;
+        }
+        self.snapshot_scheduled = false;
         let alive = self
             .table
             .infos()
             .filter(|m| m.status == MemberStatus::Alive)
             .collect();
-        tokio::spawn(snapshot::save(path, alive));
+        self.snapshot_writer = Some(tokio::spawn(snapshot::save(path, alive)));
     }
 
     /// Publishes the member list, and saves it within a second (once per second at most).
@@ -638,6 +687,9 @@ impl Node {
         self.local_status = MemberStatus::Left;
         self.publish();
         if let Some(path) = &self.snapshot_path {
+            if let Some(writer) = self.snapshot_writer.take() {
+                let _ = writer.await;
+            }
             snapshot::clear(path).await;
         }
     }

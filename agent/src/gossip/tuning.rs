@@ -47,12 +47,7 @@ pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
     config.probe_period = PROBE_PERIOD;
     config.probe_rtt = PROBE_RTT;
     config.num_indirect_probes = nonzero(INDIRECT_PROBES);
-    let suspicion_periods = if n <= SMALL_POOL {
-        SMALL_POOL_SUSPICION
-    } else {
-        SUSPICION_MULT * n.log10()
-    };
-    config.suspect_to_down_after = PROBE_PERIOD.mul_f64(suspicion_periods);
+    config.suspect_to_down_after = suspicion_timeout(cluster_size);
     let transmissions = (RETRANSMIT_MULT * (n + 1.0).log10()).ceil().min(255.0) as u8;
     config.max_transmissions =
         NonZeroU8::new(transmissions.max(MIN_TRANSMISSIONS)).unwrap_or(NonZeroU8::MIN);
@@ -72,6 +67,17 @@ pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
         num_members: nonzero(RECONNECT_NODES),
     });
     config
+}
+
+/// How long a suspected member has to refute before it is declared down.
+pub(crate) fn suspicion_timeout(cluster_size: usize) -> Duration {
+    let n = cluster_size.max(1) as f64;
+    let periods = if n <= SMALL_POOL {
+        SMALL_POOL_SUSPICION
+    } else {
+        SUSPICION_MULT * n.log10()
+    };
+    PROBE_PERIOD.mul_f64(periods)
 }
 
 fn nonzero(n: usize) -> NonZeroUsize {
