@@ -416,14 +416,15 @@ impl Sim {
     }
 
     /// A joiner's seed answered: like the agent, sync full state with the seed at once and
-    /// start the periodic sync, staggered over one interval.
+    /// start the periodic sync.
     fn on_active(&mut self, node: usize) {
         if std::mem::replace(&mut self.members[node].active, true) || !self.push_pull {
             return;
         }
         self.send_state(node, 0, false);
-        let interval = push_pull_interval(self.members[node].foca.num_members() + 1);
-        let stagger = self.net_rng.random_range(0..=micros(interval));
+        // As the agent (and memberlist) do: the first periodic sync at a random point of
+        // the interval for a pool of one, the next ones at the pool's own interval.
+        let stagger = self.net_rng.random_range(0..=micros(push_pull_interval(1)));
         self.push(self.now_us + stagger, Event::PushPullTimer(node));
     }
 
