@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use rand::Rng;
-use shoal_server::rpc::{QueryMeta, QueryOptions, Read, ReadResult, Request, Response, RpcError};
+use shoal_server::rpc::{
+    Op, QueryMeta, QueryOptions, Read, ReadResult, Request, Response, RpcError,
+};
 use shoal_server::structs::Command;
 use shoal_server::transport::Pool;
 use shoal_server::Server;
@@ -134,7 +136,7 @@ impl RpcClient {
 
     /// Commits a change; returns its modification index.
     pub async fn apply(&self, command: Command) -> Result<u64, RpcError> {
-        match self.call(Request::Apply(command)).await? {
+        match self.call(Request::new(Op::Apply(command))).await? {
             Response::Applied { index } => Ok(index),
             other => Err(unexpected(&other)),
         }
@@ -145,7 +147,7 @@ impl RpcClient {
         read: Read,
         options: QueryOptions,
     ) -> Result<(QueryMeta, ReadResult), RpcError> {
-        match self.call(Request::Read { read, options }).await? {
+        match self.call(Request::read(read, options)).await? {
             Response::Read { meta, result } => Ok((meta, result)),
             other => Err(unexpected(&other)),
         }

@@ -160,7 +160,7 @@ impl DnsCatalog for AgentDnsCatalog {
 mod tests {
     use std::sync::Arc;
 
-    use shoal_server::rpc::Request;
+    use shoal_server::rpc::{Op, Request};
     use shoal_server::structs::{Command, NodeService, RegisterRequest};
     use shoal_server::transport::{Pool, PoolConfig};
     use shoal_server::{Server, ServerConfig};
@@ -203,7 +203,7 @@ mod tests {
             ..Default::default()
         };
         server
-            .handle(Request::Apply(Command::Register(register)))
+            .handle(Request::new(Op::Apply(Command::Register(register))))
             .await
             .unwrap();
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::state::{StateStore, Tables, Topic};
+use crate::state::{StateStore, Tables, Watch};
 
 /// Consul's default and maximum waits.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -29,24 +29,24 @@ pub fn effective_wait(requested: Duration) -> Duration {
     wait + rand::rng().random_range(Duration::ZERO..jitter_cap)
 }
 
-/// Runs `query` once `topic`'s index exceeds `min_index` or the wait ends, and returns the
+/// Runs `query` once `watch`'s index exceeds `min_index` or the wait ends, and returns the
 /// index with the result. `min_index == 0` answers at once.
 pub async fn run<T>(
     state: &StateStore,
-    topic: &Topic,
+    watch: &Watch,
     min_index: u64,
     max_wait: Duration,
     query: impl Fn(&Tables) -> T,
 ) -> (u64, T) {
     if min_index > 0 {
         let deadline = Instant::now() + effective_wait(max_wait);
-        let mut changes = state.subscribe(topic);
-        while state.read(|t| t.index(topic)) <= min_index {
+        let mut changes = state.subscribe(watch);
+        while state.read(|t| t.index(watch)) <= min_index {
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => break,
             }
         }
     }
-    state.read(|t| (t.index(topic), query(t)))
+    state.read(|t| (t.index(watch), query(t)))
 }

@@ -75,7 +75,8 @@ impl Server {
                 node: name,
                 ..Default::default()
             });
-            self.handle(crate::rpc::Request::Apply(command)).await?;
+            self.handle(crate::rpc::Request::new(crate::rpc::Op::Apply(command)))
+                .await?;
         }
         Ok(())
     }
@@ -161,7 +162,7 @@ impl Server {
                 })
             }
         };
-        self.handle(crate::rpc::Request::Apply(command))
+        self.handle(crate::rpc::Request::new(crate::rpc::Op::Apply(command)))
             .await
             .map(drop)
     }

@@ -4,9 +4,10 @@
 //! [`structs::Command`] committed through Raft ([`raft`], which groups concurrent commands
 //! into one log entry) and applied in log order, so every server holds the same tables.
 //! Each command gets the next modification index as it is applied; that index is what
-//! blocking queries ([`blocking`]) wait on and what `X-Consul-Index` reports. [`Server::handle`] is the one entry point: agents
-//! (in-process in server mode, over the network later) send an [`rpc::Request`] and get an
-//! [`rpc::Response`].
+//! blocking queries ([`blocking`]) wait on and what `X-Consul-Index` reports.
+//! [`Server::handle`] is the one entry point: agents (in-process in server mode, over the
+//! server port otherwise) send an [`rpc::Request`] and get an [`rpc::Response`]. What is
+//! stored and sent between servers is versioned in [`wire`].
 
 pub mod blocking;
 pub mod duration;
@@ -18,5 +19,6 @@ mod server;
 pub mod state;
 pub mod structs;
 pub mod transport;
+pub mod wire;
 
 pub use server::{Server, ServerConfig, ServerError};

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::duration::GoDuration;
 use crate::raft::{NodeId, Peer};
-use crate::rpc::{RaftPeer, Request, Response, RpcError};
+use crate::rpc::{RaftPeer, Response, RpcError};
 use crate::structs::{
     AutopilotHealth, Meta, RaftConfiguration, RaftServer, ServerHealth, SERF_CHECK_ID,
 };
@@ -42,29 +42,14 @@ impl Stability {
 }
 
 impl Server {
-    pub(crate) async fn autopilot_configuration(&self) -> Result<Response, RpcError> {
-        if let Some(leader) = self.remote_leader() {
-            return self
-                .pool()
-                .forward(&leader, Request::AutopilotConfiguration)
-                .await;
-        }
-        if !self.raft().is_leader() {
-            return Err(RpcError::NoLeader);
-        }
+    pub(crate) fn autopilot_configuration(&self) -> Result<Response, RpcError> {
         Ok(Response::AutopilotConfiguration(self.autopilot()))
     }
 
     /// Consul's server health: a server is healthy when gossip sees it alive, the leader
     /// heard from it within `LastContactThreshold`, and it holds an entry of the current
     /// term no more than `MaxTrailingLogs` behind the leader's last one.
-    pub(crate) async fn autopilot_health(&self) -> Result<Response, RpcError> {
-        if let Some(leader) = self.remote_leader() {
-            return self.pool().forward(&leader, Request::AutopilotHealth).await;
-        }
-        if !self.raft().is_leader() {
-            return Err(RpcError::NoLeader);
-        }
+    pub(crate) fn autopilot_health(&self) -> Result<Response, RpcError> {
         let autopilot = self.autopilot();
         let (config, peers) = self.configuration();
         let own = peers.iter().find(|p| p.id == self.raft_id());
@@ -137,27 +122,11 @@ impl Server {
         }
     }
 
-    pub(crate) async fn raft_configuration(&self, stale: bool) -> Result<Response, RpcError> {
-        if !stale {
-            if let Some(leader) = self.remote_leader() {
-                let request = crate::rpc::Request::RaftConfiguration { stale };
-                return self.pool().forward(&leader, request).await;
-            }
-            if !self.raft().is_leader() {
-                return Err(RpcError::NoLeader);
-            }
-        }
+    pub(crate) fn raft_configuration(&self) -> Result<Response, RpcError> {
         Ok(Response::RaftConfiguration(self.configuration().0))
     }
 
     pub(crate) async fn raft_remove_peer(&self, peer: RaftPeer) -> Result<Response, RpcError> {
-        if let Some(leader) = self.remote_leader() {
-            let request = crate::rpc::Request::RaftRemovePeer(peer);
-            return self.pool().forward(&leader, request).await;
-        }
-        if !self.raft().is_leader() {
-            return Err(RpcError::NoLeader);
-        }
         let (config, peers) = self.configuration();
         let found = config
             .servers

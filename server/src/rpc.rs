@@ -1,13 +1,12 @@
 //! The RPC surface of a server: one request enum, one response enum.
 //!
-//! An agent in server mode calls [`crate::Server::handle`] in-process; client agents will
-//! send the same values over the network. Keeping the whole surface in two enums means one
-//! wire type in one place, and one match that says everything a server answers.
+//! An agent in server mode calls [`crate::Server::handle`] in-process; client agents and
+//! other servers send the same values over the server port, encoded by [`crate::wire`] for
+//! the protocol version their connection agreed. Keeping the whole surface in two enums
+//! means one match that says everything a server answers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, Meta, Node,
@@ -15,7 +14,7 @@ use crate::structs::{
 };
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Consistency {
     /// The leader answers from its state (Consul's default mode).
     #[default]
@@ -27,7 +26,7 @@ pub enum Consistency {
 }
 
 /// Blocking-query and consistency options of a read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryOptions {
     /// Park until the watched index exceeds this (0: answer at once).
     pub min_index: u64,
@@ -42,7 +41,7 @@ pub struct QueryOptions {
 }
 
 /// What a read reports beside its result (`X-Consul-Index`, `-KnownLeader`, `-LastContact`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryMeta {
     pub index: u64,
     pub known_leader: bool,
@@ -50,7 +49,7 @@ pub struct QueryMeta {
 }
 
 /// The catalog reads a server answers, each with its filters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
     CatalogServices {
         node_meta: Meta,
@@ -90,7 +89,7 @@ pub enum Read {
 }
 
 /// The result of a [`Read`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     Services(BTreeMap<String, Vec<String>>),
     Nodes(Vec<Node>),
@@ -102,24 +101,65 @@ pub enum ReadResult {
     NotModified,
 }
 
-/// One request, built per call and moved to the handler (so variant sizes do not matter).
+/// What every request carries beside what it asks, as Consul's `QueryOptions` and
+/// `WriteRequest` do: [`crate::Server::handle`] deals with all of it once (the datacenter,
+/// forwarding to the leader, the consistency check, blocking), never per operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// The datacenter that must answer; empty means the one the server is in.
+    pub datacenter: String,
+    /// The caller's ACL token (`X-Consul-Token`); empty is the anonymous token.
+    pub token: String,
+    /// Freshness and blocking; writes ignore it.
+    pub query: QueryOptions,
+}
+
+/// One request: an [`Op`] in its [`Envelope`]. Built per call and moved to the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub envelope: Envelope,
+    pub op: Op,
+}
+
+impl Request {
+    /// `op` in the local datacenter, with default consistency and no blocking.
+    pub fn new(op: Op) -> Request {
+        Request {
+            envelope: Envelope::default(),
+            op,
+        }
+    }
+
+    /// A catalog read with its freshness and blocking options.
+    pub fn read(read: Read, query: QueryOptions) -> Request {
+        Request {
+            envelope: Envelope {
+                query,
+                ..Envelope::default()
+            },
+            op: Op::Read(read),
+        }
+    }
+
+    pub fn with_consistency(mut self, consistency: Consistency) -> Request {
+        self.envelope.query.consistency = consistency;
+        self
+    }
+}
+
+/// What a request asks for (so variant sizes do not matter: built once, moved).
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Request {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
     /// Commit a change through Raft.
     Apply(Command),
-    Read {
-        read: Read,
-        options: QueryOptions,
-    },
+    Read(Read),
     Datacenters,
     StatusLeader,
     StatusPeers,
-    /// The Raft configuration, from the leader unless `stale` (then from any server, which
-    /// is how an operator looks at a cluster that has lost its leader).
-    RaftConfiguration {
-        stale: bool,
-    },
+    /// The Raft configuration: from the leader, or with [`Consistency::Stale`] from any
+    /// server, which is how an operator looks at a cluster that has lost its leader.
+    RaftConfiguration,
     /// Removes the server with this ID or RPC address from the Raft configuration.
     RaftRemovePeer(RaftPeer),
     /// The leader's autopilot settings.
@@ -128,8 +168,33 @@ pub enum Request {
     AutopilotHealth,
 }
 
+/// Where an [`Op`] must be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Any server, from what it knows itself.
+    Local,
+    /// The leader: writes, and what only the leader knows.
+    Leader,
+    /// The leader, unless the caller accepts a stale answer from any server; answered
+    /// after the envelope's consistency check.
+    Read,
+}
+
+impl Op {
+    pub fn route(&self) -> Route {
+        match self {
+            Op::Datacenters | Op::StatusLeader | Op::StatusPeers => Route::Local,
+            Op::Apply(_)
+            | Op::RaftRemovePeer(_)
+            | Op::AutopilotConfiguration
+            | Op::AutopilotHealth => Route::Leader,
+            Op::Read(_) | Op::RaftConfiguration => Route::Read,
+        }
+    }
+}
+
 /// A server of the Raft configuration, as an operator names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RaftPeer {
     /// Its ID as `/v1/operator/raft/configuration` lists it.
     Id(String),
@@ -137,7 +202,7 @@ pub enum RaftPeer {
     Address(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     Applied {
         index: u64,
@@ -160,7 +225,7 @@ pub enum Response {
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients
 /// and operators grep for them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
     #[error("No cluster leader")]
     NoLeader,

@@ -7,8 +7,10 @@ use std::time::Duration;
 use crate::blocking;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
-use crate::rpc::{Consistency, QueryMeta, Read, ReadResult, Request, Response, RpcError};
-use crate::state::{StateStore, Tables, Topic};
+use crate::rpc::{
+    Consistency, Op, QueryMeta, QueryOptions, Read, ReadResult, Request, Response, Route, RpcError,
+};
+use crate::state::{StateStore, Tables, Topic, Watch};
 use crate::structs::{AutopilotConfig, Command};
 use crate::transport::{
     BoxFuture, Listener, ListenerConfig, Pool, PoolConfig, RpcHandler, Serving, TransportError,
@@ -153,58 +155,83 @@ impl Server {
         Ok(self.raft.shutdown().await?)
     }
 
-    /// Answers one RPC.
+    /// Answers one RPC. Everything the [`Envelope`](crate::rpc::Envelope) asks is dealt with here, once:
+    /// the datacenter, forwarding to the leader, the consistency check and blocking; the
+    /// operation itself runs only where it must.
     pub async fn handle(&self, request: Request) -> Result<Response, RpcError> {
-        match request {
-            Request::Apply(command) => match self.remote_leader() {
-                Some(leader) => self.pool.forward(&leader, Request::Apply(command)).await,
-                None => self.apply(command).await,
-            },
-            Request::Read { read, options } => {
-                if options.consistency != Consistency::Stale {
-                    if let Some(leader) = self.remote_leader() {
-                        let request = Request::Read { read, options };
-                        return self.pool.forward(&leader, request).await;
-                    }
-                }
-                self.check_consistency(options.consistency).await?;
-                let topic = topic_of(&read);
-                let (index, result) = blocking::run(
-                    &self.state,
-                    &topic,
-                    options.min_index,
-                    options.max_wait,
-                    |tables| {
-                        let unchanged = options.cached_index != 0
-                            && tables.index(&topic) == options.cached_index;
-                        if unchanged {
-                            ReadResult::NotModified
-                        } else {
-                            execute(tables, &read)
-                        }
-                    },
-                )
-                .await;
-                Ok(Response::Read {
-                    meta: self.query_meta(index),
-                    result,
-                })
+        let Request { envelope, op } = request;
+        if !envelope.datacenter.is_empty()
+            && !envelope
+                .datacenter
+                .eq_ignore_ascii_case(&self.config.datacenter)
+        {
+            return Err(RpcError::Internal("No path to datacenter".into()));
+        }
+        let query = &envelope.query;
+        let needs_leader = match op.route() {
+            Route::Local => false,
+            Route::Leader => true,
+            Route::Read => query.consistency != Consistency::Stale,
+        };
+        if needs_leader {
+            if let Some(leader) = self.remote_leader() {
+                return self.pool.forward(&leader, Request { envelope, op }).await;
             }
-            Request::Datacenters => Ok(Response::Datacenters(vec![self.config.datacenter.clone()])),
-            Request::StatusLeader => Ok(Response::Leader(
+        }
+        match op.route() {
+            Route::Local => {}
+            // A write finds out itself whether this server still leads.
+            Route::Leader if matches!(op, Op::Apply(_)) => {}
+            Route::Leader => {
+                if !self.raft.is_leader() {
+                    return Err(RpcError::NoLeader);
+                }
+            }
+            Route::Read => self.check_consistency(query.consistency).await?,
+        }
+        match op {
+            Op::Apply(command) => self.apply(command).await,
+            Op::Read(read) => Ok(self.read(read, query).await),
+            Op::Datacenters => Ok(Response::Datacenters(vec![self.config.datacenter.clone()])),
+            Op::StatusLeader => Ok(Response::Leader(
                 self.raft.leader().map(|(_, addr)| addr).unwrap_or_default(),
             )),
-            Request::StatusPeers => Ok(Response::Peers(
+            Op::StatusPeers => Ok(Response::Peers(
                 self.raft
                     .voters()
                     .into_iter()
                     .map(|(_, addr)| addr)
                     .collect(),
             )),
-            Request::RaftConfiguration { stale } => self.raft_configuration(stale).await,
-            Request::RaftRemovePeer(peer) => self.raft_remove_peer(peer).await,
-            Request::AutopilotConfiguration => self.autopilot_configuration().await,
-            Request::AutopilotHealth => self.autopilot_health().await,
+            Op::RaftConfiguration => self.raft_configuration(),
+            Op::RaftRemovePeer(peer) => self.raft_remove_peer(peer).await,
+            Op::AutopilotConfiguration => self.autopilot_configuration(),
+            Op::AutopilotHealth => self.autopilot_health(),
+        }
+    }
+
+    /// A catalog read, parked until its topic passes `query.min_index` when it blocks.
+    async fn read(&self, read: Read, query: &QueryOptions) -> Response {
+        let watch = Watch::Exact(topic_of(&read));
+        let (index, result) = blocking::run(
+            &self.state,
+            &watch,
+            query.min_index,
+            query.max_wait,
+            |tables| {
+                let unchanged =
+                    query.cached_index != 0 && tables.index(&watch) == query.cached_index;
+                if unchanged {
+                    ReadResult::NotModified
+                } else {
+                    execute(tables, &read)
+                }
+            },
+        )
+        .await;
+        Response::Read {
+            meta: self.query_meta(index),
+            result,
         }
     }
 
@@ -240,8 +267,8 @@ impl Server {
     }
 }
 
-/// Until servers forward to each other, a request that needs a leader and reaches a
-/// follower fails the way Consul's does without a leader.
+/// A write that reached a server which is not (or no longer) the leader fails the way
+/// Consul's does without a leader; the caller retries.
 fn rpc_error(error: RaftError) -> RpcError {
     match error {
         RaftError::NoLeader | RaftError::NotLeader { .. } => RpcError::NoLeader,

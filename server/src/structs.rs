@@ -1,8 +1,9 @@
-//! The catalog's types, shaped like Consul's `agent/structs`.
+//! The catalog's types, shaped like Consul's `agent/structs`, and their JSON with Consul's
+//! field names for the HTTP API.
 //!
-//! These are the one wire type: the HTTP API serializes them as JSON with Consul's field
-//! names, the Raft log and RPC encode them with bincode. That is why no field uses
-//! `skip_serializing_if`, `flatten` or untagged enums: bincode needs every field, always.
+//! Nothing here is stored or sent between servers as it is: [`crate::wire`] converts
+//! these to its own versioned records, so the API can follow Consul without touching the
+//! log format, and the reverse.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -350,7 +351,7 @@ pub struct DeregisterRequest {
 /// Commands are built once per request and moved into the log, never stored in bulk in
 /// memory as this type, so the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
@@ -371,6 +372,16 @@ pub struct CommandResponse {
     pub error: String,
     /// A check-and-set found another index than it expected; nothing changed.
     pub cas_failed: bool,
+}
+
+impl CommandResponse {
+    /// A command that changed nothing, and why.
+    pub fn error(error: String) -> CommandResponse {
+        CommandResponse {
+            error,
+            cas_failed: false,
+        }
+    }
 }
 
 /// A check as an agent is asked to run it: `PUT /v1/agent/check/register`, a service's

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use shoal_server::rpc::{Read, ReadResult, Request};
+use shoal_server::rpc::{Op, Read, ReadResult, Request};
 use shoal_server::structs::{health, Command, DeregisterRequest, RegisterRequest};
 
 use super::error::ApiError;
@@ -91,7 +91,7 @@ pub async fn datacenters(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    match agent.rpc().call(Request::Datacenters).await? {
+    match agent.rpc().call(Request::new(Op::Datacenters)).await? {
         shoal_server::rpc::Response::Datacenters(dcs) => json(&dcs, params.has("pretty")),
         _ => Err(unexpected()),
     }
@@ -216,14 +216,14 @@ pub async fn health_state(
 }
 
 pub async fn status_leader(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
-    match agent.rpc().call(Request::StatusLeader).await? {
+    match agent.rpc().call(Request::new(Op::StatusLeader)).await? {
         shoal_server::rpc::Response::Leader(addr) => json(&addr, false),
         _ => Err(unexpected()),
     }
 }
 
 pub async fn status_peers(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
-    match agent.rpc().call(Request::StatusPeers).await? {
+    match agent.rpc().call(Request::new(Op::StatusPeers)).await? {
         shoal_server::rpc::Response::Peers(peers) => json(&peers, false),
         _ => Err(unexpected()),
     }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use shoal_server::rpc::{RaftPeer, Request, Response as RpcResponse};
+use shoal_server::rpc::{Consistency, Op, RaftPeer, Request, Response as RpcResponse};
 use shoal_server::structs::{AutopilotConfig, Command};
 
 use super::catalog::check_datacenter;
@@ -23,9 +23,12 @@ pub async fn raft_configuration(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     check_datacenter(&agent, &params)?;
-    let request = Request::RaftConfiguration {
-        stale: params.has("stale"),
+    let consistency = if params.has("stale") {
+        Consistency::Stale
+    } else {
+        Consistency::Default
     };
+    let request = Request::new(Op::RaftConfiguration).with_consistency(consistency);
     match agent.rpc().call(request).await? {
         RpcResponse::RaftConfiguration(config) => json(&config, params.has("pretty")),
         _ => Err(ApiError::internal("unexpected response from the server")),
@@ -54,7 +57,11 @@ pub async fn raft_remove_peer(
             ))
         }
     };
-    match agent.rpc().call(Request::RaftRemovePeer(peer)).await? {
+    match agent
+        .rpc()
+        .call(Request::new(Op::RaftRemovePeer(peer)))
+        .await?
+    {
         RpcResponse::RaftPeerRemoved => Ok(Response::default()),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
@@ -67,7 +74,11 @@ pub async fn autopilot_configuration(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     check_datacenter(&agent, &params)?;
-    match agent.rpc().call(Request::AutopilotConfiguration).await? {
+    match agent
+        .rpc()
+        .call(Request::new(Op::AutopilotConfiguration))
+        .await?
+    {
         RpcResponse::AutopilotConfiguration(config) => json(&config, params.has("pretty")),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
@@ -88,7 +99,11 @@ pub async fn autopilot_set_configuration(
     // Shoal's own key: a Consul client writing back what it read does not know it, and
     // must not reset it.
     if !mentions_key(&body, "DeadServerLastContactThreshold") {
-        match agent.rpc().call(Request::AutopilotConfiguration).await? {
+        match agent
+            .rpc()
+            .call(Request::new(Op::AutopilotConfiguration))
+            .await?
+        {
             RpcResponse::AutopilotConfiguration(current) => {
                 config.dead_server_last_contact_threshold =
                     current.dead_server_last_contact_threshold;
@@ -109,7 +124,7 @@ pub async fn autopilot_set_configuration(
         })
         .transpose()?;
     let command = Command::SetAutopilotConfig { config, cas };
-    match agent.rpc().call(Request::Apply(command)).await? {
+    match agent.rpc().call(Request::new(Op::Apply(command))).await? {
         RpcResponse::Applied { .. } => json(&true, false),
         RpcResponse::CasFailed => json(&false, false),
         _ => Err(ApiError::internal("unexpected response from the server")),
@@ -133,7 +148,7 @@ pub async fn autopilot_health(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     check_datacenter(&agent, &params)?;
-    match agent.rpc().call(Request::AutopilotHealth).await? {
+    match agent.rpc().call(Request::new(Op::AutopilotHealth)).await? {
         RpcResponse::AutopilotHealth(health) => {
             let mut response = json(&health, params.has("pretty"))?;
             if !health.healthy {

@@ -10,7 +10,8 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Batch, RaftError, TypeConfig};
-use crate::structs::{Command, CommandResponse};
+use crate::structs::CommandResponse;
+use crate::wire::command::EncodedCommand;
 
 /// Commands per entry at most, bounding an entry's size and a batch's apply time.
 const MAX_BATCH: usize = 256;
@@ -22,7 +23,7 @@ pub(super) type Reply = oneshot::Sender<Result<(u64, CommandResponse), RaftError
 
 /// A command waiting for its batch to commit, and where to send its outcome.
 pub(super) struct Pending {
-    pub(super) command: Command,
+    pub(super) command: EncodedCommand,
     pub(super) reply: Reply,
 }
 
@@ -34,7 +35,7 @@ pub(super) fn queue() -> (mpsc::Sender<Pending>, mpsc::Receiver<Pending>) {
 pub(super) async fn run(raft: openraft::Raft<TypeConfig>, mut queue: mpsc::Receiver<Pending>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut pending, MAX_BATCH).await > 0 {
-        let (commands, replies): (Vec<Command>, Vec<Reply>) =
+        let (commands, replies): (Vec<EncodedCommand>, Vec<Reply>) =
             pending.drain(..).map(|p| (p.command, p.reply)).unzip();
         match super::client_write(&raft, Batch(commands)).await {
             Ok(applied) if applied.responses.len() == replies.len() => {

@@ -18,6 +18,9 @@ mod log_store;
 mod network;
 mod state_machine;
 mod store;
+mod upgrade;
+
+pub(crate) use upgrade::entry_from_v1;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +53,7 @@ use crate::duration::GoDuration;
 use crate::state::StateStore;
 use crate::structs::{Command, CommandResponse};
 use crate::transport::{Pool, PoolConfig};
+use crate::wire::command::EncodedCommand;
 
 pub type NodeId = u64;
 
@@ -64,9 +68,22 @@ openraft::declare_raft_types!(
         SnapshotData = Cursor<Vec<u8>>,
 );
 
-/// The payload of a normal log entry: commands applied in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch(pub Vec<Command>);
+/// The payload of a normal log entry: commands in their stored encoding, applied in order.
+/// Each is decoded when applied, so the log holds exactly the versioned bytes (see
+/// [`crate::wire`]); an entry holding a command this server must not skip is refused as it
+/// arrives, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Batch(pub Vec<EncodedCommand>);
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Batch, D::Error> {
+        let commands = Vec::<EncodedCommand>::deserialize(deserializer)?;
+        for command in &commands {
+            command.check_known().map_err(serde::de::Error::custom)?;
+        }
+        Ok(Batch(commands))
+    }
+}
 
 /// What applying an entry produced: one response per command, the first of which was
 /// applied at command index `first_index` and the rest at the indexes following it.
@@ -274,6 +291,15 @@ impl RaftNode {
             .map_err(|e| RaftError::Storage(format!("create {}: {e}", path.display())))?;
         let db = store::open(&path)
             .map_err(|e| RaftError::Storage(format!("open {}: {e}", path.display())))?;
+        let upgraded = upgrade::upgrade(&db)
+            .map_err(|e| RaftError::Storage(format!("upgrade {}: {e}", path.display())))?;
+        if upgraded > 0 {
+            tracing::info!(
+                entries = upgraded,
+                format = upgrade::FORMAT,
+                "upgraded the raft store from protocol 1"
+            );
+        }
         let state_machine =
             StateMachine::open(db.clone(), state).map_err(|e| RaftError::Storage(e.to_string()))?;
         let log_store = LogStore::new(db.clone());
@@ -348,6 +374,8 @@ impl RaftNode {
         if self.deposed() {
             return Err(RaftError::NoLeader);
         }
+        let command =
+            EncodedCommand::encode(&command).map_err(|e| RaftError::Other(e.to_string()))?;
         let (reply, outcome) = oneshot::channel();
         self.queue
             .send(batcher::Pending { command, reply })

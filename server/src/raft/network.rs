@@ -19,12 +19,11 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::lease::Lease;
 use super::{NodeId, TypeConfig};
 use crate::transport::frame::{FrameError, Kind};
+use crate::transport::payload::Payload;
 use crate::transport::{PayloadError, Pool, TransportError};
 
 /// Hands openraft a [`PeerClient`] per peer; all of them share the pool's connections.
@@ -77,9 +76,9 @@ impl PeerClient {
         entries: usize,
     ) -> Result<A, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
     where
-        Q: Serialize,
-        A: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        Q: Payload,
+        Result<A, RaftError<NodeId, E>>: Payload,
+        E: std::error::Error,
     {
         let timeout = option.hard_ttl();
         match self

@@ -13,25 +13,19 @@ use openraft::{
     RaftSnapshotBuilder, SnapshotMeta, StorageError, StoredMembership,
 };
 use rocksdb::WriteBatch;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::store::{self, Db, StoreError, CF_SNAPSHOT};
 use super::{Batch, BatchResponse, NodeId, TypeConfig};
-use crate::state::StateStore;
+use crate::state::{StateStore, Tables};
+use crate::structs::CommandResponse;
+use crate::wire::command::Decoded;
+use crate::wire::snapshot;
 
 const KEY_META: &[u8] = b"meta";
-const KEY_DATA: &[u8] = b"data";
+pub(super) const KEY_DATA: &[u8] = b"data";
 
 type Meta = SnapshotMeta<NodeId, BasicNode>;
-
-/// A snapshot's data: the state store's own encoding plus the command index reached, which
-/// the tables cannot tell (a command that changed nothing leaves no index behind).
-#[derive(Serialize, Deserialize)]
-struct SnapshotPayload {
-    command_index: u64,
-    state: Vec<u8>,
-}
 
 pub struct StateMachine {
     state: Arc<StateStore>,
@@ -64,11 +58,10 @@ impl StateMachine {
     }
 
     fn restore(&mut self, meta: &Meta, data: &[u8]) -> Result<(), StoreError> {
-        let payload: SnapshotPayload = store::decode(data)?;
-        self.state
-            .restore(&payload.state)
+        let contents = snapshot::decode(data)
             .map_err(|e| StoreError::Corrupt(format!("snapshot {}: {e}", meta.snapshot_id)))?;
-        self.command_index = payload.command_index;
+        self.command_index = contents.command_index;
+        self.state.restore(contents);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
@@ -102,8 +95,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Batch(commands)) => {
                     response.responses.reserve(commands.len());
                     for command in &commands {
+                        // Every command takes an index, even one this server skips or
+                        // cannot decode, so every server's indexes stay the same.
                         self.command_index += 1;
-                        let applied = self.state.apply(self.command_index, command);
+                        let applied = match command.decode() {
+                            Ok(Decoded::Known(command)) => {
+                                self.state.apply(self.command_index, &command)
+                            }
+                            Ok(Decoded::Skipped { kind }) => {
+                                tracing::warn!(
+                                    kind,
+                                    index = self.command_index,
+                                    "skipped a command type this server does not know"
+                                );
+                                CommandResponse::error(format!(
+                                    "command type {kind} skipped: unknown to this server"
+                                ))
+                            }
+                            Err(e) => CommandResponse::error(format!("undecodable command: {e}")),
+                        };
                         response.responses.push(applied);
                     }
                 }
@@ -122,10 +132,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// goes on.
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
-            payload: SnapshotPayload {
-                command_index: self.command_index,
-                state: self.state.snapshot(),
-            },
+            tables: self.state.view(),
+            command_index: self.command_index,
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             snapshots: self.snapshots.clone(),
@@ -182,7 +190,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// A snapshot captured by [`StateMachine::get_snapshot_builder`], waiting to be persisted.
 pub struct SnapshotBuilder {
-    payload: SnapshotPayload,
+    /// A copy-on-write view: taking it does not stall applies, and the rows are copied
+    /// and encoded here, in openraft's snapshot task.
+    tables: Tables,
+    command_index: u64,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     snapshots: SnapshotFile,
@@ -201,7 +212,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
             snapshot_id,
         };
-        let written = match store::encode(&self.payload) {
+        let contents = self.tables.contents(self.command_index);
+        let encoded = snapshot::encode(&contents).map_err(StoreError::from);
+        let written = match encoded {
             Ok(data) => self
                 .snapshots
                 .write(&meta, data.clone())

@@ -36,6 +36,8 @@ pub(super) enum StoreError {
     Decode(#[from] bincode::error::DecodeError),
     #[error("corrupt raft store: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Format(#[from] crate::wire::FormatError),
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -89,11 +89,11 @@ async fn reopen_restores_state_from_log() {
     let dir = TempDir::new().expect("temp dir");
     let (node, state) = open(&dir, Tuning::default()).await;
     let last = apply_all(&node, 0, 25).await;
-    let before = state.snapshot();
+    let before = state.snapshot(0);
     node.shutdown().await.expect("shutdown");
 
     let (node, state) = open(&dir, Tuning::default()).await;
-    assert_eq!(state.snapshot(), before);
+    assert_eq!(state.snapshot(0), before);
     assert!(state.read(|t| t.node("n24").is_some()));
     let (index, _) = node.apply(register(99)).await.expect("apply");
     assert_eq!(index, last + 1, "command index continues");
@@ -117,7 +117,7 @@ async fn reopen_restores_state_from_snapshot_and_log_tail() {
         )
         .await
         .expect("snapshot");
-    let before = state.snapshot();
+    let before = state.snapshot(0);
     node.shutdown().await.expect("shutdown");
 
     let (node, state) = open(&dir, tuning).await;
@@ -132,7 +132,7 @@ async fn reopen_restores_state_from_snapshot_and_log_tail() {
         );
         assert!(purged > 0);
     }
-    assert_eq!(state.snapshot(), before);
+    assert_eq!(state.snapshot(0), before);
     let (index, _) = node.apply(register(999)).await.expect("apply");
     assert_eq!(index, last + 1, "command index continues");
     node.shutdown().await.expect("shutdown");

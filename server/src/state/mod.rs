@@ -10,18 +10,12 @@ mod tables;
 mod watch;
 
 pub use tables::Tables;
-pub use watch::Topic;
+pub use watch::{Topic, Watch};
 
 use std::sync::RwLock;
 
 use crate::structs::{Command, CommandResponse};
-
-/// Why a snapshot could not be restored.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("corrupt state snapshot: {0}")]
-    CorruptSnapshot(String),
-}
+use crate::wire::snapshot::SnapshotContents;
 
 /// The catalog tables plus the watch channels that blocking queries park on.
 #[derive(Default)]
@@ -47,22 +41,29 @@ impl StateStore {
         response
     }
 
-    /// All tables, encoded for a Raft snapshot.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
-        tables.encode()
+    /// The tables as they are now, to read or encode at leisure: a clone of persistent
+    /// maps, so taking it holds the lock for microseconds whatever the catalog's size.
+    pub fn view(&self) -> Tables {
+        self.tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every table's rows, for a Raft snapshot taken at `command_index`.
+    pub fn snapshot(&self, command_index: u64) -> SnapshotContents {
+        self.view().contents(command_index)
     }
 
     /// Replaces every table with a snapshot's, waking every watcher.
-    pub fn restore(&self, bytes: &[u8]) -> Result<(), StateError> {
-        let restored = Tables::decode(bytes)?;
+    pub fn restore(&self, contents: SnapshotContents) {
+        let restored = Tables::from_contents(contents);
         let index = restored.max_index();
         {
             let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
             *tables = restored;
         }
         self.watches.notify_all(index);
-        Ok(())
     }
 
     /// Runs `f` over a consistent view of the tables.
@@ -71,26 +72,32 @@ impl StateStore {
         f(&tables)
     }
 
-    /// A subscription that wakes whenever `topic`'s index changes. Subscribe *before*
+    /// A subscription that wakes whenever `watch`'s index changes. Subscribe *before*
     /// reading the index so no change can slip between the read and the wait.
-    pub fn subscribe(&self, topic: &Topic) -> Subscription<'_> {
+    pub fn subscribe(&self, watch: &Watch) -> Subscription<'_> {
         Subscription {
-            receiver: self.watches.subscribe(topic),
-            topic: topic.clone(),
+            receiver: self.watches.subscribe(watch),
+            watch: watch.clone(),
             watches: &self.watches,
         }
     }
 }
 
-/// A wait on one topic. Dropping it (also when a client hangs up mid-wait) releases the
-/// topic's channel if nobody else listens.
+/// A wait on one watch. Dropping it (also when a client hangs up mid-wait) releases the
+/// watch's channel if nobody else listens.
 pub struct Subscription<'a> {
     receiver: tokio::sync::watch::Receiver<u64>,
-    topic: Topic,
+    watch: Watch,
     watches: &'a watch::Watches,
 }
 
 impl Subscription<'_> {
+    /// Whether a change arrived that [`Subscription::changed`] has not yet seen.
+    #[cfg(test)]
+    pub fn has_changed(&self) -> bool {
+        self.receiver.has_changed().unwrap_or(false)
+    }
+
     /// Resolves on the next change; `Err` only if the store is gone.
     pub async fn changed(&mut self) -> Result<(), tokio::sync::watch::error::RecvError> {
         self.receiver.changed().await
@@ -99,7 +106,7 @@ impl Subscription<'_> {
 
 impl Drop for Subscription<'_> {
     fn drop(&mut self) {
-        self.watches.release_if_last(&self.topic);
+        self.watches.release_if_last(&self.watch);
     }
 }
 

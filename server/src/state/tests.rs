@@ -55,7 +55,7 @@ fn registers_and_reads_back_with_indexes() {
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0].service_id, "web1");
         assert_eq!(nodes[0].create_index, 5);
-        assert_eq!(t.index(&Topic::Service("web".into())), 5);
+        assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 5);
         let checks = t.service_checks("web", &Meta::new());
         assert_eq!(checks[0].service_name, "web");
         assert_eq!(checks[0].node, "n1");
@@ -73,7 +73,7 @@ fn identical_registration_does_not_advance_indexes() {
     ok(&store, 5, command.clone());
     ok(&store, 9, command);
     store.read(|t| {
-        assert_eq!(t.index(&Topic::Service("web".into())), 5);
+        assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 5);
         assert_eq!(t.node("n1").unwrap().modify_index, 5);
     });
 }
@@ -153,7 +153,7 @@ fn node_check_change_advances_service_topic() {
         register("n1", Some(("web1", "web", &[])), &[("serf", "", "passing")]),
     );
     ok(&store, 7, register("n1", None, &[("serf", "", "critical")]));
-    store.read(|t| assert_eq!(t.index(&Topic::Service("web".into())), 7));
+    store.read(|t| assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 7));
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn deregistering_a_node_removes_everything_on_it() {
         assert!(t.node("n1").is_none());
         assert!(t.service_nodes("web", &[], &Meta::new()).is_empty());
         assert!(t.checks_in_state(health::ANY, &Meta::new()).is_empty());
-        assert_eq!(t.index(&Topic::Service("web".into())), 2);
+        assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 2);
     });
 }
 
@@ -235,40 +235,38 @@ fn snapshot_round_trips_and_rebuilds_derived_index() {
             &[("c1", "web1", "passing")],
         ),
     );
-    let bytes = store.snapshot();
+    let contents = store.snapshot(4);
     let restored = StateStore::new();
-    restored.restore(&bytes).unwrap();
+    restored.restore(contents);
     restored.read(|t| {
         assert_eq!(t.service_nodes("web", &[], &Meta::new()).len(), 1);
         assert_eq!(t.max_index(), 4);
     });
-    assert!(restored.restore(b"garbage").is_err());
 }
 
 #[tokio::test]
 async fn blocking_query_wakes_on_its_topic_only() {
     let store = std::sync::Arc::new(StateStore::new());
     ok(&store, 1, register("n1", Some(("web1", "web", &[])), &[]));
+    let web = Watch::Exact(Topic::Service("web".into()));
     let waiter = {
-        let store = store.clone();
+        let (store, web) = (store.clone(), web.clone());
         tokio::spawn(async move {
-            crate::blocking::run(
-                &store,
-                &Topic::Service("web".into()),
-                1,
-                Duration::from_secs(30),
-                |t| t.service_nodes("web", &[], &Meta::new()).len(),
-            )
+            crate::blocking::run(&store, &web, 1, Duration::from_secs(30), |t| {
+                t.service_nodes("web", &[], &Meta::new()).len()
+            })
             .await
         })
     };
+    // Watchers are woken inside the apply, so once it returns the verdict is in.
+    let watching = store.subscribe(&web);
     ok(&store, 2, register("n2", Some(("db1", "db", &[])), &[]));
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
-        !waiter.is_finished(),
-        "a change to db must not answer a query on web"
+        !watching.has_changed(),
+        "a change to db must not wake a query on web"
     );
     ok(&store, 3, register("n2", Some(("web2", "web", &[])), &[]));
+    assert!(watching.has_changed());
     let (index, count) = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .unwrap()
@@ -279,10 +277,12 @@ async fn blocking_query_wakes_on_its_topic_only() {
 #[tokio::test]
 async fn abandoned_waits_release_their_channel() {
     let store = StateStore::new();
-    let topic = Topic::Service("ghost".into());
+    let topic = Watch::Exact(Topic::Service("ghost".into()));
+    let prefix = Watch::Prefix(Topic::Service("gh".into()));
     {
         let _first = store.subscribe(&topic);
         let _second = store.subscribe(&topic);
+        let _third = store.subscribe(&prefix);
     }
     assert_eq!(
         store.watches.len(),
@@ -317,22 +317,32 @@ fn autopilot_settings_check_and_set_and_survive_a_snapshot() {
     );
 
     let restored = StateStore::new();
-    restored.restore(&store.snapshot()).unwrap();
+    restored.restore(store.snapshot(9));
     assert_eq!(restored.read(|t| t.autopilot().cloned()), Some(stored));
 }
 
 #[test]
-fn a_snapshot_from_before_autopilot_settings_still_restores() {
+fn a_prefix_watch_wakes_on_every_name_under_it_and_reports_their_highest_index() {
     let store = StateStore::new();
-    ok(&store, 3, register("n1", Some(("web1", "web", &[])), &[]));
-    let current = store.snapshot();
-    // The older layout is the same fields without the trailing autopilot option.
-    let older = &current[..current.len() - 1];
-    let restored = StateStore::new();
-    restored.restore(older).unwrap();
-    assert_eq!(restored.read(|t| t.nodes(&Meta::new()).len()), 1);
-    assert!(restored.read(|t| t.autopilot().is_none()));
-    assert!(StateStore::new()
-        .restore(&current[..current.len() - 2])
-        .is_err());
+    let prefix = Watch::Prefix(Topic::Service("we".into()));
+    let watching = store.subscribe(&prefix);
+    ok(&store, 1, register("n1", Some(("db1", "db", &[])), &[]));
+    assert!(!watching.has_changed(), "db is not under we");
+    ok(&store, 2, register("n1", Some(("web1", "web", &[])), &[]));
+    assert!(watching.has_changed(), "web is under we");
+    ok(
+        &store,
+        3,
+        register("n1", Some(("weather1", "weather", &[])), &[]),
+    );
+    ok(&store, 4, register("n2", Some(("db2", "db", &[])), &[]));
+    store.read(|t| {
+        assert_eq!(t.index(&prefix), 3);
+        assert_eq!(t.index(&Watch::Prefix(Topic::Service(String::new()))), 4);
+        assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 2);
+    });
+    // The empty prefix watches every name of its kind.
+    let everything = store.subscribe(&Watch::Prefix(Topic::Service(String::new())));
+    ok(&store, 5, register("n3", Some(("db3", "db", &[])), &[]));
+    assert!(everything.has_changed());
 }

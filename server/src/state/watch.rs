@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// A slice of the catalog whose changes a query can wait on. Each has its own modification
 /// index, so a query on `web` is not woken by a change to `db`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Topic {
     /// Any node added, changed or removed.
     Nodes,
@@ -22,17 +21,58 @@ pub enum Topic {
     Node(String),
 }
 
-/// Lazily created watch senders, one per topic someone has waited on.
+impl Topic {
+    /// The name a topic of a named kind carries.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Topic::Service(name) | Topic::Node(name) => Some(name),
+            Topic::Nodes | Topic::Services | Topic::Checks => None,
+        }
+    }
+
+    /// A topic of the same kind with another name; `None` for unnamed kinds.
+    pub fn renamed(&self, name: &str) -> Option<Topic> {
+        match self {
+            Topic::Service(_) => Some(Topic::Service(name.to_string())),
+            Topic::Node(_) => Some(Topic::Node(name.to_string())),
+            Topic::Nodes | Topic::Services | Topic::Checks => None,
+        }
+    }
+}
+
+/// What a blocking query waits on: one topic, or every topic of a named kind whose name
+/// starts with a prefix (as a KV `?recurse` query will).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Watch {
+    Exact(Topic),
+    /// The topic's name is the prefix.
+    Prefix(Topic),
+}
+
+/// Lazily created watch senders, one per watch someone is waiting on.
 #[derive(Default)]
 pub(super) struct Watches {
-    senders: Mutex<HashMap<Topic, watch::Sender<u64>>>,
+    senders: Mutex<Senders>,
+}
+
+#[derive(Default)]
+struct Senders {
+    by_watch: HashMap<Watch, watch::Sender<u64>>,
+    /// How many of `by_watch` are prefixes: without any, a change looks up only its own
+    /// topics, not each prefix of their names.
+    prefixes: usize,
 }
 
 impl Watches {
-    pub(super) fn subscribe(&self, topic: &Topic) -> watch::Receiver<u64> {
+    pub(super) fn subscribe(&self, watch: &Watch) -> watch::Receiver<u64> {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let senders = &mut *senders;
+        if !senders.by_watch.contains_key(watch) && matches!(watch, Watch::Prefix(_)) {
+            senders.prefixes += 1;
+        }
         senders
-            .entry(topic.clone())
+            .by_watch
+            .entry(watch.clone())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
@@ -41,10 +81,17 @@ impl Watches {
     /// receiver is the last, so the map does not grow with every name ever queried. Safe
     /// against a concurrent subscriber: subscribing takes the same lock and leaves a
     /// receiver behind, which keeps the sender.
-    pub(super) fn release_if_last(&self, topic: &Topic) {
+    pub(super) fn release_if_last(&self, watch: &Watch) {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-        if senders.get(topic).is_some_and(|s| s.receiver_count() <= 1) {
-            senders.remove(topic);
+        if senders
+            .by_watch
+            .get(watch)
+            .is_some_and(|s| s.receiver_count() <= 1)
+        {
+            senders.by_watch.remove(watch);
+            if matches!(watch, Watch::Prefix(_)) {
+                senders.prefixes -= 1;
+            }
         }
     }
 
@@ -55,20 +102,32 @@ impl Watches {
         }
         let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         for topic in topics {
-            if let Some(sender) = senders.get(topic) {
+            if let Some(sender) = senders.by_watch.get(&Watch::Exact(topic.clone())) {
                 sender.send_replace(index);
+            }
+            let Some(name) = topic.name().filter(|_| senders.prefixes > 0) else {
+                continue;
+            };
+            // Every prefix of the name, the empty one and the whole name included.
+            let ends = name.char_indices().map(|(i, _)| i).chain([name.len()]);
+            for end in ends {
+                let prefix = topic.renamed(&name[..end]).map(Watch::Prefix);
+                if let Some(sender) = prefix.and_then(|w| senders.by_watch.get(&w)) {
+                    sender.send_replace(index);
+                }
             }
         }
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.senders.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        senders.by_watch.len()
     }
 
     pub(super) fn notify_all(&self, index: u64) {
         let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-        for sender in senders.values() {
+        for sender in senders.by_watch.values() {
             sender.send_replace(index);
         }
     }

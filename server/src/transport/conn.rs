@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -13,14 +12,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{Bytes, Frame, Kind};
 use super::io::{self, AbortOnDrop, FrameReader};
-use super::message::{self, HandshakeError, Hello};
+use super::message::{self, HandshakeError, Hello, PROTOCOL_VERSION};
 use super::metrics::Metrics;
+use super::payload::Payload;
 use super::TransportError;
 
 /// Frames queued for the writer before callers wait for room.
 const QUEUE: usize = 256;
 
 pub(super) struct Conn {
+    /// The protocol agreed in the handshake; every payload is encoded for it.
+    version: u32,
     frames: mpsc::Sender<Bytes>,
     streams: Arc<Streams>,
     next_id: AtomicU64,
@@ -29,10 +31,31 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// Connects to `addr` and completes the handshake. The caller bounds the time taken.
+    /// Connects to `addr` and completes the handshake, offering this release's protocol
+    /// and, if the peer refuses it for an older one this release still speaks, dialing
+    /// again with that. The caller bounds the time taken.
     pub(super) async fn dial(
         addr: &str,
         datacenter: &str,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Conn, TransportError> {
+        match Conn::dial_version(addr, datacenter, PROTOCOL_VERSION, metrics).await {
+            Err(TransportError::Handshake {
+                source: HandshakeError::Refused(reason),
+                ..
+            }) if message::version_asked_in(&reason).is_some() => {
+                let version = message::version_asked_in(&reason).unwrap_or(PROTOCOL_VERSION);
+                tracing::info!(addr, version, "peer speaks an older protocol; using it");
+                Conn::dial_version(addr, datacenter, version, metrics).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn dial_version(
+        addr: &str,
+        datacenter: &str,
+        offered: u32,
         metrics: &Arc<Metrics>,
     ) -> Result<Conn, TransportError> {
         let dial_error = |source| TransportError::Dial {
@@ -43,7 +66,7 @@ impl Conn {
         // Heartbeats and votes are tiny; Nagle would hold them back for an ACK.
         stream.set_nodelay(true).map_err(dial_error)?;
         let (read, mut write) = stream.into_split();
-        let hello = message::encode(0, Kind::Hello, &Hello::new(datacenter))?;
+        let hello = Hello::with_version(datacenter, offered).encode()?;
         write.write_all(&hello).await.map_err(dial_error)?;
         let mut reader = FrameReader::new(read);
         let handshake_error = |source| TransportError::Handshake {
@@ -58,17 +81,28 @@ impl Conn {
                 return Err(TransportError::Read(e));
             }
         };
-        match (reply.kind, reply.stream_id) {
+        let version = match (reply.kind, reply.stream_id) {
             (Kind::Hello, 0) => {
-                let hello: Hello = message::decode(&reply.payload)
+                let hello = Hello::decode(&reply.payload)
                     .map_err(|e| handshake_error(HandshakeError::Payload(e)))?;
-                if let Err(e) = hello.check(datacenter) {
-                    if matches!(e, HandshakeError::ForeignDatacenter { .. }) {
-                        metrics.count_foreign_datacenter();
+                // The listener answers with the version to use, never newer than offered.
+                let agreed = hello.negotiate(datacenter).and_then(|version| {
+                    if version <= offered {
+                        Ok(version)
                     } else {
-                        metrics.count_handshake_failure();
+                        Err(HandshakeError::Version(hello.version))
                     }
-                    return Err(handshake_error(e));
+                });
+                match agreed {
+                    Ok(version) => version,
+                    Err(e) => {
+                        if matches!(e, HandshakeError::ForeignDatacenter { .. }) {
+                            metrics.count_foreign_datacenter();
+                        } else {
+                            metrics.count_handshake_failure();
+                        }
+                        return Err(handshake_error(e));
+                    }
                 }
             }
             (Kind::Error, 0) => {
@@ -82,7 +116,7 @@ impl Conn {
                     stream_id,
                 }));
             }
-        }
+        };
 
         let streams = Arc::new(Streams::default());
         let (frames, queued) = mpsc::channel(QUEUE);
@@ -97,12 +131,18 @@ impl Conn {
         };
         let reader = tokio::spawn(read_responses(reader, streams.clone(), metrics.clone()));
         Ok(Conn {
+            version,
             frames,
             streams,
             next_id: AtomicU64::new(1),
             _reader: AbortOnDrop(reader),
             _writer: AbortOnDrop(writer),
         })
+    }
+
+    /// The protocol version the connection speaks.
+    pub(super) fn version(&self) -> u32 {
+        self.version
     }
 
     /// Whether the connection has failed; the pool then dials a new one.
@@ -119,13 +159,13 @@ impl Conn {
     /// Sends `request` as a `kind` frame on a fresh stream and waits for the frame that
     /// answers it ([`Kind::Response`] or [`Kind::Error`]). Cancelling the future (a
     /// timeout) forgets the stream; a late answer is then dropped.
-    pub(super) async fn call<T: Serialize>(
+    pub(super) async fn call<T: Payload>(
         &self,
         kind: Kind,
         request: &T,
     ) -> Result<Frame, TransportError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = message::encode(id, kind, request)?;
+        let frame = message::encode(id, kind, request, self.version)?;
         let (reply, answer) = oneshot::channel();
         let _waiting = self.streams.wait(id, reply)?;
         self.frames

@@ -169,8 +169,11 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
             return;
         }
     };
-    let reply = match check_hello(&hello, &context) {
-        Ok(()) => message::encode(0, Kind::Hello, &Hello::new(&context.config.datacenter)),
+    let (version, reply) = match check_hello(&hello, &context) {
+        Ok(version) => (
+            version,
+            Hello::with_version(&context.config.datacenter, version).encode(),
+        ),
         Err(e) => {
             tracing::warn!(%peer, error = %e, "refused server connection");
             // Tell the dialer why, so its error names the cause rather than a closed socket.
@@ -208,7 +211,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
                 return;
             }
         };
-        let request = match Inbound::parse(&frame) {
+        let request = match Inbound::parse(&frame, version) {
             Ok(request) => request,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "malformed request; closing connection");
@@ -222,6 +225,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
         requests.spawn(serve_request(
             request,
             frame.stream_id,
+            version,
             context.clone(),
             frames.clone(),
             permit,
@@ -229,17 +233,18 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
     }
 }
 
-/// Checks the first frame, counting a refusal by its cause.
-fn check_hello(frame: &Frame, context: &Context) -> Result<(), HandshakeError> {
+/// Checks the first frame and picks the connection's protocol version, counting a refusal
+/// by its cause.
+fn check_hello(frame: &Frame, context: &Context) -> Result<u32, HandshakeError> {
     let metrics = &context.metrics;
     let checked = match (frame.kind, frame.stream_id) {
-        (Kind::Hello, 0) => message::decode::<Hello>(&frame.payload)
+        (Kind::Hello, 0) => Hello::decode(&frame.payload)
             .map_err(HandshakeError::Payload)
-            .and_then(|hello| hello.check(&context.config.datacenter)),
+            .and_then(|hello| hello.negotiate(&context.config.datacenter)),
         (kind, stream_id) => Err(HandshakeError::NotHello { kind, stream_id }),
     };
     match &checked {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(HandshakeError::ForeignDatacenter { .. }) => metrics.count_foreign_datacenter(),
         Err(HandshakeError::Payload(_) | HandshakeError::NotHello { .. }) => {
             metrics.count_malformed()
@@ -252,6 +257,7 @@ fn check_hello(frame: &Frame, context: &Context) -> Result<(), HandshakeError> {
 async fn serve_request(
     request: Inbound,
     stream_id: u64,
+    version: u32,
     context: Arc<Context>,
     frames: mpsc::Sender<Bytes>,
     _permit: OwnedSemaphorePermit,
@@ -260,19 +266,19 @@ async fn serve_request(
     let encoded = match request {
         Inbound::AppendEntries(request) => {
             let answer = raft.handle_append_entries(request).await;
-            message::encode(stream_id, Kind::Response, &answer)
+            message::encode(stream_id, Kind::Response, &answer, version)
         }
         Inbound::Vote(request) => {
             let answer = raft.handle_vote(request).await;
-            message::encode(stream_id, Kind::Response, &answer)
+            message::encode(stream_id, Kind::Response, &answer, version)
         }
         Inbound::InstallSnapshot(request) => {
             let answer = raft.handle_install_snapshot(request).await;
-            message::encode(stream_id, Kind::Response, &answer)
+            message::encode(stream_id, Kind::Response, &answer, version)
         }
         Inbound::Rpc(request) => {
             let answer = context.rpc.handle(request).await;
-            message::encode(stream_id, Kind::Response, &answer)
+            message::encode(stream_id, Kind::Response, &answer, version)
         }
     };
     let frame = encoded.unwrap_or_else(|e| {

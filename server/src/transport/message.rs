@@ -1,25 +1,25 @@
-//! What frames carry: serde values in bincode, and the handshake.
+//! What frames carry, and the handshake that decides how.
 //!
-//! Payloads are the very types the two ends use (openraft's request and response types,
-//! [`crate::rpc::Request`] and the `Result`s answering them), so the wire cannot drift
-//! from the code. The frame kind says which type a request payload is; a response payload
-//! is whatever answers the request of the same stream id, which only the caller knows.
+//! The handshake's [`Hello`] is bincode in a layout frozen since protocol 1, so servers of
+//! any two releases can always tell each other which protocol they speak. After it, every
+//! payload is encoded for the agreed version (see [`super::payload`]). The frame kind says
+//! which type a request payload is; a response payload is whatever answers the request of
+//! the same stream id, which only the caller knows.
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::frame::{self, Bytes, Frame, FrameError, Kind, HEADER_LEN, MAX_PAYLOAD};
+use super::frame::{self, Bytes, Frame, FrameError, Kind, HEADER_LEN};
+use super::payload::Payload;
 use crate::raft::{NodeId, TypeConfig};
 use crate::rpc::Request;
+use crate::wire::{FormatError, MIN_PROTOCOL_VERSION};
 
-/// Bumped on any change to the frame layout or to a payload type's encoding. Peers must
-/// match exactly: bincode has no field tags, so a mismatch would decode as garbage rather
-/// than fail cleanly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use crate::wire::PROTOCOL_VERSION;
 
-/// The first frame each way, on stream 0. The dialer says who it is; the listener answers
-/// with its own `Hello`, or with an [`Kind::Error`] frame saying why it refuses.
+/// The first frame each way, on stream 0. The dialer offers the newest protocol it
+/// speaks; the listener answers with the version the connection will use (the older of
+/// the two), or with a [`Kind::Error`] frame saying why it refuses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     pub version: u32,
@@ -28,17 +28,21 @@ pub struct Hello {
 
 impl Hello {
     pub fn new(datacenter: &str) -> Hello {
+        Hello::with_version(datacenter, PROTOCOL_VERSION)
+    }
+
+    pub fn with_version(datacenter: &str, version: u32) -> Hello {
         Hello {
-            version: PROTOCOL_VERSION,
+            version,
             datacenter: datacenter.to_string(),
         }
     }
 
-    /// Whether a peer saying this may talk to a server of `datacenter`. Servers only
-    /// replicate and forward within their own datacenter; cross-datacenter requests will
-    /// travel a separate, explicit path.
-    pub fn check(&self, datacenter: &str) -> Result<(), HandshakeError> {
-        if self.version != PROTOCOL_VERSION {
+    /// The version a connection with a peer saying this uses, if it may talk to a server
+    /// of `datacenter` at all. Servers only replicate and forward within their own
+    /// datacenter.
+    pub fn negotiate(&self, datacenter: &str) -> Result<u32, HandshakeError> {
+        if self.version < MIN_PROTOCOL_VERSION {
             return Err(HandshakeError::Version(self.version));
         }
         if self.datacenter != datacenter {
@@ -47,13 +51,38 @@ impl Hello {
                 theirs: self.datacenter.clone(),
             });
         }
-        Ok(())
+        Ok(self.version.min(PROTOCOL_VERSION))
     }
+
+    /// The hello frame. Its encoding never changes (see the module docs).
+    pub fn encode(&self) -> Result<Bytes, PayloadError> {
+        let mut buf = vec![0; HEADER_LEN];
+        bincode::serde::encode_into_std_write(self, &mut buf, bincode::config::standard())
+            .map_err(|e| FormatError::Encode(e.to_string()))?;
+        let payload_len = buf.len() - HEADER_LEN;
+        frame::write_header(&mut buf, 0, Kind::Hello, payload_len)?;
+        Ok(buf.into())
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Hello, PayloadError> {
+        Ok(crate::wire::from_bincode(payload)?)
+    }
+}
+
+/// The protocol a refusing listener asked for, read from its refusal. Protocol-1 servers
+/// refuse any other version with "protocol version N, expected 1"; a dialer that also
+/// speaks 1 then dials again offering it.
+pub fn version_asked_in(refusal: &str) -> Option<u32> {
+    let expected = refusal.split(", expected ").nth(1)?;
+    let version: u32 = expected.trim().parse().ok()?;
+    (MIN_PROTOCOL_VERSION..PROTOCOL_VERSION)
+        .contains(&version)
+        .then_some(version)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("protocol version {0}, expected {PROTOCOL_VERSION}")]
+    #[error("protocol version {0}, expected {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}")]
     Version(u32),
     #[error("peer is in datacenter {theirs:?}, this server in {ours:?}")]
     ForeignDatacenter { ours: String, theirs: String },
@@ -70,30 +99,24 @@ pub enum HandshakeError {
 /// Why a payload could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
-    #[error("encode: {0}")]
-    Encode(String),
-    #[error("decode: {0}")]
-    Decode(String),
-    #[error("{0} trailing bytes after the payload")]
-    Trailing(usize),
+    #[error(transparent)]
+    Format(#[from] FormatError),
     #[error(transparent)]
     Frame(#[from] FrameError),
     #[error("{0:?} frame where a request was expected")]
     NotARequest(Kind),
 }
 
-/// bincode's limit guards decoding: a length prefix inside a payload cannot make us
-/// allocate more than a frame could hold.
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_PAYLOAD>()
-}
-
-/// Encodes `value` as the payload of a frame, written straight after its header so large
-/// payloads (snapshot chunks, log batches) are not copied.
-pub fn encode<T: Serialize>(stream_id: u64, kind: Kind, value: &T) -> Result<Bytes, PayloadError> {
+/// Encodes `value` for protocol `version` as the payload of a frame, written straight
+/// after its header so large payloads (snapshot chunks, log batches) are not copied.
+pub fn encode<T: Payload>(
+    stream_id: u64,
+    kind: Kind,
+    value: &T,
+    version: u32,
+) -> Result<Bytes, PayloadError> {
     let mut buf = vec![0; HEADER_LEN];
-    bincode::serde::encode_into_std_write(value, &mut buf, config())
-        .map_err(|e| PayloadError::Encode(e.to_string()))?;
+    value.encode_into(version, &mut buf)?;
     let payload_len = buf.len() - HEADER_LEN;
     frame::write_header(&mut buf, stream_id, kind, payload_len)?;
     Ok(buf.into())
@@ -109,14 +132,9 @@ pub fn error_frame(stream_id: u64, message: &str) -> Bytes {
     frame::encode(stream_id, Kind::Error, &message.as_bytes()[..end]).unwrap_or_default()
 }
 
-/// Decodes a whole payload; trailing bytes mean the peer encoded something else.
-pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, PayloadError> {
-    let (value, read) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|e| PayloadError::Decode(e.to_string()))?;
-    if read != payload.len() {
-        return Err(PayloadError::Trailing(payload.len() - read));
-    }
-    Ok(value)
+/// Decodes a whole payload of protocol `version`.
+pub fn decode<T: Payload>(payload: &[u8], version: u32) -> Result<T, PayloadError> {
+    Ok(T::decode(payload, version)?)
 }
 
 /// A request as a listener receives it, after the handshake. Built once per frame and
@@ -131,14 +149,15 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// Decodes a request frame. Any other kind is a protocol violation, not a request.
-    pub fn parse(frame: &Frame) -> Result<Inbound, PayloadError> {
+    /// Decodes a request frame of protocol `version`. Any other kind is a protocol
+    /// violation, not a request.
+    pub fn parse(frame: &Frame, version: u32) -> Result<Inbound, PayloadError> {
         let payload = &frame.payload;
         Ok(match frame.kind {
-            Kind::AppendEntries => Inbound::AppendEntries(decode(payload)?),
-            Kind::Vote => Inbound::Vote(decode(payload)?),
-            Kind::InstallSnapshot => Inbound::InstallSnapshot(decode(payload)?),
-            Kind::Rpc => Inbound::Rpc(decode(payload)?),
+            Kind::AppendEntries => Inbound::AppendEntries(decode(payload, version)?),
+            Kind::Vote => Inbound::Vote(decode(payload, version)?),
+            Kind::InstallSnapshot => Inbound::InstallSnapshot(decode(payload, version)?),
+            Kind::Rpc => Inbound::Rpc(decode(payload, version)?),
             kind @ (Kind::Hello | Kind::Response | Kind::Error) => {
                 return Err(PayloadError::NotARequest(kind))
             }

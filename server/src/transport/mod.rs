@@ -23,6 +23,7 @@ mod io;
 mod listener;
 pub mod message;
 mod metrics;
+pub mod payload;
 mod pool;
 #[cfg(test)]
 mod tests;

@@ -6,17 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::conn::Conn;
 use super::frame::Kind;
 use super::message;
 use super::metrics::{Metrics, MetricsSnapshot};
+use super::payload::Payload;
 use super::TransportError;
 use crate::blocking::{DEFAULT_WAIT, MAX_WAIT};
-use crate::rpc::{Request, Response, RpcError};
+use crate::rpc::{Op, Request, Response, RpcError};
 
 /// How long a forwarded RPC may take before the caller gives up (Consul's RPC timeout is
 /// of the same order). Blocking reads get their wait on top.
@@ -117,12 +116,13 @@ impl Pool {
     /// 1/16), so its deadline must cover that.
     fn timeout_for(&self, request: &Request) -> Duration {
         let base = self.inner.config.rpc_timeout;
-        match request {
-            Request::Read { options, .. } if options.min_index > 0 => {
-                let wait = if options.max_wait.is_zero() {
+        let query = &request.envelope.query;
+        match request.op {
+            Op::Read(_) if query.min_index > 0 => {
+                let wait = if query.max_wait.is_zero() {
                     DEFAULT_WAIT
                 } else {
-                    options.max_wait.min(MAX_WAIT)
+                    query.max_wait.min(MAX_WAIT)
                 };
                 base + wait + wait / 16
             }
@@ -132,7 +132,7 @@ impl Pool {
 
     /// Sends one request and decodes its answer as `A`, all within `timeout` (dial and
     /// handshake included).
-    pub(crate) async fn call<Q: Serialize, A: DeserializeOwned>(
+    pub(crate) async fn call<Q: Payload, A: Payload>(
         &self,
         addr: &str,
         kind: Kind,
@@ -143,7 +143,7 @@ impl Pool {
             let conn = self.connection(addr).await?;
             let frame = conn.call(kind, request).await?;
             match frame.kind {
-                Kind::Response => message::decode(&frame.payload).map_err(|e| {
+                Kind::Response => message::decode(&frame.payload, conn.version()).map_err(|e| {
                     self.inner.metrics.count_malformed();
                     conn.close();
                     TransportError::Payload(e)

@@ -9,11 +9,13 @@ use tokio::net::TcpStream;
 
 use super::frame::{self, BytesMut, Frame, FrameError, Kind, HEADER_LEN};
 use super::message::{self, Hello, Inbound, PayloadError};
+use super::payload::Payload;
 use super::*;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
-use crate::rpc::{Request, Response, RpcError};
+use crate::rpc::{Op, QueryOptions, Read, Request, Response, RpcError};
 use crate::state::StateStore;
 use crate::structs::{Command, RegisterRequest};
+use crate::wire::FormatError;
 use crate::{Server, ServerConfig};
 
 const DC: &str = "dc1";
@@ -46,7 +48,7 @@ fn frames_round_trip_when_fed_byte_by_byte() {
         Frame {
             stream_id: 0,
             kind: Kind::Hello,
-            payload: message::encode(0, Kind::Hello, &Hello::new(DC)).unwrap()[HEADER_LEN..]
+            payload: Hello::new(DC).encode().unwrap()[HEADER_LEN..]
                 .to_vec()
                 .into(),
         },
@@ -81,13 +83,18 @@ fn frames_round_trip_when_fed_byte_by_byte() {
 /// `rpc_frame` fuzz target's seeds are these frames.)
 #[test]
 fn wire_format_is_stable() {
-    let hello = message::encode(0, Kind::Hello, &Hello::new("dc1")).unwrap();
+    let hello = Hello::with_version("dc1", 1).encode().unwrap();
     assert_eq!(
         &hello[..],
         &[0, 0, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, b'd', b'c', b'1']
     );
-    let request = message::encode(1, Kind::Rpc, &Request::Datacenters).unwrap();
+    let datacenters = Request::new(Op::Datacenters);
+    let request = message::encode(1, Kind::Rpc, &datacenters, 1).unwrap();
     assert_eq!(&request[..], &[0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, 4, 2]);
+    // Protocol 2's payloads are pinned by the fixtures under `server/fixtures/wire/`.
+    let request = message::encode(1, Kind::Rpc, &datacenters, 2).unwrap();
+    let payload = &request[HEADER_LEN..];
+    assert_eq!(Request::decode(payload, 2).unwrap(), datacenters);
 }
 
 #[test]
@@ -124,17 +131,19 @@ fn payloads_reject_garbage_trailing_bytes_and_misplaced_kinds() {
         kind: Kind::Rpc,
         payload: payload.into(),
     };
-    assert!(Inbound::parse(&rpc(vec![0xff; 32])).is_err());
-    let mut valid =
-        message::encode(1, Kind::Rpc, &Request::Datacenters).unwrap()[HEADER_LEN..].to_vec();
+    assert!(Inbound::parse(&rpc(vec![0xff; 32]), PROTOCOL_VERSION).is_err());
+    let datacenters = Request::new(Op::Datacenters);
+    let mut valid = message::encode(1, Kind::Rpc, &datacenters, PROTOCOL_VERSION).unwrap()
+        [HEADER_LEN..]
+        .to_vec();
     assert!(matches!(
-        Inbound::parse(&rpc(valid.clone())),
-        Ok(Inbound::Rpc(Request::Datacenters))
+        Inbound::parse(&rpc(valid.clone()), PROTOCOL_VERSION),
+        Ok(Inbound::Rpc(request)) if request == datacenters
     ));
     valid.push(0);
     assert_eq!(
-        Inbound::parse(&rpc(valid)).unwrap_err(),
-        PayloadError::Trailing(1)
+        Inbound::parse(&rpc(valid), PROTOCOL_VERSION).unwrap_err(),
+        PayloadError::Format(FormatError::Trailing(1))
     );
     let response = Frame {
         stream_id: 1,
@@ -142,10 +151,16 @@ fn payloads_reject_garbage_trailing_bytes_and_misplaced_kinds() {
         payload: Vec::new().into(),
     };
     assert_eq!(
-        Inbound::parse(&response).unwrap_err(),
+        Inbound::parse(&response, PROTOCOL_VERSION).unwrap_err(),
         PayloadError::NotARequest(Kind::Response)
     );
-    let too_big = message::encode(1, Kind::Vote, &vec![0u8; 8 << 10]).unwrap_err();
+    let big = Request::read(
+        Read::HealthNodeChecks {
+            node: "n".repeat(8 << 10),
+        },
+        QueryOptions::default(),
+    );
+    let too_big = message::encode(1, Kind::Vote, &big, PROTOCOL_VERSION).unwrap_err();
     assert!(matches!(too_big, PayloadError::Frame(e) if e.is_oversized()));
 }
 
@@ -163,7 +178,7 @@ fn decoder_survives_random_input() {
         }
         let mut buf = BytesMut::from(&bytes[..]);
         while let Ok(Some(frame)) = frame::decode(&mut buf) {
-            let _ = Inbound::parse(&frame);
+            let _ = Inbound::parse(&frame, PROTOCOL_VERSION);
         }
     }
 }
@@ -190,15 +205,15 @@ fn test_handler() -> Arc<dyn RpcHandler> {
     Arc::new(
         |request: Request| -> BoxFuture<Result<Response, RpcError>> {
             Box::pin(async move {
-                match request {
-                    Request::Apply(Command::Register(r)) => {
+                match request.op {
+                    Op::Apply(Command::Register(r)) => {
                         let n: u64 = r.node.trim_start_matches('n').parse().unwrap_or(0);
                         tokio::time::sleep(Duration::from_millis(100u64.saturating_sub(2 * n)))
                             .await;
                         Ok(Response::Applied { index: n })
                     }
-                    Request::StatusLeader => std::future::pending().await,
-                    Request::Datacenters => Ok(Response::Datacenters(vec![DC.into()])),
+                    Op::StatusLeader => std::future::pending().await,
+                    Op::Datacenters => Ok(Response::Datacenters(vec![DC.into()])),
                     _ => Err(RpcError::BadRequest("not in this test".into())),
                 }
             })
@@ -224,7 +239,7 @@ async fn concurrent_calls_share_one_connection_and_may_finish_out_of_order() {
         .map(|n| {
             let (pool, addr) = (pool.clone(), addr.clone());
             tokio::spawn(async move {
-                let request = Request::Apply(register(&format!("n{n}")));
+                let request = Request::new(Op::Apply(register(&format!("n{n}"))));
                 (n, pool.forward(&addr, request).await)
             })
         })
@@ -252,9 +267,12 @@ async fn a_stuck_request_times_out_without_blocking_others() {
     });
     let stuck = {
         let (pool, addr) = (pool.clone(), addr.clone());
-        tokio::spawn(async move { pool.rpc(&addr, &Request::StatusLeader).await })
+        tokio::spawn(async move { pool.rpc(&addr, &Request::new(Op::StatusLeader)).await })
     };
-    let answer = pool.rpc(&addr, &Request::Datacenters).await.unwrap();
+    let answer = pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .unwrap();
     assert_eq!(answer, Ok(Response::Datacenters(vec![DC.into()])));
     assert!(matches!(
         stuck.await.unwrap(),
@@ -262,7 +280,10 @@ async fn a_stuck_request_times_out_without_blocking_others() {
     ));
     assert_eq!(pool.metrics().timeouts, 1);
     // The connection survives a timed-out stream.
-    assert!(pool.rpc(&addr, &Request::Datacenters).await.is_ok());
+    assert!(pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .is_ok());
     assert_eq!(pool.metrics().dials, 1);
     serving.shutdown().await;
     raft.shutdown().await.unwrap();
@@ -275,7 +296,7 @@ async fn foreign_datacenter_is_refused_and_counted() {
     let serving = serve_test_handler("127.0.0.1:0", &raft).await;
     let addr = serving.local_addr().to_string();
     let foreign = Pool::new(PoolConfig::new("dc2"));
-    match foreign.rpc(&addr, &Request::Datacenters).await {
+    match foreign.rpc(&addr, &Request::new(Op::Datacenters)).await {
         Err(TransportError::Handshake {
             source: HandshakeError::Refused(reason),
             ..
@@ -285,7 +306,7 @@ async fn foreign_datacenter_is_refused_and_counted() {
     assert_eq!(serving.metrics().foreign_datacenter, 1);
     // Backed off: the next call fails fast without dialing.
     assert!(matches!(
-        foreign.rpc(&addr, &Request::Datacenters).await,
+        foreign.rpc(&addr, &Request::new(Op::Datacenters)).await,
         Err(TransportError::Backoff { .. })
     ));
     assert_eq!(foreign.metrics().dials, 1);
@@ -298,7 +319,7 @@ async fn foreign_datacenter_is_refused_and_counted() {
 async fn send_raw(addr: &str, hello: bool, bytes: &[u8]) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     if hello {
-        let frame = message::encode(0, Kind::Hello, &Hello::new(DC)).unwrap();
+        let frame = Hello::new(DC).encode().unwrap();
         stream.write_all(&frame).await.unwrap();
     }
     stream.write_all(bytes).await.unwrap();
@@ -319,7 +340,13 @@ async fn bad_frames_close_the_connection_and_are_counted() {
     send_raw(&addr, false, b"GET / HTTP/1.1\r\n\r\n").await;
     assert_eq!(serving.metrics().oversized_frames, 1);
     // A request before the hello.
-    let early = message::encode(1, Kind::Rpc, &Request::Datacenters).unwrap();
+    let early = message::encode(
+        1,
+        Kind::Rpc,
+        &Request::new(Op::Datacenters),
+        PROTOCOL_VERSION,
+    )
+    .unwrap();
     send_raw(&addr, false, &early).await;
     assert_eq!(serving.metrics().malformed_frames, 1);
     // After the hello: an unknown kind, then a request whose payload does not decode.
@@ -334,22 +361,17 @@ async fn bad_frames_close_the_connection_and_are_counted() {
     send_raw(&addr, true, &vote).await;
     assert_eq!(serving.metrics().oversized_frames, 2);
 
-    // Another protocol version.
-    let hello = Hello {
-        version: PROTOCOL_VERSION + 1,
-        datacenter: DC.into(),
-    };
-    send_raw(
-        &addr,
-        false,
-        &message::encode(0, Kind::Hello, &hello).unwrap(),
-    )
-    .await;
+    // A protocol older than any this release accepts.
+    let hello = Hello::with_version(DC, 0);
+    send_raw(&addr, false, &hello.encode().unwrap()).await;
     assert_eq!(serving.metrics().handshake_failures, 1);
 
     // None of that disturbed well-behaved peers.
     let pool = Pool::new(PoolConfig::new(DC));
-    assert!(pool.rpc(&addr, &Request::Datacenters).await.is_ok());
+    assert!(pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .is_ok());
     serving.shutdown().await;
     raft.shutdown().await.unwrap();
 }
@@ -361,13 +383,23 @@ async fn pool_redials_a_restarted_peer() {
     let serving = serve_test_handler("127.0.0.1:0", &raft).await;
     let addr = serving.local_addr().to_string();
     let pool = Pool::new(PoolConfig::new(DC));
-    assert!(pool.rpc(&addr, &Request::Datacenters).await.is_ok());
+    assert!(pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .is_ok());
     serving.shutdown().await;
-    assert!(pool.rpc(&addr, &Request::Datacenters).await.is_err());
+    assert!(pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .is_err());
 
     let serving = serve_test_handler(&addr, &raft).await;
     let deadline = Instant::now() + Duration::from_secs(3);
-    while pool.rpc(&addr, &Request::Datacenters).await.is_err() {
+    while pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "no reconnect within 3s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -401,7 +433,7 @@ async fn server_answers_rpcs_on_its_server_port() {
     .unwrap();
     let pool = Pool::new(PoolConfig::new(DC));
     assert_eq!(
-        pool.forward(&addr, Request::Datacenters).await,
+        pool.forward(&addr, Request::new(Op::Datacenters)).await,
         Ok(Response::Datacenters(vec![DC.into()]))
     );
     server
@@ -409,7 +441,8 @@ async fn server_answers_rpcs_on_its_server_port() {
         .await
         .unwrap();
     assert!(matches!(
-        pool.forward(&addr, Request::Apply(register("web1"))).await,
+        pool.forward(&addr, Request::new(Op::Apply(register("web1"))))
+            .await,
         Ok(Response::Applied { .. })
     ));
     assert!(server.state().read(|t| t.node("web1").is_some()));
@@ -434,14 +467,14 @@ fn forwarding_handler(raft: RaftNode, pool: Pool) -> Arc<dyn RpcHandler> {
         move |request: Request| -> BoxFuture<Result<Response, RpcError>> {
             let (raft, pool) = (raft.clone(), pool.clone());
             Box::pin(async move {
-                let Request::Apply(command) = request else {
+                let Op::Apply(command) = request.op else {
                     return Err(RpcError::BadRequest("only writes in this test".into()));
                 };
                 match raft.apply(command.clone()).await {
                     Ok((index, _)) => Ok(Response::Applied { index }),
                     Err(RaftError::NotLeader {
                         leader: Some((_, addr)),
-                    }) => pool.forward(&addr, Request::Apply(command)).await,
+                    }) => pool.forward(&addr, Request::new(Op::Apply(command))).await,
                     Err(RaftError::NoLeader | RaftError::NotLeader { .. }) => {
                         Err(RpcError::NoLeader)
                     }
@@ -544,9 +577,9 @@ async fn a_write_on_the_leader_is_applied_on_every_server() {
     })
     .await;
     let leading = leader(&servers).unwrap();
-    let snapshot = servers[leading].state.snapshot();
+    let snapshot = servers[leading].state.snapshot(0);
     eventually("identical tables", Duration::from_secs(5), || {
-        servers.iter().all(|s| s.state.snapshot() == snapshot)
+        servers.iter().all(|s| s.state.snapshot(0) == snapshot)
     })
     .await;
     for (i, server) in servers.iter().enumerate() {
@@ -569,7 +602,7 @@ async fn a_follower_forwards_an_rpc_to_the_leader() {
     let follower = servers.iter().find(|s| !s.raft.is_leader()).unwrap();
     let client = Pool::new(PoolConfig::new(DC));
     let answer = client
-        .forward(&follower.addr, Request::Apply(register("api1")))
+        .forward(&follower.addr, Request::new(Op::Apply(register("api1"))))
         .await;
     assert!(matches!(answer, Ok(Response::Applied { .. })), "{answer:?}");
     eventually("api1 everywhere", Duration::from_secs(5), || {
@@ -735,4 +768,93 @@ async fn servers_join_and_leave_as_voters() {
     .await;
     write(&servers[..2], "late").await;
     stop_all(servers).await;
+}
+
+/// A protocol-1 server, as commit 78bff10 runs it: refuses any other version naming the one
+/// it expects, then speaks bincode of its own types.
+async fn serve_protocol_1(listener: tokio::net::TcpListener) {
+    use crate::wire::v1::types as v1;
+    use crate::wire::{from_bincode, to_bincode};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = stream.into_split();
+        let mut frames = super::io::FrameReader::new(read);
+        let Ok(Some(hello)) = frames.next().await else {
+            continue;
+        };
+        let hello = Hello::decode(&hello.payload).unwrap();
+        if hello.version != 1 {
+            let refusal = format!("protocol version {}, expected 1", hello.version);
+            let _ = write.write_all(&message::error_frame(0, &refusal)).await;
+            continue;
+        }
+        write
+            .write_all(&Hello::with_version(DC, 1).encode().unwrap())
+            .await
+            .unwrap();
+        while let Ok(Some(frame)) = frames.next().await {
+            let request: v1::Request = from_bincode(&frame.payload).unwrap();
+            let answer: Result<v1::Response, v1::RpcError> = match request {
+                v1::Request::Datacenters => Ok(v1::Response::Datacenters(vec![DC.into()])),
+                other => Err(v1::RpcError::BadRequest(format!("{other:?}"))),
+            };
+            let payload = to_bincode(&answer).unwrap();
+            let reply = frame::encode(frame.stream_id, Kind::Response, &payload).unwrap();
+            write.write_all(&reply).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pool_falls_back_to_protocol_1_for_a_server_that_speaks_only_that() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let old_server = tokio::spawn(serve_protocol_1(listener));
+    let pool = Pool::new(PoolConfig::new(DC));
+    let answer = pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .unwrap();
+    assert_eq!(answer, Ok(Response::Datacenters(vec![DC.into()])));
+    // What protocol 1 cannot carry is refused here, not lost on the way.
+    let mut with_token = Request::new(Op::Datacenters);
+    with_token.envelope.token = "secret".into();
+    assert!(pool.rpc(&addr, &with_token).await.is_err());
+    old_server.abort();
+}
+
+#[tokio::test]
+async fn a_listener_serves_a_protocol_1_dialer_in_protocol_1() {
+    let dir = TempDir::new().unwrap();
+    let raft = idle_raft(&dir).await;
+    let serving = serve_test_handler("127.0.0.1:0", &raft).await;
+    let mut stream = TcpStream::connect(serving.local_addr()).await.unwrap();
+    stream
+        .write_all(&Hello::with_version(DC, 1).encode().unwrap())
+        .await
+        .unwrap();
+    // The request as a protocol-1 agent encodes it.
+    let request = crate::wire::to_bincode(&crate::wire::v1::types::Request::Datacenters).unwrap();
+    stream
+        .write_all(&frame::encode(7, Kind::Rpc, &request).unwrap())
+        .await
+        .unwrap();
+    let (read, _write) = stream.into_split();
+    let mut frames = super::io::FrameReader::new(read);
+    let hello = frames.next().await.unwrap().unwrap();
+    assert_eq!(Hello::decode(&hello.payload).unwrap().version, 1);
+    let reply = frames.next().await.unwrap().unwrap();
+    assert_eq!((reply.kind, reply.stream_id), (Kind::Response, 7));
+    let answer: Result<crate::wire::v1::types::Response, crate::wire::v1::types::RpcError> =
+        crate::wire::from_bincode(&reply.payload).unwrap();
+    assert_eq!(
+        answer,
+        Ok(crate::wire::v1::types::Response::Datacenters(vec![
+            DC.into()
+        ]))
+    );
+    serving.shutdown().await;
+    raft.shutdown().await.unwrap();
 }

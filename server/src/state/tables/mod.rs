@@ -1,0 +1,204 @@
+//! The state store's tables: each kind of table reads and applies in its own module
+//! (`catalog_write`, `catalog_read`, `autopilot`; KV, ACLs and Connect add theirs), all
+//! over one [`Tables`] value so a command sees and changes them together.
+
+use imbl::{OrdMap, OrdSet};
+use std::ops::Bound;
+
+use super::{Topic, Watch};
+use crate::structs::{
+    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeService,
+};
+use crate::wire::snapshot::SnapshotContents;
+
+mod autopilot;
+mod catalog_read;
+mod catalog_write;
+
+/// Why a command changed nothing.
+#[derive(Debug)]
+enum Refusal {
+    /// It does not fit the tables (for example a check for an unknown service).
+    Invalid(String),
+    /// A check-and-set found another index than it expected.
+    CasFailed,
+}
+
+impl From<String> for Refusal {
+    fn from(error: String) -> Refusal {
+        Refusal::Invalid(error)
+    }
+}
+
+/// Key of a row that belongs to a node: (lower-cased node name, ID).
+type NodeKey = (String, String);
+
+/// Every catalog table. Node and service names are matched case-insensitively, as Consul
+/// does, by keying on their lower-cased form; IDs are exact.
+///
+/// The tables are persistent B-trees (`imbl`): a clone shares every node and costs a few
+/// reference counts, and a write copies only the path it changes. So a snapshot takes a
+/// clone under the lock and encodes it elsewhere, and applies never wait for an encoding
+/// of the whole catalog.
+#[derive(Debug, Default, Clone)]
+pub struct Tables {
+    nodes: OrdMap<String, Node>,
+    services: OrdMap<NodeKey, NodeService>,
+    checks: OrdMap<NodeKey, HealthCheck>,
+    topic_index: OrdMap<Topic, u64>,
+    /// Set through the operator API; `None` until then.
+    autopilot: Option<AutopilotConfig>,
+    /// Derived from `services`: lower-cased service name to its instances.
+    services_by_name: OrdMap<String, OrdSet<NodeKey>>,
+}
+
+fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Whether `tags` holds every tag in `wanted`, ignoring case as Consul's tag filter does.
+fn has_tags(tags: &[String], wanted: &[String]) -> bool {
+    wanted
+        .iter()
+        .all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+}
+
+/// Whether `meta` has every `key=value` pair in `filter`.
+fn has_meta(meta: &Meta, filter: &Meta) -> bool {
+    filter.iter().all(|(k, v)| meta.get(k) == Some(v))
+}
+
+impl Tables {
+    /// Every row, for a snapshot.
+    pub fn contents(&self, command_index: u64) -> SnapshotContents {
+        SnapshotContents {
+            command_index,
+            nodes: self.nodes.values().cloned().collect(),
+            services: self
+                .services
+                .iter()
+                .map(|((node_key, _), service)| (node_key.clone(), service.clone()))
+                .collect(),
+            checks: self
+                .checks
+                .iter()
+                .map(|((node_key, _), check)| (node_key.clone(), check.clone()))
+                .collect(),
+            topic_index: self
+                .topic_index
+                .iter()
+                .map(|(topic, index)| (topic.clone(), *index))
+                .collect(),
+            autopilot: self.autopilot.clone(),
+        }
+    }
+
+    /// The tables a snapshot holds, with the indexes derived from them rebuilt.
+    pub(super) fn from_contents(contents: SnapshotContents) -> Tables {
+        let mut tables = Tables {
+            nodes: contents
+                .nodes
+                .into_iter()
+                .map(|node| (lower(&node.node), node))
+                .collect(),
+            services: contents
+                .services
+                .into_iter()
+                .map(|(node_key, service)| ((node_key, service.id.clone()), service))
+                .collect(),
+            checks: contents
+                .checks
+                .into_iter()
+                .map(|(node_key, check)| ((node_key, check.check_id.clone()), check))
+                .collect(),
+            topic_index: contents.topic_index.into_iter().collect(),
+            autopilot: contents.autopilot,
+            services_by_name: OrdMap::new(),
+        };
+        for (key, service) in &tables.services {
+            tables
+                .services_by_name
+                .entry(lower(&service.service))
+                .or_default()
+                .insert(key.clone());
+        }
+        tables
+    }
+
+    /// The highest index any topic has reached.
+    pub fn max_index(&self) -> u64 {
+        self.topic_index.values().copied().max().unwrap_or(0)
+    }
+
+    /// The modification index a query on `watch` reports: its topic's own (for a prefix,
+    /// the highest of the topics under it), else its table's (so a query for an unknown
+    /// name still returns a meaningful, advancing index), never 0.
+    pub fn index(&self, watch: &Watch) -> u64 {
+        let table = |t: Topic| self.topic_index.get(&t).copied();
+        let (topic, own) = match watch {
+            Watch::Exact(topic) => (topic, self.topic_index.get(topic).copied()),
+            Watch::Prefix(topic) => (topic, self.prefix_index(topic)),
+        };
+        let fallback = match topic {
+            Topic::Service(_) => table(Topic::Services),
+            Topic::Node(_) => table(Topic::Nodes),
+            _ => None,
+        };
+        own.or(fallback).unwrap_or(0).max(1)
+    }
+
+    /// The highest index of the topics of `prefix`'s kind whose names start with its name.
+    fn prefix_index(&self, prefix: &Topic) -> Option<u64> {
+        let name = prefix.name()?;
+        self.topic_index
+            .range(prefix.clone()..)
+            .take_while(|(topic, _)| {
+                std::mem::discriminant(*topic) == std::mem::discriminant(prefix)
+                    && topic.name().is_some_and(|n| n.starts_with(name))
+            })
+            .map(|(_, index)| *index)
+            .max()
+    }
+
+    pub(super) fn apply(&mut self, index: u64, command: &Command) -> (CommandResponse, Vec<Topic>) {
+        let result = match command {
+            Command::Register(req) => self.register(index, req),
+            Command::Deregister(req) => self.deregister(req),
+            Command::SetAutopilotConfig { config, cas } => self.set_autopilot(index, config, *cas),
+        };
+        match result {
+            Ok(touched) => {
+                for topic in &touched {
+                    self.topic_index.insert(topic.clone(), index);
+                }
+                (CommandResponse::default(), touched)
+            }
+            Err(Refusal::Invalid(error)) => (CommandResponse::error(error), Vec::new()),
+            Err(Refusal::CasFailed) => (
+                CommandResponse {
+                    cas_failed: true,
+                    ..CommandResponse::default()
+                },
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+/// A service's ID, defaulting to its name as Consul does.
+fn service_id(service: &NodeService) -> String {
+    if service.id.is_empty() {
+        service.service.clone()
+    } else {
+        service.id.clone()
+    }
+}
+
+/// The key range of every row belonging to `node_key`: from `(node, "")` up to, not
+/// including, the first key of the next possible node name, `node + "\0"`.
+fn node_range(node_key: &str) -> (Bound<NodeKey>, Bound<NodeKey>) {
+    (
+        Bound::Included((node_key.to_string(), String::new())),
+        Bound::Excluded((format!("{node_key}\0"), String::new())),
+    )
+}

@@ -1,0 +1,111 @@
+//! Raft commands as the log keeps them: an add-only type number and the command's record.
+//!
+//! The type number says what the body is, so a server can tell "a command I do not know"
+//! from "a corrupt command" without decoding the body, as Consul's `MessageType` does.
+//! Numbers are never reused or renumbered: the logs and snapshots of every data dir keep
+//! them. A type with [`IGNORE_IF_UNKNOWN`] set is one an older server may skip (it still
+//! counts a modification index for it, so every server's indexes stay equal); any other
+//! unknown type is refused when the entry arrives (see [`check_known`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::records::{DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord};
+use super::{from_msgpack, to_msgpack, FormatError};
+use crate::structs::Command;
+
+/// Set on a type number that servers which do not know it may skip (Consul's
+/// `IgnoreUnknownTypeFlag`): for commands whose effect an older server can do without,
+/// such as a cache hint. Commands that change data every server must hold leave it unset.
+pub const IGNORE_IF_UNKNOWN: u16 = 0x8000;
+
+/// The type numbers of the commands this release knows. Add-only.
+pub mod kind {
+    pub const REGISTER: u16 = 1;
+    pub const DEREGISTER: u16 = 2;
+    pub const SET_AUTOPILOT_CONFIG: u16 = 3;
+}
+
+/// One command, encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedCommand {
+    /// The type number, with [`IGNORE_IF_UNKNOWN`] possibly set.
+    #[serde(rename = "t")]
+    pub kind: u16,
+    /// The command's record, MessagePack with named fields.
+    #[serde(rename = "b", with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// What a server makes of an [`EncodedCommand`]: made per command and matched at once, so
+/// the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Known(Command),
+    /// A newer server's command that this one may skip.
+    Skipped {
+        kind: u16,
+    },
+}
+
+fn is_known(kind: u16) -> bool {
+    matches!(
+        kind,
+        kind::REGISTER | kind::DEREGISTER | kind::SET_AUTOPILOT_CONFIG
+    )
+}
+
+impl EncodedCommand {
+    pub fn encode(command: &Command) -> Result<EncodedCommand, FormatError> {
+        let (kind, body) = match command {
+            Command::Register(req) => (
+                kind::REGISTER,
+                to_msgpack(&RegisterRequestRecord::from(req))?,
+            ),
+            Command::Deregister(req) => (
+                kind::DEREGISTER,
+                to_msgpack(&DeregisterRequestRecord::from(req))?,
+            ),
+            Command::SetAutopilotConfig { config, cas } => (
+                kind::SET_AUTOPILOT_CONFIG,
+                to_msgpack(&SetAutopilotConfigRecord {
+                    config: config.into(),
+                    cas: *cas,
+                })?,
+            ),
+        };
+        Ok(EncodedCommand { kind, body })
+    }
+
+    pub fn decode(&self) -> Result<Decoded, FormatError> {
+        self.check_known()?;
+        Ok(match self.kind {
+            kind::REGISTER => Decoded::Known(Command::Register(
+                from_msgpack::<RegisterRequestRecord>(&self.body)?.into(),
+            )),
+            kind::DEREGISTER => Decoded::Known(Command::Deregister(
+                from_msgpack::<DeregisterRequestRecord>(&self.body)?.into(),
+            )),
+            kind::SET_AUTOPILOT_CONFIG => {
+                let record: SetAutopilotConfigRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::SetAutopilotConfig {
+                    config: record.config.into(),
+                    cas: record.cas,
+                })
+            }
+            kind => Decoded::Skipped { kind },
+        })
+    }
+
+    /// Fails for a type this server does not know and may not skip: an entry holding one
+    /// is refused when it arrives, before it is stored, so the server never applies part
+    /// of a log it cannot follow. It stays up, serves stale reads, and says why in its log
+    /// until it is upgraded.
+    pub fn check_known(&self) -> Result<(), FormatError> {
+        if is_known(self.kind) || self.kind & IGNORE_IF_UNKNOWN != 0 {
+            Ok(())
+        } else {
+            Err(FormatError::UnknownCommand { kind: self.kind })
+        }
+    }
+}

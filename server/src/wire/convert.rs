@@ -1,0 +1,848 @@
+//! Conversions between the API's types and protocol 2's records: the one place where the
+//! two meet, so either can change without the other.
+
+use std::time::Duration;
+
+use super::command::{Decoded, EncodedCommand};
+use super::records::*;
+use super::FormatError;
+use crate::duration::GoDuration;
+use crate::rpc::{
+    Consistency, Envelope, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request,
+    Response, RpcError,
+};
+use crate::structs::{
+    AutopilotConfig, AutopilotHealth, CheckServiceNode, DeregisterRequest, HealthCheck,
+    HealthCheckDefinition, Node, NodeService, NodeServices, RaftConfiguration, RaftServer,
+    RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
+};
+
+/// A duration in nanoseconds, saturating (584 years).
+pub(super) fn nanos(duration: impl Into<GoDuration>) -> u64 {
+    u64::try_from(duration.into().0.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl From<&Node> for NodeRecord {
+    fn from(v: &Node) -> NodeRecord {
+        NodeRecord {
+            id: v.id.clone(),
+            node: v.node.clone(),
+            address: v.address.clone(),
+            datacenter: v.datacenter.clone(),
+            tagged_addresses: v.tagged_addresses.clone(),
+            meta: v.meta.clone(),
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<NodeRecord> for Node {
+    fn from(r: NodeRecord) -> Node {
+        Node {
+            id: r.id,
+            node: r.node,
+            address: r.address,
+            datacenter: r.datacenter,
+            tagged_addresses: r.tagged_addresses,
+            meta: r.meta,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&ServiceAddress> for ServiceAddressRecord {
+    fn from(v: &ServiceAddress) -> ServiceAddressRecord {
+        ServiceAddressRecord {
+            address: v.address.clone(),
+            port: v.port,
+        }
+    }
+}
+
+impl From<ServiceAddressRecord> for ServiceAddress {
+    fn from(r: ServiceAddressRecord) -> ServiceAddress {
+        ServiceAddress {
+            address: r.address,
+            port: r.port,
+        }
+    }
+}
+
+impl From<&Weights> for WeightsRecord {
+    fn from(v: &Weights) -> WeightsRecord {
+        WeightsRecord {
+            passing: v.passing,
+            warning: v.warning,
+        }
+    }
+}
+
+impl From<WeightsRecord> for Weights {
+    fn from(r: WeightsRecord) -> Weights {
+        Weights {
+            passing: r.passing,
+            warning: r.warning,
+        }
+    }
+}
+
+impl From<&NodeService> for NodeServiceRecord {
+    fn from(v: &NodeService) -> NodeServiceRecord {
+        NodeServiceRecord {
+            kind: v.kind.clone(),
+            id: v.id.clone(),
+            service: v.service.clone(),
+            tags: v.tags.clone(),
+            address: v.address.clone(),
+            tagged_addresses: v
+                .tagged_addresses
+                .iter()
+                .map(|(k, x)| (k.clone(), x.into()))
+                .collect(),
+            meta: v.meta.clone(),
+            port: v.port,
+            weights: (&v.weights).into(),
+            enable_tag_override: v.enable_tag_override,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<NodeServiceRecord> for NodeService {
+    fn from(r: NodeServiceRecord) -> NodeService {
+        NodeService {
+            kind: r.kind,
+            id: r.id,
+            service: r.service,
+            tags: r.tags,
+            address: r.address,
+            tagged_addresses: r
+                .tagged_addresses
+                .into_iter()
+                .map(|(k, x)| (k, x.into()))
+                .collect(),
+            meta: r.meta,
+            port: r.port,
+            weights: r.weights.into(),
+            enable_tag_override: r.enable_tag_override,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&HealthCheckDefinition> for HealthCheckDefinitionRecord {
+    fn from(v: &HealthCheckDefinition) -> HealthCheckDefinitionRecord {
+        HealthCheckDefinitionRecord {
+            http: v.http.clone(),
+            tls_server_name: v.tls_server_name.clone(),
+            tls_skip_verify: v.tls_skip_verify,
+            header: v.header.clone(),
+            method: v.method.clone(),
+            body: v.body.clone(),
+            tcp: v.tcp.clone(),
+            interval: nanos(v.interval),
+            timeout: nanos(v.timeout),
+            deregister_critical_service_after: nanos(v.deregister_critical_service_after),
+            script_args: v.script_args.clone(),
+        }
+    }
+}
+
+impl From<HealthCheckDefinitionRecord> for HealthCheckDefinition {
+    fn from(r: HealthCheckDefinitionRecord) -> HealthCheckDefinition {
+        HealthCheckDefinition {
+            http: r.http,
+            tls_server_name: r.tls_server_name,
+            tls_skip_verify: r.tls_skip_verify,
+            header: r.header,
+            method: r.method,
+            body: r.body,
+            tcp: r.tcp,
+            interval: Duration::from_nanos(r.interval).into(),
+            timeout: Duration::from_nanos(r.timeout).into(),
+            deregister_critical_service_after: Duration::from_nanos(
+                r.deregister_critical_service_after,
+            )
+            .into(),
+            script_args: r.script_args,
+        }
+    }
+}
+
+impl From<&HealthCheck> for HealthCheckRecord {
+    fn from(v: &HealthCheck) -> HealthCheckRecord {
+        HealthCheckRecord {
+            node: v.node.clone(),
+            check_id: v.check_id.clone(),
+            name: v.name.clone(),
+            status: v.status.clone(),
+            notes: v.notes.clone(),
+            output: v.output.clone(),
+            service_id: v.service_id.clone(),
+            service_name: v.service_name.clone(),
+            service_tags: v.service_tags.clone(),
+            check_type: v.check_type.clone(),
+            definition: (&v.definition).into(),
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<HealthCheckRecord> for HealthCheck {
+    fn from(r: HealthCheckRecord) -> HealthCheck {
+        HealthCheck {
+            node: r.node,
+            check_id: r.check_id,
+            name: r.name,
+            status: r.status,
+            notes: r.notes,
+            output: r.output,
+            service_id: r.service_id,
+            service_name: r.service_name,
+            service_tags: r.service_tags,
+            check_type: r.check_type,
+            definition: r.definition.into(),
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&ServiceNode> for ServiceNodeRecord {
+    fn from(v: &ServiceNode) -> ServiceNodeRecord {
+        ServiceNodeRecord {
+            id: v.id.clone(),
+            node: v.node.clone(),
+            address: v.address.clone(),
+            datacenter: v.datacenter.clone(),
+            tagged_addresses: v.tagged_addresses.clone(),
+            node_meta: v.node_meta.clone(),
+            service_kind: v.service_kind.clone(),
+            service_id: v.service_id.clone(),
+            service_name: v.service_name.clone(),
+            service_tags: v.service_tags.clone(),
+            service_address: v.service_address.clone(),
+            service_tagged_addresses: v
+                .service_tagged_addresses
+                .iter()
+                .map(|(k, x)| (k.clone(), x.into()))
+                .collect(),
+            service_weights: (&v.service_weights).into(),
+            service_meta: v.service_meta.clone(),
+            service_port: v.service_port,
+            service_enable_tag_override: v.service_enable_tag_override,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<ServiceNodeRecord> for ServiceNode {
+    fn from(r: ServiceNodeRecord) -> ServiceNode {
+        ServiceNode {
+            id: r.id,
+            node: r.node,
+            address: r.address,
+            datacenter: r.datacenter,
+            tagged_addresses: r.tagged_addresses,
+            node_meta: r.node_meta,
+            service_kind: r.service_kind,
+            service_id: r.service_id,
+            service_name: r.service_name,
+            service_tags: r.service_tags,
+            service_address: r.service_address,
+            service_tagged_addresses: r
+                .service_tagged_addresses
+                .into_iter()
+                .map(|(k, x)| (k, x.into()))
+                .collect(),
+            service_weights: r.service_weights.into(),
+            service_meta: r.service_meta,
+            service_port: r.service_port,
+            service_enable_tag_override: r.service_enable_tag_override,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&CheckServiceNode> for CheckServiceNodeRecord {
+    fn from(v: &CheckServiceNode) -> CheckServiceNodeRecord {
+        CheckServiceNodeRecord {
+            node: (&v.node).into(),
+            service: (&v.service).into(),
+            checks: v.checks.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<CheckServiceNodeRecord> for CheckServiceNode {
+    fn from(r: CheckServiceNodeRecord) -> CheckServiceNode {
+        CheckServiceNode {
+            node: r.node.into(),
+            service: r.service.into(),
+            checks: r.checks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&NodeServices> for NodeServicesRecord {
+    fn from(v: &NodeServices) -> NodeServicesRecord {
+        NodeServicesRecord {
+            node: (&v.node).into(),
+            services: v
+                .services
+                .iter()
+                .map(|(k, x)| (k.clone(), x.into()))
+                .collect(),
+        }
+    }
+}
+
+impl From<NodeServicesRecord> for NodeServices {
+    fn from(r: NodeServicesRecord) -> NodeServices {
+        NodeServices {
+            node: r.node.into(),
+            services: r.services.into_iter().map(|(k, x)| (k, x.into())).collect(),
+        }
+    }
+}
+
+impl From<&RegisterRequest> for RegisterRequestRecord {
+    fn from(v: &RegisterRequest) -> RegisterRequestRecord {
+        RegisterRequestRecord {
+            datacenter: v.datacenter.clone(),
+            id: v.id.clone(),
+            node: v.node.clone(),
+            address: v.address.clone(),
+            tagged_addresses: v.tagged_addresses.clone(),
+            node_meta: v.node_meta.clone(),
+            service: v.service.as_ref().map(Into::into),
+            check: v.check.as_ref().map(Into::into),
+            checks: v.checks.iter().map(Into::into).collect(),
+            skip_node_update: v.skip_node_update,
+        }
+    }
+}
+
+impl From<RegisterRequestRecord> for RegisterRequest {
+    fn from(r: RegisterRequestRecord) -> RegisterRequest {
+        RegisterRequest {
+            datacenter: r.datacenter,
+            id: r.id,
+            node: r.node,
+            address: r.address,
+            tagged_addresses: r.tagged_addresses,
+            node_meta: r.node_meta,
+            service: r.service.map(Into::into),
+            check: r.check.map(Into::into),
+            checks: r.checks.into_iter().map(Into::into).collect(),
+            skip_node_update: r.skip_node_update,
+        }
+    }
+}
+
+impl From<&DeregisterRequest> for DeregisterRequestRecord {
+    fn from(v: &DeregisterRequest) -> DeregisterRequestRecord {
+        DeregisterRequestRecord {
+            datacenter: v.datacenter.clone(),
+            node: v.node.clone(),
+            service_id: v.service_id.clone(),
+            check_id: v.check_id.clone(),
+        }
+    }
+}
+
+impl From<DeregisterRequestRecord> for DeregisterRequest {
+    fn from(r: DeregisterRequestRecord) -> DeregisterRequest {
+        DeregisterRequest {
+            datacenter: r.datacenter,
+            node: r.node,
+            service_id: r.service_id,
+            check_id: r.check_id,
+        }
+    }
+}
+
+impl From<&RaftServer> for RaftServerRecord {
+    fn from(v: &RaftServer) -> RaftServerRecord {
+        RaftServerRecord {
+            id: v.id.clone(),
+            node: v.node.clone(),
+            address: v.address.clone(),
+            leader: v.leader,
+            protocol_version: v.protocol_version.clone(),
+            voter: v.voter,
+            last_index: v.last_index,
+        }
+    }
+}
+
+impl From<RaftServerRecord> for RaftServer {
+    fn from(r: RaftServerRecord) -> RaftServer {
+        RaftServer {
+            id: r.id,
+            node: r.node,
+            address: r.address,
+            leader: r.leader,
+            protocol_version: r.protocol_version,
+            voter: r.voter,
+            last_index: r.last_index,
+        }
+    }
+}
+
+impl From<&AutopilotConfig> for AutopilotConfigRecord {
+    fn from(v: &AutopilotConfig) -> AutopilotConfigRecord {
+        AutopilotConfigRecord {
+            cleanup_dead_servers: v.cleanup_dead_servers,
+            last_contact_threshold: nanos(v.last_contact_threshold),
+            max_trailing_logs: v.max_trailing_logs,
+            min_quorum: v.min_quorum,
+            server_stabilization_time: nanos(v.server_stabilization_time),
+            redundancy_zone_tag: v.redundancy_zone_tag.clone(),
+            disable_upgrade_migration: v.disable_upgrade_migration,
+            upgrade_version_tag: v.upgrade_version_tag.clone(),
+            dead_server_last_contact_threshold: nanos(v.dead_server_last_contact_threshold),
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<AutopilotConfigRecord> for AutopilotConfig {
+    fn from(r: AutopilotConfigRecord) -> AutopilotConfig {
+        AutopilotConfig {
+            cleanup_dead_servers: r.cleanup_dead_servers,
+            last_contact_threshold: Duration::from_nanos(r.last_contact_threshold).into(),
+            max_trailing_logs: r.max_trailing_logs,
+            min_quorum: r.min_quorum,
+            server_stabilization_time: Duration::from_nanos(r.server_stabilization_time).into(),
+            redundancy_zone_tag: r.redundancy_zone_tag,
+            disable_upgrade_migration: r.disable_upgrade_migration,
+            upgrade_version_tag: r.upgrade_version_tag,
+            dead_server_last_contact_threshold: Duration::from_nanos(
+                r.dead_server_last_contact_threshold,
+            )
+            .into(),
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&AutopilotHealth> for AutopilotHealthRecord {
+    fn from(v: &AutopilotHealth) -> AutopilotHealthRecord {
+        AutopilotHealthRecord {
+            healthy: v.healthy,
+            failure_tolerance: v.failure_tolerance,
+            servers: v.servers.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<AutopilotHealthRecord> for AutopilotHealth {
+    fn from(r: AutopilotHealthRecord) -> AutopilotHealth {
+        AutopilotHealth {
+            healthy: r.healthy,
+            failure_tolerance: r.failure_tolerance,
+            servers: r.servers.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&ServerHealth> for ServerHealthRecord {
+    fn from(v: &ServerHealth) -> ServerHealthRecord {
+        ServerHealthRecord {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            address: v.address.clone(),
+            serf_status: v.serf_status.clone(),
+            version: v.version.clone(),
+            leader: v.leader,
+            last_contact: v.last_contact.clone(),
+            last_term: v.last_term,
+            last_index: v.last_index,
+            healthy: v.healthy,
+            voter: v.voter,
+            stable_since: v.stable_since.clone(),
+        }
+    }
+}
+
+impl From<ServerHealthRecord> for ServerHealth {
+    fn from(r: ServerHealthRecord) -> ServerHealth {
+        ServerHealth {
+            id: r.id,
+            name: r.name,
+            address: r.address,
+            serf_status: r.serf_status,
+            version: r.version,
+            leader: r.leader,
+            last_contact: r.last_contact,
+            last_term: r.last_term,
+            last_index: r.last_index,
+            healthy: r.healthy,
+            voter: r.voter,
+            stable_since: r.stable_since,
+        }
+    }
+}
+
+impl From<&RaftConfiguration> for RaftConfigurationRecord {
+    fn from(v: &RaftConfiguration) -> RaftConfigurationRecord {
+        RaftConfigurationRecord {
+            servers: v.servers.iter().map(Into::into).collect(),
+            index: v.index,
+        }
+    }
+}
+
+impl From<RaftConfigurationRecord> for RaftConfiguration {
+    fn from(r: RaftConfigurationRecord) -> RaftConfiguration {
+        RaftConfiguration {
+            servers: r.servers.into_iter().map(Into::into).collect(),
+            index: r.index,
+        }
+    }
+}
+
+impl From<Consistency> for ConsistencyRecord {
+    fn from(v: Consistency) -> ConsistencyRecord {
+        match v {
+            Consistency::Default => ConsistencyRecord::Default,
+            Consistency::Consistent => ConsistencyRecord::Consistent,
+            Consistency::Stale => ConsistencyRecord::Stale,
+        }
+    }
+}
+
+impl From<ConsistencyRecord> for Consistency {
+    fn from(r: ConsistencyRecord) -> Consistency {
+        match r {
+            ConsistencyRecord::Default => Consistency::Default,
+            ConsistencyRecord::Consistent => Consistency::Consistent,
+            ConsistencyRecord::Stale => Consistency::Stale,
+        }
+    }
+}
+
+impl From<&QueryOptions> for QueryOptionsRecord {
+    fn from(v: &QueryOptions) -> QueryOptionsRecord {
+        QueryOptionsRecord {
+            min_index: v.min_index,
+            max_wait_nanos: nanos(v.max_wait),
+            consistency: v.consistency.into(),
+            cached_index: v.cached_index,
+        }
+    }
+}
+
+impl From<QueryOptionsRecord> for QueryOptions {
+    fn from(r: QueryOptionsRecord) -> QueryOptions {
+        QueryOptions {
+            min_index: r.min_index,
+            max_wait: Duration::from_nanos(r.max_wait_nanos),
+            consistency: r.consistency.into(),
+            cached_index: r.cached_index,
+        }
+    }
+}
+
+impl From<&QueryMeta> for QueryMetaRecord {
+    fn from(v: &QueryMeta) -> QueryMetaRecord {
+        QueryMetaRecord {
+            index: v.index,
+            known_leader: v.known_leader,
+            last_contact_nanos: nanos(v.last_contact),
+        }
+    }
+}
+
+impl From<QueryMetaRecord> for QueryMeta {
+    fn from(r: QueryMetaRecord) -> QueryMeta {
+        QueryMeta {
+            index: r.index,
+            known_leader: r.known_leader,
+            last_contact: Duration::from_nanos(r.last_contact_nanos),
+        }
+    }
+}
+
+impl From<&Read> for ReadRecord {
+    fn from(v: &Read) -> ReadRecord {
+        match v.clone() {
+            Read::CatalogServices { node_meta } => ReadRecord::CatalogServices { node_meta },
+            Read::CatalogNodes { node_meta } => ReadRecord::CatalogNodes { node_meta },
+            Read::CatalogServiceNodes {
+                service,
+                tags,
+                node_meta,
+            } => ReadRecord::CatalogServiceNodes {
+                service,
+                tags,
+                node_meta,
+            },
+            Read::CatalogNodeServices { node } => ReadRecord::CatalogNodeServices { node },
+            Read::CatalogNodeServiceNames { node } => ReadRecord::CatalogNodeServiceNames { node },
+            Read::HealthServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            } => ReadRecord::HealthServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            },
+            Read::HealthServiceChecks { service, node_meta } => {
+                ReadRecord::HealthServiceChecks { service, node_meta }
+            }
+            Read::HealthNodeChecks { node } => ReadRecord::HealthNodeChecks { node },
+            Read::HealthChecksInState { state, node_meta } => {
+                ReadRecord::HealthChecksInState { state, node_meta }
+            }
+        }
+    }
+}
+
+impl From<ReadRecord> for Read {
+    fn from(r: ReadRecord) -> Read {
+        match r {
+            ReadRecord::CatalogServices { node_meta } => Read::CatalogServices { node_meta },
+            ReadRecord::CatalogNodes { node_meta } => Read::CatalogNodes { node_meta },
+            ReadRecord::CatalogServiceNodes {
+                service,
+                tags,
+                node_meta,
+            } => Read::CatalogServiceNodes {
+                service,
+                tags,
+                node_meta,
+            },
+            ReadRecord::CatalogNodeServices { node } => Read::CatalogNodeServices { node },
+            ReadRecord::CatalogNodeServiceNames { node } => Read::CatalogNodeServiceNames { node },
+            ReadRecord::HealthServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            } => Read::HealthServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            },
+            ReadRecord::HealthServiceChecks { service, node_meta } => {
+                Read::HealthServiceChecks { service, node_meta }
+            }
+            ReadRecord::HealthNodeChecks { node } => Read::HealthNodeChecks { node },
+            ReadRecord::HealthChecksInState { state, node_meta } => {
+                Read::HealthChecksInState { state, node_meta }
+            }
+        }
+    }
+}
+
+impl From<&RaftPeer> for RaftPeerRecord {
+    fn from(v: &RaftPeer) -> RaftPeerRecord {
+        match v {
+            RaftPeer::Id(id) => RaftPeerRecord::Id(id.clone()),
+            RaftPeer::Address(addr) => RaftPeerRecord::Address(addr.clone()),
+        }
+    }
+}
+
+impl From<RaftPeerRecord> for RaftPeer {
+    fn from(r: RaftPeerRecord) -> RaftPeer {
+        match r {
+            RaftPeerRecord::Id(id) => RaftPeer::Id(id),
+            RaftPeerRecord::Address(addr) => RaftPeer::Address(addr),
+        }
+    }
+}
+
+impl TryFrom<&Request> for RequestRecord {
+    type Error = FormatError;
+
+    fn try_from(v: &Request) -> Result<RequestRecord, FormatError> {
+        let op = match &v.op {
+            Op::Apply(command) => OpRecord::Apply(EncodedCommand::encode(command)?),
+            Op::Read(read) => OpRecord::Read(read.into()),
+            Op::Datacenters => OpRecord::Datacenters,
+            Op::StatusLeader => OpRecord::StatusLeader,
+            Op::StatusPeers => OpRecord::StatusPeers,
+            Op::RaftConfiguration => OpRecord::RaftConfiguration,
+            Op::RaftRemovePeer(peer) => OpRecord::RaftRemovePeer(peer.into()),
+            Op::AutopilotConfiguration => OpRecord::AutopilotConfiguration,
+            Op::AutopilotHealth => OpRecord::AutopilotHealth,
+        };
+        Ok(RequestRecord {
+            envelope: EnvelopeRecord {
+                datacenter: v.envelope.datacenter.clone(),
+                token: v.envelope.token.clone(),
+                query: (&v.envelope.query).into(),
+            },
+            op,
+        })
+    }
+}
+
+impl TryFrom<RequestRecord> for Request {
+    type Error = FormatError;
+
+    /// Fails for a command this server does not know: it could not apply it either.
+    fn try_from(r: RequestRecord) -> Result<Request, FormatError> {
+        let op = match r.op {
+            OpRecord::Apply(encoded) => match encoded.decode()? {
+                Decoded::Known(command) => Op::Apply(command),
+                Decoded::Skipped { kind } => return Err(FormatError::UnknownCommand { kind }),
+            },
+            OpRecord::Read(read) => Op::Read(read.into()),
+            OpRecord::Datacenters => Op::Datacenters,
+            OpRecord::StatusLeader => Op::StatusLeader,
+            OpRecord::StatusPeers => Op::StatusPeers,
+            OpRecord::RaftConfiguration => Op::RaftConfiguration,
+            OpRecord::RaftRemovePeer(peer) => Op::RaftRemovePeer(peer.into()),
+            OpRecord::AutopilotConfiguration => Op::AutopilotConfiguration,
+            OpRecord::AutopilotHealth => Op::AutopilotHealth,
+        };
+        Ok(Request {
+            envelope: Envelope {
+                datacenter: r.envelope.datacenter,
+                token: r.envelope.token,
+                query: r.envelope.query.into(),
+            },
+            op,
+        })
+    }
+}
+
+impl From<&ReadResult> for ReadResultRecord {
+    fn from(v: &ReadResult) -> ReadResultRecord {
+        match v {
+            ReadResult::Services(services) => ReadResultRecord::Services(services.clone()),
+            ReadResult::Nodes(nodes) => {
+                ReadResultRecord::Nodes(nodes.iter().map(Into::into).collect())
+            }
+            ReadResult::ServiceNodes(rows) => {
+                ReadResultRecord::ServiceNodes(rows.iter().map(Into::into).collect())
+            }
+            ReadResult::NodeServices(node) => {
+                ReadResultRecord::NodeServices(node.as_ref().map(Into::into))
+            }
+            ReadResult::CheckServiceNodes(rows) => {
+                ReadResultRecord::CheckServiceNodes(rows.iter().map(Into::into).collect())
+            }
+            ReadResult::Checks(checks) => {
+                ReadResultRecord::Checks(checks.iter().map(Into::into).collect())
+            }
+            ReadResult::NotModified => ReadResultRecord::NotModified,
+        }
+    }
+}
+
+impl From<ReadResultRecord> for ReadResult {
+    fn from(r: ReadResultRecord) -> ReadResult {
+        fn all<R, T: From<R>>(items: Vec<R>) -> Vec<T> {
+            items.into_iter().map(Into::into).collect()
+        }
+        match r {
+            ReadResultRecord::Services(services) => ReadResult::Services(services),
+            ReadResultRecord::Nodes(nodes) => ReadResult::Nodes(all(nodes)),
+            ReadResultRecord::ServiceNodes(rows) => ReadResult::ServiceNodes(all(rows)),
+            ReadResultRecord::NodeServices(node) => ReadResult::NodeServices(node.map(Into::into)),
+            ReadResultRecord::CheckServiceNodes(rows) => ReadResult::CheckServiceNodes(all(rows)),
+            ReadResultRecord::Checks(checks) => ReadResult::Checks(all(checks)),
+            ReadResultRecord::NotModified => ReadResult::NotModified,
+        }
+    }
+}
+
+impl From<&Response> for ResponseRecord {
+    fn from(v: &Response) -> ResponseRecord {
+        match v {
+            Response::Applied { index } => ResponseRecord::Applied { index: *index },
+            Response::CasFailed => ResponseRecord::CasFailed,
+            Response::Read { meta, result } => ResponseRecord::Read {
+                meta: meta.into(),
+                result: result.into(),
+            },
+            Response::Datacenters(dcs) => ResponseRecord::Datacenters(dcs.clone()),
+            Response::Leader(addr) => ResponseRecord::Leader(addr.clone()),
+            Response::Peers(peers) => ResponseRecord::Peers(peers.clone()),
+            Response::RaftConfiguration(config) => ResponseRecord::RaftConfiguration(config.into()),
+            Response::RaftPeerRemoved => ResponseRecord::RaftPeerRemoved,
+            Response::AutopilotConfiguration(config) => {
+                ResponseRecord::AutopilotConfiguration(config.into())
+            }
+            Response::AutopilotHealth(health) => ResponseRecord::AutopilotHealth(health.into()),
+        }
+    }
+}
+
+impl From<ResponseRecord> for Response {
+    fn from(r: ResponseRecord) -> Response {
+        match r {
+            ResponseRecord::Applied { index } => Response::Applied { index },
+            ResponseRecord::CasFailed => Response::CasFailed,
+            ResponseRecord::Read { meta, result } => Response::Read {
+                meta: meta.into(),
+                result: result.into(),
+            },
+            ResponseRecord::Datacenters(dcs) => Response::Datacenters(dcs),
+            ResponseRecord::Leader(addr) => Response::Leader(addr),
+            ResponseRecord::Peers(peers) => Response::Peers(peers),
+            ResponseRecord::RaftConfiguration(config) => Response::RaftConfiguration(config.into()),
+            ResponseRecord::RaftPeerRemoved => Response::RaftPeerRemoved,
+            ResponseRecord::AutopilotConfiguration(config) => {
+                Response::AutopilotConfiguration(config.into())
+            }
+            ResponseRecord::AutopilotHealth(health) => Response::AutopilotHealth(health.into()),
+        }
+    }
+}
+
+impl From<&RpcError> for RpcErrorRecord {
+    fn from(v: &RpcError) -> RpcErrorRecord {
+        match v {
+            RpcError::NoLeader => RpcErrorRecord::NoLeader,
+            RpcError::NoServers => RpcErrorRecord::NoServers,
+            RpcError::BadRequest(m) => RpcErrorRecord::BadRequest(m.clone()),
+            RpcError::Rejected(m) => RpcErrorRecord::Rejected(m.clone()),
+            RpcError::Internal(m) => RpcErrorRecord::Internal(m.clone()),
+            RpcError::Unreachable(m) => RpcErrorRecord::Unreachable(m.clone()),
+        }
+    }
+}
+
+impl From<RpcErrorRecord> for RpcError {
+    fn from(r: RpcErrorRecord) -> RpcError {
+        match r {
+            RpcErrorRecord::NoLeader => RpcError::NoLeader,
+            RpcErrorRecord::NoServers => RpcError::NoServers,
+            RpcErrorRecord::BadRequest(m) => RpcError::BadRequest(m),
+            RpcErrorRecord::Rejected(m) => RpcError::Rejected(m),
+            RpcErrorRecord::Internal(m) => RpcError::Internal(m),
+            RpcErrorRecord::Unreachable(m) => RpcError::Unreachable(m),
+        }
+    }
+}
+
+/// A server's answer, as protocol 2 sends it.
+pub fn reply_to_record(reply: &Result<Response, RpcError>) -> ReplyRecord {
+    match reply {
+        Ok(response) => Ok(response.into()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub fn reply_from_record(record: ReplyRecord) -> Result<Response, RpcError> {
+    record.map(Into::into).map_err(Into::into)
+}

@@ -1,0 +1,368 @@
+//! Protocol 2's records: what servers store and send, as MessagePack maps with named
+//! fields (see the [module docs](super)).
+//!
+//! Each record mirrors a type of [`crate::structs`] or [`crate::rpc`] but is its own type,
+//! so the API's JSON (Consul's names) and the stored format change independently; the
+//! conversions live in `convert.rs`, nowhere else. Every struct takes `#[serde(default)]`:
+//! a field added later is absent from older records and takes its default, and an older
+//! server skips fields it does not know. Renaming or retyping a field is never allowed;
+//! add a new one instead.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::EncodedCommand;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeRecord {
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub datacenter: String,
+    pub tagged_addresses: BTreeMap<String, String>,
+    pub meta: BTreeMap<String, String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceAddressRecord {
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WeightsRecord {
+    pub passing: i32,
+    pub warning: i32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeServiceRecord {
+    pub kind: String,
+    pub id: String,
+    pub service: String,
+    pub tags: Vec<String>,
+    pub address: String,
+    pub tagged_addresses: BTreeMap<String, ServiceAddressRecord>,
+    pub meta: BTreeMap<String, String>,
+    pub port: u16,
+    pub weights: WeightsRecord,
+    pub enable_tag_override: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckDefinitionRecord {
+    pub http: String,
+    pub tls_server_name: String,
+    pub tls_skip_verify: bool,
+    pub header: BTreeMap<String, Vec<String>>,
+    pub method: String,
+    pub body: String,
+    pub tcp: String,
+    pub interval: u64,
+    pub timeout: u64,
+    pub deregister_critical_service_after: u64,
+    pub script_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckRecord {
+    pub node: String,
+    pub check_id: String,
+    pub name: String,
+    pub status: String,
+    pub notes: String,
+    pub output: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    pub check_type: String,
+    pub definition: HealthCheckDefinitionRecord,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceNodeRecord {
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub datacenter: String,
+    pub tagged_addresses: BTreeMap<String, String>,
+    pub node_meta: BTreeMap<String, String>,
+    pub service_kind: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    pub service_address: String,
+    pub service_tagged_addresses: BTreeMap<String, ServiceAddressRecord>,
+    pub service_weights: WeightsRecord,
+    pub service_meta: BTreeMap<String, String>,
+    pub service_port: u16,
+    pub service_enable_tag_override: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckServiceNodeRecord {
+    pub node: NodeRecord,
+    pub service: NodeServiceRecord,
+    pub checks: Vec<HealthCheckRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeServicesRecord {
+    pub node: NodeRecord,
+    pub services: BTreeMap<String, NodeServiceRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegisterRequestRecord {
+    pub datacenter: String,
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub tagged_addresses: BTreeMap<String, String>,
+    pub node_meta: BTreeMap<String, String>,
+    pub service: Option<NodeServiceRecord>,
+    pub check: Option<HealthCheckRecord>,
+    pub checks: Vec<HealthCheckRecord>,
+    pub skip_node_update: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeregisterRequestRecord {
+    pub datacenter: String,
+    pub node: String,
+    pub service_id: String,
+    pub check_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RaftServerRecord {
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub leader: bool,
+    pub protocol_version: String,
+    pub voter: bool,
+    pub last_index: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutopilotConfigRecord {
+    pub cleanup_dead_servers: bool,
+    pub last_contact_threshold: u64,
+    pub max_trailing_logs: u64,
+    pub min_quorum: u32,
+    pub server_stabilization_time: u64,
+    pub redundancy_zone_tag: String,
+    pub disable_upgrade_migration: bool,
+    pub upgrade_version_tag: String,
+    pub dead_server_last_contact_threshold: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutopilotHealthRecord {
+    pub healthy: bool,
+    pub failure_tolerance: u64,
+    pub servers: Vec<ServerHealthRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerHealthRecord {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub serf_status: String,
+    pub version: String,
+    pub leader: bool,
+    pub last_contact: String,
+    pub last_term: u64,
+    pub last_index: u64,
+    pub healthy: bool,
+    pub voter: bool,
+    pub stable_since: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RaftConfigurationRecord {
+    pub servers: Vec<RaftServerRecord>,
+    pub index: u64,
+}
+
+/// The body of a [`crate::structs::Command::SetAutopilotConfig`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SetAutopilotConfigRecord {
+    pub config: AutopilotConfigRecord,
+    pub cas: Option<u64>,
+}
+
+/// A blocking query's options; durations in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueryOptionsRecord {
+    pub min_index: u64,
+    pub max_wait_nanos: u64,
+    pub consistency: ConsistencyRecord,
+    pub cached_index: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsistencyRecord {
+    #[default]
+    Default,
+    Consistent,
+    Stale,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueryMetaRecord {
+    pub index: u64,
+    pub known_leader: bool,
+    pub last_contact_nanos: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadRecord {
+    CatalogServices {
+        node_meta: BTreeMap<String, String>,
+    },
+    CatalogNodes {
+        node_meta: BTreeMap<String, String>,
+    },
+    CatalogServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: BTreeMap<String, String>,
+    },
+    CatalogNodeServices {
+        node: String,
+    },
+    CatalogNodeServiceNames {
+        node: String,
+    },
+    HealthServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: BTreeMap<String, String>,
+        passing_only: bool,
+    },
+    HealthServiceChecks {
+        service: String,
+        node_meta: BTreeMap<String, String>,
+    },
+    HealthNodeChecks {
+        node: String,
+    },
+    HealthChecksInState {
+        state: String,
+        node_meta: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftPeerRecord {
+    Id(String),
+    Address(String),
+}
+
+/// What every request carries (see [`crate::rpc::Envelope`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnvelopeRecord {
+    pub datacenter: String,
+    pub token: String,
+    pub query: QueryOptionsRecord,
+}
+
+/// A request on the server port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    #[serde(default)]
+    pub envelope: EnvelopeRecord,
+    pub op: OpRecord,
+}
+
+/// What a request asks. A variant an older server does not know fails to decode and is
+/// answered with an error frame naming it, never guessed at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpRecord {
+    Apply(EncodedCommand),
+    Read(ReadRecord),
+    Datacenters,
+    StatusLeader,
+    StatusPeers,
+    RaftConfiguration,
+    RaftRemovePeer(RaftPeerRecord),
+    AutopilotConfiguration,
+    AutopilotHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadResultRecord {
+    Services(BTreeMap<String, Vec<String>>),
+    Nodes(Vec<NodeRecord>),
+    ServiceNodes(Vec<ServiceNodeRecord>),
+    NodeServices(Option<NodeServicesRecord>),
+    CheckServiceNodes(Vec<CheckServiceNodeRecord>),
+    Checks(Vec<HealthCheckRecord>),
+    NotModified,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseRecord {
+    Applied {
+        index: u64,
+    },
+    CasFailed,
+    Read {
+        meta: QueryMetaRecord,
+        result: ReadResultRecord,
+    },
+    Datacenters(Vec<String>),
+    Leader(String),
+    Peers(Vec<String>),
+    RaftConfiguration(RaftConfigurationRecord),
+    RaftPeerRemoved,
+    AutopilotConfiguration(AutopilotConfigRecord),
+    AutopilotHealth(AutopilotHealthRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RpcErrorRecord {
+    NoLeader,
+    NoServers,
+    BadRequest(String),
+    Rejected(String),
+    Internal(String),
+    Unreachable(String),
+}
+
+/// A server's answer to a [`RequestRecord`].
+pub type ReplyRecord = Result<ResponseRecord, RpcErrorRecord>;

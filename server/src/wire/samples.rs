@@ -1,0 +1,376 @@
+//! One value of every type that is stored or sent between servers, with every field set,
+//! so the encoded fixtures under `server/fixtures/wire/` cover each field of each version.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::rpc::{
+    Consistency, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request, Response,
+    RpcError,
+};
+use crate::structs::{
+    AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DeregisterRequest, HealthCheck,
+    HealthCheckDefinition, Node, NodeService, NodeServices, RaftConfiguration, RaftServer,
+    RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
+};
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub fn node() -> Node {
+    Node {
+        id: "6b1c9f7e-0d2a-4c4e-9a57-3f0e5f1d2c3b".into(),
+        node: "web-1".into(),
+        address: "10.0.0.7".into(),
+        datacenter: "dc1".into(),
+        tagged_addresses: meta(&[("lan", "10.0.0.7"), ("wan", "198.51.100.7")]),
+        meta: meta(&[("rack", "r1")]),
+        create_index: 11,
+        modify_index: 12,
+    }
+}
+
+pub fn service() -> NodeService {
+    NodeService {
+        kind: String::new(),
+        id: "web-1a".into(),
+        service: "web".into(),
+        tags: vec!["v1".into(), "primary".into()],
+        address: "10.0.0.8".into(),
+        tagged_addresses: [(
+            "lan".to_string(),
+            ServiceAddress {
+                address: "10.0.0.8".into(),
+                port: 8080,
+            },
+        )]
+        .into_iter()
+        .collect(),
+        meta: meta(&[("env", "prod")]),
+        port: 8080,
+        weights: Weights {
+            passing: 3,
+            warning: 1,
+        },
+        enable_tag_override: true,
+        create_index: 13,
+        modify_index: 14,
+    }
+}
+
+pub fn check() -> HealthCheck {
+    HealthCheck {
+        node: "web-1".into(),
+        check_id: "web-http".into(),
+        name: "web over http".into(),
+        status: "passing".into(),
+        notes: "the front page".into(),
+        output: "HTTP GET http://10.0.0.8:8080/: 200 OK".into(),
+        service_id: "web-1a".into(),
+        service_name: "web".into(),
+        service_tags: vec!["v1".into()],
+        check_type: "http".into(),
+        definition: HealthCheckDefinition {
+            http: "http://10.0.0.8:8080/".into(),
+            tls_server_name: "web.example".into(),
+            tls_skip_verify: true,
+            header: [("X-Probe".to_string(), vec!["1".to_string()])]
+                .into_iter()
+                .collect(),
+            method: "HEAD".into(),
+            body: "{}".into(),
+            tcp: String::new(),
+            interval: Duration::from_secs(10).into(),
+            timeout: Duration::from_millis(1500).into(),
+            deregister_critical_service_after: Duration::from_secs(90).into(),
+            script_args: vec!["/bin/true".into()],
+        },
+        create_index: 15,
+        modify_index: 16,
+    }
+}
+
+pub fn autopilot() -> AutopilotConfig {
+    AutopilotConfig {
+        cleanup_dead_servers: false,
+        last_contact_threshold: Duration::from_millis(300).into(),
+        max_trailing_logs: 500,
+        min_quorum: 3,
+        dead_server_last_contact_threshold: Duration::from_secs(45).into(),
+        create_index: 21,
+        modify_index: 22,
+        ..AutopilotConfig::default()
+    }
+}
+
+pub fn register() -> RegisterRequest {
+    RegisterRequest {
+        datacenter: "dc1".into(),
+        id: node().id,
+        node: "web-1".into(),
+        address: "10.0.0.7".into(),
+        tagged_addresses: node().tagged_addresses,
+        node_meta: node().meta,
+        service: Some(service()),
+        check: Some(check()),
+        checks: vec![HealthCheck {
+            check_id: "mem".into(),
+            service_id: String::new(),
+            ..check()
+        }],
+        skip_node_update: true,
+    }
+}
+
+/// One of each command.
+pub fn commands() -> Vec<(&'static str, Command)> {
+    vec![
+        ("register", Command::Register(register())),
+        (
+            "deregister",
+            Command::Deregister(DeregisterRequest {
+                datacenter: "dc1".into(),
+                node: "web-1".into(),
+                service_id: "web-1a".into(),
+                check_id: "web-http".into(),
+            }),
+        ),
+        (
+            "set_autopilot_config",
+            Command::SetAutopilotConfig {
+                config: autopilot(),
+                cas: Some(22),
+            },
+        ),
+    ]
+}
+
+fn options() -> QueryOptions {
+    QueryOptions {
+        min_index: 41,
+        max_wait: Duration::from_secs(30),
+        consistency: Consistency::Consistent,
+        cached_index: 40,
+    }
+}
+
+/// One of each request, and of each read.
+pub fn requests() -> Vec<(&'static str, Request)> {
+    let reads = [
+        (
+            "read_catalog_services",
+            Read::CatalogServices {
+                node_meta: meta(&[("rack", "r1")]),
+            },
+        ),
+        (
+            "read_catalog_nodes",
+            Read::CatalogNodes {
+                node_meta: meta(&[("rack", "r1")]),
+            },
+        ),
+        (
+            "read_catalog_service_nodes",
+            Read::CatalogServiceNodes {
+                service: "web".into(),
+                tags: vec!["v1".into()],
+                node_meta: meta(&[("rack", "r1")]),
+            },
+        ),
+        (
+            "read_catalog_node_services",
+            Read::CatalogNodeServices {
+                node: "web-1".into(),
+            },
+        ),
+        (
+            "read_catalog_node_service_names",
+            Read::CatalogNodeServiceNames {
+                node: "web-1".into(),
+            },
+        ),
+        (
+            "read_health_service_nodes",
+            Read::HealthServiceNodes {
+                service: "web".into(),
+                tags: vec!["v1".into()],
+                node_meta: meta(&[("rack", "r1")]),
+                passing_only: true,
+            },
+        ),
+        (
+            "read_health_service_checks",
+            Read::HealthServiceChecks {
+                service: "web".into(),
+                node_meta: meta(&[("rack", "r1")]),
+            },
+        ),
+        (
+            "read_health_node_checks",
+            Read::HealthNodeChecks {
+                node: "web-1".into(),
+            },
+        ),
+        (
+            "read_health_checks_in_state",
+            Read::HealthChecksInState {
+                state: "critical".into(),
+                node_meta: meta(&[("rack", "r1")]),
+            },
+        ),
+    ];
+    let mut requests: Vec<(&'static str, Request)> = commands()
+        .into_iter()
+        .filter(|(name, _)| *name == "register")
+        .map(|(_, command)| ("apply_register", Request::new(Op::Apply(command))))
+        .collect();
+    requests.extend(
+        reads
+            .into_iter()
+            .map(|(name, read)| (name, Request::read(read, options()))),
+    );
+    requests.extend([
+        ("datacenters", Request::new(Op::Datacenters)),
+        ("status_leader", Request::new(Op::StatusLeader)),
+        ("status_peers", Request::new(Op::StatusPeers)),
+        (
+            "raft_configuration",
+            Request::new(Op::RaftConfiguration).with_consistency(Consistency::Stale),
+        ),
+        (
+            "raft_remove_peer_id",
+            Request::new(Op::RaftRemovePeer(RaftPeer::Id("3".into()))),
+        ),
+        (
+            "raft_remove_peer_address",
+            Request::new(Op::RaftRemovePeer(RaftPeer::Address(
+                "10.0.0.9:8300".into(),
+            ))),
+        ),
+        (
+            "autopilot_configuration",
+            Request::new(Op::AutopilotConfiguration),
+        ),
+        ("autopilot_health", Request::new(Op::AutopilotHealth)),
+    ]);
+    requests
+}
+
+fn query_meta() -> QueryMeta {
+    QueryMeta {
+        index: 77,
+        known_leader: true,
+        last_contact: Duration::from_millis(12),
+    }
+}
+
+fn read(result: ReadResult) -> Response {
+    Response::Read {
+        meta: query_meta(),
+        result,
+    }
+}
+
+/// One of each response and error, as a server answers an RPC.
+pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+    let services: BTreeMap<String, Vec<String>> =
+        [("web".to_string(), vec!["v1".to_string()])].into();
+    vec![
+        ("applied", Ok(Response::Applied { index: 78 })),
+        ("cas_failed", Ok(Response::CasFailed)),
+        ("read_services", Ok(read(ReadResult::Services(services)))),
+        ("read_nodes", Ok(read(ReadResult::Nodes(vec![node()])))),
+        (
+            "read_service_nodes",
+            Ok(read(ReadResult::ServiceNodes(vec![ServiceNode::new(
+                &node(),
+                &service(),
+            )]))),
+        ),
+        (
+            "read_node_services",
+            Ok(read(ReadResult::NodeServices(Some(NodeServices {
+                node: node(),
+                services: [("web-1a".to_string(), service())].into(),
+            })))),
+        ),
+        (
+            "read_check_service_nodes",
+            Ok(read(ReadResult::CheckServiceNodes(vec![
+                CheckServiceNode {
+                    node: node(),
+                    service: service(),
+                    checks: vec![check()],
+                },
+            ]))),
+        ),
+        ("read_checks", Ok(read(ReadResult::Checks(vec![check()])))),
+        ("read_not_modified", Ok(read(ReadResult::NotModified))),
+        (
+            "datacenters",
+            Ok(Response::Datacenters(vec!["dc1".into(), "dc2".into()])),
+        ),
+        ("leader", Ok(Response::Leader("10.0.0.9:8300".into()))),
+        ("peers", Ok(Response::Peers(vec!["10.0.0.9:8300".into()]))),
+        (
+            "raft_configuration",
+            Ok(Response::RaftConfiguration(RaftConfiguration {
+                servers: vec![RaftServer {
+                    id: "1".into(),
+                    node: "s1".into(),
+                    address: "10.0.0.9:8300".into(),
+                    leader: true,
+                    protocol_version: "3".into(),
+                    voter: true,
+                    last_index: Some(99),
+                }],
+                index: 98,
+            })),
+        ),
+        ("raft_peer_removed", Ok(Response::RaftPeerRemoved)),
+        (
+            "autopilot_configuration",
+            Ok(Response::AutopilotConfiguration(autopilot())),
+        ),
+        (
+            "autopilot_health",
+            Ok(Response::AutopilotHealth(AutopilotHealth {
+                healthy: true,
+                failure_tolerance: 1,
+                servers: vec![ServerHealth {
+                    id: "1".into(),
+                    name: "s1".into(),
+                    address: "10.0.0.9:8300".into(),
+                    serf_status: "alive".into(),
+                    version: "0.1.0".into(),
+                    leader: true,
+                    last_contact: "0s".into(),
+                    last_term: 4,
+                    last_index: 99,
+                    healthy: true,
+                    voter: true,
+                    stable_since: "2026-11-25T10:00:00Z".into(),
+                }],
+            })),
+        ),
+        ("error_no_leader", Err(RpcError::NoLeader)),
+        ("error_no_servers", Err(RpcError::NoServers)),
+        (
+            "error_bad_request",
+            Err(RpcError::BadRequest("Must provide node".into())),
+        ),
+        (
+            "error_rejected",
+            Err(RpcError::Rejected("Unknown service ID".into())),
+        ),
+        ("error_internal", Err(RpcError::Internal("boom".into()))),
+        (
+            "error_unreachable",
+            Err(RpcError::Unreachable("dial 10.0.0.9:8300".into())),
+        ),
+    ]
+}
