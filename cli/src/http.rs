@@ -163,10 +163,11 @@ mod tests {
 
     #[tokio::test]
     async fn refused_connection_names_the_agent() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // Bound but not listening: connections are refused, and the port stays this
+        // test's until the end (a released one could be taken by a listener).
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = reserved.local_addr().unwrap().port();
         let c = Client::new(&format!("127.0.0.1:{port}")).unwrap();
         let e = c
             .get::<Value>(&["v1", "agent", "self"], &[])

@@ -6,9 +6,12 @@
 //!
 //! [`netns`] puts agents in network namespaces, for tests that cut the network.
 
+mod lease;
 pub mod netns;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+pub use lease::{free_port, lease_address, Lease, PortLease};
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -26,17 +29,6 @@ pub fn shoal_bin() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// A port free for both TCP and UDP on `ip` right now.
-pub fn free_port(ip: &str) -> u16 {
-    loop {
-        let tcp = TcpListener::bind((ip, 0)).expect("bind tcp");
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
@@ -73,16 +65,50 @@ impl Ports {
         serf_wan: 8302,
     };
 
-    pub fn free(ip: &str) -> Ports {
-        Ports {
-            http: free_port(ip),
-            dns: free_port(ip),
-            server: free_port(ip),
-            serf_lan: free_port(ip),
-            serf_wan: free_port(ip),
+    /// Five free ports on `ip`, reserved for as long as the leases live.
+    pub fn lease(ip: &str) -> (Ports, Vec<PortLease>) {
+        let leases: Vec<PortLease> = (0..5).map(|_| free_port(ip)).collect();
+        let ports = Ports {
+            http: leases[0].port(),
+            dns: leases[1].port(),
+            server: leases[2].port(),
+            serf_lan: leases[3].port(),
+            serf_wan: leases[4].port(),
+        };
+        (ports, leases)
+    }
+}
+
+/// What keeps other harness agents, in this process or another, off an agent's ports.
+#[derive(Debug)]
+enum Reservation {
+    /// Ports picked for it.
+    Ports { _leases: Vec<PortLease> },
+    /// Its own loopback address, with Consul's default ports.
+    Address { _lease: Lease },
+    /// A network namespace of its own, leased with its [`netns::Network`].
+    Namespace,
+}
+
+/// Why an agent did not come up.
+#[derive(Debug)]
+enum StartError {
+    /// One of its ports was taken by the time it bound it.
+    PortTaken(String),
+    /// Anything else; the message carries the agent's log.
+    Failed(String),
+}
+
+impl StartError {
+    fn panic(self) -> ! {
+        match self {
+            StartError::PortTaken(m) | StartError::Failed(m) => panic!("{m}"),
         }
     }
 }
+
+/// How many sets of fresh ports an agent on leased ports gets before the test fails.
+const START_ATTEMPTS: usize = 5;
 
 /// One running (or stopped) `shoal agent` process.
 pub struct AgentProc {
@@ -94,6 +120,9 @@ pub struct AgentProc {
     pub netns: Option<String>,
     child: Option<Child>,
     log: PathBuf,
+    /// Held for the agent's life, restarts included, so no other harness agent takes
+    /// its ports while it is down.
+    _reservation: Reservation,
     _dir: tempfile::TempDir,
 }
 
@@ -138,32 +167,62 @@ impl AgentProc {
         AgentProc::start_on("127.0.0.1", extra)
     }
 
+    /// An agent on `ip` with leased ports. Should one be taken anyway (by a process
+    /// outside the harness), the agent fails to bind it and starts again on fresh ports.
     pub fn start_on(ip: &str, extra: &[&str]) -> AgentProc {
-        AgentProc::start_with(ip, Ports::free(ip), extra)
+        for attempt in 1..=START_ATTEMPTS {
+            let (ports, leases) = Ports::lease(ip);
+            let mut agent = AgentProc::new(
+                None,
+                ip,
+                ports,
+                Reservation::Ports { _leases: leases },
+                extra,
+            );
+            match agent.try_spawn() {
+                Ok(()) => return agent,
+                Err(StartError::PortTaken(log)) if attempt < START_ATTEMPTS => {
+                    eprintln!("agent on {ip} found a port taken, retrying:\n{log}");
+                }
+                Err(e) => e.panic(),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// An agent on its own loopback address with Consul's default ports, as a separate
     /// host would run it.
     pub fn start_host(ip: &str, extra: &[&str]) -> AgentProc {
-        AgentProc::start_with(ip, Ports::CONSUL_DEFAULTS, extra)
-    }
-
-    pub fn start_with(ip: &str, ports: Ports, extra: &[&str]) -> AgentProc {
-        AgentProc::start_full(None, ip, ports, extra)
+        AgentProc::start_fixed(None, ip, extra)
     }
 
     /// An agent in node `node` of `net`, on its address with Consul's default ports. HTTP
     /// requests and CLI commands through it run in that namespace too.
     pub fn start_in(net: &netns::Network, node: usize, extra: &[&str]) -> AgentProc {
-        AgentProc::start_full(
-            Some(net.ns(node)),
-            &net.ip(node),
-            Ports::CONSUL_DEFAULTS,
-            extra,
-        )
+        AgentProc::start_fixed(Some(net.ns(node)), &net.ip(node), extra)
     }
 
-    fn start_full(netns: Option<String>, ip: &str, ports: Ports, extra: &[&str]) -> AgentProc {
+    /// An agent with Consul's default ports on an address the test owns: nothing else
+    /// should hold them, so a failure to start is the test's failure.
+    fn start_fixed(netns: Option<String>, ip: &str, extra: &[&str]) -> AgentProc {
+        let reservation = match netns {
+            None => Reservation::Address {
+                _lease: lease_address(ip),
+            },
+            Some(_) => Reservation::Namespace,
+        };
+        let mut agent = AgentProc::new(netns, ip, Ports::CONSUL_DEFAULTS, reservation, extra);
+        agent.try_spawn().unwrap_or_else(|e| e.panic());
+        agent
+    }
+
+    fn new(
+        netns: Option<String>,
+        ip: &str,
+        ports: Ports,
+        reservation: Reservation,
+        extra: &[&str],
+    ) -> AgentProc {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut args: Vec<String> = vec!["agent".into()];
@@ -190,7 +249,7 @@ impl AgentProc {
         // this one goes with the test's temp dir.
         args.extend(["-data-dir".into(), data_dir.display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut agent = AgentProc {
+        AgentProc {
             ip: ip.into(),
             ports,
             data_dir,
@@ -198,13 +257,12 @@ impl AgentProc {
             netns,
             child: None,
             log: dir.path().join("agent.log"),
+            _reservation: reservation,
             _dir: dir,
-        };
-        agent.spawn();
-        agent
+        }
     }
 
-    fn spawn(&mut self) {
+    fn try_spawn(&mut self) -> Result<(), StartError> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -218,40 +276,67 @@ impl AgentProc {
             .spawn()
             .expect("spawn shoal");
         self.child = Some(child);
-        self.wait_ready();
+        self.try_wait_ready()
     }
 
     /// Waits until the HTTP API answers and, for a server that forms its cluster alone
     /// (`-dev`, `-bootstrap`), the catalog has a leader.
     pub fn wait_ready(&mut self) {
+        self.try_wait_ready().unwrap_or_else(|e| e.panic());
+    }
+
+    /// Readiness is asked of the agent by its node name, so another process answering on
+    /// a port this one failed to bind cannot pass for it.
+    fn try_wait_ready(&mut self) -> Result<(), StartError> {
+        let node = self.node_name();
         let leads_alone = self.args.iter().any(|a| a == "-dev" || a == "-bootstrap");
-        let url = self.url(if leads_alone {
-            "/v1/status/leader"
-        } else {
-            "/v1/agent/self"
-        });
+        let (self_url, leader_url) = (self.url("/v1/agent/self"), self.url("/v1/status/leader"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("agent exited with {status} during start:\n{}", self.logs());
+                    self.child = None;
+                    let log = self.logs();
+                    let message = format!("agent exited with {status} during start:\n{log}");
+                    return Err(if log.contains("Address already in use") {
+                        StartError::PortTaken(message)
+                    } else {
+                        StartError::Failed(message)
+                    });
                 }
             }
             let ready = self.with_client(|http| {
-                http.get(&url)
-                    .send()
-                    .is_ok_and(|r| r.status().is_success() && r.text().is_ok_and(|t| t.len() > 2))
+                let answers = |url: &str| {
+                    http.get(url)
+                        .send()
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .and_then(|r| r.json::<Value>().ok())
+                };
+                let is_self = answers(&self_url)
+                    .is_some_and(|s| s["Config"]["NodeName"].as_str() == Some(node.as_str()));
+                is_self
+                    && (!leads_alone
+                        || answers(&leader_url)
+                            .is_some_and(|l| l.as_str().is_some_and(|l| !l.is_empty())))
             });
             if ready {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "agent not ready:\n{}",
-                self.logs()
-            );
+            if Instant::now() >= deadline {
+                return Err(StartError::Failed(format!(
+                    "agent not ready:\n{}",
+                    self.logs()
+                )));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The `-node` this agent was started with.
+    fn node_name(&self) -> String {
+        let at = self.args.iter().position(|a| a == "-node").expect("-node");
+        self.args[at + 1].clone()
     }
 
     pub fn logs(&self) -> String {
@@ -384,7 +469,7 @@ impl AgentProc {
     /// Starts the same agent again: same ports, same data dir.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the agent first");
-        self.spawn();
+        self.try_spawn().unwrap_or_else(|e| e.panic());
     }
 }
 

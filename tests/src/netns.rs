@@ -33,6 +33,8 @@ pub struct Network {
     prefix: String,
     subnet: u8,
     nodes: usize,
+    /// Keeps another run of the same test from taking these namespaces for leftovers.
+    _lease: crate::Lease,
 }
 
 impl Network {
@@ -40,6 +42,7 @@ impl Network {
     /// `0..nodes`. `name` must be unique among the tests that may run at once.
     pub fn new(name: &str, nodes: usize) -> Network {
         assert!((1..=250).contains(&nodes), "1 to 250 nodes fit in a /24");
+        let lease = crate::lease::lease_network(name);
         let prefix = format!("shoal-{name}-");
         remove_namespaces(&prefix);
         // The subnet only tells networks apart in logs: each bridge is isolated anyway.
@@ -50,6 +53,7 @@ impl Network {
             prefix,
             subnet: (subnet % 250) as u8 + 1,
             nodes,
+            _lease: lease,
         };
         // `net` exists before the first namespace does, so a failure below still cleans up.
         let hub = net.hub();

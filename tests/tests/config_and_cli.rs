@@ -32,13 +32,9 @@ fn bad_config_stops_start_up_naming_file_and_key() {
     for (name, text, key) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
+        let http = free_port("127.0.0.1");
         let out = std::process::Command::new(shoal_bin())
-            .args([
-                "agent",
-                "-dev",
-                "-http-port",
-                &free_port("127.0.0.1").to_string(),
-            ])
+            .args(["agent", "-dev", "-http-port", &http.port().to_string()])
             .args(["-config-file", path.to_str().unwrap()])
             .output()
             .unwrap();
@@ -179,7 +175,9 @@ fn cli_errors_are_one_line_with_nonzero_exit() {
         stderr(&out)
     );
 
-    let port = free_port("127.0.0.1");
+    // Leased, so no other test's agent listens there while the CLI tries it.
+    let lease = free_port("127.0.0.1");
+    let port = lease.port();
     let out = std::process::Command::new(shoal_bin())
         .args(["members", "-http-addr", &format!("127.0.0.1:{port}")])
         .output()

@@ -1,5 +1,6 @@
 //! The HTTP API of one `-dev` agent, driven as a Consul client would.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -187,7 +188,8 @@ fn blocking_query_parks_until_the_service_changes() {
     let index = first.index();
 
     let url = agent.url(&format!("/v1/health/service/web?index={index}&wait=30s"));
-    let waiter = std::thread::spawn(move || {
+    let (answered, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let started = std::time::Instant::now();
         let r = shoal_tests::http_client().get(url).send().unwrap();
         let new_index: u64 = r.headers()["X-Consul-Index"]
@@ -196,23 +198,28 @@ fn blocking_query_parks_until_the_service_changes() {
             .parse()
             .unwrap();
         let body: Value = r.json().unwrap();
-        (started.elapsed(), new_index, body)
+        let _ = answered.send((started.elapsed(), new_index, body));
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        !waiter.is_finished(),
-        "blocking query returned before any change"
-    );
+    // Each wait ends early, and fails the test, the moment the query answers.
+    let stays_parked = |what: &str| match answer.recv_timeout(Duration::from_millis(300)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        Ok((elapsed, index, body)) => {
+            panic!("{what}: answered after {elapsed:?} at {index}: {body}")
+        }
+        Err(RecvTimeoutError::Disconnected) => panic!("{what}: the query failed"),
+    };
+    stays_parked("blocking query returned before any change");
     // A change to another service must not wake it.
     agent.put("/v1/agent/service/register", r#"{"Name": "db"}"#);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!waiter.is_finished(), "a change to db woke a query on web");
+    stays_parked("a change to db woke a query on web");
 
     agent.put(
         "/v1/agent/service/register",
         r#"{"Name": "web", "Port": 1}"#,
     );
-    let (elapsed, new_index, body) = waiter.join().unwrap();
+    let (elapsed, new_index, body) = answer
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the change to web answers the query");
     assert!(new_index > index);
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_eq!(body.as_array().unwrap().len(), 1);

@@ -135,6 +135,8 @@ fn members_join_fail_leave_and_the_catalog_follows() {
 #[test]
 fn a_taken_node_name_is_refused() {
     let _seed = AgentProc::start_host("127.0.0.5", &["-server", "-bootstrap", "-node", "taken"]);
+    // The second agent runs outside the harness, on Consul's default ports.
+    let _address = shoal_tests::lease_address("127.0.0.6");
     let out = std::process::Command::new(shoal_tests::shoal_bin())
         .args([
             "agent",

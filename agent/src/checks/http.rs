@@ -262,7 +262,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{
-        http_def, https_server, install_crypto_provider, next_update, TestHttpServer,
+        http_def, https_server, install_crypto_provider, next_update, refusing_addr, TestHttpServer,
     };
     use super::super::{start, CheckUpdate};
     use super::*;
@@ -336,10 +336,7 @@ mod tests {
 
     #[tokio::test]
     async fn connection_refused_is_critical() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let (_reserved, addr) = refusing_addr();
         let (_handle, mut rx) = start_http(&http_def(&format!("http://{addr}/health")));
         let update = next_update(&mut rx).await;
         assert_eq!(update.status, health::CRITICAL);

@@ -49,7 +49,7 @@ impl TcpProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{next_update, tcp_def};
+    use super::super::test_support::{next_update, refusing_addr, tcp_def};
     use super::*;
 
     #[tokio::test]
@@ -65,12 +65,8 @@ mod tests {
 
     #[tokio::test]
     async fn closed_port_is_critical() {
-        // Bind then drop, so the port is known to be free.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
+        let (_reserved, addr) = refusing_addr();
+        let addr = addr.to_string();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let _handle = super::super::start("tcp".into(), &tcp_def(&addr), false, tx).unwrap();
         let update = next_update(&mut rx).await;

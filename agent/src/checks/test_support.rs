@@ -34,6 +34,16 @@ pub(super) async fn next_update(rx: &mut UnboundedReceiver<CheckUpdate>) -> Chec
         .expect("update channel closed")
 }
 
+/// An address that refuses connections for as long as the returned socket lives: bound
+/// but not listening, so the port cannot be taken by anything else meanwhile (a port
+/// bound and released could be, and then a "refused" check would connect).
+pub(super) fn refusing_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
 pub(super) fn http_def(url: &str) -> CheckDefinition {
     CheckDefinition {
         http: url.into(),

@@ -245,10 +245,9 @@ async fn gossip_same_name_with_another_node_id_is_refused() {
 
 #[tokio::test]
 async fn gossip_retry_join_reaches_a_seed_that_starts_later() {
-    let seed_addr = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Held, unread, until the seed binds it, so nothing else takes the port meanwhile.
+    let placeholder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let seed_addr = placeholder.local_addr().unwrap();
     let mut late_joiner = config("b");
     late_joiner.retry_join = vec![seed_addr.to_string()];
     let b = start(late_joiner).await;
@@ -258,6 +257,7 @@ async fn gossip_retry_join_reaches_a_seed_that_starts_later() {
     .await;
     let mut seed = config("a");
     seed.bind = seed_addr;
+    drop(placeholder);
     let a = start(seed).await;
     for node in [&a, &b] {
         eventually("the pool to converge", CONVERGE, || alive(node) == 2).await;
@@ -352,10 +352,9 @@ async fn gossip_failed_members_are_reaped() {
 
 #[tokio::test]
 async fn gossip_join_fails_clearly_when_nobody_answers() {
-    let nobody = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Bound and never read, for the whole test: nothing can answer from this port.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nobody = silent.local_addr().unwrap();
     let mut lonely = config("a");
     lonely.join = vec![nobody.to_string()];
     match Gossip::start(lonely).await {

@@ -167,6 +167,8 @@ fn parse_wait(v: &str) -> Result<Duration, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use axum::response::IntoResponse;
+
     use super::*;
 
     #[test]
@@ -210,18 +212,28 @@ mod tests {
             #[serde(rename = "Port")]
             port: u16,
         }
-        assert!(decode_json::<T>(b"{")
-            .unwrap_err()
-            .message
-            .contains("decode failed"));
-        assert!(decode_json::<T>(b"").is_err());
-        let e = decode_json::<T>(br#"{"port": null}"#).unwrap_err();
-        assert!(
-            e.message.contains("port") || e.message.contains("Port"),
-            "{}",
-            e.message
-        );
-        let e = decode_json::<T>(br#"{"port": "eighty"}"#).unwrap_err();
-        assert!(e.message.contains("Port"), "{}", e.message);
+        /// The error `body` decodes to, checked to answer 400 as the client sees it.
+        fn rejected(body: &[u8]) -> String {
+            let e = decode_json::<T>(body).unwrap_err();
+            assert_eq!(
+                e.status,
+                axum::http::StatusCode::BAD_REQUEST,
+                "{}",
+                e.message
+            );
+            let message = e.message.clone();
+            assert_eq!(e.into_response().status().as_u16(), 400, "{message}");
+            message
+        }
+        let m = rejected(b"{");
+        assert!(m.contains("decode failed"), "{m}");
+        let m = rejected(b"");
+        assert!(m.contains("empty body"), "{m}");
+        let m = rejected(b"[1]");
+        assert!(m.contains("JSON object"), "{m}");
+        let m = rejected(br#"{"port": null}"#);
+        assert!(m.contains("port") || m.contains("Port"), "{m}");
+        let m = rejected(br#"{"port": "eighty"}"#);
+        assert!(m.contains("Port"), "{m}");
     }
 }
