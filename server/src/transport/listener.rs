@@ -1,4 +1,4 @@
-//! The server port: accepts connections from other servers (and later client agents),
+//! The server port: accepts connections from other servers and client agents,
 //! checks their handshake, and serves Raft RPCs and Shoal RPCs concurrently on each.
 
 use std::net::SocketAddr;
