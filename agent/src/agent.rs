@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shoal_server::leader::{Member, MemberStatus};
+use shoal_server::leader::{Member, ReconcileStatus};
 use shoal_server::structs::{
     CheckDefinition, CheckKind, HealthCheck, Meta, NodeService, ServiceDefinition,
 };
@@ -20,10 +20,10 @@ use crate::checks::{self, CheckHandle, CheckUpdate};
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::definition;
-use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus as GossipStatus};
+use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus};
 use crate::local::{LocalCheck, LocalState};
 use crate::persist::{PersistError, RecordDir};
-use crate::sync::{NodeIdentity, Syncer};
+use crate::sync::{CatalogIdentity, Syncer};
 
 /// Why an agent operation failed; the HTTP layer maps each kind to a status code.
 #[derive(Debug, thiserror::Error)]
@@ -248,9 +248,9 @@ impl Agent {
         }
     }
 
-    fn identity(&self) -> NodeIdentity {
+    fn identity(&self) -> CatalogIdentity {
         let address = self.config.advertise_addr.to_string();
-        NodeIdentity {
+        CatalogIdentity {
             node_id: self.node_id.clone(),
             node_name: self.config.node_name.clone(),
             datacenter: self.config.datacenter.clone(),
@@ -656,9 +656,9 @@ impl Agent {
 /// A gossip member as the leader's catalog reconciliation sees it.
 fn catalog_member(member: &MemberInfo) -> Member {
     let status = match member.status {
-        GossipStatus::Alive | GossipStatus::Leaving => MemberStatus::Alive,
-        GossipStatus::Failed => MemberStatus::Failed,
-        GossipStatus::Left => MemberStatus::Left,
+        MemberStatus::Alive | MemberStatus::Leaving => ReconcileStatus::Alive,
+        MemberStatus::Failed => ReconcileStatus::Failed,
+        MemberStatus::Left => ReconcileStatus::Left,
     };
     let is_server = member.tags.get("role").map(String::as_str) == Some("consul");
     Member {
@@ -682,7 +682,7 @@ fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
         gossip
             .members()
             .iter()
-            .filter(|m| m.status == GossipStatus::Alive)
+            .filter(|m| m.status == MemberStatus::Alive)
             .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
             .filter(|m| m.tags.get("dc") == Some(&datacenter))
             .filter_map(|m| {
