@@ -140,7 +140,8 @@ pub fn encode_state(state: &MemberState) -> Result<Vec<u8>, postcard::Error> {
 
 /// Mirrors what `foca::Foca::handle_data` reads, failing where it would fail.
 fn decode_swim(mut body: &[u8]) -> Result<SwimPacket, DecodeError> {
-    let header: Header<GossipIdentity> = PostcardCodec.decode_header(&mut body).map_err(malformed)?;
+    let header: Header<GossipIdentity> =
+        PostcardCodec.decode_header(&mut body).map_err(malformed)?;
     if body.len() == 1 || (header.message == Message::Announce && !body.is_empty()) {
         return Err(malformed("trailing bytes after header"));
     }
