@@ -17,7 +17,10 @@
 //! The lock is a `std` mutex held across fsyncs, so every method here blocks: call them
 //! from `spawn_blocking` or a thread of their own, never from an async task. Check
 //! results reach it on a thread of its own ([`Registrations::open`]), and their files are
-//! written in batches by [`CheckFiles`], never one fsync per result.
+//! written in batches by [`CheckFiles`], never one fsync per result. Each runner is
+//! numbered when it starts, and a result is applied only if it comes from the check's
+//! current runner, so a result sent by a runner a re-registration just replaced cannot
+//! overwrite the new registration's status.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -29,7 +32,7 @@ use tokio::sync::mpsc;
 
 use super::check_files::{CheckFiles, FLUSH_INTERVAL};
 use super::{LocalCheck, LocalState};
-use crate::checks::{self, CheckHandle, CheckUpdate};
+use crate::checks::{self, CheckHandle, CheckUpdate, RunnerId};
 use crate::persist::{PersistError, RecordDir};
 
 /// Why a registration change was refused; nothing changed.
@@ -73,6 +76,7 @@ impl ScriptChecks {
     }
 }
 
+/// Owns the agent's registrations; see the module docs for the invariant it keeps.
 pub struct Registrations {
     owned: Mutex<Owned>,
     local: Arc<LocalState>,
@@ -87,6 +91,8 @@ struct Owned {
     check_files: CheckFiles,
     /// Handed to every runner; results come back to [`Registrations::apply_result`].
     updates: mpsc::UnboundedSender<CheckUpdate>,
+    /// The last [`RunnerId`] handed out.
+    last_runner: u64,
     scripts: ScriptChecks,
 }
 
@@ -106,6 +112,7 @@ impl Registrations {
                 services_dir: RecordDir::open(data_dir.join("services"))?,
                 check_files: CheckFiles::open(checks_dir, FLUSH_INTERVAL)?,
                 updates,
+                last_runner: 0,
                 scripts,
             }),
             local: Arc::new(LocalState::new()),
@@ -309,9 +316,14 @@ impl Registrations {
     }
 
     /// Writes a runner's result into local state and, when the status changed and the
-    /// check is persisted, queues it for the check's file.
+    /// check is persisted, queues it for the check's file. A result from a runner that
+    /// has since been replaced or stopped is dropped.
     fn apply_result(&self, update: CheckUpdate) {
         let owned = self.lock();
+        let current = owned.runners.get(&update.check_id).map(CheckHandle::runner);
+        if current != Some(update.runner) {
+            return;
+        }
         let changed = self
             .local
             .update_check(&update.check_id, &update.status, &update.output);
@@ -391,7 +403,7 @@ impl Registrations {
 impl Owned {
     /// Starts a runner per check; if any fails, the ones started are dropped (stopped).
     fn start_runners(
-        &self,
+        &mut self,
         checks: &[LocalCheck],
         source: Source,
     ) -> Result<HashMap<String, CheckHandle>, RegistrationError> {
@@ -400,8 +412,10 @@ impl Owned {
             .iter()
             .map(|c| {
                 let id = c.check.check_id.clone();
+                self.last_runner += 1;
                 checks::start(
                     id.clone(),
+                    RunnerId(self.last_runner),
                     &c.definition,
                     allow_scripts,
                     self.updates.clone(),
@@ -525,4 +539,113 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(port: u16) -> NodeService {
+        NodeService {
+            id: "web1".into(),
+            service: "web".into(),
+            port,
+            ..Default::default()
+        }
+    }
+
+    fn port_on_disk(data_dir: &Path) -> u16 {
+        let (services, errors) = RecordDir::open(data_dir.join("services"))
+            .unwrap()
+            .load_all::<NodeService>();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(services.len(), 1);
+        services[0].port
+    }
+
+    #[test]
+    fn concurrent_reregistrations_leave_memory_and_disk_agreeing() {
+        let dir = tempfile::tempdir().unwrap();
+        let registrations = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        std::thread::scope(|s| {
+            for port in 1..=50 {
+                let registrations = &registrations;
+                s.spawn(move || {
+                    registrations
+                        .register_service(service(port), Vec::new(), Source::Api, false)
+                        .unwrap()
+                });
+            }
+        });
+        let in_memory = registrations.local().service("web1").unwrap().port;
+        assert_eq!(in_memory, port_on_disk(dir.path()));
+
+        registrations.shutdown();
+        drop(registrations);
+        let restarted = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        restarted.restore();
+        assert_eq!(restarted.local().service("web1").unwrap().port, in_memory);
+    }
+
+    #[tokio::test]
+    async fn results_from_a_replaced_runner_are_dropped() {
+        use shoal_server::duration::GoDuration;
+        use shoal_server::structs::{health, CheckDefinition, HealthCheck};
+
+        let dir = tempfile::tempdir().unwrap();
+        let registrations = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        let ttl_check = |name: &str| LocalCheck {
+            check: HealthCheck {
+                check_id: "ttl".into(),
+                name: name.into(),
+                status: health::CRITICAL.into(),
+                ..Default::default()
+            },
+            definition: CheckDefinition {
+                id: "ttl".into(),
+                name: name.into(),
+                ttl: GoDuration(std::time::Duration::from_secs(600)),
+                ..Default::default()
+            },
+            ttl_expires: None,
+        };
+        registrations
+            .register_check(ttl_check("first"), Source::Api)
+            .unwrap();
+        let first = registrations.lock().runners["ttl"].runner();
+        registrations
+            .register_check(ttl_check("second"), Source::Api)
+            .unwrap();
+        let second = registrations.lock().runners["ttl"].runner();
+        assert_ne!(first, second, "a new registration gets a new runner");
+
+        let result = |runner| CheckUpdate {
+            check_id: "ttl".into(),
+            runner,
+            status: health::PASSING.into(),
+            output: "from the old runner".into(),
+        };
+        registrations.apply_result(result(first));
+        let status = || registrations.local().check("ttl").unwrap().check.status;
+        assert_eq!(status(), health::CRITICAL, "a stale result landed");
+        registrations.apply_result(result(second));
+        assert_eq!(status(), health::PASSING);
+    }
+
+    #[test]
+    fn deregistering_removes_memory_and_file_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let registrations = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        registrations
+            .register_service(service(80), Vec::new(), Source::Api, false)
+            .unwrap();
+        registrations.deregister_service("web1").unwrap();
+        assert!(registrations.local().services().is_empty());
+        let (left, _) = RecordDir::open(dir.path().join("services"))
+            .unwrap()
+            .load_all::<NodeService>();
+        assert!(left.is_empty(), "file left behind: {left:?}");
+        let err = registrations.deregister_service("web1").unwrap_err();
+        assert!(matches!(err, RegistrationError::NotFound(_)), "{err}");
+    }
 }
