@@ -4,7 +4,7 @@
 //! so a simulated minute of a 1,000-member pool costs seconds of CPU and every run with
 //! the same seed gives the same figures. Each member is a real `foca::Foca` with the
 //! production [`foca_config`] (retuned as the pool grows, as `gossip::task` does) and the
-//! production [`NodeIdentity`] with a client agent's serf tags, so packet sizes are the
+//! production [`GossipIdentity`] with a client agent's serf tags, so packet sizes are the
 //! real ones. Datagrams are what foca emits plus the one kind byte the agent prepends.
 //!
 //! Not simulated: the agent's datagram validation (`decode_packet`) and leave intents
@@ -30,10 +30,10 @@ use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
 use shoal_agent::gossip::{
     confirm_down, foca_config, local_state, merge_remote_state, moot_suspicion, push_pull_interval,
-    NodeIdentity, TAG_DATACENTER, TAG_NODE_ID,
+    GossipIdentity, TAG_DATACENTER, TAG_NODE_ID,
 };
 
-type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
+type Swim = Foca<GossipIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
 /// Consul's default reap time, as `GossipConfig::new` sets it.
 const REAP_AFTER: Duration = Duration::from_secs(72 * 3600);
@@ -112,7 +112,7 @@ fn index_of(addr: SocketAddr) -> usize {
 
 /// A client agent's identity, with the tags `agent::gossip_tags` sets, a UUID node ID
 /// and a wall-clock-sized generation, so it encodes to the size a real one does.
-fn identity(index: usize) -> NodeIdentity {
+fn identity(index: usize) -> GossipIdentity {
     let mut tags: BTreeMap<String, String> = [
         ("role", "node"),
         ("build", env!("CARGO_PKG_VERSION")),
@@ -129,7 +129,7 @@ fn identity(index: usize) -> NodeIdentity {
         TAG_NODE_ID.into(),
         format!("5b0a1e3c-7d2f-4c8e-9a61-{index:012x}"),
     );
-    NodeIdentity {
+    GossipIdentity {
         name: format!("host-{index:05}.dc1.internal"),
         addr: addr_of(index),
         generation: 1_764_000_000_000_000,
@@ -139,17 +139,17 @@ fn identity(index: usize) -> NodeIdentity {
 
 enum Event {
     Join(usize),
-    Timer(usize, Timer<NodeIdentity>),
+    Timer(usize, Timer<GossipIdentity>),
     Deliver(usize, Vec<u8>),
     /// Time for member `.0`'s periodic full-state sync.
     PushPullTimer(usize),
     /// The suspicion timeout of a member a peer's full state said was down.
-    ConfirmDown(usize, foca::Member<NodeIdentity>),
+    ConfirmDown(usize, foca::Member<GossipIdentity>),
     /// A full member list arriving at `to` from `from`; `reply` when it answers one.
     PushPull {
         to: usize,
         from: usize,
-        state: Vec<foca::Member<NodeIdentity>>,
+        state: Vec<foca::Member<GossipIdentity>>,
         reply: bool,
     },
 }
@@ -219,7 +219,7 @@ struct Sim {
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     members: Vec<Member>,
-    runtime: AccumulatingRuntime<NodeIdentity>,
+    runtime: AccumulatingRuntime<GossipIdentity>,
     /// Drives loss and latency; each foca has its own RNG seeded from the same seed.
     net_rng: SmallRng,
     loss: f64,
@@ -316,8 +316,8 @@ impl Sim {
             Event::Join(_) if self.members[node].active => Ok(()),
             Event::Join(_) => {
                 self.push(self.now_us + ANNOUNCE_RETRY_US, Event::Join(node));
-                // The seed known only by address, as `NodeIdentity::announce_target` does.
-                let seed = NodeIdentity {
+                // The seed known only by address, as `GossipIdentity::announce_target` does.
+                let seed = GossipIdentity {
                     name: String::new(),
                     addr: addr_of(0),
                     generation: 0,

@@ -1,29 +1,31 @@
-//! The agent: local registrations, their check runners, anti-entropy, and (in server
+//! The agent: validates registrations and hands them to their one owner
+//! ([`Registrations`]), and starts anti-entropy, housekeeping, gossip and (in server
 //! mode) the embedded server. The HTTP API and DNS call into this; nothing here knows
 //! about HTTP.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_server::leader::{Member, MemberStatus};
-use shoal_server::structs::{
-    CheckDefinition, CheckKind, HealthCheck, Meta, NodeService, ServiceDefinition,
-};
+use shoal_server::leader::{Member, ReconcileStatus};
+use shoal_server::structs::{CheckDefinition, CheckKind, HealthCheck, Meta, ServiceDefinition};
 use shoal_server::transport::{Pool, PoolConfig};
 use shoal_server::{Server, ServerConfig};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::autopilot;
-use crate::checks::{self, CheckHandle, CheckUpdate};
+use crate::checks;
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::definition;
-use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus as GossipStatus};
+use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus};
+use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
-use crate::persist::{PersistError, RecordDir};
-use crate::sync::{NodeIdentity, Syncer};
+use crate::persist::PersistError;
+use crate::sync::{CatalogIdentity, Syncer};
+
+pub use crate::local::registrations::Source;
 
 /// Why an agent operation failed; the HTTP layer maps each kind to a status code.
 #[derive(Debug, thiserror::Error)]
@@ -40,16 +42,14 @@ pub enum AgentError {
     Start(String),
 }
 
-/// Where a registration came from: it decides whether script checks are allowed and
-/// whether the registration is written to the data dir.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The HTTP API (and so the CLI): persisted; scripts need `enable_script_checks`.
-    Api,
-    /// A config file: re-read at every start, never persisted; scripts need either flag.
-    ConfigFile,
-    /// Read back from the data dir at start.
-    Restored,
+impl From<RegistrationError> for AgentError {
+    fn from(e: RegistrationError) -> AgentError {
+        match e {
+            RegistrationError::Invalid(m) => AgentError::Invalid(m),
+            RegistrationError::NotFound(m) => AgentError::NotFound(m),
+            RegistrationError::Persist(e) => AgentError::Persist(e),
+        }
+    }
 }
 
 /// How often the agent re-asserts its own membership to the leader and reaps services
@@ -65,17 +65,11 @@ pub struct Agent {
     config: Config,
     node_id: String,
     started: Instant,
-    local: Arc<LocalState>,
+    /// Services, checks, their runners and files: every change goes through it.
+    registrations: Arc<Registrations>,
     rpc: RpcClient,
     server: Option<Arc<Server>>,
-    runners: Mutex<HashMap<String, CheckHandle>>,
     gossip: Gossip,
-    persisted: Mutex<Persisted>,
-    /// Serializes check-file writes (see [`Agent::persist_check`]).
-    check_writes: Mutex<()>,
-    updates: mpsc::UnboundedSender<CheckUpdate>,
-    services_dir: RecordDir,
-    checks_dir: RecordDir,
     shutdown: watch::Sender<bool>,
 }
 
@@ -138,43 +132,33 @@ impl Agent {
             ),
         };
 
-        let (updates, update_rx) = mpsc::unbounded_channel();
+        let registrations = Registrations::open(
+            &data_dir,
+            ScriptChecks {
+                enabled: config.enable_script_checks,
+                local_enabled: config.enable_local_script_checks,
+            },
+        )?;
         let (shutdown, _) = watch::channel(false);
         let agent = Arc::new(Agent {
-            services_dir: RecordDir::open(data_dir.join("services"))?,
-            checks_dir: RecordDir::open(data_dir.join("checks"))?,
             config,
             node_id,
             started: Instant::now(),
-            local: Arc::new(LocalState::new()),
+            registrations,
             rpc,
             server,
-            runners: Mutex::new(HashMap::new()),
             gossip,
-            persisted: Mutex::new(Persisted::default()),
-            check_writes: Mutex::new(()),
-            updates,
             shutdown,
         });
 
-        for service in agent.config.services.clone() {
-            let name = service.name.clone();
-            agent
-                .register_service(service, Source::ConfigFile, true)
-                .map_err(|e| AgentError::Start(format!("service {name:?} from config: {e}")))?;
-        }
-        for check in agent.config.checks.clone() {
-            let name = check.name.clone();
-            agent
-                .register_check(check, Source::ConfigFile)
-                .map_err(|e| AgentError::Start(format!("check {name:?} from config: {e}")))?;
-        }
-        agent.restore();
+        let loading = agent.clone();
+        tokio::task::spawn_blocking(move || loading.load_registrations())
+            .await
+            .map_err(|e| AgentError::Start(format!("loading registrations: {e}")))??;
 
-        tokio::spawn(agent.clone().apply_check_updates(update_rx));
         tokio::spawn(
             Syncer {
-                local: agent.local.clone(),
+                local: agent.registrations.local().clone(),
                 rpc: agent.rpc.clone(),
                 identity: agent.identity(),
                 cluster_size: {
@@ -205,7 +189,7 @@ impl Agent {
     }
 
     pub fn local(&self) -> &LocalState {
-        &self.local
+        self.registrations.local()
     }
 
     pub fn is_server(&self) -> bool {
@@ -228,12 +212,16 @@ impl Agent {
         self.shutdown.send_replace(true);
     }
 
-    /// Stops check runners, gossip and the server. With `leave`, the node first leaves the
-    /// gossip pool gracefully, so others see it `left` (and the leader deregisters it)
-    /// rather than `failed`. Registrations stay in the data dir.
+    /// Stops check runners (writing their queued results), gossip and the server. With
+    /// `leave`, the node first leaves the gossip pool gracefully, so others see it `left`
+    /// (and the leader deregisters it) rather than `failed`. Registrations stay in the
+    /// data dir.
     pub async fn shutdown(&self, leave: bool) {
         self.request_shutdown();
-        self.lock_runners().clear();
+        let registrations = self.registrations.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || registrations.shutdown()).await {
+            tracing::warn!(error = %e, "stopping check runners");
+        }
         if leave {
             if let Err(e) = self.gossip.leave().await {
                 tracing::warn!(error = %e, "leaving the gossip pool");
@@ -248,9 +236,9 @@ impl Agent {
         }
     }
 
-    fn identity(&self) -> NodeIdentity {
+    fn identity(&self) -> CatalogIdentity {
         let address = self.config.advertise_addr.to_string();
-        NodeIdentity {
+        CatalogIdentity {
             node_id: self.node_id.clone(),
             node_name: self.config.node_name.clone(),
             datacenter: self.config.datacenter.clone(),
@@ -267,26 +255,26 @@ impl Agent {
         &self.gossip
     }
 
-    fn lock_runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, CheckHandle>> {
-        self.runners.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn scripts_allowed(&self, source: Source) -> bool {
-        match source {
-            Source::Api | Source::Restored => self.config.enable_script_checks,
-            Source::ConfigFile => {
-                self.config.enable_script_checks || self.config.enable_local_script_checks
-            }
+    /// The config file's services and checks, then what the API registered before a
+    /// restart. Blocks on the data dir: run off the async workers.
+    fn load_registrations(&self) -> Result<(), AgentError> {
+        for service in self.config.services.clone() {
+            let name = service.name.clone();
+            self.register_service(service, Source::ConfigFile, true)
+                .map_err(|e| AgentError::Start(format!("service {name:?} from config: {e}")))?;
         }
-    }
-
-    fn lock_persisted(&self) -> std::sync::MutexGuard<'_, Persisted> {
-        self.persisted.lock().unwrap_or_else(|e| e.into_inner())
+        for check in self.config.checks.clone() {
+            let name = check.name.clone();
+            self.register_check(check, Source::ConfigFile)
+                .map_err(|e| AgentError::Start(format!("check {name:?} from config: {e}")))?;
+        }
+        self.registrations.restore();
+        Ok(())
     }
 
     /// Registers (or replaces) a service with its checks, all or nothing. Checks the
     /// service already had stay unless `replace_existing_checks` (Consul's
-    /// `?replace-existing-checks`).
+    /// `?replace-existing-checks`). Blocks until the registration is on disk.
     pub fn register_service(
         &self,
         def: ServiceDefinition,
@@ -296,193 +284,40 @@ impl Agent {
         let service = definition::service_from_definition(&def).map_err(AgentError::Invalid)?;
         let checks = definition::service_checks(&def, &service)
             .into_iter()
-            .map(|d| self.local_check(d, Some(&service)))
+            .map(|d| self.local_check(d))
             .collect::<Result<Vec<_>, _>>()?;
-        let replaced: Vec<String> = if replace_existing_checks {
-            self.local
-                .checks()
-                .into_values()
-                .map(|c| c.check)
-                .filter(|c| c.service_id == service.id)
-                .map(|c| c.check_id)
-                .filter(|id| !checks.iter().any(|c| c.check.check_id == *id))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.install(Some(service), checks, source)?;
-        for id in replaced {
-            self.drop_check(&id)?;
-        }
+        self.registrations
+            .register_service(service, checks, source, replace_existing_checks)?;
         Ok(())
     }
 
-    /// Registers (or replaces) one check.
+    /// Registers (or replaces) one check. Blocks until the registration is on disk.
     pub fn register_check(&self, def: CheckDefinition, source: Source) -> Result<(), AgentError> {
         let def = definition::standalone_check(def).map_err(AgentError::Invalid)?;
-        let service = if def.service_id.is_empty() {
-            None
-        } else {
-            Some(self.local.service(&def.service_id).ok_or_else(|| {
-                AgentError::Invalid(format!("ServiceID {:?} does not exist", def.service_id))
-            })?)
-        };
-        let check = self.local_check(def, service.as_ref())?;
-        self.install(None, vec![check], source)
-    }
-
-    /// The one way registrations enter the agent: start the runners, write the files, then
-    /// publish service and checks to local state in one step, so anti-entropy never sees a
-    /// service without its checks. A failure leaves memory and disk as they were.
-    fn install(
-        &self,
-        service: Option<NodeService>,
-        checks: Vec<LocalCheck>,
-        source: Source,
-    ) -> Result<(), AgentError> {
-        let handles = self.start_runners(&checks, source)?;
-        let persist = source != Source::ConfigFile;
-        if persist {
-            if let Err(e) = self.save_files(service.as_ref(), &checks) {
-                self.restore_files(service.as_ref(), &checks);
-                return Err(e);
-            }
-        } else if let Some(service) = &service {
-            // A config-file service shadows an API registration with its ID, as in Consul.
-            self.services_dir.remove(&service.id)?;
-        }
-        {
-            let mut persisted = self.lock_persisted();
-            if let Some(service) = &service {
-                persisted.set_service(&service.id, persist);
-            }
-            for check in &checks {
-                persisted.set_check(&check.check.check_id, persist);
-            }
-        }
-        self.local.add(service, checks);
-        self.lock_runners().extend(handles);
+        let check = self.local_check(def)?;
+        self.registrations.register_check(check, source)?;
         Ok(())
     }
 
-    fn save_files(
-        &self,
-        service: Option<&NodeService>,
-        checks: &[LocalCheck],
-    ) -> Result<(), AgentError> {
-        if let Some(service) = service {
-            self.services_dir.save(&service.id, service)?;
-        }
-        for check in checks {
-            self.checks_dir.save(&check.check.check_id, check)?;
-        }
-        Ok(())
-    }
-
-    /// Puts back the files a failed [`Agent::save_files`] may have overwritten.
-    fn restore_files(&self, service: Option<&NodeService>, checks: &[LocalCheck]) {
-        let persisted = self.lock_persisted();
-        let outcome = |result: Result<(), PersistError>| {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "restoring registration files after a failed save");
-            }
-        };
-        if let Some(service) = service {
-            match self.local.service(&service.id) {
-                Some(old) if persisted.services.contains(&service.id) => {
-                    outcome(self.services_dir.save(&service.id, &old))
-                }
-                _ => outcome(self.services_dir.remove(&service.id)),
-            }
-        }
-        for check in checks {
-            let id = &check.check.check_id;
-            match self.local.check(id) {
-                Some(old) if persisted.checks.contains(id) => {
-                    outcome(self.checks_dir.save(id, &old))
-                }
-                _ => outcome(self.checks_dir.remove(id)),
-            }
-        }
-    }
-
-    /// Deregisters a service and its checks.
+    /// Deregisters a service and its checks. Blocks until the files are gone.
     pub fn deregister_service(&self, id: &str) -> Result<(), AgentError> {
-        let (_, check_ids) = self
-            .local
-            .remove_service(id)
-            .ok_or_else(|| AgentError::NotFound(format!("Unknown service ID {id:?}")))?;
-        for check_id in check_ids {
-            self.lock_runners().remove(&check_id);
-            self.forget_check_file(&check_id)?;
-        }
-        self.lock_persisted().set_service(id, false);
-        self.services_dir.remove(id)?;
-        Ok(())
+        Ok(self.registrations.deregister_service(id)?)
     }
 
     pub fn deregister_check(&self, id: &str) -> Result<(), AgentError> {
-        if self.local.check(id).is_none() {
-            return Err(AgentError::NotFound(format!("Unknown check ID {id:?}")));
-        }
-        self.drop_check(id)
+        Ok(self.registrations.deregister_check(id)?)
     }
 
-    fn drop_check(&self, id: &str) -> Result<(), AgentError> {
-        self.lock_runners().remove(id);
-        self.local.remove_check(id);
-        self.forget_check_file(id)
-    }
-
-    fn forget_check_file(&self, id: &str) -> Result<(), AgentError> {
-        if self.lock_persisted().set_check(id, false) {
-            self.checks_dir.remove(id)?;
-        }
-        Ok(())
-    }
-
-    /// Sets a TTL check's status (`/v1/agent/check/pass|warn|fail|update`). Local state
-    /// (and the check's file, with its expiry) change before this returns, so a read right
-    /// after sees the new status.
+    /// Sets a TTL check's status (`/v1/agent/check/pass|warn|fail|update`); a read right
+    /// after sees it.
     pub fn update_ttl(&self, id: &str, status: &str, output: &str) -> Result<(), AgentError> {
-        {
-            let runners = self.lock_runners();
-            let runner = runners
-                .get(id)
-                .ok_or_else(|| AgentError::NotFound(format!("Unknown check ID {id:?}")))?;
-            runner
-                .ttl_update(status, output)
-                .map_err(|e| AgentError::Invalid(e.to_string()))?;
-        }
-        self.local.update_check(id, status, output);
-        let expires = unix_now()
-            + self
-                .local
-                .check(id)
-                .map_or(0, |c| c.definition.ttl.0.as_secs());
-        self.local.set_ttl_expiry(id, expires);
-        self.persist_check(id)
-    }
-
-    /// Writes a check's current local state to its file, if it has one. One writer at a
-    /// time, each writing the latest state, so an older record can never land last.
-    fn persist_check(&self, id: &str) -> Result<(), AgentError> {
-        let _one_writer = self.check_writes.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.lock_persisted().checks.contains(id) {
-            return Ok(());
-        }
-        if let Some(check) = self.local.check(id) {
-            self.checks_dir.save(id, &check)?;
-        }
-        Ok(())
+        Ok(self.registrations.update_ttl(id, status, output)?)
     }
 
     /// Validates a check definition and builds its local form with its initial status.
-    fn local_check(
-        &self,
-        mut def: CheckDefinition,
-        service: Option<&NodeService>,
-    ) -> Result<LocalCheck, AgentError> {
+    /// (The registration owner binds it to its service and may keep the status the check
+    /// already has.)
+    fn local_check(&self, mut def: CheckDefinition) -> Result<LocalCheck, AgentError> {
         let kind = definition::check_kind(&def).map_err(AgentError::Invalid)?;
         if kind != CheckKind::Ttl && def.interval.0 < checks::MIN_INTERVAL {
             tracing::warn!(check = %def.id, "interval below the 1s minimum; using 1s");
@@ -493,10 +328,7 @@ impl Agent {
             tracing::warn!(check = %def.id, "DeregisterCriticalServiceAfter below the 1m minimum; using 1m");
             def.deregister_critical_service_after = definition::MIN_DEREGISTER_AFTER.into();
         }
-        let status = match self.local.check(&def.id) {
-            Some(old) if old.definition == def => old.check.status,
-            _ => checks::initial_status(&def).to_string(),
-        };
+        let status = checks::initial_status(&def).to_string();
         let check = HealthCheck {
             node: self.config.node_name.clone(),
             check_id: def.id.clone(),
@@ -504,8 +336,6 @@ impl Agent {
             status,
             notes: def.notes.clone(),
             service_id: def.service_id.clone(),
-            service_name: service.map(|s| s.service.clone()).unwrap_or_default(),
-            service_tags: service.map(|s| s.tags.clone()).unwrap_or_default(),
             check_type: kind.as_str().to_string(),
             ..Default::default()
         };
@@ -514,95 +344,6 @@ impl Agent {
             definition: def,
             ttl_expires: None,
         })
-    }
-
-    /// Starts a runner per check; if any fails, the ones started are dropped (stopped).
-    fn start_runners(
-        &self,
-        checks: &[LocalCheck],
-        source: Source,
-    ) -> Result<HashMap<String, CheckHandle>, AgentError> {
-        let allow_scripts = self.scripts_allowed(source);
-        checks
-            .iter()
-            .map(|c| {
-                let id = c.check.check_id.clone();
-                checks::start(
-                    id.clone(),
-                    &c.definition,
-                    allow_scripts,
-                    self.updates.clone(),
-                )
-                .map(|handle| (id, handle))
-                .map_err(|e| AgentError::Invalid(e.to_string()))
-            })
-            .collect()
-    }
-
-    /// Brings back what the API registered before a restart, after the config file's
-    /// registrations: a persisted service or check with the ID of a config-file one is
-    /// shadowed and its file purged, as Consul does. A record that no longer registers
-    /// (say, a script check after scripts were disabled) is logged and skipped.
-    fn restore(&self) {
-        let (services, errors) = self.services_dir.load_all::<NodeService>();
-        let (checks, check_errors) = self.checks_dir.load_all::<LocalCheck>();
-        for e in errors.iter().chain(&check_errors) {
-            tracing::warn!(error = %e, "skipping unreadable persisted registration");
-        }
-        for service in services {
-            let id = service.id.clone();
-            if self.local.service(&id).is_some() {
-                tracing::info!(service = %id, "persisted service shadowed by config; purging");
-                let _ = self.services_dir.remove(&id);
-                continue;
-            }
-            if let Err(e) = self.install(Some(service), Vec::new(), Source::Restored) {
-                tracing::warn!(service = %id, error = %e, "could not restore service");
-            }
-        }
-        let now = unix_now();
-        for mut check in checks {
-            let id = check.check.check_id.clone();
-            let shadowed = self.local.check(&id).is_some();
-            let orphaned = !check.check.service_id.is_empty()
-                && self.local.service(&check.check.service_id).is_none();
-            if shadowed || orphaned {
-                tracing::info!(check = %id, shadowed, orphaned, "purging persisted check");
-                let _ = self.checks_dir.remove(&id);
-                continue;
-            }
-            let is_ttl = !check.definition.ttl.is_zero();
-            if is_ttl && check.ttl_expires.is_none_or(|at| at <= now) {
-                check.check.status = checks::initial_status(&check.definition).to_string();
-                check.check.output.clear();
-            }
-            if let Err(e) = self.install(None, vec![check], Source::Restored) {
-                tracing::warn!(check = %id, error = %e, "could not restore check");
-            }
-        }
-    }
-
-    /// Writes runner results into local state (and, for persisted checks, to disk).
-    async fn apply_check_updates(
-        self: Arc<Self>,
-        mut updates: mpsc::UnboundedReceiver<CheckUpdate>,
-    ) {
-        while let Some(update) = updates.recv().await {
-            let changed = self
-                .local
-                .update_check(&update.check_id, &update.status, &update.output);
-            if changed.is_none() {
-                continue;
-            }
-            let agent = self.clone();
-            let saved =
-                tokio::task::spawn_blocking(move || agent.persist_check(&update.check_id)).await;
-            match saved {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "persisting check status"),
-                Err(e) => tracing::warn!(error = %e, "persisting check status"),
-            }
-        }
     }
 
     /// Reaps services critical for longer than `DeregisterCriticalServiceAfter`, and, on a
@@ -623,11 +364,11 @@ impl Agent {
                 }
                 _ = shutdown.changed() => return,
             }
-            for id in self.local.services_to_reap(Instant::now()) {
-                tracing::info!(service = %id, "deregistering service critical for too long");
-                if let Err(e) = self.deregister_service(&id) {
-                    tracing::warn!(service = %id, error = %e, "reaping service");
-                }
+            let registrations = self.registrations.clone();
+            let reaped =
+                tokio::task::spawn_blocking(move || registrations.reap_critical(Instant::now()));
+            if let Err(e) = reaped.await {
+                tracing::warn!(error = %e, "reaping critical services");
             }
             if let Some(server) = &self.server {
                 autopilot::manage_raft_membership(
@@ -656,9 +397,9 @@ impl Agent {
 /// A gossip member as the leader's catalog reconciliation sees it.
 fn catalog_member(member: &MemberInfo) -> Member {
     let status = match member.status {
-        GossipStatus::Alive | GossipStatus::Leaving => MemberStatus::Alive,
-        GossipStatus::Failed => MemberStatus::Failed,
-        GossipStatus::Left => MemberStatus::Left,
+        MemberStatus::Alive | MemberStatus::Leaving => ReconcileStatus::Alive,
+        MemberStatus::Failed => ReconcileStatus::Failed,
+        MemberStatus::Left => ReconcileStatus::Left,
     };
     let is_server = member.tags.get("role").map(String::as_str) == Some("consul");
     Member {
@@ -682,7 +423,7 @@ fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
         gossip
             .members()
             .iter()
-            .filter(|m| m.status == GossipStatus::Alive)
+            .filter(|m| m.status == MemberStatus::Alive)
             .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
             .filter(|m| m.tags.get("dc") == Some(&datacenter))
             .filter_map(|m| {
@@ -717,38 +458,6 @@ fn gossip_tags(config: &Config, is_server: bool) -> BTreeMap<String, String> {
         }
     }
     tags
-}
-
-/// Which registrations came from the API and so have files in the data dir.
-#[derive(Debug, Default)]
-struct Persisted {
-    services: HashSet<String>,
-    checks: HashSet<String>,
-}
-
-impl Persisted {
-    fn set_service(&mut self, id: &str, persisted: bool) -> bool {
-        set_membership(&mut self.services, id, persisted)
-    }
-
-    /// Returns whether the check was persisted before.
-    fn set_check(&mut self, id: &str, persisted: bool) -> bool {
-        set_membership(&mut self.checks, id, persisted)
-    }
-}
-
-fn set_membership(set: &mut HashSet<String>, id: &str, member: bool) -> bool {
-    if member {
-        !set.insert(id.to_string())
-    } else {
-        set.remove(id)
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The node's ID, generated once and kept in the data dir (Consul's `node-id` file).

@@ -13,6 +13,15 @@ pub struct PersistError {
     message: String,
 }
 
+impl PersistError {
+    pub fn new(path: impl Into<PathBuf>, message: impl Into<String>) -> PersistError {
+        PersistError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// One directory of JSON records keyed by ID.
 #[derive(Debug, Clone)]
 pub struct RecordDir {
@@ -48,6 +57,32 @@ impl RecordDir {
 
     /// Writes atomically (temp file, fsync, rename) so a crash leaves old or new, not half.
     pub fn save<T: Serialize>(&self, id: &str, record: &T) -> Result<(), PersistError> {
+        self.write_file(id, record)?;
+        self.sync_dir()
+    }
+
+    /// Writes each record as [`RecordDir::save`] does, but syncs the directory once for
+    /// all of them. A record that fails is skipped, so one bad write does not lose the
+    /// others; returns how many were written, or the first failure.
+    pub fn save_batch<T: Serialize>(&self, records: &[(&str, &T)]) -> Result<u64, PersistError> {
+        let mut written = 0;
+        let mut first_error = None;
+        for (id, record) in records {
+            match self.write_file(id, record) {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if written > 0 {
+            self.sync_dir()?;
+        }
+        first_error.map_or(Ok(written), Err)
+    }
+
+    /// Replaces the record's file atomically; durable once the directory is synced.
+    fn write_file<T: Serialize>(&self, id: &str, record: &T) -> Result<(), PersistError> {
         let path = self.path_for(id);
         let err = |message: String| PersistError {
             path: path.clone(),
@@ -58,7 +93,7 @@ impl RecordDir {
         tmp.write_all(&bytes).map_err(|e| err(e.to_string()))?;
         tmp.as_file().sync_all().map_err(|e| err(e.to_string()))?;
         tmp.persist(&path).map_err(|e| err(e.to_string()))?;
-        self.sync_dir()
+        Ok(())
     }
 
     pub fn remove(&self, id: &str) -> Result<(), PersistError> {

@@ -30,7 +30,7 @@ const RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// What the catalog should say about this node itself.
 #[derive(Debug, Clone)]
-pub struct NodeIdentity {
+pub struct CatalogIdentity {
     pub node_id: String,
     pub node_name: String,
     pub datacenter: String,
@@ -45,7 +45,7 @@ pub type ClusterSize = Arc<dyn Fn() -> usize + Send + Sync>;
 pub struct Syncer {
     pub local: Arc<LocalState>,
     pub rpc: RpcClient,
-    pub identity: NodeIdentity,
+    pub identity: CatalogIdentity,
     pub cluster_size: ClusterSize,
 }
 

@@ -11,9 +11,11 @@ use crate::structs::{
 };
 use crate::Server;
 
-/// A member's gossip state, as Serf reports it.
+/// What reconciliation makes of a member's gossip state: alive and failed members stay in
+/// the catalog with a passing or critical `serfHealth`, members that left are deregistered.
+/// (The agent's gossip layer has its own, finer `MemberStatus`, with serf's `Leaving`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberStatus {
+pub enum ReconcileStatus {
     Alive,
     Failed,
     Left,
@@ -27,7 +29,7 @@ pub struct Member {
     pub address: String,
     pub datacenter: String,
     pub meta: Meta,
-    pub status: MemberStatus,
+    pub status: ReconcileStatus,
     /// The server RPC port when the member is a server: servers are listed in the catalog
     /// as the `consul` service, as Consul lists them, so clients can discover them.
     pub server_port: Option<u16>,
@@ -98,7 +100,7 @@ impl Server {
             (node, check, server_service)
         });
         let command = match member.status {
-            MemberStatus::Left => {
+            ReconcileStatus::Left => {
                 if node.is_none() {
                     return Ok(());
                 }
@@ -108,8 +110,8 @@ impl Server {
                     ..Default::default()
                 })
             }
-            MemberStatus::Alive | MemberStatus::Failed => {
-                let (status, output) = if member.status == MemberStatus::Alive {
+            ReconcileStatus::Alive | ReconcileStatus::Failed => {
+                let (status, output) = if member.status == ReconcileStatus::Alive {
                     (health::PASSING, "Agent alive and reachable")
                 } else {
                     (health::CRITICAL, "Agent not live or unreachable")

@@ -151,3 +151,88 @@ fn api_checks_on_config_services_survive_restart() {
         "unexpired TTL status kept: {checks}"
     );
 }
+
+/// The one JSON record in `<data-dir>/<kind>` (files are named by a hash of the ID).
+fn only_record(agent: &AgentProc, kind: &str) -> serde_json::Value {
+    let files: Vec<_> = std::fs::read_dir(agent.data_dir.join(kind))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "one {kind} record expected: {files:?}");
+    serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap()
+}
+
+/// What the agent serves, what is on disk, and what the catalog says about the raced
+/// registration, as (service port, check name) each.
+struct Views {
+    memory: (u64, String),
+    disk: (u64, String),
+}
+
+fn views(agent: &AgentProc) -> Views {
+    let service = agent.get("/v1/agent/service/raced").json();
+    let checks = agent.get("/v1/agent/checks").json();
+    let disk_service = only_record(agent, "services");
+    let disk_check = only_record(agent, "checks");
+    Views {
+        memory: (
+            service["Port"].as_u64().unwrap(),
+            checks["raced-check"]["Name"].as_str().unwrap().to_string(),
+        ),
+        disk: (
+            disk_service["Port"].as_u64().unwrap(),
+            disk_check["Check"]["Name"].as_str().unwrap().to_string(),
+        ),
+    }
+}
+
+/// Waits for anti-entropy to bring the catalog to `expected`.
+fn catalog_agrees(agent: &AgentProc, expected: &(u64, String)) {
+    eventually(
+        Duration::from_secs(15),
+        "catalog to match the agent",
+        || {
+            let services = agent.get("/v1/catalog/service/raced").json();
+            let checks = agent.get("/v1/health/checks/raced").json();
+            let port = services.get(0)?["ServicePort"].as_u64()?;
+            let name = checks.get(0)?["Name"].as_str()?.to_string();
+            ((port, name) == *expected).then_some(())
+        },
+    );
+}
+
+#[test]
+fn concurrent_reregistrations_leave_memory_disk_and_catalog_agreeing() {
+    let mut agent = AgentProc::start(&["-dev"]);
+    let start = std::sync::Barrier::new(100);
+    std::thread::scope(|s| {
+        for port in 1..=100u64 {
+            let (agent, start) = (&agent, &start);
+            s.spawn(move || {
+                let body = json!({
+                    "Name": "raced", "ID": "raced", "Port": port,
+                    "Check": {"CheckID": "raced-check", "Name": format!("ttl {port}"), "TTL": "10m"},
+                })
+                .to_string();
+                start.wait();
+                let r = agent.put("/v1/agent/service/register", &body);
+                assert_eq!(r.status, 200, "{}", r.body);
+            });
+        }
+    });
+
+    let before = views(&agent);
+    assert_eq!(before.memory, before.disk, "memory and disk disagree");
+    catalog_agrees(&agent, &before.memory);
+
+    assert!(agent.stop().success());
+    agent.restart();
+    let after = views(&agent);
+    assert_eq!(
+        after.memory, before.memory,
+        "restart changed the registration"
+    );
+    assert_eq!(after.disk, before.disk);
+    catalog_agrees(&agent, &after.memory);
+}

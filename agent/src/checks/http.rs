@@ -264,7 +264,7 @@ mod tests {
     use super::super::test_support::{
         http_def, https_server, install_crypto_provider, next_update, refusing_addr, TestHttpServer,
     };
-    use super::super::{start, CheckUpdate};
+    use super::super::{start, CheckUpdate, RunnerId};
     use super::*;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -273,7 +273,10 @@ mod tests {
     ) -> (super::super::CheckHandle, UnboundedReceiver<CheckUpdate>) {
         install_crypto_provider();
         let (tx, rx) = unbounded_channel();
-        (start("web".into(), def, false, tx).unwrap(), rx)
+        (
+            start("web".into(), RunnerId::default(), def, false, tx).unwrap(),
+            rx,
+        )
     }
 
     #[tokio::test]

@@ -27,10 +27,17 @@ use status::{Reporter, Thresholds};
 /// the interval as given so tests can run fast.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Which runner of a check a result came from. A re-registered check gets a new runner,
+/// and a result its old runner sent just before it stopped must not land on the new
+/// registration; the agent numbers its runners and drops results from any but the current.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunnerId(pub u64);
+
 /// A status result to write into local state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckUpdate {
     pub check_id: String,
+    pub runner: RunnerId,
     pub status: String,
     pub output: String,
 }
@@ -61,11 +68,17 @@ pub enum CheckError {
 #[derive(Debug)]
 pub struct CheckHandle {
     check_id: String,
+    runner: RunnerId,
     task: JoinHandle<()>,
     ttl: Option<ttl::TtlControl>,
 }
 
 impl CheckHandle {
+    /// The runner this handle owns; its results carry the same ID.
+    pub fn runner(&self) -> RunnerId {
+        self.runner
+    }
+
     /// Stops the check. The same as dropping the handle; this spells it out at call sites.
     pub fn stop(self) {
         drop(self);
@@ -109,24 +122,26 @@ pub fn initial_status(def: &CheckDefinition) -> &str {
 }
 
 /// Starts the runner for `def`. `updates` receives the first result, then every status or
-/// output change (after the threshold logic). `allow_scripts` is the agent's
+/// output change (after the threshold logic), each tagged with `runner`. `allow_scripts` is the agent's
 /// `enable_script_checks` (or `enable_local_script_checks`, for checks from config files)
 /// as it applies to this registration. Must be called within a Tokio runtime.
 pub fn start(
     check_id: String,
+    runner: RunnerId,
     def: &CheckDefinition,
     allow_scripts: bool,
     updates: UnboundedSender<CheckUpdate>,
 ) -> Result<CheckHandle, CheckError> {
     let kind = def.kind().map_err(CheckError::InvalidDefinition)?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| CheckError::NoRuntime)?;
-    let reporter = Reporter::new(check_id.clone(), updates);
+    let reporter = Reporter::new(check_id.clone(), runner, updates);
     let limit = output::limit(def);
     let probe = match kind {
         CheckKind::Ttl => {
             let (control, task) = ttl::start(&runtime, def.ttl.0, limit, reporter);
             return Ok(CheckHandle {
                 check_id,
+                runner,
                 task,
                 ttl: Some(control),
             });
@@ -144,6 +159,7 @@ pub fn start(
     ));
     Ok(CheckHandle {
         check_id,
+        runner,
         task,
         ttl: None,
     })

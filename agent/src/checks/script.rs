@@ -181,12 +181,12 @@ fn kill_group(_id: i32) {}
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{next_update, script_def};
-    use super::super::{start, CheckError};
+    use super::super::{start, CheckError, RunnerId};
     use super::*;
 
     async fn first_update(def: &CheckDefinition) -> super::super::CheckUpdate {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _handle = start("script".into(), def, true, tx).unwrap();
+        let _handle = start("script".into(), RunnerId::default(), def, true, tx).unwrap();
         next_update(&mut rx).await
     }
 
@@ -213,7 +213,14 @@ mod tests {
     #[tokio::test]
     async fn disabled_scripts_are_refused() {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let err = start("script".into(), &script_def("true"), false, tx).unwrap_err();
+        let err = start(
+            "script".into(),
+            RunnerId::default(),
+            &script_def("true"),
+            false,
+            tx,
+        )
+        .unwrap_err();
         assert!(matches!(err, CheckError::ScriptChecksDisabled), "{err}");
     }
 
@@ -242,7 +249,7 @@ mod tests {
         def.timeout = GoDuration(Duration::from_millis(200));
         def.failures_before_critical = 5;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _handle = start("script".into(), &def, true, tx).unwrap();
+        let _handle = start("script".into(), RunnerId::default(), &def, true, tx).unwrap();
         assert_eq!(next_update(&mut rx).await.status, health::PASSING);
         let update = next_update(&mut rx).await;
         assert_eq!(update.status, health::CRITICAL);

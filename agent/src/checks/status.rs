@@ -4,7 +4,7 @@
 use shoal_server::structs::{health, CheckDefinition};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::CheckUpdate;
+use super::{CheckUpdate, RunnerId};
 
 /// Consul's `StatusHandler`: a status only takes effect after enough consecutive results
 /// agree, so one dropped request does not flap a service out of DNS.
@@ -68,15 +68,21 @@ impl Thresholds {
 #[derive(Debug)]
 pub(super) struct Reporter {
     check_id: String,
+    runner: RunnerId,
     /// The last (status, output) sent.
     last: Option<(String, String)>,
     updates: UnboundedSender<CheckUpdate>,
 }
 
 impl Reporter {
-    pub(super) fn new(check_id: String, updates: UnboundedSender<CheckUpdate>) -> Self {
+    pub(super) fn new(
+        check_id: String,
+        runner: RunnerId,
+        updates: UnboundedSender<CheckUpdate>,
+    ) -> Self {
         Reporter {
             check_id,
+            runner,
             last: None,
             updates,
         }
@@ -93,6 +99,7 @@ impl Reporter {
         self.last = Some((status.to_owned(), output.to_owned()));
         let update = CheckUpdate {
             check_id: self.check_id.clone(),
+            runner: self.runner,
             status: status.to_owned(),
             output: output.to_owned(),
         };
@@ -150,7 +157,7 @@ mod tests {
     #[test]
     fn reporter_sends_only_changes() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut r = Reporter::new("c".into(), tx);
+        let mut r = Reporter::new("c".into(), RunnerId::default(), tx);
         r.report(CRITICAL, "");
         r.report(CRITICAL, "");
         r.report(CRITICAL, "down");

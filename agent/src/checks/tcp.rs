@@ -57,7 +57,14 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _handle = super::super::start("tcp".into(), &tcp_def(&addr), false, tx).unwrap();
+        let _handle = super::super::start(
+            "tcp".into(),
+            super::super::RunnerId::default(),
+            &tcp_def(&addr),
+            false,
+            tx,
+        )
+        .unwrap();
         let update = next_update(&mut rx).await;
         assert_eq!(update.status, health::PASSING);
         assert_eq!(update.output, format!("TCP connect {addr}: Success"));
@@ -68,7 +75,14 @@ mod tests {
         let (_reserved, addr) = refusing_addr();
         let addr = addr.to_string();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _handle = super::super::start("tcp".into(), &tcp_def(&addr), false, tx).unwrap();
+        let _handle = super::super::start(
+            "tcp".into(),
+            super::super::RunnerId::default(),
+            &tcp_def(&addr),
+            false,
+            tx,
+        )
+        .unwrap();
         let update = next_update(&mut rx).await;
         assert_eq!(update.status, health::CRITICAL);
         assert!(

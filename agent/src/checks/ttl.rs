@@ -132,7 +132,7 @@ async fn watch(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{next_update, tcp_def};
-    use super::super::{start, CheckError, CheckUpdate};
+    use super::super::{start, CheckError, CheckUpdate, RunnerId};
     use super::*;
     use shoal_server::duration::GoDuration;
     use shoal_server::structs::CheckDefinition;
@@ -149,7 +149,10 @@ mod tests {
         def: &CheckDefinition,
     ) -> (super::super::CheckHandle, UnboundedReceiver<CheckUpdate>) {
         let (tx, rx) = unbounded_channel();
-        (start("ttl".into(), def, false, tx).unwrap(), rx)
+        (
+            start("ttl".into(), RunnerId::default(), def, false, tx).unwrap(),
+            rx,
+        )
     }
 
     #[tokio::test]
@@ -232,7 +235,14 @@ mod tests {
         assert!(matches!(err, CheckError::InvalidStatus(_)), "{err}");
 
         let (tx, _rx) = unbounded_channel();
-        let tcp = start("tcp".into(), &tcp_def("127.0.0.1:1"), false, tx).unwrap();
+        let tcp = start(
+            "tcp".into(),
+            RunnerId::default(),
+            &tcp_def("127.0.0.1:1"),
+            false,
+            tx,
+        )
+        .unwrap();
         let err = tcp.ttl_update(health::PASSING, "").unwrap_err();
         assert!(matches!(err, CheckError::NotTtl(_)), "{err}");
     }

@@ -18,7 +18,7 @@
 use foca::{Codec, Header, Member, Message, PostcardCodec};
 use serde::{Deserialize, Serialize};
 
-use super::identity::NodeIdentity;
+use super::identity::GossipIdentity;
 use super::tuning::MAX_PACKET_SIZE;
 
 pub const KIND_SWIM: u8 = 1;
@@ -41,8 +41,8 @@ pub enum Packet {
 /// A foca packet, fully parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwimPacket {
-    pub header: Header<NodeIdentity>,
-    pub updates: Vec<Member<NodeIdentity>>,
+    pub header: Header<GossipIdentity>,
+    pub updates: Vec<Member<GossipIdentity>>,
     pub intents: Vec<LeaveIntent>,
 }
 
@@ -69,7 +69,7 @@ pub struct LeaveIntent {
 pub struct MemberState {
     pub datacenter: String,
     /// Every member the sender knows, itself included, down ones until reaped.
-    pub members: Vec<Member<NodeIdentity>>,
+    pub members: Vec<Member<GossipIdentity>>,
     /// The leave intents of members that left, so the receiver tells them from failed.
     pub left: Vec<LeaveIntent>,
 }
@@ -140,7 +140,8 @@ pub fn encode_state(state: &MemberState) -> Result<Vec<u8>, postcard::Error> {
 
 /// Mirrors what `foca::Foca::handle_data` reads, failing where it would fail.
 fn decode_swim(mut body: &[u8]) -> Result<SwimPacket, DecodeError> {
-    let header: Header<NodeIdentity> = PostcardCodec.decode_header(&mut body).map_err(malformed)?;
+    let header: Header<GossipIdentity> =
+        PostcardCodec.decode_header(&mut body).map_err(malformed)?;
     if body.len() == 1 || (header.message == Message::Announce && !body.is_empty()) {
         return Err(malformed("trailing bytes after header"));
     }
@@ -188,7 +189,7 @@ fn decode_exact<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeE
     }
 }
 
-fn check_datacenter(identity: &NodeIdentity, expected: &str) -> Result<(), DecodeError> {
+fn check_datacenter(identity: &GossipIdentity, expected: &str) -> Result<(), DecodeError> {
     check_datacenter_name(identity.datacenter().unwrap_or_default(), expected)
 }
 
@@ -216,7 +217,7 @@ pub(crate) fn swim_payload(datagram: &[u8]) -> &[u8] {
 }
 
 /// A bare foca header (no updates), as foca itself would encode it.
-pub(crate) fn encode_header(header: &Header<NodeIdentity>) -> Result<Vec<u8>, postcard::Error> {
+pub(crate) fn encode_header(header: &Header<GossipIdentity>) -> Result<Vec<u8>, postcard::Error> {
     let mut out = Vec::new();
     PostcardCodec.encode_header(header, &mut out)?;
     Ok(out)
@@ -241,8 +242,8 @@ pub(crate) fn decode_intent(bytes: &[u8]) -> Result<LeaveIntent, DecodeError> {
 /// Builds a SWIM datagram from parts, as a member would send it; for tests and for
 /// seeding the fuzzer with valid packets.
 pub fn encode_swim_packet(
-    header: &Header<NodeIdentity>,
-    updates: &[Member<NodeIdentity>],
+    header: &Header<GossipIdentity>,
+    updates: &[Member<GossipIdentity>],
 ) -> Result<Vec<u8>, postcard::Error> {
     let mut payload = encode_header(header)?;
     if !updates.is_empty() {
@@ -266,8 +267,8 @@ mod tests {
     use super::*;
     use crate::gossip::identity::{TAG_DATACENTER, TAG_NODE_ID};
 
-    fn identity(name: &str, dc: &str) -> NodeIdentity {
-        NodeIdentity {
+    fn identity(name: &str, dc: &str) -> GossipIdentity {
+        GossipIdentity {
             name: name.into(),
             addr: "127.0.0.1:8301".parse().unwrap(),
             generation: 7,
@@ -279,7 +280,7 @@ mod tests {
         }
     }
 
-    fn gossip_header(dc: &str) -> Header<NodeIdentity> {
+    fn gossip_header(dc: &str) -> Header<GossipIdentity> {
         Header {
             src: identity("a", dc),
             src_incarnation: 0,

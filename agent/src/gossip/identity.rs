@@ -27,7 +27,7 @@ pub const TAG_NODE_ID: &str = "id";
 
 /// A member's identity on the wire.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeIdentity {
+pub struct GossipIdentity {
     pub name: String,
     pub addr: SocketAddr,
     /// Starts at the wall clock in microseconds and is bumped by one on every rejoin, so
@@ -39,7 +39,7 @@ pub struct NodeIdentity {
     pub tags: Arc<BTreeMap<String, String>>,
 }
 
-impl NodeIdentity {
+impl GossipIdentity {
     pub fn datacenter(&self) -> Option<&str> {
         self.tags.get(TAG_DATACENTER).map(String::as_str)
     }
@@ -52,7 +52,7 @@ impl NodeIdentity {
     /// destination has its address (and the task rewrites the destination when it does
     /// not, e.g. when joined through another of the seed's addresses).
     pub(crate) fn announce_target(addr: SocketAddr) -> Self {
-        NodeIdentity {
+        GossipIdentity {
             name: String::new(),
             addr,
             generation: 0,
@@ -62,7 +62,7 @@ impl NodeIdentity {
 
     /// This identity with a newer generation.
     pub(crate) fn with_generation(&self, generation: u64) -> Self {
-        NodeIdentity {
+        GossipIdentity {
             generation,
             ..self.clone()
         }
@@ -84,13 +84,13 @@ pub(crate) fn initial_generation() -> u64 {
         .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
 }
 
-impl fmt::Debug for NodeIdentity {
+impl fmt::Debug for GossipIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}#{}", self.name, self.addr, self.generation)
     }
 }
 
-impl Identity for NodeIdentity {
+impl Identity for GossipIdentity {
     type Addr = SocketAddr;
 
     /// Opting in to foca's auto-rejoin: a node wrongly declared down (a partition, a
@@ -112,8 +112,8 @@ impl Identity for NodeIdentity {
 mod tests {
     use super::*;
 
-    fn identity(name: &str, generation: u64) -> NodeIdentity {
-        NodeIdentity {
+    fn identity(name: &str, generation: u64) -> GossipIdentity {
+        GossipIdentity {
             name: name.into(),
             addr: "127.0.0.1:8301".parse().unwrap(),
             generation,

@@ -9,7 +9,7 @@ use foca::{BroadcastHandler, Invalidates};
 use tokio::sync::mpsc;
 
 use super::codec::{decode_intent, DecodeError, LeaveIntent};
-use super::identity::NodeIdentity;
+use super::identity::GossipIdentity;
 
 /// Foca's dedup key: a newer intent for a name replaces an older one still in flight.
 pub(crate) struct IntentKey {
@@ -39,14 +39,14 @@ impl IntentHandler {
     }
 }
 
-impl BroadcastHandler<NodeIdentity> for IntentHandler {
+impl BroadcastHandler<GossipIdentity> for IntentHandler {
     type Key = IntentKey;
     type Error = DecodeError;
 
     fn receive_item(
         &mut self,
         data: &[u8],
-        _sender: Option<&NodeIdentity>,
+        _sender: Option<&GossipIdentity>,
     ) -> Result<Option<IntentKey>, DecodeError> {
         let intent = decode_intent(data)?;
         if self

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use foca::{Member, State};
 
 use super::codec::LeaveIntent;
-use super::identity::NodeIdentity;
+use super::identity::GossipIdentity;
 use super::{MemberEvent, MemberInfo, MemberStatus};
 
 pub(crate) struct MemberTable {
@@ -20,7 +20,7 @@ pub(crate) struct MemberTable {
 }
 
 struct Entry {
-    identity: NodeIdentity,
+    identity: GossipIdentity,
     status: MemberStatus,
     /// Newest generation announced as leaving, possibly seen before the member went down.
     leave_intent: Option<u64>,
@@ -37,7 +37,7 @@ impl Entry {
     }
 }
 
-pub(crate) fn member_info(identity: &NodeIdentity, status: MemberStatus) -> MemberInfo {
+pub(crate) fn member_info(identity: &GossipIdentity, status: MemberStatus) -> MemberInfo {
     MemberInfo {
         name: identity.name.clone(),
         addr: identity.addr,
@@ -54,10 +54,10 @@ pub(crate) struct Reconciled {
     /// Live identities of a node that has come back at another address (same name and
     /// node ID, newer generation); the task declares them down rather than waiting for
     /// the probes to find out.
-    pub(crate) superseded: Vec<NodeIdentity>,
+    pub(crate) superseded: Vec<GossipIdentity>,
 }
 
-fn is_active(member: &Member<NodeIdentity>) -> bool {
+fn is_active(member: &Member<GossipIdentity>) -> bool {
     member.state() != State::Down
 }
 
@@ -69,7 +69,7 @@ impl MemberTable {
     }
 
     /// The live member holding `name`, if any.
-    pub(crate) fn alive(&self, name: &str) -> Option<&NodeIdentity> {
+    pub(crate) fn alive(&self, name: &str) -> Option<&GossipIdentity> {
         self.entries
             .get(name)
             .filter(|e| e.status == MemberStatus::Alive)
@@ -88,18 +88,18 @@ impl MemberTable {
     /// local node, but may include its older identities; those are skipped by name).
     pub(crate) fn reconcile<'a>(
         &mut self,
-        members: impl Iterator<Item = &'a Member<NodeIdentity>>,
+        members: impl Iterator<Item = &'a Member<GossipIdentity>>,
         local_name: &str,
     ) -> Reconciled {
         let mut out = Reconciled::default();
-        let mut view: BTreeMap<&str, &Member<NodeIdentity>> = BTreeMap::new();
+        let mut view: BTreeMap<&str, &Member<GossipIdentity>> = BTreeMap::new();
         for member in members.filter(|m| m.id().name != local_name) {
             match view.entry(member.id().name.as_str()) {
                 MapEntry::Vacant(slot) => {
                     slot.insert(member);
                 }
                 MapEntry::Occupied(mut slot) => {
-                    let rank = |m: &Member<NodeIdentity>| (m.id().generation, is_active(m));
+                    let rank = |m: &Member<GossipIdentity>| (m.id().generation, is_active(m));
                     let (winner, loser) = if rank(member) > rank(slot.get()) {
                         (member, slot.insert(member))
                     } else {
@@ -199,8 +199,8 @@ impl MemberTable {
 mod tests {
     use super::*;
 
-    fn identity(name: &str, port: u16, generation: u64) -> NodeIdentity {
-        NodeIdentity {
+    fn identity(name: &str, port: u16, generation: u64) -> GossipIdentity {
+        GossipIdentity {
             name: name.into(),
             addr: ([127, 0, 0, 1], port).into(),
             generation,
@@ -208,11 +208,11 @@ mod tests {
         }
     }
 
-    fn alive(id: &NodeIdentity) -> Member<NodeIdentity> {
+    fn alive(id: &GossipIdentity) -> Member<GossipIdentity> {
         Member::alive(id.clone())
     }
 
-    fn down(id: &NodeIdentity) -> Member<NodeIdentity> {
+    fn down(id: &GossipIdentity) -> Member<GossipIdentity> {
         Member::down(id.clone())
     }
 

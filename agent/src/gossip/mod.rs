@@ -9,7 +9,7 @@
 //!
 //! # Members
 //! A member is identified by node name, as in Consul; its identity (see
-//! [`NodeIdentity`]) carries the serf tags (`dc`, `id`, `role`, `port`, `build`, ...)
+//! [`GossipIdentity`]) carries the serf tags (`dc`, `id`, `role`, `port`, `build`, ...)
 //! and a generation, shown as [`MemberInfo::incarnation`]. A node that restarts, or that
 //! was wrongly declared failed, comes back with a higher generation and replaces its old
 //! self everywhere. A node announcing with a name that a live member holds under another
@@ -102,7 +102,7 @@ pub use codec::{
     decode_packet, decode_state, encode_state, encode_swim_packet, DecodeError, LeaveIntent,
     MemberState, NameConflictNotice, Packet, SwimPacket, MAX_DATAGRAM_SIZE, MAX_STATE_SIZE,
 };
-pub use identity::{NodeIdentity, TAG_DATACENTER, TAG_NODE_ID};
+pub use identity::{GossipIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
 pub use push_pull::{confirm_down, local_state, merge_remote_state, push_pull_interval};
@@ -428,7 +428,7 @@ async fn bind_sockets(
 }
 
 /// This node's identity from its configuration and the address actually bound.
-fn local_identity(config: &GossipConfig, bound: SocketAddr) -> Result<NodeIdentity, GossipError> {
+fn local_identity(config: &GossipConfig, bound: SocketAddr) -> Result<GossipIdentity, GossipError> {
     if config.node_name.is_empty() || config.datacenter.is_empty() {
         return Err(GossipError::Config(
             "node name and datacenter must not be empty".into(),
@@ -449,7 +449,7 @@ fn local_identity(config: &GossipConfig, bound: SocketAddr) -> Result<NodeIdenti
     let mut tags = config.tags.clone();
     tags.insert(TAG_DATACENTER.into(), config.datacenter.clone());
     tags.insert(TAG_NODE_ID.into(), config.node_id.clone());
-    let identity = NodeIdentity {
+    let identity = GossipIdentity {
         name: config.node_name.clone(),
         addr,
         generation: initial_generation(),

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use super::codec::{
     decode_state, encode_state, DecodeError, MemberState, KIND_PUSH_PULL, MAX_STATE_SIZE,
 };
-use super::identity::NodeIdentity;
+use super::identity::GossipIdentity;
 use super::metrics::Metrics;
 use super::task::{Command, Snapshot};
 
@@ -60,14 +60,14 @@ pub fn push_pull_interval(cluster_size: usize) -> Duration {
 
 /// This member's view to send: every member foca knows, down ones included (until
 /// reaped), plus itself as alive.
-pub fn local_state<C, R, B>(foca: &Foca<NodeIdentity, C, R, B>) -> Vec<Member<NodeIdentity>>
+pub fn local_state<C, R, B>(foca: &Foca<GossipIdentity, C, R, B>) -> Vec<Member<GossipIdentity>>
 where
-    C: Codec<NodeIdentity>,
+    C: Codec<GossipIdentity>,
     C::Error: std::error::Error,
     R: RngExt,
-    B: BroadcastHandler<NodeIdentity>,
+    B: BroadcastHandler<GossipIdentity>,
 {
-    let mut state: Vec<Member<NodeIdentity>> = foca.iter_membership_state().cloned().collect();
+    let mut state: Vec<Member<GossipIdentity>> = foca.iter_membership_state().cloned().collect();
     state.push(Member::alive(foca.identity().clone()));
     state
 }
@@ -81,17 +81,17 @@ where
 /// gossiped, so it can refute); the returned members are to be passed to
 /// [`confirm_down`] once a suspicion timeout has passed.
 pub fn merge_remote_state<C, R, B>(
-    foca: &mut Foca<NodeIdentity, C, R, B>,
-    remote: Vec<Member<NodeIdentity>>,
-    mut runtime: impl Runtime<NodeIdentity>,
-) -> Result<Vec<Member<NodeIdentity>>, foca::Error>
+    foca: &mut Foca<GossipIdentity, C, R, B>,
+    remote: Vec<Member<GossipIdentity>>,
+    mut runtime: impl Runtime<GossipIdentity>,
+) -> Result<Vec<Member<GossipIdentity>>, foca::Error>
 where
-    C: Codec<NodeIdentity>,
+    C: Codec<GossipIdentity>,
     C::Error: std::error::Error,
     R: RngExt,
-    B: BroadcastHandler<NodeIdentity>,
+    B: BroadcastHandler<GossipIdentity>,
 {
-    let active: HashMap<SocketAddr, (&NodeIdentity, Incarnation)> = foca
+    let active: HashMap<SocketAddr, (&GossipIdentity, Incarnation)> = foca
         .iter_members()
         .map(|m| (m.id().addr, (m.id(), m.incarnation())))
         .collect();
@@ -117,15 +117,15 @@ where
 /// Declares down a member [`merge_remote_state`] suspected, unless it refuted meanwhile
 /// (it is no longer suspect at that incarnation).
 pub fn confirm_down<C, R, B>(
-    foca: &mut Foca<NodeIdentity, C, R, B>,
-    suspected: &Member<NodeIdentity>,
-    runtime: impl Runtime<NodeIdentity>,
+    foca: &mut Foca<GossipIdentity, C, R, B>,
+    suspected: &Member<GossipIdentity>,
+    runtime: impl Runtime<GossipIdentity>,
 ) -> Result<(), foca::Error>
 where
-    C: Codec<NodeIdentity>,
+    C: Codec<GossipIdentity>,
     C::Error: std::error::Error,
     R: RngExt,
-    B: BroadcastHandler<NodeIdentity>,
+    B: BroadcastHandler<GossipIdentity>,
 {
     let unrefuted = foca.iter_membership_state().any(|m| {
         m.id() == suspected.id()
@@ -317,8 +317,8 @@ mod tests {
 
     use super::*;
 
-    fn identity(name: &str, port: u16, generation: u64) -> NodeIdentity {
-        NodeIdentity {
+    fn identity(name: &str, port: u16, generation: u64) -> GossipIdentity {
+        GossipIdentity {
             name: name.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             generation,
@@ -344,7 +344,7 @@ mod tests {
         let restarted_c = identity("c", 3, 2);
         let stale = vec![Member::down(b.clone()), Member::down(restarted_c.clone())];
         let suspected = merge_remote_state(&mut foca, stale, &mut runtime).unwrap();
-        let states: Vec<(NodeIdentity, State)> = foca
+        let states: Vec<(GossipIdentity, State)> = foca
             .iter_members()
             .map(|m| (m.id().clone(), m.state()))
             .collect();

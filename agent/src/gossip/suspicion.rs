@@ -9,14 +9,14 @@
 
 use foca::{Member, Timer};
 
-use super::identity::NodeIdentity;
+use super::identity::GossipIdentity;
 
 /// Whether `timer` is a suspicion that can no longer declare anyone down: the suspect
 /// (looked up by address, as foca does) refuted with a newer incarnation or was replaced
 /// by a newer identity. `members` is foca's whole membership state.
 pub fn moot_suspicion<'a>(
-    timer: &Timer<NodeIdentity>,
-    mut members: impl Iterator<Item = &'a Member<NodeIdentity>>,
+    timer: &Timer<GossipIdentity>,
+    mut members: impl Iterator<Item = &'a Member<GossipIdentity>>,
 ) -> bool {
     let Timer::ChangeSuspectToDown {
         member_id,
@@ -35,8 +35,8 @@ mod tests {
 
     use super::*;
 
-    fn identity(name: &str) -> NodeIdentity {
-        NodeIdentity {
+    fn identity(name: &str) -> GossipIdentity {
+        GossipIdentity {
             name: name.into(),
             addr: "127.0.0.1:8301".parse().unwrap(),
             generation: 1,

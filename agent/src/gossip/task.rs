@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec::{self, LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket};
-use super::identity::NodeIdentity;
+use super::identity::GossipIdentity;
 use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
@@ -48,7 +48,7 @@ const MAX_OUTBOUND_SYNCS: usize = 4;
 /// Receive buffer: larger than any UDP datagram, so oversized ones are seen whole.
 const RECV_BUFFER: usize = 65_536;
 
-type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, IntentHandler>;
+type Swim = Foca<GossipIdentity, PostcardCodec, SmallRng, IntentHandler>;
 
 pub(crate) enum Command {
     Announce {
@@ -73,11 +73,11 @@ pub(crate) enum Command {
 }
 
 enum Event {
-    Foca(Timer<NodeIdentity>),
+    Foca(Timer<GossipIdentity>),
     PushPull,
     SaveSnapshot,
     /// The suspicion timeout of a member a peer's full state said was down.
-    ConfirmDown(Member<NodeIdentity>),
+    ConfirmDown(Member<GossipIdentity>),
     Reap {
         name: String,
         generation: u64,
@@ -94,7 +94,7 @@ pub(crate) struct Snapshot {
 
 pub(crate) struct Node {
     foca: Swim,
-    runtime: AccumulatingRuntime<NodeIdentity>,
+    runtime: AccumulatingRuntime<GossipIdentity>,
     intents: mpsc::UnboundedReceiver<LeaveIntent>,
     socket: UdpSocket,
     timers: TimerQueue<Event>,
@@ -126,7 +126,7 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn new(
-        identity: NodeIdentity,
+        identity: GossipIdentity,
         socket: UdpSocket,
         reap_after: Duration,
         snapshot_path: Option<PathBuf>,
@@ -241,7 +241,7 @@ impl Node {
         waiting.push(reply);
         let result = self
             .foca
-            .announce(NodeIdentity::announce_target(target), &mut self.runtime);
+            .announce(GossipIdentity::announce_target(target), &mut self.runtime);
         log_foca_error("announce", result);
         self.flush().await;
     }
@@ -302,7 +302,7 @@ impl Node {
     /// this node) has the name at another address with another node ID. The same address
     /// is a restart, settled by generations; the same node ID elsewhere is a node that
     /// moved, except that nobody else may claim to be this very node.
-    fn name_conflict(&self, src: &NodeIdentity) -> Option<String> {
+    fn name_conflict(&self, src: &GossipIdentity) -> Option<String> {
         let local = self.foca.identity();
         let is_local_name = src.name == local.name;
         let holder = if is_local_name {
@@ -317,7 +317,7 @@ impl Node {
     /// A packet mentioning this node's name and address with a generation at least ours
     /// comes from an earlier run whose clock was ahead: jump past it, or the pool would
     /// keep preferring the old identity.
-    fn catch_up_generation<'a>(&mut self, mentioned: impl Iterator<Item = &'a NodeIdentity>) {
+    fn catch_up_generation<'a>(&mut self, mentioned: impl Iterator<Item = &'a GossipIdentity>) {
         let local = self.foca.identity();
         let newest = mentioned
             .filter(|id| {
@@ -455,7 +455,7 @@ impl Node {
     /// live member's name are left out, and news of this node's own newer generation
     /// moves it past that.
     async fn merge(&mut self, remote: MemberState) {
-        let members: Vec<Member<NodeIdentity>> = remote
+        let members: Vec<Member<GossipIdentity>> = remote
             .members
             .into_iter()
             .filter(|m| self.name_conflict(m.id()).is_none())
@@ -488,7 +488,7 @@ impl Node {
         if self.connected || self.local_status != MemberStatus::Alive {
             return;
         }
-        let targets: Vec<NodeIdentity> = self
+        let targets: Vec<GossipIdentity> = self
             .foca
             .iter_membership_state()
             .filter(|m| m.id().name != self.foca.identity().name)
@@ -559,7 +559,7 @@ impl Node {
     }
 
     /// Whether the notification may have changed the membership.
-    fn on_notification(&mut self, notification: OwnedNotification<NodeIdentity>) -> bool {
+    fn on_notification(&mut self, notification: OwnedNotification<GossipIdentity>) -> bool {
         match notification {
             OwnedNotification::MemberUp(_)
             | OwnedNotification::MemberDown(_)

@@ -269,7 +269,7 @@ async fn gossip_garbage_packets_are_counted_and_ignored() {
     let nodes = pool(&["a", "b"]).await;
     let a = &nodes[0];
     let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let foreign = NodeIdentity {
+    let foreign = GossipIdentity {
         name: "x".into(),
         addr: raw.local_addr().unwrap(),
         generation: 1,

@@ -2,6 +2,13 @@
 //!
 //! This is the agent's source of truth for its own node; anti-entropy ([`crate::sync`])
 //! makes the catalog match it. Every change wakes the syncer through [`LocalState::changed`].
+//!
+//! [`LocalState`] is the read side. Its changes are private to this module: only
+//! [`registrations::Registrations`], the one owner of registrations, runners and their
+//! files, makes them, so memory cannot drift from what is on disk.
+
+mod check_files;
+pub mod registrations;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -39,7 +46,7 @@ pub struct LocalState {
 }
 
 impl LocalState {
-    pub fn new() -> LocalState {
+    fn new() -> LocalState {
         LocalState::default()
     }
 
@@ -58,7 +65,7 @@ impl LocalState {
 
     /// Adds (or replaces) a service and its checks as one change, so a sync never sees the
     /// service without them.
-    pub fn add(&self, service: Option<NodeService>, checks: Vec<LocalCheck>) {
+    fn add(&self, service: Option<NodeService>, checks: Vec<LocalCheck>) {
         let mut inner = self.lock();
         if let Some(service) = service {
             inner.services.insert(service.id.clone(), service);
@@ -80,7 +87,7 @@ impl LocalState {
     }
 
     /// Removes a service and returns the IDs of the checks bound to it, which go with it.
-    pub fn remove_service(&self, id: &str) -> Option<(NodeService, Vec<String>)> {
+    fn remove_service(&self, id: &str) -> Option<(NodeService, Vec<String>)> {
         let mut inner = self.lock();
         let service = inner.services.remove(id)?;
         let bound: Vec<String> = inner
@@ -98,7 +105,7 @@ impl LocalState {
         Some((service, bound))
     }
 
-    pub fn remove_check(&self, id: &str) -> Option<LocalCheck> {
+    fn remove_check(&self, id: &str) -> Option<LocalCheck> {
         let mut inner = self.lock();
         inner.critical_since.remove(id);
         let removed = inner.checks.remove(id);
@@ -111,7 +118,7 @@ impl LocalState {
 
     /// Records a check result. Returns the updated check when its status changed (the caller
     /// persists it); output-only changes are kept and reach the catalog with the next sync.
-    pub fn update_check(&self, id: &str, status: &str, output: &str) -> Option<LocalCheck> {
+    fn update_check(&self, id: &str, status: &str, output: &str) -> Option<LocalCheck> {
         let mut inner = self.lock();
         let local = inner.checks.get_mut(id)?;
         local.check.output = output.to_string();
@@ -131,7 +138,7 @@ impl LocalState {
     }
 
     /// Records when a TTL check's status runs out.
-    pub fn set_ttl_expiry(&self, id: &str, expires: u64) {
+    fn set_ttl_expiry(&self, id: &str, expires: u64) {
         if let Some(local) = self.lock().checks.get_mut(id) {
             local.ttl_expires = Some(expires);
         }
