@@ -8,21 +8,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_server::leader::{Member, ReconcileStatus};
+use shoal_server::leader::Member;
 use shoal_server::structs::{CheckDefinition, CheckKind, HealthCheck, Meta, ServiceDefinition};
 use shoal_server::transport::{Pool, PoolConfig};
 use shoal_server::{Server, ServerConfig};
 use tokio::sync::watch;
 
-use crate::autopilot;
 use crate::checks;
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::definition;
-use crate::gossip::{Gossip, GossipConfig, MemberInfo, MemberStatus};
+use crate::gossip::{Gossip, GossipConfig, MemberStatus};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
 use crate::persist::PersistError;
+use crate::server_members;
 use crate::sync::{CatalogIdentity, Syncer};
 
 pub use crate::local::registrations::Source;
@@ -93,6 +93,7 @@ impl Agent {
                 bootstrap: config.bootstrap,
                 tuning: config.raft_tuning,
                 autopilot: config.autopilot.clone(),
+                bootstrap_expect: config.bootstrap_expect,
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;
@@ -371,19 +372,14 @@ impl Agent {
                 tracing::warn!(error = %e, "reaping critical services");
             }
             if let Some(server) = &self.server {
-                autopilot::manage_raft_membership(
-                    &self.gossip,
-                    &self.config,
-                    &self.node_id,
-                    server,
-                )
-                .await;
-                let members: Vec<Member> = self
-                    .gossip
-                    .members()
+                let gossip_members = self.gossip.members();
+                let servers =
+                    server_members::server_members(&gossip_members, &self.config.datacenter);
+                server.manage_raft_membership(&servers).await;
+                let members: Vec<Member> = gossip_members
                     .iter()
                     .filter(|m| m.tags.get("dc") == Some(&self.config.datacenter))
-                    .map(catalog_member)
+                    .map(server_members::catalog_member)
                     .collect();
                 let complete = self.uptime() >= GOSSIP_SETTLE;
                 if let Err(e) = server.reconcile_members(&members, complete).await {
@@ -391,29 +387,6 @@ impl Agent {
                 }
             }
         }
-    }
-}
-
-/// A gossip member as the leader's catalog reconciliation sees it.
-fn catalog_member(member: &MemberInfo) -> Member {
-    let status = match member.status {
-        MemberStatus::Alive | MemberStatus::Leaving => ReconcileStatus::Alive,
-        MemberStatus::Failed => ReconcileStatus::Failed,
-        MemberStatus::Left => ReconcileStatus::Left,
-    };
-    let is_server = member.tags.get("role").map(String::as_str) == Some("consul");
-    Member {
-        name: member.name.clone(),
-        id: member.tags.get("id").cloned().unwrap_or_default(),
-        address: member.addr.ip().to_string(),
-        datacenter: member.tags.get("dc").cloned().unwrap_or_default(),
-        meta: Meta::new(),
-        status,
-        server_port: member
-            .tags
-            .get("port")
-            .and_then(|p| p.parse().ok())
-            .filter(|_| is_server),
     }
 }
 

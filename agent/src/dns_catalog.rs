@@ -186,6 +186,7 @@ mod tests {
             bootstrap: true,
             tuning: shoal_server::raft::Tuning::default(),
             autopilot: Default::default(),
+            bootstrap_expect: 0,
         })
         .await
         .unwrap();

@@ -6,7 +6,6 @@
 //! [`serve::run`] wires it all together for `shoal agent`.
 
 pub mod agent;
-mod autopilot;
 pub mod checks;
 pub mod client;
 pub mod config;
@@ -19,4 +18,5 @@ pub mod http;
 pub mod local;
 pub mod persist;
 pub mod serve;
+mod server_members;
 pub mod sync;

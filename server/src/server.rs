@@ -31,8 +31,11 @@ pub struct ServerConfig {
     /// Form a single-voter cluster when the data dir is fresh (`-dev`, `-bootstrap-expect 1`).
     pub bootstrap: bool,
     pub tuning: Tuning,
-    /// Shown by the operator API; dead-server cleanup itself runs in the agent.
+    /// Autopilot's settings until an operator sets them through the API.
     pub autopilot: AutopilotConfig,
+    /// `-bootstrap-expect`: form the cluster once this many servers gossip (0 or 1: no
+    /// gossip bootstrap).
+    pub bootstrap_expect: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,10 @@ impl Server {
 
     pub(crate) fn raft_id(&self) -> u64 {
         self.config.raft_id
+    }
+
+    pub(crate) fn bootstrap_expect(&self) -> u32 {
+        self.config.bootstrap_expect
     }
 
     pub fn pool(&self) -> &Pool {

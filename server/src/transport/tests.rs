@@ -428,6 +428,7 @@ async fn server_answers_rpcs_on_its_server_port() {
         bootstrap: true,
         tuning: Tuning::default(),
         autopilot: Default::default(),
+        bootstrap_expect: 0,
     })
     .await
     .unwrap();
