@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_server::leader::Member;
-use shoal_server::structs::{CheckDefinition, CheckKind, HealthCheck, Meta, ServiceDefinition};
+use shoal_server::structs::{
+    CheckDefinition, CheckKind, HealthCheck, HealthStatus, Meta, ServiceDefinition,
+};
 use shoal_server::transport::{Pool, PoolConfig};
 use shoal_server::{Server, ServerConfig};
 use tokio::sync::watch;
@@ -311,7 +313,12 @@ impl Agent {
 
     /// Sets a TTL check's status (`/v1/agent/check/pass|warn|fail|update`); a read right
     /// after sees it.
-    pub fn update_ttl(&self, id: &str, status: &str, output: &str) -> Result<(), AgentError> {
+    pub fn update_ttl(
+        &self,
+        id: &str,
+        status: HealthStatus,
+        output: &str,
+    ) -> Result<(), AgentError> {
         Ok(self.registrations.update_ttl(id, status, output)?)
     }
 
@@ -329,7 +336,7 @@ impl Agent {
             tracing::warn!(check = %def.id, "DeregisterCriticalServiceAfter below the 1m minimum; using 1m");
             def.deregister_critical_service_after = definition::MIN_DEREGISTER_AFTER.into();
         }
-        let status = checks::initial_status(&def).to_string();
+        let status = checks::initial_status(&def);
         let check = HealthCheck {
             node: self.config.node_name.clone(),
             check_id: def.id.clone(),

@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_server::state::StateStore;
-use shoal_server::structs::{Command, HealthCheck, NodeService, RegisterRequest};
+use shoal_server::structs::{Command, HealthCheck, HealthStatus, NodeService, RegisterRequest};
 use shoal_server::wire::snapshot;
 
 const SERVICES_PER_NODE: usize = 10;
 
-fn register(node: usize, service: usize, status: &str) -> Command {
+fn register(node: usize, service: usize, status: HealthStatus) -> Command {
     Command::Register(RegisterRequest {
         node: format!("node-{node}"),
         address: format!("10.{}.{}.{}", node >> 16, (node >> 8) & 255, node & 255),
@@ -35,7 +35,7 @@ fn register(node: usize, service: usize, status: &str) -> Command {
         check: Some(HealthCheck {
             check_id: format!("check-{node}-{service}"),
             name: "http".into(),
-            status: status.into(),
+            status,
             service_id: format!("web-{node}-{service}"),
             output: "HTTP GET http://10.0.0.1:8080/health: 200 OK".into(),
             ..HealthCheck::default()
@@ -57,9 +57,9 @@ fn writer(
         index += 1;
         n = (n + 7919) % nodes;
         let status = if index.is_multiple_of(2) {
-            "passing"
+            HealthStatus::Passing
         } else {
-            "critical"
+            HealthStatus::Critical
         };
         let command = register(n, 0, status);
         let started = Instant::now();
@@ -113,7 +113,7 @@ fn main() {
     for node in 0..nodes {
         for service in 0..SERVICES_PER_NODE {
             index += 1;
-            state.apply(index, &register(node, service, "passing"));
+            state.apply(index, &register(node, service, HealthStatus::Passing));
         }
     }
     println!("{} services on {nodes} nodes", nodes * SERVICES_PER_NODE);

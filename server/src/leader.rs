@@ -62,7 +62,7 @@ impl Server {
         let known: std::collections::HashSet<String> =
             members.iter().map(|m| m.name.to_lowercase()).collect();
         let reaped: Vec<(String, String)> = self.state().read(|t| {
-            t.checks_in_state(health::ANY, &Meta::new())
+            t.checks_in_state(None, &Meta::new())
                 .into_iter()
                 .filter(|c| c.check_id == SERF_CHECK_ID && !known.contains(&c.node.to_lowercase()))
                 .filter_map(|c| {
@@ -156,7 +156,7 @@ impl Server {
                         node: member.name.clone(),
                         check_id: SERF_CHECK_ID.into(),
                         name: SERF_CHECK_NAME.into(),
-                        status: status.into(),
+                        status,
                         output: output.into(),
                         ..Default::default()
                     }),

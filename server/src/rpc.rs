@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::structs::{
-    AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, Meta, Node,
-    NodeServices, RaftConfiguration, ServiceNode,
+    AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, HealthStatus, Meta,
+    Node, NodeServices, RaftConfiguration, ServiceNode,
 };
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
@@ -82,8 +82,9 @@ pub enum Read {
     HealthNodeChecks {
         node: String,
     },
+    /// Checks in one state; `None` for every check (`/v1/health/state/any`).
     HealthChecksInState {
-        state: String,
+        state: Option<HealthStatus>,
         node_meta: Meta,
     },
 }

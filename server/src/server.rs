@@ -327,7 +327,7 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         }
         Read::HealthNodeChecks { node } => ReadResult::Checks(tables.node_checks(node)),
         Read::HealthChecksInState { state, node_meta } => {
-            ReadResult::Checks(tables.checks_in_state(state, node_meta))
+            ReadResult::Checks(tables.checks_in_state(*state, node_meta))
         }
     }
 }

@@ -15,19 +15,85 @@ use crate::duration::GoDuration;
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
 
-/// Health states, as the strings Consul uses.
-pub mod health {
-    pub const PASSING: &str = "passing";
-    pub const WARNING: &str = "warning";
-    pub const CRITICAL: &str = "critical";
-    pub const MAINTENANCE: &str = "maintenance";
-    /// Accepted by `/v1/health/state/:state` only.
-    pub const ANY: &str = "any";
+/// A check's health, parsed and validated here and nowhere else. Its JSON is the string
+/// Consul uses (`"passing"`, …).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HealthStatus {
+    Passing,
+    Warning,
+    /// Consul's default for a check that has not reported yet.
+    #[default]
+    Critical,
+    Maintenance,
+}
 
-    /// Whether `s` is a status a check may have.
-    pub fn is_valid_status(s: &str) -> bool {
-        matches!(s, PASSING | WARNING | CRITICAL | MAINTENANCE)
+/// Why a string is not a [`HealthStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid check status {0:?}: must be passing, warning, critical or maintenance")]
+pub struct InvalidStatus(pub String);
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Passing => "passing",
+            HealthStatus::Warning => "warning",
+            HealthStatus::Critical => "critical",
+            HealthStatus::Maintenance => "maintenance",
+        }
     }
+
+    /// Whether it takes an instance out of `?passing` answers and DNS: anything but
+    /// passing (warning too, unless the caller counts warning as healthy).
+    pub fn is_passing(self) -> bool {
+        self == HealthStatus::Passing
+    }
+}
+
+impl std::str::FromStr for HealthStatus {
+    type Err = InvalidStatus;
+
+    fn from_str(s: &str) -> Result<HealthStatus, InvalidStatus> {
+        match s {
+            "passing" => Ok(HealthStatus::Passing),
+            "warning" => Ok(HealthStatus::Warning),
+            "critical" => Ok(HealthStatus::Critical),
+            "maintenance" => Ok(HealthStatus::Maintenance),
+            other => Err(InvalidStatus(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for HealthStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// An empty status is Consul's "not said": critical, as Consul defaults it.
+impl<'de> Deserialize<'de> for HealthStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        if s.is_empty() {
+            return Ok(HealthStatus::Critical);
+        }
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Health states by their Consul names.
+pub mod health {
+    use super::HealthStatus;
+
+    pub const PASSING: HealthStatus = HealthStatus::Passing;
+    pub const WARNING: HealthStatus = HealthStatus::Warning;
+    pub const CRITICAL: HealthStatus = HealthStatus::Critical;
+    pub const MAINTENANCE: HealthStatus = HealthStatus::Maintenance;
 }
 
 /// The agent's own node check, kept by gossip (Consul's `serfHealth`).
@@ -157,7 +223,7 @@ pub struct HealthCheck {
     #[serde(rename = "Name")]
     pub name: String,
     #[serde(rename = "Status")]
-    pub status: String,
+    pub status: HealthStatus,
     #[serde(rename = "Notes")]
     pub notes: String,
     #[serde(rename = "Output")]
@@ -279,19 +345,19 @@ pub struct CheckServiceNode {
 impl CheckServiceNode {
     /// The worst status among the instance's checks (node checks included);
     /// `passing` when it has none.
-    pub fn aggregated_status(&self) -> &str {
-        aggregate_status(self.checks.iter().map(|c| c.status.as_str()))
+    pub fn aggregated_status(&self) -> HealthStatus {
+        aggregate_status(self.checks.iter().map(|c| c.status))
     }
 }
 
 /// Worst of several statuses: critical/maintenance > warning > passing.
-pub fn aggregate_status<'a>(statuses: impl Iterator<Item = &'a str>) -> &'static str {
-    let mut worst = health::PASSING;
+pub fn aggregate_status(statuses: impl Iterator<Item = HealthStatus>) -> HealthStatus {
+    let mut worst = HealthStatus::Passing;
     for s in statuses {
         match s {
-            health::CRITICAL | health::MAINTENANCE => return health::CRITICAL,
-            health::WARNING => worst = health::WARNING,
-            _ => {}
+            HealthStatus::Critical | HealthStatus::Maintenance => return HealthStatus::Critical,
+            HealthStatus::Warning => worst = HealthStatus::Warning,
+            HealthStatus::Passing => {}
         }
     }
     worst
@@ -398,7 +464,7 @@ pub struct CheckDefinition {
     pub notes: String,
     /// Initial status; Consul starts checks `critical` unless told otherwise.
     #[serde(rename = "Status")]
-    pub status: String,
+    pub status: Option<HealthStatus>,
     #[serde(rename = "ServiceID")]
     pub service_id: String,
     #[serde(rename = "ScriptArgs", alias = "Args")]
@@ -484,9 +550,6 @@ impl CheckDefinition {
         };
         if kind != CheckKind::Ttl && self.interval.is_zero() {
             return Err(format!("{} check requires an Interval", kind.as_str()));
-        }
-        if !self.status.is_empty() && !health::is_valid_status(&self.status) {
-            return Err(format!("invalid initial Status {:?}", self.status));
         }
         Ok(kind)
     }

@@ -16,7 +16,7 @@ mod ttl;
 
 use std::time::Duration;
 
-use shoal_server::structs::{health, CheckDefinition, CheckKind};
+use shoal_server::structs::{CheckDefinition, CheckKind, HealthStatus};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -38,7 +38,7 @@ pub struct RunnerId(pub u64);
 pub struct CheckUpdate {
     pub check_id: String,
     pub runner: RunnerId,
-    pub status: String,
+    pub status: HealthStatus,
     pub output: String,
 }
 
@@ -88,17 +88,14 @@ impl CheckHandle {
     /// `/v1/agent/check/pass|warn|fail|update` do. The resulting update (if it changes
     /// anything) is on the channel before this returns. Output longer than the check's limit
     /// is cut, as Consul does.
-    pub fn ttl_update(&self, status: &str, output: &str) -> Result<(), CheckError> {
+    pub fn ttl_update(&self, status: HealthStatus, output: &str) -> Result<(), CheckError> {
         let control = self
             .ttl
             .as_ref()
             .ok_or_else(|| CheckError::NotTtl(self.check_id.clone()))?;
-        let status = match status {
-            health::PASSING => health::PASSING,
-            health::WARNING => health::WARNING,
-            health::CRITICAL => health::CRITICAL,
-            other => return Err(CheckError::InvalidStatus(other.to_owned())),
-        };
+        if status == HealthStatus::Maintenance {
+            return Err(CheckError::InvalidStatus(status.to_string()));
+        }
         control.set_status(status, output);
         Ok(())
     }
@@ -113,12 +110,8 @@ impl Drop for CheckHandle {
 /// The status a check has before its runner reports anything: the definition's `Status`
 /// if set, else critical, so a new service is not sent traffic before it proved healthy.
 /// The caller writes this into local state when it registers the check.
-pub fn initial_status(def: &CheckDefinition) -> &str {
-    if def.status.is_empty() {
-        health::CRITICAL
-    } else {
-        &def.status
-    }
+pub fn initial_status(def: &CheckDefinition) -> HealthStatus {
+    def.status.unwrap_or(HealthStatus::Critical)
 }
 
 /// Starts the runner for `def`. `updates` receives the first result, then every status or
@@ -167,7 +160,7 @@ pub fn start(
 
 /// One probe's verdict.
 struct Outcome {
-    status: &'static str,
+    status: HealthStatus,
     output: String,
     /// Consul reports a script that could not be started or timed out straight away,
     /// bypassing the thresholds; every other result goes through them.
@@ -175,7 +168,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn new(status: &'static str, output: String) -> Self {
+    fn new(status: HealthStatus, output: String) -> Self {
         Outcome {
             status,
             output,

@@ -197,7 +197,7 @@ mod tests {
         def = script_def("echo slow; exit 1");
         let update = first_update(&def).await;
         assert_eq!(
-            (update.status.as_str(), update.output.as_str()),
+            (update.status, update.output.as_str()),
             (health::WARNING, "slow\n")
         );
         def = script_def("echo out; echo err >&2; exit 2");

@@ -1,7 +1,7 @@
 //! What happens to a probe result before the agent sees it: Consul's `StatusHandler`
 //! thresholds, then dropping results that change nothing.
 
-use shoal_server::structs::{health, CheckDefinition};
+use shoal_server::structs::{health, CheckDefinition, HealthStatus};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{CheckUpdate, RunnerId};
@@ -41,7 +41,7 @@ impl Thresholds {
 
     /// Counts `status` and returns the status to report, or `None` to keep the current one
     /// (and, as in Consul, its output) until the threshold is reached.
-    pub(super) fn apply(&mut self, status: &'static str) -> Option<&'static str> {
+    pub(super) fn apply(&mut self, status: HealthStatus) -> Option<HealthStatus> {
         if status == health::PASSING || status == health::WARNING {
             self.successes = self.successes.saturating_add(1);
             self.failures = 0;
@@ -70,7 +70,7 @@ pub(super) struct Reporter {
     check_id: String,
     runner: RunnerId,
     /// The last (status, output) sent.
-    last: Option<(String, String)>,
+    last: Option<(HealthStatus, String)>,
     updates: UnboundedSender<CheckUpdate>,
 }
 
@@ -88,19 +88,19 @@ impl Reporter {
         }
     }
 
-    pub(super) fn report(&mut self, status: &str, output: &str) {
+    pub(super) fn report(&mut self, status: HealthStatus, output: &str) {
         if self
             .last
             .as_ref()
-            .is_some_and(|(s, o)| s == status && o == output)
+            .is_some_and(|(s, o)| *s == status && o == output)
         {
             return;
         }
-        self.last = Some((status.to_owned(), output.to_owned()));
+        self.last = Some((status, output.to_owned()));
         let update = CheckUpdate {
             check_id: self.check_id.clone(),
             runner: self.runner,
-            status: status.to_owned(),
+            status,
             output: output.to_owned(),
         };
         if self.updates.send(update).is_err() {

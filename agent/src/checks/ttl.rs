@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use shoal_server::structs::health;
+use shoal_server::structs::{health, HealthStatus};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -71,7 +71,7 @@ pub(super) fn start(
 impl TtlControl {
     /// Reports synchronously (not via the timer task) so the update is on the channel
     /// before the API call that made it returns.
-    pub(super) fn set_status(&self, status: &str, output: &str) {
+    pub(super) fn set_status(&self, status: HealthStatus, output: &str) {
         let output = truncate(output, self.shared.limit);
         let mut state = self.shared.state();
         state.reporter.report(status, &output);
@@ -160,7 +160,7 @@ mod tests {
         let (_handle, mut rx) = start_ttl(&ttl_def(Duration::from_millis(100)));
         let update = next_update(&mut rx).await;
         assert_eq!(
-            (update.status.as_str(), update.output.as_str()),
+            (update.status, update.output.as_str()),
             (health::CRITICAL, "TTL expired")
         );
     }
@@ -173,7 +173,7 @@ mod tests {
             .try_recv()
             .expect("update is sent before ttl_update returns");
         assert_eq!(
-            (update.status.as_str(), update.output.as_str()),
+            (update.status, update.output.as_str()),
             (health::PASSING, "all good")
         );
         let update = next_update(&mut rx).await;
@@ -231,7 +231,9 @@ mod tests {
     #[tokio::test]
     async fn ttl_update_rejects_bad_input() {
         let (handle, _rx) = start_ttl(&ttl_def(Duration::from_secs(60)));
-        let err = handle.ttl_update("maintenance", "").unwrap_err();
+        let err = handle
+            .ttl_update(HealthStatus::Maintenance, "")
+            .unwrap_err();
         assert!(matches!(err, CheckError::InvalidStatus(_)), "{err}");
 
         let (tx, _rx) = unbounded_channel();

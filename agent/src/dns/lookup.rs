@@ -286,7 +286,7 @@ fn weight(instance: &CheckServiceNode) -> u16 {
         .checks
         .iter()
         .filter(|c| c.service_name.is_empty() || c.service_name == instance.service.service)
-        .map(|c| c.status.as_str());
+        .map(|c| c.status);
     let weights = instance.service.weights;
     let weight = match aggregate_status(own) {
         health::PASSING => weights.passing,

@@ -14,7 +14,9 @@ use hickory_server::net::tcp::TcpClientStream;
 use hickory_server::net::udp::UdpClientStream;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use shoal_server::structs::{health, CheckServiceNode, HealthCheck, Node, NodeService, Weights};
+use shoal_server::structs::{
+    health, CheckServiceNode, HealthCheck, HealthStatus, Node, NodeService, Weights,
+};
 use tokio::net::{TcpListener, UdpSocket};
 
 use super::*;
@@ -80,7 +82,7 @@ fn web(
     node_addr: &str,
     service_addr: &str,
     tags: &[&str],
-    status: &str,
+    status: HealthStatus,
 ) -> CheckServiceNode {
     CheckServiceNode {
         node: node(node_name, node_addr),
@@ -99,7 +101,7 @@ fn web(
         checks: vec![HealthCheck {
             node: node_name.into(),
             check_id: "web-check".into(),
-            status: status.into(),
+            status,
             service_id: format!("web-{node_name}"),
             service_name: "web".into(),
             ..HealthCheck::default()

@@ -8,7 +8,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json as json_value, Value};
-use shoal_server::structs::{health, CheckDefinition, HealthCheck, NodeService, ServiceDefinition};
+use shoal_server::structs::{
+    health, CheckDefinition, HealthCheck, HealthStatus, NodeService, ServiceDefinition,
+};
 
 use super::error::ApiError;
 use super::request::{decode_json, Params};
@@ -121,7 +123,7 @@ pub async fn deregister_check(
 async fn ttl(
     agent: &Arc<Agent>,
     id: String,
-    status: &'static str,
+    status: HealthStatus,
     q: Option<String>,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
@@ -183,19 +185,17 @@ pub async fn check_update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let update: CheckUpdateBody = decode_json(&body)?;
-    if !matches!(
-        update.status.as_str(),
-        health::PASSING | health::WARNING | health::CRITICAL
-    ) {
+    let status = match update.status.parse() {
+        Ok(HealthStatus::Maintenance) | Err(_) => None,
+        Ok(status) => Some(status),
+    };
+    let Some(status) = status else {
         return Err(ApiError::bad_request(format!(
             "Invalid check status: {:?}",
             update.status
         )));
-    }
-    off_runtime(&agent, move |a| {
-        a.update_ttl(&id, &update.status, &update.output)
-    })
-    .await?;
+    };
+    off_runtime(&agent, move |a| a.update_ttl(&id, status, &update.output)).await?;
     Ok(ok_empty())
 }
 

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use shoal_server::rpc::{Op, Read, ReadResult, Request};
-use shoal_server::structs::{health, Command, DeregisterRequest, RegisterRequest};
+use shoal_server::structs::{Command, DeregisterRequest, HealthStatus, RegisterRequest};
 
 use super::error::ApiError;
 use super::request::{decode_json, Params};
@@ -202,14 +202,16 @@ pub async fn health_state(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    if state != health::ANY
-        && !matches!(
-            state.as_str(),
-            health::PASSING | health::WARNING | health::CRITICAL
-        )
-    {
-        return Err(ApiError::bad_request(format!("Invalid state: {state}")));
-    }
+    // Consul's states: a status other than maintenance, or every check.
+    let state = match state.as_str() {
+        "any" => None,
+        name => match name.parse() {
+            Ok(HealthStatus::Maintenance) | Err(_) => {
+                return Err(ApiError::bad_request(format!("Invalid state: {state}")))
+            }
+            Ok(status) => Some(status),
+        },
+    };
     let node_meta = params.node_meta()?;
     let read_req = Read::HealthChecksInState { state, node_meta };
     reply(&http, &params, read_req).await

@@ -210,13 +210,13 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_server::structs::{health, HealthCheck};
+    use shoal_server::structs::{health, HealthCheck, HealthStatus};
 
-    fn check(id: &str, status: &str, output: &str) -> LocalCheck {
+    fn check(id: &str, status: HealthStatus, output: &str) -> LocalCheck {
         LocalCheck {
             check: HealthCheck {
                 check_id: id.into(),
-                status: status.into(),
+                status,
                 output: output.into(),
                 ..Default::default()
             },

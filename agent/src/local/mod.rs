@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use shoal_server::structs::{health, CheckDefinition, HealthCheck, NodeService};
+use shoal_server::structs::{health, CheckDefinition, HealthCheck, HealthStatus, NodeService};
 use tokio::sync::Notify;
 
 /// A check with the definition it runs from.
@@ -118,14 +118,14 @@ impl LocalState {
 
     /// Records a check result. Returns the updated check when its status changed (the caller
     /// persists it); output-only changes are kept and reach the catalog with the next sync.
-    fn update_check(&self, id: &str, status: &str, output: &str) -> Option<LocalCheck> {
+    fn update_check(&self, id: &str, status: HealthStatus, output: &str) -> Option<LocalCheck> {
         let mut inner = self.lock();
         let local = inner.checks.get_mut(id)?;
         local.check.output = output.to_string();
         if local.check.status == status {
             return None;
         }
-        local.check.status = status.to_string();
+        local.check.status = status;
         let updated = local.clone();
         if status == health::CRITICAL {
             inner.critical_since.insert(id.to_string(), Instant::now());
@@ -190,12 +190,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn check(id: &str, service_id: &str, status: &str, reap_after: Duration) -> LocalCheck {
+    fn check(id: &str, service_id: &str, status: HealthStatus, reap_after: Duration) -> LocalCheck {
         LocalCheck {
             check: HealthCheck {
                 check_id: id.into(),
                 service_id: service_id.into(),
-                status: status.into(),
+                status,
                 ..Default::default()
             },
             definition: CheckDefinition {

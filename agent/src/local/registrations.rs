@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use shoal_server::structs::NodeService;
+use shoal_server::structs::{HealthStatus, NodeService};
 use tokio::sync::mpsc;
 
 use super::check_files::{CheckFiles, FLUSH_INTERVAL};
@@ -294,7 +294,7 @@ impl Registrations {
     pub fn update_ttl(
         &self,
         id: &str,
-        status: &str,
+        status: HealthStatus,
         output: &str,
     ) -> Result<(), RegistrationError> {
         let owned = self.lock();
@@ -326,7 +326,7 @@ impl Registrations {
         }
         let changed = self
             .local
-            .update_check(&update.check_id, &update.status, &update.output);
+            .update_check(&update.check_id, update.status, &update.output);
         if changed.is_some() {
             owned.queue_result(&self.local, &update.check_id);
         }
@@ -382,7 +382,7 @@ impl Registrations {
             }
             let is_ttl = !check.definition.ttl.is_zero();
             if is_ttl && check.ttl_expires.is_none_or(|at| at <= now) {
-                check.check.status = checks::initial_status(&check.definition).to_string();
+                check.check.status = checks::initial_status(&check.definition);
                 check.check.output.clear();
             }
             if let Err(e) = self.install(&mut owned, None, vec![check], Source::Restored) {
@@ -598,7 +598,7 @@ mod tests {
             check: HealthCheck {
                 check_id: "ttl".into(),
                 name: name.into(),
-                status: health::CRITICAL.into(),
+                status: health::CRITICAL,
                 ..Default::default()
             },
             definition: CheckDefinition {
@@ -622,7 +622,7 @@ mod tests {
         let result = |runner| CheckUpdate {
             check_id: "ttl".into(),
             runner,
-            status: health::PASSING.into(),
+            status: health::PASSING,
             output: "from the old runner".into(),
         };
         registrations.apply_result(result(first));

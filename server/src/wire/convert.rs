@@ -13,9 +13,24 @@ use crate::rpc::{
 };
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, DeregisterRequest, HealthCheck,
-    HealthCheckDefinition, Node, NodeService, NodeServices, RaftConfiguration, RaftServer,
-    RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
+    HealthCheckDefinition, HealthStatus, Node, NodeService, NodeServices, RaftConfiguration,
+    RaftServer, RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
 };
+
+/// A stored or received check status. Every writer validated it, so only a newer release's
+/// status could be unknown; it reads as critical, the state that routes no traffic to it.
+pub(super) fn health_status(status: &str) -> HealthStatus {
+    status.parse().unwrap_or(HealthStatus::Critical)
+}
+
+/// `/v1/health/state/:state`'s state as the wire names it: a status, or `any`.
+pub(super) fn state_name(state: Option<HealthStatus>) -> String {
+    state.map_or("any", HealthStatus::as_str).to_string()
+}
+
+pub(super) fn state_of(name: &str) -> Option<HealthStatus> {
+    (name != "any").then(|| health_status(name))
+}
 
 /// A duration in nanoseconds, saturating (584 years).
 pub(super) fn nanos(duration: impl Into<GoDuration>) -> u64 {
@@ -179,7 +194,7 @@ impl From<&HealthCheck> for HealthCheckRecord {
             node: v.node.clone(),
             check_id: v.check_id.clone(),
             name: v.name.clone(),
-            status: v.status.clone(),
+            status: v.status.as_str().to_string(),
             notes: v.notes.clone(),
             output: v.output.clone(),
             service_id: v.service_id.clone(),
@@ -199,7 +214,7 @@ impl From<HealthCheckRecord> for HealthCheck {
             node: r.node,
             check_id: r.check_id,
             name: r.name,
-            status: r.status,
+            status: health_status(&r.status),
             notes: r.notes,
             output: r.output,
             service_id: r.service_id,
@@ -605,9 +620,10 @@ impl From<&Read> for ReadRecord {
                 ReadRecord::HealthServiceChecks { service, node_meta }
             }
             Read::HealthNodeChecks { node } => ReadRecord::HealthNodeChecks { node },
-            Read::HealthChecksInState { state, node_meta } => {
-                ReadRecord::HealthChecksInState { state, node_meta }
-            }
+            Read::HealthChecksInState { state, node_meta } => ReadRecord::HealthChecksInState {
+                state: state_name(state),
+                node_meta,
+            },
         }
     }
 }
@@ -643,9 +659,10 @@ impl From<ReadRecord> for Read {
                 Read::HealthServiceChecks { service, node_meta }
             }
             ReadRecord::HealthNodeChecks { node } => Read::HealthNodeChecks { node },
-            ReadRecord::HealthChecksInState { state, node_meta } => {
-                Read::HealthChecksInState { state, node_meta }
-            }
+            ReadRecord::HealthChecksInState { state, node_meta } => Read::HealthChecksInState {
+                state: state_of(&state),
+                node_meta,
+            },
         }
     }
 }

@@ -10,8 +10,8 @@ use crate::rpc::{
 };
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DeregisterRequest, HealthCheck,
-    HealthCheckDefinition, Node, NodeService, NodeServices, RaftConfiguration, RaftServer,
-    RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
+    HealthCheckDefinition, HealthStatus, Node, NodeService, NodeServices, RaftConfiguration,
+    RaftServer, RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
 };
 
 fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -67,7 +67,7 @@ pub fn check() -> HealthCheck {
         node: "web-1".into(),
         check_id: "web-http".into(),
         name: "web over http".into(),
-        status: "passing".into(),
+        status: HealthStatus::Passing,
         notes: "the front page".into(),
         output: "HTTP GET http://10.0.0.8:8080/: 200 OK".into(),
         service_id: "web-1a".into(),
@@ -218,7 +218,7 @@ pub fn requests() -> Vec<(&'static str, Request)> {
         (
             "read_health_checks_in_state",
             Read::HealthChecksInState {
-                state: "critical".into(),
+                state: Some(HealthStatus::Critical),
                 node_meta: meta(&[("rack", "r1")]),
             },
         ),

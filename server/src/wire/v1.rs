@@ -12,7 +12,7 @@ use std::time::Duration;
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
-use super::convert::nanos;
+use super::convert::{health_status, nanos, state_name, state_of};
 use super::FormatError;
 use crate::rpc;
 use crate::structs::{
@@ -545,7 +545,7 @@ impl From<&HealthCheck> for v1::HealthCheck {
             node: v.node.clone(),
             check_id: v.check_id.clone(),
             name: v.name.clone(),
-            status: v.status.clone(),
+            status: v.status.as_str().to_string(),
             notes: v.notes.clone(),
             output: v.output.clone(),
             service_id: v.service_id.clone(),
@@ -565,7 +565,7 @@ impl From<v1::HealthCheck> for HealthCheck {
             node: r.node,
             check_id: r.check_id,
             name: r.name,
-            status: r.status,
+            status: health_status(&r.status),
             notes: r.notes,
             output: r.output,
             service_id: r.service_id,
@@ -960,9 +960,10 @@ impl From<&rpc::Read> for v1::Read {
                 v1::Read::HealthServiceChecks { service, node_meta }
             }
             R::HealthNodeChecks { node } => v1::Read::HealthNodeChecks { node },
-            R::HealthChecksInState { state, node_meta } => {
-                v1::Read::HealthChecksInState { state, node_meta }
-            }
+            R::HealthChecksInState { state, node_meta } => v1::Read::HealthChecksInState {
+                state: state_name(state),
+                node_meta,
+            },
         }
     }
 }
@@ -999,9 +1000,10 @@ impl From<v1::Read> for rpc::Read {
                 R::HealthServiceChecks { service, node_meta }
             }
             v1::Read::HealthNodeChecks { node } => R::HealthNodeChecks { node },
-            v1::Read::HealthChecksInState { state, node_meta } => {
-                R::HealthChecksInState { state, node_meta }
-            }
+            v1::Read::HealthChecksInState { state, node_meta } => R::HealthChecksInState {
+                state: state_of(&state),
+                node_meta,
+            },
         }
     }
 }

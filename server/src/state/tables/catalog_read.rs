@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{has_meta, has_tags, lower, node_range, Tables};
 use crate::structs::{
-    health, CheckServiceNode, HealthCheck, Meta, Node, NodeService, NodeServices, ServiceNode,
+    health, CheckServiceNode, HealthCheck, HealthStatus, Meta, Node, NodeService, NodeServices,
+    ServiceNode,
 };
 
 impl Tables {
@@ -147,11 +148,15 @@ impl Tables {
             .collect()
     }
 
-    /// `/v1/health/state/:state`; `any` returns every check.
-    pub fn checks_in_state(&self, state: &str, node_meta: &Meta) -> Vec<HealthCheck> {
+    /// `/v1/health/state/:state`; `None` (`any`) returns every check.
+    pub fn checks_in_state(
+        &self,
+        state: Option<HealthStatus>,
+        node_meta: &Meta,
+    ) -> Vec<HealthCheck> {
         self.checks
             .iter()
-            .filter(|(_, c)| state == health::ANY || c.status == state)
+            .filter(|(_, c)| state.is_none_or(|state| c.status == state))
             .filter(|((node_key, _), _)| {
                 node_meta.is_empty() || self.node_matches(node_key, node_meta)
             })

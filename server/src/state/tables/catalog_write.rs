@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{lower, node_range, service_id, NodeKey, Refusal, Tables, Topic};
-use crate::structs::{health, DeregisterRequest, HealthCheck, Node, NodeService, RegisterRequest};
+use crate::structs::{DeregisterRequest, HealthCheck, Node, NodeService, RegisterRequest};
 
 impl Tables {
     /// Checks a registration against the current tables without changing anything, so a
@@ -36,9 +36,6 @@ impl Tables {
                     "check node {:?} does not match request node {:?}",
                     check.node, req.node
                 ));
-            }
-            if !check.status.is_empty() && !health::is_valid_status(&check.status) {
-                return Err(format!("invalid check status {:?}", check.status));
             }
             let registers_it = new_service_id.as_deref() == Some(check.service_id.as_str());
             if !check.service_id.is_empty()
@@ -169,9 +166,6 @@ impl Tables {
     }
 
     fn upsert_check(&mut self, index: u64, node_key: &str, mut check: HealthCheck) -> Vec<Topic> {
-        if check.status.is_empty() {
-            check.status = health::CRITICAL.to_string();
-        }
         if !check.service_id.is_empty() {
             if let Some(service) = self
                 .services
