@@ -1,53 +1,161 @@
 //! The DNS interface's view of the catalog: stale reads through the agent's RPC client,
-//! behind a short-lived cache.
+//! behind a short-lived, bounded cache.
 //!
 //! A burst of identical queries costs one RPC (entries are fresh for [`FRESH_FOR`]), and
-//! when the servers cannot be reached an entry keeps answering for up to `max_stale`, so
-//! DNS rides out a brief server outage as Consul's agent cache does.
+//! when the servers cannot be reached a name that had an answer keeps it for up to
+//! `max_stale`, so DNS rides out a brief server outage as Consul's agent cache does.
+//!
+//! The names come from unauthenticated UDP, so the cache is bounded (see [`CacheLimits`]):
+//! per kind, names with an answer and names the catalog has nothing for are kept in two
+//! separate LRUs, and the latter only while fresh. A flood of made-up names churns the
+//! second and cannot push out a name that was answered. Entries expire when read, never by
+//! a scan, so a lookup costs O(1) whether it hits or misses.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use shoal_server::rpc::{Consistency, QueryOptions, Read, ReadResult};
 use shoal_server::structs::{CheckServiceNode, Meta, Node};
 
 use crate::client::RpcClient;
+use crate::dns::lru::Lru;
+use crate::dns::metrics::{CatalogCacheMetrics, CatalogCacheSnapshot, DnsMetrics};
 use crate::dns::{DnsCatalog, LookupError};
 
 /// How long a cached answer is served without asking the servers again.
 const FRESH_FOR: Duration = Duration::from_millis(100);
 
-/// Answers by key, each with the time it was fetched.
-struct Cache<K, V> {
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+/// How many names the cache holds, for services and for nodes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Names with an answer: 10,000 by default, more services (times the tags asked for)
+    /// or nodes than all but the largest datacenters have, so that in steady state none is
+    /// evicted and each keeps riding out outages. Only names the catalog knows get here,
+    /// so their memory is bounded by the catalog's own size, not by what clients send.
+    pub answered: usize,
+    /// Names without one: 4,096 by default. They are kept only while fresh, so this need
+    /// only hold the distinct unknown names asked within [`FRESH_FOR`] (some 40,000 a
+    /// second) for a repeat of one to cost no RPC; beyond that a repeat costs one lookup.
+    pub missing: usize,
 }
 
-impl<K: Eq + Hash, V: Clone + PartialEq> Cache<K, V> {
-    fn new() -> Self {
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            answered: 10_000,
+            missing: 4_096,
+        }
+    }
+}
+
+/// Whether a fetched value is an answer (kept through an outage) or says the catalog has
+/// nothing by that name (no instances, no such node).
+trait Found {
+    fn found(&self) -> bool;
+}
+
+impl Found for Vec<CheckServiceNode> {
+    fn found(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl Found for Option<Node> {
+    fn found(&self) -> bool {
+        self.is_some()
+    }
+}
+
+struct Entry<V> {
+    fetched: Instant,
+    value: V,
+}
+
+/// The value under `key` if fetched at most `max_age` ago. An entry older than
+/// `keep_for`, too old to serve ever again, is dropped on the way.
+fn read<K: Eq + Hash + Clone, V: Clone>(
+    table: &mut Lru<K, Entry<V>>,
+    key: &K,
+    max_age: Duration,
+    keep_for: Duration,
+) -> Option<V> {
+    let entry = table.get(key)?;
+    let age = entry.fetched.elapsed();
+    if age <= max_age {
+        return Some(entry.value.clone());
+    }
+    if age > keep_for {
+        table.remove(key);
+    }
+    None
+}
+
+/// A key is in at most one of the two tables.
+struct Tables<K, V> {
+    answered: Lru<K, Entry<V>>,
+    missing: Lru<K, Entry<V>>,
+}
+
+/// Fetched values by key, for one kind of lookup.
+struct Cache<K, V> {
+    tables: Mutex<Tables<K, V>>,
+    /// The longest an answer may be served: `max_stale`, and at least [`FRESH_FOR`].
+    keep_for: Duration,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone + PartialEq + Found> Cache<K, V> {
+    fn new(limits: CacheLimits, max_stale: Duration) -> Self {
         Cache {
-            entries: Mutex::new(HashMap::new()),
+            tables: Mutex::new(Tables {
+                answered: Lru::new(limits.answered),
+                missing: Lru::new(limits.missing),
+            }),
+            keep_for: max_stale.max(FRESH_FOR),
         }
     }
 
-    fn get(&self, key: &K, max_age: Duration) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() <= max_age)
-            .map(|(_, v)| v.clone())
+    fn lock(&self) -> MutexGuard<'_, Tables<K, V>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a fresh answer, dropping entries too old to serve even when stale; says
-    /// whether it differs from the one it replaces.
-    fn put(&self, key: K, value: V, keep_for: Duration) -> bool {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, (at, _)| at.elapsed() <= keep_for);
-        let changed = entries.get(&key).is_none_or(|(_, old)| *old != value);
-        entries.insert(key, (Instant::now(), value));
-        changed
+    /// The value of `key` if fetched at most `max_age` ago; "nothing by that name" is
+    /// served only while fresh.
+    fn get(&self, key: &K, max_age: Duration) -> Option<V> {
+        let mut tables = self.lock();
+        read(&mut tables.answered, key, max_age, self.keep_for)
+            .or_else(|| read(&mut tables.missing, key, max_age.min(FRESH_FOR), FRESH_FOR))
+    }
+
+    /// Stores `value`, fetched at `fetched`, counting what it pushes out; says whether it
+    /// differs from what the cache held for `key`.
+    fn put(&self, key: K, value: V, fetched: Instant, metrics: &CatalogCacheMetrics) -> bool {
+        let mut tables = self.lock();
+        let entry = Entry { fetched, value };
+        if entry.value.found() {
+            tables.missing.remove(&key);
+            let changed = tables
+                .answered
+                .get(&key)
+                .is_none_or(|old| old.value != entry.value);
+            if tables.answered.insert(key, entry).is_some() {
+                DnsMetrics::incr(&metrics.evictions);
+            }
+            changed
+        } else {
+            let was_answered = tables.answered.remove(&key).is_some();
+            if tables.missing.insert(key, entry).is_some() {
+                DnsMetrics::incr(&metrics.missing_evictions);
+            }
+            was_answered
+        }
+    }
+
+    /// Entries held: (answered, missing).
+    fn len(&self) -> (usize, usize) {
+        let tables = self.lock();
+        (tables.answered.len(), tables.missing.len())
     }
 }
 
@@ -56,14 +164,16 @@ pub struct AgentDnsCatalog {
     datacenter: String,
     consistency: Consistency,
     max_stale: Duration,
-    /// Bumped whenever a fetched answer differs from the cached one it replaces.
+    /// Bumped whenever a fetched answer differs from what the cache held for its name.
     generation: AtomicU64,
     services: Cache<(String, Option<String>), Vec<CheckServiceNode>>,
     nodes: Cache<String, Option<Node>>,
+    metrics: CatalogCacheMetrics,
 }
 
 impl AgentDnsCatalog {
     pub fn new(rpc: RpcClient, datacenter: String, allow_stale: bool, max_stale: Duration) -> Self {
+        let limits = CacheLimits::default();
         AgentDnsCatalog {
             rpc,
             datacenter,
@@ -74,9 +184,29 @@ impl AgentDnsCatalog {
             },
             max_stale,
             generation: AtomicU64::new(0),
-            services: Cache::new(),
-            nodes: Cache::new(),
+            services: Cache::new(limits, max_stale),
+            nodes: Cache::new(limits, max_stale),
+            metrics: CatalogCacheMetrics::default(),
         }
+    }
+
+    /// The same catalog with an empty cache holding at most `limits`.
+    pub fn with_limits(self, limits: CacheLimits) -> Self {
+        AgentDnsCatalog {
+            services: Cache::new(limits, self.max_stale),
+            nodes: Cache::new(limits, self.max_stale),
+            ..self
+        }
+    }
+
+    /// The cache's counters and the entries it holds now.
+    pub fn cache_metrics(&self) -> CatalogCacheSnapshot {
+        let (services_answered, services_missing) = self.services.len();
+        let (nodes_answered, nodes_missing) = self.nodes.len();
+        self.metrics.snapshot(
+            services_answered + nodes_answered,
+            services_missing + nodes_missing,
+        )
     }
 
     fn check_datacenter(&self, dc: &str) -> Result<(), LookupError> {
@@ -88,7 +218,7 @@ impl AgentDnsCatalog {
     }
 
     /// Fresh cache hit, else an RPC, else (servers unreachable) a stale cache hit.
-    async fn cached_read<K: Eq + Hash + Clone, V: Clone + PartialEq>(
+    async fn cached_read<K: Eq + Hash + Clone, V: Clone + PartialEq + Found>(
         &self,
         cache: &Cache<K, V>,
         key: K,
@@ -96,8 +226,10 @@ impl AgentDnsCatalog {
         extract: impl FnOnce(ReadResult) -> Option<V>,
     ) -> Result<V, LookupError> {
         if let Some(value) = cache.get(&key, FRESH_FOR) {
+            DnsMetrics::incr(&self.metrics.hits);
             return Ok(value);
         }
+        DnsMetrics::incr(&self.metrics.fetches);
         let options = QueryOptions {
             consistency: self.consistency,
             ..Default::default()
@@ -106,14 +238,18 @@ impl AgentDnsCatalog {
             Ok((_, result)) => {
                 let value = extract(result)
                     .ok_or_else(|| LookupError::Unavailable("unexpected read result".into()))?;
-                if cache.put(key, value.clone(), self.max_stale.max(FRESH_FOR)) {
+                if cache.put(key, value.clone(), Instant::now(), &self.metrics) {
                     self.generation.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(value)
             }
-            Err(e) => cache
-                .get(&key, self.max_stale)
-                .ok_or_else(|| LookupError::Unavailable(e.to_string())),
+            Err(e) => {
+                let stale = cache
+                    .get(&key, self.max_stale)
+                    .ok_or_else(|| LookupError::Unavailable(e.to_string()))?;
+                DnsMetrics::incr(&self.metrics.stale_served);
+                Ok(stale)
+            }
         }
     }
 }
@@ -227,6 +363,11 @@ mod tests {
                     .len(),
                 1
             );
+            assert!(catalog
+                .service_nodes("dc1", "nope", None)
+                .await
+                .unwrap()
+                .is_empty());
         }
 
         server.shutdown().await.unwrap();
@@ -239,6 +380,15 @@ mod tests {
             "within max_stale the cached answer is served"
         );
         assert!(matches!(
+            tolerant.service_nodes("dc1", "nope", None).await,
+            Err(LookupError::Unavailable(_))
+        ));
+        assert_eq!(
+            tolerant.cache_metrics().stale_served,
+            1,
+            "a name the catalog had nothing for is not served stale"
+        );
+        assert!(matches!(
             strict.service_nodes("dc1", "web", None).await,
             Err(LookupError::Unavailable(_))
         ));
@@ -246,5 +396,115 @@ mod tests {
             tolerant.service_nodes("dc2", "web", None).await,
             Err(LookupError::UnknownDatacenter(_))
         ));
+    }
+
+    const LIMITS: CacheLimits = CacheLimits {
+        answered: 3,
+        missing: 2,
+    };
+
+    type NodeCache = Cache<String, Option<Node>>;
+
+    fn named(name: &str) -> Option<Node> {
+        Some(Node {
+            node: name.into(),
+            address: "10.0.0.1".into(),
+            ..Node::default()
+        })
+    }
+
+    fn ago(age: Duration) -> Instant {
+        Instant::now().checked_sub(age).unwrap()
+    }
+
+    fn held(
+        cache: &Cache<String, Option<Node>>,
+        name: &str,
+        max_age: Duration,
+    ) -> Option<Option<Node>> {
+        cache.get(&name.to_owned(), max_age)
+    }
+
+    #[test]
+    fn unknown_names_never_push_out_answered_ones() {
+        let cache = NodeCache::new(LIMITS, Duration::from_secs(60));
+        let metrics = CatalogCacheMetrics::default();
+        for name in ["a", "b", "c"] {
+            cache.put(name.into(), named(name), Instant::now(), &metrics);
+        }
+        for i in 0..100 {
+            cache.put(format!("made-up-{i}"), None, Instant::now(), &metrics);
+        }
+        assert_eq!(cache.len(), (3, 2));
+        let counted = metrics.snapshot(0, 0);
+        assert_eq!((counted.evictions, counted.missing_evictions), (0, 98));
+        for name in ["a", "b", "c"] {
+            assert_eq!(held(&cache, name, FRESH_FOR), Some(named(name)));
+        }
+        assert_eq!(held(&cache, "made-up-99", FRESH_FOR), Some(None));
+        assert_eq!(held(&cache, "made-up-0", FRESH_FOR), None);
+    }
+
+    #[test]
+    fn the_least_recently_used_answer_is_evicted_and_counted() {
+        let cache = NodeCache::new(LIMITS, Duration::from_secs(60));
+        let metrics = CatalogCacheMetrics::default();
+        for name in ["a", "b", "c"] {
+            cache.put(name.into(), named(name), Instant::now(), &metrics);
+        }
+        assert!(held(&cache, "a", FRESH_FOR).is_some());
+        cache.put("d".into(), named("d"), Instant::now(), &metrics);
+        assert_eq!(metrics.snapshot(0, 0).evictions, 1);
+        assert_eq!(
+            held(&cache, "b", FRESH_FOR),
+            None,
+            "b was used least recently"
+        );
+        for name in ["a", "c", "d"] {
+            assert_eq!(held(&cache, name, FRESH_FOR), Some(named(name)));
+        }
+    }
+
+    #[test]
+    fn stale_values_are_served_only_for_names_that_had_an_answer() {
+        let max_stale = Duration::from_secs(60);
+        let cache = NodeCache::new(LIMITS, max_stale);
+        let metrics = CatalogCacheMetrics::default();
+        cache.put("up".into(), named("up"), ago(FRESH_FOR * 2), &metrics);
+        cache.put("gone".into(), None, ago(FRESH_FOR * 2), &metrics);
+        assert_eq!(held(&cache, "up", FRESH_FOR), None);
+        assert_eq!(held(&cache, "gone", FRESH_FOR), None);
+        assert_eq!(held(&cache, "up", max_stale), Some(named("up")));
+        assert_eq!(held(&cache, "gone", max_stale), None);
+        assert_eq!(cache.len(), (1, 0), "the expired unknown name was dropped");
+    }
+
+    #[test]
+    fn answers_past_max_stale_are_dropped_when_read() {
+        let max_stale = Duration::from_secs(1);
+        let cache = NodeCache::new(LIMITS, max_stale);
+        let metrics = CatalogCacheMetrics::default();
+        cache.put("old".into(), named("old"), ago(max_stale * 2), &metrics);
+        cache.put("new".into(), named("new"), Instant::now(), &metrics);
+        assert_eq!(held(&cache, "old", max_stale), None);
+        assert_eq!(cache.len(), (1, 0));
+        assert_eq!(held(&cache, "new", max_stale), Some(named("new")));
+    }
+
+    #[test]
+    fn a_put_reports_a_change_only_when_what_was_held_differs() {
+        let cache = NodeCache::new(LIMITS, Duration::from_secs(60));
+        let metrics = CatalogCacheMetrics::default();
+        let put = |value: Option<Node>| cache.put("a".into(), value, Instant::now(), &metrics);
+        assert!(!put(None), "nothing held, nothing found: no answer changed");
+        assert!(put(named("a")));
+        assert!(!put(named("a")));
+        let mut moved = named("a");
+        if let Some(node) = moved.as_mut() {
+            node.address = "10.0.0.2".into();
+        }
+        assert!(put(moved));
+        assert!(put(None), "an answered name that is gone is a change");
+        assert!(!put(None));
     }
 }

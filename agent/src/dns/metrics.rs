@@ -82,3 +82,49 @@ impl DnsMetrics {
         });
     }
 }
+
+/// Counters of the agent's cache of catalog answers (`dns_catalog`), kept apart from
+/// [`DnsMetrics`] because the cache belongs to the catalog, not to one server.
+#[derive(Debug, Default)]
+pub struct CatalogCacheMetrics {
+    /// Lookups answered from a fresh entry, without asking the servers.
+    pub hits: AtomicU64,
+    /// Lookups that asked the servers.
+    pub fetches: AtomicU64,
+    /// Lookups answered from a stale entry because the servers could not be reached.
+    pub stale_served: AtomicU64,
+    /// Answered names dropped to make room for another (the cap was reached).
+    pub evictions: AtomicU64,
+    /// Names without an answer dropped to make room for another.
+    pub missing_evictions: AtomicU64,
+}
+
+/// A plain copy of [`CatalogCacheMetrics`] at one moment, with the entries held then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatalogCacheSnapshot {
+    pub hits: u64,
+    pub fetches: u64,
+    pub stale_served: u64,
+    pub evictions: u64,
+    pub missing_evictions: u64,
+    /// Names held with an answer, all kinds together.
+    pub answered: usize,
+    /// Names held as having no answer, all kinds together.
+    pub missing: usize,
+}
+
+impl CatalogCacheMetrics {
+    /// The counters now, with the entry counts the cache reports.
+    pub fn snapshot(&self, answered: usize, missing: usize) -> CatalogCacheSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CatalogCacheSnapshot {
+            hits: get(&self.hits),
+            fetches: get(&self.fetches),
+            stale_served: get(&self.stale_served),
+            evictions: get(&self.evictions),
+            missing_evictions: get(&self.missing_evictions),
+            answered,
+            missing,
+        }
+    }
+}

@@ -9,7 +9,8 @@
 //! Modules, one job each: [`config`] (settings), `name` (what a question name asks for),
 //! `lookup` (catalog → records), `answer` (record shapes), `truncate` (fitting the
 //! transport), `recursor` (forwarding), `handler` (one decoded query), `packet` (one raw
-//! packet), `server` (sockets), [`metrics`] (counters).
+//! packet), `server` (sockets), [`metrics`] (counters), `lru` (the bounded map behind the
+//! agent's cache of catalog answers).
 
 use std::future::Future;
 
@@ -19,6 +20,7 @@ mod answer;
 pub mod config;
 mod handler;
 mod lookup;
+pub(crate) mod lru;
 pub mod metrics;
 mod name;
 mod packet;
@@ -29,7 +31,7 @@ mod truncate;
 
 pub use config::{ConfigError, DnsConfig, SoaConfig};
 pub use handler::DnsHandler;
-pub use metrics::{DnsMetrics, DnsMetricsSnapshot};
+pub use metrics::{CatalogCacheMetrics, CatalogCacheSnapshot, DnsMetrics, DnsMetricsSnapshot};
 pub use packet::Transport;
 pub use server::{serve, DnsServer, ServeError};
 

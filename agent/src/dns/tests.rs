@@ -861,3 +861,102 @@ async fn identical_queries_reuse_one_answer_until_the_catalog_changes() {
     assert_eq!(addresses(&reply.answers), HashSet::from([ip("10.0.3.1")]));
     assert_eq!(server.metrics().snapshot().queries, 7);
 }
+
+/// A single-server catalog on loopback, with `services` registered on one node.
+async fn catalog_server(
+    data_dir: &std::path::Path,
+    services: &[String],
+) -> Arc<shoal_server::Server> {
+    use shoal_server::rpc::{Op, Request as RpcRequest};
+    use shoal_server::structs::{Command, RegisterRequest};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = shoal_server::Server::start(shoal_server::ServerConfig {
+        node_name: "s1".into(),
+        datacenter: "dc1".into(),
+        raft_id: 1,
+        rpc_addr: addr.clone(),
+        rpc_bind: addr,
+        data_dir: data_dir.to_path_buf(),
+        bootstrap: true,
+        tuning: shoal_server::raft::Tuning::default(),
+        autopilot: Default::default(),
+        bootstrap_expect: 0,
+    })
+    .await
+    .unwrap();
+    server.wait_for_leader(TIMEOUT).await.unwrap();
+    for service in services {
+        let register = RegisterRequest {
+            node: "n1".into(),
+            address: "10.0.0.1".into(),
+            service: Some(NodeService {
+                id: service.clone(),
+                service: service.clone(),
+                ..NodeService::default()
+            }),
+            ..RegisterRequest::default()
+        };
+        server
+            .handle(RpcRequest::new(Op::Apply(Command::Register(register))))
+            .await
+            .unwrap();
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_names_stay_within_the_cache_cap_and_spare_answered_ones() {
+    use crate::client::RpcClient;
+    use crate::dns_catalog::{AgentDnsCatalog, CacheLimits};
+
+    let dir = tempfile::tempdir().unwrap();
+    let services: Vec<String> = (0..6).map(|i| format!("svc{i}")).collect();
+    let server = catalog_server(dir.path(), &services).await;
+    let limits = CacheLimits {
+        answered: 4,
+        missing: 16,
+    };
+    let rpc = RpcClient::local(server.clone());
+    let catalog = Arc::new(
+        AgentDnsCatalog::new(rpc, "dc1".into(), true, Duration::from_secs(60)).with_limits(limits),
+    );
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dns = serve(base_config(), catalog.clone(), udp, tcp).unwrap();
+
+    for service in &services {
+        let reply = ask_udp(&dns, &format!("{service}.service.consul."), RecordType::A).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(addresses(&reply.answers), HashSet::from([ip("10.0.0.1")]));
+    }
+    let answered = catalog.cache_metrics();
+    assert_eq!(answered.answered, limits.answered);
+    assert_eq!(answered.evictions, 2, "six services, room for four");
+
+    let made_up = 200;
+    for i in 0..made_up {
+        for kind in ["service", "node"] {
+            let reply = ask_udp(&dns, &format!("made-up-{i}.{kind}.consul."), RecordType::A).await;
+            assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+        }
+    }
+    let flooded = catalog.cache_metrics();
+    assert_eq!(
+        flooded.missing,
+        2 * limits.missing,
+        "services and nodes each"
+    );
+    assert!(flooded.missing_evictions >= 2 * (made_up - limits.missing) as u64);
+    assert_eq!(flooded.answered, limits.answered);
+    assert_eq!(
+        flooded.evictions, answered.evictions,
+        "unknown names pushed out no answer"
+    );
+    server.shutdown().await.unwrap();
+}
