@@ -5,13 +5,13 @@
 #   SHOAL_BIN=/path/to/shoal bench/dns/flood.sh   (bench that binary instead of building)
 # A release `shoal agent -dev` on free loopback ports, with one instance of `web`.
 #  1. `queries` distinct random names (`<random>.service.consul` and `<random>.node.consul`
-#     in turn, all NXDOMAIN) are sent one at a time (dnsperf -c 1 -q 1) in ten equal
+#     in turn, all NXDOMAIN) are sent one at a time (one_at_a_time.py) in ten equal
 #     slices: prints each slice's time, the last over the first, and the agent's RSS
 #     (VmRSS) before and after.
-#  2. Queries/s of `web.service.consul A` (dnsperf, 4 clients) alone; then while new
-#     random names are sent one at a time at the rate step 1 reached; then while the same
-#     rate of queries asks a second existing name instead (the control: as many queries
-#     beside it, none of them for an unknown name).
+#  2. Queries/s of `web.service.consul A` (dnsperf, 4 clients) alone; then while
+#     `queries` new random names are sent one at a time; then while as many queries ask a
+#     second existing name one at a time instead (the control: the same shape of load,
+#     none of it for an unknown name).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/shoal-target}"
@@ -81,19 +81,9 @@ made_up_names() {
 }
 
 # Sends the queries in file `$1` one at a time; prints the seconds it took and fails
-# unless every one was answered, NXDOMAIN or NOERROR as `$2` says.
+# unless every one was answered `$2` (NXDOMAIN or NOERROR).
 one_at_a_time() {
-  local log="$WORK/one.log"
-  dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$1" -n 1 -c 1 -q 1 -t 2 >"$log" 2>&1
-  local sent completed
-  sent=$(wc -l <"$1")
-  completed=$(awk '/Queries completed/ {print $3}' "$log")
-  if [ "$completed" != "$sent" ] || ! grep -q "$2 $sent " "$log"; then
-    echo "not every query was answered $2:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  awk '/Run time \(s\)/ {print $4}' "$log"
+  python3 bench/dns/one_at_a_time.py "$DNS_PORT" "$1" "$2"
 }
 
 # Queries/s of `web.service.consul A` over $DURATION s; fails if none was NOERROR.
@@ -121,9 +111,8 @@ done
 rss_after=$(rss_kb)
 echo "slice times (s): ${times[*]}"
 total=$(awk -v all="${times[*]}" 'BEGIN { n = split(all, t, " "); for (i = 1; i <= n; i++) s += t[i]; print s }')
-FLOOD_RATE=$(awk -v n="$QUERIES" -v s="$total" 'BEGIN { printf "%.0f", n / s }')
-awk -v first="${times[0]}" -v last="${times[$((SLICES - 1))]}" -v total="$total" -v rate="$FLOOD_RATE" 'BEGIN {
-  printf "total %.1f s (%s queries/s); last slice / first slice = %.2f\n", total, rate, last / first
+awk -v first="${times[0]}" -v last="${times[$((SLICES - 1))]}" -v total="$total" -v n="$QUERIES" 'BEGIN {
+  printf "total %.1f s (%.0f queries/s); last slice / first slice = %.2f\n", total, n / total, last / first
 }'
 awk -v b="$rss_before" -v a="$rss_after" 'BEGIN {
   printf "RSS before %.1f MB, after %.1f MB: grew %.1f MB\n", b / 1024, a / 1024, (a - b) / 1024
@@ -132,23 +121,17 @@ awk -v b="$rss_before" -v a="$rss_after" 'BEGIN {
 echo "== 2. web.service.consul A, 4 clients, ${DURATION} s"
 alone=$(known_qps)
 echo "alone:                                  $alone qps"
-# Queries from file `$1`, one at a time at $FLOOD_RATE/s, for the length of a known_qps
-# run; leaves the rate reached in $WORK/bg.qps.
-background() {
-  local file=$1 rcode=$2
-  dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$file" -l "$DURATION" -c 1 -q 1 -t 2 -Q "$FLOOD_RATE" \
-    >"$WORK/bg.log" 2>&1
-  grep -q "$rcode" "$WORK/bg.log" || { echo "background load got no $rcode:" >&2; cat "$WORK/bg.log" >&2; }
-  awk '/Queries per second/ {printf "%.0f", $4}' "$WORK/bg.log" >"$WORK/bg.qps"
+# Queries from file `$1`, one at a time, as fast as answers come, beside one known_qps run.
+beside_known_qps() {
+  one_at_a_time "$1" "$2" >"$WORK/bg.seconds" &
+  local sender=$!
+  known_qps
+  wait "$sender"
 }
 made_up_names "$WORK/flood2" "$QUERIES"
-background "$WORK/flood2" NXDOMAIN &
-flooded=$(known_qps)
-wait $!
-echo "during a flood of random names:         $flooded qps (flood: $(cat "$WORK/bg.qps") names/s)"
-echo "api.service.consul A" >"$WORK/control"
-background "$WORK/control" NOERROR &
-control=$(known_qps)
-wait $!
-echo "during the same load of a known name:   $control qps (load: $(cat "$WORK/bg.qps") queries/s)"
+flooded=$(beside_known_qps "$WORK/flood2" NXDOMAIN)
+echo "during a flood of random names:         $flooded qps ($QUERIES names took $(cat "$WORK/bg.seconds") s)"
+awk -v n="$QUERIES" 'BEGIN { for (i = 0; i < n; i++) print "api.service.consul A" }' >"$WORK/control"
+control=$(beside_known_qps "$WORK/control" NOERROR)
+echo "during the same load of a known name:   $control qps ($QUERIES queries took $(cat "$WORK/bg.seconds") s)"
 echo "RSS at the end: $(awk -v a="$(rss_kb)" 'BEGIN {printf "%.1f", a / 1024}') MB"
