@@ -150,6 +150,12 @@ impl Conn {
         self.streams.lock().closed
     }
 
+    /// How many answers the peer has sent so far. A caller that timed out compares it with
+    /// the count when it started: no answer at all in that time means the link is stalled.
+    pub(super) fn answers_received(&self) -> u64 {
+        self.streams.lock().answered
+    }
+
     /// Marks the connection failed, e.g. after the peer sent a response that does not
     /// decode: whatever it sends next cannot be trusted either.
     pub(super) fn close(&self) {
@@ -185,6 +191,8 @@ struct StreamsState {
     /// Set once, when the connection fails; no caller may wait after that.
     closed: bool,
     waiting: HashMap<u64, oneshot::Sender<Frame>>,
+    /// Answers read, including late ones whose caller has gone.
+    answered: u64,
 }
 
 impl Streams {
@@ -205,7 +213,9 @@ impl Streams {
     }
 
     fn answer(&self, frame: Frame) {
-        if let Some(reply) = self.lock().waiting.remove(&frame.stream_id) {
+        let mut state = self.lock();
+        state.answered += 1;
+        if let Some(reply) = state.waiting.remove(&frame.stream_id) {
             // The caller may have given up since.
             let _ = reply.send(frame);
         }

@@ -139,8 +139,13 @@ impl Pool {
         request: &Q,
         timeout: Duration,
     ) -> Result<A, TransportError> {
+        let deadline = Instant::now() + timeout;
+        let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
+            Ok(conn) => conn?,
+            Err(_) => return Err(self.timed_out(timeout)),
+        };
+        let answered_before = conn.answers_received();
         let exchange = async {
-            let conn = self.connection(addr).await?;
             let frame = conn.call(kind, request).await?;
             match frame.kind {
                 Kind::Response => message::decode(&frame.payload, conn.version()).map_err(|e| {
@@ -153,13 +158,27 @@ impl Pool {
                 )),
             }
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(answer) => answer,
             Err(_) => {
-                self.inner.metrics.count_timeout();
-                Err(TransportError::Timeout(timeout))
+                // Silence on the whole connection, not one slow stream: TCP is likely
+                // backing off retransmissions on a lossy link, and every call queued
+                // behind would stall too. A fresh dial starts with a fresh timer.
+                if conn.answers_received() == answered_before {
+                    tracing::debug!(
+                        addr,
+                        "no answer on the connection before the timeout; redialing"
+                    );
+                    conn.close();
+                }
+                Err(self.timed_out(timeout))
             }
         }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> TransportError {
+        self.inner.metrics.count_timeout();
+        TransportError::Timeout(timeout)
     }
 
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Peer>>> {

@@ -289,6 +289,33 @@ async fn a_stuck_request_times_out_without_blocking_others() {
     raft.shutdown().await.unwrap();
 }
 
+/// A connection that answers nothing for a whole timeout is presumed stalled (a lossy
+/// link backing off TCP retransmissions): the next call dials afresh instead of queueing
+/// behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_silent_for_a_whole_timeout_is_redialed() {
+    let dir = TempDir::new().unwrap();
+    let raft = idle_raft(&dir).await;
+    let serving = serve_test_handler("127.0.0.1:0", &raft).await;
+    let addr = serving.local_addr().to_string();
+    let pool = Pool::new(PoolConfig {
+        rpc_timeout: Duration::from_millis(300),
+        ..PoolConfig::new(DC)
+    });
+    assert!(matches!(
+        pool.rpc(&addr, &Request::new(Op::StatusLeader)).await,
+        Err(TransportError::Timeout(_))
+    ));
+    let answer = pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .unwrap();
+    assert_eq!(answer, Ok(Response::Datacenters(vec![DC.into()])));
+    assert_eq!(pool.metrics().dials, 2);
+    serving.shutdown().await;
+    raft.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_datacenter_is_refused_and_counted() {
     let dir = TempDir::new().unwrap();
