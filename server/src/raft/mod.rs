@@ -53,7 +53,8 @@ use crate::duration::GoDuration;
 use crate::state::StateStore;
 use crate::structs::{Command, CommandResponse};
 use crate::transport::{Pool, PoolConfig};
-use crate::wire::command::EncodedCommand;
+use crate::wire::command::{introduced_in, EncodedCommand};
+use crate::wire::MIN_PROTOCOL_VERSION;
 
 pub type NodeId = u64;
 
@@ -121,8 +122,26 @@ pub enum RaftError {
     /// The leader lost its quorum with the write in flight: it may or may not commit.
     #[error("leadership lost while committing log")]
     LeadershipLost,
+    /// A command newer than some server's protocol, proposed mid-upgrade.
+    #[error(
+        "this change needs every server on protocol {needs} or later, and server {addr} {}: \
+         finish upgrading the servers first",
+        display_speaks(.speaks)
+    )]
+    UpgradeInProgress {
+        needs: u32,
+        addr: String,
+        speaks: Option<u32>,
+    },
     #[error("raft: {0}")]
     Other(String),
+}
+
+fn display_speaks(speaks: &Option<u32>) -> String {
+    match speaks {
+        Some(version) => format!("speaks protocol {version}"),
+        None => "has not been reached yet".to_string(),
+    }
 }
 
 fn display_leader(leader: &Option<(NodeId, String)>) -> String {
@@ -247,6 +266,9 @@ pub struct RaftNode {
     leader_contact: Arc<Mutex<Option<Instant>>>,
     /// When a quorum last acknowledged this node as leader.
     lease: Lease,
+    /// The connections to the peers, shared with the network: they know each peer's
+    /// protocol.
+    pool: Pool,
 }
 
 /// The datacenter a [`RaftNode::open`]ed node's transport announces. Such a node is meant to
@@ -307,7 +329,7 @@ impl RaftNode {
         let raft = Raft::new(
             config.node_id,
             Arc::new(tuning.config()?),
-            Network::new(config.node_id, pool, lease.clone()),
+            Network::new(config.node_id, pool.clone(), lease.clone()),
             log_store,
             state_machine,
         )
@@ -327,6 +349,7 @@ impl RaftNode {
             db_closed: db.closed(),
             leader_contact: Arc::new(Mutex::new(None)),
             lease,
+            pool,
         };
         drop(db);
         if config.bootstrap {
@@ -376,6 +399,7 @@ impl RaftNode {
         }
         let command =
             EncodedCommand::encode(&command).map_err(|e| RaftError::Other(e.to_string()))?;
+        self.check_cluster_speaks(introduced_in(command.kind))?;
         let (reply, outcome) = oneshot::channel();
         self.queue
             .send(batcher::Pending { command, reply })
@@ -397,6 +421,25 @@ impl RaftNode {
                 ));
             }
         }
+    }
+
+    /// Refuses a command of protocol `needs` unless every other member has agreed to it
+    /// in its handshake. Commands every protocol knows pass without a look.
+    pub(crate) fn check_cluster_speaks(&self, needs: u32) -> Result<(), RaftError> {
+        if needs <= MIN_PROTOCOL_VERSION {
+            return Ok(());
+        }
+        for (id, addr) in self.members() {
+            let speaks = self.pool.negotiated_version(&addr);
+            if id != self.id && speaks.is_none_or(|version| version < needs) {
+                return Err(RaftError::UpgradeInProgress {
+                    needs,
+                    addr,
+                    speaks,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The current leader and its RPC address, as this node last heard.
