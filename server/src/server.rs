@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking;
+use crate::clock::WallClock;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::rpc::{
@@ -56,6 +57,7 @@ pub struct Server {
     serving: Mutex<Option<Serving>>,
     /// For autopilot health: since when each server has been healthy or unhealthy.
     pub(crate) stability: Mutex<Stability>,
+    pub(crate) wall_clock: WallClock,
 }
 
 impl Server {
@@ -84,6 +86,7 @@ impl Server {
             pool,
             serving: Mutex::new(None),
             stability: Mutex::new(Stability::default()),
+            wall_clock: WallClock::from_system(),
         });
         // The handler holds the server weakly: the server owns the port, not the reverse.
         let weak = Arc::downgrade(&server);
