@@ -13,6 +13,7 @@ pub mod decode;
 pub mod definition;
 pub mod dns;
 pub mod dns_catalog;
+pub mod filter;
 pub mod gossip;
 pub mod http;
 pub mod local;

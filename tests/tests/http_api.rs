@@ -449,3 +449,121 @@ fn servers_are_listed_as_the_consul_service_and_it_stays() {
     );
     assert_eq!(r.json().as_array().unwrap().len(), 1);
 }
+
+/// `?filter=` as Consul's filtering documentation uses it, on the agent, catalog and
+/// health lists; a bad expression is a 400 saying where.
+#[test]
+fn filters_narrow_agent_catalog_and_health_lists() {
+    let agent = AgentProc::start(&["-dev", "-node", "filters"]);
+    for (id, tags, env, port) in [
+        ("redis1", ["primary", "production"], "production", 1234),
+        ("redis2", ["secondary", "production"], "production", 1235),
+        ("redis3", ["primary", "qa"], "qa", 1234),
+    ] {
+        let body = json!({
+            "ID": id, "Name": "redis", "Tags": tags, "Port": port, "Meta": {"env": env},
+            "Check": {"TTL": "60s", "Status": if id == "redis2" { "critical" } else { "passing" }}
+        });
+        let r = agent.put("/v1/agent/service/register", &body.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let ids = |path: &str, filter: &str, field: &dyn Fn(&Value) -> String| {
+        let r = agent.get(&format!("{path}?filter={}", encode(filter)));
+        assert_eq!(r.status, 200, "{path} {filter}: {}", r.body);
+        if path.starts_with("/v1/catalog") || path.starts_with("/v1/health") {
+            assert!(r.header("X-Consul-Index").is_some(), "{path}: no index");
+        }
+        let mut ids: Vec<String> = match r.json() {
+            Value::Array(items) => items.iter().map(field).collect(),
+            Value::Object(map) => map.values().map(field).collect(),
+            other => panic!("{path}: {other}"),
+        };
+        ids.sort();
+        ids
+    };
+    let id = |v: &Value| v["ID"].as_str().unwrap_or_default().to_string();
+    let service_id = |v: &Value| v["ServiceID"].as_str().unwrap_or_default().to_string();
+    let nested_id = |v: &Value| v["Service"]["ID"].as_str().unwrap_or_default().to_string();
+    let check_id = |v: &Value| v["CheckID"].as_str().unwrap_or_default().to_string();
+
+    assert_eq!(
+        ids("/v1/agent/services", r#"Meta.env == "qa""#, &id),
+        ["redis3"]
+    );
+    eventually(Duration::from_secs(10), "redis in the catalog", || {
+        (ids(
+            "/v1/catalog/service/redis",
+            "ServicePort == 1234",
+            &service_id,
+        ) == ["redis1", "redis3"])
+        .then_some(())
+    });
+    assert_eq!(
+        ids(
+            "/v1/catalog/service/redis",
+            r#"ServiceMeta.env == production and "primary" in ServiceTags"#,
+            &service_id
+        ),
+        ["redis1"]
+    );
+    assert_eq!(
+        ids(
+            "/v1/health/service/redis",
+            "Checks.Status == critical",
+            &nested_id
+        ),
+        ["redis2"]
+    );
+    assert_eq!(
+        ids(
+            "/v1/health/service/redis",
+            "Service.Tags contains primary and not Checks.Status == critical",
+            &nested_id
+        ),
+        ["redis1", "redis3"]
+    );
+    assert_eq!(
+        ids("/v1/health/node/filters", r#"ServiceName != """#, &check_id),
+        ["service:redis1", "service:redis2", "service:redis3"]
+    );
+    assert_eq!(
+        ids("/v1/agent/checks", "Status == critical", &check_id),
+        ["service:redis2"]
+    );
+
+    let r = agent.get(&format!(
+        "/v1/health/service/redis?filter={}",
+        encode("Service.Port = 1")
+    ));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .starts_with("Failed to create boolean expression evaluator: 1:14 (13)"),
+        "{}",
+        r.body
+    );
+    let r = agent.get(&format!(
+        "/v1/agent/services?filter={}",
+        encode("Nope == 1")
+    ));
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (
+            400,
+            r#"Failed to create boolean expression evaluator: Selector "Nope" is not valid"#
+        )
+    );
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}

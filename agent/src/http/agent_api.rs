@@ -13,6 +13,7 @@ use shoal_server::structs::{
 };
 
 use super::error::ApiError;
+use super::filtering;
 use super::request::{decode_json, Params};
 use super::response::json;
 use crate::agent::{Agent, AgentError, Source};
@@ -38,11 +39,12 @@ pub async fn services(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    params.refuse_filter()?;
+    let filter = filtering::from_params::<NodeService>(&params)?;
     let services: BTreeMap<String, Value> = agent
         .local()
         .services()
         .iter()
+        .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(*s)))
         .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
         .collect();
     json(&services, params.has("pretty"))
@@ -89,7 +91,7 @@ pub async fn checks(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    params.refuse_filter()?;
+    let filter = filtering::from_params::<HealthCheck>(&params)?;
     let checks: BTreeMap<String, HealthCheck> = agent
         .local()
         .checks()
@@ -99,6 +101,7 @@ pub async fn checks(
             check.definition = definition_of(&local);
             (id, check)
         })
+        .filter(|(_, check)| filter.as_ref().is_none_or(|f| f.matches(check)))
         .collect();
     json(&checks, params.has("pretty"))
 }
@@ -221,6 +224,7 @@ pub async fn members(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    filtering::refuse(&params, "the member list")?;
     if params.has("wan") {
         return json(&Vec::<Value>::new(), params.has("pretty"));
     }

@@ -10,6 +10,7 @@ use shoal_server::rpc::{Op, Read, ReadResult, Request};
 use shoal_server::structs::{Command, DeregisterRequest, HealthStatus, RegisterRequest};
 
 use super::error::ApiError;
+use super::filtering;
 use super::request::{decode_json, Params};
 use super::response::{encode, json, query_json};
 use super::HttpState;
@@ -20,17 +21,24 @@ use crate::agent::Agent;
 /// not moved.
 async fn reply(http: &HttpState, params: &Params, read: Read) -> Result<Response, ApiError> {
     check_datacenter(&http.agent, params)?;
-    params.refuse_filter()?;
+    let filter = filtering::for_read(&read, params)?;
     let mut options = params.query_options()?;
     let pretty = params.has("pretty");
-    let key = format!("{read:?}|{:?}|{pretty}", options.consistency);
+    let key = format!(
+        "{read:?}|{:?}|{pretty}|{}",
+        options.consistency,
+        params.get("filter").unwrap_or("")
+    );
     let cached = http.cache.get(&key);
     options.cached_index = cached.as_ref().map_or(0, |(index, _)| *index);
     let (meta, result) = http.agent.rpc().read(read, options).await?;
     let body = match (result, cached) {
         (ReadResult::NotModified, Some((_, body))) => body,
         (ReadResult::NotModified, None) => return Err(unexpected()),
-        (result, _) => {
+        (mut result, _) => {
+            if let Some(filter) = &filter {
+                filtering::apply(filter, &mut result);
+            }
             let body = render(&result, pretty)?;
             http.cache.put(key, meta.index, body.clone());
             body

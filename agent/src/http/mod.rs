@@ -7,6 +7,7 @@ mod agent_api;
 mod cache;
 mod catalog;
 mod error;
+mod filtering;
 mod operator;
 mod request;
 mod response;
