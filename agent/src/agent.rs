@@ -23,6 +23,7 @@ use crate::definition;
 use crate::gossip::{Gossip, GossipConfig, MemberStatus};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
+use crate::maintenance::Maintenance;
 use crate::persist::PersistError;
 use crate::server_members;
 use crate::sync::{CatalogIdentity, Syncer};
@@ -300,6 +301,14 @@ impl Agent {
         let check = self.local_check(def)?;
         self.registrations.register_check(check, source)?;
         Ok(())
+    }
+
+    /// Maintenance mode for the node and its services.
+    pub fn maintenance(&self) -> Maintenance<'_> {
+        Maintenance {
+            registrations: &self.registrations,
+            node: &self.config.node_name,
+        }
     }
 
     /// Deregisters a service and its checks. Blocks until the files are gone.

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod gossip;
 pub mod http;
 pub mod local;
+pub mod maintenance;
 pub mod persist;
 pub mod serve;
 mod server_members;

@@ -8,6 +8,7 @@ mod cache;
 mod catalog;
 mod error;
 mod filtering;
+mod maintenance;
 mod operator;
 mod request;
 mod response;
@@ -62,6 +63,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/agent/self", get(agent_api::self_info))
         .route("/v1/agent/members", get(agent_api::members))
         .route("/v1/agent/leave", put(agent_api::leave))
+        .route("/v1/agent/maintenance", put(maintenance::node))
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(maintenance::service),
+        )
         .route("/v1/agent/join/{address}", put(agent_api::join))
         .route("/v1/agent/force-leave/{node}", put(agent_api::force_leave))
         .route("/v1/catalog/services", get(catalog::services))

@@ -4,6 +4,7 @@ mod catalog;
 mod force_leave;
 mod join;
 mod leave;
+mod maint;
 mod members;
 mod operator;
 mod services;
@@ -45,6 +46,8 @@ enum Command {
     Join(join::Args),
     /// Gracefully leave the cluster and shut the agent down
     Leave(leave::Args),
+    /// Put the node or a service in maintenance mode, or take it out
+    Maint(maint::Args),
     /// List the members of the cluster
     Members(members::Args),
     /// Operate on the servers (Raft peers)
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members(args) => block_on(members::run(args, http)),
+        Command::Maint(args) => block_on(maint::run(args, http)).map(success),
         Command::Join(args) => block_on(join::run(args, http)).map(success),
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
