@@ -567,3 +567,55 @@ fn encode(value: &str) -> String {
         })
         .collect()
 }
+
+/// `/v1/agent/services?hash=`: parks while the answer would hash the same, answers with
+/// the new hash once a registration changes it.
+#[test]
+fn agent_lists_block_on_their_content_hash() {
+    let agent = AgentProc::start(&["-dev"]);
+    let first = agent.get("/v1/agent/services");
+    let hash = first
+        .header("X-Consul-ContentHash")
+        .expect("a content hash")
+        .to_string();
+    assert_eq!(hash.len(), 16, "{hash}");
+
+    let started = std::time::Instant::now();
+    let r = agent.get(&format!("/v1/agent/services?hash={hash}&wait=300ms"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.header("X-Consul-ContentHash"), Some(hash.as_str()));
+
+    let url = agent.url(&format!("/v1/agent/services?hash={hash}&wait=30s"));
+    let (answered, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = shoal_tests::http_client().get(url).send().unwrap();
+        let new_hash = r.headers()["X-Consul-ContentHash"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = r.json().unwrap();
+        let _ = answered.send((new_hash, body));
+    });
+    assert!(
+        matches!(
+            answer.recv_timeout(Duration::from_millis(300)),
+            Err(RecvTimeoutError::Timeout)
+        ),
+        "answered before any change"
+    );
+    let r = agent.put(
+        "/v1/agent/service/register",
+        r#"{"Name": "web", "Port": 1}"#,
+    );
+    assert_eq!(r.status, 200);
+    let (new_hash, body) = answer
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the registration answers the query");
+    assert_ne!(new_hash, hash);
+    assert_eq!(body["web"]["Port"], 1);
+    // A different hash (a stale client) answers at once.
+    let started = std::time::Instant::now();
+    let r = agent.get(&format!("/v1/agent/services?hash={hash}&wait=30s"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(r.header("X-Consul-ContentHash"), Some(new_hash.as_str()));
+}

@@ -14,8 +14,9 @@ use shoal_server::structs::{
 
 use super::error::ApiError;
 use super::filtering;
+use super::hash_blocking;
 use super::request::{decode_json, Params};
-use super::response::json;
+use super::response::{encode, json};
 use crate::agent::{Agent, AgentError, Source};
 use crate::gossip::{GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
@@ -40,14 +41,17 @@ pub async fn services(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let filter = filtering::from_params::<NodeService>(&params)?;
-    let services: BTreeMap<String, Value> = agent
-        .local()
-        .services()
-        .iter()
-        .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(*s)))
-        .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
-        .collect();
-    json(&services, params.has("pretty"))
+    hash_blocking::reply(agent.local(), &params, || {
+        let services: BTreeMap<String, Value> = agent
+            .local()
+            .services()
+            .iter()
+            .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(*s)))
+            .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
+            .collect();
+        encode(&services, params.has("pretty"))
+    })
+    .await
 }
 
 pub async fn service(
@@ -56,11 +60,14 @@ pub async fn service(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    let service = agent
-        .local()
-        .service(&id)
-        .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
-    json(&agent_service(&agent, &service), params.has("pretty"))
+    hash_blocking::reply(agent.local(), &params, || {
+        let service = agent
+            .local()
+            .service(&id)
+            .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+        encode(&agent_service(&agent, &service), params.has("pretty"))
+    })
+    .await
 }
 
 pub async fn register_service(
@@ -92,18 +99,21 @@ pub async fn checks(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let filter = filtering::from_params::<HealthCheck>(&params)?;
-    let checks: BTreeMap<String, HealthCheck> = agent
-        .local()
-        .checks()
-        .into_iter()
-        .map(|(id, local)| {
-            let mut check = local.check.clone();
-            check.definition = definition_of(&local);
-            (id, check)
-        })
-        .filter(|(_, check)| filter.as_ref().is_none_or(|f| f.matches(check)))
-        .collect();
-    json(&checks, params.has("pretty"))
+    hash_blocking::reply(agent.local(), &params, || {
+        let checks: BTreeMap<String, HealthCheck> = agent
+            .local()
+            .checks()
+            .into_iter()
+            .map(|(id, local)| {
+                let mut check = local.check.clone();
+                check.definition = definition_of(&local);
+                (id, check)
+            })
+            .filter(|(_, check)| filter.as_ref().is_none_or(|f| f.matches(check)))
+            .collect();
+        encode(&checks, params.has("pretty"))
+    })
+    .await
 }
 
 pub async fn register_check(

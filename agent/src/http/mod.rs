@@ -8,6 +8,7 @@ mod cache;
 mod catalog;
 mod error;
 mod filtering;
+mod hash_blocking;
 mod maintenance;
 mod operator;
 mod request;
