@@ -619,3 +619,70 @@ fn agent_lists_block_on_their_content_hash() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(r.header("X-Consul-ContentHash"), Some(new_hash.as_str()));
 }
+
+/// The query parameters and headers Consul clients send or read besides the data:
+/// consistency, `?cached`, peers, and Enterprise scopes answered as Consul CE does.
+#[test]
+fn consul_query_details_are_answered_as_consul_does() {
+    let agent = AgentProc::start(&["-dev"]);
+    eventually(Duration::from_secs(5), "the consul service listed", || {
+        (agent
+            .get("/v1/health/service/consul")
+            .json()
+            .as_array()?
+            .len()
+            == 1)
+            .then_some(())
+    });
+    for (query, consistency) in [
+        ("", "leader"),
+        ("?stale", "stale"),
+        ("?consistent", "consistent"),
+    ] {
+        let r = agent.get(&format!("/v1/catalog/nodes{query}"));
+        assert_eq!(
+            r.header("X-Consul-Effective-Consistency"),
+            Some(consistency),
+            "{query}"
+        );
+    }
+
+    let miss = agent.get("/v1/health/service/consul?passing&cached");
+    assert_eq!(miss.header("X-Cache"), Some("MISS"));
+    let hit = agent.get("/v1/health/service/consul?passing&cached");
+    assert_eq!(
+        (hit.header("X-Cache"), hit.header("Age")),
+        (Some("HIT"), Some("0"))
+    );
+    assert_eq!(hit.body, miss.body);
+
+    let r = agent.get("/v1/health/service/consul?peer=elsewhere");
+    assert_eq!((r.status, r.json()), (200, json!([])));
+    assert!(r.header("X-Consul-Index").is_some());
+
+    let r = agent.get("/v1/catalog/services?ns=team-a");
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (
+            400,
+            r#"Invalid query parameter: "ns" - Namespaces are a Consul Enterprise feature"#
+        )
+    );
+    assert_eq!(
+        agent
+            .get("/v1/catalog/services?ns=default&partition=default")
+            .status,
+        200
+    );
+    let r = agent.with_client(|http| {
+        http.get(agent.url("/v1/agent/services"))
+            .header("X-Consul-Partition", "finance")
+            .send()
+            .unwrap()
+    });
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().unwrap().trim(),
+        r#"Invalid header: "X-Consul-Partition" - Partitions are a Consul Enterprise feature"#
+    );
+}

@@ -6,6 +6,7 @@
 mod agent_api;
 mod cache;
 mod catalog;
+mod enterprise;
 mod error;
 mod filtering;
 mod hash_blocking;
@@ -104,6 +105,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         })
+        .layer(axum::middleware::from_fn(
+            enterprise::refuse_enterprise_scopes,
+        ))
         .with_state(HttpState {
             agent,
             cache: Arc::default(),
