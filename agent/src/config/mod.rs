@@ -1,6 +1,8 @@
 //! The agent's runtime configuration: defaults, then config files in order, then flags.
 
+pub mod consul_keys;
 mod file;
+mod keys;
 
 pub use file::{ConfigError, FileAutopilot, FileConfig, FileDnsConfig};
 
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shoal_server::duration::GoDuration;
-use shoal_server::raft::Tuning;
+use shoal_server::raft::{Tuning, MAX_TIMING_MULTIPLIER};
 
 use shoal_server::structs::{AutopilotConfig, CheckDefinition, ServiceDefinition};
 
@@ -89,7 +91,23 @@ pub struct Config {
     /// The address other nodes and the catalog know this node by.
     pub advertise_addr: IpAddr,
     pub client_addr: IpAddr,
+    /// `addresses { http }`: where the HTTP API listens (default `client_addr`).
+    pub http_bind: IpAddr,
+    /// `addresses { dns }`: where DNS listens (default `client_addr`).
+    pub dns_bind: IpAddr,
     pub ports: Ports,
+    /// `limits { http_max_conns_per_client }`: `None` for no limit (0).
+    pub http_max_conns_per_client: Option<usize>,
+    /// Leave the pool gracefully on SIGTERM (`leave_on_terminate`).
+    pub leave_on_terminate: bool,
+    /// Do not leave the pool on SIGINT (`skip_leave_on_interrupt`).
+    pub skip_leave_on_interrupt: bool,
+    /// Remember the pool across a graceful leave (`rejoin_after_leave`).
+    pub rejoin_after_leave: bool,
+    /// How often a check whose status holds sends its new output (`check_update_interval`).
+    pub check_update_interval: Duration,
+    /// Valid Consul keys in the config files that Shoal does not act on yet, sorted.
+    pub not_acted_on: Vec<String>,
     pub log_level: String,
     pub log_json: bool,
     /// Script checks from config files (`enable_local_script_checks`).
@@ -119,13 +137,11 @@ pub struct Config {
 
 impl Config {
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.ports
-            .http
-            .map(|p| SocketAddr::new(self.client_addr, p))
+        self.ports.http.map(|p| SocketAddr::new(self.http_bind, p))
     }
 
     pub fn dns_addr(&self) -> Option<SocketAddr> {
-        self.ports.dns.map(|p| SocketAddr::new(self.client_addr, p))
+        self.ports.dns.map(|p| SocketAddr::new(self.dns_bind, p))
     }
 
     pub fn rpc_addr(&self) -> SocketAddr {
@@ -207,8 +223,22 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         node_name, datacenter, data_dir, server, bootstrap, bootstrap_expect, bind_addr,
         client_addr, advertise_addr, log_level, log_json, enable_local_script_checks,
         enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout,
-        raft_snapshot_threshold, raft_trailing_logs
+        raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
+        rejoin_after_leave, disable_update_check, check_update_interval
     );
+    if let Some(addresses) = from.addresses {
+        let target = into.addresses.get_or_insert_with(Default::default);
+        take!(target, addresses; dns, http);
+    }
+    if let Some(performance) = from.performance {
+        let target = into.performance.get_or_insert_with(Default::default);
+        take!(target, performance; raft_multiplier);
+    }
+    if let Some(limits) = from.limits {
+        let target = into.limits.get_or_insert_with(Default::default);
+        take!(target, limits; http_max_conns_per_client);
+    }
+    into.not_acted_on.extend(from.not_acted_on);
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
         take!(target, ports; http, dns, server, serf_lan, serf_wan);
@@ -348,6 +378,41 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .unwrap_or("127.0.0.1"),
     )?;
 
+    let addresses = file.addresses.clone().unwrap_or_default();
+    let bind_or_client = |key: &str, value: Option<&String>| match value {
+        Some(text) => listener_ip(key, text),
+        None => Ok(client_addr),
+    };
+    let http_bind = bind_or_client("addresses.http", addresses.http.as_ref())?;
+    let dns_bind = bind_or_client("addresses.dns", addresses.dns.as_ref())?;
+
+    let raft_multiplier = file
+        .performance
+        .as_ref()
+        .and_then(|p| p.raft_multiplier)
+        .unwrap_or(1);
+    if !(1..=i64::from(MAX_TIMING_MULTIPLIER)).contains(&raft_multiplier) {
+        return Err(ConfigError::Invalid(format!(
+            "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and \
+             {MAX_TIMING_MULTIPLIER}"
+        )));
+    }
+    let http_max_conns_per_client = match file.limits.as_ref().and_then(|l| l.http_max_conns_per_client) {
+        None => Some(DEFAULT_HTTP_MAX_CONNS_PER_CLIENT),
+        Some(0) => None,
+        Some(n) => Some(usize::try_from(n).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "limits.http_max_conns_per_client: {n} must be 0 (no limit) or more"
+            ))
+        })?),
+    };
+    let check_update_interval = file
+        .check_update_interval
+        .map_or(DEFAULT_CHECK_UPDATE_INTERVAL, |d| d.0);
+    let mut not_acted_on = file.not_acted_on.clone();
+    not_acted_on.sort();
+    not_acted_on.dedup();
+
     let node_name = flags
         .node
         .clone()
@@ -418,7 +483,17 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         bind_addr,
         advertise_addr,
         client_addr,
+        http_bind,
+        dns_bind,
         ports,
+        http_max_conns_per_client,
+        // Consul's defaults differ by role: a client leaves on any signal, a server keeps
+        // its Raft seat unless told otherwise.
+        leave_on_terminate: file.leave_on_terminate.unwrap_or(!server),
+        skip_leave_on_interrupt: file.skip_leave_on_interrupt.unwrap_or(server),
+        rejoin_after_leave: file.rejoin_after_leave.unwrap_or(false),
+        check_update_interval,
+        not_acted_on,
         log_level,
         log_json: flags.log_json || file.log_json.unwrap_or(false),
         enable_local_script_checks: flags.enable_local_script_checks
@@ -471,6 +546,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             keep_after_snapshot: file
                 .raft_trailing_logs
                 .unwrap_or(Tuning::default().keep_after_snapshot),
+            timing_multiplier: raft_multiplier as u32,
         },
     })
 }
@@ -491,6 +567,24 @@ fn autopilot(file: file::FileAutopilot) -> AutopilotConfig {
             .unwrap_or(defaults.dead_server_last_contact_threshold),
         ..defaults
     }
+}
+
+/// Consul's `limits { http_max_conns_per_client }` default.
+const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT: usize = 200;
+
+/// Consul's `check_update_interval` default.
+const DEFAULT_CHECK_UPDATE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// An `addresses {}` entry: Consul also takes several space-separated addresses, `unix://`
+/// sockets and go-sockaddr templates there; Shoal binds one IP, and says so rather than
+/// listening somewhere else than configured.
+fn listener_ip(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{key}: {value:?} is not one IP address (Shoal binds one IP; lists, unix \
+             sockets and templates are not supported)"
+        ))
+    })
 }
 
 /// `consul` and `consul.` both mean the zone `consul.`.
