@@ -636,3 +636,149 @@ pub const CONSUL_KEYS: &[Key] = &[
     later_because("verify_outgoing", Bool, DEPRECATED),
     later_because("verify_server_hostname", Bool, DEPRECATED),
 ];
+
+/// The markers around the generated table in docs/compatibility.md.
+pub const TABLE_BEGIN: &str = "<!-- config-keys:begin (generated from agent/src/config/consul_keys.rs) -->";
+pub const TABLE_END: &str = "<!-- config-keys:end -->";
+
+/// Every key as a dotted path (blocks opened down to their leaves), with its support and
+/// the note of the nearest key that has one.
+pub fn leaves() -> Vec<(String, Support, &'static str)> {
+    fn walk(
+        keys: &[Key],
+        prefix: &str,
+        inherited: (Support, &'static str),
+        out: &mut Vec<(String, Support, &'static str)>,
+    ) {
+        for key in keys {
+            let path = if prefix.is_empty() {
+                key.name.to_string()
+            } else {
+                format!("{prefix}.{}", key.name)
+            };
+            // Inside a block Shoal does not act on, nothing is acted on.
+            let support = match inherited.0 {
+                Support::NotYet => Support::NotYet,
+                Support::Acted => key.support,
+            };
+            let note = if key.note.is_empty() {
+                inherited.1
+            } else {
+                key.note
+            };
+            match key.kind {
+                Kind::Block(children) | Kind::Blocks(children) => {
+                    walk(children, &path, (support, note), out)
+                }
+                _ => out.push((path, support, note)),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(CONSUL_KEYS, "", (Support::Acted, ""), &mut out);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The Markdown table docs/compatibility.md carries between [`TABLE_BEGIN`] and
+/// [`TABLE_END`].
+pub fn markdown_table() -> String {
+    let mut text = String::from("| key | Shoal | notes |\n|---|---|---|\n");
+    for (path, support, note) in leaves() {
+        let status = match support {
+            Support::Acted => "acted on",
+            Support::NotYet => "accepted, not acted on",
+        };
+        text.push_str(&format!("| `{path}` | {status} | {note} |\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    /// A value of `kind` that every key of that kind accepts at parse time.
+    fn sample(kind: Kind) -> Value {
+        match kind {
+            Kind::Bool => json!(true),
+            Kind::Int => json!(1),
+            Kind::Float => json!(1.5),
+            Kind::Str => json!("x"),
+            Kind::Duration => json!("1s"),
+            Kind::Strings => json!(["x"]),
+            Kind::StrMap => json!({"k": "1s"}),
+            Kind::Any => json!({}),
+            Kind::Block(children) => Value::Object(sample_block(children)),
+            Kind::Blocks(children) => json!([Value::Object(sample_block(children))]),
+        }
+    }
+
+    fn sample_block(keys: &[Key]) -> Map<String, Value> {
+        keys.iter()
+            .filter(|k| !matches!(k.name, "service" | "services" | "check" | "checks"))
+            .map(|k| (k.name.to_string(), sample(k.kind)))
+            .collect()
+    }
+
+    /// The table and the typed reader agree: a file holding every key loads, and exactly
+    /// the keys marked "not acted on" are reported as such.
+    #[test]
+    fn a_file_with_every_consul_key_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("all.json");
+        let doc = Value::Object(sample_block(CONSUL_KEYS));
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let config = super::super::file::read(&path).unwrap();
+        let mut reported = config.not_acted_on.clone();
+        reported.sort();
+        let expected: Vec<String> = leaves()
+            .into_iter()
+            .filter(|(_, support, _)| *support == Support::NotYet)
+            .map(|(path, _, _)| path)
+            .collect();
+        assert_eq!(reported, expected);
+    }
+
+    #[test]
+    fn names_are_unique_in_each_block() {
+        fn check(keys: &[Key]) {
+            let mut names: Vec<_> = keys.iter().map(|k| k.name).collect();
+            names.sort();
+            let before = names.len();
+            names.dedup();
+            assert_eq!(before, names.len(), "duplicate key in {names:?}");
+            for key in keys {
+                if let Kind::Block(children) | Kind::Blocks(children) = key.kind {
+                    check(children);
+                }
+            }
+        }
+        check(CONSUL_KEYS);
+    }
+
+    /// docs/compatibility.md carries the table generated from this file. Run with
+    /// `SHOAL_UPDATE_DOCS=1` to rewrite it after changing the table.
+    #[test]
+    fn the_compatibility_doc_matches_the_table() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/compatibility.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = (
+            doc.find(TABLE_BEGIN).expect("begin marker") + TABLE_BEGIN.len(),
+            doc.find(TABLE_END).expect("end marker"),
+        );
+        let generated = format!("\n{}", markdown_table());
+        if std::env::var_os("SHOAL_UPDATE_DOCS").is_some() {
+            let updated = format!("{}{generated}{}", &doc[..start], &doc[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        assert!(
+            doc[start..end] == generated,
+            "docs/compatibility.md is out of date: run SHOAL_UPDATE_DOCS=1 cargo test \
+             --workspace --lib the_compatibility_doc_matches_the_table"
+        );
+    }
+}

@@ -715,4 +715,236 @@ mod tests {
         };
         assert!(load(&flags).unwrap_err().to_string().contains("ports.http"));
     }
+
+    /// An ordinary production server config, as Consul's docs and deployment guides write
+    /// them; most of it Shoal does not act on yet.
+    const PRODUCTION_HCL: &str = r#"
+        datacenter = "eu-west"
+        data_dir = "/opt/consul"
+        node_name = "consul-server-1"
+        server = true
+        bootstrap_expect = 3
+        bind_addr = "10.0.0.11"
+        client_addr = "0.0.0.0"
+        retry_join = ["10.0.0.12", "10.0.0.13"]
+        encrypt = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+        log_level = "INFO"
+        leave_on_terminate = true
+        skip_leave_on_interrupt = false
+        rejoin_after_leave = true
+        disable_update_check = true
+        check_update_interval = "0s"
+        performance {
+          raft_multiplier = 1
+        }
+        telemetry {
+          prometheus_retention_time = "24h"
+          disable_hostname = true
+        }
+        ui_config {
+          enabled = true
+        }
+        ports {
+          grpc = 8502
+          https = -1
+        }
+        addresses {
+          http = "127.0.0.1"
+        }
+        limits {
+          http_max_conns_per_client = 50
+        }
+        acl {
+          enabled = true
+          default_policy = "deny"
+          tokens {
+            agent = "00000000-0000-0000-0000-000000000001"
+          }
+        }
+        connect {
+          enabled = true
+        }
+        tls {
+          defaults {
+            verify_incoming = false
+          }
+        }
+    "#;
+
+    const PRODUCTION_JSON: &str = r#"{
+        "datacenter": "eu-west",
+        "data_dir": "/opt/consul",
+        "node_name": "consul-server-1",
+        "server": true,
+        "bootstrap_expect": 3,
+        "bind_addr": "10.0.0.11",
+        "client_addr": "0.0.0.0",
+        "retry_join": ["10.0.0.12", "10.0.0.13"],
+        "encrypt": "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
+        "log_level": "INFO",
+        "leave_on_terminate": true,
+        "skip_leave_on_interrupt": false,
+        "rejoin_after_leave": true,
+        "disable_update_check": true,
+        "check_update_interval": "0s",
+        "performance": {"raft_multiplier": 1},
+        "telemetry": {"prometheus_retention_time": "24h", "disable_hostname": true},
+        "ui_config": {"enabled": true},
+        "ports": {"grpc": 8502, "https": -1},
+        "addresses": {"http": "127.0.0.1"},
+        "limits": {"http_max_conns_per_client": 50},
+        "acl": {"enabled": true, "default_policy": "deny",
+                "tokens": {"agent": "00000000-0000-0000-0000-000000000001"}},
+        "connect": {"enabled": true},
+        "tls": {"defaults": {"verify_incoming": false}}
+    }"#;
+
+    #[test]
+    fn a_production_consul_config_loads_in_hcl_and_json() {
+        for (name, text) in [("prod.hcl", PRODUCTION_HCL), ("prod.json", PRODUCTION_JSON)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let flags = Flags {
+                config_files: vec![path],
+                ..Default::default()
+            };
+            let config = load(&flags).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(config.server && config.bootstrap_expect == 3, "{name}");
+            assert_eq!(config.raft_tuning.timing_multiplier, 1, "{name}");
+            assert!(config.leave_on_terminate && !config.skip_leave_on_interrupt);
+            assert!(config.rejoin_after_leave);
+            assert_eq!(config.check_update_interval, Duration::ZERO);
+            assert_eq!(config.http_max_conns_per_client, Some(50));
+            assert_eq!(config.http_bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+            assert_eq!(config.dns_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            assert_eq!(
+                config.not_acted_on,
+                [
+                    "acl.default_policy",
+                    "acl.enabled",
+                    "acl.tokens.agent",
+                    "connect.enabled",
+                    "encrypt",
+                    "ports.grpc",
+                    "ports.https",
+                    "telemetry.disable_hostname",
+                    "telemetry.prometheus_retention_time",
+                    "tls.defaults.verify_incoming",
+                    "ui_config.enabled",
+                ],
+                "{name}"
+            );
+        }
+    }
+
+    fn load_text(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        load(&Flags {
+            dev: true,
+            config_files: vec![path],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn keys_not_acted_on_are_collected_across_files_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.hcl"), "telemetry { disable_hostname = true }\n").unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"telemetry": {"disable_hostname": false}, "ui": true}"#,
+        )
+        .unwrap();
+        let config = load(&Flags {
+            dev: true,
+            config_dirs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.not_acted_on, ["telemetry.disable_hostname", "ui"]);
+        let plain = load(&Flags {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(plain.not_acted_on.is_empty());
+    }
+
+    #[test]
+    fn raft_multiplier_is_between_1_and_10() {
+        let config = load_text("m.hcl", "performance { raft_multiplier = 5 }").unwrap();
+        assert_eq!(config.raft_tuning.timing_multiplier, 5);
+        assert_eq!(
+            load_text("none.hcl", "").unwrap().raft_tuning.timing_multiplier,
+            1,
+            "unset means Shoal's base timings"
+        );
+        for bad in ["0", "11", "-1"] {
+            let err = load_text("m.hcl", &format!("performance {{ raft_multiplier = {bad} }}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("performance.raft_multiplier"), "{err}");
+        }
+        let err = load_text("m.json", r#"{"performance": {"raft_multiplier": "1"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.json") && err.contains("performance.raft_multiplier"), "{err}");
+    }
+
+    #[test]
+    fn addresses_bind_listeners_apart_from_client_addr() {
+        let config = load_text(
+            "a.hcl",
+            "client_addr = \"127.0.0.1\"\naddresses { dns = \"127.0.0.2\" }\nports { http = 9500 }",
+        )
+        .unwrap();
+        assert_eq!(config.http_addr(), Some("127.0.0.1:9500".parse().unwrap()));
+        assert_eq!(config.dns_addr(), Some("127.0.0.2:8600".parse().unwrap()));
+        for bad in ["unix:///tmp/consul.sock", "127.0.0.1 127.0.0.2", "{{ GetPrivateIP }}"] {
+            let err = load_text("b.json", &format!(r#"{{"addresses": {{"http": "{bad}"}}}}"#))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("addresses.http"), "{err}");
+        }
+    }
+
+    #[test]
+    fn leaving_on_signals_defaults_by_role_as_consul() {
+        let server = load_text("s.hcl", "").unwrap();
+        assert!(!server.leave_on_terminate && server.skip_leave_on_interrupt);
+        let client = load(&Flags {
+            data_dir: Some(tempfile::tempdir().unwrap().path().to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(client.leave_on_terminate && !client.skip_leave_on_interrupt);
+        assert!(!client.rejoin_after_leave);
+        assert_eq!(client.check_update_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn http_conn_limit_defaults_to_consuls_and_zero_lifts_it() {
+        assert_eq!(load_text("d.hcl", "").unwrap().http_max_conns_per_client, Some(200));
+        let none = load_text("z.hcl", "limits { http_max_conns_per_client = 0 }").unwrap();
+        assert_eq!(none.http_max_conns_per_client, None);
+        let err = load_text("n.hcl", "limits { http_max_conns_per_client = -5 }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.http_max_conns_per_client"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_still_name_file_and_key() {
+        for (name, text, key) in [
+            ("t.hcl", "telemetry { prometheus_retention = \"1h\" }", "telemetry.prometheus_retention"),
+            ("p.json", r#"{"performance": {"raft_multiplyer": 1}}"#, "performance.raft_multiplyer"),
+            ("x.json", r#"{"leave_on_terminat": true}"#, "leave_on_terminat"),
+        ] {
+            let err = load_text(name, text).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(key), "{err}");
+        }
+    }
 }
