@@ -233,7 +233,10 @@ impl Agent {
             let remembered = match self.config.rejoin_after_leave {
                 true => {
                     let path = gossip_snapshot_path(self.config.data_dir.path());
-                    tokio::fs::read(&path).await.ok().map(|members| (path, members))
+                    tokio::fs::read(&path)
+                        .await
+                        .ok()
+                        .map(|members| (path, members))
                 }
                 false => None,
             };

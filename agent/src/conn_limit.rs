@@ -215,7 +215,10 @@ mod tests {
         let _third = slots.take(a, 2).unwrap();
         assert!(slots.take(a, 2).is_none());
         drop((_second, _third, _other));
-        assert!(slots.lock().is_empty(), "entries go with their last connection");
+        assert!(
+            slots.lock().is_empty(),
+            "entries go with their last connection"
+        );
     }
 
     #[tokio::test]

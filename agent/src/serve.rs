@@ -39,10 +39,7 @@ fn leaves_on(config: &Config, signal: StopSignal) -> bool {
 
 /// Runs the agent until `stop` resolves or the agent is told to leave. Listeners are
 /// bound before anything starts, so a busy port fails start-up at once with its address.
-pub async fn run(
-    config: Config,
-    stop: impl Future<Output = StopSignal>,
-) -> Result<(), AgentError> {
+pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Result<(), AgentError> {
     if !config.not_acted_on.is_empty() {
         tracing::warn!(
             "config keys accepted but not acted on yet (see docs/compatibility.md): {}",

@@ -395,7 +395,10 @@ mod tests {
         // Output only: deferred, between half and one and a half intervals.
         assert!(deferrals.in_sync(&catalog, &newer, now));
         let due = deferrals.next_due().unwrap();
-        assert!(due >= now + interval / 2 && due <= now + interval * 3 / 2, "{due:?}");
+        assert!(
+            due >= now + interval / 2 && due <= now + interval * 3 / 2,
+            "{due:?}"
+        );
         assert!(deferrals.in_sync(&catalog, &newer, due - Duration::from_millis(1)));
         assert!(!deferrals.in_sync(&catalog, &newer, due), "sent once due");
         assert!(deferrals.next_due().is_none());

@@ -123,7 +123,11 @@ fn listening(pid: u32) -> BTreeSet<(&'static str, u16)> {
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .filter_map(|link| {
             let link = link.to_string_lossy().into_owned();
-            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
         })
         .collect();
     let mut found = BTreeSet::new();
@@ -176,7 +180,14 @@ fn ports_minus_one_leaves_http_and_dns_closed() {
     let log_path = dir.path().join("agent.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(shoal_bin())
-        .args(["agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1"])
+        .args([
+            "agent",
+            "-dev",
+            "-bind",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+        ])
         .args(["-data-dir", dir.path().join("data").to_str().unwrap()])
         .args(["-config-file", config.to_str().unwrap()])
         .stdout(log.try_clone().unwrap())
@@ -194,7 +205,10 @@ fn ports_minus_one_leaves_http_and_dns_closed() {
         "only Raft and gossip listen:\n{logs}"
     );
     assert!(!logs.contains("HTTP API listening") && !logs.contains("DNS listening"));
-    assert!(logs.contains("ports.https"), "https is accepted and named:\n{logs}");
+    assert!(
+        logs.contains("ports.https"),
+        "https is accepted and named:\n{logs}"
+    );
 }
 
 /// Sends a request on an open connection and returns the status line of the answer.
@@ -206,7 +220,8 @@ fn status_line(conn: &mut TcpStream) -> String {
 
 /// Reads until the end of a response head; the status line, or "" if the peer closed.
 fn read_head(conn: &mut TcpStream) -> String {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -262,4 +277,110 @@ fn http_max_conns_per_client_refuses_the_connection_over_the_limit() {
         "{}",
         agent.logs()
     );
+}
+
+fn member_status(agent: &AgentProc, name: &str) -> Option<u64> {
+    let members = agent.get("/v1/agent/members").json();
+    members
+        .as_array()?
+        .iter()
+        .find(|m| m["Name"] == name)
+        .and_then(|m| m["Status"].as_u64())
+}
+
+fn config_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Serf's member statuses, as `/v1/agent/members` reports them.
+const ALIVE: u64 = 1;
+const LEFT: u64 = 3;
+const FAILED: u64 = 4;
+
+#[test]
+fn leave_on_terminate_decides_whether_sigterm_leaves_or_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let stay = config_file(&dir, "stay.hcl", "leave_on_terminate = false\n");
+    let server = AgentProc::start_host("127.0.0.61", &["-server", "-bootstrap", "-node", "s"]);
+    let mut leaver =
+        AgentProc::start_host("127.0.0.62", &["-node", "leaver", "-join", "127.0.0.61"]);
+    let mut stayer = AgentProc::start_host(
+        "127.0.0.63",
+        &[
+            "-node",
+            "stayer",
+            "-join",
+            "127.0.0.61",
+            "-config-file",
+            &stay,
+        ],
+    );
+    eventually(Duration::from_secs(15), "both clients alive", || {
+        ["leaver", "stayer"]
+            .iter()
+            .all(|n| member_status(&server, n) == Some(ALIVE))
+            .then_some(())
+    });
+    assert!(leaver.stop().success());
+    assert!(stayer.stop().success());
+    // A client leaves on SIGTERM by default; with leave_on_terminate = false it just
+    // stops, and the pool finds it failed.
+    eventually(
+        Duration::from_secs(30),
+        "leaver left, stayer failed",
+        || {
+            let statuses = (
+                member_status(&server, "leaver"),
+                member_status(&server, "stayer"),
+            );
+            (statuses == (Some(LEFT), Some(FAILED))).then_some(())
+        },
+    );
+}
+
+#[test]
+fn rejoin_after_leave_keeps_the_remembered_pool_across_a_graceful_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let rejoin = config_file(&dir, "rejoin.hcl", "rejoin_after_leave = true\n");
+    let server = AgentProc::start_host("127.0.0.64", &["-server", "-bootstrap", "-node", "s"]);
+    // Joined through the API, so a restart has no join address of its own.
+    let mut keeps =
+        AgentProc::start_host("127.0.0.65", &["-node", "keeps", "-config-file", &rejoin]);
+    let mut forgets = AgentProc::start_host("127.0.0.66", &["-node", "forgets"]);
+    for client in [&keeps, &forgets] {
+        assert_eq!(client.put("/v1/agent/join/127.0.0.64", "").status, 200);
+    }
+    eventually(Duration::from_secs(15), "both clients alive", || {
+        ["keeps", "forgets"]
+            .iter()
+            .all(|n| member_status(&server, n) == Some(ALIVE))
+            .then_some(())
+    });
+    // Give the gossip snapshot (written within a second of a change) time to hold the
+    // server, then leave gracefully.
+    for client in [&keeps, &forgets] {
+        eventually(Duration::from_secs(10), "snapshot written", || {
+            std::fs::read_to_string(client.data_dir.join("serf/local.snapshot"))
+                .ok()
+                .filter(|s| s.contains("127.0.0.64"))
+        });
+    }
+    for client in [&mut keeps, &mut forgets] {
+        assert_eq!(client.put("/v1/agent/leave", "").status, 200);
+        client.wait_exit(Duration::from_secs(20));
+    }
+    eventually(Duration::from_secs(15), "both left", || {
+        ["keeps", "forgets"]
+            .iter()
+            .all(|n| member_status(&server, n) == Some(LEFT))
+            .then_some(())
+    });
+    // By default the pool is forgotten, as serf does; rejoin_after_leave keeps it for the
+    // next start. (Whether a restarted node comes back is not a test of this: the pool
+    // itself re-announces to members that left, see gossip/tuning.rs.)
+    assert!(!forgets.data_dir.join("serf/local.snapshot").exists());
+    let kept = std::fs::read_to_string(keeps.data_dir.join("serf/local.snapshot")).unwrap();
+    assert!(kept.contains("127.0.0.64"), "{kept}");
 }

@@ -500,7 +500,13 @@ pub const CONSUL_KEYS: &[Key] = &[
     later("node_id", Str),
     acted("node_meta", StrMap, ""),
     acted("node_name", Str, ""),
-    later("peering", Block(&[later("enabled", Bool), later("test_allow_peer_registrations", Bool)])),
+    later(
+        "peering",
+        Block(&[
+            later("enabled", Bool),
+            later("test_allow_peer_registrations", Bool),
+        ]),
+    ),
     acted("performance", Block(PERFORMANCE), ""),
     later("pid_file", Str),
     acted("ports", Block(PORTS), ""),
@@ -519,8 +525,9 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted(
         "rejoin_after_leave",
         Bool,
-        "default false: after a graceful leave the node forgets its pool (only \
-         retry_join/start_join bring it back); true keeps the remembered members",
+        "default false: a graceful leave forgets the remembered pool (the gossip \
+         snapshot); true keeps it for the next start. Unlike serf, Shoal's pool also \
+         re-announces to members that left, so a restarted node may be pulled back either way",
     ),
     acted("retry_interval", Duration, ""),
     later_because("retry_interval_wan", Duration, NO_WAN),
@@ -562,7 +569,10 @@ pub const CONSUL_KEYS: &[Key] = &[
     later("ui_config", Block(UI_CONFIG)),
     later("ui_content_path", Str),
     later("ui_dir", Str),
-    later("unix_sockets", Block(&[later("group", Str), later("mode", Str), later("user", Str)])),
+    later(
+        "unix_sockets",
+        Block(&[later("group", Str), later("mode", Str), later("user", Str)]),
+    ),
     later("use_streaming_backend", Bool),
     later("watches", Any),
     later("xds", Block(&[later("update_max_per_second", Float)])),
@@ -638,7 +648,8 @@ pub const CONSUL_KEYS: &[Key] = &[
 ];
 
 /// The markers around the generated table in docs/compatibility.md.
-pub const TABLE_BEGIN: &str = "<!-- config-keys:begin (generated from agent/src/config/consul_keys.rs) -->";
+pub const TABLE_BEGIN: &str =
+    "<!-- config-keys:begin (generated from agent/src/config/consul_keys.rs) -->";
 pub const TABLE_END: &str = "<!-- config-keys:end -->";
 
 /// Every key as a dotted path (blocks opened down to their leaves), with its support and

@@ -29,9 +29,12 @@ fn path_of(prefix: &str, name: &str) -> String {
 }
 
 fn find<'a>(keys: &'a [Key], name: &str, path: &str) -> Result<&'a Key, KeyError> {
-    keys.iter()
-        .find(|k| k.name == name)
-        .ok_or_else(|| (path.to_string(), "unknown key: not a Consul agent setting".into()))
+    keys.iter().find(|k| k.name == name).ok_or_else(|| {
+        (
+            path.to_string(),
+            "unknown key: not a Consul agent setting".into(),
+        )
+    })
 }
 
 fn sift_block(
@@ -182,13 +185,33 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let cases = [
-            (json!({"telemetry": {"prometheus_retention": "30s"}}), "telemetry.prometheus_retention", "unknown key"),
+            (
+                json!({"telemetry": {"prometheus_retention": "30s"}}),
+                "telemetry.prometheus_retention",
+                "unknown key",
+            ),
             (json!({"not_a_key": 1}), "not_a_key", "unknown key"),
             (json!({"ports": {"grcp": 1}}), "ports.grcp", "unknown key"),
-            (json!({"telemetry": {"disable_hostname": "yes"}}), "telemetry.disable_hostname", "true or false"),
-            (json!({"ports": {"grpc": "8502"}}), "ports.grpc", "an integer"),
-            (json!({"acl": {"token_ttl": "soon"}}), "acl.token_ttl", "bad duration"),
-            (json!({"retry_join_wan": "a"}), "retry_join_wan", "list of strings"),
+            (
+                json!({"telemetry": {"disable_hostname": "yes"}}),
+                "telemetry.disable_hostname",
+                "true or false",
+            ),
+            (
+                json!({"ports": {"grpc": "8502"}}),
+                "ports.grpc",
+                "an integer",
+            ),
+            (
+                json!({"acl": {"token_ttl": "soon"}}),
+                "acl.token_ttl",
+                "bad duration",
+            ),
+            (
+                json!({"retry_join_wan": "a"}),
+                "retry_join_wan",
+                "list of strings",
+            ),
             (json!({"telemetry": true}), "telemetry", "a block"),
         ];
         for (doc, path, message) in cases {

@@ -397,7 +397,11 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
              {MAX_TIMING_MULTIPLIER}"
         )));
     }
-    let http_max_conns_per_client = match file.limits.as_ref().and_then(|l| l.http_max_conns_per_client) {
+    let http_max_conns_per_client = match file
+        .limits
+        .as_ref()
+        .and_then(|l| l.http_max_conns_per_client)
+    {
         None => Some(DEFAULT_HTTP_MAX_CONNS_PER_CLIENT),
         Some(0) => None,
         Some(n) => Some(usize::try_from(n).map_err(|_| {
@@ -852,7 +856,11 @@ mod tests {
     #[test]
     fn keys_not_acted_on_are_collected_across_files_once() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.hcl"), "telemetry { disable_hostname = true }\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.hcl"),
+            "telemetry { disable_hostname = true }\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("b.json"),
             r#"{"telemetry": {"disable_hostname": false}, "ui": true}"#,
@@ -878,20 +886,29 @@ mod tests {
         let config = load_text("m.hcl", "performance { raft_multiplier = 5 }").unwrap();
         assert_eq!(config.raft_tuning.timing_multiplier, 5);
         assert_eq!(
-            load_text("none.hcl", "").unwrap().raft_tuning.timing_multiplier,
+            load_text("none.hcl", "")
+                .unwrap()
+                .raft_tuning
+                .timing_multiplier,
             1,
             "unset means Shoal's base timings"
         );
         for bad in ["0", "11", "-1"] {
-            let err = load_text("m.hcl", &format!("performance {{ raft_multiplier = {bad} }}"))
-                .unwrap_err()
-                .to_string();
+            let err = load_text(
+                "m.hcl",
+                &format!("performance {{ raft_multiplier = {bad} }}"),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.contains("performance.raft_multiplier"), "{err}");
         }
         let err = load_text("m.json", r#"{"performance": {"raft_multiplier": "1"}}"#)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("m.json") && err.contains("performance.raft_multiplier"), "{err}");
+        assert!(
+            err.contains("m.json") && err.contains("performance.raft_multiplier"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -903,10 +920,17 @@ mod tests {
         .unwrap();
         assert_eq!(config.http_addr(), Some("127.0.0.1:9500".parse().unwrap()));
         assert_eq!(config.dns_addr(), Some("127.0.0.2:8600".parse().unwrap()));
-        for bad in ["unix:///tmp/consul.sock", "127.0.0.1 127.0.0.2", "{{ GetPrivateIP }}"] {
-            let err = load_text("b.json", &format!(r#"{{"addresses": {{"http": "{bad}"}}}}"#))
-                .unwrap_err()
-                .to_string();
+        for bad in [
+            "unix:///tmp/consul.sock",
+            "127.0.0.1 127.0.0.2",
+            "{{ GetPrivateIP }}",
+        ] {
+            let err = load_text(
+                "b.json",
+                &format!(r#"{{"addresses": {{"http": "{bad}"}}}}"#),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.contains("addresses.http"), "{err}");
         }
     }
@@ -927,7 +951,10 @@ mod tests {
 
     #[test]
     fn http_conn_limit_defaults_to_consuls_and_zero_lifts_it() {
-        assert_eq!(load_text("d.hcl", "").unwrap().http_max_conns_per_client, Some(200));
+        assert_eq!(
+            load_text("d.hcl", "").unwrap().http_max_conns_per_client,
+            Some(200)
+        );
         let none = load_text("z.hcl", "limits { http_max_conns_per_client = 0 }").unwrap();
         assert_eq!(none.http_max_conns_per_client, None);
         let err = load_text("n.hcl", "limits { http_max_conns_per_client = -5 }")
@@ -939,9 +966,21 @@ mod tests {
     #[test]
     fn unknown_keys_still_name_file_and_key() {
         for (name, text, key) in [
-            ("t.hcl", "telemetry { prometheus_retention = \"1h\" }", "telemetry.prometheus_retention"),
-            ("p.json", r#"{"performance": {"raft_multiplyer": 1}}"#, "performance.raft_multiplyer"),
-            ("x.json", r#"{"leave_on_terminat": true}"#, "leave_on_terminat"),
+            (
+                "t.hcl",
+                "telemetry { prometheus_retention = \"1h\" }",
+                "telemetry.prometheus_retention",
+            ),
+            (
+                "p.json",
+                r#"{"performance": {"raft_multiplyer": 1}}"#,
+                "performance.raft_multiplyer",
+            ),
+            (
+                "x.json",
+                r#"{"leave_on_terminat": true}"#,
+                "leave_on_terminat",
+            ),
         ] {
             let err = load_text(name, text).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains(key), "{err}");

@@ -483,7 +483,9 @@ impl RaftNode {
             .last_applied
             .is_some_and(|log| log.leader_id.term == metrics.current_term);
         let voters = metrics.membership_config.membership().voter_ids();
-        leading && applied_own_term && self.lease.quorum_acked(self.id, voters) <= self.tuning.read_lease()
+        leading
+            && applied_own_term
+            && self.lease.quorum_acked(self.id, voters) <= self.tuning.read_lease()
     }
 
     /// Openraft calls this node leader, but no quorum has answered it for too long.
