@@ -230,15 +230,14 @@ impl Agent {
         if leave {
             // Gossip forgets the pool on a graceful leave, as serf does; with
             // `rejoin_after_leave` Consul keeps it, so the remembered members are put back.
-            let remembered = match self.config.rejoin_after_leave {
-                true => {
-                    let path = gossip_snapshot_path(self.config.data_dir.path());
-                    tokio::fs::read(&path)
-                        .await
-                        .ok()
-                        .map(|members| (path, members))
-                }
-                false => None,
+            let remembered = if self.config.rejoin_after_leave {
+                let path = gossip_snapshot_path(self.config.data_dir.path());
+                tokio::fs::read(&path)
+                    .await
+                    .ok()
+                    .map(|members| (path, members))
+            } else {
+                None
             };
             if let Err(e) = self.gossip.leave().await {
                 tracing::warn!(error = %e, "leaving the gossip pool");
