@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use crate::local::{LocalCheck, LocalState};
 use crate::maintenance::Maintenance;
 use crate::persist::PersistError;
 use crate::server_members;
-use crate::sync::{CatalogIdentity, Syncer};
+use crate::sync::{CatalogIdentity, OutputDeferrals, Syncer};
 
 pub use crate::local::registrations::Source;
 
@@ -124,7 +125,7 @@ impl Agent {
         gossip_config.retry_interval = config.retry_interval;
         gossip_config.retry_max = config.retry_max;
         gossip_config.reap_after = config.reconnect_timeout;
-        gossip_config.snapshot = Some(data_dir.join("serf").join("local.snapshot"));
+        gossip_config.snapshot = Some(gossip_snapshot_path(&data_dir));
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;
@@ -169,6 +170,7 @@ impl Agent {
                     let gossip = agent.gossip.clone();
                     Arc::new(move || gossip.members().len())
                 },
+                output_deferrals: OutputDeferrals::new(agent.config.check_update_interval),
             }
             .run(agent.shutdown.subscribe()),
         );
@@ -227,8 +229,24 @@ impl Agent {
             tracing::warn!(error = %e, "stopping check runners");
         }
         if leave {
+            // Gossip forgets the pool on a graceful leave, as serf does; with
+            // `rejoin_after_leave` Consul keeps it, so the remembered members are put back.
+            let remembered = if self.config.rejoin_after_leave {
+                let path = gossip_snapshot_path(self.config.data_dir.path());
+                tokio::fs::read(&path)
+                    .await
+                    .ok()
+                    .map(|members| (path, members))
+            } else {
+                None
+            };
             if let Err(e) = self.gossip.leave().await {
                 tracing::warn!(error = %e, "leaving the gossip pool");
+            }
+            if let Some((path, members)) = remembered {
+                if let Err(e) = tokio::fs::write(&path, members).await {
+                    tracing::warn!(error = %e, "keeping the gossip snapshot (rejoin_after_leave)");
+                }
             }
         } else {
             self.gossip.shutdown().await;
@@ -421,6 +439,11 @@ fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
             })
             .collect()
     })
+}
+
+/// Where gossip remembers the pool across restarts (serf's `serf/local.snapshot`).
+fn gossip_snapshot_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("serf").join("local.snapshot")
 }
 
 /// The Serf tags Consul's tools read from `/v1/agent/members`.

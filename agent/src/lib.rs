@@ -9,6 +9,7 @@ pub mod agent;
 pub mod checks;
 pub mod client;
 pub mod config;
+pub mod conn_limit;
 pub mod decode;
 pub mod definition;
 pub mod dns;

@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use crate::agent::{Agent, AgentError};
 use crate::config::Config;
+use crate::conn_limit::LimitedListener;
 use crate::dns_catalog::AgentDnsCatalog;
 
 async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
@@ -17,9 +18,35 @@ async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<TcpListener, AgentErro
         .map_err(|e| AgentError::Start(format!("binding {what} on {addr}: {e}")))
 }
 
+/// The signal that asked the agent to stop: Consul decides on each whether to leave the
+/// pool gracefully (`skip_leave_on_interrupt`, `leave_on_terminate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+/// Whether stopping on `signal` leaves the pool gracefully (others see the node `left`)
+/// or just stops (they see it fail, and a server keeps its Raft seat).
+fn leaves_on(config: &Config, signal: StopSignal) -> bool {
+    match signal {
+        StopSignal::Interrupt => !config.skip_leave_on_interrupt,
+        StopSignal::Terminate => config.leave_on_terminate,
+    }
+}
+
 /// Runs the agent until `stop` resolves or the agent is told to leave. Listeners are
 /// bound before anything starts, so a busy port fails start-up at once with its address.
-pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), AgentError> {
+pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Result<(), AgentError> {
+    if !config.not_acted_on.is_empty() {
+        tracing::warn!(
+            "config keys accepted but not acted on yet (see docs/compatibility.md): {}",
+            config.not_acted_on.join(", ")
+        );
+    }
+    let http_conn_limit = config.http_max_conns_per_client;
     let http = match config.http_addr() {
         Some(addr) => Some(bind_tcp("HTTP", addr).await?),
         None => None,
@@ -54,6 +81,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), A
 
     if let Some(listener) = http {
         let addr = listener.local_addr().ok();
+        let listener = LimitedListener::new(listener, http_conn_limit);
         let router = crate::http::router(agent.clone());
         let agent_for_http = agent.clone();
         tokio::spawn(async move {
@@ -73,12 +101,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), A
         "agent started"
     );
 
-    // Consul's defaults: `leave` always leaves the pool gracefully; on a signal, clients
-    // leave (`leave_on_terminate`) and servers just stop, keeping their Raft seat.
+    // `leave` always leaves the pool gracefully; a signal does as the config says (by
+    // default clients leave and servers just stop, keeping their Raft seat).
     let leave = tokio::select! {
-        _ = stop => {
-            tracing::info!("signal received, shutting down");
-            !agent.is_server()
+        signal = stop => {
+            tracing::info!(?signal, "signal received, shutting down");
+            leaves_on(agent.config(), signal)
         }
         _ = agent.stopped() => {
             tracing::info!("leave requested, leaving the cluster");

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use shoal_agent::config::{self, Flags};
+use shoal_agent::serve::StopSignal;
 
 /// Flags of `shoal agent` (Consul's names; one dash or two).
 #[derive(clap::Args, Debug)]
@@ -150,7 +151,8 @@ fn init_logging(level: &str, json: bool) {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM and says which came.
+async fn shutdown_signal() -> StopSignal {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -159,14 +161,17 @@ async fn shutdown_signal() {
                 Ok(term) => term,
                 Err(_) => {
                     let _ = ctrl_c.await;
-                    return;
+                    return StopSignal::Interrupt;
                 }
             };
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = ctrl_c => StopSignal::Interrupt,
+            _ = term.recv() => StopSignal::Terminate,
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = ctrl_c.await;
+        StopSignal::Interrupt
+    }
 }

@@ -731,6 +731,7 @@ async fn a_lagging_server_catches_up_from_a_snapshot() {
     let tuning = Tuning {
         snapshot_every: 20,
         keep_after_snapshot: 5,
+        ..Tuning::default()
     };
     let mut servers = cluster(tuning).await;
     write(&servers, "n0").await;
