@@ -84,14 +84,9 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
         let listener = LimitedListener::new(listener, http_conn_limit);
         let router = crate::http::router(agent.clone());
         let agent_for_http = agent.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { agent_for_http.stopped().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        tokio::spawn(crate::http::serve(listener, router, async move {
+            agent_for_http.stopped().await
+        }));
         tracing::info!(?addr, "HTTP API listening");
     }
     tracing::info!(

@@ -686,3 +686,33 @@ fn consul_query_details_are_answered_as_consul_does() {
         r#"Invalid header: "X-Consul-Partition" - Partitions are a Consul Enterprise feature"#
     );
 }
+
+/// Header names go out as Consul's (Go's canonical case), for clients that match them
+/// case-sensitively.
+#[test]
+fn header_names_are_written_in_consuls_case() {
+    use std::io::{Read, Write};
+    let agent = AgentProc::start(&["-dev"]);
+    let mut stream = std::net::TcpStream::connect(agent.http_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /v1/catalog/nodes HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    for name in [
+        "Content-Type",
+        "X-Consul-Index",
+        "X-Consul-Knownleader",
+        "X-Consul-Lastcontact",
+        "X-Consul-Effective-Consistency",
+    ] {
+        assert!(
+            head.lines().any(|l| l.starts_with(&format!("{name}: "))),
+            "{name} missing from:\n{head}"
+        );
+    }
+}

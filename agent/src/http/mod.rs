@@ -14,6 +14,9 @@ mod maintenance;
 mod operator;
 mod request;
 mod response;
+mod serve;
+
+pub use serve::serve;
 
 use std::sync::Arc;
 
