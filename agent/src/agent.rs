@@ -3,10 +3,12 @@
 //! mode) the embedded server. The HTTP API and DNS call into this; nothing here knows
 //! about HTTP.
 
+mod reload;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_server::leader::Member;
@@ -30,6 +32,7 @@ use crate::server_members;
 use crate::sync::{CatalogIdentity, OutputDeferrals, Syncer};
 
 pub use crate::local::registrations::Source;
+pub use reload::{LogLevelControl, ReloadError};
 
 /// Why an agent operation failed; the HTTP layer maps each kind to a status code.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,8 @@ pub struct Agent {
     server: Option<Arc<Server>>,
     gossip: Gossip,
     shutdown: watch::Sender<bool>,
+    /// The config files' services and checks as last (re)loaded.
+    file_registrations: reload::FileRegistrationsLock,
 }
 
 impl Agent {
@@ -145,6 +150,9 @@ impl Agent {
             },
         )?;
         let (shutdown, _) = watch::channel(false);
+        // A bad definition fails the start below, naming it.
+        let file_registrations =
+            reload::FileRegistrations::from_config(&config).unwrap_or_default();
         let agent = Arc::new(Agent {
             config,
             node_id,
@@ -154,6 +162,7 @@ impl Agent {
             server,
             gossip,
             shutdown,
+            file_registrations: Mutex::new(file_registrations),
         });
 
         let loading = agent.clone();

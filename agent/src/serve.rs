@@ -89,6 +89,7 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
         }));
         tracing::info!(?addr, "HTTP API listening");
     }
+    tokio::spawn(reload_on_sighup(agent.clone()));
     tracing::info!(
         node = %agent.config().node_name,
         datacenter = %agent.config().datacenter,
@@ -110,4 +111,30 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
     };
     agent.shutdown(leave).await;
     Ok(())
+}
+
+/// SIGHUP reloads the config files, as Consul's agent does; a bad file is logged and the
+/// running config stays.
+async fn reload_on_sighup(agent: Arc<Agent>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload through the HTTP API instead");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received, reloading the config");
+            let reloading = agent.clone();
+            match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reload failed; the running config stays")
+                }
+                Err(e) => tracing::error!(error = %e, "reload failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = agent;
 }

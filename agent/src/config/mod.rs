@@ -80,6 +80,10 @@ impl DataDir {
 /// Everything the agent runs with, validated.
 #[derive(Debug)]
 pub struct Config {
+    /// The flags this config was built from: a reload reads the same files again.
+    pub flags: Flags,
+    /// Set by the binary that set up logging, so a reload can change the level.
+    pub log_control: Option<crate::agent::LogLevelControl>,
     pub dev: bool,
     pub node_name: String,
     pub datacenter: String,
@@ -477,6 +481,8 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     Ok(Config {
+        flags: flags.clone(),
+        log_control: None,
         dev,
         node_name,
         datacenter,

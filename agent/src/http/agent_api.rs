@@ -339,6 +339,16 @@ fn stats(agent: &Agent) -> Value {
     }
 }
 
+/// `PUT /v1/agent/reload`: the config files read again (see `Agent::reload`); an error
+/// names the file and key, and the running config stays.
+pub async fn reload(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || agent.reload())
+        .await
+        .map_err(|e| ApiError::internal(format!("reload: {e}")))?
+        .map_err(|e| ApiError::internal(format!("Failed reloading config: {e}")))?;
+    Ok(ok_empty())
+}
+
 pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
     agent.request_shutdown();
     Ok(ok_empty())

@@ -68,6 +68,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/agent/self", get(agent_api::self_info))
         .route("/v1/agent/members", get(agent_api::members))
         .route("/v1/agent/leave", put(agent_api::leave))
+        .route("/v1/agent/reload", put(agent_api::reload))
         .route("/v1/agent/maintenance", put(maintenance::node))
         .route(
             "/v1/agent/service/maintenance/{id}",

@@ -7,6 +7,7 @@ mod leave;
 mod maint;
 mod members;
 mod operator;
+mod reload;
 mod services;
 mod version;
 
@@ -55,6 +56,8 @@ enum Command {
         #[command(subcommand)]
         command: operator::Command,
     },
+    /// Make the agent read its config files again
+    Reload(reload::Args),
     /// Register or deregister services with the agent
     Services {
         #[command(subcommand)]
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
+        Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
     }
 }
