@@ -17,9 +17,11 @@ use super::{Agent, AgentError, Source};
 use crate::config::{self, ConfigError};
 use crate::definition;
 
+type SetLogLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 /// Sets the log level of the running process; given by the binary that set up logging.
 #[derive(Clone)]
-pub struct LogLevelControl(Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>);
+pub struct LogLevelControl(Arc<SetLogLevel>);
 
 impl LogLevelControl {
     pub fn new(set: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
@@ -134,5 +136,5 @@ impl Agent {
     }
 }
 
-/// Holds the one reload in progress; a concurrent one waits for it.
+/// Held for the whole of a reload, so a concurrent one waits for it.
 pub(super) type FileRegistrationsLock = Mutex<FileRegistrations>;
