@@ -716,3 +716,49 @@ fn header_names_are_written_in_consuls_case() {
         );
     }
 }
+
+/// `/v1/agent/self` has every top-level section Consul's has, and catalog registrations
+/// take Consul's defaults.
+#[test]
+fn agent_self_sections_and_catalog_defaults() {
+    let agent = AgentProc::start(&["-dev", "-node", "selfish"]);
+    let me = agent.get("/v1/agent/self").json();
+    for section in [
+        "Config",
+        "DebugConfig",
+        "Coord",
+        "Member",
+        "Meta",
+        "Stats",
+        "xDS",
+    ] {
+        assert!(me.get(section).is_some(), "{section} missing: {me}");
+    }
+    assert_eq!(me["DebugConfig"]["NodeName"], "selfish");
+    assert_eq!(me["DebugConfig"]["ServerMode"], true);
+    assert_eq!(me["Coord"]["Vec"].as_array().unwrap().len(), 8);
+
+    let body = json!({
+        "Node": "ext", "Address": "192.0.2.7",
+        "TaggedAddresses": {"wan": "198.51.100.7"},
+        "Check": {"Name": "mem", "Status": "passing"}
+    });
+    let r = agent.put("/v1/catalog/register", &body.to_string());
+    assert_eq!((r.status, r.body.as_str()), (200, "true"));
+    let checks = agent.get("/v1/health/node/ext").json();
+    assert_eq!(
+        (&checks[0]["CheckID"], &checks[0]["Node"]),
+        (&json!("mem"), &json!("ext"))
+    );
+    let node = agent.get("/v1/catalog/node/ext").json();
+    assert_eq!(node["Node"]["TaggedAddresses"]["wan"], "198.51.100.7");
+    // SkipNodeUpdate: a service added without restating the node keeps its address.
+    let body = json!({"Node": "ext", "SkipNodeUpdate": true, "Service": {"Service": "db"}});
+    assert_eq!(
+        agent.put("/v1/catalog/register", &body.to_string()).status,
+        200
+    );
+    let node = agent.get("/v1/catalog/node/ext").json();
+    assert_eq!(node["Node"]["Address"], "192.0.2.7");
+    assert!(node["Services"].get("db").is_some(), "{node}");
+}

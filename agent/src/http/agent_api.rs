@@ -293,11 +293,54 @@ pub async fn self_info(
             "Version": env!("CARGO_PKG_VERSION"),
             "BuildDate": "",
         },
+        "DebugConfig": debug_config(config),
+        // No network coordinates yet: a fresh serf coordinate, at the origin.
+        "Coord": {"Vec": ORIGIN, "Error": 1.5, "Adjustment": 0.0, "Height": 1.0e-5},
         "Member": member_json(&agent.gossip().local_member()),
         "Meta": config.node_meta,
         "Stats": stats(&agent),
+        // Shoal serves no xDS (gRPC) port.
+        "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
     });
     json(&body, params.has("pretty"))
+}
+
+/// Serf's 8-dimensional coordinate origin.
+const ORIGIN: [f64; 8] = [0.0; 8];
+
+/// Consul's `DebugConfig` (its whole runtime config) under Consul's names, for the
+/// settings Shoal has.
+fn debug_config(config: &crate::config::Config) -> Value {
+    let port = |p: Option<u16>| p.map_or(-1, i32::from);
+    json_value!({
+        "Datacenter": config.datacenter,
+        "NodeName": config.node_name,
+        "DataDir": config.data_dir.path(),
+        "DevMode": config.dev,
+        "ServerMode": config.server,
+        "Bootstrap": config.bootstrap,
+        "BootstrapExpect": config.bootstrap_expect,
+        "BindAddr": config.bind_addr,
+        "AdvertiseAddrLAN": config.advertise_addr,
+        "ClientAddrs": [config.client_addr],
+        "HTTPPort": port(config.ports.http),
+        "DNSPort": port(config.ports.dns),
+        "ServerPort": config.ports.server,
+        "SerfPortLAN": config.ports.serf_lan,
+        "DNSDomain": config.domain,
+        "DNSAltDomain": config.alt_domain.clone().unwrap_or_default(),
+        "DNSRecursors": config.recursors,
+        "LogLevel": config.log_level,
+        "NodeMeta": config.node_meta,
+        "RetryJoinLAN": config.retry_join,
+        "StartJoinAddrsLAN": config.join,
+        "LeaveOnTerm": config.leave_on_terminate,
+        "SkipLeaveOnInt": config.skip_leave_on_interrupt,
+        "RejoinAfterLeave": config.rejoin_after_leave,
+        "EnableScriptChecks": config.enable_script_checks,
+        "EnableLocalScriptChecks": config.enable_local_script_checks,
+        "HTTPMaxConnsPerClient": config.http_max_conns_per_client.unwrap_or(0),
+    })
 }
 
 /// Consul's `Stats`: `agent`, `consul` (server or client view) and, on servers, `raft`.

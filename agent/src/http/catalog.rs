@@ -190,6 +190,17 @@ pub async fn register(
     }
     require_local_datacenter(&agent, &request.datacenter)?;
     request.datacenter = agent.config().datacenter.clone();
+    // Consul's defaults (its `checkPreApply`): a check is named by its ID when it has
+    // none, and belongs to the request's node.
+    let node = request.node.clone();
+    for check in request.check.iter_mut().chain(request.checks.iter_mut()) {
+        if check.check_id.is_empty() {
+            check.check_id = check.name.clone();
+        }
+        if check.node.is_empty() {
+            check.node = node.clone();
+        }
+    }
     agent.rpc().apply(Command::Register(request)).await?;
     json(&true, false)
 }
