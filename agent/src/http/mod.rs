@@ -6,6 +6,8 @@
 mod agent_api;
 mod cache;
 mod catalog;
+#[cfg(test)]
+mod endpoints_table;
 mod enterprise;
 mod error;
 mod filtering;
