@@ -46,7 +46,12 @@ fn npm_consul_package_works_unchanged() {
         node_modules.display()
     );
     let node = which("node");
-    run(&agent, node, "node_client.js", &[("NODE_PATH", node_modules)]);
+    run(
+        &agent,
+        node,
+        "node_client.js",
+        &[("NODE_PATH", node_modules)],
+    );
 }
 
 #[test]
