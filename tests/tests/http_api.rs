@@ -709,6 +709,7 @@ fn header_names_are_written_in_consuls_case() {
         "X-Consul-Knownleader",
         "X-Consul-Lastcontact",
         "X-Consul-Effective-Consistency",
+        "X-Consul-Default-Acl-Policy",
     ] {
         assert!(
             head.lines().any(|l| l.starts_with(&format!("{name}: "))),

@@ -3,6 +3,7 @@
 //! Handlers only translate: they parse the request, call the [`Agent`] (local
 //! registrations) or its RPC client (catalog reads and writes), and render Consul's JSON.
 
+mod acl_header;
 mod agent_api;
 mod cache;
 mod catalog;
@@ -114,6 +115,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .layer(axum::middleware::from_fn(
             enterprise::refuse_enterprise_scopes,
         ))
+        .layer(axum::middleware::from_fn(acl_header::default_acl_policy))
         .with_state(HttpState {
             agent,
             cache: Arc::default(),
