@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::checks;
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
+use crate::connect::ConnectCache;
 use crate::definition;
 use crate::gossip::{Gossip, GossipConfig, MemberStatus};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
@@ -72,6 +73,8 @@ pub struct Agent {
     rpc: RpcClient,
     server: Option<Arc<Server>>,
     gossip: Gossip,
+    /// Connect's roots and leaves, served to local proxies.
+    connect: Arc<ConnectCache>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -96,6 +99,7 @@ impl Agent {
                 tuning: config.raft_tuning,
                 autopilot: config.autopilot.clone(),
                 bootstrap_expect: config.bootstrap_expect,
+                connect: config.connect.clone(),
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;
@@ -143,6 +147,13 @@ impl Agent {
             },
         )?;
         let (shutdown, _) = watch::channel(false);
+        let connect = ConnectCache::new(
+            rpc.clone(),
+            registrations.local().clone(),
+            config.node_name.clone(),
+            config.datacenter.clone(),
+            shutdown.subscribe(),
+        );
         let agent = Arc::new(Agent {
             config,
             node_id,
@@ -151,6 +162,7 @@ impl Agent {
             rpc,
             server,
             gossip,
+            connect,
             shutdown,
         });
 
@@ -189,6 +201,10 @@ impl Agent {
 
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
+    }
+
+    pub fn connect(&self) -> &Arc<ConnectCache> {
+        &self.connect
     }
 
     pub fn local(&self) -> &LocalState {
@@ -391,6 +407,9 @@ impl Agent {
                 let complete = self.uptime() >= GOSSIP_SETTLE;
                 if let Err(e) = server.reconcile_members(&members, complete).await {
                     tracing::debug!(error = %e, "reconciling gossip members into the catalog");
+                }
+                if let Err(e) = server.initialize_ca().await {
+                    tracing::warn!(error = %e, "connect: setting up the CA");
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod checks;
 pub mod client;
 pub mod config;
+pub mod connect;
 pub mod decode;
 pub mod definition;
 pub mod dns;

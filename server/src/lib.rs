@@ -11,6 +11,7 @@
 
 pub mod autopilot;
 pub mod blocking;
+pub mod connect;
 pub mod duration;
 pub mod leader;
 mod operator;

@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use shoal_server::connect::structs::{CaProviderConfig, PerSecond, PROVIDER_CONSUL};
+use shoal_server::connect::ConnectConfig;
 use shoal_server::duration::GoDuration;
 use shoal_server::raft::Tuning;
 
@@ -113,6 +115,8 @@ pub struct Config {
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
     pub autopilot: AutopilotConfig,
+    /// `connect {}`: whether the servers run the CA, and its first settings.
+    pub connect: ConnectConfig,
     /// `raft_snapshot_threshold` and `raft_trailing_logs`.
     pub raft_tuning: Tuning,
 }
@@ -219,6 +223,17 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
             cleanup_dead_servers, min_quorum, last_contact_threshold, max_trailing_logs,
             dead_server_last_contact_threshold
         );
+    }
+    if let Some(connect) = from.connect {
+        let target = into.connect.get_or_insert_with(Default::default);
+        take!(target, connect; enabled, ca_provider);
+        if let Some(ca) = connect.ca_config {
+            let target = target.ca_config.get_or_insert_with(Default::default);
+            take!(target, ca;
+                leaf_cert_ttl, rotation_period, intermediate_cert_ttl, root_cert_ttl,
+                private_key_type, private_key_bits, csr_max_per_second, csr_max_concurrent
+            );
+        }
     }
     if let Some(dns) = from.dns_config {
         let target = into.dns_config.get_or_insert_with(Default::default);
@@ -464,6 +479,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .reconnect_timeout
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
         autopilot: autopilot(file.autopilot.clone().unwrap_or_default()),
+        connect: connect(dev, file.connect.clone().unwrap_or_default())?,
         raft_tuning: Tuning {
             snapshot_every: file
                 .raft_snapshot_threshold
@@ -491,6 +507,38 @@ fn autopilot(file: file::FileAutopilot) -> AutopilotConfig {
             .unwrap_or(defaults.dead_server_last_contact_threshold),
         ..defaults
     }
+}
+
+/// Connect is off unless enabled, except in `-dev`, as in Consul.
+fn connect(dev: bool, file: file::FileConnect) -> Result<ConnectConfig, ConfigError> {
+    if let Some(provider) = file.ca_provider.filter(|p| p != PROVIDER_CONSUL) {
+        return Err(ConfigError::Invalid(format!(
+            "connect.ca_provider {provider:?} is not supported: Shoal has only \"consul\""
+        )));
+    }
+    let ca = file.ca_config.unwrap_or_default();
+    let defaults = CaProviderConfig::default();
+    let ca_config = CaProviderConfig {
+        leaf_cert_ttl: ca.leaf_cert_ttl.unwrap_or(defaults.leaf_cert_ttl),
+        rotation_period: ca.rotation_period.unwrap_or(defaults.rotation_period),
+        intermediate_cert_ttl: ca
+            .intermediate_cert_ttl
+            .unwrap_or(defaults.intermediate_cert_ttl),
+        root_cert_ttl: ca.root_cert_ttl.unwrap_or(defaults.root_cert_ttl),
+        private_key_type: ca.private_key_type.unwrap_or(defaults.private_key_type),
+        private_key_bits: ca.private_key_bits.unwrap_or(defaults.private_key_bits),
+        csr_max_per_second: ca
+            .csr_max_per_second
+            .map_or(defaults.csr_max_per_second, PerSecond::from_f64),
+        csr_max_concurrent: ca.csr_max_concurrent.unwrap_or(defaults.csr_max_concurrent),
+    };
+    ca_config
+        .validate()
+        .map_err(|e| ConfigError::Invalid(format!("connect.ca_config: {e}")))?;
+    Ok(ConnectConfig {
+        enabled: file.enabled.unwrap_or(dev),
+        ca_config,
+    })
 }
 
 /// `consul` and `consul.` both mean the zone `consul.`.

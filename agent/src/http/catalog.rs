@@ -18,7 +18,11 @@ use crate::agent::Agent;
 /// Runs a catalog read with the request's blocking and consistency options and answers
 /// with its JSON, reusing the bytes rendered last time when the server says the data has
 /// not moved.
-async fn reply(http: &HttpState, params: &Params, read: Read) -> Result<Response, ApiError> {
+pub(super) async fn reply(
+    http: &HttpState,
+    params: &Params,
+    read: Read,
+) -> Result<Response, ApiError> {
     check_datacenter(&http.agent, params)?;
     params.refuse_filter()?;
     let mut options = params.query_options()?;
@@ -47,6 +51,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::NodeServices(v) => encode(v, pretty),
         ReadResult::CheckServiceNodes(v) => encode(v, pretty),
         ReadResult::Checks(v) => encode(v, pretty),
+        ReadResult::CaRoots(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }
