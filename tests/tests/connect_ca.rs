@@ -1,0 +1,171 @@
+//! Connect's CA through real agents: roots and configuration from the servers, leaves
+//! signed for registered services only and verifiable against the root, and a client
+//! agent's cache serving them with every server gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use serde_json::{json, Value};
+use shoal_tests::{eventually, AgentProc};
+
+/// Waits for the leader to have made the first root, and returns `/v1/connect/ca/roots`.
+fn roots(agent: &AgentProc) -> Value {
+    eventually(Duration::from_secs(20), "a CA root", || {
+        let r = agent.get("/v1/connect/ca/roots");
+        (r.status == 200 && !r.json()["Roots"].as_array()?.is_empty()).then(|| r.json())
+    })
+}
+
+fn register(agent: &AgentProc, name: &str) {
+    let r = agent.put(
+        "/v1/agent/service/register",
+        &json!({"Name": name, "Port": 8080}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Whether `chain_pem` verifies as a client certificate against `root_pem`, as a proxy
+/// will check it.
+fn verifies(chain_pem: &str, root_pem: &str) -> bool {
+    let mut store = RootCertStore::empty();
+    store
+        .add(CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider)
+        .build()
+        .unwrap();
+    let chain: Vec<CertificateDer> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    verifier
+        .verify_client_cert(&chain[0], &chain[1..], UnixTime::now())
+        .is_ok()
+}
+
+#[test]
+fn a_dev_agent_serves_roots_configuration_and_leaves_for_its_services_only() {
+    let agent = AgentProc::start(&["-dev"]);
+    let roots = roots(&agent);
+    let trust_domain = roots["TrustDomain"].as_str().unwrap().to_string();
+    assert!(trust_domain.ends_with(".consul"), "{trust_domain}");
+    let root = &roots["Roots"][0];
+    assert_eq!(roots["ActiveRootID"], root["ID"]);
+    assert_eq!(root["Active"], true);
+    assert_eq!(root["PrivateKeyType"], "ec");
+    assert_eq!(root["PrivateKeyBits"], 256);
+    assert_eq!(
+        format!("{}.consul", root["ExternalTrustDomain"].as_str().unwrap()),
+        trust_domain
+    );
+    let raw = agent.get("/v1/connect/ca/roots");
+    assert!(raw.index() > 0);
+    assert!(!raw.body.contains("PRIVATE KEY"), "{}", raw.body);
+
+    let config = agent.get("/v1/connect/ca/configuration").json();
+    assert_eq!(config["Provider"], "consul");
+    assert_eq!(config["Config"]["LeafCertTTL"], "72h0m0s");
+    assert_eq!(config["Config"]["CSRMaxPerSecond"], 50.0);
+
+    register(&agent, "web");
+    let r = agent.get("/v1/agent/connect/ca/leaf/web");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.index() > 0);
+    let leaf = r.json();
+    assert_eq!(leaf["Service"], "web");
+    assert_eq!(
+        leaf["ServiceURI"],
+        format!("spiffe://{trust_domain}/ns/default/dc/dc1/svc/web")
+    );
+    assert!(leaf["PrivateKeyPEM"]
+        .as_str()
+        .unwrap()
+        .contains("PRIVATE KEY"));
+    assert!(verifies(
+        leaf["CertPEM"].as_str().unwrap(),
+        root["RootCert"].as_str().unwrap()
+    ));
+    // Cached: the same leaf again.
+    let again = agent.get("/v1/agent/connect/ca/leaf/web").json();
+    assert_eq!(again["SerialNumber"], leaf["SerialNumber"]);
+    let agent_roots = agent.get("/v1/agent/connect/ca/roots");
+    assert_eq!(agent_roots.status, 200, "{}", agent_roots.body);
+    assert_eq!(agent_roots.json()["ActiveRootID"], roots["ActiveRootID"]);
+
+    let refused = agent.get("/v1/agent/connect/ca/leaf/db");
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("not registered"), "{}", refused.body);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.json");
+    std::fs::write(
+        &file,
+        r#"{"Provider": "consul", "Config": {"LeafCertTTL": "24h", "csr_max_per_second": 10}}"#,
+    )
+    .unwrap();
+    let out = agent.cli(&[
+        "connect",
+        "ca",
+        "set-config",
+        "-config-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = agent.cli(&["connect", "ca", "get-config"]);
+    assert!(out.status.success(), "{out:?}");
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["Config"]["LeafCertTTL"], "24h0m0s");
+    assert_eq!(shown["Config"]["CSRMaxPerSecond"], 10.0);
+    let bad = agent.put(
+        "/v1/connect/ca/configuration",
+        r#"{"Provider": "vault", "Config": {}}"#,
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+#[test]
+fn a_client_agent_keeps_serving_its_cached_leaf_with_the_server_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("connect.hcl");
+    std::fs::write(&config, "connect { enabled = true }\n").unwrap();
+    let mut server = AgentProc::start_host(
+        "127.0.0.61",
+        &[
+            "-server",
+            "-bootstrap",
+            "-node",
+            "s1",
+            "-config-file",
+            config.to_str().unwrap(),
+        ],
+    );
+    let client = AgentProc::start_host("127.0.0.62", &["-node", "c1", "-join", "127.0.0.61"]);
+    let roots = roots(&client);
+    register(&client, "api");
+    let leaf = eventually(Duration::from_secs(20), "a leaf through the client", || {
+        let r = client.get("/v1/agent/connect/ca/leaf/api");
+        (r.status == 200).then(|| r.json())
+    });
+    assert!(verifies(
+        leaf["CertPEM"].as_str().unwrap(),
+        roots["Roots"][0]["RootCert"].as_str().unwrap()
+    ));
+
+    server.kill9();
+    eventually(Duration::from_secs(30), "the client to notice", || {
+        client
+            .logs()
+            .contains("serving the cached CA roots")
+            .then_some(())
+    });
+    let cached = client.get("/v1/agent/connect/ca/leaf/api");
+    assert_eq!(cached.status, 200, "{}", cached.body);
+    assert_eq!(cached.json()["SerialNumber"], leaf["SerialNumber"]);
+    let cached_roots = client.get("/v1/agent/connect/ca/roots");
+    assert_eq!(cached_roots.status, 200, "{}", cached_roots.body);
+    assert_eq!(cached_roots.json()["ActiveRootID"], roots["ActiveRootID"]);
+}
