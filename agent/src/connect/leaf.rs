@@ -23,6 +23,9 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// A service registered a moment ago may not have reached the catalog yet: the first
 /// signing retries for this long while the server says it is not registered.
 const REGISTRATION_GRACE: Duration = Duration::from_secs(5);
+/// While the leader's signing limit is reached, a request retries (jittered, as Consul's
+/// agent does) for this long before the caller gets the 429.
+const RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// When to renew a certificate valid from `after` to `before`: a random point between
 /// 60 % and 90 % of its life.
@@ -57,7 +60,8 @@ pub async fn fetch(
     roots: &IndexedCaRoots,
 ) -> Result<IssuedCert, ConnectError> {
     let (key, csr, _uri) = make_csr(cache, service, roots)?;
-    let deadline = tokio::time::Instant::now() + REGISTRATION_GRACE;
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(100);
     loop {
         let request = Request::new(Op::ConnectCaSign(SignRequest {
             node: cache.node.clone(),
@@ -76,9 +80,14 @@ pub async fn fetch(
             Err(RpcError::BadRequest(m))
                 if m.contains("is not registered")
                     && cache.has_service(service)
-                    && tokio::time::Instant::now() < deadline =>
+                    && started.elapsed() < REGISTRATION_GRACE =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(RpcError::RateLimited) if started.elapsed() < RATE_LIMIT_PATIENCE => {
+                let jittered = rand::rng().random_range(backoff / 2..=backoff);
+                tokio::time::sleep(jittered).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(e.into()),
         }

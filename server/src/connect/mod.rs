@@ -17,6 +17,9 @@ pub mod rate_limit;
 pub mod spiffe;
 pub mod structs;
 
+#[cfg(test)]
+mod tests;
+
 pub use leader::ConnectCaError;
 
 use structs::CaProviderConfig;

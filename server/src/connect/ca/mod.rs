@@ -61,4 +61,4 @@ fn random_serial(len: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
