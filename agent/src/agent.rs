@@ -408,7 +408,7 @@ impl Agent {
                 if let Err(e) = server.reconcile_members(&members, complete).await {
                     tracing::debug!(error = %e, "reconciling gossip members into the catalog");
                 }
-                if let Err(e) = server.initialize_ca().await {
+                if let Err(e) = server.manage_ca().await {
                     tracing::warn!(error = %e, "connect: setting up the CA");
                 }
             }

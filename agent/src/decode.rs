@@ -21,8 +21,10 @@ const CANONICAL_KEYS: &[&str] = &[
     "LeafCertTTL",
     "ModifyIndex",
     "PrivateKeyBits",
+    "PrivateKey",
     "PrivateKeyType",
     "Provider",
+    "RootCert",
     "RootCertTTL",
     "RotationPeriod",
     // Catalog and agent bodies.

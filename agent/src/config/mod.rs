@@ -531,6 +531,7 @@ fn connect(dev: bool, file: file::FileConnect) -> Result<ConnectConfig, ConfigEr
             .csr_max_per_second
             .map_or(defaults.csr_max_per_second, PerSecond::from_f64),
         csr_max_concurrent: ca.csr_max_concurrent.unwrap_or(defaults.csr_max_concurrent),
+        ..defaults
     };
     ca_config
         .validate()

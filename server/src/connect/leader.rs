@@ -8,7 +8,9 @@ use rand::RngCore;
 
 use super::ca::{self, CaError, LeafRequest};
 use super::spiffe::trust_domain;
-use super::structs::{CaConfiguration, IssuedCert, SignRequest, Timestamp, PROVIDER_CONSUL};
+use super::structs::{
+    CaConfiguration, CaRoot, IssuedCert, SignRequest, Timestamp, PROVIDER_CONSUL,
+};
 use crate::rpc::{Response, RpcError};
 use crate::server::Server;
 use crate::structs::Command;
@@ -43,11 +45,11 @@ fn new_cluster_id() -> String {
 }
 
 impl Server {
-    /// On the leader with Connect enabled, makes the first root (and the cluster ID) if
-    /// there is none yet; a no-op otherwise, so it is called on every housekeeping tick.
-    /// The write is a check-and-set on "no roots yet": a leader deposed mid-way cannot add
-    /// a second root.
-    pub async fn initialize_ca(&self) -> Result<(), ConnectCaError> {
+    /// On the leader with Connect enabled: makes the first root (and the cluster ID) if
+    /// there is none yet, and drops rotated-out roots once every leaf they signed has
+    /// expired. A no-op otherwise, so it runs on every housekeeping tick. Writes are
+    /// check-and-sets on the roots' index: a leader deposed mid-way changes nothing.
+    pub async fn manage_ca(&self) -> Result<(), ConnectCaError> {
         if !self.config().connect.enabled || !self.is_leader() {
             return Ok(());
         }
@@ -58,7 +60,7 @@ impl Server {
             )
         });
         if has_root {
-            return Ok(());
+            return self.prune_roots(Timestamp::now()).await;
         }
         let mut config = config.unwrap_or_else(|| CaConfiguration {
             config: self.config().connect.ca_config.clone(),
@@ -72,6 +74,7 @@ impl Server {
             &trust_domain(&config.cluster_id),
             config.config.root_cert_ttl.0,
             Timestamp::now(),
+            ca::generate_key()?,
             None,
         )?;
         let command = Command::CaSetRoots {
@@ -86,6 +89,32 @@ impl Server {
         Ok(())
     }
 
+    /// Drops the inactive roots whose leaves have all expired by `now`: a leaf lives
+    /// `LeafCertTTL` at most, counted from the rotation that retired its root.
+    pub(crate) async fn prune_roots(&self, now: Timestamp) -> Result<(), ConnectCaError> {
+        let leaf_ttl = self.ca_configuration().config.leaf_cert_ttl.0;
+        let Some(ca) = self.state().read(|t| t.connect_ca().cloned()) else {
+            return Ok(());
+        };
+        let expired = |r: &CaRoot| {
+            !r.active && r.rotated_out_at.0 > 0 && r.rotated_out_at.plus(leaf_ttl) <= now
+        };
+        if !ca.roots.iter().any(expired) {
+            return Ok(());
+        }
+        let roots: Vec<CaRoot> = ca.roots.iter().filter(|r| !expired(r)).cloned().collect();
+        let command = Command::CaSetRoots {
+            roots,
+            keys: ca.keys.clone(),
+            config: None,
+            cas: Some(ca.roots_index),
+        };
+        if let Response::Applied { .. } = self.apply(command).await? {
+            tracing::info!("connect: dropped CA roots whose leaves have all expired");
+        }
+        Ok(())
+    }
+
     /// The CA configuration in Raft; before the leader set it up, the configured one.
     pub(crate) fn ca_configuration(&self) -> CaConfiguration {
         self.state()
@@ -96,8 +125,9 @@ impl Server {
             })
     }
 
-    /// `PUT /v1/connect/ca/configuration`. The root stays as it is: a new root comes only
-    /// with a rotation, which this release does not do.
+    /// `PUT /v1/connect/ca/configuration`. A `PrivateKey` other than the active root's
+    /// rotates the root: a new root is made with it and cross-signed by the old one; the
+    /// old root stays listed and trusted until its leaves have expired.
     pub(crate) async fn set_ca_configuration(
         &self,
         mut config: CaConfiguration,
@@ -114,10 +144,67 @@ impl Server {
                 config.provider
             )));
         }
+        if !config.config.root_cert.is_empty() {
+            return Err(RpcError::BadRequest(
+                "RootCert is not supported: give PrivateKey and Shoal makes the root from it"
+                    .into(),
+            ));
+        }
         config.config.validate().map_err(RpcError::BadRequest)?;
-        let current = self.ca_configuration();
-        config.cluster_id = current.cluster_id;
-        self.apply(Command::CaSetConfig { config, cas: None }).await
+        let new_key = std::mem::take(&mut config.config.private_key);
+        config.cluster_id = self.ca_configuration().cluster_id;
+        if new_key.is_empty() {
+            return self.apply(Command::CaSetConfig { config, cas: None }).await;
+        }
+        let key = ca::parse_key(&new_key).map_err(bad_request)?;
+        let Some(ca_state) = self.state().read(|t| t.connect_ca().cloned()) else {
+            return Err(RpcError::Internal("the CA has no root yet".into()));
+        };
+        let Some((active, active_key)) = self.state().read(|t| {
+            t.ca_active_root()
+                .map(|(root, key)| (root.clone(), key.clone()))
+        }) else {
+            return Err(RpcError::Internal("the CA has no active root yet".into()));
+        };
+        let same_key = ca::parse_key(&active_key.private_key_pem)
+            .is_ok_and(|active| active.public_key_raw() == key.public_key_raw());
+        if same_key {
+            return self.apply(Command::CaSetConfig { config, cas: None }).await;
+        }
+        let now = Timestamp::now();
+        let mut new = ca::generate_root(
+            &config.cluster_id,
+            &trust_domain(&config.cluster_id),
+            config.config.root_cert_ttl.0,
+            now,
+            key,
+            Some((&active, &active_key)),
+        )
+        .map_err(bad_request)?;
+        new.root.intermediate_certs = new.cross_signed.into_iter().collect();
+        let mut roots: Vec<CaRoot> = ca_state
+            .roots
+            .into_iter()
+            .map(|mut root| {
+                if root.active {
+                    root.active = false;
+                    root.rotated_out_at = now;
+                }
+                root
+            })
+            .collect();
+        roots.push(new.root.clone());
+        let command = Command::CaSetRoots {
+            roots,
+            keys: vec![new.key],
+            config: Some(config),
+            cas: Some(ca_state.roots_index),
+        };
+        let response = self.apply(command).await?;
+        if let Response::Applied { .. } = response {
+            tracing::info!(old = %active.id, new = %new.root.id, "connect: rotated the CA root");
+        }
+        Ok(response)
     }
 
     /// Signs an agent's CSR for a service registered on its node, with the active root.
@@ -188,7 +275,7 @@ impl Server {
 
 fn bad_request(error: CaError) -> RpcError {
     match error {
-        CaError::InvalidCsr(m) => RpcError::BadRequest(m),
+        CaError::Invalid(m) => RpcError::BadRequest(m),
         CaError::Internal(m) => RpcError::Internal(m),
     }
 }

@@ -89,6 +89,10 @@ pub struct CaRoot {
     pub active: bool,
     pub private_key_type: String,
     pub private_key_bits: u32,
+    /// When a rotation made this root inactive (0 while active); it is listed and trusted
+    /// until the leaves it signed have expired. Not in Consul's JSON either.
+    #[serde(skip)]
+    pub rotated_out_at: Timestamp,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -186,6 +190,15 @@ pub struct CaProviderConfig {
     /// Accepted for Consul's clients; Shoal limits by rate only.
     #[serde(rename = "CSRMaxConcurrent")]
     pub csr_max_concurrent: u32,
+    /// A P-256 key (PEM) to make the next root with: setting one that differs from the
+    /// active root's rotates the root. Input only: never stored in the configuration nor
+    /// returned.
+    #[serde(rename = "PrivateKey", skip_serializing_if = "String::is_empty")]
+    pub private_key: String,
+    /// Consul's way to bring a root certificate of one's own; refused by Shoal, which
+    /// makes the root from `PrivateKey`.
+    #[serde(rename = "RootCert", skip_serializing_if = "String::is_empty")]
+    pub root_cert: String,
 }
 
 const HOUR: u64 = 3600;
@@ -201,6 +214,8 @@ impl Default for CaProviderConfig {
             private_key_bits: 256,
             csr_max_per_second: PerSecond::from_f64(50.0),
             csr_max_concurrent: 0,
+            private_key: String::new(),
+            root_cert: String::new(),
         }
     }
 }

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use super::ca::tests::csr_for;
 use super::leader::CONNECT_NOT_ENABLED;
 use super::spiffe::ServiceId;
-use super::structs::{CaConfiguration, CaProviderConfig, PerSecond, SignRequest};
+use super::structs::{CaConfiguration, CaProviderConfig, PerSecond, SignRequest, Timestamp};
 use super::ConnectConfig;
 use crate::raft::Tuning;
 use crate::rpc::{Op, Request, Response, RpcError};
@@ -94,7 +94,7 @@ async fn sign(server: &Server, node: &str, uri: &str) -> Result<Response, RpcErr
 async fn the_leader_signs_only_for_services_of_the_asking_node() {
     let dir = TempDir::new().unwrap();
     let server = start(&dir, &free_addr(), enabled(0.0)).await;
-    server.initialize_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
     register(&server, "n1", "web").await;
     let domain = trust_domain(&server);
     let web = ServiceId::new(&domain, "dc1", "web").to_string();
@@ -131,7 +131,7 @@ async fn the_leader_signs_only_for_services_of_the_asking_node() {
 async fn signing_is_limited_to_csr_max_per_second_in_consuls_words() {
     let dir = TempDir::new().unwrap();
     let server = start(&dir, &free_addr(), enabled(1.0)).await;
-    server.initialize_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
     register(&server, "n1", "web").await;
     let web = ServiceId::new(&trust_domain(&server), "dc1", "web").to_string();
     assert!(sign(&server, "n1", &web).await.is_ok());
@@ -146,8 +146,8 @@ async fn the_first_root_is_made_once_and_survives_a_restart() {
     let dir = TempDir::new().unwrap();
     let addr = free_addr();
     let server = start(&dir, &addr, enabled(50.0)).await;
-    server.initialize_ca().await.unwrap();
-    server.initialize_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
     let roots = server.state().read(|t| t.ca_roots());
     assert_eq!(roots.roots.len(), 1);
     assert!(roots.trust_domain.ends_with(".consul"));
@@ -164,7 +164,7 @@ async fn the_first_root_is_made_once_and_survives_a_restart() {
     drop(server);
 
     let server = start(&dir, &addr, enabled(50.0)).await;
-    server.initialize_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
     assert_eq!(server.state().read(|t| t.ca_roots()), roots);
     server.shutdown().await.unwrap();
 }
@@ -173,7 +173,7 @@ async fn the_first_root_is_made_once_and_survives_a_restart() {
 async fn with_connect_disabled_there_is_no_ca() {
     let dir = TempDir::new().unwrap();
     let server = start(&dir, &free_addr(), ConnectConfig::default()).await;
-    server.initialize_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
     assert!(server.state().read(|t| t.ca_roots().roots.is_empty()));
     match sign(&server, "n1", "spiffe://x.consul/ns/default/dc/dc1/svc/web").await {
         Err(RpcError::BadRequest(m)) => assert_eq!(m, CONNECT_NOT_ENABLED),
@@ -188,7 +188,7 @@ async fn with_connect_disabled_there_is_no_ca() {
 async fn a_configuration_the_ca_cannot_follow_is_refused() {
     let dir = TempDir::new().unwrap();
     let server = start(&dir, &free_addr(), enabled(50.0)).await;
-    server.initialize_ca().await.unwrap();
+    server.manage_ca().await.unwrap();
     let mut config = CaConfiguration::default();
     config.config.private_key_type = "rsa".into();
     config.config.private_key_bits = 2048;
@@ -207,5 +207,77 @@ async fn a_configuration_the_ca_cannot_follow_is_refused() {
         Duration::from_secs(24 * 3600)
     );
     assert!(!stored.cluster_id.is_empty(), "the cluster ID is kept");
+    server.shutdown().await.unwrap();
+}
+
+async fn set_key(server: &Server, key_pem: &str) -> Result<Response, RpcError> {
+    let mut config = server.ca_configuration();
+    config.config.private_key = key_pem.to_string();
+    server
+        .handle(Request::new(Op::ConnectCaSetConfiguration(config)))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_private_key_rotates_the_root_cross_signed_by_the_old_one() {
+    use super::ca::generate_key;
+    use super::ca::tests::verifies;
+    let dir = TempDir::new().unwrap();
+    let server = start(&dir, &free_addr(), enabled(0.0)).await;
+    server.manage_ca().await.unwrap();
+    register(&server, "n1", "web").await;
+    let old = server.state().read(|t| t.ca_roots());
+    let old_root = old.active().unwrap().clone();
+
+    let key = generate_key().unwrap().serialize_pem();
+    assert!(matches!(
+        set_key(&server, &key).await,
+        Ok(Response::Applied { .. })
+    ));
+    let roots = server.state().read(|t| t.ca_roots());
+    assert_eq!(roots.roots.len(), 2, "both roots are listed");
+    let new_root = roots.active().unwrap().clone();
+    assert_ne!(new_root.id, old_root.id);
+    assert_eq!(roots.active_root_id, new_root.id);
+    assert_eq!(
+        new_root.intermediate_certs.len(),
+        1,
+        "cross-signed by the old root"
+    );
+    let retired = roots.roots.iter().find(|r| r.id == old_root.id).unwrap();
+    assert!(!retired.active);
+    assert!(retired.rotated_out_at.0 > 0);
+    assert_eq!(roots.trust_domain, old.trust_domain);
+    assert!(server.ca_configuration().config.private_key.is_empty());
+    assert_eq!(
+        server.state().read(|t| t.connect_ca().unwrap().keys.len()),
+        1,
+        "only the active root's key is kept"
+    );
+
+    let web = ServiceId::new(&roots.trust_domain, "dc1", "web").to_string();
+    let Ok(Response::IssuedCert(leaf)) = sign(&server, "n1", &web).await else {
+        panic!("no leaf");
+    };
+    verifies(&leaf.cert_pem, &[&new_root.root_cert]).unwrap();
+    verifies(&leaf.cert_pem, &[&old_root.root_cert]).unwrap();
+
+    // The same key again changes nothing; a key Shoal cannot use is refused.
+    assert!(set_key(&server, &key).await.is_ok());
+    assert_eq!(server.state().read(|t| t.ca_roots()).roots.len(), 2);
+    match set_key(&server, "not a key").await {
+        Err(RpcError::BadRequest(m)) => assert!(m.contains("PrivateKey"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+
+    // Once every leaf of the old root has expired, it is dropped.
+    let ttl = server.ca_configuration().config.leaf_cert_ttl.0;
+    server.prune_roots(Timestamp::now()).await.unwrap();
+    assert_eq!(server.state().read(|t| t.ca_roots()).roots.len(), 2);
+    let later = Timestamp::now().plus(ttl + Duration::from_secs(1));
+    server.prune_roots(later).await.unwrap();
+    let roots = server.state().read(|t| t.ca_roots());
+    assert_eq!(roots.roots.len(), 1);
+    assert_eq!(roots.roots[0].id, new_root.id);
     server.shutdown().await.unwrap();
 }

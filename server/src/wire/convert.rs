@@ -902,6 +902,8 @@ impl From<&CaConfiguration> for CaConfigRecord {
             private_key_bits: v.config.private_key_bits,
             csr_max_per_second_milli: v.config.csr_max_per_second.milli,
             csr_max_concurrent: v.config.csr_max_concurrent,
+            private_key: v.config.private_key.clone(),
+            root_cert: v.config.root_cert.clone(),
             force_without_cross_signing: v.force_without_cross_signing,
             create_index: v.create_index,
             modify_index: v.modify_index,
@@ -925,6 +927,8 @@ impl From<CaConfigRecord> for CaConfiguration {
                     milli: r.csr_max_per_second_milli,
                 },
                 csr_max_concurrent: r.csr_max_concurrent,
+                private_key: r.private_key,
+                root_cert: r.root_cert,
             },
             force_without_cross_signing: r.force_without_cross_signing,
             create_index: r.create_index,
@@ -948,6 +952,7 @@ impl From<&CaRoot> for CaRootRecord {
             active: v.active,
             private_key_type: v.private_key_type.clone(),
             private_key_bits: v.private_key_bits,
+            rotated_out_at: v.rotated_out_at.0,
             create_index: v.create_index,
             modify_index: v.modify_index,
         }
@@ -969,6 +974,7 @@ impl From<CaRootRecord> for CaRoot {
             active: r.active,
             private_key_type: r.private_key_type,
             private_key_bits: r.private_key_bits,
+            rotated_out_at: Timestamp(r.rotated_out_at),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }

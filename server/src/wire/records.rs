@@ -390,6 +390,9 @@ pub struct CaConfigRecord {
     pub private_key_bits: u32,
     pub csr_max_per_second_milli: u64,
     pub csr_max_concurrent: u32,
+    /// Only in a set-configuration request on its way to the leader, never stored.
+    pub private_key: String,
+    pub root_cert: String,
     pub force_without_cross_signing: bool,
     pub create_index: u64,
     pub modify_index: u64,
@@ -411,6 +414,7 @@ pub struct CaRootRecord {
     pub active: bool,
     pub private_key_type: String,
     pub private_key_bits: u32,
+    pub rotated_out_at: i64,
     pub create_index: u64,
     pub modify_index: u64,
 }

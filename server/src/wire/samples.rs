@@ -397,6 +397,8 @@ pub mod connect {
                 private_key_bits: 256,
                 csr_max_per_second: PerSecond::from_f64(12.5),
                 csr_max_concurrent: 2,
+                private_key: String::new(),
+                root_cert: String::new(),
             },
             force_without_cross_signing: true,
             create_index: 31,
@@ -420,6 +422,7 @@ pub mod connect {
             active: true,
             private_key_type: "ec".into(),
             private_key_bits: 256,
+            rotated_out_at: Timestamp::default(),
             create_index: 33,
             modify_index: 34,
         }
@@ -451,6 +454,28 @@ pub mod connect {
                     cas: Some(0),
                 },
             ),
+            (
+                "ca_set_roots_rotated",
+                Command::CaSetRoots {
+                    roots: vec![
+                        CaRoot {
+                            active: false,
+                            rotated_out_at: Timestamp(1_790_100_000),
+                            ..root()
+                        },
+                        CaRoot {
+                            id: "11:22:33".into(),
+                            ..root()
+                        },
+                    ],
+                    keys: vec![CaSigningKey {
+                        root_id: "11:22:33".into(),
+                        ..key()
+                    }],
+                    config: None,
+                    cas: None,
+                },
+            ),
         ]
     }
 
@@ -467,6 +492,17 @@ pub mod connect {
             (
                 "connect_ca_set_configuration",
                 Request::new(Op::ConnectCaSetConfiguration(ca_config())),
+            ),
+            (
+                "connect_ca_set_configuration_with_key",
+                Request::new(Op::ConnectCaSetConfiguration(CaConfiguration {
+                    config: CaProviderConfig {
+                        private_key: key().private_key_pem,
+                        root_cert: "-----BEGIN CERTIFICATE-----\nMIIE\n-----END CERTIFICATE-----\n".into(),
+                        ..ca_config().config
+                    },
+                    ..ca_config()
+                })),
             ),
             (
                 "connect_ca_sign",

@@ -30,7 +30,7 @@ impl LeafRequest {
     /// Parses a PEM CSR and checks its signature and that it names exactly one service by
     /// SPIFFE URI and nothing else.
     pub fn parse(csr_pem: &str) -> Result<LeafRequest, CaError> {
-        let invalid = |m: String| CaError::InvalidCsr(m);
+        let invalid = |m: String| CaError::Invalid(m);
         if csr_pem.len() > MAX_CSR_BYTES {
             return Err(invalid(format!(
                 "CSR is {} bytes, more than {MAX_CSR_BYTES}",

@@ -23,10 +23,10 @@ pub const PRIVATE_KEY_BITS: u32 = 256;
 /// Why the CA could not make or sign a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaError {
-    /// The CSR is malformed, badly signed or asks for what it may not have (the caller's
-    /// fault: HTTP 400).
+    /// A CSR or key is malformed, badly signed or asks for what it may not have (the
+    /// caller's fault: HTTP 400).
     #[error("{0}")]
-    InvalidCsr(String),
+    Invalid(String),
     /// The CA's own material could not be used (a corrupt key in the state, a library
     /// failure).
     #[error("CA: {0}")]
@@ -40,6 +40,18 @@ fn internal(e: impl std::fmt::Display) -> CaError {
 /// A fresh P-256 key pair.
 pub fn generate_key() -> Result<KeyPair, CaError> {
     KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(internal)
+}
+
+/// A key an operator gave (`PrivateKey`), which must be P-256 like every root's.
+pub fn parse_key(pem: &str) -> Result<KeyPair, CaError> {
+    let key = KeyPair::from_pem(pem)
+        .map_err(|e| CaError::Invalid(format!("PrivateKey is not a PEM private key: {e}")))?;
+    if key.algorithm() != &PKCS_ECDSA_P256_SHA256 {
+        return Err(CaError::Invalid(
+            "PrivateKey must be an EC P-256 key, as every root of Shoal's CA".into(),
+        ));
+    }
+    Ok(key)
 }
 
 /// A certificate's ID as Consul computes it: the SHA-1 of its DER, colon-separated hex.

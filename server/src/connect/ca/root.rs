@@ -9,7 +9,7 @@ use rcgen::{
     KeyUsagePurpose, SanType, SerialNumber,
 };
 
-use super::{fingerprint, generate_key, internal, random_serial, CaError};
+use super::{fingerprint, internal, random_serial, CaError};
 use super::{PRIVATE_KEY_BITS, PRIVATE_KEY_TYPE};
 use crate::connect::structs::{colon_hex, CaRoot, CaSigningKey, Timestamp};
 
@@ -23,16 +23,17 @@ pub struct NewRoot {
     pub cross_signed: Option<String>,
 }
 
-/// Makes a root for `trust_domain` valid from `now` for `ttl`; when `previous` (the
-/// active root and its key) is given, also signs the new root's certificate with it.
+/// Makes a root for `trust_domain` with `key`, valid from `now` for `ttl`; when
+/// `previous` (the active root and its key) is given, also signs the new root's
+/// certificate with it.
 pub fn generate_root(
     cluster_id: &str,
     trust_domain: &str,
     ttl: Duration,
     now: Timestamp,
+    key: KeyPair,
     previous: Option<(&CaRoot, &CaSigningKey)>,
 ) -> Result<NewRoot, CaError> {
-    let key = generate_key()?;
     let serial = random_serial(8);
     let serial_number = u64::from_be_bytes(serial.clone().try_into().unwrap_or([0; 8]));
     let params = root_params(trust_domain, &serial, now, ttl)?;
@@ -61,6 +62,7 @@ pub fn generate_root(
             active: true,
             private_key_type: PRIVATE_KEY_TYPE.into(),
             private_key_bits: PRIVATE_KEY_BITS,
+            rotated_out_at: Timestamp::default(),
             create_index: 0,
             modify_index: 0,
         },

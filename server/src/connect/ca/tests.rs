@@ -37,13 +37,14 @@ fn root() -> NewRoot {
         &trust_domain(CLUSTER),
         3650 * DAY,
         Timestamp::now(),
+        generate_key().unwrap(),
         None,
     )
     .unwrap()
 }
 
 /// Whether `chain_pem` (leaf first) verifies as a client certificate against `roots`.
-fn verifies(chain_pem: &str, roots: &[&str]) -> Result<(), rustls::Error> {
+pub fn verifies(chain_pem: &str, roots: &[&str]) -> Result<(), rustls::Error> {
     let mut store = RootCertStore::empty();
     for root in roots {
         store
@@ -106,7 +107,7 @@ fn a_csr_must_name_exactly_one_service() {
     ] {
         let (csr, _) = csr_for(&uris);
         assert!(
-            matches!(LeafRequest::parse(&csr), Err(CaError::InvalidCsr(_))),
+            matches!(LeafRequest::parse(&csr), Err(CaError::Invalid(_))),
             "{uris:?}"
         );
     }
@@ -125,7 +126,7 @@ fn garbage_and_tampered_csrs_are_refused() {
     let tampered = lines.join("\n");
     assert!(matches!(
         LeafRequest::parse(&tampered),
-        Err(CaError::InvalidCsr(_))
+        Err(CaError::Invalid(_))
     ));
 }
 
@@ -137,6 +138,7 @@ fn a_new_root_cross_signed_by_the_old_one_is_trusted_by_old_root_holders() {
         &trust_domain(CLUSTER),
         3650 * DAY,
         Timestamp::now(),
+        generate_key().unwrap(),
         Some((&old.root, &old.key)),
     )
     .unwrap();
