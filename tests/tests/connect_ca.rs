@@ -169,3 +169,48 @@ fn a_client_agent_keeps_serving_its_cached_leaf_with_the_server_gone() {
     assert_eq!(cached_roots.status, 200, "{}", cached_roots.body);
     assert_eq!(cached_roots.json()["ActiveRootID"], roots["ActiveRootID"]);
 }
+
+#[test]
+fn a_rotated_root_is_listed_beside_the_old_one_and_the_leaf_follows_it() {
+    let agent = AgentProc::start(&["-dev"]);
+    let old = roots(&agent);
+    let old_root = old["Roots"][0]["RootCert"].as_str().unwrap().to_string();
+    register(&agent, "web");
+    let first = agent.get("/v1/agent/connect/ca/leaf/web");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let first_index = first.index();
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let body = json!({"Provider": "consul", "Config": {"PrivateKey": key.serialize_pem()}});
+    let r = agent.put("/v1/connect/ca/configuration", &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rotated = agent.get("/v1/connect/ca/roots").json();
+    let listed = rotated["Roots"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{rotated}");
+    assert_ne!(rotated["ActiveRootID"], old["ActiveRootID"]);
+    let config = agent.get("/v1/connect/ca/configuration");
+    assert!(!config.body.contains("PRIVATE KEY"), "{}", config.body);
+    let new_root = listed.iter().find(|r| r["Active"] == true).unwrap()["RootCert"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The agent renews within its jittered 30 s of seeing the new root; a blocking query
+    // on the leaf returns then.
+    let renewed = eventually(Duration::from_secs(45), "the leaf renewed", || {
+        let r = agent.get(&format!(
+            "/v1/agent/connect/ca/leaf/web?index={first_index}&wait=5s"
+        ));
+        (r.status == 200 && r.index() > first_index).then(|| r.json())
+    });
+    assert_ne!(renewed["SerialNumber"], first.json()["SerialNumber"]);
+    let chain = renewed["CertPEM"].as_str().unwrap();
+    assert!(
+        verifies(chain, &new_root),
+        "the new leaf chains to the new root"
+    );
+    assert!(
+        verifies(chain, &old_root),
+        "and, through the cross-signed root, to the old one"
+    );
+}
