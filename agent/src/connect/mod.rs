@@ -41,6 +41,9 @@ pub enum ConnectError {
     Rpc(#[from] RpcError),
     #[error("no CA roots yet: Connect is not enabled on the servers, or none answered")]
     NoRoots,
+    /// Leaves are for this node's own services (the servers would refuse the CSR too).
+    #[error("Service {0:?} is not registered on this agent: it only gets certificates for its own services")]
+    NotRegistered(String),
     #[error("too many cached leaf certificates ({MAX_LEAVES}); deregistered services' leaves are dropped at their renewal")]
     Full,
     #[error("{0}")]
@@ -109,6 +112,9 @@ impl ConnectCache {
         let rx = match existing {
             Some(rx) => rx,
             None => {
+                if !self.has_service(service) {
+                    return Err(ConnectError::NotRegistered(service.to_string()));
+                }
                 let roots = self.roots(0, Duration::from_secs(10)).await?;
                 let first = leaf::fetch(self, service, &roots.value).await?;
                 let mut leaves = self.lock_leaves();

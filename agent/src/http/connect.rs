@@ -22,6 +22,7 @@ impl From<ConnectError> for ApiError {
     fn from(e: ConnectError) -> ApiError {
         match e {
             ConnectError::Rpc(e) => e.into(),
+            ConnectError::NotRegistered(_) => ApiError::bad_request(e.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }
