@@ -99,6 +99,16 @@ fn a_dev_agent_serves_roots_configuration_and_leaves_for_its_services_only() {
     let refused = agent.get("/v1/agent/connect/ca/leaf/db");
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("not registered"), "{}", refused.body);
+    register(&agent, "gone");
+    assert_eq!(agent.get("/v1/agent/connect/ca/leaf/gone").status, 200);
+    let r = agent.put("/v1/agent/service/deregister/gone", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let gone = agent.get("/v1/agent/connect/ca/leaf/gone");
+    assert_eq!(
+        gone.status, 400,
+        "a deregistered service's leaf is not served: {}",
+        gone.body
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ca.json");

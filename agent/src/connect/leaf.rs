@@ -94,7 +94,8 @@ pub async fn fetch(
     }
 }
 
-/// Caches `first` and keeps it renewed until the service is gone or the agent stops.
+/// Caches `first` and keeps it renewed until the service is gone, the cache forgets it
+/// (the last receiver dropped) or the agent stops.
 pub fn spawn(
     cache: Arc<ConnectCache>,
     service: String,
@@ -140,6 +141,8 @@ async fn renew_forever(
                 }
             }
             _ = shutdown.changed() => return,
+            // Forgotten by the cache (its service was deregistered): nobody reads it.
+            _ = tx.closed() => return,
         }
         if !cache.has_service(&service) {
             cache.forget_leaf(&service);

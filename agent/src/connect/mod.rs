@@ -108,13 +108,15 @@ impl ConnectCache {
         min_index: u64,
         wait: Duration,
     ) -> Result<Cached<IssuedCert>, ConnectError> {
+        if !self.has_service(service) {
+            // A leaf cached for a service deregistered since is not served any more.
+            self.forget_leaf(service);
+            return Err(ConnectError::NotRegistered(service.to_string()));
+        }
         let existing = self.lock_leaves().get(service).cloned();
         let rx = match existing {
             Some(rx) => rx,
             None => {
-                if !self.has_service(service) {
-                    return Err(ConnectError::NotRegistered(service.to_string()));
-                }
                 let roots = self.roots(0, Duration::from_secs(10)).await?;
                 let first = leaf::fetch(self, service, &roots.value).await?;
                 let mut leaves = self.lock_leaves();
