@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use shoal_server::connect::structs::{IndexedCaRoots, IssuedCert};
+use shoal_server::connect::structs::{IndexedCaRoots, IssuedCert, Timestamp};
 use shoal_server::rpc::RpcError;
 use tokio::sync::watch;
 
@@ -46,6 +46,10 @@ pub enum ConnectError {
     NotRegistered(String),
     #[error("too many cached leaf certificates ({MAX_LEAVES}); deregistered services' leaves are dropped at their renewal")]
     Full,
+    /// The cached leaf ran out and no server could renew it: serving it would only
+    /// make handshakes fail later.
+    #[error("the cached leaf expired at {0} and no server could renew it")]
+    Expired(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -132,9 +136,13 @@ impl ConnectCache {
                 }
             }
         };
-        wait_past(rx, min_index, wait)
+        let leaf = wait_past(rx, min_index, wait)
             .await
-            .ok_or_else(|| ConnectError::Internal("leaf cache entry is empty".into()))
+            .ok_or_else(|| ConnectError::Internal("leaf cache entry is empty".into()))?;
+        if leaf.value.valid_before <= Timestamp::now() {
+            return Err(ConnectError::Expired(leaf.value.valid_before.to_rfc3339()));
+        }
+        Ok(leaf)
     }
 
     fn lock_leaves(
