@@ -224,3 +224,70 @@ fn a_rotated_root_is_listed_beside_the_old_one_and_the_leaf_follows_it() {
         "and, through the cross-signed root, to the old one"
     );
 }
+
+#[test]
+fn a_new_leader_signs_with_the_same_root() {
+    const SERVERS: [&str; 3] = ["127.0.0.63", "127.0.0.64", "127.0.0.65"];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("connect.json");
+    std::fs::write(&config, r#"{"connect": {"enabled": true}}"#).unwrap();
+    let config = config.to_str().unwrap();
+    let mut servers: Vec<AgentProc> = SERVERS
+        .iter()
+        .map(|ip| {
+            AgentProc::start_host(
+                ip,
+                &[
+                    "-server",
+                    "-bootstrap-expect",
+                    "3",
+                    "-node",
+                    ip,
+                    "-retry-join",
+                    SERVERS[0],
+                    "-retry-interval",
+                    "200ms",
+                    "-config-file",
+                    config,
+                ],
+            )
+        })
+        .collect();
+    let client = AgentProc::start_host("127.0.0.66", &["-node", "c1", "-join", SERVERS[0]]);
+    let before = roots(&client);
+    register(&client, "api");
+    let first = eventually(Duration::from_secs(20), "a leaf", || {
+        let r = client.get("/v1/agent/connect/ca/leaf/api");
+        (r.status == 200).then(|| r.json())
+    });
+    let root_cert = before["Roots"][0]["RootCert"].as_str().unwrap().to_string();
+    assert!(verifies(first["CertPEM"].as_str().unwrap(), &root_cert));
+
+    let leader = eventually(Duration::from_secs(10), "a leader", || {
+        let r = client.get("/v1/status/leader");
+        let addr = r.json().as_str()?.to_string();
+        (r.status == 200 && !addr.is_empty()).then_some(addr)
+    });
+    let index = SERVERS
+        .iter()
+        .position(|ip| leader.starts_with(&format!("{ip}:")))
+        .unwrap_or_else(|| panic!("leader {leader} is not one of the servers"));
+    servers[index].kill9();
+
+    register(&client, "api2");
+    let second = eventually(
+        Duration::from_secs(30),
+        "a leaf from the new leader",
+        || {
+            let r = client.get("/v1/agent/connect/ca/leaf/api2");
+            (r.status == 200).then(|| r.json())
+        },
+    );
+    assert!(
+        verifies(second["CertPEM"].as_str().unwrap(), &root_cert),
+        "the new leader signs with the root it found in Raft"
+    );
+    let after = client.get("/v1/connect/ca/roots").json();
+    assert_eq!(after["ActiveRootID"], before["ActiveRootID"]);
+    assert_eq!(after["TrustDomain"], before["TrustDomain"]);
+}
