@@ -656,6 +656,79 @@ mod tests {
     }
 
     #[test]
+    fn connect_is_on_in_dev_and_its_ca_settings_merge_from_files() {
+        assert!(
+            load(&Flags {
+                dev: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .connect
+            .enabled
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.hcl");
+        let b = dir.path().join("b.json");
+        std::fs::write(
+            &a,
+            "connect {\n  enabled = false\n  ca_config { leaf_cert_ttl = \"24h\" }\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            r#"{"connect": {"ca_config": {"csr_max_per_second": 5}}}"#,
+        )
+        .unwrap();
+        let config = load(&Flags {
+            dev: true,
+            config_files: vec![a, b],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            !config.connect.enabled,
+            "a file may turn it off even in -dev"
+        );
+        let ca = &config.connect.ca_config;
+        assert_eq!(ca.leaf_cert_ttl.0, Duration::from_secs(24 * 3600));
+        assert_eq!(ca.csr_max_per_second.as_f64(), 5.0);
+        assert_eq!(ca.root_cert_ttl.0, Duration::from_secs(87600 * 3600));
+    }
+
+    #[test]
+    fn a_ca_config_the_ca_cannot_follow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text, expected) in [
+            (
+                "a.json",
+                r#"{"connect": {"ca_config": {"leaf_cert_ttl": "10m"}}}"#,
+                "LeafCertTTL",
+            ),
+            (
+                "b.json",
+                r#"{"connect": {"ca_provider": "vault"}}"#,
+                "vault",
+            ),
+            (
+                "c.json",
+                r#"{"connect": {"ca_config": {"leaf_ttl": "1h"}}}"#,
+                "leaf_ttl",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let error = load(&Flags {
+                dev: true,
+                config_files: vec![path],
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+    }
+
+    #[test]
     fn non_dev_needs_a_data_dir() {
         let err = load(&Flags::default()).unwrap_err().to_string();
         assert!(err.contains("data_dir"), "{err}");
