@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::checks;
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
+use crate::connect::ConnectCache;
 use crate::definition;
 use crate::gossip::{Gossip, GossipConfig, MemberStatus};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
@@ -77,6 +78,8 @@ pub struct Agent {
     rpc: RpcClient,
     server: Option<Arc<Server>>,
     gossip: Gossip,
+    /// Connect's roots and leaves, served to local proxies.
+    connect: Arc<ConnectCache>,
     shutdown: watch::Sender<bool>,
     /// The config files' services and checks as last (re)loaded.
     file_registrations: reload::FileRegistrationsLock,
@@ -103,6 +106,7 @@ impl Agent {
                 tuning: config.raft_tuning,
                 autopilot: config.autopilot.clone(),
                 bootstrap_expect: config.bootstrap_expect,
+                connect: config.connect.clone(),
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;
@@ -150,6 +154,13 @@ impl Agent {
             },
         )?;
         let (shutdown, _) = watch::channel(false);
+        let connect = ConnectCache::new(
+            rpc.clone(),
+            registrations.local().clone(),
+            config.node_name.clone(),
+            config.datacenter.clone(),
+            shutdown.subscribe(),
+        );
         // A bad definition fails the start below, naming it.
         let file_registrations =
             reload::FileRegistrations::from_config(&config).unwrap_or_default();
@@ -161,6 +172,7 @@ impl Agent {
             rpc,
             server,
             gossip,
+            connect,
             shutdown,
             file_registrations: Mutex::new(file_registrations),
         });
@@ -201,6 +213,10 @@ impl Agent {
 
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
+    }
+
+    pub fn connect(&self) -> &Arc<ConnectCache> {
+        &self.connect
     }
 
     pub fn local(&self) -> &LocalState {
@@ -427,6 +443,9 @@ impl Agent {
                 let complete = self.uptime() >= GOSSIP_SETTLE;
                 if let Err(e) = server.reconcile_members(&members, complete).await {
                     tracing::debug!(error = %e, "reconciling gossip members into the catalog");
+                }
+                if let Err(e) = server.manage_ca().await {
+                    tracing::warn!(error = %e, "connect: setting up the CA");
                 }
             }
         }

@@ -10,6 +10,24 @@ use serde_json::{Map, Value};
 
 /// Every field name of the input types, in its canonical spelling.
 const CANONICAL_KEYS: &[&str] = &[
+    // Connect's CA configuration (`/v1/connect/ca/configuration`).
+    "ClusterID",
+    "Config",
+    "CreateIndex",
+    "CSRMaxConcurrent",
+    "CSRMaxPerSecond",
+    "ForceWithoutCrossSigning",
+    "IntermediateCertTTL",
+    "LeafCertTTL",
+    "ModifyIndex",
+    "PrivateKeyBits",
+    "PrivateKey",
+    "PrivateKeyType",
+    "Provider",
+    "RootCert",
+    "RootCertTTL",
+    "RotationPeriod",
+    // Catalog and agent bodies.
     "Address",
     "Args",
     "Body",

@@ -323,6 +323,7 @@ mod tests {
             tuning: shoal_server::raft::Tuning::default(),
             autopilot: Default::default(),
             bootstrap_expect: 0,
+            connect: Default::default(),
         })
         .await
         .unwrap();

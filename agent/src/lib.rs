@@ -10,6 +10,7 @@ pub mod checks;
 pub mod client;
 pub mod config;
 pub mod conn_limit;
+pub mod connect;
 pub mod decode;
 pub mod definition;
 pub mod dns;

@@ -12,6 +12,7 @@
 pub mod autopilot;
 pub mod blocking;
 pub mod clock;
+pub mod connect;
 pub mod duration;
 pub mod leader;
 mod operator;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, HealthStatus, Meta,
     Node, NodeServices, RaftConfiguration, ServiceNode,
@@ -87,6 +88,8 @@ pub enum Read {
         state: Option<HealthStatus>,
         node_meta: Meta,
     },
+    /// Connect's CA roots (`/v1/connect/ca/roots`), without their keys.
+    ConnectCaRoots,
 }
 
 /// The result of a [`Read`].
@@ -98,6 +101,7 @@ pub enum ReadResult {
     NodeServices(Option<NodeServices>),
     CheckServiceNodes(Vec<CheckServiceNode>),
     Checks(Vec<HealthCheck>),
+    CaRoots(IndexedCaRoots),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -167,6 +171,12 @@ pub enum Op {
     AutopilotConfiguration,
     /// Each server's health as the leader sees it.
     AutopilotHealth,
+    /// Connect's CA configuration (its defaults until the leader sets it up).
+    ConnectCaConfiguration,
+    /// Replaces the CA configuration; the leader validates it first.
+    ConnectCaSetConfiguration(CaConfiguration),
+    /// Signs a CSR for a service registered on the asking node, on the leader.
+    ConnectCaSign(SignRequest),
 }
 
 /// Where an [`Op`] must be answered.
@@ -188,8 +198,10 @@ impl Op {
             Op::Apply(_)
             | Op::RaftRemovePeer(_)
             | Op::AutopilotConfiguration
-            | Op::AutopilotHealth => Route::Leader,
-            Op::Read(_) | Op::RaftConfiguration => Route::Read,
+            | Op::AutopilotHealth
+            | Op::ConnectCaSetConfiguration(_)
+            | Op::ConnectCaSign(_) => Route::Leader,
+            Op::Read(_) | Op::RaftConfiguration | Op::ConnectCaConfiguration => Route::Read,
         }
     }
 }
@@ -222,6 +234,8 @@ pub enum Response {
     RaftPeerRemoved,
     AutopilotConfiguration(AutopilotConfig),
     AutopilotHealth(AutopilotHealth),
+    CaConfiguration(CaConfiguration),
+    IssuedCert(IssuedCert),
 }
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients
@@ -244,4 +258,8 @@ pub enum RpcError {
     /// caller may retry.
     #[error("{0}")]
     Unreachable(String),
+    /// The leader's signing limit (`CSRMaxPerSecond`) was reached; HTTP answers 429 and
+    /// the caller retries later.
+    #[error("{}", crate::connect::rate_limit::RATE_LIMITED)]
+    RateLimited,
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::blocking;
 use crate::clock::WallClock;
+use crate::connect::rate_limit::RateLimiter;
+use crate::connect::ConnectConfig;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::rpc::{
@@ -37,6 +39,8 @@ pub struct ServerConfig {
     /// `-bootstrap-expect`: form the cluster once this many servers gossip (0 or 1: no
     /// gossip bootstrap).
     pub bootstrap_expect: u32,
+    /// Connect: whether the leader runs the CA, and the settings of its first root.
+    pub connect: ConnectConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,8 @@ pub struct Server {
     serving: Mutex<Option<Serving>>,
     /// For autopilot health: since when each server has been healthy or unhealthy.
     pub(crate) stability: Mutex<Stability>,
+    /// `CSRMaxPerSecond`, applied where signing happens: on the leader.
+    pub(crate) csr_limiter: Mutex<RateLimiter>,
     pub(crate) wall_clock: WallClock,
 }
 
@@ -86,6 +92,10 @@ impl Server {
             pool,
             serving: Mutex::new(None),
             stability: Mutex::new(Stability::default()),
+            csr_limiter: Mutex::new(RateLimiter::new(
+                Default::default(),
+                std::time::Instant::now(),
+            )),
             wall_clock: WallClock::from_system(),
         });
         // The handler holds the server weakly: the server owns the port, not the reverse.
@@ -114,6 +124,10 @@ impl Server {
         self.state
             .read(|tables| tables.autopilot().cloned())
             .unwrap_or_else(|| self.config.autopilot.clone())
+    }
+
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.config
     }
 
     pub(crate) fn raft_id(&self) -> u64 {
@@ -217,6 +231,9 @@ impl Server {
             Op::RaftRemovePeer(peer) => self.raft_remove_peer(peer).await,
             Op::AutopilotConfiguration => self.autopilot_configuration(),
             Op::AutopilotHealth => self.autopilot_health(),
+            Op::ConnectCaConfiguration => Ok(Response::CaConfiguration(self.ca_configuration())),
+            Op::ConnectCaSetConfiguration(config) => self.set_ca_configuration(config).await,
+            Op::ConnectCaSign(request) => self.sign(request).map(Response::IssuedCert),
         }
     }
 
@@ -245,7 +262,7 @@ impl Server {
         }
     }
 
-    async fn apply(&self, command: Command) -> Result<Response, RpcError> {
+    pub(crate) async fn apply(&self, command: Command) -> Result<Response, RpcError> {
         let (index, response) = self.raft.apply(command).await.map_err(rpc_error)?;
         if !response.error.is_empty() {
             Err(RpcError::Rejected(response.error))
@@ -298,6 +315,7 @@ fn topic_of(read: &Read) -> Topic {
         | Read::CatalogNodeServiceNames { node }
         | Read::HealthNodeChecks { node } => Topic::Node(node.to_lowercase()),
         Read::HealthChecksInState { .. } => Topic::Checks,
+        Read::ConnectCaRoots => Topic::ConnectCa,
     }
 }
 
@@ -332,5 +350,6 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         Read::HealthChecksInState { state, node_meta } => {
             ReadResult::Checks(tables.checks_in_state(*state, node_meta))
         }
+        Read::ConnectCaRoots => ReadResult::CaRoots(tables.ca_roots()),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::duration::GoDuration;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
@@ -425,6 +426,22 @@ pub enum Command {
     /// with `cas`, only if their `ModifyIndex` is still that (0: never set).
     SetAutopilotConfig {
         config: AutopilotConfig,
+        cas: Option<u64>,
+    },
+    /// Replaces Connect's CA configuration; with `cas`, only if its `ModifyIndex` is still
+    /// that (0: never set).
+    CaSetConfig {
+        config: CaConfiguration,
+        cas: Option<u64>,
+    },
+    /// Replaces Connect's CA roots with their keys, and with `config` the configuration
+    /// too (the first root and the cluster ID come together); with `cas`, only if the
+    /// roots' index is still that (0: no roots yet), so two leaders cannot both make the
+    /// first root.
+    CaSetRoots {
+        roots: Vec<CaRoot>,
+        keys: Vec<CaSigningKey>,
+        config: Option<CaConfiguration>,
         cas: Option<u64>,
     },
 }

@@ -75,7 +75,6 @@ use Kind::{Any, Block, Blocks, Bool, Duration, Float, Int, Str, StrMap, Strings}
 
 const NO_SECURITY: &str = "not enforced: Shoal has no ACLs, TLS or gossip encryption yet";
 const NO_WAN: &str = "WAN federation is not built yet";
-const NO_CONNECT: &str = "Connect is not built yet";
 const ENTERPRISE: &str = "Consul Enterprise only; Consul's open-source edition warns too";
 const DEPRECATED: &str = "deprecated in Consul";
 const INTERNAL: &str = "Consul-internal tuning, not a documented user setting";
@@ -199,11 +198,41 @@ const CLOUD: &[Key] = &[
 ];
 
 const CONNECT: &[Key] = &[
-    later_because("enabled", Bool, NO_CONNECT),
-    later("ca_provider", Str),
-    later("ca_config", Any),
+    acted("enabled", Bool, "on by default in `-dev`, as in Consul"),
+    acted(
+        "ca_provider",
+        Str,
+        "only `consul`, the built-in CA; others are refused",
+    ),
+    acted("ca_config", Block(CA_CONFIG), ""),
     later("enable_mesh_gateway_wan_federation", Bool),
     later_because("test_ca_leaf_root_change_spread", Duration, INTERNAL),
+];
+
+/// The built-in (`consul`) CA provider's settings.
+const CA_CONFIG: &[Key] = &[
+    acted("leaf_cert_ttl", Duration, ""),
+    acted("root_cert_ttl", Duration, ""),
+    acted("private_key_type", Str, "`ec` only"),
+    acted("private_key_bits", Int, "256 only"),
+    acted("csr_max_per_second", Float, ""),
+    acted(
+        "rotation_period",
+        Duration,
+        "kept in the CA configuration; no rotation on a schedule yet",
+    ),
+    acted(
+        "intermediate_cert_ttl",
+        Duration,
+        "kept in the CA configuration; leaves are signed by the root (no intermediate yet)",
+    ),
+    acted(
+        "csr_max_concurrent",
+        Int,
+        "kept in the CA configuration; not enforced yet",
+    ),
+    later("private_key", Str),
+    later("root_cert", Str),
 ];
 
 const CONSUL_INTERNAL: &[Key] = &[
@@ -447,7 +476,7 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted("client_addr", Str, ""),
     later("cloud", Block(CLOUD)),
     later("config_entries", Block(&[later("bootstrap", Any)])),
-    later_because("connect", Block(CONNECT), NO_CONNECT),
+    acted("connect", Block(CONNECT), ""),
     acted("data_dir", Str, ""),
     acted("datacenter", Str, ""),
     later("default_query_time", Duration),

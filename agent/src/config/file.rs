@@ -102,6 +102,29 @@ pub struct FileAutopilot {
     pub dead_server_last_contact_threshold: Option<GoDuration>,
 }
 
+/// The `connect {}` block.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConnect {
+    pub enabled: Option<bool>,
+    pub ca_provider: Option<String>,
+    pub ca_config: Option<FileCaConfig>,
+}
+
+/// `connect { ca_config {} }`: the built-in CA's settings, with Consul's snake_case keys.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCaConfig {
+    pub leaf_cert_ttl: Option<GoDuration>,
+    pub rotation_period: Option<GoDuration>,
+    pub intermediate_cert_ttl: Option<GoDuration>,
+    pub root_cert_ttl: Option<GoDuration>,
+    pub private_key_type: Option<String>,
+    pub private_key_bits: Option<u32>,
+    pub csr_max_per_second: Option<f64>,
+    pub csr_max_concurrent: Option<u32>,
+}
+
 /// Every key a config file may hold. All optional: files merge, later ones winning.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +162,7 @@ pub struct FileConfig {
     pub retry_max: Option<u32>,
     pub reconnect_timeout: Option<GoDuration>,
     pub autopilot: Option<FileAutopilot>,
+    pub connect: Option<FileConnect>,
     pub raft_snapshot_threshold: Option<u64>,
     pub raft_trailing_logs: Option<u64>,
     /// Service and check blocks are read separately (their keys are case-insensitive).

@@ -10,6 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use shoal_server::connect::structs::{CaProviderConfig, PerSecond, PROVIDER_CONSUL};
+use shoal_server::connect::ConnectConfig;
 use shoal_server::duration::GoDuration;
 use shoal_server::raft::{Tuning, MAX_TIMING_MULTIPLIER};
 
@@ -135,6 +137,8 @@ pub struct Config {
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
     pub autopilot: AutopilotConfig,
+    /// `connect {}`: whether the servers run the CA, and its first settings.
+    pub connect: ConnectConfig,
     /// `raft_snapshot_threshold` and `raft_trailing_logs`.
     pub raft_tuning: Tuning,
 }
@@ -253,6 +257,17 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
             cleanup_dead_servers, min_quorum, last_contact_threshold, max_trailing_logs,
             dead_server_last_contact_threshold
         );
+    }
+    if let Some(connect) = from.connect {
+        let target = into.connect.get_or_insert_with(Default::default);
+        take!(target, connect; enabled, ca_provider);
+        if let Some(ca) = connect.ca_config {
+            let target = target.ca_config.get_or_insert_with(Default::default);
+            take!(target, ca;
+                leaf_cert_ttl, rotation_period, intermediate_cert_ttl, root_cert_ttl,
+                private_key_type, private_key_bits, csr_max_per_second, csr_max_concurrent
+            );
+        }
     }
     if let Some(dns) = from.dns_config {
         let target = into.dns_config.get_or_insert_with(Default::default);
@@ -549,6 +564,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .reconnect_timeout
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
         autopilot: autopilot(file.autopilot.clone().unwrap_or_default()),
+        connect: connect(dev, file.connect.clone().unwrap_or_default())?,
         raft_tuning: Tuning {
             snapshot_every: file
                 .raft_snapshot_threshold
@@ -577,6 +593,39 @@ fn autopilot(file: file::FileAutopilot) -> AutopilotConfig {
             .unwrap_or(defaults.dead_server_last_contact_threshold),
         ..defaults
     }
+}
+
+/// Connect is off unless enabled, except in `-dev`, as in Consul.
+fn connect(dev: bool, file: file::FileConnect) -> Result<ConnectConfig, ConfigError> {
+    if let Some(provider) = file.ca_provider.filter(|p| p != PROVIDER_CONSUL) {
+        return Err(ConfigError::Invalid(format!(
+            "connect.ca_provider {provider:?} is not supported: Shoal has only \"consul\""
+        )));
+    }
+    let ca = file.ca_config.unwrap_or_default();
+    let defaults = CaProviderConfig::default();
+    let ca_config = CaProviderConfig {
+        leaf_cert_ttl: ca.leaf_cert_ttl.unwrap_or(defaults.leaf_cert_ttl),
+        rotation_period: ca.rotation_period.unwrap_or(defaults.rotation_period),
+        intermediate_cert_ttl: ca
+            .intermediate_cert_ttl
+            .unwrap_or(defaults.intermediate_cert_ttl),
+        root_cert_ttl: ca.root_cert_ttl.unwrap_or(defaults.root_cert_ttl),
+        private_key_type: ca.private_key_type.unwrap_or(defaults.private_key_type),
+        private_key_bits: ca.private_key_bits.unwrap_or(defaults.private_key_bits),
+        csr_max_per_second: ca
+            .csr_max_per_second
+            .map_or(defaults.csr_max_per_second, PerSecond::from_f64),
+        csr_max_concurrent: ca.csr_max_concurrent.unwrap_or(defaults.csr_max_concurrent),
+        ..defaults
+    };
+    ca_config
+        .validate()
+        .map_err(|e| ConfigError::Invalid(format!("connect.ca_config: {e}")))?;
+    Ok(ConnectConfig {
+        enabled: file.enabled.unwrap_or(dev),
+        ca_config,
+    })
 }
 
 /// Consul's `limits { http_max_conns_per_client }` default.
@@ -711,6 +760,79 @@ mod tests {
     }
 
     #[test]
+    fn connect_is_on_in_dev_and_its_ca_settings_merge_from_files() {
+        assert!(
+            load(&Flags {
+                dev: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .connect
+            .enabled
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.hcl");
+        let b = dir.path().join("b.json");
+        std::fs::write(
+            &a,
+            "connect {\n  enabled = false\n  ca_config { leaf_cert_ttl = \"24h\" }\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            r#"{"connect": {"ca_config": {"csr_max_per_second": 5}}}"#,
+        )
+        .unwrap();
+        let config = load(&Flags {
+            dev: true,
+            config_files: vec![a, b],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            !config.connect.enabled,
+            "a file may turn it off even in -dev"
+        );
+        let ca = &config.connect.ca_config;
+        assert_eq!(ca.leaf_cert_ttl.0, Duration::from_secs(24 * 3600));
+        assert_eq!(ca.csr_max_per_second.as_f64(), 5.0);
+        assert_eq!(ca.root_cert_ttl.0, Duration::from_secs(87600 * 3600));
+    }
+
+    #[test]
+    fn a_ca_config_the_ca_cannot_follow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text, expected) in [
+            (
+                "a.json",
+                r#"{"connect": {"ca_config": {"leaf_cert_ttl": "10m"}}}"#,
+                "LeafCertTTL",
+            ),
+            (
+                "b.json",
+                r#"{"connect": {"ca_provider": "vault"}}"#,
+                "vault",
+            ),
+            (
+                "c.json",
+                r#"{"connect": {"ca_config": {"leaf_ttl": "1h"}}}"#,
+                "leaf_ttl",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let error = load(&Flags {
+                dev: true,
+                config_files: vec![path],
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+    }
+
+    #[test]
     fn non_dev_needs_a_data_dir() {
         let err = load(&Flags::default()).unwrap_err().to_string();
         assert!(err.contains("data_dir"), "{err}");
@@ -834,7 +956,6 @@ mod tests {
                     "acl.default_policy",
                     "acl.enabled",
                     "acl.tokens.agent",
-                    "connect.enabled",
                     "encrypt",
                     "ports.grpc",
                     "ports.https",

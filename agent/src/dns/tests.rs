@@ -887,6 +887,7 @@ async fn catalog_server(
         tuning: shoal_server::raft::Tuning::default(),
         autopilot: Default::default(),
         bootstrap_expect: 0,
+        connect: Default::default(),
     })
     .await
     .unwrap();

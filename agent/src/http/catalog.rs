@@ -20,7 +20,11 @@ use crate::agent::Agent;
 /// Runs a catalog read with the request's blocking and consistency options and answers
 /// with its JSON, reusing the bytes rendered last time when the server says the data has
 /// not moved.
-async fn reply(http: &HttpState, params: &Params, read: Read) -> Result<Response, ApiError> {
+pub(super) async fn reply(
+    http: &HttpState,
+    params: &Params,
+    read: Read,
+) -> Result<Response, ApiError> {
     check_datacenter(&http.agent, params)?;
     let filter = filtering::for_read(&read, params)?;
     // Shoal has no cluster peering, so every peer is unknown: an empty answer, as
@@ -84,7 +88,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::NodeServices(node) => *node = None,
         ReadResult::CheckServiceNodes(instances) => instances.clear(),
         ReadResult::Checks(checks) => checks.clear(),
-        ReadResult::NotModified => {}
+        ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
 
@@ -96,6 +100,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::NodeServices(v) => encode(v, pretty),
         ReadResult::CheckServiceNodes(v) => encode(v, pretty),
         ReadResult::Checks(v) => encode(v, pretty),
+        ReadResult::CaRoots(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

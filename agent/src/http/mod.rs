@@ -7,6 +7,7 @@ mod acl_header;
 mod agent_api;
 mod cache;
 mod catalog;
+mod connect;
 #[cfg(test)]
 mod endpoints_table;
 mod enterprise;
@@ -107,6 +108,16 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route(
             "/v1/operator/autopilot/health",
             get(operator::autopilot_health),
+        )
+        .route("/v1/connect/ca/roots", get(connect::roots))
+        .route(
+            "/v1/connect/ca/configuration",
+            get(connect::configuration).put(connect::set_configuration),
+        )
+        .route("/v1/agent/connect/ca/roots", get(connect::agent_roots))
+        .route(
+            "/v1/agent/connect/ca/leaf/{service}",
+            get(connect::agent_leaf),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .method_not_allowed_fallback(|| async {

@@ -1,6 +1,7 @@
 //! The `shoal` command line: one module per command, this one only dispatches.
 
 mod catalog;
+mod connect;
 mod force_leave;
 mod join;
 mod leave;
@@ -40,6 +41,11 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: catalog::Command,
+    },
+    /// Interact with Connect (its certificate authority)
+    Connect {
+        #[command(subcommand)]
+        command: connect::Command,
     },
     /// Force a member of the cluster to enter the "left" state
     ForceLeave(force_leave::Args),
@@ -88,6 +94,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
+        Command::Connect { command } => block_on(connect::run(command, http)).map(success),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),

@@ -362,6 +362,8 @@ impl RaftNode {
         let path = config.data_dir.join("raft");
         std::fs::create_dir_all(&path)
             .map_err(|e| RaftError::Storage(format!("create {}: {e}", path.display())))?;
+        store::restrict_permissions(&config.data_dir, &path)
+            .map_err(|e| RaftError::Storage(format!("permissions of {}: {e}", path.display())))?;
         let db = store::open(&path)
             .map_err(|e| RaftError::Storage(format!("open {}: {e}", path.display())))?;
         let upgraded = upgrade::upgrade(&db)

@@ -139,3 +139,32 @@ pub(super) fn key_index(key: &[u8]) -> Result<u64, StoreError> {
         .map(u64::from_be_bytes)
         .map_err(|_| StoreError::Corrupt(format!("log key of {} bytes", key.len())))
 }
+
+/// The Raft store holds Connect's root private keys, so only the agent's user may read it:
+/// the data dir and the store's dir are 0700 and every file in the store 0600, and the
+/// process's umask is set to 0077 so that the files RocksDB creates later (it has no
+/// file-mode option) are 0600 too. Run at every open, which also tightens data dirs made
+/// by earlier releases.
+#[cfg(unix)]
+pub fn restrict_permissions(data_dir: &Path, store_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+    for dir in [data_dir, store_dir] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    for entry in std::fs::read_dir(store_dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn restrict_permissions(_data_dir: &Path, _store_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}

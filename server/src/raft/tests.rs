@@ -290,6 +290,31 @@ async fn kill_9_child() {
     }
 }
 
+/// The store holds Connect's root keys: nobody but the agent's user may read it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (node, _state) = open(&dir, Tuning::default()).await;
+    apply_all(&node, 0, 5).await;
+    node.shutdown().await.expect("shutdown");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path()), 0o700);
+    let store = dir.path().join("raft");
+    assert_eq!(mode(&store), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            files += 1;
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    assert!(files > 3, "RocksDB wrote its files");
+}
+
 #[test]
 fn raft_multiplier_scales_every_timing() {
     let base = Tuning::default();

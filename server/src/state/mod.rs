@@ -9,7 +9,7 @@
 mod tables;
 mod watch;
 
-pub use tables::Tables;
+pub use tables::{ConnectCaState, Tables};
 pub use watch::{Topic, Watch};
 
 use std::sync::RwLock;

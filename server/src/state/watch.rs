@@ -19,6 +19,8 @@ pub enum Topic {
     Service(String),
     /// One node (lower-cased): the node, its services and its checks.
     Node(String),
+    /// Connect's CA: its roots and its configuration.
+    ConnectCa,
 }
 
 impl Topic {
@@ -26,7 +28,7 @@ impl Topic {
     pub fn name(&self) -> Option<&str> {
         match self {
             Topic::Service(name) | Topic::Node(name) => Some(name),
-            Topic::Nodes | Topic::Services | Topic::Checks => None,
+            Topic::Nodes | Topic::Services | Topic::Checks | Topic::ConnectCa => None,
         }
     }
 
@@ -35,7 +37,7 @@ impl Topic {
         match self {
             Topic::Service(_) => Some(Topic::Service(name.to_string())),
             Topic::Node(_) => Some(Topic::Node(name.to_string())),
-            Topic::Nodes | Topic::Services | Topic::Checks => None,
+            Topic::Nodes | Topic::Services | Topic::Checks | Topic::ConnectCa => None,
         }
     }
 }

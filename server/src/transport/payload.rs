@@ -122,7 +122,7 @@ fn entry_to_v1(entry: &Entry<TypeConfig>) -> Result<Entry<v1::types::TypeConfig>
             let mut old = Vec::with_capacity(commands.len());
             for command in commands {
                 match command.decode()? {
-                    Decoded::Known(command) => old.push(v1::types::Command::from(&command)),
+                    Decoded::Known(command) => old.push(v1::types::Command::try_from(&command)?),
                     Decoded::Skipped { kind } => {
                         return Err(FormatError::NotInProtocol {
                             version: 1,
@@ -183,7 +183,7 @@ impl Payload for Result<Response, RpcError> {
             msgpack_into(&wire::reply_to_record(self), buf)
         } else {
             let old: Result<v1::types::Response, v1::types::RpcError> = match self {
-                Ok(response) => Ok(response.into()),
+                Ok(response) => Ok(response.try_into()?),
                 Err(error) => Err(error.into()),
             };
             bincode_into(&old, buf)

@@ -456,6 +456,7 @@ async fn server_answers_rpcs_on_its_server_port() {
         tuning: Tuning::default(),
         autopilot: Default::default(),
         bootstrap_expect: 0,
+        connect: Default::default(),
     })
     .await
     .unwrap();

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord};
+use super::records::{
+    CaSetConfigRecord, CaSetRootsRecord, DeregisterRequestRecord, RegisterRequestRecord,
+    SetAutopilotConfigRecord,
+};
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
 
@@ -23,6 +26,9 @@ pub mod kind {
     pub const REGISTER: u16 = 1;
     pub const DEREGISTER: u16 = 2;
     pub const SET_AUTOPILOT_CONFIG: u16 = 3;
+    /// Connect's CA: never skippable, a server without the CA's state could not sign.
+    pub const CA_SET_CONFIG: u16 = 4;
+    pub const CA_SET_ROOTS: u16 = 5;
 }
 
 /// One command, encoded.
@@ -54,6 +60,7 @@ pub enum Decoded {
 pub fn introduced_in(kind: u16) -> u32 {
     match kind & !IGNORE_IF_UNKNOWN {
         kind::REGISTER | kind::DEREGISTER | kind::SET_AUTOPILOT_CONFIG => 1,
+        kind::CA_SET_CONFIG | kind::CA_SET_ROOTS => 3,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -62,7 +69,11 @@ pub fn introduced_in(kind: u16) -> u32 {
 fn is_known(kind: u16) -> bool {
     matches!(
         kind,
-        kind::REGISTER | kind::DEREGISTER | kind::SET_AUTOPILOT_CONFIG
+        kind::REGISTER
+            | kind::DEREGISTER
+            | kind::SET_AUTOPILOT_CONFIG
+            | kind::CA_SET_CONFIG
+            | kind::CA_SET_ROOTS
     )
 }
 
@@ -84,6 +95,27 @@ impl EncodedCommand {
                     cas: *cas,
                 })?,
             ),
+            Command::CaSetConfig { config, cas } => (
+                kind::CA_SET_CONFIG,
+                to_msgpack(&CaSetConfigRecord {
+                    config: config.into(),
+                    cas: *cas,
+                })?,
+            ),
+            Command::CaSetRoots {
+                roots,
+                keys,
+                config,
+                cas,
+            } => (
+                kind::CA_SET_ROOTS,
+                to_msgpack(&CaSetRootsRecord {
+                    roots: roots.iter().map(Into::into).collect(),
+                    keys: keys.iter().map(Into::into).collect(),
+                    config: config.as_ref().map(Into::into),
+                    cas: *cas,
+                })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -101,6 +133,22 @@ impl EncodedCommand {
                 let record: SetAutopilotConfigRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::SetAutopilotConfig {
                     config: record.config.into(),
+                    cas: record.cas,
+                })
+            }
+            kind::CA_SET_CONFIG => {
+                let record: CaSetConfigRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::CaSetConfig {
+                    config: record.config.into(),
+                    cas: record.cas,
+                })
+            }
+            kind::CA_SET_ROOTS => {
+                let record: CaSetRootsRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::CaSetRoots {
+                    roots: record.roots.into_iter().map(Into::into).collect(),
+                    keys: record.keys.into_iter().map(Into::into).collect(),
+                    config: record.config.map(Into::into),
                     cas: record.cas,
                 })
             }

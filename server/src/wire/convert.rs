@@ -6,11 +6,16 @@ use std::time::Duration;
 use super::command::{Decoded, EncodedCommand};
 use super::records::*;
 use super::FormatError;
+use crate::connect::structs::{
+    CaConfiguration, CaProviderConfig, CaRoot, CaSigningKey, IndexedCaRoots, IssuedCert, PerSecond,
+    SignRequest, Timestamp,
+};
 use crate::duration::GoDuration;
 use crate::rpc::{
     Consistency, Envelope, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request,
     Response, RpcError,
 };
+use crate::state::ConnectCaState;
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, DeregisterRequest, HealthCheck,
     HealthCheckDefinition, HealthStatus, Node, NodeService, NodeServices, RaftConfiguration,
@@ -624,6 +629,7 @@ impl From<&Read> for ReadRecord {
                 state: state_name(state),
                 node_meta,
             },
+            Read::ConnectCaRoots => ReadRecord::ConnectCaRoots,
         }
     }
 }
@@ -663,6 +669,7 @@ impl From<ReadRecord> for Read {
                 state: state_of(&state),
                 node_meta,
             },
+            ReadRecord::ConnectCaRoots => Read::ConnectCaRoots,
         }
     }
 }
@@ -699,6 +706,11 @@ impl TryFrom<&Request> for RequestRecord {
             Op::RaftRemovePeer(peer) => OpRecord::RaftRemovePeer(peer.into()),
             Op::AutopilotConfiguration => OpRecord::AutopilotConfiguration,
             Op::AutopilotHealth => OpRecord::AutopilotHealth,
+            Op::ConnectCaConfiguration => OpRecord::ConnectCaConfiguration,
+            Op::ConnectCaSetConfiguration(config) => {
+                OpRecord::ConnectCaSetConfiguration(config.into())
+            }
+            Op::ConnectCaSign(request) => OpRecord::ConnectCaSign(request.into()),
         };
         Ok(RequestRecord {
             envelope: EnvelopeRecord {
@@ -729,6 +741,11 @@ impl TryFrom<RequestRecord> for Request {
             OpRecord::RaftRemovePeer(peer) => Op::RaftRemovePeer(peer.into()),
             OpRecord::AutopilotConfiguration => Op::AutopilotConfiguration,
             OpRecord::AutopilotHealth => Op::AutopilotHealth,
+            OpRecord::ConnectCaConfiguration => Op::ConnectCaConfiguration,
+            OpRecord::ConnectCaSetConfiguration(config) => {
+                Op::ConnectCaSetConfiguration(config.into())
+            }
+            OpRecord::ConnectCaSign(request) => Op::ConnectCaSign(request.into()),
         };
         Ok(Request {
             envelope: Envelope {
@@ -761,6 +778,7 @@ impl From<&ReadResult> for ReadResultRecord {
                 ReadResultRecord::Checks(checks.iter().map(Into::into).collect())
             }
             ReadResult::NotModified => ReadResultRecord::NotModified,
+            ReadResult::CaRoots(roots) => ReadResultRecord::CaRoots(roots.into()),
         }
     }
 }
@@ -778,6 +796,7 @@ impl From<ReadResultRecord> for ReadResult {
             ReadResultRecord::CheckServiceNodes(rows) => ReadResult::CheckServiceNodes(all(rows)),
             ReadResultRecord::Checks(checks) => ReadResult::Checks(all(checks)),
             ReadResultRecord::NotModified => ReadResult::NotModified,
+            ReadResultRecord::CaRoots(roots) => ReadResult::CaRoots(roots.into()),
         }
     }
 }
@@ -800,6 +819,8 @@ impl From<&Response> for ResponseRecord {
                 ResponseRecord::AutopilotConfiguration(config.into())
             }
             Response::AutopilotHealth(health) => ResponseRecord::AutopilotHealth(health.into()),
+            Response::CaConfiguration(config) => ResponseRecord::CaConfiguration(config.into()),
+            Response::IssuedCert(cert) => ResponseRecord::IssuedCert(cert.into()),
         }
     }
 }
@@ -822,6 +843,8 @@ impl From<ResponseRecord> for Response {
                 Response::AutopilotConfiguration(config.into())
             }
             ResponseRecord::AutopilotHealth(health) => Response::AutopilotHealth(health.into()),
+            ResponseRecord::CaConfiguration(config) => Response::CaConfiguration(config.into()),
+            ResponseRecord::IssuedCert(cert) => Response::IssuedCert(cert.into()),
         }
     }
 }
@@ -835,6 +858,7 @@ impl From<&RpcError> for RpcErrorRecord {
             RpcError::Rejected(m) => RpcErrorRecord::Rejected(m.clone()),
             RpcError::Internal(m) => RpcErrorRecord::Internal(m.clone()),
             RpcError::Unreachable(m) => RpcErrorRecord::Unreachable(m.clone()),
+            RpcError::RateLimited => RpcErrorRecord::RateLimited,
         }
     }
 }
@@ -848,6 +872,7 @@ impl From<RpcErrorRecord> for RpcError {
             RpcErrorRecord::Rejected(m) => RpcError::Rejected(m),
             RpcErrorRecord::Internal(m) => RpcError::Internal(m),
             RpcErrorRecord::Unreachable(m) => RpcError::Unreachable(m),
+            RpcErrorRecord::RateLimited => RpcError::RateLimited,
         }
     }
 }
@@ -862,4 +887,206 @@ pub fn reply_to_record(reply: &Result<Response, RpcError>) -> ReplyRecord {
 
 pub fn reply_from_record(record: ReplyRecord) -> Result<Response, RpcError> {
     record.map(Into::into).map_err(Into::into)
+}
+
+impl From<&CaConfiguration> for CaConfigRecord {
+    fn from(v: &CaConfiguration) -> CaConfigRecord {
+        CaConfigRecord {
+            cluster_id: v.cluster_id.clone(),
+            provider: v.provider.clone(),
+            leaf_cert_ttl: nanos(v.config.leaf_cert_ttl),
+            rotation_period: nanos(v.config.rotation_period),
+            intermediate_cert_ttl: nanos(v.config.intermediate_cert_ttl),
+            root_cert_ttl: nanos(v.config.root_cert_ttl),
+            private_key_type: v.config.private_key_type.clone(),
+            private_key_bits: v.config.private_key_bits,
+            csr_max_per_second_milli: v.config.csr_max_per_second.milli,
+            csr_max_concurrent: v.config.csr_max_concurrent,
+            private_key: v.config.private_key.clone(),
+            root_cert: v.config.root_cert.clone(),
+            force_without_cross_signing: v.force_without_cross_signing,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<CaConfigRecord> for CaConfiguration {
+    fn from(r: CaConfigRecord) -> CaConfiguration {
+        CaConfiguration {
+            cluster_id: r.cluster_id,
+            provider: r.provider,
+            config: CaProviderConfig {
+                leaf_cert_ttl: Duration::from_nanos(r.leaf_cert_ttl).into(),
+                rotation_period: Duration::from_nanos(r.rotation_period).into(),
+                intermediate_cert_ttl: Duration::from_nanos(r.intermediate_cert_ttl).into(),
+                root_cert_ttl: Duration::from_nanos(r.root_cert_ttl).into(),
+                private_key_type: r.private_key_type,
+                private_key_bits: r.private_key_bits,
+                csr_max_per_second: PerSecond {
+                    milli: r.csr_max_per_second_milli,
+                },
+                csr_max_concurrent: r.csr_max_concurrent,
+                private_key: r.private_key,
+                root_cert: r.root_cert,
+            },
+            force_without_cross_signing: r.force_without_cross_signing,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&CaRoot> for CaRootRecord {
+    fn from(v: &CaRoot) -> CaRootRecord {
+        CaRootRecord {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            serial_number: v.serial_number,
+            signing_key_id: v.signing_key_id.clone(),
+            external_trust_domain: v.external_trust_domain.clone(),
+            not_before: v.not_before.0,
+            not_after: v.not_after.0,
+            root_cert: v.root_cert.clone(),
+            intermediate_certs: v.intermediate_certs.clone(),
+            active: v.active,
+            private_key_type: v.private_key_type.clone(),
+            private_key_bits: v.private_key_bits,
+            rotated_out_at: v.rotated_out_at.0,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<CaRootRecord> for CaRoot {
+    fn from(r: CaRootRecord) -> CaRoot {
+        CaRoot {
+            id: r.id,
+            name: r.name,
+            serial_number: r.serial_number,
+            signing_key_id: r.signing_key_id,
+            external_trust_domain: r.external_trust_domain,
+            not_before: Timestamp(r.not_before),
+            not_after: Timestamp(r.not_after),
+            root_cert: r.root_cert,
+            intermediate_certs: r.intermediate_certs,
+            active: r.active,
+            private_key_type: r.private_key_type,
+            private_key_bits: r.private_key_bits,
+            rotated_out_at: Timestamp(r.rotated_out_at),
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&CaSigningKey> for CaSigningKeyRecord {
+    fn from(v: &CaSigningKey) -> CaSigningKeyRecord {
+        CaSigningKeyRecord {
+            root_id: v.root_id.clone(),
+            private_key_pem: v.private_key_pem.clone(),
+        }
+    }
+}
+
+impl From<CaSigningKeyRecord> for CaSigningKey {
+    fn from(r: CaSigningKeyRecord) -> CaSigningKey {
+        CaSigningKey {
+            root_id: r.root_id,
+            private_key_pem: r.private_key_pem,
+        }
+    }
+}
+
+impl From<&ConnectCaState> for ConnectCaRecord {
+    fn from(v: &ConnectCaState) -> ConnectCaRecord {
+        ConnectCaRecord {
+            config: v.config.as_ref().map(Into::into),
+            roots: v.roots.iter().map(Into::into).collect(),
+            keys: v.keys.iter().map(Into::into).collect(),
+            roots_index: v.roots_index,
+        }
+    }
+}
+
+impl From<ConnectCaRecord> for ConnectCaState {
+    fn from(r: ConnectCaRecord) -> ConnectCaState {
+        ConnectCaState {
+            config: r.config.map(Into::into),
+            roots: r.roots.into_iter().map(Into::into).collect(),
+            keys: r.keys.into_iter().map(Into::into).collect(),
+            roots_index: r.roots_index,
+        }
+    }
+}
+
+impl From<&IndexedCaRoots> for IndexedCaRootsRecord {
+    fn from(v: &IndexedCaRoots) -> IndexedCaRootsRecord {
+        IndexedCaRootsRecord {
+            active_root_id: v.active_root_id.clone(),
+            trust_domain: v.trust_domain.clone(),
+            roots: v.roots.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<IndexedCaRootsRecord> for IndexedCaRoots {
+    fn from(r: IndexedCaRootsRecord) -> IndexedCaRoots {
+        IndexedCaRoots {
+            active_root_id: r.active_root_id,
+            trust_domain: r.trust_domain,
+            roots: r.roots.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&SignRequest> for SignRequestRecord {
+    fn from(v: &SignRequest) -> SignRequestRecord {
+        SignRequestRecord {
+            node: v.node.clone(),
+            csr: v.csr.clone(),
+        }
+    }
+}
+
+impl From<SignRequestRecord> for SignRequest {
+    fn from(r: SignRequestRecord) -> SignRequest {
+        SignRequest {
+            node: r.node,
+            csr: r.csr,
+        }
+    }
+}
+
+impl From<&IssuedCert> for IssuedCertRecord {
+    fn from(v: &IssuedCert) -> IssuedCertRecord {
+        IssuedCertRecord {
+            serial_number: v.serial_number.clone(),
+            cert_pem: v.cert_pem.clone(),
+            service: v.service.clone(),
+            service_uri: v.service_uri.clone(),
+            valid_after: v.valid_after.0,
+            valid_before: v.valid_before.0,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+/// The private key is the agent's and never crosses the wire.
+impl From<IssuedCertRecord> for IssuedCert {
+    fn from(r: IssuedCertRecord) -> IssuedCert {
+        IssuedCert {
+            serial_number: r.serial_number,
+            cert_pem: r.cert_pem,
+            private_key_pem: String::new(),
+            service: r.service,
+            service_uri: r.service_uri,
+            valid_after: Timestamp(r.valid_after),
+            valid_before: Timestamp(r.valid_before),
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
 }

@@ -284,6 +284,7 @@ pub enum ReadRecord {
         state: String,
         node_meta: BTreeMap<String, String>,
     },
+    ConnectCaRoots,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +323,9 @@ pub enum OpRecord {
     RaftRemovePeer(RaftPeerRecord),
     AutopilotConfiguration,
     AutopilotHealth,
+    ConnectCaConfiguration,
+    ConnectCaSetConfiguration(CaConfigRecord),
+    ConnectCaSign(SignRequestRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +337,7 @@ pub enum ReadResultRecord {
     CheckServiceNodes(Vec<CheckServiceNodeRecord>),
     Checks(Vec<HealthCheckRecord>),
     NotModified,
+    CaRoots(IndexedCaRootsRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,6 +357,8 @@ pub enum ResponseRecord {
     RaftPeerRemoved,
     AutopilotConfiguration(AutopilotConfigRecord),
     AutopilotHealth(AutopilotHealthRecord),
+    CaConfiguration(CaConfigRecord),
+    IssuedCert(IssuedCertRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,7 +369,119 @@ pub enum RpcErrorRecord {
     Rejected(String),
     Internal(String),
     Unreachable(String),
+    RateLimited,
 }
 
 /// A server's answer to a [`RequestRecord`].
 pub type ReplyRecord = Result<ResponseRecord, RpcErrorRecord>;
+
+/// Connect's CA configuration; durations in nanoseconds, the signing rate in thousandths
+/// per second.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaConfigRecord {
+    pub cluster_id: String,
+    pub provider: String,
+    pub leaf_cert_ttl: u64,
+    pub rotation_period: u64,
+    pub intermediate_cert_ttl: u64,
+    pub root_cert_ttl: u64,
+    pub private_key_type: String,
+    pub private_key_bits: u32,
+    pub csr_max_per_second_milli: u64,
+    pub csr_max_concurrent: u32,
+    /// Only in a set-configuration request on its way to the leader, never stored.
+    pub private_key: String,
+    pub root_cert: String,
+    pub force_without_cross_signing: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// A CA root; times in Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaRootRecord {
+    pub id: String,
+    pub name: String,
+    pub serial_number: u64,
+    pub signing_key_id: String,
+    pub external_trust_domain: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub root_cert: String,
+    pub intermediate_certs: Vec<String>,
+    pub active: bool,
+    pub private_key_type: String,
+    pub private_key_bits: u32,
+    pub rotated_out_at: i64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// A root's private key: in the Raft log and snapshots, which live on servers only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaSigningKeyRecord {
+    pub root_id: String,
+    pub private_key_pem: String,
+}
+
+/// The body of a [`crate::structs::Command::CaSetConfig`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaSetConfigRecord {
+    pub config: CaConfigRecord,
+    pub cas: Option<u64>,
+}
+
+/// The body of a [`crate::structs::Command::CaSetRoots`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaSetRootsRecord {
+    pub roots: Vec<CaRootRecord>,
+    pub keys: Vec<CaSigningKeyRecord>,
+    pub config: Option<CaConfigRecord>,
+    pub cas: Option<u64>,
+}
+
+/// The CA's state in a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectCaRecord {
+    pub config: Option<CaConfigRecord>,
+    pub roots: Vec<CaRootRecord>,
+    pub keys: Vec<CaSigningKeyRecord>,
+    pub roots_index: u64,
+}
+
+/// `/v1/connect/ca/roots` between servers (never with keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexedCaRootsRecord {
+    pub active_root_id: String,
+    pub trust_domain: String,
+    pub roots: Vec<CaRootRecord>,
+}
+
+/// A leaf signing request from an agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignRequestRecord {
+    pub node: String,
+    pub csr: String,
+}
+
+/// A signed leaf; times in Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IssuedCertRecord {
+    pub serial_number: String,
+    pub cert_pem: String,
+    pub service: String,
+    pub service_uri: String,
+    pub valid_after: i64,
+    pub valid_before: i64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}

@@ -15,10 +15,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
-use super::records::{AutopilotConfigRecord, HealthCheckRecord, NodeRecord, NodeServiceRecord};
+use super::records::{
+    AutopilotConfigRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord, NodeServiceRecord,
+};
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
-use crate::state::Topic;
+use crate::state::{ConnectCaState, Topic};
 use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeService};
 
 const MAGIC: &[u8] = b"\xFFSHOAL";
@@ -32,6 +34,8 @@ pub mod table {
     pub const CHECKS: u16 = 3;
     pub const TOPIC_INDEX: u16 = 4;
     pub const AUTOPILOT: u16 = 5;
+    /// Connect's CA, with its roots' private keys: snapshots stay on servers.
+    pub const CONNECT_CA: u16 = 6;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -48,6 +52,7 @@ pub struct SnapshotContents {
     pub checks: Vec<(String, HealthCheck)>,
     pub topic_index: Vec<(Topic, u64)>,
     pub autopilot: Option<AutopilotConfig>,
+    pub connect_ca: Option<ConnectCaState>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -95,6 +100,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Checks => ("checks", ""),
         Topic::Service(name) => ("service", name.as_str()),
         Topic::Node(name) => ("node", name.as_str()),
+        Topic::ConnectCa => ("connect-ca", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -110,6 +116,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "checks" => Topic::Checks,
         "service" => Topic::Service(record.name),
         "node" => Topic::Node(record.name),
+        "connect-ca" => Topic::ConnectCa,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
@@ -160,6 +167,12 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
         tables.push(TableRecord {
             kind: table::AUTOPILOT,
             rows: to_msgpack(&AutopilotConfigRecord::from(autopilot))?,
+        });
+    }
+    if let Some(connect_ca) = &contents.connect_ca {
+        tables.push(TableRecord {
+            kind: table::CONNECT_CA,
+            rows: to_msgpack(&ConnectCaRecord::from(connect_ca))?,
         });
     }
     let record = SnapshotRecord {
@@ -220,6 +233,10 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                 let record: AutopilotConfigRecord = from_msgpack(&table.rows)?;
                 contents.autopilot = Some(record.into());
             }
+            table::CONNECT_CA => {
+                let record: ConnectCaRecord = from_msgpack(&table.rows)?;
+                contents.connect_ca = Some(record.into());
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -263,6 +280,7 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
             .map(|(topic, index)| (topic.into(), index))
             .collect(),
         autopilot: tables.autopilot.map(Into::into),
+        connect_ca: None,
     })
 }
 

@@ -140,6 +140,93 @@ fn check_version(version: u32) {
     );
 }
 
+/// The state after every sample command, Connect's included.
+fn sample_state_with_connect() -> (u64, StateStore) {
+    let (mut index, state) = sample_state();
+    for (_, command) in samples::connect::commands() {
+        index += 1;
+        state.apply(index, &command);
+    }
+    (index, state)
+}
+
+/// Connect's CA fixtures (protocol 2, written after its first fixtures).
+fn check_connect_fixtures() {
+    for (name, command) in samples::connect::commands() {
+        let batch: Batch = from_bincode(&read(3, &format!("command_{name}.bin"))).unwrap();
+        let entry = Entry {
+            log_id: log_id(1),
+            payload: EntryPayload::Normal(batch),
+        };
+        assert_eq!(commands_of(&entry).remove(0), command, "command {name}");
+    }
+    for (name, request) in samples::connect::requests() {
+        let decoded = Request::decode(&read(3, &format!("request_{name}.bin")), 3).unwrap();
+        assert_eq!(decoded, request, "request {name}");
+    }
+    for (name, reply) in samples::connect::responses() {
+        let bytes = read(3, &format!("response_{name}.bin"));
+        let decoded = <Result<Response, RpcError>>::decode(&bytes, 3).unwrap();
+        assert_eq!(decoded, reply, "response {name}");
+    }
+    let (command_index, state) = sample_state_with_connect();
+    let restored = snapshot::decode(&read(3, "snapshot_connect.bin")).unwrap();
+    assert_eq!(restored, state.snapshot(command_index));
+    assert!(restored.connect_ca.is_some());
+}
+
+#[test]
+fn connect_ca_fixtures_decode() {
+    check_connect_fixtures();
+}
+
+#[test]
+fn connect_ca_values_are_not_sent_to_a_protocol_1_peer() {
+    for (name, request) in samples::connect::requests() {
+        let mut buf = Vec::new();
+        assert!(
+            matches!(
+                request.encode_into(1, &mut buf),
+                Err(FormatError::NotInProtocol { version: 1, .. })
+            ),
+            "{name}"
+        );
+    }
+    let reply = samples::connect::responses().remove(0).1;
+    assert!(reply.encode_into(1, &mut Vec::new()).is_err());
+}
+
+#[test]
+fn connect_ca_samples_round_trip() {
+    for (name, request) in samples::connect::requests() {
+        let mut buf = Vec::new();
+        request.encode_into(2, &mut buf).unwrap();
+        assert_eq!(Request::decode(&buf, 2).unwrap(), request, "{name}");
+    }
+    for (name, reply) in samples::connect::responses() {
+        let mut buf = Vec::new();
+        reply.encode_into(2, &mut buf).unwrap();
+        let decoded = <Result<Response, RpcError>>::decode(&buf, 2).unwrap();
+        assert_eq!(decoded, reply, "{name}");
+    }
+    for (name, command) in samples::connect::commands() {
+        let encoded = EncodedCommand::encode(&command).unwrap();
+        assert_eq!(
+            encoded.kind & IGNORE_IF_UNKNOWN,
+            0,
+            "{name} may not be skipped"
+        );
+        assert_eq!(
+            commands_of(&Entry {
+                log_id: log_id(1),
+                payload: EntryPayload::Normal(Batch(vec![encoded])),
+            }),
+            vec![command],
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn protocol_1_fixtures_decode() {
     check_version(1);
@@ -197,6 +284,23 @@ fn write_v2_fixtures() {
     let (command_index, state) = sample_state();
     write(
         "snapshot.bin".into(),
+        snapshot::encode(&state.snapshot(command_index)).unwrap(),
+    );
+    for (name, command) in samples::connect::commands() {
+        let batch = Batch(vec![EncodedCommand::encode(&command).unwrap()]);
+        write(format!("command_{name}.bin"), to_bincode(&batch).unwrap());
+    }
+    for (name, request) in samples::connect::requests() {
+        let bytes = payload(&|buf| request.encode_into(2, buf).unwrap());
+        write(format!("request_{name}.bin"), bytes);
+    }
+    for (name, reply) in samples::connect::responses() {
+        let bytes = payload(&|buf| reply.encode_into(2, buf).unwrap());
+        write(format!("response_{name}.bin"), bytes);
+    }
+    let (command_index, state) = sample_state_with_connect();
+    write(
+        "snapshot_connect.bin".into(),
         snapshot::encode(&state.snapshot(command_index)).unwrap(),
     );
 }
@@ -334,7 +438,11 @@ fn a_protocol_1_peer_is_not_sent_a_snapshot() {
 fn the_handshake_settles_on_the_older_protocol() {
     assert_eq!(Hello::with_version("dc1", 1).negotiate("dc1").unwrap(), 1);
     assert_eq!(Hello::with_version("dc1", 2).negotiate("dc1").unwrap(), 2);
-    assert_eq!(Hello::with_version("dc1", 9).negotiate("dc1").unwrap(), 2);
+    assert_eq!(Hello::with_version("dc1", 3).negotiate("dc1").unwrap(), 3);
+    assert_eq!(
+        Hello::with_version("dc1", 9).negotiate("dc1").unwrap(),
+        super::PROTOCOL_VERSION
+    );
     assert!(Hello::with_version("dc1", 0).negotiate("dc1").is_err());
     // What a protocol-1 server says when it refuses a newer dialer.
     assert_eq!(

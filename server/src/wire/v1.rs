@@ -878,9 +878,19 @@ impl From<v1::RaftConfiguration> for RaftConfiguration {
     }
 }
 
-impl From<&structs::Command> for v1::Command {
-    fn from(v: &structs::Command) -> v1::Command {
-        match v {
+/// What protocol 1 has no type for cannot be sent to a protocol-1 peer.
+fn not_in_v1(what: &str) -> FormatError {
+    FormatError::NotInProtocol {
+        version: 1,
+        what: what.to_string(),
+    }
+}
+
+impl TryFrom<&structs::Command> for v1::Command {
+    type Error = FormatError;
+
+    fn try_from(v: &structs::Command) -> Result<v1::Command, FormatError> {
+        Ok(match v {
             structs::Command::Register(req) => v1::Command::Register(req.into()),
             structs::Command::Deregister(req) => v1::Command::Deregister(req.into()),
             structs::Command::SetAutopilotConfig { config, cas } => {
@@ -889,7 +899,10 @@ impl From<&structs::Command> for v1::Command {
                     cas: *cas,
                 }
             }
-        }
+            structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
+                return Err(not_in_v1("Connect CA commands"))
+            }
+        })
     }
 }
 
@@ -928,10 +941,12 @@ impl From<v1::Consistency> for rpc::Consistency {
     }
 }
 
-impl From<&rpc::Read> for v1::Read {
-    fn from(v: &rpc::Read) -> v1::Read {
+impl TryFrom<&rpc::Read> for v1::Read {
+    type Error = FormatError;
+
+    fn try_from(v: &rpc::Read) -> Result<v1::Read, FormatError> {
         use rpc::Read as R;
-        match v.clone() {
+        Ok(match v.clone() {
             R::CatalogServices { node_meta } => v1::Read::CatalogServices { node_meta },
             R::CatalogNodes { node_meta } => v1::Read::CatalogNodes { node_meta },
             R::CatalogServiceNodes {
@@ -964,7 +979,8 @@ impl From<&rpc::Read> for v1::Read {
                 state: state_name(state),
                 node_meta,
             },
-        }
+            R::ConnectCaRoots => return Err(not_in_v1("Connect CA reads")),
+        })
     }
 }
 
@@ -1024,9 +1040,9 @@ impl TryFrom<&rpc::Request> for v1::Request {
         }
         let query = &envelope.query;
         Ok(match &v.op {
-            Op::Apply(command) => v1::Request::Apply(command.into()),
+            Op::Apply(command) => v1::Request::Apply(command.try_into()?),
             Op::Read(read) => v1::Request::Read {
-                read: read.into(),
+                read: read.try_into()?,
                 options: v1::QueryOptions {
                     min_index: query.min_index,
                     max_wait: query.max_wait,
@@ -1048,6 +1064,9 @@ impl TryFrom<&rpc::Request> for v1::Request {
             }
             Op::AutopilotConfiguration => v1::Request::AutopilotConfiguration,
             Op::AutopilotHealth => v1::Request::AutopilotHealth,
+            Op::ConnectCaConfiguration
+            | Op::ConnectCaSetConfiguration(_)
+            | Op::ConnectCaSign(_) => return Err(not_in_v1("Connect CA requests")),
         })
     }
 }
@@ -1089,10 +1108,12 @@ impl From<v1::Request> for rpc::Request {
     }
 }
 
-impl From<&rpc::ReadResult> for v1::ReadResult {
-    fn from(v: &rpc::ReadResult) -> v1::ReadResult {
+impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
+    type Error = FormatError;
+
+    fn try_from(v: &rpc::ReadResult) -> Result<v1::ReadResult, FormatError> {
         use rpc::ReadResult as R;
-        match v {
+        Ok(match v {
             R::Services(services) => v1::ReadResult::Services(services.clone()),
             R::Nodes(rows) => v1::ReadResult::Nodes(rows.iter().map(Into::into).collect()),
             R::ServiceNodes(rows) => {
@@ -1104,7 +1125,8 @@ impl From<&rpc::ReadResult> for v1::ReadResult {
             }
             R::Checks(rows) => v1::ReadResult::Checks(rows.iter().map(Into::into).collect()),
             R::NotModified => v1::ReadResult::NotModified,
-        }
+            R::CaRoots(_) => return Err(not_in_v1("Connect CA roots")),
+        })
     }
 }
 
@@ -1126,10 +1148,12 @@ impl From<v1::ReadResult> for rpc::ReadResult {
     }
 }
 
-impl From<&rpc::Response> for v1::Response {
-    fn from(v: &rpc::Response) -> v1::Response {
+impl TryFrom<&rpc::Response> for v1::Response {
+    type Error = FormatError;
+
+    fn try_from(v: &rpc::Response) -> Result<v1::Response, FormatError> {
         use rpc::Response as R;
-        match v {
+        Ok(match v {
             R::Applied { index } => v1::Response::Applied { index: *index },
             R::CasFailed => v1::Response::CasFailed,
             R::Read { meta, result } => v1::Response::Read {
@@ -1138,7 +1162,7 @@ impl From<&rpc::Response> for v1::Response {
                     known_leader: meta.known_leader,
                     last_contact: meta.last_contact,
                 },
-                result: result.into(),
+                result: result.try_into()?,
             },
             R::Datacenters(dcs) => v1::Response::Datacenters(dcs.clone()),
             R::Leader(addr) => v1::Response::Leader(addr.clone()),
@@ -1149,7 +1173,10 @@ impl From<&rpc::Response> for v1::Response {
                 v1::Response::AutopilotConfiguration(config.into())
             }
             R::AutopilotHealth(health) => v1::Response::AutopilotHealth(health.into()),
-        }
+            R::CaConfiguration(_) | R::IssuedCert(_) => {
+                return Err(not_in_v1("Connect CA answers"))
+            }
+        })
     }
 }
 
@@ -1190,6 +1217,7 @@ impl From<&rpc::RpcError> for v1::RpcError {
             E::Rejected(m) => v1::RpcError::Rejected(m.clone()),
             E::Internal(m) => v1::RpcError::Internal(m.clone()),
             E::Unreachable(m) => v1::RpcError::Unreachable(m.clone()),
+            E::RateLimited => v1::RpcError::Internal(v.to_string()),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use imbl::{OrdMap, OrdSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::{Topic, Watch};
 use crate::structs::{
@@ -14,6 +15,9 @@ use crate::wire::snapshot::SnapshotContents;
 mod autopilot;
 mod catalog_read;
 mod catalog_write;
+mod connect_ca;
+
+pub use connect_ca::ConnectCaState;
 
 /// Why a command changed nothing.
 #[derive(Debug)]
@@ -48,6 +52,8 @@ pub struct Tables {
     topic_index: OrdMap<Topic, u64>,
     /// Set through the operator API; `None` until then.
     autopilot: Option<AutopilotConfig>,
+    /// Connect's CA, once the leader has set it up.
+    connect_ca: Option<Arc<ConnectCaState>>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
 }
@@ -90,6 +96,7 @@ impl Tables {
                 .map(|(topic, index)| (topic.clone(), *index))
                 .collect(),
             autopilot: self.autopilot.clone(),
+            connect_ca: self.connect_ca.as_deref().cloned(),
         }
     }
 
@@ -113,6 +120,7 @@ impl Tables {
                 .collect(),
             topic_index: contents.topic_index.into_iter().collect(),
             autopilot: contents.autopilot,
+            connect_ca: contents.connect_ca.map(Arc::new),
             services_by_name: OrdMap::new(),
         };
         for (key, service) in &tables.services {
@@ -165,6 +173,13 @@ impl Tables {
             Command::Register(req) => self.register(index, req),
             Command::Deregister(req) => self.deregister(req),
             Command::SetAutopilotConfig { config, cas } => self.set_autopilot(index, config, *cas),
+            Command::CaSetConfig { config, cas } => self.ca_set_config(index, config, *cas),
+            Command::CaSetRoots {
+                roots,
+                keys,
+                config,
+                cas,
+            } => self.ca_set_roots(index, roots, keys, config.as_ref(), *cas),
         };
         match result {
             Ok(touched) => {

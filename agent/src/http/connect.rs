@@ -1,0 +1,117 @@
+//! Connect's CA: `/v1/connect/ca/*` (through the servers) and `/v1/agent/connect/ca/*`
+//! (from the agent's cache, which keeps answering while the servers are away).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use shoal_server::connect::structs::CaConfiguration;
+use shoal_server::rpc::{Op, QueryMeta, Read, Request, Response as RpcResponse};
+
+use super::catalog::{check_datacenter, reply};
+use super::error::ApiError;
+use super::request::{decode_json, Params};
+use super::response::{encode, json, query_json};
+use super::HttpState;
+use crate::agent::Agent;
+use crate::connect::ConnectError;
+
+impl From<ConnectError> for ApiError {
+    fn from(e: ConnectError) -> ApiError {
+        match e {
+            ConnectError::Rpc(e) => e.into(),
+            ConnectError::NotRegistered(_) => ApiError::bad_request(e.to_string()),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// `GET /v1/connect/ca/roots`: blocking, with `X-Consul-Index`.
+pub async fn roots(
+    State(http): State<HttpState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    reply(&http, &params, Read::ConnectCaRoots).await
+}
+
+/// `GET /v1/connect/ca/configuration`.
+pub async fn configuration(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    match agent
+        .rpc()
+        .call(Request::new(Op::ConnectCaConfiguration))
+        .await?
+    {
+        RpcResponse::CaConfiguration(config) => json(&config, params.has("pretty")),
+        _ => Err(ApiError::internal("unexpected response from the server")),
+    }
+}
+
+/// `PUT /v1/connect/ca/configuration`: `{"Provider": "consul", "Config": {...}}`.
+pub async fn set_configuration(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    let config: CaConfiguration = decode_json(&body)?;
+    match agent
+        .rpc()
+        .call(Request::new(Op::ConnectCaSetConfiguration(config)))
+        .await?
+    {
+        RpcResponse::Applied { .. } => Ok(Response::default()),
+        _ => Err(ApiError::internal("unexpected response from the server")),
+    }
+}
+
+/// `GET /v1/agent/connect/ca/roots`: from the agent's cache, blocking on its index.
+pub async fn agent_roots(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (min_index, wait) = blocking(&params)?;
+    let roots = agent.connect().roots(min_index, wait).await?;
+    let body = encode(&roots.value, params.has("pretty"))?;
+    Ok(query_json(&cache_meta(roots.index), body))
+}
+
+/// `GET /v1/agent/connect/ca/leaf/:service`: this node's leaf for a service registered
+/// here, from the agent's cache, blocking on its index.
+pub async fn agent_leaf(
+    State(agent): State<Arc<Agent>>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (min_index, wait) = blocking(&params)?;
+    let leaf = agent.connect().leaf(&service, min_index, wait).await?;
+    let body = encode(&leaf.value, params.has("pretty"))?;
+    Ok(query_json(&cache_meta(leaf.index), body))
+}
+
+/// `?index` and `?wait` (default 5 minutes, at most 10, as Consul's).
+fn blocking(params: &Params) -> Result<(u64, Duration), ApiError> {
+    let options = params.query_options()?;
+    let wait = shoal_server::blocking::effective_wait(options.max_wait);
+    Ok((options.min_index, wait))
+}
+
+/// Answers from the agent's cache carry its index; whether a leader is known is not the
+/// cache's to say, and Consul's cached endpoints report `true`.
+fn cache_meta(index: u64) -> QueryMeta {
+    QueryMeta {
+        index,
+        known_leader: true,
+        last_contact: Duration::ZERO,
+    }
+}
