@@ -99,3 +99,15 @@ fn service_node_and_negative_answers() {
     let tcp = agent.dig(&["+tcp", "web.service.consul", "+short"]);
     assert_eq!(sorted_lines(&tcp).len(), 2);
 }
+
+/// An EDNS version we do not speak is answered BADVERS with our version (0) in the OPT
+/// record, so the client can retry with it (RFC 6891 §6.1.3).
+#[test]
+fn an_unknown_edns_version_is_answered_badvers() {
+    let agent = AgentProc::start(&["-dev"]);
+    let newer = agent.dig(&["+edns=1", "+noednsnegotiation", "consul.service.consul"]);
+    assert!(newer.contains("status: BADVERS"), "{newer}");
+    assert!(newer.contains("EDNS: version: 0"), "{newer}");
+    let current = agent.dig(&["+edns=0", "consul.service.consul"]);
+    assert!(current.contains("status: NOERROR"), "{current}");
+}

@@ -103,6 +103,11 @@ impl<C: DnsCatalog> DnsHandler<C> {
         if request.metadata.op_code != OpCode::Query {
             return error(header, ResponseCode::NotImp);
         }
+        // RFC 6891 §6.1.3: we speak EDNS version 0 only; a newer version is answered
+        // BADVERS, with our version in the OPT record, so the client can fall back.
+        if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+            return error(header, ResponseCode::BADVERS);
+        }
         // Like Consul (miekg/dns), exactly one question: with several there is no single
         // answer to give, and the RCODE could only describe one of them.
         let [query] = request.queries.queries() else {
