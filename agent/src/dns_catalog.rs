@@ -290,6 +290,24 @@ impl DnsCatalog for AgentDnsCatalog {
         })
         .await
     }
+
+    /// Read fresh each time: reverse lookups are rare, and one cached answer for every
+    /// address would need its own invalidation.
+    async fn nodes(&self, dc: &str) -> Result<Vec<Node>, LookupError> {
+        self.check_datacenter(dc)?;
+        let options = QueryOptions {
+            consistency: self.consistency,
+            ..Default::default()
+        };
+        let read = Read::CatalogNodes {
+            node_meta: Meta::new(),
+        };
+        match self.rpc.read(read, options).await {
+            Ok((_, ReadResult::Nodes(nodes))) => Ok(nodes),
+            Ok(_) => Err(LookupError::Unavailable("unexpected read result".into())),
+            Err(e) => Err(LookupError::Unavailable(e.to_string())),
+        }
+    }
 }
 
 #[cfg(test)]

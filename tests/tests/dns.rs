@@ -111,3 +111,20 @@ fn an_unknown_edns_version_is_answered_badvers() {
     let current = agent.dig(&["+edns=0", "consul.service.consul"]);
     assert!(current.contains("status: NOERROR"), "{current}");
 }
+
+/// Reverse lookups name the node at an address, as Consul's PTR answers do; an address
+/// no node has goes where names outside our zones go (REFUSED without recursors).
+#[test]
+fn reverse_lookups_name_the_node() {
+    let agent = AgentProc::start(&["-dev"]);
+    for (node, address) in [("ext-v4", "192.0.2.10"), ("ext-v6", "2001:db8::10")] {
+        let body = format!(r#"{{"Node": "{node}", "Address": "{address}"}}"#);
+        assert_eq!(agent.put("/v1/catalog/register", &body).status, 200);
+    }
+    let v4 = agent.dig(&["+short", "-x", "192.0.2.10"]);
+    assert_eq!(v4.trim(), "ext-v4.node.dc1.consul.");
+    let v6 = agent.dig(&["+short", "-x", "2001:db8::10"]);
+    assert_eq!(v6.trim(), "ext-v6.node.dc1.consul.");
+    let unknown = agent.dig(&["-x", "198.51.100.99"]);
+    assert!(unknown.contains("status: REFUSED"), "{unknown}");
+}

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::config::SoaConfig;
@@ -119,6 +119,10 @@ pub(crate) fn address(name: Name, ip: IpAddr, ttl: u32) -> Record {
 
 pub(crate) fn srv(name: Name, ttl: u32, weight: u16, port: u16, target: Name) -> Record {
     Record::from_rdata(name, ttl, RData::SRV(SRV::new(1, weight, port, target)))
+}
+
+pub(crate) fn ptr(name: Name, ttl: u32, target: Name) -> Record {
+    Record::from_rdata(name, ttl, RData::PTR(PTR(target)))
 }
 
 pub(crate) fn cname(name: Name, ttl: u32, target: Name) -> Record {

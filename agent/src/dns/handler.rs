@@ -119,6 +119,12 @@ impl<C: DnsCatalog> DnsHandler<C> {
         }
         let qname = query.original().name();
         let qtype = query.query_type();
+        if let Some(ip) = name::reverse_address(qname) {
+            if let Some(answer) = self.authority.reverse(qname, qtype, ip).await {
+                header.authoritative = true;
+                return Reply::new(header, answer);
+            }
+        }
         let Some((zone, target)) = name::parse(qname, qtype, &self.zone_names) else {
             return self.forward(request, query, header).await;
         };

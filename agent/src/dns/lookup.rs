@@ -67,6 +67,40 @@ impl<C: DnsCatalog> Authority<C> {
         })
     }
 
+    /// PTR records for the local datacenter's nodes at `ip`, named
+    /// `<node>.node.<dc>.<domain>` as Consul names them; `None` when no node has it, so the
+    /// question goes to the recursors like any name outside our zones.
+    pub async fn reverse(&self, q: &Name, qtype: RecordType, ip: IpAddr) -> Option<Answer> {
+        let dc = &self.config.datacenter;
+        let nodes = match self.catalog.nodes(dc).await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                warn!(name = %q, %error, "reverse lookup failed");
+                return Some(Answer::new(ResponseCode::ServFail));
+            }
+        };
+        let domain = &self.zones.first()?.apex;
+        let records: Vec<Record> = nodes
+            .iter()
+            .filter(|n| n.address.parse::<IpAddr>().ok() == Some(ip))
+            .filter_map(|n| {
+                let target = Name::from_ascii(format!("{}.node.{dc}", n.node))
+                    .ok()?
+                    .append_domain(domain)
+                    .ok()?;
+                Some(answer::ptr(q.clone(), 0, target))
+            })
+            .collect();
+        if records.is_empty() {
+            return None;
+        }
+        let mut answer = Answer::new(ResponseCode::NoError);
+        if matches!(qtype, RecordType::PTR | RecordType::ANY) {
+            answer.answers = records;
+        }
+        Some(answer)
+    }
+
     fn nxdomain(&self, zone: &Zone) -> Answer {
         Answer::nxdomain(zone, &self.config.soa)
     }

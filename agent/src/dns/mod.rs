@@ -72,6 +72,9 @@ pub trait DnsCatalog: Send + Sync + 'static {
         dc: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Node>, LookupError>> + Send;
+
+    /// Every node of `dc`, for reverse (PTR) lookups.
+    fn nodes(&self, dc: &str) -> impl Future<Output = Result<Vec<Node>, LookupError>> + Send;
 }
 
 #[cfg(test)]

@@ -158,6 +158,35 @@ fn address_label(label: &str) -> Option<IpAddr> {
     }
 }
 
+/// The address a reverse name asks about: `4.3.2.1.in-addr.arpa.` or the 32 nibbles of
+/// an `ip6.arpa.` name; `None` for anything else (including partial names).
+pub(crate) fn reverse_address(name: &Name) -> Option<IpAddr> {
+    let labels: Vec<String> = name
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+        .collect();
+    match labels.as_slice() {
+        [digits @ .., a, b] if a == "in-addr" && b == "arpa" && digits.len() == 4 => {
+            let mut octets = [0u8; 4];
+            for (octet, label) in octets.iter_mut().rev().zip(digits) {
+                *octet = label.parse().ok()?;
+            }
+            Some(IpAddr::V4(Ipv4Addr::from(octets)))
+        }
+        [nibbles @ .., a, b] if a == "ip6" && b == "arpa" && nibbles.len() == 32 => {
+            let mut value: u128 = 0;
+            for label in nibbles.iter().rev() {
+                let [digit] = label.as_bytes() else {
+                    return None;
+                };
+                value = (value << 4) | u128::from((*digit as char).to_digit(16)?);
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(value)))
+        }
+        _ => None,
+    }
+}
+
 /// The `addr` label Consul uses for an SRV target whose service has its own address.
 pub(crate) fn hex_address(ip: IpAddr) -> String {
     match ip {
@@ -301,6 +330,26 @@ mod tests {
         );
         assert_eq!(parse_str("example.com.", a), None);
         assert_eq!(parse_str("consul.example.com.", a), None);
+    }
+
+    #[test]
+    fn reverse_names_give_their_address() {
+        let parse = |s: &str| reverse_address(&Name::from_ascii(s).unwrap());
+        assert_eq!(
+            parse("4.3.2.10.in-addr.arpa."),
+            Some("10.2.3.4".parse().unwrap())
+        );
+        let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+        assert_eq!(parse(v6), Some("2001:db8::1".parse().unwrap()));
+        for bad in [
+            "3.2.10.in-addr.arpa.",
+            "300.3.2.10.in-addr.arpa.",
+            "x.3.2.10.in-addr.arpa.",
+            "1.0.ip6.arpa.",
+            "web.service.consul.",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

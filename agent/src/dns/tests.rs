@@ -64,6 +64,13 @@ impl DnsCatalog for FakeCatalog {
             .find(|n| n.node.eq_ignore_ascii_case(name))
             .cloned())
     }
+
+    async fn nodes(&self, dc: &str) -> Result<Vec<Node>, LookupError> {
+        if dc != "dc1" {
+            return Err(LookupError::UnknownDatacenter(dc.to_owned()));
+        }
+        Ok(self.nodes.clone())
+    }
 }
 
 fn node(name: &str, address: &str) -> Node {
@@ -638,22 +645,31 @@ impl RequestHandler for FixedResolver {
 }
 
 async fn upstream() -> (hickory_server::Server<FixedResolver>, SocketAddr) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
     let mut server = hickory_server::Server::new(FixedResolver);
     server.register_socket(udp);
     server.register_listener(tcp, TIMEOUT, 16);
     (server, addr)
 }
 
+/// A UDP socket and a TCP listener on the same free port. The kernel picks the UDP port;
+/// another process may hold that port for TCP, so try again on another.
+async fn udp_and_tcp_on_one_port() -> (UdpSocket, TcpListener, SocketAddr) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no port free for both UDP and TCP after 50 tries");
+}
+
 #[tokio::test]
 async fn forwards_outside_names_to_the_first_recursor_that_answers() {
     let (_upstream, good) = upstream().await;
     // Bound but never read (UDP) and never accepted (TCP): a recursor that times out.
-    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    let _silent_tcp = TcpListener::bind(silent_addr).await.unwrap();
+    let (_silent, _silent_tcp, silent_addr) = udp_and_tcp_on_one_port().await;
     let config = DnsConfig {
         recursors: vec![silent_addr, good],
         recursor_timeout: Duration::from_millis(300),
@@ -826,6 +842,10 @@ impl DnsCatalog for ChangingCatalog {
 
     async fn node(&self, _dc: &str, _name: &str) -> Result<Option<Node>, LookupError> {
         Ok(None)
+    }
+
+    async fn nodes(&self, _dc: &str) -> Result<Vec<Node>, LookupError> {
+        Ok(Vec::new())
     }
 }
 
