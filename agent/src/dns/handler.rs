@@ -4,10 +4,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use hickory_proto::op::Query;
 use hickory_proto::op::{
     emit_message_parts, Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode,
 };
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -138,6 +139,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
             zone,
         };
         let mut answer = self.authority.answer(&question, target).await;
+        self.follow_cnames(request, qtype, &mut answer).await;
         let limits = match request.protocol() {
             Protocol::Udp => Limits::udp(
                 request.edns.as_ref().map(Edns::max_payload),
@@ -161,6 +163,47 @@ impl<C: DnsCatalog> DnsHandler<C> {
             answer,
             trimmed,
             reuse,
+        }
+    }
+
+    /// A CNAME to a host name outside our zones (a service or node registered with a host
+    /// name for address) is followed through the recursors, as Consul does, so the client
+    /// gets the addresses in the same answer. Only addresses are added; a target the
+    /// recursors do not know leaves the CNAME alone.
+    async fn follow_cnames(&self, request: &Request, qtype: RecordType, answer: &mut Answer) {
+        if self.recursors.is_empty() || !matches!(qtype, RecordType::A | RecordType::AAAA) {
+            return;
+        }
+        let targets: Vec<Name> = answer
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::CNAME(target) => Some(target.0.clone()),
+                _ => None,
+            })
+            .filter(|target| !self.zone_names.iter().any(|zone| zone.zone_of(target)))
+            .collect();
+        for target in targets {
+            DnsMetrics::incr(&self.metrics.forwarded);
+            let forward = Forward {
+                query: Query::query(target.clone(), qtype),
+                recursion_desired: true,
+                edns_size: request.edns.as_ref().map(Edns::max_payload),
+                tcp: request.protocol() != Protocol::Udp,
+            };
+            match self.recursors.forward(&forward).await {
+                Some(upstream) => {
+                    answer
+                        .answers
+                        .extend(upstream.answers.into_iter().filter(|r| {
+                            r.record_type() == qtype || r.record_type() == RecordType::CNAME
+                        }))
+                }
+                None => {
+                    DnsMetrics::incr(&self.metrics.recursor_failures);
+                    debug!(%target, "no recursor answered for a CNAME target");
+                }
+            }
         }
     }
 

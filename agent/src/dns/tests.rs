@@ -23,7 +23,7 @@ use super::*;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct FakeCatalog {
     instances: Vec<CheckServiceNode>,
     nodes: Vec<Node>,
@@ -980,4 +980,37 @@ async fn made_up_names_stay_within_the_cache_cap_and_spare_answered_ones() {
         "unknown names pushed out no answer"
     );
     server.shutdown().await.unwrap();
+}
+
+/// A node registered with a host name for address answers a CNAME, followed through the
+/// recursors so the client also gets the target's addresses, as Consul does.
+#[tokio::test]
+async fn cname_targets_outside_our_zones_are_followed_through_the_recursors() {
+    let (_upstream, good) = upstream().await;
+    let mut with_host = catalog();
+    with_host.nodes.push(node("db", "db.example.com"));
+    let config = DnsConfig {
+        recursors: vec![good],
+        ..base_config()
+    };
+    let server = start(config, with_host.clone()).await;
+    let response = ask_udp(&server, "db.node.consul.", RecordType::A).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    let cnames: Vec<String> = response
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::CNAME(target) => Some(target.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cnames, ["db.example.com."]);
+    assert_eq!(
+        addresses(&response.answers),
+        HashSet::from([ip("192.0.2.1")])
+    );
+
+    let without_recursors = start(base_config(), with_host).await;
+    let response = ask_udp(&without_recursors, "db.node.consul.", RecordType::A).await;
+    assert_eq!(response.answers.len(), 1, "the CNAME alone");
 }
