@@ -33,20 +33,23 @@ pub(super) struct Conn {
 impl Conn {
     /// Connects to `addr` and completes the handshake, offering this release's protocol
     /// and, if the peer refuses it for an older one this release still speaks, dialing
-    /// again with that. The caller bounds the time taken.
+    /// again with that. With `any_datacenter` (the pool for other datacenters' servers)
+    /// the peer may answer from any datacenter. The caller bounds the time taken.
     pub(super) async fn dial(
         addr: &str,
         datacenter: &str,
+        any_datacenter: bool,
         metrics: &Arc<Metrics>,
     ) -> Result<Conn, TransportError> {
-        match Conn::dial_version(addr, datacenter, PROTOCOL_VERSION, metrics).await {
+        let dial = |version| Conn::dial_version(addr, datacenter, any_datacenter, version, metrics);
+        match dial(PROTOCOL_VERSION).await {
             Err(TransportError::Handshake {
                 source: HandshakeError::Refused(reason),
                 ..
             }) if message::version_asked_in(&reason).is_some() => {
                 let version = message::version_asked_in(&reason).unwrap_or(PROTOCOL_VERSION);
                 tracing::info!(addr, version, "peer speaks an older protocol; using it");
-                Conn::dial_version(addr, datacenter, version, metrics).await
+                dial(version).await
             }
             outcome => outcome,
         }
@@ -55,6 +58,7 @@ impl Conn {
     async fn dial_version(
         addr: &str,
         datacenter: &str,
+        any_datacenter: bool,
         offered: u32,
         metrics: &Arc<Metrics>,
     ) -> Result<Conn, TransportError> {
@@ -86,7 +90,12 @@ impl Conn {
                 let hello = Hello::decode(&reply.payload)
                     .map_err(|e| handshake_error(HandshakeError::Payload(e)))?;
                 // The listener answers with the version to use, never newer than offered.
-                let agreed = hello.negotiate(datacenter).and_then(|version| {
+                let negotiated = if any_datacenter {
+                    hello.negotiate_version()
+                } else {
+                    hello.negotiate(datacenter)
+                };
+                let agreed = negotiated.and_then(|version| {
                     if version <= offered {
                         Ok(version)
                     } else {

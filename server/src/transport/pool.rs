@@ -27,18 +27,40 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// How long the pool for other datacenters waits for a connection: a datacenter whose
+/// servers are all cut off must answer "No path to datacenter" within a second.
+pub const WAN_DIAL_TIMEOUT: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Sent in every handshake; servers of another datacenter refuse the connection.
+    /// Sent in every handshake; servers of another datacenter refuse the connection
+    /// unless it carries only forwarded RPCs.
     pub datacenter: String,
+    /// Peers may be of any datacenter (the pool a server forwards to other datacenters
+    /// with); otherwise a peer of another datacenter is refused.
+    pub any_datacenter: bool,
     pub rpc_timeout: Duration,
+    /// Dialing and the handshake must finish within this (and within the call's
+    /// timeout); past it the dial fails, so the caller knows nothing was sent.
+    pub dial_timeout: Duration,
 }
 
 impl PoolConfig {
     pub fn new(datacenter: impl Into<String>) -> PoolConfig {
         PoolConfig {
             datacenter: datacenter.into(),
+            any_datacenter: false,
             rpc_timeout: RPC_TIMEOUT,
+            dial_timeout: RPC_TIMEOUT,
+        }
+    }
+
+    /// For forwarding to other datacenters' servers.
+    pub fn wan(datacenter: impl Into<String>) -> PoolConfig {
+        PoolConfig {
+            any_datacenter: true,
+            dial_timeout: WAN_DIAL_TIMEOUT,
+            ..PoolConfig::new(datacenter)
         }
     }
 }
@@ -140,8 +162,19 @@ impl Pool {
         timeout: Duration,
     ) -> Result<A, TransportError> {
         let deadline = Instant::now() + timeout;
-        let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
+        let dial_deadline = deadline.min(Instant::now() + self.inner.config.dial_timeout);
+        let conn = match tokio::time::timeout_at(dial_deadline, self.connection(addr)).await {
             Ok(conn) => conn?,
+            Err(_) if dial_deadline < deadline => {
+                self.inner.metrics.count_dial_failure();
+                return Err(TransportError::Dial {
+                    addr: addr.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {:?}", self.inner.config.dial_timeout),
+                    ),
+                });
+            }
             Err(_) => return Err(self.timed_out(timeout)),
         };
         let answered_before = conn.answers_received();
@@ -211,7 +244,8 @@ impl Pool {
         }
         let metrics = &self.inner.metrics;
         metrics.count_dial();
-        match Conn::dial(addr, &self.inner.config.datacenter, metrics).await {
+        let config = &self.inner.config;
+        match Conn::dial(addr, &config.datacenter, config.any_datacenter, metrics).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 *slot = Slot {
