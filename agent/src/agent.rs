@@ -20,7 +20,7 @@ use crate::checks;
 use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::definition;
-use crate::gossip::{Gossip, GossipConfig, MemberStatus};
+use crate::gossip::{wan_member_name, Gossip, GossipConfig, MemberStatus, PoolKind};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
 use crate::persist::PersistError;
@@ -42,6 +42,9 @@ pub enum AgentError {
     Persist(#[from] PersistError),
     #[error("{0}")]
     Start(String),
+    /// Asked of a client agent what only servers do (500, as Consul answers).
+    #[error("{0}")]
+    NotServer(&'static str),
 }
 
 impl From<RegistrationError> for AgentError {
@@ -72,6 +75,8 @@ pub struct Agent {
     rpc: RpcClient,
     server: Option<Arc<Server>>,
     gossip: Gossip,
+    /// The WAN pool, on servers only.
+    wan: Option<Gossip>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -127,6 +132,14 @@ impl Agent {
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;
+        let wan = if server.is_some() {
+            Some(start_wan(&config, &node_id, &data_dir).await?)
+        } else {
+            if !config.join_wan.is_empty() || !config.retry_join_wan.is_empty() {
+                tracing::warn!("(WAN) couldn't join: {MUST_BE_SERVER_FOR_WAN}");
+            }
+            None
+        };
         let rpc = match &server {
             Some(server) => RpcClient::local(server.clone()),
             None => RpcClient::remote(
@@ -151,6 +164,7 @@ impl Agent {
             rpc,
             server,
             gossip,
+            wan,
             shutdown,
         });
 
@@ -225,12 +239,14 @@ impl Agent {
         if let Err(e) = tokio::task::spawn_blocking(move || registrations.shutdown()).await {
             tracing::warn!(error = %e, "stopping check runners");
         }
-        if leave {
-            if let Err(e) = self.gossip.leave().await {
-                tracing::warn!(error = %e, "leaving the gossip pool");
+        for pool in std::iter::once(&self.gossip).chain(&self.wan) {
+            if leave {
+                if let Err(e) = pool.leave().await {
+                    tracing::warn!(error = %e, pool = pool.kind().as_str(), "leaving the gossip pool");
+                }
+            } else {
+                pool.shutdown().await;
             }
-        } else {
-            self.gossip.shutdown().await;
         }
         if let Some(server) = &self.server {
             if let Err(e) = server.shutdown().await {
@@ -256,6 +272,13 @@ impl Agent {
 
     pub fn gossip(&self) -> &Gossip {
         &self.gossip
+    }
+
+    /// The WAN pool; a client agent has none ([`MUST_BE_SERVER_FOR_WAN`]).
+    pub fn wan(&self) -> Result<&Gossip, AgentError> {
+        self.wan
+            .as_ref()
+            .ok_or(AgentError::NotServer(MUST_BE_SERVER_FOR_WAN))
     }
 
     /// The config file's services and checks, then what the API registered before a
@@ -361,6 +384,7 @@ impl Agent {
     async fn housekeeping(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
         let mut members = self.gossip.subscribe();
+        let mut wan_members = self.wan.as_ref().map(Gossip::subscribe);
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
@@ -370,6 +394,12 @@ impl Agent {
                         return;
                     }
                 }
+                // A WAN member's change reaches the router now, not at the next tick.
+                closed = next_event(&mut wan_members) => {
+                    if closed {
+                        wan_members = None;
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
             let registrations = self.registrations.clone();
@@ -377,6 +407,9 @@ impl Agent {
                 tokio::task::spawn_blocking(move || registrations.reap_critical(Instant::now()));
             if let Err(e) = reaped.await {
                 tracing::warn!(error = %e, "reaping critical services");
+            }
+            if let (Some(server), Some(wan)) = (&self.server, &self.wan) {
+                server.update_remote_servers(&server_members::remote_servers(&wan.members()));
             }
             if let Some(server) = &self.server {
                 let gossip_members = self.gossip.members();
@@ -412,6 +445,49 @@ fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
             })
             .collect()
     })
+}
+
+/// Waits for the next event of a pool, if there is one; true once it has stopped.
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::gossip::MemberEvent>>,
+) -> bool {
+    match events {
+        Some(events) => matches!(
+            events.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Closed)
+        ),
+        None => std::future::pending().await,
+    }
+}
+
+/// Consul's answer when a client agent is asked to join the WAN pool.
+pub const MUST_BE_SERVER_FOR_WAN: &str = "Must be a server to join WAN cluster";
+
+/// Starts a server's WAN pool: member `<node>.<dc>` on `-serf-wan-port`, advertising
+/// `-advertise-wan`, with the LAN pool's server tags (as Consul's WAN members carry).
+async fn start_wan(
+    config: &Config,
+    node_id: &str,
+    data_dir: &std::path::Path,
+) -> Result<Gossip, AgentError> {
+    let mut wan_config = GossipConfig::new(
+        &wan_member_name(&config.node_name, &config.datacenter),
+        node_id,
+        &config.datacenter,
+        SocketAddr::new(config.bind_addr, config.ports.serf_wan),
+    );
+    wan_config.kind = PoolKind::Wan;
+    wan_config.advertise = SocketAddr::new(config.advertise_addr_wan, config.ports.serf_wan);
+    wan_config.tags = gossip_tags(config, true);
+    wan_config.join = config.join_wan.clone();
+    wan_config.retry_join = config.retry_join_wan.clone();
+    wan_config.retry_interval = config.retry_interval_wan;
+    wan_config.retry_max = config.retry_max_wan;
+    wan_config.reap_after = config.reconnect_timeout;
+    wan_config.snapshot = Some(data_dir.join("serf").join("remote.snapshot"));
+    Gossip::start(wan_config)
+        .await
+        .map_err(|e| AgentError::Start(format!("WAN pool: {e}")))
 }
 
 /// The Serf tags Consul's tools read from `/v1/agent/members`.

@@ -113,7 +113,7 @@ pub use tuning::foca_config;
 
 use identity::initial_generation;
 use metrics::Metrics;
-use task::{Command, Node, Snapshot};
+use task::{Command, Node, Settings, Snapshot};
 
 /// Largest encoded identity (name, address, tags) accepted at start.
 pub const MAX_IDENTITY_SIZE: usize = 400;
@@ -277,12 +277,15 @@ impl Gossip {
             kind: config.kind,
             datacenter: config.datacenter.clone(),
         };
+        let settings = Settings {
+            scope: scope.clone(),
+            reap_after: config.reap_after,
+            snapshot_path: config.snapshot.clone(),
+        };
         let (node, snapshot) = Node::new(
             identity,
-            scope.clone(),
+            settings,
             socket,
-            config.reap_after,
-            config.snapshot.clone(),
             commands.downgrade(),
             events.clone(),
             metrics.clone(),

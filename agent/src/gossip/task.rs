@@ -126,17 +126,27 @@ pub(crate) struct Node {
     metrics: Arc<Metrics>,
 }
 
+/// What a node keeps from its pool's configuration.
+pub(crate) struct Settings {
+    pub(crate) scope: PoolScope,
+    pub(crate) reap_after: Duration,
+    pub(crate) snapshot_path: Option<PathBuf>,
+}
+
 impl Node {
     pub(crate) fn new(
         identity: GossipIdentity,
-        scope: PoolScope,
+        settings: Settings,
         socket: UdpSocket,
-        reap_after: Duration,
-        snapshot_path: Option<PathBuf>,
         commands: mpsc::WeakSender<Command>,
         events: broadcast::Sender<MemberEvent>,
         metrics: Arc<Metrics>,
     ) -> (Node, watch::Receiver<Snapshot>) {
+        let Settings {
+            scope,
+            reap_after,
+            snapshot_path,
+        } = settings;
         let (intents_tx, intents) = mpsc::unbounded_channel();
         let local = member_info(&identity, MemberStatus::Alive);
         let (snapshot, snapshot_rx) = watch::channel(Snapshot {

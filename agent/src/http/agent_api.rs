@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::json;
 use crate::agent::{Agent, AgentError, Source};
-use crate::gossip::{GossipError, MemberInfo, MemberStatus};
+use crate::gossip::{Gossip, GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
 
 /// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
@@ -221,11 +221,25 @@ pub async fn members(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    if params.has("wan") {
-        return json(&Vec::<Value>::new(), params.has("pretty"));
-    }
-    let members: Vec<Value> = agent.gossip().members().iter().map(member_json).collect();
+    // A client agent has no WAN pool: Consul lists no WAN members there.
+    let pool = if params.has("wan") {
+        agent.wan().ok()
+    } else {
+        Some(agent.gossip())
+    };
+    let members: Vec<Value> = pool
+        .map(|pool| pool.members().iter().map(member_json).collect())
+        .unwrap_or_default();
     json(&members, params.has("pretty"))
+}
+
+/// The pool `?wan` names: the WAN pool (servers only) or the LAN pool.
+fn pool_of<'a>(agent: &'a Agent, params: &Params) -> Result<&'a Gossip, ApiError> {
+    if params.has("wan") {
+        Ok(agent.wan()?)
+    } else {
+        Ok(agent.gossip())
+    }
 }
 
 /// `PUT /v1/agent/join/:address`: contact a member of another pool and merge with it.
@@ -234,11 +248,7 @@ pub async fn join(
     Path(address): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    if Params::parse(q.as_deref()).has("wan") {
-        return Err(ApiError::bad_request("WAN federation is not supported yet"));
-    }
-    agent
-        .gossip()
+    pool_of(&agent, &Params::parse(q.as_deref()))?
         .join(&[address])
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -249,9 +259,9 @@ pub async fn join(
 pub async fn force_leave(
     State(agent): State<Arc<Agent>>,
     Path(node): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    agent
-        .gossip()
+    pool_of(&agent, &Params::parse(q.as_deref()))?
         .force_leave(&node)
         .await
         .map_err(|e| match e {

@@ -19,14 +19,14 @@ use crate::agent::Agent;
 /// with its JSON, reusing the bytes rendered last time when the server says the data has
 /// not moved.
 async fn reply(http: &HttpState, params: &Params, read: Read) -> Result<Response, ApiError> {
-    check_datacenter(&http.agent, params)?;
+    let datacenter = requested_datacenter(&http.agent, params.get("dc").unwrap_or(""));
     params.refuse_filter()?;
     let mut options = params.query_options()?;
     let pretty = params.has("pretty");
-    let key = format!("{read:?}|{:?}|{pretty}", options.consistency);
+    let key = format!("{datacenter}|{read:?}|{:?}|{pretty}", options.consistency);
     let cached = http.cache.get(&key);
     options.cached_index = cached.as_ref().map_or(0, |(index, _)| *index);
-    let (meta, result) = http.agent.rpc().read(read, options).await?;
+    let (meta, result) = http.agent.rpc().read_in(&datacenter, read, options).await?;
     let body = match (result, cached) {
         (ReadResult::NotModified, Some((_, body))) => body,
         (ReadResult::NotModified, None) => return Err(unexpected()),
@@ -51,9 +51,19 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Other datacenters are reached through WAN federation, which is not built yet.
+/// For the endpoints not forwarded to other datacenters yet (the operator's).
 pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
     require_local_datacenter(agent, params.get("dc").unwrap_or(""))
+}
+
+/// The datacenter a request names (`?dc`, else a body's `Datacenter`), lowercased;
+/// this agent's when none. Another one's requests are forwarded by the servers.
+fn requested_datacenter(agent: &Agent, named: &str) -> String {
+    if named.is_empty() {
+        agent.config().datacenter.clone()
+    } else {
+        named.to_lowercase()
+    }
 }
 
 fn require_local_datacenter(agent: &Agent, dc: &str) -> Result<(), ApiError> {
@@ -126,7 +136,6 @@ pub async fn register(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let mut request: RegisterRequest = decode_json(&body)?;
     if request.node.is_empty() {
         return Err(ApiError::bad_request("Missing node name"));
@@ -139,9 +148,13 @@ pub async fn register(
             return Err(ApiError::bad_request("Missing service name"));
         }
     }
-    require_local_datacenter(&agent, &request.datacenter)?;
-    request.datacenter = agent.config().datacenter.clone();
-    agent.rpc().apply(Command::Register(request)).await?;
+    let named = params.get("dc").unwrap_or(&request.datacenter).to_owned();
+    let datacenter = requested_datacenter(&agent, &named);
+    request.datacenter = datacenter.clone();
+    agent
+        .rpc()
+        .apply_in(&datacenter, Command::Register(request))
+        .await?;
     json(&true, false)
 }
 
@@ -151,13 +164,17 @@ pub async fn deregister(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
-    let request: DeregisterRequest = decode_json(&body)?;
-    require_local_datacenter(&agent, &request.datacenter)?;
+    let mut request: DeregisterRequest = decode_json(&body)?;
     if request.node.is_empty() {
         return Err(ApiError::bad_request("Missing node name"));
     }
-    agent.rpc().apply(Command::Deregister(request)).await?;
+    let named = params.get("dc").unwrap_or(&request.datacenter).to_owned();
+    let datacenter = requested_datacenter(&agent, &named);
+    request.datacenter = datacenter.clone();
+    agent
+        .rpc()
+        .apply_in(&datacenter, Command::Deregister(request))
+        .await?;
     json(&true, false)
 }
 
