@@ -263,7 +263,10 @@ impl Agent {
             datacenter: self.config.datacenter.clone(),
             tagged_addresses: Meta::from([
                 ("lan".to_string(), address.clone()),
-                ("wan".to_string(), address.clone()),
+                (
+                    "wan".to_string(),
+                    self.config.advertise_addr_wan.to_string(),
+                ),
             ]),
             address,
             meta: self.config.node_meta.clone(),

@@ -131,6 +131,8 @@ fn two_datacenters_answer_each_other_through_their_servers() {
         refused.body
     );
     assert_eq!(client.get("/v1/agent/members?wan=1").json(), json!([]));
+    let stats = dc1[0].get("/v1/agent/self").json()["Stats"]["consul"].clone();
+    assert_eq!(stats["known_datacenters"], "2", "{stats}");
     let members = dc1[1].cli(&["members", "-wan"]);
     let listed = String::from_utf8_lossy(&members.stdout);
     assert!(members.status.success(), "{listed}");
@@ -198,6 +200,15 @@ fn two_datacenters_answer_each_other_through_their_servers() {
         "woke late: {:?}",
         started.elapsed()
     );
+
+    // The WAN pool is remembered for a restart, as serf's remote.snapshot.
+    for server in &dc2 {
+        let snapshot = server.data_dir.join("serf").join("remote.snapshot");
+        eventually(Duration::from_secs(5), "the WAN snapshot", || {
+            let text = std::fs::read_to_string(&snapshot).ok()?;
+            text.contains(WAN_SEED).then_some(())
+        });
+    }
 
     // Every dc2 server dies: dc1 serves its own data; dc2 fails fast with Consul's error.
     for server in &mut dc2 {

@@ -178,6 +178,7 @@ impl Config {
                 min_ttl: soa.min_ttl.unwrap_or(defaults.soa.min_ttl),
             },
             recursors: self.recursors.clone(),
+            translate_wan_addrs: self.translate_wan_addrs,
             ..defaults
         }
     }
@@ -651,6 +652,42 @@ mod tests {
         assert_eq!(config.ports.dns, None);
         assert_eq!(config.node_meta.len(), 2);
         assert_eq!(config.recursors.len(), 2);
+    }
+
+    #[test]
+    fn wan_settings_come_from_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wan.hcl");
+        std::fs::write(
+            &path,
+            "advertise_addr_wan = \"10.1.0.1\"\nretry_join_wan = [\"10.2.0.1\"]\n\
+             start_join_wan = [\"10.3.0.1\"]\nretry_interval_wan = \"5s\"\n\
+             retry_max_wan = 4\ntranslate_wan_addrs = true\nports { serf_wan = 9302 }\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            dev: true,
+            config_files: vec![path],
+            join_wan: vec!["10.4.0.1".into()],
+            retry_max_wan: Some(7),
+            ..Default::default()
+        };
+        let config = load(&flags).unwrap();
+        assert_eq!(config.advertise_addr_wan.to_string(), "10.1.0.1");
+        assert_eq!(config.retry_join_wan, ["10.2.0.1"]);
+        assert_eq!(config.join_wan, ["10.4.0.1", "10.3.0.1"]);
+        assert_eq!(config.retry_interval_wan, Duration::from_secs(5));
+        assert_eq!(config.retry_max_wan, 7, "a flag wins over the file");
+        assert!(config.translate_wan_addrs);
+        assert_eq!(config.ports.serf_wan, 9302);
+        // Without -advertise-wan the WAN pool advertises the LAN address.
+        let plain = load(&Flags {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(plain.advertise_addr_wan, plain.advertise_addr);
+        assert_eq!(plain.ports.serf_wan, 8302);
     }
 
     #[test]

@@ -312,7 +312,7 @@ fn stats(agent: &Agent) -> Value {
                 "consul": {
                     "server": "true",
                     "bootstrap": agent.config().bootstrap.to_string(),
-                    "known_datacenters": "1",
+                    "known_datacenters": server.router().datacenters().len().to_string(),
                     "leader": raft.is_leader().to_string(),
                     "leader_addr": raft.leader().map(|(_, addr)| addr).unwrap_or_default(),
                 },
