@@ -16,10 +16,10 @@ use crate::transport::{BoxFuture, Pool, TransportError};
 /// Consul's `structs.ErrNoDCPath` text; HTTP answers it with a 500.
 pub const NO_PATH_TO_DATACENTER: &str = "No path to datacenter";
 
-/// Servers of a datacenter are tried for at most this long before the request fails
-/// with [`NO_PATH_TO_DATACENTER`]: a datacenter that is down or cut off answers within a
-/// second, never hangs. An answer that is on its way (a parked blocking query) is not cut
-/// short by it.
+/// Failing to reach servers of a datacenter (dials refused or timed out) may take at most
+/// this long before the request fails with [`NO_PATH_TO_DATACENTER`]: a datacenter whose
+/// servers are down answers within a second, never hangs. Time spent by a server that
+/// took the request (a parked blocking query) does not count.
 pub const FIND_SERVER_BUDGET: Duration = Duration::from_secs(1);
 
 /// Sends one request to one server: the transport [`Pool`], or a fake in tests.
@@ -84,15 +84,22 @@ pub async fn forward(
     let datacenter = request.envelope.datacenter.clone();
     let no_path = || RpcError::Internal(NO_PATH_TO_DATACENTER.into());
     let candidates = router.servers(&datacenter).unwrap_or_default();
-    let started = Instant::now();
+    // Time spent failing to reach servers, and how long the last such failure took: the
+    // next attempt is expected to take as long, and is not started if that would pass
+    // the budget.
+    let mut unreachable_for = Duration::ZERO;
+    let mut last_failure = Duration::ZERO;
     let mut failures = Vec::new();
     for addr in candidates {
-        if !failures.is_empty() && started.elapsed() >= FIND_SERVER_BUDGET {
+        if unreachable_for + last_failure > FIND_SERVER_BUDGET {
             break;
         }
+        let attempt = Instant::now();
         match classify(forwarder.send(addr.clone(), request.clone()).await) {
             Attempt::Answered(answer) => return answer,
             Attempt::NotDelivered(why) => {
+                last_failure = attempt.elapsed();
+                unreachable_for += last_failure;
                 router.demote(&datacenter, &addr);
                 failures.push(format!("{addr}: {why}"));
             }

@@ -22,6 +22,8 @@ enum Behaviour {
     Refuse,
     NoLeader,
     DropAfterSending,
+    /// A dial that times out (a server cut off).
+    SlowRefuse,
 }
 
 #[derive(Default)]
@@ -50,11 +52,21 @@ impl Forwarder for FakeServers {
         _request: Request,
     ) -> BoxFuture<Result<Result<Response, RpcError>, TransportError>> {
         self.asked.lock().unwrap().push(addr.clone());
-        let outcome = match self.behaviour.get(&addr).copied() {
+        let behaviour = self.behaviour.get(&addr).copied();
+        if let Some(Behaviour::SlowRefuse) = behaviour {
+            return Box::pin(async move {
+                tokio::time::sleep(crate::transport::WAN_DIAL_TIMEOUT).await;
+                Err(TransportError::Dial {
+                    addr,
+                    source: std::io::ErrorKind::TimedOut.into(),
+                })
+            });
+        }
+        let outcome = match behaviour {
             Some(Behaviour::Answer) => Ok(Ok(Response::Leader(addr))),
             Some(Behaviour::NoLeader) => Ok(Err(RpcError::NoLeader)),
             Some(Behaviour::DropAfterSending) => Err(TransportError::Closed),
-            Some(Behaviour::Refuse) | None => Err(TransportError::Dial {
+            Some(Behaviour::Refuse | Behaviour::SlowRefuse) | None => Err(TransportError::Dial {
                 addr,
                 source: std::io::ErrorKind::ConnectionRefused.into(),
             }),
@@ -194,4 +206,23 @@ async fn a_datacenter_whose_servers_all_fail_has_no_path() {
         no_path()
     );
     assert_eq!(servers.asked().len(), 3);
+}
+
+#[tokio::test]
+async fn a_cut_off_datacenter_has_no_path_within_the_budget() {
+    let router = router();
+    let servers = FakeServers::with(&[
+        ("a-dc2:8300", Behaviour::SlowRefuse),
+        ("b-dc2:8300", Behaviour::SlowRefuse),
+        ("c-dc2:8300", Behaviour::SlowRefuse),
+    ]);
+    let started = tokio::time::Instant::now();
+    assert_eq!(forward(&router, &servers, read_for("dc2")).await, no_path());
+    assert_eq!(
+        servers.asked().len(),
+        2,
+        "the third dial would pass the budget"
+    );
+    let took = started.elapsed();
+    assert!(took < FIND_SERVER_BUDGET, "no path after {took:?}");
 }

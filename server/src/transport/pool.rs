@@ -28,8 +28,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long the pool for other datacenters waits for a connection: a datacenter whose
-/// servers are all cut off must answer "No path to datacenter" within a second.
-pub const WAN_DIAL_TIMEOUT: Duration = Duration::from_millis(500);
+/// servers are all cut off must answer "No path to datacenter" within a second, so two
+/// servers can be tried in that time (`router::FIND_SERVER_BUDGET`).
+pub const WAN_DIAL_TIMEOUT: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
