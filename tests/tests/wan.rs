@@ -137,6 +137,15 @@ fn two_datacenters_answer_each_other_through_their_servers() {
     let listed = String::from_utf8_lossy(&members.stdout);
     assert!(members.status.success(), "{listed}");
     assert!(listed.contains(&format!("dc2-{}.dc2", DC2[2])), "{listed}");
+    let joined = dc1[2].cli(&["join", "-wan", DC2[1]]);
+    assert!(joined.status.success(), "{joined:?}");
+    // dc2's leader, asked in dc1.
+    let leader = client.get("/v1/status/leader?dc=dc2").json();
+    assert!(
+        DC2.iter()
+            .any(|ip| leader.as_str().is_some_and(|l| l.starts_with(ip))),
+        "{leader}"
+    );
 
     // HTTP from dc1's client: dc2's catalog, with dc2's index and leader headers.
     eventually(Duration::from_secs(10), "both datacenters listed", || {

@@ -234,15 +234,31 @@ pub async fn health_state(
     reply(&http, &params, read_req).await
 }
 
-pub async fn status_leader(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
-    match agent.rpc().call(Request::new(Op::StatusLeader)).await? {
+/// A status request for the datacenter `?dc` names (forwarded by the servers).
+fn status_request(agent: &Agent, query: Option<&str>, op: Op) -> Request {
+    let params = Params::parse(query);
+    let mut request = Request::new(op);
+    request.envelope.datacenter = requested_datacenter(agent, params.get("dc").unwrap_or(""));
+    request
+}
+
+pub async fn status_leader(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = status_request(&agent, q.as_deref(), Op::StatusLeader);
+    match agent.rpc().call(request).await? {
         shoal_server::rpc::Response::Leader(addr) => json(&addr, false),
         _ => Err(unexpected()),
     }
 }
 
-pub async fn status_peers(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
-    match agent.rpc().call(Request::new(Op::StatusPeers)).await? {
+pub async fn status_peers(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = status_request(&agent, q.as_deref(), Op::StatusPeers);
+    match agent.rpc().call(request).await? {
         shoal_server::rpc::Response::Peers(peers) => json(&peers, false),
         _ => Err(unexpected()),
     }
