@@ -239,15 +239,19 @@ impl Agent {
         if let Err(e) = tokio::task::spawn_blocking(move || registrations.shutdown()).await {
             tracing::warn!(error = %e, "stopping check runners");
         }
-        for pool in std::iter::once(&self.gossip).chain(&self.wan) {
+        // Both pools at once: a WAN leave gossips for 1.5 s.
+        let pools = std::iter::once(&self.gossip).chain(&self.wan);
+        futures_util::future::join_all(pools.map(|pool| async move {
             if leave {
                 if let Err(e) = pool.leave().await {
-                    tracing::warn!(error = %e, pool = pool.kind().as_str(), "leaving the gossip pool");
+                    let kind = pool.kind().as_str();
+                    tracing::warn!(error = %e, pool = kind, "leaving the gossip pool");
                 }
             } else {
                 pool.shutdown().await;
             }
-        }
+        }))
+        .await;
         if let Some(server) = &self.server {
             if let Err(e) = server.shutdown().await {
                 tracing::warn!(error = %e, "server shutdown");
