@@ -160,8 +160,12 @@ fn two_datacenters_answer_each_other_through_their_servers() {
     let read = client.get("/v1/health/service/web?dc=dc2");
     assert_eq!(read.header("X-Consul-KnownLeader"), Some("true"));
     assert!(read.header("X-Consul-LastContact").is_some());
-    let stale = client.get("/v1/catalog/service/web?dc=dc2&stale");
-    assert_eq!(stale.status, 200, "{}", stale.body);
+    for mode in ["stale", "consistent"] {
+        let read = client.get(&format!("/v1/catalog/service/web?dc=dc2&{mode}"));
+        assert_eq!(read.status, 200, "{mode}: {}", read.body);
+        assert_eq!(read.json().as_array().map(Vec::len), Some(1), "{mode}");
+        assert_eq!(read.header("X-Consul-KnownLeader"), Some("true"), "{mode}");
+    }
     assert!(client
         .get("/v1/catalog/service/web")
         .json()

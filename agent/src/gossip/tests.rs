@@ -543,3 +543,25 @@ async fn gossip_wan_pool_spans_datacenters_and_refuses_lan_packets() {
         Err(GossipError::Config(_))
     ));
 }
+
+#[tokio::test]
+async fn gossip_wan_server_names_clashing_across_datacenters_are_refused() {
+    let a = start(wan_config("s1", "dc1")).await;
+    let mut second = wan_config("s1", "dc2");
+    second.join = vec![addr_of(&a).to_string()];
+    let b = start(second).await;
+    eventually("the WAN pool to converge", CONVERGE, || alive(&a) == 2).await;
+    // Another server calling itself s1.dc2: refused by the pool, counted, never merged.
+    let mut impostor = wan_config("s1", "dc2");
+    impostor.node_id = "impostor-id".into();
+    impostor.join = vec![addr_of(&a).to_string()];
+    assert!(matches!(
+        Gossip::start(impostor).await,
+        Err(GossipError::NameConflict { .. })
+    ));
+    assert!(a.metrics().name_conflicts >= 1);
+    let held = member(&a, "s1.dc2").unwrap();
+    assert_eq!(held.tags[TAG_NODE_ID], "s1-dc2-id");
+    assert_eq!(alive(&a), 2);
+    drop(b);
+}
