@@ -16,10 +16,11 @@ use crate::transport::{BoxFuture, Pool, TransportError};
 /// Consul's `structs.ErrNoDCPath` text; HTTP answers it with a 500.
 pub const NO_PATH_TO_DATACENTER: &str = "No path to datacenter";
 
-/// Failing to reach servers of a datacenter (dials refused or timed out) may take at most
-/// this long before the request fails with [`NO_PATH_TO_DATACENTER`]: a datacenter whose
-/// servers are down answers within a second, never hangs. Time spent by a server that
-/// took the request (a parked blocking query) does not count.
+/// Failing to reach servers of a datacenter (dials refused or timed out, requests sent
+/// but unanswered) may take at most this long before the request fails with
+/// [`NO_PATH_TO_DATACENTER`]: a datacenter whose servers are down or cut off answers
+/// within about a second, never hangs. Time a blocking query spent parked on a server
+/// that then went away does not count.
 pub const FIND_SERVER_BUDGET: Duration = Duration::from_secs(1);
 
 /// Sends one request to one server: the transport [`Pool`], or a fake in tests.
@@ -89,6 +90,9 @@ pub async fn forward(
     // the budget.
     let mut unreachable_for = Duration::ZERO;
     let mut last_failure = Duration::ZERO;
+    // A blocking query may rightly have been parked for minutes before its server went:
+    // that time is not time spent failing to reach the datacenter.
+    let blocking = request.envelope.query.min_index > 0;
     let mut failures = Vec::new();
     for addr in candidates {
         if unreachable_for + last_failure > FIND_SERVER_BUDGET {
@@ -104,6 +108,10 @@ pub async fn forward(
                 failures.push(format!("{addr}: {why}"));
             }
             Attempt::Unknown(why) => {
+                if !blocking {
+                    last_failure = attempt.elapsed();
+                    unreachable_for += last_failure;
+                }
                 router.demote(&datacenter, &addr);
                 if !is_read(&request.op) {
                     return Err(RpcError::Unreachable(format!(

@@ -32,6 +32,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// servers can be tried in that time (`router::FIND_SERVER_BUDGET`).
 pub const WAN_DIAL_TIMEOUT: Duration = Duration::from_millis(400);
 
+/// How long data sent to another datacenter may stay unacknowledged before the kernel
+/// drops the connection (Linux's `TCP_USER_TIMEOUT`): a request written to a server that
+/// was cut off fails after about 0.85 s here (the kernel acts on its next retransmission
+/// timer), instead of waiting for the 10 s RPC timeout, so a cut-off datacenter answers
+/// "No path to datacenter" within a second. The price, on a WAN whose round trip nears
+/// this: a lost packet whose retransmission is not acknowledged in time drops the
+/// connection; it is redialed, reads are retried on another server, a write fails to its
+/// caller (whose agent retries it). A parked blocking query has nothing unacknowledged,
+/// so this never cuts it short.
+pub const WAN_USER_TIMEOUT: Duration = Duration::from_millis(400);
+
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Sent in every handshake; servers of another datacenter refuse the connection
@@ -44,6 +55,8 @@ pub struct PoolConfig {
     /// Dialing and the handshake must finish within this (and within the call's
     /// timeout); past it the dial fails, so the caller knows nothing was sent.
     pub dial_timeout: Duration,
+    /// `TCP_USER_TIMEOUT` of the connections (Linux only); `None` keeps the kernel's.
+    pub user_timeout: Option<Duration>,
 }
 
 impl PoolConfig {
@@ -53,6 +66,7 @@ impl PoolConfig {
             any_datacenter: false,
             rpc_timeout: RPC_TIMEOUT,
             dial_timeout: RPC_TIMEOUT,
+            user_timeout: None,
         }
     }
 
@@ -61,6 +75,7 @@ impl PoolConfig {
         PoolConfig {
             any_datacenter: true,
             dial_timeout: WAN_DIAL_TIMEOUT,
+            user_timeout: Some(WAN_USER_TIMEOUT),
             ..PoolConfig::new(datacenter)
         }
     }
@@ -245,8 +260,7 @@ impl Pool {
         }
         let metrics = &self.inner.metrics;
         metrics.count_dial();
-        let config = &self.inner.config;
-        match Conn::dial(addr, &config.datacenter, config.any_datacenter, metrics).await {
+        match Conn::dial(addr, &self.inner.config, metrics).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 *slot = Slot {
