@@ -139,6 +139,11 @@ fn two_datacenters_answer_each_other_through_their_servers() {
     assert!(listed.contains(&format!("dc2-{}.dc2", DC2[2])), "{listed}");
     let joined = dc1[2].cli(&["join", "-wan", DC2[1]]);
     assert!(joined.status.success(), "{joined:?}");
+    // dc2's Raft configuration, asked in dc1.
+    let raft = client.get("/v1/operator/raft/configuration?dc=dc2").json();
+    let voters = names(&raft["Servers"], "Node");
+    assert_eq!(voters.len(), 3, "{raft}");
+    assert!(voters.iter().all(|n| n.starts_with("dc2-")), "{raft}");
     // dc2's leader, asked in dc1.
     let leader = client.get("/v1/status/leader?dc=dc2").json();
     assert!(

@@ -51,26 +51,13 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
     }
 }
 
-/// For the endpoints not forwarded to other datacenters yet (the operator's).
-pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
-    require_local_datacenter(agent, params.get("dc").unwrap_or(""))
-}
-
 /// The datacenter a request names (`?dc`, else a body's `Datacenter`), lowercased;
 /// this agent's when none. Another one's requests are forwarded by the servers.
-fn requested_datacenter(agent: &Agent, named: &str) -> String {
+pub(crate) fn requested_datacenter(agent: &Agent, named: &str) -> String {
     if named.is_empty() {
         agent.config().datacenter.clone()
     } else {
         named.to_lowercase()
-    }
-}
-
-fn require_local_datacenter(agent: &Agent, dc: &str) -> Result<(), ApiError> {
-    if dc.is_empty() || dc.eq_ignore_ascii_case(&agent.config().datacenter) {
-        Ok(())
-    } else {
-        Err(ApiError::internal("No path to datacenter"))
     }
 }
 
