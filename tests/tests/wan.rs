@@ -85,6 +85,10 @@ fn two_datacenters_answer_each_other_through_their_servers() {
         .iter()
         .map(|ip| start_server("dc2", ip, DC2[0]))
         .collect();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("translate.json");
+    std::fs::write(&config, r#"{"translate_wan_addrs": true}"#).unwrap();
+    let config = config.display().to_string();
     let client = AgentProc::start_host(
         CLIENT,
         &[
@@ -96,6 +100,8 @@ fn two_datacenters_answer_each_other_through_their_servers() {
             DC1[0],
             "-retry-interval",
             "200ms",
+            "-config-file",
+            &config,
         ],
     );
     for server in dc1.iter().chain(&dc2) {
@@ -141,9 +147,9 @@ fn two_datacenters_answer_each_other_through_their_servers() {
     assert!(joined.status.success(), "{joined:?}");
     // dc2's Raft configuration, asked in dc1.
     let raft = client.get("/v1/operator/raft/configuration?dc=dc2").json();
-    let voters = names(&raft["Servers"], "Node");
-    assert_eq!(voters.len(), 3, "{raft}");
-    assert!(voters.iter().all(|n| n.starts_with("dc2-")), "{raft}");
+    let voters = names(&raft["Servers"], "Address");
+    let dc2_servers: Vec<String> = DC2.iter().map(|ip| format!("{ip}:8300")).collect();
+    assert_eq!(voters, dc2_servers, "{raft}");
     // dc2's leader, asked in dc1.
     let leader = client.get("/v1/status/leader?dc=dc2").json();
     assert!(
@@ -164,6 +170,10 @@ fn two_datacenters_answer_each_other_through_their_servers() {
     assert_eq!(first, [format!("dc2-{}", DC2[0])]);
     let read = client.get("/v1/health/service/web?dc=dc2");
     assert_eq!(read.header("X-Consul-KnownLeader"), Some("true"));
+    // translate_wan_addrs: dc2's nodes at their wan address (here the same as their lan).
+    assert_eq!(read.header("X-Consul-Translate-Addresses"), Some("true"));
+    let local = client.get("/v1/health/service/web");
+    assert_eq!(local.header("X-Consul-Translate-Addresses"), None);
     assert!(read.header("X-Consul-LastContact").is_some());
     for mode in ["stale", "consistent"] {
         let read = client.get(&format!("/v1/catalog/service/web?dc=dc2&{mode}"));

@@ -283,9 +283,7 @@ impl<C: DnsCatalog> Authority<C> {
 
 /// A node of another datacenter as seen from here: at its `wan` tagged address.
 fn use_wan_address(node: &mut Node) {
-    if let Some(wan) = node.tagged_addresses.get("wan").filter(|a| !a.is_empty()) {
-        node.address = wan.clone();
-    }
+    crate::wan_address::use_wan_address(&mut node.address, &node.tagged_addresses);
 }
 
 /// Where an instance is reached: its own address, else its node's.

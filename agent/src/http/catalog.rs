@@ -14,6 +14,7 @@ use super::request::{decode_json, Params};
 use super::response::{encode, json, query_json};
 use super::HttpState;
 use crate::agent::Agent;
+use crate::wan_address::translate_result;
 
 /// Runs a catalog read with the request's blocking and consistency options and answers
 /// with its JSON, reusing the bytes rendered last time when the server says the data has
@@ -27,16 +28,29 @@ async fn reply(http: &HttpState, params: &Params, read: Read) -> Result<Response
     let cached = http.cache.get(&key);
     options.cached_index = cached.as_ref().map_or(0, |(index, _)| *index);
     let (meta, result) = http.agent.rpc().read_in(&datacenter, read, options).await?;
+    let translate = http.agent.config().translate_wan_addrs
+        && !datacenter.eq_ignore_ascii_case(&http.agent.config().datacenter);
     let body = match (result, cached) {
         (ReadResult::NotModified, Some((_, body))) => body,
         (ReadResult::NotModified, None) => return Err(unexpected()),
-        (result, _) => {
-            let body = render(&result, pretty)?;
+        (mut fresh, _) => {
+            if translate {
+                translate_result(&mut fresh);
+            }
+            let body = render(&fresh, pretty)?;
             http.cache.put(key, meta.index, body.clone());
             body
         }
     };
-    Ok(query_json(&meta, body))
+    let mut response = query_json(&meta, body);
+    if translate {
+        // Consul's signal that addresses were rewritten for the caller.
+        response.headers_mut().insert(
+            "X-Consul-Translate-Addresses",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }
 
 fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
