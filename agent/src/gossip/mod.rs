@@ -1,6 +1,12 @@
-//! The LAN gossip pool: Consul's serf LAN pool, as SWIM over UDP with [foca].
+//! The gossip pools: Consul's serf LAN and WAN pools, as SWIM over UDP with [foca].
 //!
-//! Every agent runs one. Members find each other by joining any member (`-join`,
+//! Every agent runs a LAN pool; servers also run a WAN pool with the other datacenters'
+//! servers. Both are this module, told apart by [`GossipConfig::kind`] (see `profile`:
+//! the WAN pool's timing is memberlist's WAN profile, its members are `<node>.<dc>`, and
+//! the two pools' packets cannot be mistaken for each other). What follows describes the
+//! LAN pool; the WAN pool differs only where `profile` says.
+//!
+//! Members find each other by joining any member (`-join`,
 //! `-retry-join`), detect failures by probing each other, and spread what they learn by
 //! piggybacking it on the probes. A joiner, and every member now and then, also swaps
 //! its whole member list with one other member over TCP (serf's push/pull, see
