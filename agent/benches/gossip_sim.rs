@@ -30,7 +30,7 @@ use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
 use shoal_agent::gossip::{
     confirm_down, foca_config, local_state, merge_remote_state, moot_suspicion, push_pull_interval,
-    GossipIdentity, TAG_DATACENTER, TAG_NODE_ID,
+    GossipIdentity, PoolKind, TAG_DATACENTER, TAG_NODE_ID,
 };
 
 type Swim = Foca<GossipIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
@@ -238,7 +238,7 @@ impl Sim {
             .map(|i| Member {
                 foca: Foca::new(
                     identity(i),
-                    foca_config(1, REAP_AFTER),
+                    foca_config(PoolKind::Lan, 1, REAP_AFTER),
                     SmallRng::seed_from_u64(options.seed.wrapping_mul(1_000_003) ^ i as u64),
                     PostcardCodec,
                 ),
@@ -271,7 +271,10 @@ impl Sim {
             sim.push(at, Event::Join(i));
         }
         if options.push_pull {
-            sim.push(micros(push_pull_interval(1)), Event::PushPullTimer(0));
+            sim.push(
+                micros(push_pull_interval(PoolKind::Lan, 1)),
+                Event::PushPullTimer(0),
+            );
         }
         sim
     }
@@ -349,8 +352,9 @@ impl Sim {
                 }
                 let member = &mut self.members[node];
                 let merged = merge_remote_state(&mut member.foca, state, &mut self.runtime);
-                let timeout =
-                    micros(foca_config(member.tuned_for, REAP_AFTER).suspect_to_down_after);
+                let timeout = micros(
+                    foca_config(PoolKind::Lan, member.tuned_for, REAP_AFTER).suspect_to_down_after,
+                );
                 for suspected in merged.as_ref().map(Vec::as_slice).unwrap_or_default() {
                     self.push(
                         self.now_us + timeout,
@@ -398,7 +402,7 @@ impl Sim {
             member.tuned_for = size;
             if member
                 .foca
-                .set_config(foca_config(size, REAP_AFTER))
+                .set_config(foca_config(PoolKind::Lan, size, REAP_AFTER))
                 .is_err()
             {
                 self.counters.foca_errors += 1;
@@ -424,13 +428,15 @@ impl Sim {
         self.send_state(node, 0, false);
         // As the agent (and memberlist) do: the first periodic sync at a random point of
         // the interval for a pool of one, the next ones at the pool's own interval.
-        let stagger = self.net_rng.random_range(0..=micros(push_pull_interval(1)));
+        let stagger = self
+            .net_rng
+            .random_range(0..=micros(push_pull_interval(PoolKind::Lan, 1)));
         self.push(self.now_us + stagger, Event::PushPullTimer(node));
     }
 
     fn periodic_push_pull(&mut self, node: usize) {
         let foca = &self.members[node].foca;
-        let interval = push_pull_interval(foca.num_members() + 1);
+        let interval = push_pull_interval(PoolKind::Lan, foca.num_members() + 1);
         let live = foca.num_members();
         if live > 0 {
             let pick = self.net_rng.random_range(0..live);

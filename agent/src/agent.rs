@@ -24,7 +24,7 @@ use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::connect::ConnectCache;
 use crate::definition;
-use crate::gossip::{Gossip, GossipConfig, MemberStatus};
+use crate::gossip::{wan_member_name, Gossip, GossipConfig, MemberStatus, PoolKind};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
 use crate::maintenance::Maintenance;
@@ -48,6 +48,9 @@ pub enum AgentError {
     Persist(#[from] PersistError),
     #[error("{0}")]
     Start(String),
+    /// Asked of a client agent what only servers do (500, as Consul answers).
+    #[error("{0}")]
+    NotServer(&'static str),
 }
 
 impl From<RegistrationError> for AgentError {
@@ -80,6 +83,8 @@ pub struct Agent {
     gossip: Gossip,
     /// Connect's roots and leaves, served to local proxies.
     connect: Arc<ConnectCache>,
+    /// The WAN pool, on servers only.
+    wan: Option<Gossip>,
     shutdown: watch::Sender<bool>,
     /// The config files' services and checks as last (re)loaded.
     file_registrations: reload::FileRegistrationsLock,
@@ -138,6 +143,14 @@ impl Agent {
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;
+        let wan = if server.is_some() {
+            Some(start_wan(&config, &node_id, &data_dir).await?)
+        } else {
+            if !config.join_wan.is_empty() || !config.retry_join_wan.is_empty() {
+                tracing::warn!("(WAN) couldn't join: {MUST_BE_SERVER_FOR_WAN}");
+            }
+            None
+        };
         let rpc = match &server {
             Some(server) => RpcClient::local(server.clone()),
             None => RpcClient::remote(
@@ -173,6 +186,7 @@ impl Agent {
             server,
             gossip,
             connect,
+            wan,
             shutdown,
             file_registrations: Mutex::new(file_registrations),
         });
@@ -253,28 +267,34 @@ impl Agent {
         if let Err(e) = tokio::task::spawn_blocking(move || registrations.shutdown()).await {
             tracing::warn!(error = %e, "stopping check runners");
         }
-        if leave {
-            // Gossip forgets the pool on a graceful leave, as serf does; with
-            // `rejoin_after_leave` Consul keeps it, so the remembered members are put back.
-            let remembered = if self.config.rejoin_after_leave {
-                let path = gossip_snapshot_path(self.config.data_dir.path());
-                tokio::fs::read(&path)
-                    .await
-                    .ok()
-                    .map(|members| (path, members))
-            } else {
-                None
-            };
-            if let Err(e) = self.gossip.leave().await {
-                tracing::warn!(error = %e, "leaving the gossip pool");
-            }
-            if let Some((path, members)) = remembered {
-                if let Err(e) = tokio::fs::write(&path, members).await {
-                    tracing::warn!(error = %e, "keeping the gossip snapshot (rejoin_after_leave)");
-                }
-            }
+        // Gossip forgets the pool on a graceful leave, as serf does; with
+        // `rejoin_after_leave` Consul keeps it, so the remembered members are put back.
+        let remembered = if leave && self.config.rejoin_after_leave {
+            let path = gossip_snapshot_path(self.config.data_dir.path());
+            tokio::fs::read(&path)
+                .await
+                .ok()
+                .map(|members| (path, members))
         } else {
-            self.gossip.shutdown().await;
+            None
+        };
+        // Both pools at once: a WAN leave gossips for 1.5 s.
+        let pools = std::iter::once(&self.gossip).chain(&self.wan);
+        futures_util::future::join_all(pools.map(|pool| async move {
+            if leave {
+                if let Err(e) = pool.leave().await {
+                    let kind = pool.kind().as_str();
+                    tracing::warn!(error = %e, pool = kind, "leaving the gossip pool");
+                }
+            } else {
+                pool.shutdown().await;
+            }
+        }))
+        .await;
+        if let Some((path, members)) = remembered {
+            if let Err(e) = tokio::fs::write(&path, members).await {
+                tracing::warn!(error = %e, "keeping the gossip snapshot (rejoin_after_leave)");
+            }
         }
         if let Some(server) = &self.server {
             if let Err(e) = server.shutdown().await {
@@ -291,7 +311,10 @@ impl Agent {
             datacenter: self.config.datacenter.clone(),
             tagged_addresses: Meta::from([
                 ("lan".to_string(), address.clone()),
-                ("wan".to_string(), address.clone()),
+                (
+                    "wan".to_string(),
+                    self.config.advertise_addr_wan.to_string(),
+                ),
             ]),
             address,
             meta: self.config.node_meta.clone(),
@@ -300,6 +323,13 @@ impl Agent {
 
     pub fn gossip(&self) -> &Gossip {
         &self.gossip
+    }
+
+    /// The WAN pool; a client agent has none ([`MUST_BE_SERVER_FOR_WAN`]).
+    pub fn wan(&self) -> Result<&Gossip, AgentError> {
+        self.wan
+            .as_ref()
+            .ok_or(AgentError::NotServer(MUST_BE_SERVER_FOR_WAN))
     }
 
     /// The config file's services and checks, then what the API registered before a
@@ -413,6 +443,7 @@ impl Agent {
     async fn housekeeping(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
         let mut members = self.gossip.subscribe();
+        let mut wan_members = self.wan.as_ref().map(Gossip::subscribe);
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
@@ -422,6 +453,12 @@ impl Agent {
                         return;
                     }
                 }
+                // A WAN member's change reaches the router now, not at the next tick.
+                closed = next_event(&mut wan_members) => {
+                    if closed {
+                        wan_members = None;
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
             let registrations = self.registrations.clone();
@@ -429,6 +466,9 @@ impl Agent {
                 tokio::task::spawn_blocking(move || registrations.reap_critical(Instant::now()));
             if let Err(e) = reaped.await {
                 tracing::warn!(error = %e, "reaping critical services");
+            }
+            if let (Some(server), Some(wan)) = (&self.server, &self.wan) {
+                server.update_remote_servers(&server_members::remote_servers(&wan.members()));
             }
             if let Some(server) = &self.server {
                 let gossip_members = self.gossip.members();
@@ -472,6 +512,49 @@ fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
 /// Where gossip remembers the pool across restarts (serf's `serf/local.snapshot`).
 fn gossip_snapshot_path(data_dir: &Path) -> PathBuf {
     data_dir.join("serf").join("local.snapshot")
+}
+
+/// Waits for the next event of a pool, if there is one; true once it has stopped.
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::gossip::MemberEvent>>,
+) -> bool {
+    match events {
+        Some(events) => matches!(
+            events.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Closed)
+        ),
+        None => std::future::pending().await,
+    }
+}
+
+/// Consul's answer when a client agent is asked to join the WAN pool.
+pub const MUST_BE_SERVER_FOR_WAN: &str = "Must be a server to join WAN cluster";
+
+/// Starts a server's WAN pool: member `<node>.<dc>` on `-serf-wan-port`, advertising
+/// `-advertise-wan`, with the LAN pool's server tags (as Consul's WAN members carry).
+async fn start_wan(
+    config: &Config,
+    node_id: &str,
+    data_dir: &std::path::Path,
+) -> Result<Gossip, AgentError> {
+    let mut wan_config = GossipConfig::new(
+        &wan_member_name(&config.node_name, &config.datacenter),
+        node_id,
+        &config.datacenter,
+        SocketAddr::new(config.bind_addr, config.ports.serf_wan),
+    );
+    wan_config.kind = PoolKind::Wan;
+    wan_config.advertise = SocketAddr::new(config.advertise_addr_wan, config.ports.serf_wan);
+    wan_config.tags = gossip_tags(config, true);
+    wan_config.join = config.join_wan.clone();
+    wan_config.retry_join = config.retry_join_wan.clone();
+    wan_config.retry_interval = config.retry_interval_wan;
+    wan_config.retry_max = config.retry_max_wan;
+    wan_config.reap_after = config.reconnect_timeout;
+    wan_config.snapshot = Some(data_dir.join("serf").join("remote.snapshot"));
+    Gossip::start(wan_config)
+        .await
+        .map_err(|e| AgentError::Start(format!("WAN pool: {e}")))
 }
 
 /// The Serf tags Consul's tools read from `/v1/agent/members`.

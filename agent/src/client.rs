@@ -136,7 +136,15 @@ impl RpcClient {
 
     /// Commits a change; returns its modification index.
     pub async fn apply(&self, command: Command) -> Result<u64, RpcError> {
-        match self.call(Request::new(Op::Apply(command))).await? {
+        self.apply_in("", command).await
+    }
+
+    /// Commits a change in `datacenter` (empty: this one), through a local server that
+    /// forwards it there.
+    pub async fn apply_in(&self, datacenter: &str, command: Command) -> Result<u64, RpcError> {
+        let mut request = Request::new(Op::Apply(command));
+        request.envelope.datacenter = datacenter.to_owned();
+        match self.call(request).await? {
             Response::Applied { index } => Ok(index),
             other => Err(unexpected(&other)),
         }
@@ -147,7 +155,20 @@ impl RpcClient {
         read: Read,
         options: QueryOptions,
     ) -> Result<(QueryMeta, ReadResult), RpcError> {
-        match self.call(Request::read(read, options)).await? {
+        self.read_in("", read, options).await
+    }
+
+    /// A read answered by `datacenter` (empty: this one); blocking and consistency work
+    /// there as here, and the answer's [`QueryMeta`] is that datacenter's.
+    pub async fn read_in(
+        &self,
+        datacenter: &str,
+        read: Read,
+        options: QueryOptions,
+    ) -> Result<(QueryMeta, ReadResult), RpcError> {
+        let mut request = Request::read(read, options);
+        request.envelope.datacenter = datacenter.to_owned();
+        match self.call(request).await? {
             Response::Read { meta, result } => Ok((meta, result)),
             other => Err(unexpected(&other)),
         }

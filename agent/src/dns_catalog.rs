@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shoal_server::rpc::{Consistency, QueryOptions, Read, ReadResult};
+use shoal_server::router::NO_PATH_TO_DATACENTER;
+use shoal_server::rpc::{Consistency, QueryOptions, Read, ReadResult, RpcError};
 use shoal_server::structs::{CheckServiceNode, Meta, Node};
 
 use crate::client::RpcClient;
@@ -166,8 +167,11 @@ pub struct AgentDnsCatalog {
     max_stale: Duration,
     /// Bumped whenever a fetched answer differs from what the cache held for its name.
     generation: AtomicU64,
-    services: Cache<(String, Option<String>), Vec<CheckServiceNode>>,
-    nodes: Cache<String, Option<Node>>,
+    /// Keyed by (datacenter, service, tag): another datacenter's answers come through
+    /// forwarding and are cached like this one's.
+    services: Cache<(String, String, Option<String>), Vec<CheckServiceNode>>,
+    /// Keyed by (datacenter, node).
+    nodes: Cache<(String, String), Option<Node>>,
     metrics: CatalogCacheMetrics,
 }
 
@@ -209,11 +213,12 @@ impl AgentDnsCatalog {
         )
     }
 
-    fn check_datacenter(&self, dc: &str) -> Result<(), LookupError> {
+    /// The datacenter to ask, as the servers take it: empty for this one.
+    fn target(&self, dc: &str) -> String {
         if dc.eq_ignore_ascii_case(&self.datacenter) {
-            Ok(())
+            String::new()
         } else {
-            Err(LookupError::UnknownDatacenter(dc.to_string()))
+            dc.to_lowercase()
         }
     }
 
@@ -222,6 +227,7 @@ impl AgentDnsCatalog {
         &self,
         cache: &Cache<K, V>,
         key: K,
+        datacenter: &str,
         read: Read,
         extract: impl FnOnce(ReadResult) -> Option<V>,
     ) -> Result<V, LookupError> {
@@ -234,7 +240,7 @@ impl AgentDnsCatalog {
             consistency: self.consistency,
             ..Default::default()
         };
-        match self.rpc.read(read, options).await {
+        match self.rpc.read_in(datacenter, read, options).await {
             Ok((_, result)) => {
                 let value = extract(result)
                     .ok_or_else(|| LookupError::Unavailable("unexpected read result".into()))?;
@@ -244,9 +250,13 @@ impl AgentDnsCatalog {
                 Ok(value)
             }
             Err(e) => {
-                let stale = cache
-                    .get(&key, self.max_stale)
-                    .ok_or_else(|| LookupError::Unavailable(e.to_string()))?;
+                let stale = cache.get(&key, self.max_stale).ok_or_else(|| match e {
+                    // Consul answers NXDOMAIN for a datacenter it has no path to.
+                    RpcError::Internal(m) if m == NO_PATH_TO_DATACENTER => {
+                        LookupError::UnknownDatacenter(datacenter.to_owned())
+                    }
+                    other => LookupError::Unavailable(other.to_string()),
+                })?;
                 DnsMetrics::incr(&self.metrics.stale_served);
                 Ok(stale)
             }
@@ -261,15 +271,19 @@ impl DnsCatalog for AgentDnsCatalog {
         service: &str,
         tag: Option<&str>,
     ) -> Result<Vec<CheckServiceNode>, LookupError> {
-        self.check_datacenter(dc)?;
-        let key = (service.to_lowercase(), tag.map(str::to_lowercase));
+        let target = self.target(dc);
+        let key = (
+            target.clone(),
+            service.to_lowercase(),
+            tag.map(str::to_lowercase),
+        );
         let read = Read::HealthServiceNodes {
-            service: key.0.clone(),
-            tags: key.1.iter().cloned().collect(),
+            service: key.1.clone(),
+            tags: key.2.iter().cloned().collect(),
             node_meta: Meta::new(),
             passing_only: false,
         };
-        self.cached_read(&self.services, key, read, |result| match result {
+        self.cached_read(&self.services, key, &target, read, |result| match result {
             ReadResult::CheckServiceNodes(nodes) => Some(nodes),
             _ => None,
         })
@@ -281,10 +295,12 @@ impl DnsCatalog for AgentDnsCatalog {
     }
 
     async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {
-        self.check_datacenter(dc)?;
-        let key = name.to_lowercase();
-        let read = Read::CatalogNodeServices { node: key.clone() };
-        self.cached_read(&self.nodes, key, read, |result| match result {
+        let target = self.target(dc);
+        let key = (target.clone(), name.to_lowercase());
+        let read = Read::CatalogNodeServices {
+            node: key.1.clone(),
+        };
+        self.cached_read(&self.nodes, key, &target, read, |result| match result {
             ReadResult::NodeServices(node) => Some(node.map(|n| n.node)),
             _ => None,
         })
@@ -294,7 +310,7 @@ impl DnsCatalog for AgentDnsCatalog {
     /// Read fresh each time: reverse lookups are rare, and one cached answer for every
     /// address would need its own invalidation.
     async fn nodes(&self, dc: &str) -> Result<Vec<Node>, LookupError> {
-        self.check_datacenter(dc)?;
+        let target = self.target(dc);
         let options = QueryOptions {
             consistency: self.consistency,
             ..Default::default()
@@ -302,7 +318,7 @@ impl DnsCatalog for AgentDnsCatalog {
         let read = Read::CatalogNodes {
             node_meta: Meta::new(),
         };
-        match self.rpc.read(read, options).await {
+        match self.rpc.read_in(&target, read, options).await {
             Ok((_, ReadResult::Nodes(nodes))) => Ok(nodes),
             Ok(_) => Err(LookupError::Unavailable("unexpected read result".into())),
             Err(e) => Err(LookupError::Unavailable(e.to_string())),
@@ -389,6 +405,11 @@ mod tests {
                 .is_empty());
         }
 
+        // A datacenter the servers have no path to is NXDOMAIN.
+        assert!(matches!(
+            tolerant.service_nodes("dc2", "web", None).await,
+            Err(LookupError::UnknownDatacenter(_))
+        ));
         server.shutdown().await.unwrap();
         // Let the cached answers age past "fresh", so both must ask the (gone) server.
         tokio::time::sleep(FRESH_FOR * 2).await;
@@ -410,10 +431,6 @@ mod tests {
         assert!(matches!(
             strict.service_nodes("dc1", "web", None).await,
             Err(LookupError::Unavailable(_))
-        ));
-        assert!(matches!(
-            tolerant.service_nodes("dc2", "web", None).await,
-            Err(LookupError::UnknownDatacenter(_))
         ));
     }
 

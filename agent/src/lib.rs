@@ -24,3 +24,4 @@ pub mod persist;
 pub mod serve;
 mod server_members;
 pub mod sync;
+mod wan_address;

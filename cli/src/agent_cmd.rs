@@ -87,6 +87,22 @@ pub struct AgentArgs {
     /// -retry-join attempts before giving up (default 0: forever).
     #[arg(long = "retry-max")]
     pub retry_max: Option<u32>,
+    /// Address advertised to other datacenters' servers (default: -advertise).
+    #[arg(long = "advertise-wan")]
+    pub advertise_wan: Option<String>,
+    /// Address of a server of another datacenter to join over the WAN at start (servers
+    /// only); repeatable.
+    #[arg(long = "join-wan")]
+    pub join_wan: Vec<String>,
+    /// Like -join-wan, retrying until it succeeds; repeatable.
+    #[arg(long = "retry-join-wan")]
+    pub retry_join_wan: Vec<String>,
+    /// Time between -retry-join-wan attempts (default 30s).
+    #[arg(long = "retry-interval-wan")]
+    pub retry_interval_wan: Option<shoal_server::duration::GoDuration>,
+    /// -retry-join-wan attempts before giving up (default 0: forever).
+    #[arg(long = "retry-max-wan")]
+    pub retry_max_wan: Option<u32>,
 }
 
 impl AgentArgs {
@@ -120,6 +136,11 @@ impl AgentArgs {
             join: self.join,
             retry_interval: self.retry_interval,
             retry_max: self.retry_max,
+            advertise_wan: self.advertise_wan,
+            join_wan: self.join_wan,
+            retry_join_wan: self.retry_join_wan,
+            retry_interval_wan: self.retry_interval_wan,
+            retry_max_wan: self.retry_max_wan,
         }
     }
 }

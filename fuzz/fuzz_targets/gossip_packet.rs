@@ -8,20 +8,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal_agent::gossip::{decode_packet, decode_state, encode_state, encode_swim_packet, Packet};
+use shoal_agent::gossip::{
+    decode_packet, decode_state, encode_state, encode_swim_packet, Packet, PoolKind, PoolScope,
+};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(state) = decode_state(data, "dc1") {
+    if let Ok(state) = decode_state(data, &PoolScope::lan("dc1")) {
         let again = encode_state(&state).expect("re-encode");
-        assert_eq!(decode_state(&again, "dc1"), Ok(state));
+        assert_eq!(decode_state(&again, &PoolScope::lan("dc1")), Ok(state));
     }
-    let Ok(Packet::Swim(packet)) = decode_packet(data, "dc1") else {
+    let Ok(Packet::Swim(packet)) = decode_packet(data, &PoolScope::lan("dc1")) else {
         return;
     };
     // Leave intents ride in foca's broadcast tail, which only foca itself writes.
     if !packet.intents.is_empty() {
         return;
     }
-    let again = encode_swim_packet(&packet.header, &packet.updates).expect("re-encode");
-    assert_eq!(decode_packet(&again, "dc1"), Ok(Packet::Swim(packet)));
+    let again = encode_swim_packet(PoolKind::Lan, &packet.header, &packet.updates).expect("re-encode");
+    assert_eq!(decode_packet(&again, &PoolScope::lan("dc1")), Ok(Packet::Swim(packet)));
 });

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod leader;
 mod operator;
 pub mod raft;
+pub mod router;
 pub mod rpc;
 mod server;
 pub mod state;

@@ -10,6 +10,7 @@ use crate::connect::rate_limit::RateLimiter;
 use crate::connect::ConnectConfig;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
+use crate::router::{self, RemoteServer, Router};
 use crate::rpc::{
     Consistency, Op, QueryMeta, QueryOptions, Read, ReadResult, Request, Response, Route, RpcError,
 };
@@ -57,6 +58,10 @@ pub struct Server {
     raft: RaftNode,
     /// Connections to other servers: Raft traffic and forwarded requests.
     pool: Pool,
+    /// Other datacenters' servers, as the WAN pool reports them.
+    router: Router,
+    /// Connections to other datacenters' servers, for forwarded requests only.
+    wan_pool: Pool,
     /// The server port; dropping it would close the port, so the server owns it.
     serving: Mutex<Option<Serving>>,
     /// For autopilot health: since when each server has been healthy or unhealthy.
@@ -86,6 +91,8 @@ impl Server {
         )
         .await?;
         let server = Arc::new(Server {
+            router: Router::new(&config.datacenter),
+            wan_pool: Pool::new(PoolConfig::wan(&config.datacenter)),
             config,
             state,
             raft: raft.clone(),
@@ -142,6 +149,16 @@ impl Server {
         &self.pool
     }
 
+    /// Takes in the servers the WAN pool knows now (every datacenter's, this one's
+    /// included, which the router leaves out).
+    pub fn update_remote_servers(&self, servers: &[RemoteServer]) {
+        self.router.update(servers);
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
     /// The leader's RPC address when the leader is another server.
     pub(crate) fn remote_leader(&self) -> Option<String> {
         match self.raft.leader() {
@@ -180,17 +197,16 @@ impl Server {
     }
 
     /// Answers one RPC. Everything the [`Envelope`](crate::rpc::Envelope) asks is dealt with here, once:
-    /// the datacenter, forwarding to the leader, the consistency check and blocking; the
-    /// operation itself runs only where it must.
+    /// the datacenter (another one's request is forwarded whole to a server there, which
+    /// deals with the rest as if it came from one of its own agents), forwarding to the
+    /// leader, the consistency check and blocking; the operation itself runs only where
+    /// it must.
     pub async fn handle(&self, request: Request) -> Result<Response, RpcError> {
-        let Request { envelope, op } = request;
-        if !envelope.datacenter.is_empty()
-            && !envelope
-                .datacenter
-                .eq_ignore_ascii_case(&self.config.datacenter)
-        {
-            return Err(RpcError::Internal("No path to datacenter".into()));
+        let datacenter = &request.envelope.datacenter;
+        if !datacenter.is_empty() && !datacenter.eq_ignore_ascii_case(&self.config.datacenter) {
+            return router::forward(&self.router, &self.wan_pool, request).await;
         }
+        let Request { envelope, op } = request;
         let query = &envelope.query;
         let needs_leader = match op.route() {
             Route::Local => false,
@@ -216,7 +232,7 @@ impl Server {
         match op {
             Op::Apply(command) => self.apply(command).await,
             Op::Read(read) => Ok(self.read(read, query).await),
-            Op::Datacenters => Ok(Response::Datacenters(vec![self.config.datacenter.clone()])),
+            Op::Datacenters => Ok(Response::Datacenters(self.router.datacenters())),
             Op::StatusLeader => Ok(Response::Leader(
                 self.raft.leader().map(|(_, addr)| addr).unwrap_or_default(),
             )),

@@ -201,8 +201,14 @@ fn ports_minus_one_leaves_http_and_dns_closed() {
     let _ = child.wait();
     assert_eq!(
         ports,
-        BTreeSet::from([("tcp", server), ("tcp", serf_lan), ("udp", serf_lan)]),
-        "only Raft and gossip listen:\n{logs}"
+        BTreeSet::from([
+            ("tcp", server),
+            ("tcp", serf_lan),
+            ("udp", serf_lan),
+            ("tcp", serf_wan),
+            ("udp", serf_wan),
+        ]),
+        "only Raft and gossip (LAN and, on a server, WAN) listen:\n{logs}"
     );
     assert!(!logs.contains("HTTP API listening") && !logs.contains("DNS listening"));
     assert!(

@@ -74,7 +74,7 @@ const fn later_because(name: &'static str, kind: Kind, note: &'static str) -> Ke
 use Kind::{Any, Block, Blocks, Bool, Duration, Float, Int, Str, StrMap, Strings};
 
 const NO_SECURITY: &str = "not enforced: Shoal has no ACLs, TLS or gossip encryption yet";
-const NO_WAN: &str = "WAN federation is not built yet";
+const NO_WAN: &str = "not built yet for the WAN pool";
 const ENTERPRISE: &str = "Consul Enterprise only; Consul's open-source edition warns too";
 const DEPRECATED: &str = "deprecated in Consul";
 const INTERNAL: &str = "Consul-internal tuning, not a documented user setting";
@@ -346,11 +346,7 @@ const PORTS: &[Key] = &[
         "Shoal has no HTTPS listener yet (as Consul's default, -1)",
     ),
     acted("serf_lan", Int, ""),
-    acted(
-        "serf_wan",
-        Int,
-        "advertised in the LAN member tags (`wan_join_port`); the WAN pool is not built yet",
-    ),
+    acted("serf_wan", Int, "the WAN pool's port, on servers"),
     acted("server", Int, ""),
     later_because("grpc", Int, "Shoal has no gRPC listener yet"),
     later_because("grpc_tls", Int, "Shoal has no gRPC listener yet"),
@@ -451,7 +447,7 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted("advertise_addr", Str, ""),
     later("advertise_addr_ipv4", Str),
     later("advertise_addr_ipv6", Str),
-    later_because("advertise_addr_wan", Str, NO_WAN),
+    acted("advertise_addr_wan", Str, ""),
     later_because("advertise_addr_wan_ipv4", Str, NO_WAN),
     later_because("advertise_addr_wan_ipv6", Str, NO_WAN),
     later("advertise_reconnect_timeout", Duration),
@@ -559,11 +555,11 @@ pub const CONSUL_KEYS: &[Key] = &[
          re-announces to members that left, so a restarted node may be pulled back either way",
     ),
     acted("retry_interval", Duration, ""),
-    later_because("retry_interval_wan", Duration, NO_WAN),
+    acted("retry_interval_wan", Duration, ""),
     acted("retry_join", Strings, ""),
-    later_because("retry_join_wan", Strings, NO_WAN),
+    acted("retry_join_wan", Strings, ""),
     acted("retry_max", Int, ""),
-    later_because("retry_max_wan", Int, NO_WAN),
+    acted("retry_max_wan", Int, ""),
     later("rpc", Block(&[later("enable_streaming", Bool)])),
     later("serf_lan", Str),
     later("serf_lan_allowed_cidrs", Strings),
@@ -593,7 +589,11 @@ pub const CONSUL_KEYS: &[Key] = &[
         ]),
         NO_SECURITY,
     ),
-    later_because("translate_wan_addrs", Bool, NO_WAN),
+    acted(
+        "translate_wan_addrs",
+        Bool,
+        "node addresses only; a service's own address is kept",
+    ),
     later_because("ui", Bool, "Shoal has no web UI"),
     later("ui_config", Block(UI_CONFIG)),
     later("ui_content_path", Str),
@@ -665,7 +665,7 @@ pub const CONSUL_KEYS: &[Key] = &[
         Strings,
         "deprecated in Consul (use retry_join); Shoal still joins them once at start",
     ),
-    later_because("start_join_wan", Strings, NO_WAN),
+    acted("start_join_wan", Strings, ""),
     later_because("tls_cipher_suites", Str, DEPRECATED),
     later_because("tls_min_version", Str, DEPRECATED),
     later_because("tls_prefer_server_cipher_suites", Bool, DEPRECATED),

@@ -208,8 +208,8 @@ mod tests {
                 "bad duration",
             ),
             (
-                json!({"retry_join_wan": "a"}),
-                "retry_join_wan",
+                json!({"auto_config": {"server_addresses": "a"}}),
+                "auto_config.server_addresses",
                 "list of strings",
             ),
             (json!({"telemetry": true}), "telemetry", "a block"),

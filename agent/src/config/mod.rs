@@ -51,6 +51,11 @@ pub struct Flags {
     pub join: Vec<String>,
     pub retry_interval: Option<GoDuration>,
     pub retry_max: Option<u32>,
+    pub advertise_wan: Option<String>,
+    pub join_wan: Vec<String>,
+    pub retry_join_wan: Vec<String>,
+    pub retry_interval_wan: Option<GoDuration>,
+    pub retry_max_wan: Option<u32>,
 }
 
 /// Listener ports; `None` disables the listener (`-1` in Consul's config).
@@ -134,6 +139,18 @@ pub struct Config {
     pub retry_interval: Duration,
     /// Attempts before giving up on `retry_join`; 0 retries forever.
     pub retry_max: u32,
+    /// The WAN pool's address (`-advertise-wan` / `advertise_addr_wan`; default the
+    /// advertise address): other datacenters' servers gossip with and forward to it.
+    pub advertise_addr_wan: IpAddr,
+    /// `-join-wan` / `start_join_wan`, `-retry-join-wan` / `retry_join_wan` and their
+    /// interval and attempts: as the LAN ones, for the WAN pool (servers only).
+    pub join_wan: Vec<String>,
+    pub retry_join_wan: Vec<String>,
+    pub retry_interval_wan: Duration,
+    pub retry_max_wan: u32,
+    /// `translate_wan_addrs`: answer other datacenters' nodes with their `wan` tagged
+    /// address.
+    pub translate_wan_addrs: bool,
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
     pub autopilot: AutopilotConfig,
@@ -185,6 +202,7 @@ impl Config {
                 min_ttl: soa.min_ttl.unwrap_or(defaults.soa.min_ttl),
             },
             recursors: self.recursors.clone(),
+            translate_wan_addrs: self.translate_wan_addrs,
             ..defaults
         }
     }
@@ -232,7 +250,8 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         client_addr, advertise_addr, log_level, log_json, enable_local_script_checks,
         enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout,
         raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
-        rejoin_after_leave, disable_update_check, check_update_interval
+        rejoin_after_leave, disable_update_check, check_update_interval, advertise_addr_wan,
+        retry_interval_wan, retry_max_wan, translate_wan_addrs
     );
     if let Some(addresses) = from.addresses {
         let target = into.addresses.get_or_insert_with(Default::default);
@@ -295,6 +314,8 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         (&mut into.recursors, from.recursors),
         (&mut into.retry_join, from.retry_join),
         (&mut into.start_join, from.start_join),
+        (&mut into.retry_join_wan, from.retry_join_wan),
+        (&mut into.start_join_wan, from.start_join_wan),
     ] {
         if let Some(items) = from_list {
             into_list.get_or_insert_with(Vec::new).extend(items);
@@ -386,6 +407,14 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         Some(a) => parse_ip("advertise_addr", &a)?,
         None if bind_addr.is_unspecified() => loopback,
         None => bind_addr,
+    };
+    let advertise_addr_wan = match flags
+        .advertise_wan
+        .clone()
+        .or(file.advertise_addr_wan.clone())
+    {
+        Some(a) => parse_ip("advertise_addr_wan", &a)?,
+        None => advertise_addr,
     };
     let client_addr = parse_ip(
         "client_addr",
@@ -560,6 +589,25 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .or(file.retry_interval)
             .map_or(Duration::from_secs(30), |d| d.0),
         retry_max: flags.retry_max.or(file.retry_max).unwrap_or(0),
+        advertise_addr_wan,
+        join_wan: flags
+            .join_wan
+            .iter()
+            .cloned()
+            .chain(file.start_join_wan.iter().flatten().cloned())
+            .collect(),
+        retry_join_wan: flags
+            .retry_join_wan
+            .iter()
+            .cloned()
+            .chain(file.retry_join_wan.iter().flatten().cloned())
+            .collect(),
+        retry_interval_wan: flags
+            .retry_interval_wan
+            .or(file.retry_interval_wan)
+            .map_or(Duration::from_secs(30), |d| d.0),
+        retry_max_wan: flags.retry_max_wan.or(file.retry_max_wan).unwrap_or(0),
+        translate_wan_addrs: file.translate_wan_addrs.unwrap_or(false),
         reconnect_timeout: file
             .reconnect_timeout
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
@@ -830,6 +878,42 @@ mod tests {
             .to_string();
             assert!(error.contains(expected), "{name}: {error}");
         }
+    }
+
+    #[test]
+    fn wan_settings_come_from_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wan.hcl");
+        std::fs::write(
+            &path,
+            "advertise_addr_wan = \"10.1.0.1\"\nretry_join_wan = [\"10.2.0.1\"]\n\
+             start_join_wan = [\"10.3.0.1\"]\nretry_interval_wan = \"5s\"\n\
+             retry_max_wan = 4\ntranslate_wan_addrs = true\nports { serf_wan = 9302 }\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            dev: true,
+            config_files: vec![path],
+            join_wan: vec!["10.4.0.1".into()],
+            retry_max_wan: Some(7),
+            ..Default::default()
+        };
+        let config = load(&flags).unwrap();
+        assert_eq!(config.advertise_addr_wan.to_string(), "10.1.0.1");
+        assert_eq!(config.retry_join_wan, ["10.2.0.1"]);
+        assert_eq!(config.join_wan, ["10.4.0.1", "10.3.0.1"]);
+        assert_eq!(config.retry_interval_wan, Duration::from_secs(5));
+        assert_eq!(config.retry_max_wan, 7, "a flag wins over the file");
+        assert!(config.translate_wan_addrs);
+        assert_eq!(config.ports.serf_wan, 9302);
+        // Without -advertise-wan the WAN pool advertises the LAN address.
+        let plain = load(&Flags {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(plain.advertise_addr_wan, plain.advertise_addr);
+        assert_eq!(plain.ports.serf_wan, 8302);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct DnsConfig {
     /// Address published for `ns.<domain>` (the SOA's primary server and the NS target).
     /// `None` uses the UDP socket's local address when it is a specific one.
     pub ns_addr: Option<IpAddr>,
+    /// `translate_wan_addrs`: nodes of another datacenter are answered with their `wan`
+    /// tagged address (when they have one), which is how another datacenter reaches them.
+    pub translate_wan_addrs: bool,
 }
 
 /// SOA timers, in seconds as they go on the wire.
@@ -87,6 +90,7 @@ impl Default for DnsConfig {
             recursors: Vec::new(),
             recursor_timeout: Duration::from_secs(2),
             ns_addr: None,
+            translate_wan_addrs: false,
         }
     }
 }

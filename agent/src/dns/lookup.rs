@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 use rand::seq::SliceRandom;
-use shoal_server::structs::{aggregate_status, health, CheckServiceNode};
+use shoal_server::structs::{aggregate_status, health, CheckServiceNode, Node};
 use tracing::warn;
 
 use super::answer::{self, Answer, Zone};
@@ -162,6 +162,9 @@ impl<C: DnsCatalog> Authority<C> {
     ) -> Result<Answer, LookupError> {
         let mut nodes = self.catalog.service_nodes(dc, service, tag).await?;
         nodes.retain(|n| self.healthy(n));
+        if self.translates(dc) {
+            nodes.iter_mut().for_each(|n| use_wan_address(&mut n.node));
+        }
         if nodes.is_empty() {
             return Ok(self.nxdomain(zone));
         }
@@ -177,6 +180,11 @@ impl<C: DnsCatalog> Authority<C> {
         };
         answer.shuffled = nodes.len() > 1;
         Ok(answer)
+    }
+
+    /// Whether answers about `dc`'s nodes carry their WAN addresses.
+    fn translates(&self, dc: &str) -> bool {
+        self.config.translate_wan_addrs && !dc.eq_ignore_ascii_case(&self.config.datacenter)
     }
 
     /// Consul's filter: critical (or maintenance) never, warning unless `only_passing`.
@@ -280,9 +288,12 @@ impl<C: DnsCatalog> Authority<C> {
         dc: &str,
         name: &str,
     ) -> Result<Answer, LookupError> {
-        let Some(node) = self.catalog.node(dc, name).await? else {
+        let Some(mut node) = self.catalog.node(dc, name).await? else {
             return Ok(self.nxdomain(zone));
         };
+        if self.translates(dc) {
+            use_wan_address(&mut node);
+        }
         let ttl = self.config.node_ttl_secs();
         let mut records = Vec::new();
         if matches!(q.qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
@@ -302,6 +313,11 @@ impl<C: DnsCatalog> Authority<C> {
         }
         Ok(self.records_or_nodata(zone, records))
     }
+}
+
+/// A node of another datacenter as seen from here: at its `wan` tagged address.
+fn use_wan_address(node: &mut Node) {
+    crate::wan_address::use_wan_address(&mut node.address, &node.tagged_addresses);
 }
 
 /// Where an instance is reached: its own address, else its node's.

@@ -27,6 +27,14 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 struct FakeCatalog {
     instances: Vec<CheckServiceNode>,
     nodes: Vec<Node>,
+    /// Another datacenter answering with the same data, as forwarding would.
+    remote: Option<&'static str>,
+}
+
+impl FakeCatalog {
+    fn knows(&self, dc: &str) -> bool {
+        dc == "dc1" || self.remote == Some(dc)
+    }
 }
 
 impl DnsCatalog for FakeCatalog {
@@ -36,7 +44,7 @@ impl DnsCatalog for FakeCatalog {
         service: &str,
         tag: Option<&str>,
     ) -> Result<Vec<CheckServiceNode>, LookupError> {
-        if dc != "dc1" {
+        if !self.knows(dc) {
             return Err(LookupError::UnknownDatacenter(dc.to_owned()));
         }
         Ok(self
@@ -55,7 +63,7 @@ impl DnsCatalog for FakeCatalog {
     }
 
     async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {
-        if dc != "dc1" {
+        if !self.knows(dc) {
             return Err(LookupError::UnknownDatacenter(dc.to_owned()));
         }
         Ok(self
@@ -125,7 +133,44 @@ fn catalog() -> FakeCatalog {
             web("n4", "10.0.0.4", "192.168.1.4", &["own"], health::PASSING),
         ],
         nodes: vec![node("n1", "10.0.0.1"), node("n6", "2001:db8::6")],
+        remote: None,
     }
+}
+
+#[tokio::test]
+async fn translate_wan_addrs_answers_other_datacenters_with_wan_addresses() {
+    let mut remote = catalog();
+    remote.remote = Some("dc2");
+    for instance in &mut remote.instances {
+        let wan = instance.node.address.replace("10.0.0.", "203.0.113.");
+        instance.node.tagged_addresses.insert("wan".into(), wan);
+    }
+    remote.nodes[0]
+        .tagged_addresses
+        .insert("wan".into(), "203.0.113.1".into());
+    let config = DnsConfig {
+        translate_wan_addrs: true,
+        ..base_config()
+    };
+    let server = start(config, remote).await;
+    let there = ask_udp(&server, "web.service.dc2.consul.", RecordType::A).await;
+    assert_eq!(
+        addresses(&there.answers),
+        HashSet::from([ip("203.0.113.1"), ip("203.0.113.2"), ip("192.168.1.4")]),
+        "a service's own address is kept"
+    );
+    let here = ask_udp(&server, "web.service.consul.", RecordType::A).await;
+    assert!(addresses(&here.answers).contains(&ip("10.0.0.1")));
+    let node_there = ask_udp(&server, "n1.node.dc2.consul.", RecordType::A).await;
+    assert_eq!(
+        addresses(&node_there.answers),
+        HashSet::from([ip("203.0.113.1")])
+    );
+    let node_here = ask_udp(&server, "n1.node.dc1.consul.", RecordType::A).await;
+    assert_eq!(
+        addresses(&node_here.answers),
+        HashSet::from([ip("10.0.0.1")])
+    );
 }
 
 fn base_config() -> DnsConfig {

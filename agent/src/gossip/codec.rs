@@ -10,8 +10,12 @@
 //! Full-state syncs (see `push_pull`) travel over TCP instead, as a [`MemberState`] each
 //! way, framed by [`KIND_PUSH_PULL`] and a `u32` length and checked by [`decode_state`].
 //!
-//! [`decode_packet`] parses all of it, so malformed, oversized and foreign-datacenter
-//! packets are counted and dropped here, and foca only ever gets well-formed input. It
+//! The WAN pool sets bit `0x10` in every kind byte ([`PoolKind::wire_bit`]), so a packet
+//! of one pool sent to the other's port is told apart before anything else is parsed.
+//!
+//! [`decode_packet`] parses all of it, so malformed, oversized, other-pool,
+//! foreign-datacenter and (WAN) inconsistently named packets are counted and dropped
+//! here, and foca only ever gets well-formed input. It
 //! never panics and allocates at most in proportion to the datagram, so it is also the
 //! fuzz target's entry point.
 
@@ -19,6 +23,7 @@ use foca::{Codec, Header, Member, Message, PostcardCodec};
 use serde::{Deserialize, Serialize};
 
 use super::identity::GossipIdentity;
+use super::profile::{check_member, Misfit, PoolKind, PoolScope};
 use super::tuning::MAX_PACKET_SIZE;
 
 pub const KIND_SWIM: u8 = 1;
@@ -83,14 +88,21 @@ pub enum DecodeError {
     Malformed(String),
     #[error("packet from datacenter {found:?}, expected {expected:?}")]
     ForeignDatacenter { expected: String, found: String },
+    #[error("a {found} pool's packet on the {expected} pool's port")]
+    ForeignPool {
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("WAN member {name:?} does not end in its datacenter {datacenter:?}")]
+    InconsistentDatacenter { name: String, datacenter: String },
 }
 
 fn malformed(what: impl std::fmt::Display) -> DecodeError {
     DecodeError::Malformed(what.to_string())
 }
 
-/// Parses and validates one datagram received by a member of `datacenter`.
-pub fn decode_packet(bytes: &[u8], datacenter: &str) -> Result<Packet, DecodeError> {
+/// Parses and validates one datagram received by a member of `scope`.
+pub fn decode_packet(bytes: &[u8], scope: &PoolScope) -> Result<Packet, DecodeError> {
     if bytes.len() > MAX_DATAGRAM_SIZE {
         return Err(DecodeError::Oversized {
             len: bytes.len(),
@@ -98,27 +110,43 @@ pub fn decode_packet(bytes: &[u8], datacenter: &str) -> Result<Packet, DecodeErr
         });
     }
     let (&kind, body) = bytes.split_first().ok_or_else(|| malformed("empty"))?;
+    let kind = unmark(kind, scope.kind)?;
     match kind {
         KIND_SWIM => {
             let packet = decode_swim(body)?;
-            check_datacenter(&packet.header.src, datacenter)?;
+            check_identity(&packet.header.src, scope)?;
             for update in &packet.updates {
-                check_datacenter(update.id(), datacenter)?;
+                check_identity(update.id(), scope)?;
             }
             Ok(Packet::Swim(Box::new(packet)))
         }
         KIND_NAME_CONFLICT => {
             let notice: NameConflictNotice = decode_exact(body)?;
-            check_datacenter_name(&notice.datacenter, datacenter)?;
+            if scope.kind == PoolKind::Lan {
+                check_datacenter_name(&notice.datacenter, &scope.datacenter)?;
+            }
             Ok(Packet::NameConflict(notice))
         }
         other => Err(malformed(format_args!("unknown packet kind {other}"))),
     }
 }
 
+/// The kind byte without its pool marker, if the marker is `expected`'s.
+pub(crate) fn unmark(kind: u8, expected: PoolKind) -> Result<u8, DecodeError> {
+    let found = PoolKind::of_wire(kind);
+    if found == expected {
+        Ok(kind & !expected.wire_bit())
+    } else {
+        Err(DecodeError::ForeignPool {
+            expected: expected.as_str(),
+            found: found.as_str(),
+        })
+    }
+}
+
 /// Parses and validates the body of a full-state message (after its kind byte and
-/// length) received by a member of `datacenter`.
-pub fn decode_state(body: &[u8], datacenter: &str) -> Result<MemberState, DecodeError> {
+/// length) received by a member of `scope`.
+pub fn decode_state(body: &[u8], scope: &PoolScope) -> Result<MemberState, DecodeError> {
     if body.len() > MAX_STATE_SIZE {
         return Err(DecodeError::Oversized {
             len: body.len(),
@@ -126,9 +154,11 @@ pub fn decode_state(body: &[u8], datacenter: &str) -> Result<MemberState, Decode
         });
     }
     let state: MemberState = decode_exact(body)?;
-    check_datacenter_name(&state.datacenter, datacenter)?;
+    if scope.kind == PoolKind::Lan {
+        check_datacenter_name(&state.datacenter, &scope.datacenter)?;
+    }
     for member in &state.members {
-        check_datacenter(member.id(), datacenter)?;
+        check_identity(member.id(), scope)?;
     }
     Ok(state)
 }
@@ -189,8 +219,16 @@ fn decode_exact<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeE
     }
 }
 
-fn check_datacenter(identity: &GossipIdentity, expected: &str) -> Result<(), DecodeError> {
-    check_datacenter_name(identity.datacenter().unwrap_or_default(), expected)
+fn check_identity(identity: &GossipIdentity, scope: &PoolScope) -> Result<(), DecodeError> {
+    check_member(identity, scope).map_err(|misfit| match misfit {
+        Misfit::ForeignDatacenter(found) => DecodeError::ForeignDatacenter {
+            expected: scope.datacenter.clone(),
+            found,
+        },
+        Misfit::Inconsistent { name, datacenter } => {
+            DecodeError::InconsistentDatacenter { name, datacenter }
+        }
+    })
 }
 
 fn check_datacenter_name(found: &str, expected: &str) -> Result<(), DecodeError> {
@@ -205,9 +243,9 @@ fn check_datacenter_name(found: &str, expected: &str) -> Result<(), DecodeError>
 }
 
 /// Wraps a foca packet for the wire.
-pub(crate) fn encode_swim(payload: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_swim(kind: PoolKind, payload: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.push(KIND_SWIM);
+    out.push(KIND_SWIM | kind.wire_bit());
     out.extend_from_slice(payload);
 }
 
@@ -224,9 +262,10 @@ pub(crate) fn encode_header(header: &Header<GossipIdentity>) -> Result<Vec<u8>, 
 }
 
 pub(crate) fn encode_name_conflict(
+    kind: PoolKind,
     notice: &NameConflictNotice,
 ) -> Result<Vec<u8>, postcard::Error> {
-    let mut out = vec![KIND_NAME_CONFLICT];
+    let mut out = vec![KIND_NAME_CONFLICT | kind.wire_bit()];
     out.extend(postcard::to_allocvec(notice)?);
     Ok(out)
 }
@@ -242,6 +281,7 @@ pub(crate) fn decode_intent(bytes: &[u8]) -> Result<LeaveIntent, DecodeError> {
 /// Builds a SWIM datagram from parts, as a member would send it; for tests and for
 /// seeding the fuzzer with valid packets.
 pub fn encode_swim_packet(
+    kind: PoolKind,
     header: &Header<GossipIdentity>,
     updates: &[Member<GossipIdentity>],
 ) -> Result<Vec<u8>, postcard::Error> {
@@ -254,7 +294,7 @@ pub fn encode_swim_packet(
         }
     }
     let mut out = Vec::new();
-    encode_swim(&payload, &mut out);
+    encode_swim(kind, &payload, &mut out);
     Ok(out)
 }
 
@@ -266,6 +306,10 @@ mod tests {
 
     use super::*;
     use crate::gossip::identity::{TAG_DATACENTER, TAG_NODE_ID};
+
+    fn lan() -> PoolScope {
+        PoolScope::lan("dc1")
+    }
 
     fn identity(name: &str, dc: &str) -> GossipIdentity {
         GossipIdentity {
@@ -291,12 +335,12 @@ mod tests {
 
     fn gossip_from(dc: &str) -> Vec<u8> {
         let update = Member::new(identity("c", dc), 3, State::Suspect);
-        encode_swim_packet(&gossip_header(dc), &[update]).unwrap()
+        encode_swim_packet(PoolKind::Lan, &gossip_header(dc), &[update]).unwrap()
     }
 
     #[test]
     fn gossip_packet_round_trips() {
-        let Packet::Swim(packet) = decode_packet(&gossip_from("dc1"), "dc1").unwrap() else {
+        let Packet::Swim(packet) = decode_packet(&gossip_from("dc1"), &lan()).unwrap() else {
             panic!("expected a SWIM packet");
         };
         assert_eq!(packet.header.src.name, "a");
@@ -308,17 +352,17 @@ mod tests {
     #[test]
     fn gossip_accepted_packets_re_encode_to_themselves() {
         // The property the fuzz target checks, on a known packet.
-        let Ok(Packet::Swim(packet)) = decode_packet(&gossip_from("dc1"), "dc1") else {
+        let Ok(Packet::Swim(packet)) = decode_packet(&gossip_from("dc1"), &lan()) else {
             panic!("expected a SWIM packet");
         };
-        let again = encode_swim_packet(&packet.header, &packet.updates).unwrap();
-        assert_eq!(decode_packet(&again, "dc1"), Ok(Packet::Swim(packet)));
+        let again = encode_swim_packet(PoolKind::Lan, &packet.header, &packet.updates).unwrap();
+        assert_eq!(decode_packet(&again, &lan()), Ok(Packet::Swim(packet)));
     }
 
     #[test]
     fn gossip_foreign_datacenter_is_rejected() {
         assert!(matches!(
-            decode_packet(&gossip_from("dc2"), "dc1"),
+            decode_packet(&gossip_from("dc2"), &lan()),
             Err(DecodeError::ForeignDatacenter { .. })
         ));
     }
@@ -327,20 +371,20 @@ mod tests {
     fn gossip_oversized_and_malformed_are_rejected() {
         let big = vec![KIND_SWIM; MAX_DATAGRAM_SIZE + 1];
         assert!(matches!(
-            decode_packet(&big, "dc1"),
+            decode_packet(&big, &lan()),
             Err(DecodeError::Oversized { .. })
         ));
         let good = gossip_from("dc1");
         // Cut right after the header, what is left is a valid packet without updates.
         let header_end = 1 + encode_header(&gossip_header("dc1")).unwrap().len();
         for len in 0..good.len() {
-            let decoded = decode_packet(&good[..len], "dc1");
+            let decoded = decode_packet(&good[..len], &lan());
             assert_eq!(decoded.is_ok(), len == header_end, "truncated to {len}");
         }
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(decode_packet(&trailing, "dc1").is_err());
-        assert!(decode_packet(&[9, 1, 2, 3], "dc1").is_err());
+        assert!(decode_packet(&trailing, &lan()).is_err());
+        assert!(decode_packet(&[9, 1, 2, 3], &lan()).is_err());
     }
 
     #[test]
@@ -362,7 +406,8 @@ mod tests {
                     *byte = state as u8;
                 }
             }
-            let _ = decode_packet(&bytes, "dc1");
+            let _ = decode_packet(&bytes, &lan());
+            let _ = decode_packet(&bytes, &PoolScope::wan("dc1"));
         }
     }
 
@@ -373,10 +418,55 @@ mod tests {
             name: "a".into(),
             node_id: "id-1".into(),
         };
-        let bytes = encode_name_conflict(&notice).unwrap();
+        let bytes = encode_name_conflict(PoolKind::Lan, &notice).unwrap();
         assert_eq!(
-            decode_packet(&bytes, "dc1"),
+            decode_packet(&bytes, &lan()),
             Ok(Packet::NameConflict(notice))
         );
+    }
+
+    fn wan_gossip(src: GossipIdentity) -> Vec<u8> {
+        let header = Header {
+            src,
+            src_incarnation: 0,
+            dst: identity("b.dc1", "dc1"),
+            message: Message::Gossip,
+        };
+        encode_swim_packet(PoolKind::Wan, &header, &[]).unwrap()
+    }
+
+    #[test]
+    fn gossip_wan_accepts_every_datacenter_named_consistently() {
+        let wan = PoolScope::wan("dc1");
+        assert!(decode_packet(&wan_gossip(identity("a.dc2", "dc2")), &wan).is_ok());
+        assert!(decode_packet(&wan_gossip(identity("a.dc1", "dc1")), &wan).is_ok());
+        for (name, dc) in [
+            ("a.dc3", "dc2"),
+            ("a", "dc2"),
+            (".dc2", "dc2"),
+            ("a.dc2", ""),
+        ] {
+            assert!(
+                matches!(
+                    decode_packet(&wan_gossip(identity(name, dc)), &wan),
+                    Err(DecodeError::InconsistentDatacenter { .. })
+                ),
+                "{name} in {dc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gossip_pools_refuse_each_others_packets() {
+        let lan_packet = gossip_from("dc1");
+        assert!(matches!(
+            decode_packet(&lan_packet, &PoolScope::wan("dc1")),
+            Err(DecodeError::ForeignPool { .. })
+        ));
+        let wan_packet = wan_gossip(identity("a.dc1", "dc1"));
+        assert!(matches!(
+            decode_packet(&wan_packet, &lan()),
+            Err(DecodeError::ForeignPool { .. })
+        ));
     }
 }

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::task::Command;
 use super::GossipError;
 
-/// Consul's serf LAN port, used when a join address has none.
+/// Consul's serf LAN port, used when a join address has none (the WAN pool's is in its
+/// [`Profile`](super::profile::Profile)).
 pub const DEFAULT_LAN_PORT: u16 = 8301;
 const ANNOUNCE_ATTEMPTS: u32 = 3;
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -23,8 +24,11 @@ pub(crate) async fn join(
     commands: &mpsc::Sender<Command>,
     addrs: &[String],
     local: SocketAddr,
+    default_port: u16,
 ) -> Result<usize, GossipError> {
-    let attempts = addrs.iter().map(|addr| join_one(commands, addr, local));
+    let attempts = addrs
+        .iter()
+        .map(|addr| join_one(commands, addr, local, default_port));
     let mut joined = 0;
     let mut failures = Vec::new();
     for (addr, outcome) in addrs.iter().zip(join_all(attempts).await) {
@@ -52,8 +56,11 @@ async fn join_one(
     commands: &mpsc::Sender<Command>,
     addr: &str,
     local: SocketAddr,
+    default_port: u16,
 ) -> Result<usize, JoinFailure> {
-    let targets = resolve(addr).await.map_err(JoinFailure::Unreachable)?;
+    let targets = resolve(addr, default_port)
+        .await
+        .map_err(JoinFailure::Unreachable)?;
     let targets: Vec<_> = targets.into_iter().filter(|t| *t != local).collect();
     // This node itself: already "joined", as serf counts joining oneself. Servers are
     // commonly all given the same retry-join list, their own address included.
@@ -95,14 +102,15 @@ async fn announce(
     Ok(false)
 }
 
-/// `host:port`, `host`, `ip`, `[v6]` or `[v6]:port`; the port defaults to 8301.
-pub(crate) async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, String> {
+/// `host:port`, `host`, `ip`, `[v6]` or `[v6]:port`; the port defaults to `default_port`
+/// (the pool's: 8301 for the LAN, 8302 for the WAN).
+pub(crate) async fn resolve(addr: &str, default_port: u16) -> Result<Vec<SocketAddr>, String> {
     if let Ok(socket) = addr.parse::<SocketAddr>() {
         return Ok(vec![socket]);
     }
     let bare = addr.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, DEFAULT_LAN_PORT)]);
+        return Ok(vec![SocketAddr::new(ip, default_port)]);
     }
     let has_port = addr
         .rsplit_once(':')
@@ -110,7 +118,7 @@ pub(crate) async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, String> {
     let found: Vec<SocketAddr> = if has_port {
         tokio::net::lookup_host(addr).await.map(Iterator::collect)
     } else {
-        tokio::net::lookup_host((addr, DEFAULT_LAN_PORT))
+        tokio::net::lookup_host((addr, default_port))
             .await
             .map(Iterator::collect)
     }
@@ -130,6 +138,7 @@ pub(crate) async fn retry_join(
     interval: Duration,
     max_attempts: u32,
     local: SocketAddr,
+    default_port: u16,
 ) {
     let mut attempt = 0u32;
     loop {
@@ -137,7 +146,7 @@ pub(crate) async fn retry_join(
         let Some(sender) = commands.upgrade() else {
             return;
         };
-        match join(&sender, &addrs, local).await {
+        match join(&sender, &addrs, local, default_port).await {
             Ok(n) => {
                 tracing::info!(contacted = n, "retry-join succeeded");
                 return;
@@ -161,16 +170,16 @@ mod tests {
     #[tokio::test]
     async fn gossip_join_addresses_default_to_the_lan_port() {
         let v4: SocketAddr = "127.0.0.2:8301".parse().unwrap();
-        assert_eq!(resolve("127.0.0.2").await.unwrap(), [v4]);
+        assert_eq!(resolve("127.0.0.2", DEFAULT_LAN_PORT).await.unwrap(), [v4]);
         assert_eq!(
-            resolve("127.0.0.2:9000").await.unwrap(),
+            resolve("127.0.0.2:9000", DEFAULT_LAN_PORT).await.unwrap(),
             ["127.0.0.2:9000".parse().unwrap()]
         );
         assert_eq!(
-            resolve("[::1]").await.unwrap(),
+            resolve("[::1]", DEFAULT_LAN_PORT).await.unwrap(),
             ["[::1]:8301".parse().unwrap()]
         );
-        let localhost = resolve("localhost").await.unwrap();
+        let localhost = resolve("localhost", DEFAULT_LAN_PORT).await.unwrap();
         assert!(localhost.iter().all(|a| a.port() == DEFAULT_LAN_PORT));
     }
 }

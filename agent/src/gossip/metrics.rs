@@ -17,6 +17,10 @@ pub struct GossipMetrics {
     pub oversized: u64,
     /// Datagrams from, or about, members of another datacenter.
     pub foreign_dc: u64,
+    /// Datagrams and syncs of the other pool (a LAN packet on the WAN port, or the reverse).
+    pub foreign_pool: u64,
+    /// WAN members whose name does not say the datacenter their tags say.
+    pub inconsistent_dc: u64,
     /// Packets dropped because their sender claims a name a live member holds.
     pub name_conflicts: u64,
     /// Full-state syncs completed, started by either side. Rejected sync messages are
@@ -33,6 +37,8 @@ pub(crate) struct Metrics {
     malformed: AtomicU64,
     oversized: AtomicU64,
     foreign_dc: AtomicU64,
+    foreign_pool: AtomicU64,
+    inconsistent_dc: AtomicU64,
     name_conflicts: AtomicU64,
     syncs: AtomicU64,
 }
@@ -57,6 +63,8 @@ impl Metrics {
             DecodeError::Oversized { .. } => &self.oversized,
             DecodeError::Malformed(_) => &self.malformed,
             DecodeError::ForeignDatacenter { .. } => &self.foreign_dc,
+            DecodeError::ForeignPool { .. } => &self.foreign_pool,
+            DecodeError::InconsistentDatacenter { .. } => &self.inconsistent_dc,
         };
         bump(counter, 1);
     }
@@ -79,6 +87,8 @@ impl Metrics {
             malformed: get(&self.malformed),
             oversized: get(&self.oversized),
             foreign_dc: get(&self.foreign_dc),
+            foreign_pool: get(&self.foreign_pool),
+            inconsistent_dc: get(&self.inconsistent_dc),
             name_conflicts: get(&self.name_conflicts),
             syncs: get(&self.syncs),
         }

@@ -1,6 +1,12 @@
-//! The LAN gossip pool: Consul's serf LAN pool, as SWIM over UDP with [foca].
+//! The gossip pools: Consul's serf LAN and WAN pools, as SWIM over UDP with [foca].
 //!
-//! Every agent runs one. Members find each other by joining any member (`-join`,
+//! Every agent runs a LAN pool; servers also run a WAN pool with the other datacenters'
+//! servers. Both are this module, told apart by [`GossipConfig::kind`] (see `profile`:
+//! the WAN pool's timing is memberlist's WAN profile, its members are `<node>.<dc>`, and
+//! the two pools' packets cannot be mistaken for each other). What follows describes the
+//! LAN pool; the WAN pool differs only where `profile` says.
+//!
+//! Members find each other by joining any member (`-join`,
 //! `-retry-join`), detect failures by probing each other, and spread what they learn by
 //! piggybacking it on the probes. A joiner, and every member now and then, also swaps
 //! its whole member list with one other member over TCP (serf's push/pull, see
@@ -79,6 +85,7 @@ mod intent;
 mod join;
 mod members;
 mod metrics;
+mod profile;
 mod push_pull;
 mod snapshot;
 mod suspicion;
@@ -105,13 +112,14 @@ pub use codec::{
 pub use identity::{GossipIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
+pub use profile::{wan_member_name, PoolKind, PoolScope, Profile};
 pub use push_pull::{confirm_down, local_state, merge_remote_state, push_pull_interval};
 pub use suspicion::moot_suspicion;
 pub use tuning::foca_config;
 
 use identity::initial_generation;
 use metrics::Metrics;
-use task::{Command, Node, Snapshot};
+use task::{Command, Node, Settings, Snapshot};
 
 /// Largest encoded identity (name, address, tags) accepted at start.
 pub const MAX_IDENTITY_SIZE: usize = 400;
@@ -119,8 +127,12 @@ const EVENT_BUFFER: usize = 256;
 const COMMAND_BUFFER: usize = 64;
 
 /// How to run the pool; Consul's `-bind`, `-serf-lan-port`, `-advertise`, `-join`, ...
+/// (or, for the WAN pool, `-serf-wan-port`, `-advertise-wan`, `-join-wan`, ...).
 #[derive(Debug, Clone)]
 pub struct GossipConfig {
+    /// LAN or WAN: the timing, default join port and membership rule (see `profile`).
+    pub kind: PoolKind,
+    /// The member name: the node name on the LAN, `<node>.<dc>` on the WAN.
     pub node_name: String,
     pub node_id: String,
     pub datacenter: String,
@@ -147,10 +159,11 @@ pub struct GossipConfig {
 }
 
 impl GossipConfig {
-    /// Consul's defaults: advertise the bind address, no joins, retry every 30 s
-    /// forever, reap after 72 h.
+    /// Consul's defaults for a LAN pool: advertise the bind address, no joins, retry
+    /// every 30 s forever, reap after 72 h.
     pub fn new(node_name: &str, node_id: &str, datacenter: &str, bind: SocketAddr) -> Self {
         GossipConfig {
+            kind: PoolKind::Lan,
             node_name: node_name.to_owned(),
             node_id: node_id.to_owned(),
             datacenter: datacenter.to_owned(),
@@ -249,6 +262,7 @@ fn describe_failures(failures: &[(String, String)]) -> String {
 /// without leaving (as if the process died): call [`Gossip::leave`] to leave gracefully.
 #[derive(Clone)]
 pub struct Gossip {
+    kind: PoolKind,
     commands: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Snapshot>,
     events: broadcast::Sender<MemberEvent>,
@@ -265,12 +279,19 @@ impl Gossip {
         let metrics = Arc::new(Metrics::default());
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (commands, commands_rx) = mpsc::channel(COMMAND_BUFFER);
-        let datacenter = config.datacenter.clone();
+        let scope = PoolScope {
+            kind: config.kind,
+            datacenter: config.datacenter.clone(),
+        };
+        let settings = Settings {
+            scope: scope.clone(),
+            reap_after: config.reap_after,
+            snapshot_path: config.snapshot.clone(),
+        };
         let (node, snapshot) = Node::new(
             identity,
+            settings,
             socket,
-            config.reap_after,
-            config.snapshot.clone(),
             commands.downgrade(),
             events.clone(),
             metrics.clone(),
@@ -279,11 +300,12 @@ impl Gossip {
             listener,
             commands.downgrade(),
             snapshot.clone(),
-            datacenter,
+            scope,
             metrics.clone(),
         ));
         tokio::spawn(node.run(commands_rx, serving));
         let gossip = Gossip {
+            kind: config.kind,
             commands,
             snapshot,
             events,
@@ -301,7 +323,12 @@ impl Gossip {
             .map(snapshot::load)
             .unwrap_or_default();
         if !known.is_empty() {
-            tokio::spawn(rejoin(gossip.commands.clone(), known, advertise));
+            tokio::spawn(rejoin(
+                gossip.commands.clone(),
+                known,
+                advertise,
+                config.kind,
+            ));
         }
         if !config.retry_join.is_empty() {
             tokio::spawn(join::retry_join(
@@ -310,6 +337,7 @@ impl Gossip {
                 config.retry_interval,
                 config.retry_max,
                 advertise,
+                config.kind.profile().default_port,
             ));
         }
         Ok(gossip)
@@ -324,10 +352,16 @@ impl Gossip {
         self.snapshot.borrow().local.clone()
     }
 
-    /// Announces to each address (`host`, `host:port`, `ip`; port 8301 by default) and
-    /// returns how many answered. Err if none did, or if one refused this node's name.
+    /// Announces to each address (`host`, `host:port`, `ip`; port 8301 by default, 8302
+    /// for the WAN pool) and returns how many answered. Err if none did, or if one
+    /// refused this node's name.
     pub async fn join(&self, addrs: &[String]) -> Result<usize, GossipError> {
-        join::join(&self.commands, addrs, self.local_member().addr).await
+        let port = self.kind.profile().default_port;
+        join::join(&self.commands, addrs, self.local_member().addr, port).await
+    }
+
+    pub fn kind(&self) -> PoolKind {
+        self.kind
     }
 
     /// Leaves gracefully: the pool sees this node as left (not failed) and the pool
@@ -374,11 +408,17 @@ impl Gossip {
 /// answers (serf's rejoin from its snapshot): the one that answers brings the rest in its
 /// full-state sync. Runs in the background, since `-join` and `-retry-join` work on
 /// regardless.
-async fn rejoin(commands: mpsc::Sender<Command>, mut known: Vec<SocketAddr>, local: SocketAddr) {
+async fn rejoin(
+    commands: mpsc::Sender<Command>,
+    mut known: Vec<SocketAddr>,
+    local: SocketAddr,
+    kind: PoolKind,
+) {
     use rand::seq::SliceRandom;
     known.shuffle(&mut rand::rng());
     for addr in known {
-        match join::join(&commands, &[addr.to_string()], local).await {
+        let port = kind.profile().default_port;
+        match join::join(&commands, &[addr.to_string()], local, port).await {
             Ok(_) => {
                 tracing::info!(%addr, "rejoined the pool known before the restart");
                 return;
@@ -455,6 +495,16 @@ fn local_identity(config: &GossipConfig, bound: SocketAddr) -> Result<GossipIden
         generation: initial_generation(),
         tags: tags.into(),
     };
+    let scope = PoolScope {
+        kind: config.kind,
+        datacenter: config.datacenter.clone(),
+    };
+    if profile::check_member(&identity, &scope).is_err() {
+        return Err(GossipError::Config(format!(
+            "WAN member name {:?} must be <node>.{}",
+            identity.name, config.datacenter
+        )));
+    }
     let size = postcard::to_allocvec(&identity)
         .map_err(|e| GossipError::Config(format!("encoding this node's identity: {e}")))?
         .len();

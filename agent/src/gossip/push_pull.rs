@@ -28,10 +28,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::codec::{
-    decode_state, encode_state, DecodeError, MemberState, KIND_PUSH_PULL, MAX_STATE_SIZE,
+    decode_state, encode_state, unmark, DecodeError, MemberState, KIND_PUSH_PULL, MAX_STATE_SIZE,
 };
 use super::identity::GossipIdentity;
 use super::metrics::Metrics;
+use super::profile::{PoolKind, PoolScope};
 use super::task::{Command, Snapshot};
 
 /// memberlist's `TCPTimeout`: connecting, sending and receiving, each way.
@@ -42,20 +43,20 @@ const MAX_INBOUND: usize = 8;
 /// Pause after a failed `accept` (e.g. out of file descriptors), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// memberlist's LAN `PushPullInterval`, for pools of up to [`SCALE_THRESHOLD`] members.
-const BASE_INTERVAL: Duration = Duration::from_secs(30);
+/// Past this many members the interval grows (memberlist's `pushPullScaleThreshold`).
 const SCALE_THRESHOLD: f64 = 32.0;
 
 /// How often a member of a pool of `cluster_size` syncs with a random live member:
 /// memberlist's `pushPullScale`, which grows the interval with log2 of the size past 32
 /// members so the pool's total sync traffic stays flat (60 s at 33, 180 s at 1,000).
-pub fn push_pull_interval(cluster_size: usize) -> Duration {
+pub fn push_pull_interval(kind: PoolKind, cluster_size: usize) -> Duration {
+    let base = kind.profile().push_pull_base;
     let n = cluster_size as f64;
     if n <= SCALE_THRESHOLD {
-        return BASE_INTERVAL;
+        return base;
     }
     let multiplier = (n.log2() - SCALE_THRESHOLD.log2()).ceil() + 1.0;
-    BASE_INTERVAL.mul_f64(multiplier)
+    base.mul_f64(multiplier)
 }
 
 /// This member's view to send: every member foca knows, down ones included (until
@@ -157,13 +158,14 @@ pub(crate) enum ExchangeError {
 /// Initiates an exchange with `peer`: sends `local`, returns the peer's state.
 pub(crate) async fn exchange(
     peer: SocketAddr,
+    scope: &PoolScope,
     local: &MemberState,
     metrics: &Metrics,
 ) -> Result<MemberState, ExchangeError> {
     let run = async {
         let mut stream = TcpStream::connect(peer).await?;
-        write_state(&mut stream, local).await?;
-        read_state(&mut stream, &local.datacenter, metrics).await
+        write_state(&mut stream, scope.kind, local).await?;
+        read_state(&mut stream, scope, metrics).await
     };
     tokio::time::timeout(EXCHANGE_TIMEOUT, run)
         .await
@@ -175,7 +177,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     commands: mpsc::WeakSender<Command>,
     mut stopped: watch::Receiver<Snapshot>,
-    datacenter: String,
+    scope: PoolScope,
     metrics: Arc<Metrics>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_INBOUND));
@@ -196,10 +198,9 @@ pub(crate) async fn serve(
             tracing::debug!(%from, "too many gossip syncs at once; closing");
             continue;
         };
-        let (commands, datacenter, metrics) =
-            (commands.clone(), datacenter.clone(), metrics.clone());
+        let (commands, scope, metrics) = (commands.clone(), scope.clone(), metrics.clone());
         tokio::spawn(async move {
-            let answer = answer(stream, &commands, &datacenter, &metrics);
+            let answer = answer(stream, &commands, &scope, &metrics);
             let outcome = tokio::time::timeout(EXCHANGE_TIMEOUT, answer).await;
             match outcome.unwrap_or(Err(ExchangeError::Timeout)) {
                 Ok(()) => metrics.synced(),
@@ -218,10 +219,10 @@ async fn until_closed(stopped: &mut watch::Receiver<Snapshot>) {
 async fn answer(
     mut stream: TcpStream,
     commands: &mpsc::WeakSender<Command>,
-    datacenter: &str,
+    scope: &PoolScope,
     metrics: &Metrics,
 ) -> Result<(), ExchangeError> {
-    let remote = read_state(&mut stream, datacenter, metrics).await?;
+    let remote = read_state(&mut stream, scope, metrics).await?;
     let commands = commands.upgrade().ok_or(ExchangeError::Stopped)?;
     let (reply, local) = oneshot::channel();
     commands
@@ -229,19 +230,23 @@ async fn answer(
         .await
         .map_err(|_| ExchangeError::Stopped)?;
     let local = local.await.map_err(|_| ExchangeError::Stopped)?;
-    write_state(&mut stream, &local).await?;
+    write_state(&mut stream, scope.kind, &local).await?;
     stream.shutdown().await?;
     Ok(())
 }
 
-async fn write_state(stream: &mut TcpStream, state: &MemberState) -> Result<(), ExchangeError> {
+async fn write_state(
+    stream: &mut TcpStream,
+    kind: PoolKind,
+    state: &MemberState,
+) -> Result<(), ExchangeError> {
     let body = encode_state(state)?;
     let len = u32::try_from(body.len()).map_err(|_| DecodeError::Oversized {
         len: body.len(),
         limit: MAX_STATE_SIZE,
     })?;
     let mut frame = Vec::with_capacity(body.len() + 5);
-    frame.push(KIND_PUSH_PULL);
+    frame.push(KIND_PUSH_PULL | kind.wire_bit());
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&body);
     stream.write_all(&frame).await?;
@@ -252,7 +257,7 @@ async fn write_state(stream: &mut TcpStream, state: &MemberState) -> Result<(), 
 /// ends early is malformed, and counted like the other rejections.
 async fn read_state(
     stream: &mut TcpStream,
-    datacenter: &str,
+    scope: &PoolScope,
     metrics: &Metrics,
 ) -> Result<MemberState, ExchangeError> {
     let mut head = [0u8; 5];
@@ -263,7 +268,7 @@ async fn read_state(
     }
     let headed = stream.read_exact(&mut head[1..]).await;
     let decoded = match headed {
-        Ok(_) => read_body(stream, head, datacenter).await?,
+        Ok(_) => read_body(stream, head, scope).await?,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(DecodeError::Malformed(
             "stream ended inside the header".into(),
         )),
@@ -279,10 +284,14 @@ async fn read_state(
 async fn read_body(
     stream: &mut TcpStream,
     head: [u8; 5],
-    datacenter: &str,
+    scope: &PoolScope,
 ) -> Result<Result<MemberState, DecodeError>, std::io::Error> {
     let [kind, len @ ..] = head;
     let len = u32::from_be_bytes(len) as usize;
+    let kind = match unmark(kind, scope.kind) {
+        Ok(kind) => kind,
+        Err(e) => return Ok(Err(e)),
+    };
     if kind != KIND_PUSH_PULL {
         return Ok(Err(DecodeError::Malformed(format!(
             "unknown stream kind {kind}"
@@ -306,7 +315,7 @@ async fn read_body(
             body.len()
         ))));
     }
-    Ok(decode_state(&body, datacenter))
+    Ok(decode_state(&body, scope))
 }
 
 #[cfg(test)]
@@ -328,7 +337,7 @@ mod tests {
 
     #[test]
     fn gossip_a_peers_down_does_not_override_a_member_seen_alive() {
-        let config = super::super::tuning::foca_config(3, Duration::from_secs(3600));
+        let config = super::super::tuning::foca_config(PoolKind::Lan, 3, Duration::from_secs(3600));
         let mut foca = Foca::new(
             identity("a", 1, 1),
             config,
@@ -374,9 +383,14 @@ mod tests {
 
     #[test]
     fn gossip_push_pull_interval_grows_with_log2_of_the_pool() {
-        assert_eq!(push_pull_interval(1), Duration::from_secs(30));
-        assert_eq!(push_pull_interval(32), Duration::from_secs(30));
-        assert_eq!(push_pull_interval(33), Duration::from_secs(60));
-        assert_eq!(push_pull_interval(1000), Duration::from_secs(180));
+        let lan = |n| push_pull_interval(PoolKind::Lan, n);
+        assert_eq!(lan(1), Duration::from_secs(30));
+        assert_eq!(lan(32), Duration::from_secs(30));
+        assert_eq!(lan(33), Duration::from_secs(60));
+        assert_eq!(lan(1000), Duration::from_secs(180));
+        assert_eq!(
+            push_pull_interval(PoolKind::Wan, 6),
+            Duration::from_secs(60)
+        );
     }
 }

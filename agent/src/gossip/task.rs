@@ -26,11 +26,12 @@ use super::identity::GossipIdentity;
 use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
+use super::profile::PoolScope;
 use super::push_pull::{self, confirm_down, merge_remote_state, push_pull_interval};
 use super::snapshot;
 use super::suspicion::moot_suspicion;
 use super::timers::TimerQueue;
-use super::tuning::{self, GOSSIP_INTERVAL};
+use super::tuning;
 use super::{GossipError, MemberEvent, MemberInfo, MemberStatus};
 
 /// Gossip rounds after leaving, so the leave reaches the pool despite lost packets.
@@ -99,7 +100,8 @@ pub(crate) struct Node {
     socket: UdpSocket,
     timers: TimerQueue<Event>,
     table: MemberTable,
-    datacenter: String,
+    /// Which pool this is, and whose packets it accepts.
+    scope: PoolScope,
     reap_after: Duration,
     /// For full-state syncs running in their own tasks to hand back what they got.
     commands: mpsc::WeakSender<Command>,
@@ -124,26 +126,36 @@ pub(crate) struct Node {
     metrics: Arc<Metrics>,
 }
 
+/// What a node keeps from its pool's configuration.
+pub(crate) struct Settings {
+    pub(crate) scope: PoolScope,
+    pub(crate) reap_after: Duration,
+    pub(crate) snapshot_path: Option<PathBuf>,
+}
+
 impl Node {
     pub(crate) fn new(
         identity: GossipIdentity,
+        settings: Settings,
         socket: UdpSocket,
-        reap_after: Duration,
-        snapshot_path: Option<PathBuf>,
         commands: mpsc::WeakSender<Command>,
         events: broadcast::Sender<MemberEvent>,
         metrics: Arc<Metrics>,
     ) -> (Node, watch::Receiver<Snapshot>) {
+        let Settings {
+            scope,
+            reap_after,
+            snapshot_path,
+        } = settings;
         let (intents_tx, intents) = mpsc::unbounded_channel();
         let local = member_info(&identity, MemberStatus::Alive);
         let (snapshot, snapshot_rx) = watch::channel(Snapshot {
             members: vec![local.clone()],
             local,
         });
-        let datacenter = identity.datacenter().unwrap_or_default().to_owned();
         let foca = Foca::with_custom_broadcast(
             identity,
-            tuning::foca_config(1, reap_after),
+            tuning::foca_config(scope.kind, 1, reap_after),
             SmallRng::seed_from_u64(rand::random()),
             PostcardCodec,
             IntentHandler::new(intents_tx),
@@ -151,7 +163,7 @@ impl Node {
         // The first periodic sync at a random point of the first interval, so agents
         // started together do not sync in step.
         let mut timers = TimerQueue::new();
-        let first_sync = push_pull_interval(1).mul_f64(rand::random::<f64>());
+        let first_sync = push_pull_interval(scope.kind, 1).mul_f64(rand::random::<f64>());
         timers.push(Instant::now() + first_sync, Event::PushPull);
         let node = Node {
             foca,
@@ -160,7 +172,7 @@ impl Node {
             socket,
             timers,
             table: MemberTable::new(),
-            datacenter,
+            scope,
             reap_after,
             commands,
             snapshot_path,
@@ -248,7 +260,7 @@ impl Node {
 
     async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
         self.metrics.received(bytes.len());
-        match codec::decode_packet(bytes, &self.datacenter) {
+        match codec::decode_packet(bytes, &self.scope) {
             Err(e) => {
                 self.metrics.rejected(&e);
                 tracing::debug!(%from, error = %e, "dropped gossip packet");
@@ -337,11 +349,11 @@ impl Node {
 
     async fn send_name_conflict(&mut self, name: &str, holder_node_id: String, to: SocketAddr) {
         let notice = NameConflictNotice {
-            datacenter: self.datacenter.clone(),
+            datacenter: self.scope.datacenter.clone(),
             name: name.to_owned(),
             node_id: holder_node_id,
         };
-        match codec::encode_name_conflict(&notice) {
+        match codec::encode_name_conflict(self.scope.kind, &notice) {
             Ok(bytes) => self.send_datagram(&bytes, to).await,
             Err(e) => tracing::warn!(error = %e, "encoding a name-conflict notice failed"),
         }
@@ -405,7 +417,7 @@ impl Node {
                 self.start_sync(peer.id().addr);
             }
         }
-        let next = Instant::now() + push_pull_interval(live + 1);
+        let next = Instant::now() + push_pull_interval(self.scope.kind, live + 1);
         self.timers.push(next, Event::PushPull);
     }
 
@@ -419,8 +431,9 @@ impl Node {
         let local = self.state();
         let commands = self.commands.clone();
         let metrics = self.metrics.clone();
+        let scope = self.scope.clone();
         tokio::spawn(async move {
-            match push_pull::exchange(peer, &local, &metrics).await {
+            match push_pull::exchange(peer, &scope, &local, &metrics).await {
                 Ok(remote) => {
                     metrics.synced();
                     if let Some(commands) = commands.upgrade() {
@@ -445,7 +458,7 @@ impl Node {
             })
             .collect();
         MemberState {
-            datacenter: self.datacenter.clone(),
+            datacenter: self.scope.datacenter.clone(),
             members: push_pull::local_state(&self.foca),
             left,
         }
@@ -462,7 +475,7 @@ impl Node {
             .collect();
         self.catch_up_generation(members.iter().map(Member::id));
         let result = merge_remote_state(&mut self.foca, members, &mut self.runtime);
-        let timeout = tuning::suspicion_timeout(self.tuned_for);
+        let timeout = tuning::suspicion_timeout(self.scope.kind, self.tuned_for);
         for suspected in result.as_ref().map(Vec::as_slice).unwrap_or_default() {
             let at = Instant::now() + timeout;
             self.timers.push(at, Event::ConfirmDown(suspected.clone()));
@@ -519,7 +532,7 @@ impl Node {
     async fn flush(&mut self) {
         loop {
             while let Some((to, payload)) = self.runtime.to_send() {
-                codec::encode_swim(&payload, &mut self.send_buf);
+                codec::encode_swim(self.scope.kind, &payload, &mut self.send_buf);
                 let datagram = std::mem::take(&mut self.send_buf);
                 self.send_datagram(&datagram, to.addr).await;
                 self.send_buf = datagram;
@@ -596,9 +609,9 @@ impl Node {
         let size = self.foca.num_members() + 1;
         if size != self.tuned_for {
             self.tuned_for = size;
-            let result = self
-                .foca
-                .set_config(tuning::foca_config(size, self.reap_after));
+            let result =
+                self.foca
+                    .set_config(tuning::foca_config(self.scope.kind, size, self.reap_after));
             log_foca_error("set_config", result);
         }
     }
@@ -679,7 +692,7 @@ impl Node {
         log_foca_error("leave_cluster", result);
         self.flush().await;
         for _ in 0..LEAVE_GOSSIP_ROUNDS {
-            tokio::time::sleep(GOSSIP_INTERVAL).await;
+            tokio::time::sleep(self.scope.kind.profile().gossip_interval).await;
             let result = self.foca.gossip(&mut self.runtime);
             log_foca_error("gossip", result);
             self.flush().await;

@@ -276,6 +276,7 @@ async fn gossip_garbage_packets_are_counted_and_ignored() {
         tags: BTreeMap::from([(TAG_DATACENTER.to_owned(), "dc2".to_owned())]).into(),
     };
     let foreign_packet = encode_swim_packet(
+        PoolKind::Lan,
         &Header {
             src: foreign.clone(),
             src_incarnation: 0,
@@ -287,7 +288,7 @@ async fn gossip_garbage_packets_are_counted_and_ignored() {
     .unwrap();
     let garbage: [&[u8]; 5] = [
         b"",
-        b"\xff\xff\xff\xff",
+        b"\x0f\xff\xff\xff",
         b"\x01not a foca packet",
         &foreign_packet[..foreign_packet.len() - 3],
         &[1; 2000],
@@ -499,4 +500,68 @@ async fn gossip_a_restarted_seed_rejoins_the_members_it_knew() {
 
     within(CONVERGE, a.leave()).await.unwrap();
     assert!(!path.exists(), "a graceful leave forgets the pool");
+}
+
+fn wan_config(node: &str, dc: &str) -> GossipConfig {
+    let mut config = config(&wan_member_name(node, dc));
+    config.kind = PoolKind::Wan;
+    config.datacenter = dc.to_owned();
+    config.node_id = format!("{node}-{dc}-id");
+    config
+}
+
+#[tokio::test]
+async fn gossip_wan_pool_spans_datacenters_and_refuses_lan_packets() {
+    let a = start(wan_config("s1", "dc1")).await;
+    let mut joiner = wan_config("s1", "dc2");
+    joiner.join = vec![addr_of(&a).to_string()];
+    let b = start(joiner).await;
+    for node in [&a, &b] {
+        eventually("the WAN pool to converge", CONVERGE, || alive(node) == 2).await;
+    }
+    assert!(member(&a, "s1.dc2").is_some() && member(&b, "s1.dc1").is_some());
+
+    // A LAN agent told to join the WAN port is dropped and counted, never merged.
+    let mut lan = config("lan-node");
+    lan.join = vec![addr_of(&a).to_string()];
+    lan.retry_interval = Duration::from_millis(100);
+    assert!(
+        Gossip::start(lan).await.is_err(),
+        "a LAN node joined a WAN pool"
+    );
+    eventually("the LAN packets to be counted", CONVERGE, || {
+        a.metrics().foreign_pool >= 1
+    })
+    .await;
+    assert_eq!(alive(&a), 2);
+
+    // A WAN name that contradicts its datacenter tag is refused at start.
+    let mut inconsistent = wan_config("s2", "dc2");
+    inconsistent.node_name = "s2.dc3".into();
+    assert!(matches!(
+        Gossip::start(inconsistent).await,
+        Err(GossipError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn gossip_wan_server_names_clashing_across_datacenters_are_refused() {
+    let a = start(wan_config("s1", "dc1")).await;
+    let mut second = wan_config("s1", "dc2");
+    second.join = vec![addr_of(&a).to_string()];
+    let b = start(second).await;
+    eventually("the WAN pool to converge", CONVERGE, || alive(&a) == 2).await;
+    // Another server calling itself s1.dc2: refused by the pool, counted, never merged.
+    let mut impostor = wan_config("s1", "dc2");
+    impostor.node_id = "impostor-id".into();
+    impostor.join = vec![addr_of(&a).to_string()];
+    assert!(matches!(
+        Gossip::start(impostor).await,
+        Err(GossipError::NameConflict { .. })
+    ));
+    assert!(a.metrics().name_conflicts >= 1);
+    let held = member(&a, "s1.dc2").unwrap();
+    assert_eq!(held.tags[TAG_NODE_ID], "s1-dc2-id");
+    assert_eq!(alive(&a), 2);
+    drop(b);
 }

@@ -1,29 +1,18 @@
-//! SWIM parameters for the LAN pool; the module docs of [`super`] say why each differs
-//! from `foca::Config::new_lan`.
+//! SWIM parameters from a pool's [`Profile`]; the module docs of [`super`] say why the
+//! LAN values differ from `foca::Config::new_lan`, [`super::profile`] where the WAN ones
+//! come from.
 
 use std::num::{NonZeroU32, NonZeroU8, NonZeroUsize};
 use std::time::Duration;
 
 use foca::{Config, PeriodicParams};
 
-/// How often each member probes one other member.
-pub(crate) const PROBE_PERIOD: Duration = Duration::from_millis(500);
-/// Wait for a direct Ack before asking others to probe indirectly.
-pub(crate) const PROBE_RTT: Duration = Duration::from_millis(200);
-/// Members asked to probe indirectly.
-const INDIRECT_PROBES: usize = 5;
-/// Up to `SMALL_POOL` members suspicion lasts `SMALL_POOL_SUSPICION` probe periods; past
-/// that, `SUSPICION_MULT` × log10(cluster size) periods.
-const SMALL_POOL: f64 = 10.0;
-const SMALL_POOL_SUSPICION: f64 = 3.0;
-const SUSPICION_MULT: f64 = 5.0;
+use super::profile::PoolKind;
+
 /// Each update is piggybacked this many times log10(cluster size + 1), at least
 /// `MIN_TRANSMISSIONS` times.
 const RETRANSMIT_MULT: f64 = 4.0;
 const MIN_TRANSMISSIONS: u8 = 3;
-/// Updates are also pushed to `GOSSIP_NODES` random members this often.
-pub(crate) const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);
-const GOSSIP_NODES: usize = 3;
 /// A random live member is asked for its member list this often, so views converge.
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
 /// Failed members are contacted this often, so partitions heal (serf's ReconnectInterval).
@@ -39,15 +28,16 @@ pub(crate) const MAX_PACKET_SIZE: usize = 1400;
 ///
 /// Public so the gossip simulation bench (`agent/benches/gossip_sim.rs`) measures the
 /// exact configuration the agent runs, not a copy that could drift.
-pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
+pub fn foca_config(kind: PoolKind, cluster_size: usize, reap_after: Duration) -> Config {
+    let profile = kind.profile();
     let size = NonZeroU32::new(u32::try_from(cluster_size).unwrap_or(u32::MAX).max(1))
         .unwrap_or(NonZeroU32::MIN);
     let mut config = Config::new_lan(size);
     let n = f64::from(size.get());
-    config.probe_period = PROBE_PERIOD;
-    config.probe_rtt = PROBE_RTT;
-    config.num_indirect_probes = nonzero(INDIRECT_PROBES);
-    config.suspect_to_down_after = suspicion_timeout(cluster_size);
+    config.probe_period = profile.probe_period;
+    config.probe_rtt = profile.probe_rtt;
+    config.num_indirect_probes = nonzero(profile.indirect_probes);
+    config.suspect_to_down_after = suspicion_timeout(kind, cluster_size);
     let transmissions = (RETRANSMIT_MULT * (n + 1.0).log10()).ceil().min(255.0) as u8;
     config.max_transmissions =
         NonZeroU8::new(transmissions.max(MIN_TRANSMISSIONS)).unwrap_or(NonZeroU8::MIN);
@@ -55,8 +45,8 @@ pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
     config.max_packet_size = nonzero(MAX_PACKET_SIZE);
     config.notify_down_members = true;
     config.periodic_gossip = Some(PeriodicParams {
-        frequency: GOSSIP_INTERVAL,
-        num_members: nonzero(GOSSIP_NODES),
+        frequency: profile.gossip_interval,
+        num_members: nonzero(profile.gossip_nodes),
     });
     config.periodic_announce = Some(PeriodicParams {
         frequency: ANNOUNCE_INTERVAL,
@@ -70,14 +60,15 @@ pub fn foca_config(cluster_size: usize, reap_after: Duration) -> Config {
 }
 
 /// How long a suspected member has to refute before it is declared down.
-pub(crate) fn suspicion_timeout(cluster_size: usize) -> Duration {
+pub(crate) fn suspicion_timeout(kind: PoolKind, cluster_size: usize) -> Duration {
+    let profile = kind.profile();
     let n = cluster_size.max(1) as f64;
-    let periods = if n <= SMALL_POOL {
-        SMALL_POOL_SUSPICION
+    let periods = if n <= profile.small_pool {
+        profile.small_pool_suspicion
     } else {
-        SUSPICION_MULT * n.log10()
+        profile.suspicion_mult * n.log10()
     };
-    PROBE_PERIOD.mul_f64(periods)
+    profile.probe_period.mul_f64(periods)
 }
 
 fn nonzero(n: usize) -> NonZeroUsize {
@@ -92,15 +83,32 @@ mod tests {
 
     #[test]
     fn gossip_suspicion_and_retransmits_grow_slowly_with_size() {
-        let small = foca_config(5, DAY);
+        let small = foca_config(PoolKind::Lan, 5, DAY);
         assert_eq!(small.suspect_to_down_after, Duration::from_millis(1500));
         assert_eq!(small.max_transmissions.get(), 4);
-        let large = foca_config(1000, DAY);
+        let large = foca_config(PoolKind::Lan, 1000, DAY);
         assert_eq!(large.suspect_to_down_after, Duration::from_millis(7500));
         assert_eq!(large.max_transmissions.get(), 13);
         assert_eq!(
-            foca_config(1, DAY).max_transmissions.get(),
+            foca_config(PoolKind::Lan, 1, DAY).max_transmissions.get(),
             MIN_TRANSMISSIONS
+        );
+    }
+
+    #[test]
+    fn gossip_wan_profile_is_memberlists() {
+        let wan = foca_config(PoolKind::Wan, 6, DAY);
+        assert_eq!(wan.probe_period, Duration::from_secs(5));
+        assert_eq!(wan.probe_rtt, Duration::from_secs(3));
+        assert_eq!(wan.suspect_to_down_after, Duration::from_secs(30));
+        let gossip = wan.periodic_gossip.expect("gossip");
+        assert_eq!(gossip.frequency, Duration::from_millis(500));
+        assert_eq!(gossip.num_members.get(), 4);
+        let large = foca_config(PoolKind::Wan, 250, DAY);
+        assert_eq!(
+            large.suspect_to_down_after.as_secs(),
+            71,
+            "6 × log10(250) × 5 s"
         );
     }
 }

@@ -18,7 +18,7 @@ use super::hash_blocking;
 use super::request::{decode_json, Params};
 use super::response::{encode, json};
 use crate::agent::{Agent, AgentError, Source};
-use crate::gossip::{GossipError, MemberInfo, MemberStatus};
+use crate::gossip::{Gossip, GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
 
 /// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
@@ -235,11 +235,25 @@ pub async fn members(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     filtering::refuse(&params, "the member list")?;
-    if params.has("wan") {
-        return json(&Vec::<Value>::new(), params.has("pretty"));
-    }
-    let members: Vec<Value> = agent.gossip().members().iter().map(member_json).collect();
+    // A client agent has no WAN pool: Consul lists no WAN members there.
+    let pool = if params.has("wan") {
+        agent.wan().ok()
+    } else {
+        Some(agent.gossip())
+    };
+    let members: Vec<Value> = pool
+        .map(|pool| pool.members().iter().map(member_json).collect())
+        .unwrap_or_default();
     json(&members, params.has("pretty"))
+}
+
+/// The pool `?wan` names: the WAN pool (servers only) or the LAN pool.
+fn pool_of<'a>(agent: &'a Agent, params: &Params) -> Result<&'a Gossip, ApiError> {
+    if params.has("wan") {
+        Ok(agent.wan()?)
+    } else {
+        Ok(agent.gossip())
+    }
 }
 
 /// `PUT /v1/agent/join/:address`: contact a member of another pool and merge with it.
@@ -248,11 +262,7 @@ pub async fn join(
     Path(address): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    if Params::parse(q.as_deref()).has("wan") {
-        return Err(ApiError::bad_request("WAN federation is not supported yet"));
-    }
-    agent
-        .gossip()
+    pool_of(&agent, &Params::parse(q.as_deref()))?
         .join(&[address])
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -263,9 +273,9 @@ pub async fn join(
 pub async fn force_leave(
     State(agent): State<Arc<Agent>>,
     Path(node): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    agent
-        .gossip()
+    pool_of(&agent, &Params::parse(q.as_deref()))?
         .force_leave(&node)
         .await
         .map_err(|e| match e {
@@ -359,7 +369,7 @@ fn stats(agent: &Agent) -> Value {
                 "consul": {
                     "server": "true",
                     "bootstrap": agent.config().bootstrap.to_string(),
-                    "known_datacenters": "1",
+                    "known_datacenters": server.router().datacenters().len().to_string(),
                     "leader": raft.is_leader().to_string(),
                     "leader_addr": raft.leader().map(|(_, addr)| addr).unwrap_or_default(),
                 },

@@ -16,6 +16,7 @@ use super::request::{decode_json, Params};
 use super::response::{encode, json, query_json};
 use super::HttpState;
 use crate::agent::Agent;
+use crate::wan_address::translate_result;
 
 /// Runs a catalog read with the request's blocking and consistency options and answers
 /// with its JSON, reusing the bytes rendered last time when the server says the data has
@@ -25,7 +26,7 @@ pub(super) async fn reply(
     params: &Params,
     read: Read,
 ) -> Result<Response, ApiError> {
-    check_datacenter(&http.agent, params)?;
+    let datacenter = requested_datacenter(&http.agent, params.get("dc").unwrap_or(""));
     let filter = filtering::for_read(&read, params)?;
     // Shoal has no cluster peering, so every peer is unknown: an empty answer, as
     // Consul's for a peer it does not know.
@@ -33,7 +34,7 @@ pub(super) async fn reply(
     let mut options = params.query_options()?;
     let pretty = params.has("pretty");
     let key = format!(
-        "{read:?}|{:?}|{pretty}|{}|{}",
+        "{datacenter}|{read:?}|{:?}|{pretty}|{}|{}",
         options.consistency,
         params.get("filter").unwrap_or(""),
         peer.unwrap_or("")
@@ -41,13 +42,18 @@ pub(super) async fn reply(
     let cached = http.cache.get(&key);
     options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
     let consistency = options.consistency;
-    let (meta, result) = http.agent.rpc().read(read, options).await?;
+    let (meta, result) = http.agent.rpc().read_in(&datacenter, read, options).await?;
+    let translate = http.agent.config().translate_wan_addrs
+        && !datacenter.eq_ignore_ascii_case(&http.agent.config().datacenter);
     let (body, age) = match (result, cached) {
         (ReadResult::NotModified, Some(entry)) => (entry.body.clone(), Some(entry.age())),
         (ReadResult::NotModified, None) => return Err(unexpected()),
         (mut result, _) => {
             if peer.is_some() {
                 empty(&mut result);
+            }
+            if translate {
+                translate_result(&mut result);
             }
             if let Some(filter) = &filter {
                 filtering::apply(filter, &mut result);
@@ -67,6 +73,13 @@ pub(super) async fn reply(
             Consistency::Default => "leader",
         }),
     );
+    if translate {
+        // Consul's signal that addresses were rewritten for the caller.
+        headers.insert(
+            "X-Consul-Translate-Addresses",
+            HeaderValue::from_static("true"),
+        );
+    }
     // `?cached`: a hit is an answer the agent already had and the servers confirmed
     // unchanged; `Age` says how long ago it was made.
     if params.has("cached") {
@@ -105,16 +118,13 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Other datacenters are reached through WAN federation, which is not built yet.
-pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
-    require_local_datacenter(agent, params.get("dc").unwrap_or(""))
-}
-
-fn require_local_datacenter(agent: &Agent, dc: &str) -> Result<(), ApiError> {
-    if dc.is_empty() || dc.eq_ignore_ascii_case(&agent.config().datacenter) {
-        Ok(())
+/// The datacenter a request names (`?dc`, else a body's `Datacenter`), lowercased;
+/// this agent's when none. Another one's requests are forwarded by the servers.
+pub(crate) fn requested_datacenter(agent: &Agent, named: &str) -> String {
+    if named.is_empty() {
+        agent.config().datacenter.clone()
     } else {
-        Err(ApiError::internal("No path to datacenter"))
+        named.to_lowercase()
     }
 }
 
@@ -180,7 +190,6 @@ pub async fn register(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let mut request: RegisterRequest = decode_json(&body)?;
     if request.node.is_empty() {
         return Err(ApiError::bad_request("Missing node name"));
@@ -193,8 +202,9 @@ pub async fn register(
             return Err(ApiError::bad_request("Missing service name"));
         }
     }
-    require_local_datacenter(&agent, &request.datacenter)?;
-    request.datacenter = agent.config().datacenter.clone();
+    let named = params.get("dc").unwrap_or(&request.datacenter).to_owned();
+    let datacenter = requested_datacenter(&agent, &named);
+    request.datacenter = datacenter.clone();
     // Consul's defaults (its `checkPreApply`): a check is named by its ID when it has
     // none, and belongs to the request's node.
     let node = request.node.clone();
@@ -206,7 +216,10 @@ pub async fn register(
             check.node = node.clone();
         }
     }
-    agent.rpc().apply(Command::Register(request)).await?;
+    agent
+        .rpc()
+        .apply_in(&datacenter, Command::Register(request))
+        .await?;
     json(&true, false)
 }
 
@@ -216,13 +229,17 @@ pub async fn deregister(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
-    let request: DeregisterRequest = decode_json(&body)?;
-    require_local_datacenter(&agent, &request.datacenter)?;
+    let mut request: DeregisterRequest = decode_json(&body)?;
     if request.node.is_empty() {
         return Err(ApiError::bad_request("Missing node name"));
     }
-    agent.rpc().apply(Command::Deregister(request)).await?;
+    let named = params.get("dc").unwrap_or(&request.datacenter).to_owned();
+    let datacenter = requested_datacenter(&agent, &named);
+    request.datacenter = datacenter.clone();
+    agent
+        .rpc()
+        .apply_in(&datacenter, Command::Deregister(request))
+        .await?;
     json(&true, false)
 }
 
@@ -282,15 +299,31 @@ pub async fn health_state(
     reply(&http, &params, read_req).await
 }
 
-pub async fn status_leader(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
-    match agent.rpc().call(Request::new(Op::StatusLeader)).await? {
+/// A status request for the datacenter `?dc` names (forwarded by the servers).
+fn status_request(agent: &Agent, query: Option<&str>, op: Op) -> Request {
+    let params = Params::parse(query);
+    let mut request = Request::new(op);
+    request.envelope.datacenter = requested_datacenter(agent, params.get("dc").unwrap_or(""));
+    request
+}
+
+pub async fn status_leader(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = status_request(&agent, q.as_deref(), Op::StatusLeader);
+    match agent.rpc().call(request).await? {
         shoal_server::rpc::Response::Leader(addr) => json(&addr, false),
         _ => Err(unexpected()),
     }
 }
 
-pub async fn status_peers(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
-    match agent.rpc().call(Request::new(Op::StatusPeers)).await? {
+pub async fn status_peers(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = status_request(&agent, q.as_deref(), Op::StatusPeers);
+    match agent.rpc().call(request).await? {
         shoal_server::rpc::Response::Peers(peers) => json(&peers, false),
         _ => Err(unexpected()),
     }

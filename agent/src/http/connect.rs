@@ -10,7 +10,7 @@ use axum::response::Response;
 use shoal_server::connect::structs::CaConfiguration;
 use shoal_server::rpc::{Op, QueryMeta, Read, Request, Response as RpcResponse};
 
-use super::catalog::{check_datacenter, reply};
+use super::catalog::{reply, requested_datacenter};
 use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::{encode, json, query_json};
@@ -43,12 +43,9 @@ pub async fn configuration(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
-    match agent
-        .rpc()
-        .call(Request::new(Op::ConnectCaConfiguration))
-        .await?
-    {
+    let mut request = Request::new(Op::ConnectCaConfiguration);
+    request.envelope.datacenter = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
+    match agent.rpc().call(request).await? {
         RpcResponse::CaConfiguration(config) => json(&config, params.has("pretty")),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
@@ -61,13 +58,10 @@ pub async fn set_configuration(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let config: CaConfiguration = decode_json(&body)?;
-    match agent
-        .rpc()
-        .call(Request::new(Op::ConnectCaSetConfiguration(config)))
-        .await?
-    {
+    let mut request = Request::new(Op::ConnectCaSetConfiguration(config));
+    request.envelope.datacenter = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
+    match agent.rpc().call(request).await? {
         RpcResponse::Applied { .. } => Ok(Response::default()),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }

@@ -4,6 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shoal_server::rpc::RpcError;
 
+use shoal_server::router::NO_PATH_TO_DATACENTER;
+
 use crate::agent::AgentError;
 
 #[derive(Debug)]
@@ -59,6 +61,8 @@ impl From<RpcError> for ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: RpcError::RateLimited.to_string(),
             },
+            // Consul's exact text, which clients match on.
+            RpcError::Internal(m) if m == NO_PATH_TO_DATACENTER => ApiError::internal(m),
             other => ApiError::internal(other.to_string()),
         }
     }

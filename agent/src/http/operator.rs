@@ -10,7 +10,7 @@ use axum::response::Response;
 use shoal_server::rpc::{Consistency, Op, RaftPeer, Request, Response as RpcResponse};
 use shoal_server::structs::{AutopilotConfig, Command};
 
-use super::catalog::check_datacenter;
+use super::catalog::requested_datacenter;
 use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::json;
@@ -22,13 +22,13 @@ pub async fn raft_configuration(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
-    check_datacenter(&agent, &params)?;
+    let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     let consistency = if params.has("stale") {
         Consistency::Stale
     } else {
         Consistency::Default
     };
-    let request = Request::new(Op::RaftConfiguration).with_consistency(consistency);
+    let request = in_datacenter(&dc, Op::RaftConfiguration).with_consistency(consistency);
     match agent.rpc().call(request).await? {
         RpcResponse::RaftConfiguration(config) => json(&config, params.has("pretty")),
         _ => Err(ApiError::internal("unexpected response from the server")),
@@ -41,7 +41,7 @@ pub async fn raft_remove_peer(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
-    check_datacenter(&agent, &params)?;
+    let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     let non_empty = |key| params.get(key).filter(|v| !v.is_empty());
     let peer = match (non_empty("id"), non_empty("address")) {
         (Some(id), None) => RaftPeer::Id(id.to_string()),
@@ -59,7 +59,7 @@ pub async fn raft_remove_peer(
     };
     match agent
         .rpc()
-        .call(Request::new(Op::RaftRemovePeer(peer)))
+        .call(in_datacenter(&dc, Op::RaftRemovePeer(peer)))
         .await?
     {
         RpcResponse::RaftPeerRemoved => Ok(Response::default()),
@@ -73,10 +73,10 @@ pub async fn autopilot_configuration(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
-    check_datacenter(&agent, &params)?;
+    let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     match agent
         .rpc()
-        .call(Request::new(Op::AutopilotConfiguration))
+        .call(in_datacenter(&dc, Op::AutopilotConfiguration))
         .await?
     {
         RpcResponse::AutopilotConfiguration(config) => json(&config, params.has("pretty")),
@@ -94,14 +94,14 @@ pub async fn autopilot_set_configuration(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
-    check_datacenter(&agent, &params)?;
+    let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     let mut config: AutopilotConfig = decode_json(&body)?;
     // Shoal's own key: a Consul client writing back what it read does not know it, and
     // must not reset it.
     if !mentions_key(&body, "DeadServerLastContactThreshold") {
         match agent
             .rpc()
-            .call(Request::new(Op::AutopilotConfiguration))
+            .call(in_datacenter(&dc, Op::AutopilotConfiguration))
             .await?
         {
             RpcResponse::AutopilotConfiguration(current) => {
@@ -124,11 +124,22 @@ pub async fn autopilot_set_configuration(
         })
         .transpose()?;
     let command = Command::SetAutopilotConfig { config, cas };
-    match agent.rpc().call(Request::new(Op::Apply(command))).await? {
+    match agent
+        .rpc()
+        .call(in_datacenter(&dc, Op::Apply(command)))
+        .await?
+    {
         RpcResponse::Applied { .. } => json(&true, false),
         RpcResponse::CasFailed => json(&false, false),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
+}
+
+/// `op` for the datacenter the request named (the servers forward another's).
+fn in_datacenter(datacenter: &str, op: Op) -> Request {
+    let mut request = Request::new(op);
+    request.envelope.datacenter = datacenter.to_owned();
+    request
 }
 
 /// Whether the JSON object `body` has `key`, in any case, with or without underscores.
@@ -147,8 +158,12 @@ pub async fn autopilot_health(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
-    check_datacenter(&agent, &params)?;
-    match agent.rpc().call(Request::new(Op::AutopilotHealth)).await? {
+    let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
+    match agent
+        .rpc()
+        .call(in_datacenter(&dc, Op::AutopilotHealth))
+        .await?
+    {
         RpcResponse::AutopilotHealth(health) => {
             let mut response = json(&health, params.has("pretty"))?;
             if !health.healthy {

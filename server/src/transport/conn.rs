@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -15,7 +16,7 @@ use super::io::{self, AbortOnDrop, FrameReader};
 use super::message::{self, HandshakeError, Hello, PROTOCOL_VERSION};
 use super::metrics::Metrics;
 use super::payload::Payload;
-use super::TransportError;
+use super::{PoolConfig, TransportError};
 
 /// Frames queued for the writer before callers wait for room.
 const QUEUE: usize = 256;
@@ -33,20 +34,22 @@ pub(super) struct Conn {
 impl Conn {
     /// Connects to `addr` and completes the handshake, offering this release's protocol
     /// and, if the peer refuses it for an older one this release still speaks, dialing
-    /// again with that. The caller bounds the time taken.
+    /// again with that. With `any_datacenter` (the pool for other datacenters' servers)
+    /// the peer may answer from any datacenter. The caller bounds the time taken.
     pub(super) async fn dial(
         addr: &str,
-        datacenter: &str,
+        config: &PoolConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Conn, TransportError> {
-        match Conn::dial_version(addr, datacenter, PROTOCOL_VERSION, metrics).await {
+        let dial = |version| Conn::dial_version(addr, config, version, metrics);
+        match dial(PROTOCOL_VERSION).await {
             Err(TransportError::Handshake {
                 source: HandshakeError::Refused(reason),
                 ..
             }) if message::version_asked_in(&reason).is_some() => {
                 let version = message::version_asked_in(&reason).unwrap_or(PROTOCOL_VERSION);
                 tracing::info!(addr, version, "peer speaks an older protocol; using it");
-                Conn::dial_version(addr, datacenter, version, metrics).await
+                dial(version).await
             }
             outcome => outcome,
         }
@@ -54,7 +57,7 @@ impl Conn {
 
     async fn dial_version(
         addr: &str,
-        datacenter: &str,
+        config: &PoolConfig,
         offered: u32,
         metrics: &Arc<Metrics>,
     ) -> Result<Conn, TransportError> {
@@ -62,9 +65,13 @@ impl Conn {
             addr: addr.to_string(),
             source,
         };
+        let datacenter = config.datacenter.as_str();
         let stream = TcpStream::connect(addr).await.map_err(dial_error)?;
         // Heartbeats and votes are tiny; Nagle would hold them back for an ACK.
         stream.set_nodelay(true).map_err(dial_error)?;
+        if let Some(timeout) = config.user_timeout {
+            set_user_timeout(&stream, timeout).map_err(dial_error)?;
+        }
         let (read, mut write) = stream.into_split();
         let hello = Hello::with_version(datacenter, offered).encode()?;
         write.write_all(&hello).await.map_err(dial_error)?;
@@ -86,7 +93,12 @@ impl Conn {
                 let hello = Hello::decode(&reply.payload)
                     .map_err(|e| handshake_error(HandshakeError::Payload(e)))?;
                 // The listener answers with the version to use, never newer than offered.
-                let agreed = hello.negotiate(datacenter).and_then(|version| {
+                let negotiated = if config.any_datacenter {
+                    hello.negotiate_version()
+                } else {
+                    hello.negotiate(datacenter)
+                };
+                let agreed = negotiated.and_then(|version| {
                     if version <= offered {
                         Ok(version)
                     } else {
@@ -265,4 +277,34 @@ async fn read_responses(
         }
     }
     streams.close();
+}
+
+/// Linux's `TCP_USER_TIMEOUT`: the connection fails once sent data has stayed
+/// unacknowledged this long (see [`super::pool::WAN_USER_TIMEOUT`]).
+#[cfg(target_os = "linux")]
+fn set_user_timeout(stream: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let millis = libc::c_uint::try_from(timeout.as_millis()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: a valid socket descriptor owned by `stream`, and an option value of the
+    // size and type the kernel expects for TCP_USER_TIMEOUT (an unsigned int).
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&millis as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere the kernel's own timeout applies.
+#[cfg(not(target_os = "linux"))]
+fn set_user_timeout(_stream: &TcpStream, _timeout: Duration) -> std::io::Result<()> {
+    Ok(())
 }

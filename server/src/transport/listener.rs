@@ -27,7 +27,9 @@ pub const MAX_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
-    /// Peers of any other datacenter are refused at the handshake.
+    /// This server's datacenter. A peer of another datacenter (a server forwarding a
+    /// request from there) is accepted, but its connection may carry only RPCs addressed
+    /// to this datacenter: Raft frames on it are refused and close it.
     pub datacenter: String,
     pub handshake_timeout: Duration,
     pub max_in_flight: usize,
@@ -169,9 +171,10 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
             return;
         }
     };
-    let (version, reply) = match check_hello(&hello, &context) {
-        Ok(version) => (
+    let (version, foreign, reply) = match check_hello(&hello, &context) {
+        Ok((version, foreign)) => (
             version,
+            foreign,
             Hello::with_version(&context.config.datacenter, version).encode(),
         ),
         Err(e) => {
@@ -219,6 +222,16 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
                 return;
             }
         };
+        if let Some(foreign) = &foreign {
+            if let Err(refusal) = check_foreign(&request, foreign, &context.config.datacenter) {
+                tracing::warn!(%peer, datacenter = %foreign, "{refusal}; closing connection");
+                metrics.count_foreign_datacenter();
+                let _ = frames
+                    .send(message::error_frame(frame.stream_id, &refusal))
+                    .await;
+                return;
+            }
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
@@ -234,13 +247,18 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Cont
 }
 
 /// Checks the first frame and picks the connection's protocol version, counting a refusal
-/// by its cause.
-fn check_hello(frame: &Frame, context: &Context) -> Result<u32, HandshakeError> {
+/// by its cause. Also returns the peer's datacenter when it is not this one.
+fn check_hello(frame: &Frame, context: &Context) -> Result<(u32, Option<String>), HandshakeError> {
     let metrics = &context.metrics;
+    let ours = &context.config.datacenter;
     let checked = match (frame.kind, frame.stream_id) {
         (Kind::Hello, 0) => Hello::decode(&frame.payload)
             .map_err(HandshakeError::Payload)
-            .and_then(|hello| hello.negotiate(&context.config.datacenter)),
+            .and_then(|hello| {
+                let version = hello.negotiate_version()?;
+                let foreign = (hello.datacenter != *ours).then_some(hello.datacenter);
+                Ok((version, foreign))
+            }),
         (kind, stream_id) => Err(HandshakeError::NotHello { kind, stream_id }),
     };
     match &checked {
@@ -252,6 +270,23 @@ fn check_hello(frame: &Frame, context: &Context) -> Result<u32, HandshakeError> 
         Err(_) => metrics.count_handshake_failure(),
     }
     checked
+}
+
+/// What a connection from another datacenter may carry: RPCs forwarded to this one. Raft
+/// between datacenters would let a misconfigured server join another datacenter's
+/// cluster; an RPC for a third datacenter (or for "the local one", which is the peer's)
+/// would be forwarded again, and could loop.
+fn check_foreign(request: &Inbound, theirs: &str, ours: &str) -> Result<(), String> {
+    match request {
+        Inbound::Rpc(rpc) if rpc.envelope.datacenter.eq_ignore_ascii_case(ours) => Ok(()),
+        Inbound::Rpc(rpc) => Err(format!(
+            "an RPC for datacenter {:?} from a server of {theirs:?} on a server of {ours:?}",
+            rpc.envelope.datacenter
+        )),
+        _ => Err(format!(
+            "Raft traffic from datacenter {theirs:?} refused by a server of {ours:?}"
+        )),
+    }
 }
 
 async fn serve_request(

@@ -39,17 +39,25 @@ impl Hello {
     }
 
     /// The version a connection with a peer saying this uses, if it may talk to a server
-    /// of `datacenter` at all. Servers only replicate and forward within their own
-    /// datacenter.
+    /// of `datacenter` at all: within a datacenter (Raft, client agents, a follower
+    /// forwarding to its leader).
     pub fn negotiate(&self, datacenter: &str) -> Result<u32, HandshakeError> {
-        if self.version < MIN_PROTOCOL_VERSION {
-            return Err(HandshakeError::Version(self.version));
-        }
+        let version = self.negotiate_version()?;
         if self.datacenter != datacenter {
             return Err(HandshakeError::ForeignDatacenter {
                 ours: datacenter.to_string(),
                 theirs: self.datacenter.clone(),
             });
+        }
+        Ok(version)
+    }
+
+    /// The version a connection with a peer saying this uses, whatever its datacenter:
+    /// for connections between datacenters, which carry only forwarded RPCs (the
+    /// listener refuses Raft frames on them).
+    pub fn negotiate_version(&self) -> Result<u32, HandshakeError> {
+        if self.version < MIN_PROTOCOL_VERSION {
+            return Err(HandshakeError::Version(self.version));
         }
         Ok(self.version.min(PROTOCOL_VERSION))
     }

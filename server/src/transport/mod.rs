@@ -36,7 +36,7 @@ pub use io::ReadError;
 pub use listener::{Listener, ListenerConfig, Serving, HANDSHAKE_TIMEOUT, MAX_IN_FLIGHT};
 pub use message::{HandshakeError, PayloadError, PROTOCOL_VERSION};
 pub use metrics::MetricsSnapshot;
-pub use pool::{Pool, PoolConfig, RPC_TIMEOUT};
+pub use pool::{Pool, PoolConfig, RPC_TIMEOUT, WAN_DIAL_TIMEOUT, WAN_USER_TIMEOUT};
 
 use crate::rpc::{Request, Response, RpcError};
 

@@ -27,18 +27,56 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// How long the pool for other datacenters waits for a connection: a datacenter whose
+/// servers are all cut off must answer "No path to datacenter" within a second, so two
+/// servers can be tried in that time (`router::FIND_SERVER_BUDGET`).
+pub const WAN_DIAL_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// How long data sent to another datacenter may stay unacknowledged before the kernel
+/// drops the connection (Linux's `TCP_USER_TIMEOUT`): a request written to a server that
+/// was cut off fails after about 0.85 s here (the kernel acts on its next retransmission
+/// timer), instead of waiting for the 10 s RPC timeout, so a cut-off datacenter answers
+/// "No path to datacenter" within a second. The price, on a WAN whose round trip nears
+/// this: a lost packet whose retransmission is not acknowledged in time drops the
+/// connection; it is redialed, reads are retried on another server, a write fails to its
+/// caller (whose agent retries it). A parked blocking query has nothing unacknowledged,
+/// so this never cuts it short.
+pub const WAN_USER_TIMEOUT: Duration = Duration::from_millis(400);
+
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Sent in every handshake; servers of another datacenter refuse the connection.
+    /// Sent in every handshake; servers of another datacenter refuse the connection
+    /// unless it carries only forwarded RPCs.
     pub datacenter: String,
+    /// Peers may be of any datacenter (the pool a server forwards to other datacenters
+    /// with); otherwise a peer of another datacenter is refused.
+    pub any_datacenter: bool,
     pub rpc_timeout: Duration,
+    /// Dialing and the handshake must finish within this (and within the call's
+    /// timeout); past it the dial fails, so the caller knows nothing was sent.
+    pub dial_timeout: Duration,
+    /// `TCP_USER_TIMEOUT` of the connections (Linux only); `None` keeps the kernel's.
+    pub user_timeout: Option<Duration>,
 }
 
 impl PoolConfig {
     pub fn new(datacenter: impl Into<String>) -> PoolConfig {
         PoolConfig {
             datacenter: datacenter.into(),
+            any_datacenter: false,
             rpc_timeout: RPC_TIMEOUT,
+            dial_timeout: RPC_TIMEOUT,
+            user_timeout: None,
+        }
+    }
+
+    /// For forwarding to other datacenters' servers.
+    pub fn wan(datacenter: impl Into<String>) -> PoolConfig {
+        PoolConfig {
+            any_datacenter: true,
+            dial_timeout: WAN_DIAL_TIMEOUT,
+            user_timeout: Some(WAN_USER_TIMEOUT),
+            ..PoolConfig::new(datacenter)
         }
     }
 }
@@ -152,8 +190,19 @@ impl Pool {
         timeout: Duration,
     ) -> Result<A, TransportError> {
         let deadline = Instant::now() + timeout;
-        let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
+        let dial_deadline = deadline.min(Instant::now() + self.inner.config.dial_timeout);
+        let conn = match tokio::time::timeout_at(dial_deadline, self.connection(addr)).await {
             Ok(conn) => conn?,
+            Err(_) if dial_deadline < deadline => {
+                self.inner.metrics.count_dial_failure();
+                return Err(TransportError::Dial {
+                    addr: addr.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {:?}", self.inner.config.dial_timeout),
+                    ),
+                });
+            }
             Err(_) => return Err(self.timed_out(timeout)),
         };
         let answered_before = conn.answers_received();
@@ -219,7 +268,7 @@ impl Pool {
         }
         let metrics = &self.inner.metrics;
         metrics.count_dial();
-        match Conn::dial(addr, &self.inner.config.datacenter, metrics).await {
+        match Conn::dial(addr, &self.inner.config, metrics).await {
             Ok(conn) => {
                 lock(&self.inner.versions).insert(addr.to_string(), conn.version());
                 let conn = Arc::new(conn);

@@ -317,7 +317,7 @@ async fn a_connection_silent_for_a_whole_timeout_is_redialed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_datacenter_is_refused_and_counted() {
+async fn a_lan_pool_refuses_a_server_of_another_datacenter() {
     let dir = TempDir::new().unwrap();
     let raft = idle_raft(&dir).await;
     let serving = serve_test_handler("127.0.0.1:0", &raft).await;
@@ -325,18 +325,83 @@ async fn foreign_datacenter_is_refused_and_counted() {
     let foreign = Pool::new(PoolConfig::new("dc2"));
     match foreign.rpc(&addr, &Request::new(Op::Datacenters)).await {
         Err(TransportError::Handshake {
-            source: HandshakeError::Refused(reason),
+            source: HandshakeError::ForeignDatacenter { theirs, .. },
             ..
-        }) => assert!(reason.contains("\"dc2\""), "{reason}"),
+        }) => assert_eq!(theirs, DC),
         other => panic!("expected a refused handshake, got {other:?}"),
     }
-    assert_eq!(serving.metrics().foreign_datacenter, 1);
+    assert_eq!(foreign.metrics().foreign_datacenter, 1);
     // Backed off: the next call fails fast without dialing.
     assert!(matches!(
         foreign.rpc(&addr, &Request::new(Op::Datacenters)).await,
         Err(TransportError::Backoff { .. })
     ));
     assert_eq!(foreign.metrics().dials, 1);
+    serving.shutdown().await;
+    raft.shutdown().await.unwrap();
+}
+
+/// A request forwarded from another datacenter to this one.
+fn for_datacenter(datacenter: &str, op: Op) -> Request {
+    let mut request = Request::new(op);
+    request.envelope.datacenter = datacenter.into();
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_datacenter_may_forward_rpcs_for_this_one_but_never_raft() {
+    let dir = TempDir::new().unwrap();
+    let raft = idle_raft(&dir).await;
+    let serving = serve_test_handler("127.0.0.1:0", &raft).await;
+    let addr = serving.local_addr().to_string();
+    let wan = Pool::new(PoolConfig::wan("dc2"));
+    let answer = wan.rpc(&addr, &for_datacenter(DC, Op::Datacenters)).await;
+    assert_eq!(answer.unwrap(), Ok(Response::Datacenters(vec![DC.into()])));
+    assert_eq!(serving.metrics().foreign_datacenter, 0);
+
+    // Raft from another datacenter: refused, counted, and the connection is closed.
+    let vote =
+        openraft::raft::VoteRequest::<crate::raft::NodeId>::new(openraft::Vote::new(1, 1), None);
+    type VoteAnswer = Result<
+        openraft::raft::VoteResponse<crate::raft::NodeId>,
+        openraft::error::RaftError<crate::raft::NodeId>,
+    >;
+    let refused: Result<VoteAnswer, _> = wan
+        .call(&addr, frame::Kind::Vote, &vote, Duration::from_secs(5))
+        .await;
+    assert!(
+        refused.is_err(),
+        "a vote from dc2 was answered: {refused:?}"
+    );
+    eventually("the refusal to be counted", Duration::from_secs(5), || {
+        serving.metrics().foreign_datacenter == 1
+    })
+    .await;
+
+    // An RPC for the peer's own (or a third) datacenter would be forwarded again: refused.
+    for datacenter in ["", "dc3"] {
+        let request = for_datacenter(datacenter, Op::Datacenters);
+        assert!(wan.rpc(&addr, &request).await.is_err(), "{datacenter:?}");
+    }
+    eventually(
+        "both refusals to be counted",
+        Duration::from_secs(5),
+        || serving.metrics().foreign_datacenter == 3,
+    )
+    .await;
+    // A fresh connection serves this datacenter's RPCs again (the refused one may still
+    // be closing when the first call is made).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match wan.rpc(&addr, &for_datacenter(DC, Op::Datacenters)).await {
+            Ok(answer) => {
+                assert_eq!(answer, Ok(Response::Datacenters(vec![DC.into()])));
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no answer after refusals: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     serving.shutdown().await;
     raft.shutdown().await.unwrap();
 }
