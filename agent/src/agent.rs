@@ -3,9 +3,12 @@
 //! mode) the embedded server. The HTTP API and DNS call into this; nothing here knows
 //! about HTTP.
 
+mod reload;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_server::leader::Member;
@@ -24,11 +27,13 @@ use crate::definition;
 use crate::gossip::{Gossip, GossipConfig, MemberStatus};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
+use crate::maintenance::Maintenance;
 use crate::persist::PersistError;
 use crate::server_members;
-use crate::sync::{CatalogIdentity, Syncer};
+use crate::sync::{CatalogIdentity, OutputDeferrals, Syncer};
 
 pub use crate::local::registrations::Source;
+pub use reload::{LogLevelControl, ReloadError};
 
 /// Why an agent operation failed; the HTTP layer maps each kind to a status code.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +81,8 @@ pub struct Agent {
     /// Connect's roots and leaves, served to local proxies.
     connect: Arc<ConnectCache>,
     shutdown: watch::Sender<bool>,
+    /// The config files' services and checks as last (re)loaded.
+    file_registrations: reload::FileRegistrationsLock,
 }
 
 impl Agent {
@@ -127,7 +134,7 @@ impl Agent {
         gossip_config.retry_interval = config.retry_interval;
         gossip_config.retry_max = config.retry_max;
         gossip_config.reap_after = config.reconnect_timeout;
-        gossip_config.snapshot = Some(data_dir.join("serf").join("local.snapshot"));
+        gossip_config.snapshot = Some(gossip_snapshot_path(&data_dir));
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;
@@ -154,6 +161,9 @@ impl Agent {
             config.datacenter.clone(),
             shutdown.subscribe(),
         );
+        // A bad definition fails the start below, naming it.
+        let file_registrations =
+            reload::FileRegistrations::from_config(&config).unwrap_or_default();
         let agent = Arc::new(Agent {
             config,
             node_id,
@@ -164,6 +174,7 @@ impl Agent {
             gossip,
             connect,
             shutdown,
+            file_registrations: Mutex::new(file_registrations),
         });
 
         let loading = agent.clone();
@@ -180,6 +191,7 @@ impl Agent {
                     let gossip = agent.gossip.clone();
                     Arc::new(move || gossip.members().len())
                 },
+                output_deferrals: OutputDeferrals::new(agent.config.check_update_interval),
             }
             .run(agent.shutdown.subscribe()),
         );
@@ -242,8 +254,24 @@ impl Agent {
             tracing::warn!(error = %e, "stopping check runners");
         }
         if leave {
+            // Gossip forgets the pool on a graceful leave, as serf does; with
+            // `rejoin_after_leave` Consul keeps it, so the remembered members are put back.
+            let remembered = if self.config.rejoin_after_leave {
+                let path = gossip_snapshot_path(self.config.data_dir.path());
+                tokio::fs::read(&path)
+                    .await
+                    .ok()
+                    .map(|members| (path, members))
+            } else {
+                None
+            };
             if let Err(e) = self.gossip.leave().await {
                 tracing::warn!(error = %e, "leaving the gossip pool");
+            }
+            if let Some((path, members)) = remembered {
+                if let Err(e) = tokio::fs::write(&path, members).await {
+                    tracing::warn!(error = %e, "keeping the gossip snapshot (rejoin_after_leave)");
+                }
             }
         } else {
             self.gossip.shutdown().await;
@@ -316,6 +344,14 @@ impl Agent {
         let check = self.local_check(def)?;
         self.registrations.register_check(check, source)?;
         Ok(())
+    }
+
+    /// Maintenance mode for the node and its services.
+    pub fn maintenance(&self) -> Maintenance<'_> {
+        Maintenance {
+            registrations: &self.registrations,
+            node: &self.config.node_name,
+        }
     }
 
     /// Deregisters a service and its checks. Blocks until the files are gone.
@@ -431,6 +467,11 @@ fn server_finder(gossip: Gossip, datacenter: String) -> ServerFinder {
             })
             .collect()
     })
+}
+
+/// Where gossip remembers the pool across restarts (serf's `serf/local.snapshot`).
+fn gossip_snapshot_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("serf").join("local.snapshot")
 }
 
 /// The Serf tags Consul's tools read from `/v1/agent/members`.

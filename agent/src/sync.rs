@@ -5,9 +5,9 @@
 //! missing or different and deregisters what the agent no longer has. Node-level checks
 //! that belong to the servers (`serfHealth`) are left alone.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use shoal_server::leader::SERVER_SERVICE;
 use shoal_server::rpc::{QueryOptions, Read, ReadResult, RpcError};
@@ -47,6 +47,75 @@ pub struct Syncer {
     pub rpc: RpcClient,
     pub identity: CatalogIdentity,
     pub cluster_size: ClusterSize,
+    /// Consul's `check_update_interval`: see [`OutputDeferrals`].
+    pub output_deferrals: OutputDeferrals,
+}
+
+/// Consul's `check_update_interval`: a check whose status holds sends new output to the
+/// servers at most about once per interval, so a check whose output changes every run
+/// (a timestamp, a latency) does not cost a Raft write every run. A status change is sent
+/// at once. As Consul does, the first output change of a steady check waits half the
+/// interval plus a random part of it, so agents do not send in step.
+#[derive(Debug, Default)]
+pub struct OutputDeferrals {
+    interval: Duration,
+    /// When each deferred check's output is due, by check ID; only checks this agent has.
+    due: Mutex<HashMap<String, Instant>>,
+}
+
+impl OutputDeferrals {
+    /// A zero `interval` sends every output change at once.
+    pub fn new(interval: Duration) -> OutputDeferrals {
+        OutputDeferrals {
+            interval,
+            due: Mutex::default(),
+        }
+    }
+
+    fn due(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        // One insert or remove at a time: a poisoned map is still consistent.
+        self.due.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the catalog's copy of a check may stay as it is: equal, or differing only
+    /// in output while that output's deferral runs (one starts on the first such sight).
+    fn in_sync(&self, catalog: &HealthCheck, desired: &HealthCheck, now: Instant) -> bool {
+        if catalog.same_as(desired) {
+            self.due().remove(&desired.check_id);
+            return true;
+        }
+        if self.interval.is_zero() || catalog.status != desired.status {
+            return false;
+        }
+        let mut output_only = catalog.clone();
+        output_only.output.clone_from(&desired.output);
+        if !output_only.same_as(desired) {
+            return false;
+        }
+        let mut due = self.due();
+        match due.get(&desired.check_id) {
+            Some(at) if *at <= now => {
+                due.remove(&desired.check_id);
+                false
+            }
+            Some(_) => true,
+            None => {
+                let wait = self.interval / 2 + self.interval.mul_f64(rand::random::<f64>());
+                due.insert(desired.check_id.clone(), now + wait);
+                true
+            }
+        }
+    }
+
+    /// Drops deferrals of checks the agent no longer has.
+    fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.due().retain(|id, _| keep(id));
+    }
+
+    /// When the next deferred output is due, if any is waiting.
+    fn next_due(&self) -> Option<Instant> {
+        self.due().values().min().copied()
+    }
 }
 
 /// Consul's `scaleFactor`: 1 up to 128 members, then one more per doubling, so that
@@ -74,7 +143,11 @@ impl Syncer {
             let wait = match self.sync_once().await {
                 Ok(()) => {
                     retry = RETRY_MIN;
-                    next_full_sync((self.cluster_size)())
+                    let full = next_full_sync((self.cluster_size)());
+                    match self.output_deferrals.next_due() {
+                        Some(at) => full.min(at.saturating_duration_since(Instant::now())),
+                        None => full,
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "anti-entropy sync failed");
@@ -131,6 +204,11 @@ impl Syncer {
             .as_ref()
             .is_some_and(|n| self.node_matches(&n.node));
         let (mut services, checks) = self.local.snapshot();
+        self.output_deferrals.retain(|id| checks.contains_key(id));
+        let now = Instant::now();
+        let in_sync = |catalog: Option<&HealthCheck>, desired: &HealthCheck| {
+            catalog.is_some_and(|k| self.output_deferrals.in_sync(k, desired, now))
+        };
         for (id, service) in services.iter_mut() {
             // With EnableTagOverride, tags edited in the catalog win (Consul's rule).
             if let (true, Some(remote)) = (service.enable_tag_override, catalog_services.get(id)) {
@@ -168,11 +246,9 @@ impl Syncer {
                 .map(|c| self.catalog_check(c, Some(service)))
                 .collect();
             let service_ok = catalog_services.get(id).is_some_and(|s| s.same_as(service));
-            let checks_ok = desired_checks.iter().all(|c| {
-                catalog_checks
-                    .get(&c.check_id)
-                    .is_some_and(|k| k.same_as(c))
-            });
+            let checks_ok = desired_checks
+                .iter()
+                .all(|c| in_sync(catalog_checks.get(&c.check_id), c));
             if service_ok && checks_ok && node_sent {
                 continue;
             }
@@ -184,11 +260,7 @@ impl Syncer {
             .values()
             .filter(|c| c.check.service_id.is_empty())
             .map(|c| self.catalog_check(c, None))
-            .filter(|c| {
-                !catalog_checks
-                    .get(&c.check_id)
-                    .is_some_and(|k| k.same_as(c))
-            })
+            .filter(|c| !in_sync(catalog_checks.get(&c.check_id), c))
             .collect();
         if !node_checks.is_empty() || !node_sent {
             self.register(None, node_checks, node_sent).await?;
@@ -287,6 +359,7 @@ pub fn definition_of(local: &LocalCheck) -> HealthCheckDefinition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_server::structs::HealthStatus;
 
     #[test]
     fn the_interval_scales_as_consuls() {
@@ -300,5 +373,48 @@ mod tests {
             let most = FULL_SYNC_INTERVAL * (1 + scale_factor(members));
             assert!(wait >= FULL_SYNC_INTERVAL && wait <= most, "{wait:?}");
         }
+    }
+
+    fn check(status: HealthStatus, output: &str) -> HealthCheck {
+        HealthCheck {
+            check_id: "c".into(),
+            status,
+            output: output.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn steady_checks_send_new_output_once_per_interval() {
+        let interval = Duration::from_secs(60);
+        let deferrals = OutputDeferrals::new(interval);
+        let now = Instant::now();
+        let catalog = check(HealthStatus::Passing, "took 3 ms");
+        let newer = check(HealthStatus::Passing, "took 4 ms");
+        assert!(deferrals.in_sync(&catalog, &catalog, now));
+        // Output only: deferred, between half and one and a half intervals.
+        assert!(deferrals.in_sync(&catalog, &newer, now));
+        let due = deferrals.next_due().unwrap();
+        assert!(
+            due >= now + interval / 2 && due <= now + interval * 3 / 2,
+            "{due:?}"
+        );
+        assert!(deferrals.in_sync(&catalog, &newer, due - Duration::from_millis(1)));
+        assert!(!deferrals.in_sync(&catalog, &newer, due), "sent once due");
+        assert!(deferrals.next_due().is_none());
+        // A status change is sent at once, deferral or not.
+        let failing = check(HealthStatus::Critical, "took 4 ms");
+        assert!(!deferrals.in_sync(&catalog, &failing, now));
+        // Checks that went away take their deferral with them.
+        assert!(deferrals.in_sync(&catalog, &newer, now));
+        deferrals.retain(|_| false);
+        assert!(deferrals.next_due().is_none());
+    }
+
+    #[test]
+    fn a_zero_interval_sends_every_output_change() {
+        let deferrals = OutputDeferrals::new(Duration::ZERO);
+        let catalog = check(HealthStatus::Passing, "a");
+        assert!(!deferrals.in_sync(&catalog, &check(HealthStatus::Passing, "b"), Instant::now()));
     }
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use shoal_agent::agent::LogLevelControl;
 use shoal_agent::config::{self, Flags};
+use shoal_agent::serve::StopSignal;
 
 /// Flags of `shoal agent` (Consul's names; one dash or two).
 #[derive(clap::Args, Debug)]
@@ -124,8 +126,8 @@ impl AgentArgs {
 
 /// Runs the agent until SIGINT/SIGTERM or `/v1/agent/leave`.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let config = config::load(&args.into_flags())?;
-    init_logging(&config.log_level, config.log_json);
+    let mut config = config::load(&args.into_flags())?;
+    config.log_control = Some(init_logging(&config.log_level, config.log_json));
     // Ignoring the error is right: it only says a provider was installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,21 +138,35 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(level: &str, json: bool) {
-    let level = if level == "err" { "error" } else { level };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+/// Sets up logging at `level`; the returned control changes the level later (a reload).
+fn init_logging(level: &str, json: bool) -> LogLevelControl {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+
+    let directives = |level: &str| {
+        let level = if level == "err" { "error" } else { level };
+        format!("{level},openraft=warn")
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(level)));
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry.with(fmt::layer().json()).init();
     } else {
-        builder.init();
+        registry.with(fmt::layer().with_ansi(ansi)).init();
     }
+    LogLevelControl::new(move |level| {
+        handle
+            .reload(EnvFilter::new(directives(level)))
+            .map_err(|e| format!("setting the log level: {e}"))
+    })
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM and says which came.
+async fn shutdown_signal() -> StopSignal {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -159,14 +175,17 @@ async fn shutdown_signal() {
                 Ok(term) => term,
                 Err(_) => {
                     let _ = ctrl_c.await;
-                    return;
+                    return StopSignal::Interrupt;
                 }
             };
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = ctrl_c => StopSignal::Interrupt,
+            _ = term.recv() => StopSignal::Terminate,
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = ctrl_c.await;
+        StopSignal::Interrupt
+    }
 }

@@ -12,6 +12,7 @@
 pub mod autopilot;
 pub mod blocking;
 pub mod connect;
+pub mod clock;
 pub mod duration;
 pub mod leader;
 mod operator;

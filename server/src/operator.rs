@@ -56,7 +56,7 @@ impl Server {
         let (leader_index, leader_term) = own
             .and_then(|p| p.last_index.zip(p.last_term))
             .unwrap_or_default();
-        let now = SystemTime::now();
+        let now = self.wall_clock.now();
         let mut stability = self.stability.lock().unwrap_or_else(|e| e.into_inner());
         let servers: Vec<ServerHealth> = config
             .servers

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::blocking;
 use crate::connect::rate_limit::RateLimiter;
 use crate::connect::ConnectConfig;
+use crate::clock::WallClock;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::rpc::{
@@ -62,6 +63,7 @@ pub struct Server {
     pub(crate) stability: Mutex<Stability>,
     /// `CSRMaxPerSecond`, applied where signing happens: on the leader.
     pub(crate) csr_limiter: Mutex<RateLimiter>,
+    pub(crate) wall_clock: WallClock,
 }
 
 impl Server {
@@ -94,6 +96,7 @@ impl Server {
                 Default::default(),
                 std::time::Instant::now(),
             )),
+            wall_clock: WallClock::from_system(),
         });
         // The handler holds the server weakly: the server owns the port, not the reverse.
         let weak = Arc::downgrade(&server);

@@ -449,3 +449,317 @@ fn servers_are_listed_as_the_consul_service_and_it_stays() {
     );
     assert_eq!(r.json().as_array().unwrap().len(), 1);
 }
+
+/// `?filter=` as Consul's filtering documentation uses it, on the agent, catalog and
+/// health lists; a bad expression is a 400 saying where.
+#[test]
+fn filters_narrow_agent_catalog_and_health_lists() {
+    let agent = AgentProc::start(&["-dev", "-node", "filters"]);
+    for (id, tags, env, port) in [
+        ("redis1", ["primary", "production"], "production", 1234),
+        ("redis2", ["secondary", "production"], "production", 1235),
+        ("redis3", ["primary", "qa"], "qa", 1234),
+    ] {
+        let body = json!({
+            "ID": id, "Name": "redis", "Tags": tags, "Port": port, "Meta": {"env": env},
+            "Check": {"TTL": "60s", "Status": if id == "redis2" { "critical" } else { "passing" }}
+        });
+        let r = agent.put("/v1/agent/service/register", &body.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let ids = |path: &str, filter: &str, field: &dyn Fn(&Value) -> String| {
+        let r = agent.get(&format!("{path}?filter={}", encode(filter)));
+        assert_eq!(r.status, 200, "{path} {filter}: {}", r.body);
+        if path.starts_with("/v1/catalog") || path.starts_with("/v1/health") {
+            assert!(r.header("X-Consul-Index").is_some(), "{path}: no index");
+        }
+        let mut ids: Vec<String> = match r.json() {
+            Value::Array(items) => items.iter().map(field).collect(),
+            Value::Object(map) => map.values().map(field).collect(),
+            other => panic!("{path}: {other}"),
+        };
+        ids.sort();
+        ids
+    };
+    let id = |v: &Value| v["ID"].as_str().unwrap_or_default().to_string();
+    let service_id = |v: &Value| v["ServiceID"].as_str().unwrap_or_default().to_string();
+    let nested_id = |v: &Value| v["Service"]["ID"].as_str().unwrap_or_default().to_string();
+    let check_id = |v: &Value| v["CheckID"].as_str().unwrap_or_default().to_string();
+
+    assert_eq!(
+        ids("/v1/agent/services", r#"Meta.env == "qa""#, &id),
+        ["redis3"]
+    );
+    eventually(Duration::from_secs(10), "redis in the catalog", || {
+        (ids(
+            "/v1/catalog/service/redis",
+            "ServicePort == 1234",
+            &service_id,
+        ) == ["redis1", "redis3"])
+        .then_some(())
+    });
+    assert_eq!(
+        ids(
+            "/v1/catalog/service/redis",
+            r#"ServiceMeta.env == production and "primary" in ServiceTags"#,
+            &service_id
+        ),
+        ["redis1"]
+    );
+    assert_eq!(
+        ids(
+            "/v1/health/service/redis",
+            "Checks.Status == critical",
+            &nested_id
+        ),
+        ["redis2"]
+    );
+    assert_eq!(
+        ids(
+            "/v1/health/service/redis",
+            "Service.Tags contains primary and not Checks.Status == critical",
+            &nested_id
+        ),
+        ["redis1", "redis3"]
+    );
+    assert_eq!(
+        ids("/v1/health/node/filters", r#"ServiceName != """#, &check_id),
+        ["service:redis1", "service:redis2", "service:redis3"]
+    );
+    assert_eq!(
+        ids("/v1/agent/checks", "Status == critical", &check_id),
+        ["service:redis2"]
+    );
+
+    let r = agent.get(&format!(
+        "/v1/health/service/redis?filter={}",
+        encode("Service.Port = 1")
+    ));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .starts_with("Failed to create boolean expression evaluator: 1:14 (13)"),
+        "{}",
+        r.body
+    );
+    let r = agent.get(&format!(
+        "/v1/agent/services?filter={}",
+        encode("Nope == 1")
+    ));
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (
+            400,
+            r#"Failed to create boolean expression evaluator: Selector "Nope" is not valid"#
+        )
+    );
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `/v1/agent/services?hash=`: parks while the answer would hash the same, answers with
+/// the new hash once a registration changes it.
+#[test]
+fn agent_lists_block_on_their_content_hash() {
+    let agent = AgentProc::start(&["-dev"]);
+    let first = agent.get("/v1/agent/services");
+    let hash = first
+        .header("X-Consul-ContentHash")
+        .expect("a content hash")
+        .to_string();
+    assert_eq!(hash.len(), 16, "{hash}");
+
+    let started = std::time::Instant::now();
+    let r = agent.get(&format!("/v1/agent/services?hash={hash}&wait=300ms"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.header("X-Consul-ContentHash"), Some(hash.as_str()));
+
+    let url = agent.url(&format!("/v1/agent/services?hash={hash}&wait=30s"));
+    let (answered, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = shoal_tests::http_client().get(url).send().unwrap();
+        let new_hash = r.headers()["X-Consul-ContentHash"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = r.json().unwrap();
+        let _ = answered.send((new_hash, body));
+    });
+    assert!(
+        matches!(
+            answer.recv_timeout(Duration::from_millis(300)),
+            Err(RecvTimeoutError::Timeout)
+        ),
+        "answered before any change"
+    );
+    let r = agent.put(
+        "/v1/agent/service/register",
+        r#"{"Name": "web", "Port": 1}"#,
+    );
+    assert_eq!(r.status, 200);
+    let (new_hash, body) = answer
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the registration answers the query");
+    assert_ne!(new_hash, hash);
+    assert_eq!(body["web"]["Port"], 1);
+    // A different hash (a stale client) answers at once.
+    let started = std::time::Instant::now();
+    let r = agent.get(&format!("/v1/agent/services?hash={hash}&wait=30s"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(r.header("X-Consul-ContentHash"), Some(new_hash.as_str()));
+}
+
+/// The query parameters and headers Consul clients send or read besides the data:
+/// consistency, `?cached`, peers, and Enterprise scopes answered as Consul CE does.
+#[test]
+fn consul_query_details_are_answered_as_consul_does() {
+    let agent = AgentProc::start(&["-dev"]);
+    eventually(Duration::from_secs(5), "the consul service listed", || {
+        (agent
+            .get("/v1/health/service/consul")
+            .json()
+            .as_array()?
+            .len()
+            == 1)
+            .then_some(())
+    });
+    for (query, consistency) in [
+        ("", "leader"),
+        ("?stale", "stale"),
+        ("?consistent", "consistent"),
+    ] {
+        let r = agent.get(&format!("/v1/catalog/nodes{query}"));
+        assert_eq!(
+            r.header("X-Consul-Effective-Consistency"),
+            Some(consistency),
+            "{query}"
+        );
+    }
+
+    let miss = agent.get("/v1/health/service/consul?passing&cached");
+    assert_eq!(miss.header("X-Cache"), Some("MISS"));
+    let hit = agent.get("/v1/health/service/consul?passing&cached");
+    assert_eq!(
+        (hit.header("X-Cache"), hit.header("Age")),
+        (Some("HIT"), Some("0"))
+    );
+    assert_eq!(hit.body, miss.body);
+
+    let r = agent.get("/v1/health/service/consul?peer=elsewhere");
+    assert_eq!((r.status, r.json()), (200, json!([])));
+    assert!(r.header("X-Consul-Index").is_some());
+
+    let r = agent.get("/v1/catalog/services?ns=team-a");
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (
+            400,
+            r#"Invalid query parameter: "ns" - Namespaces are a Consul Enterprise feature"#
+        )
+    );
+    assert_eq!(
+        agent
+            .get("/v1/catalog/services?ns=default&partition=default")
+            .status,
+        200
+    );
+    let r = agent.with_client(|http| {
+        http.get(agent.url("/v1/agent/services"))
+            .header("X-Consul-Partition", "finance")
+            .send()
+            .unwrap()
+    });
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().unwrap().trim(),
+        r#"Invalid header: "X-Consul-Partition" - Partitions are a Consul Enterprise feature"#
+    );
+}
+
+/// Header names go out as Consul's (Go's canonical case), for clients that match them
+/// case-sensitively.
+#[test]
+fn header_names_are_written_in_consuls_case() {
+    use std::io::{Read, Write};
+    let agent = AgentProc::start(&["-dev"]);
+    let mut stream = std::net::TcpStream::connect(agent.http_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /v1/catalog/nodes HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    for name in [
+        "Content-Type",
+        "X-Consul-Index",
+        "X-Consul-Knownleader",
+        "X-Consul-Lastcontact",
+        "X-Consul-Effective-Consistency",
+        "X-Consul-Default-Acl-Policy",
+    ] {
+        assert!(
+            head.lines().any(|l| l.starts_with(&format!("{name}: "))),
+            "{name} missing from:\n{head}"
+        );
+    }
+}
+
+/// `/v1/agent/self` has every top-level section Consul's has, and catalog registrations
+/// take Consul's defaults.
+#[test]
+fn agent_self_sections_and_catalog_defaults() {
+    let agent = AgentProc::start(&["-dev", "-node", "selfish"]);
+    let me = agent.get("/v1/agent/self").json();
+    for section in [
+        "Config",
+        "DebugConfig",
+        "Coord",
+        "Member",
+        "Meta",
+        "Stats",
+        "xDS",
+    ] {
+        assert!(me.get(section).is_some(), "{section} missing: {me}");
+    }
+    assert_eq!(me["DebugConfig"]["NodeName"], "selfish");
+    assert_eq!(me["DebugConfig"]["ServerMode"], true);
+    assert_eq!(me["Coord"]["Vec"].as_array().unwrap().len(), 8);
+
+    let body = json!({
+        "Node": "ext", "Address": "192.0.2.7",
+        "TaggedAddresses": {"wan": "198.51.100.7"},
+        "Check": {"Name": "mem", "Status": "passing"}
+    });
+    let r = agent.put("/v1/catalog/register", &body.to_string());
+    assert_eq!((r.status, r.body.as_str()), (200, "true"));
+    let checks = agent.get("/v1/health/node/ext").json();
+    assert_eq!(
+        (&checks[0]["CheckID"], &checks[0]["Node"]),
+        (&json!("mem"), &json!("ext"))
+    );
+    let node = agent.get("/v1/catalog/node/ext").json();
+    assert_eq!(node["Node"]["TaggedAddresses"]["wan"], "198.51.100.7");
+    // SkipNodeUpdate: a service added without restating the node keeps its address.
+    let body = json!({"Node": "ext", "SkipNodeUpdate": true, "Service": {"Service": "db"}});
+    assert_eq!(
+        agent.put("/v1/catalog/register", &body.to_string()).status,
+        200
+    );
+    let node = agent.get("/v1/catalog/node/ext").json();
+    assert_eq!(node["Node"]["Address"], "192.0.2.7");
+    assert!(node["Services"].get("db").is_some(), "{node}");
+}

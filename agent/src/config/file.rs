@@ -1,8 +1,9 @@
 //! Reading one config file (JSON or HCL, by extension) into [`FileConfig`].
 //!
-//! Keys are Consul's. An unknown key or a value of the wrong type is an error naming the
-//! file and the key's path, because a typo in a config file that is silently ignored is
-//! a production incident later.
+//! Keys are Consul's ([`super::consul_keys`]). An unknown key or a value of the wrong type
+//! is an error naming the file and the key's path, because a typo in a config file that is
+//! silently ignored is a production incident later. Consul keys Shoal does not act on are
+//! checked, set aside and named in [`FileConfig::not_acted_on`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde_json::Value;
 use shoal_server::duration::GoDuration;
 use shoal_server::structs::{CheckDefinition, ServiceDefinition};
 
+use super::keys;
 use crate::decode::normalize_keys;
 use crate::definition;
 
@@ -30,7 +32,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The `ports {}` block. `-1` disables a listener in Consul; Shoal accepts it for DNS.
+/// The `ports {}` block's keys Shoal acts on. `-1` disables the HTTP or DNS listener.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilePorts {
@@ -39,6 +41,28 @@ pub struct FilePorts {
     pub server: Option<i32>,
     pub serf_lan: Option<i32>,
     pub serf_wan: Option<i32>,
+}
+
+/// The `addresses {}` block's keys Shoal acts on: bind addresses overriding `client_addr`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAddresses {
+    pub dns: Option<String>,
+    pub http: Option<String>,
+}
+
+/// The `performance {}` block's keys Shoal acts on.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePerformance {
+    pub raft_multiplier: Option<i64>,
+}
+
+/// The `limits {}` block's keys Shoal acts on.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub http_max_conns_per_client: Option<i64>,
 }
 
 /// The `dns_config {}` block.
@@ -115,6 +139,14 @@ pub struct FileConfig {
     pub client_addr: Option<String>,
     pub advertise_addr: Option<String>,
     pub ports: Option<FilePorts>,
+    pub addresses: Option<FileAddresses>,
+    pub performance: Option<FilePerformance>,
+    pub limits: Option<FileLimits>,
+    pub leave_on_terminate: Option<bool>,
+    pub skip_leave_on_interrupt: Option<bool>,
+    pub rejoin_after_leave: Option<bool>,
+    pub disable_update_check: Option<bool>,
+    pub check_update_interval: Option<GoDuration>,
     pub log_level: Option<String>,
     pub log_json: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
@@ -138,6 +170,9 @@ pub struct FileConfig {
     pub services: Vec<ServiceDefinition>,
     #[serde(skip)]
     pub checks: Vec<CheckDefinition>,
+    /// Valid Consul keys in the file that Shoal does not act on yet, as dotted paths.
+    #[serde(skip)]
+    pub not_acted_on: Vec<String>,
 }
 
 /// Parses `path` by its extension: `.json` or `.hcl`.
@@ -186,6 +221,7 @@ pub fn parse(path: &Path, mut value: Value) -> Result<FileConfig, ConfigError> {
             checks.extend(defs.map_err(|(k, m)| key_err(k, m))?);
         }
     }
+    let not_acted_on = keys::sift(map).map_err(|(k, m)| key_err(k, m))?;
     let mut config: FileConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
         let message = e.into_inner().to_string();
@@ -193,6 +229,7 @@ pub fn parse(path: &Path, mut value: Value) -> Result<FileConfig, ConfigError> {
     })?;
     config.services = services;
     config.checks = checks;
+    config.not_acted_on = not_acted_on;
     Ok(config)
 }
 

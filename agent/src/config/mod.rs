@@ -1,6 +1,8 @@
 //! The agent's runtime configuration: defaults, then config files in order, then flags.
 
+pub mod consul_keys;
 mod file;
+mod keys;
 
 pub use file::{ConfigError, FileAutopilot, FileConfig, FileDnsConfig};
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 use shoal_server::connect::structs::{CaProviderConfig, PerSecond, PROVIDER_CONSUL};
 use shoal_server::connect::ConnectConfig;
 use shoal_server::duration::GoDuration;
-use shoal_server::raft::Tuning;
+use shoal_server::raft::{Tuning, MAX_TIMING_MULTIPLIER};
 
 use shoal_server::structs::{AutopilotConfig, CheckDefinition, ServiceDefinition};
 
@@ -80,6 +82,10 @@ impl DataDir {
 /// Everything the agent runs with, validated.
 #[derive(Debug)]
 pub struct Config {
+    /// The flags this config was built from: a reload reads the same files again.
+    pub flags: Flags,
+    /// Set by the binary that set up logging, so a reload can change the level.
+    pub log_control: Option<crate::agent::LogLevelControl>,
     pub dev: bool,
     pub node_name: String,
     pub datacenter: String,
@@ -91,7 +97,23 @@ pub struct Config {
     /// The address other nodes and the catalog know this node by.
     pub advertise_addr: IpAddr,
     pub client_addr: IpAddr,
+    /// `addresses { http }`: where the HTTP API listens (default `client_addr`).
+    pub http_bind: IpAddr,
+    /// `addresses { dns }`: where DNS listens (default `client_addr`).
+    pub dns_bind: IpAddr,
     pub ports: Ports,
+    /// `limits { http_max_conns_per_client }`: `None` for no limit (0).
+    pub http_max_conns_per_client: Option<usize>,
+    /// Leave the pool gracefully on SIGTERM (`leave_on_terminate`).
+    pub leave_on_terminate: bool,
+    /// Do not leave the pool on SIGINT (`skip_leave_on_interrupt`).
+    pub skip_leave_on_interrupt: bool,
+    /// Remember the pool across a graceful leave (`rejoin_after_leave`).
+    pub rejoin_after_leave: bool,
+    /// How often a check whose status holds sends its new output (`check_update_interval`).
+    pub check_update_interval: Duration,
+    /// Valid Consul keys in the config files that Shoal does not act on yet, sorted.
+    pub not_acted_on: Vec<String>,
     pub log_level: String,
     pub log_json: bool,
     /// Script checks from config files (`enable_local_script_checks`).
@@ -123,13 +145,11 @@ pub struct Config {
 
 impl Config {
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.ports
-            .http
-            .map(|p| SocketAddr::new(self.client_addr, p))
+        self.ports.http.map(|p| SocketAddr::new(self.http_bind, p))
     }
 
     pub fn dns_addr(&self) -> Option<SocketAddr> {
-        self.ports.dns.map(|p| SocketAddr::new(self.client_addr, p))
+        self.ports.dns.map(|p| SocketAddr::new(self.dns_bind, p))
     }
 
     pub fn rpc_addr(&self) -> SocketAddr {
@@ -211,8 +231,22 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         node_name, datacenter, data_dir, server, bootstrap, bootstrap_expect, bind_addr,
         client_addr, advertise_addr, log_level, log_json, enable_local_script_checks,
         enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout,
-        raft_snapshot_threshold, raft_trailing_logs
+        raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
+        rejoin_after_leave, disable_update_check, check_update_interval
     );
+    if let Some(addresses) = from.addresses {
+        let target = into.addresses.get_or_insert_with(Default::default);
+        take!(target, addresses; dns, http);
+    }
+    if let Some(performance) = from.performance {
+        let target = into.performance.get_or_insert_with(Default::default);
+        take!(target, performance; raft_multiplier);
+    }
+    if let Some(limits) = from.limits {
+        let target = into.limits.get_or_insert_with(Default::default);
+        take!(target, limits; http_max_conns_per_client);
+    }
+    into.not_acted_on.extend(from.not_acted_on);
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
         take!(target, ports; http, dns, server, serf_lan, serf_wan);
@@ -363,6 +397,45 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .unwrap_or("127.0.0.1"),
     )?;
 
+    let addresses = file.addresses.clone().unwrap_or_default();
+    let bind_or_client = |key: &str, value: Option<&String>| match value {
+        Some(text) => listener_ip(key, text),
+        None => Ok(client_addr),
+    };
+    let http_bind = bind_or_client("addresses.http", addresses.http.as_ref())?;
+    let dns_bind = bind_or_client("addresses.dns", addresses.dns.as_ref())?;
+
+    let raft_multiplier = file
+        .performance
+        .as_ref()
+        .and_then(|p| p.raft_multiplier)
+        .unwrap_or(1);
+    if !(1..=i64::from(MAX_TIMING_MULTIPLIER)).contains(&raft_multiplier) {
+        return Err(ConfigError::Invalid(format!(
+            "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and \
+             {MAX_TIMING_MULTIPLIER}"
+        )));
+    }
+    let http_max_conns_per_client = match file
+        .limits
+        .as_ref()
+        .and_then(|l| l.http_max_conns_per_client)
+    {
+        None => Some(DEFAULT_HTTP_MAX_CONNS_PER_CLIENT),
+        Some(0) => None,
+        Some(n) => Some(usize::try_from(n).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "limits.http_max_conns_per_client: {n} must be 0 (no limit) or more"
+            ))
+        })?),
+    };
+    let check_update_interval = file
+        .check_update_interval
+        .map_or(DEFAULT_CHECK_UPDATE_INTERVAL, |d| d.0);
+    let mut not_acted_on = file.not_acted_on.clone();
+    not_acted_on.sort();
+    not_acted_on.dedup();
+
     let node_name = flags
         .node
         .clone()
@@ -423,6 +496,8 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     Ok(Config {
+        flags: flags.clone(),
+        log_control: None,
         dev,
         node_name,
         datacenter,
@@ -433,7 +508,17 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         bind_addr,
         advertise_addr,
         client_addr,
+        http_bind,
+        dns_bind,
         ports,
+        http_max_conns_per_client,
+        // Consul's defaults differ by role: a client leaves on any signal, a server keeps
+        // its Raft seat unless told otherwise.
+        leave_on_terminate: file.leave_on_terminate.unwrap_or(!server),
+        skip_leave_on_interrupt: file.skip_leave_on_interrupt.unwrap_or(server),
+        rejoin_after_leave: file.rejoin_after_leave.unwrap_or(false),
+        check_update_interval,
+        not_acted_on,
         log_level,
         log_json: flags.log_json || file.log_json.unwrap_or(false),
         enable_local_script_checks: flags.enable_local_script_checks
@@ -487,6 +572,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             keep_after_snapshot: file
                 .raft_trailing_logs
                 .unwrap_or(Tuning::default().keep_after_snapshot),
+            timing_multiplier: raft_multiplier as u32,
         },
     })
 }
@@ -539,6 +625,21 @@ fn connect(dev: bool, file: file::FileConnect) -> Result<ConnectConfig, ConfigEr
     Ok(ConnectConfig {
         enabled: file.enabled.unwrap_or(dev),
         ca_config,
+/// Consul's `limits { http_max_conns_per_client }` default.
+const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT: usize = 200;
+
+/// Consul's `check_update_interval` default.
+const DEFAULT_CHECK_UPDATE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// An `addresses {}` entry: Consul also takes several space-separated addresses, `unix://`
+/// sockets and go-sockaddr templates there; Shoal binds one IP, and says so rather than
+/// listening somewhere else than configured.
+fn listener_ip(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{key}: {value:?} is not one IP address (Shoal binds one IP; lists, unix \
+             sockets and templates are not supported)"
+        ))
     })
 }
 
@@ -669,5 +770,272 @@ mod tests {
             ..Default::default()
         };
         assert!(load(&flags).unwrap_err().to_string().contains("ports.http"));
+    }
+
+    /// An ordinary production server config, as Consul's docs and deployment guides write
+    /// them; most of it Shoal does not act on yet.
+    const PRODUCTION_HCL: &str = r#"
+        datacenter = "eu-west"
+        data_dir = "/opt/consul"
+        node_name = "consul-server-1"
+        server = true
+        bootstrap_expect = 3
+        bind_addr = "10.0.0.11"
+        client_addr = "0.0.0.0"
+        retry_join = ["10.0.0.12", "10.0.0.13"]
+        encrypt = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+        log_level = "INFO"
+        leave_on_terminate = true
+        skip_leave_on_interrupt = false
+        rejoin_after_leave = true
+        disable_update_check = true
+        check_update_interval = "0s"
+        performance {
+          raft_multiplier = 1
+        }
+        telemetry {
+          prometheus_retention_time = "24h"
+          disable_hostname = true
+        }
+        ui_config {
+          enabled = true
+        }
+        ports {
+          grpc = 8502
+          https = -1
+        }
+        addresses {
+          http = "127.0.0.1"
+        }
+        limits {
+          http_max_conns_per_client = 50
+        }
+        acl {
+          enabled = true
+          default_policy = "deny"
+          tokens {
+            agent = "00000000-0000-0000-0000-000000000001"
+          }
+        }
+        connect {
+          enabled = true
+        }
+        tls {
+          defaults {
+            verify_incoming = false
+          }
+        }
+    "#;
+
+    const PRODUCTION_JSON: &str = r#"{
+        "datacenter": "eu-west",
+        "data_dir": "/opt/consul",
+        "node_name": "consul-server-1",
+        "server": true,
+        "bootstrap_expect": 3,
+        "bind_addr": "10.0.0.11",
+        "client_addr": "0.0.0.0",
+        "retry_join": ["10.0.0.12", "10.0.0.13"],
+        "encrypt": "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
+        "log_level": "INFO",
+        "leave_on_terminate": true,
+        "skip_leave_on_interrupt": false,
+        "rejoin_after_leave": true,
+        "disable_update_check": true,
+        "check_update_interval": "0s",
+        "performance": {"raft_multiplier": 1},
+        "telemetry": {"prometheus_retention_time": "24h", "disable_hostname": true},
+        "ui_config": {"enabled": true},
+        "ports": {"grpc": 8502, "https": -1},
+        "addresses": {"http": "127.0.0.1"},
+        "limits": {"http_max_conns_per_client": 50},
+        "acl": {"enabled": true, "default_policy": "deny",
+                "tokens": {"agent": "00000000-0000-0000-0000-000000000001"}},
+        "connect": {"enabled": true},
+        "tls": {"defaults": {"verify_incoming": false}}
+    }"#;
+
+    #[test]
+    fn a_production_consul_config_loads_in_hcl_and_json() {
+        for (name, text) in [("prod.hcl", PRODUCTION_HCL), ("prod.json", PRODUCTION_JSON)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let flags = Flags {
+                config_files: vec![path],
+                ..Default::default()
+            };
+            let config = load(&flags).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(config.server && config.bootstrap_expect == 3, "{name}");
+            assert_eq!(config.raft_tuning.timing_multiplier, 1, "{name}");
+            assert!(config.leave_on_terminate && !config.skip_leave_on_interrupt);
+            assert!(config.rejoin_after_leave);
+            assert_eq!(config.check_update_interval, Duration::ZERO);
+            assert_eq!(config.http_max_conns_per_client, Some(50));
+            assert_eq!(config.http_bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+            assert_eq!(config.dns_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            assert_eq!(
+                config.not_acted_on,
+                [
+                    "acl.default_policy",
+                    "acl.enabled",
+                    "acl.tokens.agent",
+                    "connect.enabled",
+                    "encrypt",
+                    "ports.grpc",
+                    "ports.https",
+                    "telemetry.disable_hostname",
+                    "telemetry.prometheus_retention_time",
+                    "tls.defaults.verify_incoming",
+                    "ui_config.enabled",
+                ],
+                "{name}"
+            );
+        }
+    }
+
+    fn load_text(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        load(&Flags {
+            dev: true,
+            config_files: vec![path],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn keys_not_acted_on_are_collected_across_files_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.hcl"),
+            "telemetry { disable_hostname = true }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"telemetry": {"disable_hostname": false}, "ui": true}"#,
+        )
+        .unwrap();
+        let config = load(&Flags {
+            dev: true,
+            config_dirs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.not_acted_on, ["telemetry.disable_hostname", "ui"]);
+        let plain = load(&Flags {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(plain.not_acted_on.is_empty());
+    }
+
+    #[test]
+    fn raft_multiplier_is_between_1_and_10() {
+        let config = load_text("m.hcl", "performance { raft_multiplier = 5 }").unwrap();
+        assert_eq!(config.raft_tuning.timing_multiplier, 5);
+        assert_eq!(
+            load_text("none.hcl", "")
+                .unwrap()
+                .raft_tuning
+                .timing_multiplier,
+            1,
+            "unset means Shoal's base timings"
+        );
+        for bad in ["0", "11", "-1"] {
+            let err = load_text(
+                "m.hcl",
+                &format!("performance {{ raft_multiplier = {bad} }}"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("performance.raft_multiplier"), "{err}");
+        }
+        let err = load_text("m.json", r#"{"performance": {"raft_multiplier": "1"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.json") && err.contains("performance.raft_multiplier"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn addresses_bind_listeners_apart_from_client_addr() {
+        let config = load_text(
+            "a.hcl",
+            "client_addr = \"127.0.0.1\"\naddresses { dns = \"127.0.0.2\" }\nports { http = 9500 }",
+        )
+        .unwrap();
+        assert_eq!(config.http_addr(), Some("127.0.0.1:9500".parse().unwrap()));
+        assert_eq!(config.dns_addr(), Some("127.0.0.2:8600".parse().unwrap()));
+        for bad in [
+            "unix:///tmp/consul.sock",
+            "127.0.0.1 127.0.0.2",
+            "{{ GetPrivateIP }}",
+        ] {
+            let err = load_text(
+                "b.json",
+                &format!(r#"{{"addresses": {{"http": "{bad}"}}}}"#),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("addresses.http"), "{err}");
+        }
+    }
+
+    #[test]
+    fn leaving_on_signals_defaults_by_role_as_consul() {
+        let server = load_text("s.hcl", "").unwrap();
+        assert!(!server.leave_on_terminate && server.skip_leave_on_interrupt);
+        let client = load(&Flags {
+            data_dir: Some(tempfile::tempdir().unwrap().path().to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(client.leave_on_terminate && !client.skip_leave_on_interrupt);
+        assert!(!client.rejoin_after_leave);
+        assert_eq!(client.check_update_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn http_conn_limit_defaults_to_consuls_and_zero_lifts_it() {
+        assert_eq!(
+            load_text("d.hcl", "").unwrap().http_max_conns_per_client,
+            Some(200)
+        );
+        let none = load_text("z.hcl", "limits { http_max_conns_per_client = 0 }").unwrap();
+        assert_eq!(none.http_max_conns_per_client, None);
+        let err = load_text("n.hcl", "limits { http_max_conns_per_client = -5 }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.http_max_conns_per_client"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_still_name_file_and_key() {
+        for (name, text, key) in [
+            (
+                "t.hcl",
+                "telemetry { prometheus_retention = \"1h\" }",
+                "telemetry.prometheus_retention",
+            ),
+            (
+                "p.json",
+                r#"{"performance": {"raft_multiplyer": 1}}"#,
+                "performance.raft_multiplyer",
+            ),
+            (
+                "x.json",
+                r#"{"leave_on_terminat": true}"#,
+                "leave_on_terminat",
+            ),
+        ] {
+            let err = load_text(name, text).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(key), "{err}");
+        }
     }
 }

@@ -13,8 +13,10 @@ use shoal_server::structs::{
 };
 
 use super::error::ApiError;
+use super::filtering;
+use super::hash_blocking;
 use super::request::{decode_json, Params};
-use super::response::json;
+use super::response::{encode, json};
 use crate::agent::{Agent, AgentError, Source};
 use crate::gossip::{GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
@@ -38,14 +40,18 @@ pub async fn services(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    params.refuse_filter()?;
-    let services: BTreeMap<String, Value> = agent
-        .local()
-        .services()
-        .iter()
-        .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
-        .collect();
-    json(&services, params.has("pretty"))
+    let filter = filtering::from_params::<NodeService>(&params)?;
+    hash_blocking::reply(agent.local(), &params, || {
+        let services: BTreeMap<String, Value> = agent
+            .local()
+            .services()
+            .iter()
+            .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(*s)))
+            .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
+            .collect();
+        encode(&services, params.has("pretty"))
+    })
+    .await
 }
 
 pub async fn service(
@@ -54,11 +60,14 @@ pub async fn service(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    let service = agent
-        .local()
-        .service(&id)
-        .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
-    json(&agent_service(&agent, &service), params.has("pretty"))
+    hash_blocking::reply(agent.local(), &params, || {
+        let service = agent
+            .local()
+            .service(&id)
+            .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+        encode(&agent_service(&agent, &service), params.has("pretty"))
+    })
+    .await
 }
 
 pub async fn register_service(
@@ -89,18 +98,22 @@ pub async fn checks(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    params.refuse_filter()?;
-    let checks: BTreeMap<String, HealthCheck> = agent
-        .local()
-        .checks()
-        .into_iter()
-        .map(|(id, local)| {
-            let mut check = local.check.clone();
-            check.definition = definition_of(&local);
-            (id, check)
-        })
-        .collect();
-    json(&checks, params.has("pretty"))
+    let filter = filtering::from_params::<HealthCheck>(&params)?;
+    hash_blocking::reply(agent.local(), &params, || {
+        let checks: BTreeMap<String, HealthCheck> = agent
+            .local()
+            .checks()
+            .into_iter()
+            .map(|(id, local)| {
+                let mut check = local.check.clone();
+                check.definition = definition_of(&local);
+                (id, check)
+            })
+            .filter(|(_, check)| filter.as_ref().is_none_or(|f| f.matches(check)))
+            .collect();
+        encode(&checks, params.has("pretty"))
+    })
+    .await
 }
 
 pub async fn register_check(
@@ -221,6 +234,7 @@ pub async fn members(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    filtering::refuse(&params, "the member list")?;
     if params.has("wan") {
         return json(&Vec::<Value>::new(), params.has("pretty"));
     }
@@ -279,11 +293,54 @@ pub async fn self_info(
             "Version": env!("CARGO_PKG_VERSION"),
             "BuildDate": "",
         },
+        "DebugConfig": debug_config(config),
+        // No network coordinates yet: a fresh serf coordinate, at the origin.
+        "Coord": {"Vec": ORIGIN, "Error": 1.5, "Adjustment": 0.0, "Height": 1.0e-5},
         "Member": member_json(&agent.gossip().local_member()),
         "Meta": config.node_meta,
         "Stats": stats(&agent),
+        // Shoal serves no xDS (gRPC) port.
+        "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
     });
     json(&body, params.has("pretty"))
+}
+
+/// Serf's 8-dimensional coordinate origin.
+const ORIGIN: [f64; 8] = [0.0; 8];
+
+/// Consul's `DebugConfig` (its whole runtime config) under Consul's names, for the
+/// settings Shoal has.
+fn debug_config(config: &crate::config::Config) -> Value {
+    let port = |p: Option<u16>| p.map_or(-1, i32::from);
+    json_value!({
+        "Datacenter": config.datacenter,
+        "NodeName": config.node_name,
+        "DataDir": config.data_dir.path(),
+        "DevMode": config.dev,
+        "ServerMode": config.server,
+        "Bootstrap": config.bootstrap,
+        "BootstrapExpect": config.bootstrap_expect,
+        "BindAddr": config.bind_addr,
+        "AdvertiseAddrLAN": config.advertise_addr,
+        "ClientAddrs": [config.client_addr],
+        "HTTPPort": port(config.ports.http),
+        "DNSPort": port(config.ports.dns),
+        "ServerPort": config.ports.server,
+        "SerfPortLAN": config.ports.serf_lan,
+        "DNSDomain": config.domain,
+        "DNSAltDomain": config.alt_domain.clone().unwrap_or_default(),
+        "DNSRecursors": config.recursors,
+        "LogLevel": config.log_level,
+        "NodeMeta": config.node_meta,
+        "RetryJoinLAN": config.retry_join,
+        "StartJoinAddrsLAN": config.join,
+        "LeaveOnTerm": config.leave_on_terminate,
+        "SkipLeaveOnInt": config.skip_leave_on_interrupt,
+        "RejoinAfterLeave": config.rejoin_after_leave,
+        "EnableScriptChecks": config.enable_script_checks,
+        "EnableLocalScriptChecks": config.enable_local_script_checks,
+        "HTTPMaxConnsPerClient": config.http_max_conns_per_client.unwrap_or(0),
+    })
 }
 
 /// Consul's `Stats`: `agent`, `consul` (server or client view) and, on servers, `raft`.
@@ -323,6 +380,16 @@ fn stats(agent: &Agent) -> Value {
             })
         }
     }
+}
+
+/// `PUT /v1/agent/reload`: the config files read again (see `Agent::reload`); an error
+/// names the file and key, and the running config stays.
+pub async fn reload(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || agent.reload())
+        .await
+        .map_err(|e| ApiError::internal(format!("reload: {e}")))?
+        .map_err(|e| ApiError::internal(format!("Failed reloading config: {e}")))?;
+    Ok(ok_empty())
 }
 
 pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 
@@ -16,12 +17,26 @@ const CAPACITY: usize = 4096;
 
 #[derive(Default)]
 pub struct ResponseCache {
-    entries: Mutex<HashMap<String, (u64, Bytes)>>,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The index the body was rendered at.
+    pub index: u64,
+    pub body: Bytes,
+    pub rendered_at: Instant,
+}
+
+impl Entry {
+    /// Consul's `Age` header for `?cached` reads: how old the cached answer is.
+    pub fn age(&self) -> Duration {
+        self.rendered_at.elapsed()
+    }
 }
 
 impl ResponseCache {
-    /// The cached body of `key` and the index it was rendered at.
-    pub fn get(&self, key: &str) -> Option<(u64, Bytes)> {
+    pub fn get(&self, key: &str) -> Option<Entry> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.get(key).cloned()
     }
@@ -31,7 +46,15 @@ impl ResponseCache {
         if entries.len() >= CAPACITY && !entries.contains_key(&key) {
             entries.clear();
         }
-        entries.insert(key, (index, body));
+        let rendered_at = Instant::now();
+        entries.insert(
+            key,
+            Entry {
+                index,
+                body,
+                rendered_at,
+            },
+        );
     }
 }
 
@@ -44,7 +67,8 @@ mod tests {
         let cache = ResponseCache::default();
         cache.put("a".into(), 1, Bytes::from_static(b"one"));
         cache.put("a".into(), 2, Bytes::from_static(b"two"));
-        assert_eq!(cache.get("a"), Some((2, Bytes::from_static(b"two"))));
+        let entry = cache.get("a").unwrap();
+        assert_eq!((entry.index, entry.body), (2, Bytes::from_static(b"two")));
         for i in 0..CAPACITY + 1 {
             cache.put(i.to_string(), 1, Bytes::new());
         }

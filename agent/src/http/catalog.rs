@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderValue;
 use axum::response::Response;
-use shoal_server::rpc::{Op, Read, ReadResult, Request};
+use shoal_server::rpc::{Consistency, Op, Read, ReadResult, Request};
 use shoal_server::structs::{Command, DeregisterRequest, HealthStatus, RegisterRequest};
 
 use super::error::ApiError;
+use super::filtering;
 use super::request::{decode_json, Params};
 use super::response::{encode, json, query_json};
 use super::HttpState;
@@ -24,23 +26,70 @@ pub(super) async fn reply(
     read: Read,
 ) -> Result<Response, ApiError> {
     check_datacenter(&http.agent, params)?;
-    params.refuse_filter()?;
+    let filter = filtering::for_read(&read, params)?;
+    // Shoal has no cluster peering, so every peer is unknown: an empty answer, as
+    // Consul's for a peer it does not know.
+    let peer = params.get("peer").filter(|p| !p.is_empty());
     let mut options = params.query_options()?;
     let pretty = params.has("pretty");
-    let key = format!("{read:?}|{:?}|{pretty}", options.consistency);
+    let key = format!(
+        "{read:?}|{:?}|{pretty}|{}|{}",
+        options.consistency,
+        params.get("filter").unwrap_or(""),
+        peer.unwrap_or("")
+    );
     let cached = http.cache.get(&key);
-    options.cached_index = cached.as_ref().map_or(0, |(index, _)| *index);
+    options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
+    let consistency = options.consistency;
     let (meta, result) = http.agent.rpc().read(read, options).await?;
-    let body = match (result, cached) {
-        (ReadResult::NotModified, Some((_, body))) => body,
+    let (body, age) = match (result, cached) {
+        (ReadResult::NotModified, Some(entry)) => (entry.body.clone(), Some(entry.age())),
         (ReadResult::NotModified, None) => return Err(unexpected()),
-        (result, _) => {
+        (mut result, _) => {
+            if peer.is_some() {
+                empty(&mut result);
+            }
+            if let Some(filter) = &filter {
+                filtering::apply(filter, &mut result);
+            }
             let body = render(&result, pretty)?;
             http.cache.put(key, meta.index, body.clone());
-            body
+            (body, None)
         }
     };
-    Ok(query_json(&meta, body))
+    let mut response = query_json(&meta, body);
+    let headers = response.headers_mut();
+    headers.insert(
+        "X-Consul-Effective-Consistency",
+        HeaderValue::from_static(match consistency {
+            Consistency::Stale => "stale",
+            Consistency::Consistent => "consistent",
+            Consistency::Default => "leader",
+        }),
+    );
+    // `?cached`: a hit is an answer the agent already had and the servers confirmed
+    // unchanged; `Age` says how long ago it was made.
+    if params.has("cached") {
+        let (hit, age) = match age {
+            Some(age) => ("HIT", age.as_secs()),
+            None => ("MISS", 0),
+        };
+        headers.insert("X-Cache", HeaderValue::from_static(hit));
+        headers.insert("Age", HeaderValue::from(age));
+    }
+    Ok(response)
+}
+
+fn empty(result: &mut ReadResult) {
+    match result {
+        ReadResult::Services(services) => services.clear(),
+        ReadResult::Nodes(nodes) => nodes.clear(),
+        ReadResult::ServiceNodes(instances) => instances.clear(),
+        ReadResult::NodeServices(node) => *node = None,
+        ReadResult::CheckServiceNodes(instances) => instances.clear(),
+        ReadResult::Checks(checks) => checks.clear(),
+        ReadResult::NotModified => {}
+    }
 }
 
 fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
@@ -146,6 +195,17 @@ pub async fn register(
     }
     require_local_datacenter(&agent, &request.datacenter)?;
     request.datacenter = agent.config().datacenter.clone();
+    // Consul's defaults (its `checkPreApply`): a check is named by its ID when it has
+    // none, and belongs to the request's node.
+    let node = request.node.clone();
+    for check in request.check.iter_mut().chain(request.checks.iter_mut()) {
+        if check.check_id.is_empty() {
+            check.check_id = check.name.clone();
+        }
+        if check.node.is_empty() {
+            check.node = node.clone();
+        }
+    }
     agent.rpc().apply(Command::Register(request)).await?;
     json(&true, false)
 }

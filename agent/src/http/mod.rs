@@ -3,14 +3,24 @@
 //! Handlers only translate: they parse the request, call the [`Agent`] (local
 //! registrations) or its RPC client (catalog reads and writes), and render Consul's JSON.
 
+mod acl_header;
 mod agent_api;
 mod cache;
 mod catalog;
 mod connect;
+#[cfg(test)]
+mod endpoints_table;
+mod enterprise;
 mod error;
+mod filtering;
+mod hash_blocking;
+mod maintenance;
 mod operator;
 mod request;
 mod response;
+mod serve;
+
+pub use serve::serve;
 
 use std::sync::Arc;
 
@@ -62,6 +72,12 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/agent/self", get(agent_api::self_info))
         .route("/v1/agent/members", get(agent_api::members))
         .route("/v1/agent/leave", put(agent_api::leave))
+        .route("/v1/agent/reload", put(agent_api::reload))
+        .route("/v1/agent/maintenance", put(maintenance::node))
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(maintenance::service),
+        )
         .route("/v1/agent/join/{address}", put(agent_api::join))
         .route("/v1/agent/force-leave/{node}", put(agent_api::force_leave))
         .route("/v1/catalog/services", get(catalog::services))
@@ -107,6 +123,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         })
+        .layer(axum::middleware::from_fn(
+            enterprise::refuse_enterprise_scopes,
+        ))
+        .layer(axum::middleware::from_fn(acl_header::default_acl_policy))
         .with_state(HttpState {
             agent,
             cache: Arc::default(),

@@ -144,17 +144,6 @@ impl Params {
             })
             .collect()
     }
-
-    /// Filter expressions are not implemented; refusing them beats silently ignoring a
-    /// filter the caller relies on.
-    pub fn refuse_filter(&self) -> Result<(), ApiError> {
-        match self.get("filter") {
-            Some(f) if !f.is_empty() => Err(ApiError::bad_request(
-                "Failed to create boolean expression evaluator: ?filter is not supported by Shoal yet",
-            )),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// `?wait` takes a Go duration (`10s`, `5m`); Consul also reads a bare number as seconds.

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use shoal_server::structs::{health, CheckDefinition, HealthCheck, HealthStatus, NodeService};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// A check with the definition it runs from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,15 +39,38 @@ struct Inner {
     critical_since: BTreeMap<String, Instant>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LocalState {
     inner: Mutex<Inner>,
     changed: Notify,
+    /// Bumped on every change, check output included: what hash-based blocking queries
+    /// (`/v1/agent/services?hash=`) wait on. The syncer's [`Notify`] skips output-only
+    /// changes, which the catalog learns at the next full sync.
+    revision: watch::Sender<u64>,
+}
+
+impl Default for LocalState {
+    fn default() -> LocalState {
+        LocalState {
+            inner: Mutex::default(),
+            changed: Notify::new(),
+            revision: watch::Sender::new(0),
+        }
+    }
 }
 
 impl LocalState {
     fn new() -> LocalState {
         LocalState::default()
+    }
+
+    /// Watches every change to the local state, check output included.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    fn bump(&self) {
+        self.revision.send_modify(|r| *r += 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -61,6 +84,7 @@ impl LocalState {
 
     fn notify(&self) {
         self.changed.notify_one();
+        self.bump();
     }
 
     /// Adds (or replaces) a service and its checks as one change, so a sync never sees the
@@ -121,7 +145,10 @@ impl LocalState {
     fn update_check(&self, id: &str, status: HealthStatus, output: &str) -> Option<LocalCheck> {
         let mut inner = self.lock();
         let local = inner.checks.get_mut(id)?;
-        local.check.output = output.to_string();
+        if local.check.output != output {
+            local.check.output = output.to_string();
+            self.bump();
+        }
         if local.check.status == status {
             return None;
         }

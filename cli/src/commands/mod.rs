@@ -5,8 +5,10 @@ mod connect;
 mod force_leave;
 mod join;
 mod leave;
+mod maint;
 mod members;
 mod operator;
+mod reload;
 mod services;
 mod version;
 
@@ -51,6 +53,8 @@ enum Command {
     Join(join::Args),
     /// Gracefully leave the cluster and shut the agent down
     Leave(leave::Args),
+    /// Put the node or a service in maintenance mode, or take it out
+    Maint(maint::Args),
     /// List the members of the cluster
     Members(members::Args),
     /// Operate on the servers (Raft peers)
@@ -58,6 +62,8 @@ enum Command {
         #[command(subcommand)]
         command: operator::Command,
     },
+    /// Make the agent read its config files again
+    Reload(reload::Args),
     /// Register or deregister services with the agent
     Services {
         #[command(subcommand)]
@@ -83,12 +89,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members(args) => block_on(members::run(args, http)),
+        Command::Maint(args) => block_on(maint::run(args, http)).map(success),
         Command::Join(args) => block_on(join::run(args, http)).map(success),
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
         Command::Connect { command } => block_on(connect::run(command, http)).map(success),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
+        Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
     }
 }

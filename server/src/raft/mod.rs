@@ -29,7 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use openraft::error::{
     CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, InitializeError,
@@ -53,7 +55,8 @@ use crate::duration::GoDuration;
 use crate::state::StateStore;
 use crate::structs::{Command, CommandResponse};
 use crate::transport::{Pool, PoolConfig};
-use crate::wire::command::EncodedCommand;
+use crate::wire::command::{introduced_in, EncodedCommand};
+use crate::wire::MIN_PROTOCOL_VERSION;
 
 pub type NodeId = u64;
 
@@ -121,8 +124,26 @@ pub enum RaftError {
     /// The leader lost its quorum with the write in flight: it may or may not commit.
     #[error("leadership lost while committing log")]
     LeadershipLost,
+    /// A command newer than some server's protocol, proposed mid-upgrade.
+    #[error(
+        "this change needs every server on protocol {needs} or later, and server {addr} {}: \
+         finish upgrading the servers first",
+        display_speaks(.speaks)
+    )]
+    UpgradeInProgress {
+        needs: u32,
+        addr: String,
+        speaks: Option<u32>,
+    },
     #[error("raft: {0}")]
     Other(String),
+}
+
+fn display_speaks(speaks: &Option<u32>) -> String {
+    match speaks {
+        Some(version) => format!("speaks protocol {version}"),
+        None => "has not been reached yet".to_string(),
+    }
 }
 
 fn display_leader(leader: &Option<(NodeId, String)>) -> String {
@@ -153,8 +174,8 @@ impl From<ForwardToLeader<NodeId, BasicNode>> for RaftError {
     }
 }
 
-/// Log-compaction thresholds (Consul's `raft_snapshot_threshold` and
-/// `raft_trailing_logs`); tests shrink them.
+/// Log compaction (Consul's `raft_snapshot_threshold` and `raft_trailing_logs`) and
+/// timings (`performance { raft_multiplier }`); tests shrink the thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Build a snapshot once this many entries were applied since the last one.
@@ -162,6 +183,12 @@ pub struct Tuning {
     /// Entries kept behind a snapshot, so a briefly lagging follower can catch up from the
     /// log rather than needing the whole snapshot.
     pub keep_after_snapshot: u64,
+    /// Consul's `raft_multiplier`: every Raft timing (heartbeat, election timeout, read
+    /// lease, step-down) is its base value times this, as Consul multiplies hashicorp/raft's
+    /// heartbeat, election and leader-lease timeouts. The base values are Shoal's LAN
+    /// timings, so 1 (the default) is today's fast failover; a slow or shared network
+    /// trades failover time for fewer spurious elections with a larger one.
+    pub timing_multiplier: u32,
 }
 
 impl Default for Tuning {
@@ -169,21 +196,61 @@ impl Default for Tuning {
         Tuning {
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
+            timing_multiplier: 1,
         }
     }
 }
 
+/// The largest `raft_multiplier` Consul accepts (`consul.MaxRaftMultiplier`).
+pub const MAX_TIMING_MULTIPLIER: u32 = 10;
+
+/// How often a leader sends AppendEntries (heartbeats when idle), at multiplier 1.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
+/// A follower that has heard nothing from a leader for a random time in this range
+/// starts an election, at multiplier 1.
+const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(150);
+const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(300);
+
 impl Tuning {
-    /// Fast timings, for a LAN cluster: a lost leader is replaced in about 0.5 s (followers
-    /// wait out openraft's 300 ms vote lease, then a 150-300 ms election timeout). (A
-    /// sole voter, as in `-dev`, elects itself on the first tick whether fresh or restarted:
-    /// about 60 ms from open to a first applied write here.)
+    fn scaled(self, base: Duration) -> Duration {
+        base * self.timing_multiplier.clamp(1, MAX_TIMING_MULTIPLIER)
+    }
+
+    /// See [`HEARTBEAT_INTERVAL`].
+    pub fn heartbeat_interval(self) -> Duration {
+        self.scaled(HEARTBEAT_INTERVAL)
+    }
+
+    /// See [`ELECTION_TIMEOUT_MIN`].
+    pub fn election_timeout(self) -> (Duration, Duration) {
+        (
+            self.scaled(ELECTION_TIMEOUT_MIN),
+            self.scaled(ELECTION_TIMEOUT_MAX),
+        )
+    }
+
+    /// See [`READ_LEASE`].
+    pub fn read_lease(self) -> Duration {
+        self.scaled(READ_LEASE)
+    }
+
+    /// See [`DEPOSED_AFTER`].
+    pub fn deposed_after(self) -> Duration {
+        self.scaled(DEPOSED_AFTER)
+    }
+
+    /// At multiplier 1, fast timings for a LAN cluster: a lost leader is replaced in about
+    /// 0.5 s (followers wait out openraft's vote lease, then a 150-300 ms election
+    /// timeout). (A sole voter, as in `-dev`, elects itself on the first tick whether fresh
+    /// or restarted: about 60 ms from open to a first applied write here.)
     fn config(self) -> Result<Config, RaftError> {
+        let millis = |d: Duration| d.as_millis() as u64;
+        let (election_min, election_max) = self.election_timeout();
         Config {
             cluster_name: "shoal".to_string(),
-            heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
+            heartbeat_interval: millis(self.heartbeat_interval()),
+            election_timeout_min: millis(election_min),
+            election_timeout_max: millis(election_max),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_after_snapshot,
             // Bounds sending one snapshot chunk and, for the last, the follower restoring
@@ -199,7 +266,8 @@ impl Tuning {
 
 /// A leader whose quorum answered this recently may serve default-consistency reads from
 /// its own state without a read-index round: no other leader can have been elected in
-/// the meantime, since followers wait at least this long for a heartbeat.
+/// the meantime, since followers wait at least this long for a heartbeat (at multiplier
+/// 1, like every timing here; see [`Tuning::timing_multiplier`]).
 const READ_LEASE: Duration = Duration::from_millis(150);
 
 /// A leader that no quorum has answered for this long considers itself deposed, as
@@ -247,6 +315,11 @@ pub struct RaftNode {
     leader_contact: Arc<Mutex<Option<Instant>>>,
     /// When a quorum last acknowledged this node as leader.
     lease: Lease,
+    /// The connections to the peers, shared with the network: they know each peer's
+    /// protocol.
+    pool: Pool,
+    /// The read lease and step-down time scale with it.
+    tuning: Tuning,
 }
 
 /// The datacenter a [`RaftNode::open`]ed node's transport announces. Such a node is meant to
@@ -309,7 +382,7 @@ impl RaftNode {
         let raft = Raft::new(
             config.node_id,
             Arc::new(tuning.config()?),
-            Network::new(config.node_id, pool, lease.clone()),
+            Network::new(config.node_id, pool.clone(), lease.clone()),
             log_store,
             state_machine,
         )
@@ -329,6 +402,8 @@ impl RaftNode {
             db_closed: db.closed(),
             leader_contact: Arc::new(Mutex::new(None)),
             lease,
+            pool,
+            tuning,
         };
         drop(db);
         if config.bootstrap {
@@ -378,6 +453,7 @@ impl RaftNode {
         }
         let command =
             EncodedCommand::encode(&command).map_err(|e| RaftError::Other(e.to_string()))?;
+        self.check_cluster_speaks(introduced_in(command.kind))?;
         let (reply, outcome) = oneshot::channel();
         self.queue
             .send(batcher::Pending { command, reply })
@@ -401,6 +477,25 @@ impl RaftNode {
         }
     }
 
+    /// Refuses a command of protocol `needs` unless every other member has agreed to it
+    /// in its handshake. Commands every protocol knows pass without a look.
+    pub(crate) fn check_cluster_speaks(&self, needs: u32) -> Result<(), RaftError> {
+        if needs <= MIN_PROTOCOL_VERSION {
+            return Ok(());
+        }
+        for (id, addr) in self.members() {
+            let speaks = self.pool.negotiated_version(&addr);
+            if id != self.id && speaks.is_none_or(|version| version < needs) {
+                return Err(RaftError::UpgradeInProgress {
+                    needs,
+                    addr,
+                    speaks,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The current leader and its RPC address, as this node last heard.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         if self.deposed() {
@@ -420,7 +515,7 @@ impl RaftNode {
     /// Whether this node leads with a quorum behind it (see [`DEPOSED_AFTER`]).
     pub fn is_leader(&self) -> bool {
         self.quorum_contact()
-            .is_some_and(|contact| contact <= DEPOSED_AFTER)
+            .is_some_and(|contact| contact <= self.tuning.deposed_after())
     }
 
     /// Whether this node leads, has applied an entry of its own term (so everything
@@ -435,13 +530,15 @@ impl RaftNode {
             .last_applied
             .is_some_and(|log| log.leader_id.term == metrics.current_term);
         let voters = metrics.membership_config.membership().voter_ids();
-        leading && applied_own_term && self.lease.quorum_acked(self.id, voters) <= READ_LEASE
+        leading
+            && applied_own_term
+            && self.lease.quorum_acked(self.id, voters) <= self.tuning.read_lease()
     }
 
     /// Openraft calls this node leader, but no quorum has answered it for too long.
     fn deposed(&self) -> bool {
         self.quorum_contact()
-            .is_some_and(|contact| contact > DEPOSED_AFTER)
+            .is_some_and(|contact| contact > self.tuning.deposed_after())
     }
 
     /// On the leader, how long ago `peer` last acknowledged it (at most the time since
@@ -652,7 +749,7 @@ impl RaftNode {
     /// A deposed leader reports how long ago its quorum last answered.
     pub fn last_contact(&self) -> Option<Duration> {
         match self.quorum_contact() {
-            Some(contact) if contact > DEPOSED_AFTER => Some(contact),
+            Some(contact) if contact > self.tuning.deposed_after() => Some(contact),
             Some(_) => Some(Duration::ZERO),
             None => self.contact().map(|at| at.elapsed()),
         }

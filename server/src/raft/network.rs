@@ -7,7 +7,9 @@
 //! frame is [`PayloadTooLarge`] (openraft retries with fewer entries); anything else is a
 //! [`NetworkError`], retried at once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,

@@ -105,6 +105,7 @@ async fn reopen_restores_state_from_snapshot_and_log_tail() {
     let tuning = Tuning {
         snapshot_every: 50,
         keep_after_snapshot: 5,
+        ..Tuning::default()
     };
     let dir = TempDir::new().expect("temp dir");
     let (node, state) = open(&dir, tuning).await;
@@ -312,4 +313,34 @@ async fn the_store_is_readable_by_its_owner_only() {
         }
     }
     assert!(files > 3, "RocksDB wrote its files");
+}
+
+#[test]
+fn raft_multiplier_scales_every_timing() {
+    let base = Tuning::default();
+    let slow = Tuning {
+        timing_multiplier: 5,
+        ..base
+    };
+    let (fast_config, slow_config) = (base.config().unwrap(), slow.config().unwrap());
+    let timings = |c: &openraft::Config| {
+        (
+            c.heartbeat_interval,
+            c.election_timeout_min,
+            c.election_timeout_max,
+        )
+    };
+    assert_eq!(timings(&fast_config), (50, 150, 300));
+    assert_eq!(timings(&slow_config), (250, 750, 1500));
+    assert_eq!(slow.read_lease(), Duration::from_millis(750));
+    assert_eq!(slow.deposed_after(), Duration::from_secs(5));
+    // The read lease is safe only while no follower can have started an election.
+    for multiplier in 1..=10 {
+        let tuning = Tuning {
+            timing_multiplier: multiplier,
+            ..base
+        };
+        assert!(tuning.read_lease() <= tuning.election_timeout().0);
+        assert!(tuning.config().is_ok());
+    }
 }

@@ -52,6 +52,9 @@ pub struct Pool {
 struct Inner {
     config: PoolConfig,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
+    /// The protocol each peer agreed to on its last handshake: what the leader checks
+    /// before proposing a command that older servers would refuse.
+    versions: Mutex<HashMap<String, u32>>,
     metrics: Arc<Metrics>,
 }
 
@@ -73,6 +76,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 config,
                 peers: Mutex::new(HashMap::new()),
+                versions: Mutex::new(HashMap::new()),
                 metrics: Arc::new(Metrics::default()),
             }),
         }
@@ -110,6 +114,14 @@ impl Pool {
     /// Drops the connection to `addr` (a server that left), and its backoff.
     pub fn forget(&self, addr: &str) {
         self.lock_peers().remove(addr);
+        lock(&self.inner.versions).remove(addr);
+    }
+
+    /// The protocol `addr` agreed to when last dialed; `None` before the first dial. A
+    /// peer restarted on an older release is seen at the next dial, which its restart
+    /// forces.
+    pub fn negotiated_version(&self, addr: &str) -> Option<u32> {
+        lock(&self.inner.versions).get(addr).copied()
     }
 
     /// A blocking read may be parked on the server for its whole wait (plus jitter, up to
@@ -182,11 +194,7 @@ impl Pool {
     }
 
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Peer>>> {
-        // The map stays consistent even if a holder panicked.
-        self.inner
-            .peers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.peers)
     }
 
     /// The live connection to `addr`, dialing one unless a recent dial failed.
@@ -213,6 +221,7 @@ impl Pool {
         metrics.count_dial();
         match Conn::dial(addr, &self.inner.config.datacenter, metrics).await {
             Ok(conn) => {
+                lock(&self.inner.versions).insert(addr.to_string(), conn.version());
                 let conn = Arc::new(conn);
                 *slot = Slot {
                     conn: Some(conn.clone()),
@@ -229,6 +238,13 @@ impl Pool {
             }
         }
     }
+}
+
+/// The maps stay consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn backoff(failures: u32) -> Duration {

@@ -625,6 +625,26 @@ async fn a_write_on_the_leader_is_applied_on_every_server() {
     stop_all(servers).await;
 }
 
+/// The leader's gate for commands newer than some server: it goes by the protocol each
+/// peer agreed to in its handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_proposes_a_newer_command_only_once_every_server_speaks_its_protocol() {
+    let servers = cluster(Tuning::default()).await;
+    write(&servers, "web1").await;
+    let leading = &servers[leader(&servers).unwrap()].raft;
+    assert!(leading.check_cluster_speaks(PROTOCOL_VERSION).is_ok());
+    match leading.check_cluster_speaks(PROTOCOL_VERSION + 1) {
+        Err(RaftError::UpgradeInProgress { needs, speaks, .. }) => {
+            assert_eq!(
+                (needs, speaks),
+                (PROTOCOL_VERSION + 1, Some(PROTOCOL_VERSION))
+            );
+        }
+        other => panic!("a command newer than the cluster passed the gate: {other:?}"),
+    }
+    stop_all(servers).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_forwards_an_rpc_to_the_leader() {
     let servers = cluster(Tuning::default()).await;
@@ -712,6 +732,7 @@ async fn a_lagging_server_catches_up_from_a_snapshot() {
     let tuning = Tuning {
         snapshot_every: 20,
         keep_after_snapshot: 5,
+        ..Tuning::default()
     };
     let mut servers = cluster(tuning).await;
     write(&servers, "n0").await;
@@ -847,6 +868,7 @@ async fn a_pool_falls_back_to_protocol_1_for_a_server_that_speaks_only_that() {
         .await
         .unwrap();
     assert_eq!(answer, Ok(Response::Datacenters(vec![DC.into()])));
+    assert_eq!(pool.negotiated_version(&addr), Some(1));
     // What protocol 1 cannot carry is refused here, not lost on the way.
     let mut with_token = Request::new(Op::Datacenters);
     with_token.envelope.token = "secret".into();

@@ -54,6 +54,17 @@ pub enum Decoded {
     },
 }
 
+/// The protocol that introduced a command. A leader proposes a command only once every
+/// server of the cluster speaks that protocol (see `RaftNode::apply`), so that during a
+/// rolling upgrade no follower meets a command it would have to refuse.
+pub fn introduced_in(kind: u16) -> u32 {
+    match kind & !IGNORE_IF_UNKNOWN {
+        kind::REGISTER | kind::DEREGISTER | kind::SET_AUTOPILOT_CONFIG => 1,
+        // Only reachable for a kind this release does not encode.
+        _ => super::PROTOCOL_VERSION,
+    }
+}
+
 fn is_known(kind: u16) -> bool {
     matches!(
         kind,
