@@ -625,6 +625,9 @@ fn connect(dev: bool, file: file::FileConnect) -> Result<ConnectConfig, ConfigEr
     Ok(ConnectConfig {
         enabled: file.enabled.unwrap_or(dev),
         ca_config,
+    })
+}
+
 /// Consul's `limits { http_max_conns_per_client }` default.
 const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT: usize = 200;
 
