@@ -27,6 +27,33 @@ const CANONICAL_KEYS: &[&str] = &[
     "RootCert",
     "RootCertTTL",
     "RotationPeriod",
+    // Config entries and intentions (`/v1/config`, `/v1/connect/intentions`), and
+    // `/v1/agent/connect/authorize`.
+    "Action",
+    "ClientCertSerial",
+    "ClientCertURI",
+    "Description",
+    "DestinationName",
+    "DestinationNS",
+    "Exact",
+    "Invert",
+    "LegacyID",
+    "LegacyMeta",
+    "Methods",
+    "PathExact",
+    "PathPrefix",
+    "PathRegex",
+    "Permissions",
+    "Precedence",
+    "Prefix",
+    "Present",
+    "Regex",
+    "SourceName",
+    "SourceNS",
+    "SourceType",
+    "Sources",
+    "Suffix",
+    "Target",
     // Catalog and agent bodies.
     "Address",
     "Args",
@@ -77,7 +104,13 @@ const CANONICAL_KEYS: &[&str] = &[
 ];
 
 /// Keys whose object value maps user-chosen names to values: the names are kept verbatim.
-const USER_MAP_KEYS: &[&str] = &["Meta", "NodeMeta", "Header", "TaggedAddresses"];
+const USER_MAP_KEYS: &[&str] = &[
+    "Meta",
+    "NodeMeta",
+    "Header",
+    "TaggedAddresses",
+    "LegacyMeta",
+];
 
 /// The canonical spelling of `key`, compared without case, `_` or `-`.
 fn canonical(key: &str) -> Option<&'static str> {
@@ -125,7 +158,8 @@ fn normalize_object(map: &mut Map<String, Value>, path: &str, unknown: &mut Vec<
             map.insert(key, value);
             continue;
         };
-        if USER_MAP_KEYS.contains(&canon) {
+        // An intention permission's `Header` is a list of criteria, not a map of names.
+        if USER_MAP_KEYS.contains(&canon) && !value.is_array() {
             if canon == "TaggedAddresses" {
                 if let Value::Object(named) = &mut value {
                     for (name, address) in named.iter_mut() {

@@ -88,7 +88,9 @@ fn empty(result: &mut ReadResult) {
         ReadResult::NodeServices(node) => *node = None,
         ReadResult::CheckServiceNodes(instances) => instances.clear(),
         ReadResult::Checks(checks) => checks.clear(),
-        ReadResult::NotModified => {}
+        ReadResult::ConfigEntries(entries) => entries.clear(),
+        ReadResult::ConfigEntry(entry) => *entry = None,
+        ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
 
@@ -101,6 +103,8 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::CheckServiceNodes(v) => encode(v, pretty),
         ReadResult::Checks(v) => encode(v, pretty),
         ReadResult::CaRoots(v) => encode(v, pretty),
+        ReadResult::ConfigEntry(v) => encode(v, pretty),
+        ReadResult::ConfigEntries(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

@@ -34,6 +34,10 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::CatalogServices { .. } | Read::CatalogNodeServiceNames { .. } => {
             refuse(params, "the service list").map(|()| None)
         }
+        Read::ConnectCaRoots => refuse(params, "the CA roots").map(|()| None),
+        Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => {
+            refuse(params, "config entries").map(|()| None)
+        }
     }
 }
 
@@ -57,6 +61,11 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         ReadResult::NodeServices(Some(node)) => node.services.retain(|_, s| filter.matches(s)),
         ReadResult::CheckServiceNodes(instances) => instances.retain(|i| filter.matches(i)),
         ReadResult::Checks(checks) => checks.retain(|c| filter.matches(c)),
-        ReadResult::NodeServices(None) | ReadResult::Services(_) | ReadResult::NotModified => {}
+        ReadResult::NodeServices(None)
+        | ReadResult::Services(_)
+        | ReadResult::CaRoots(_)
+        | ReadResult::ConfigEntry(_)
+        | ReadResult::ConfigEntries(_)
+        | ReadResult::NotModified => {}
     }
 }
