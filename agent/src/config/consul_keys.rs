@@ -75,7 +75,6 @@ use Kind::{Any, Block, Blocks, Bool, Duration, Float, Int, Str, StrMap, Strings}
 
 const NO_SECURITY: &str = "not enforced: Shoal has no ACLs, TLS or gossip encryption yet";
 const NO_WAN: &str = "WAN federation is not built yet";
-const NO_CONNECT: &str = "Connect is not built yet";
 const ENTERPRISE: &str = "Consul Enterprise only; Consul's open-source edition warns too";
 const DEPRECATED: &str = "deprecated in Consul";
 const INTERNAL: &str = "Consul-internal tuning, not a documented user setting";
@@ -199,9 +198,9 @@ const CLOUD: &[Key] = &[
 ];
 
 const CONNECT: &[Key] = &[
-    later_because("enabled", Bool, NO_CONNECT),
-    later("ca_provider", Str),
-    later("ca_config", Any),
+    acted("enabled", Bool, "default: true in -dev, false otherwise, as Consul"),
+    acted("ca_provider", Str, "only \"consul\", the built-in CA"),
+    acted("ca_config", Any, "the built-in CA's settings (leaf_cert_ttl, csr_max_per_second, ...)"),
     later("enable_mesh_gateway_wan_federation", Bool),
     later_because("test_ca_leaf_root_change_spread", Duration, INTERNAL),
 ];
@@ -447,7 +446,7 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted("client_addr", Str, ""),
     later("cloud", Block(CLOUD)),
     later("config_entries", Block(&[later("bootstrap", Any)])),
-    later_because("connect", Block(CONNECT), NO_CONNECT),
+    acted("connect", Block(CONNECT), ""),
     acted("data_dir", Str, ""),
     acted("datacenter", Str, ""),
     later("default_query_time", Duration),

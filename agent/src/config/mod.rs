@@ -883,7 +883,6 @@ mod tests {
                     "acl.default_policy",
                     "acl.enabled",
                     "acl.tokens.agent",
-                    "connect.enabled",
                     "encrypt",
                     "ports.grpc",
                     "ports.https",
