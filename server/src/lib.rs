@@ -11,8 +11,8 @@
 
 pub mod autopilot;
 pub mod blocking;
-pub mod connect;
 pub mod clock;
+pub mod connect;
 pub mod duration;
 pub mod leader;
 mod operator;

@@ -92,9 +92,14 @@ pub enum Read {
     /// Connect's CA roots (`/v1/connect/ca/roots`), without their keys.
     ConnectCaRoots,
     /// One config entry (`/v1/config/:kind/:name`).
-    ConfigEntry { kind: String, name: String },
+    ConfigEntry {
+        kind: String,
+        name: String,
+    },
     /// Every config entry of a kind (`/v1/config/:kind`), by name.
-    ConfigEntries { kind: String },
+    ConfigEntries {
+        kind: String,
+    },
 }
 
 /// The result of a [`Read`].

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking;
+use crate::clock::WallClock;
 use crate::connect::rate_limit::RateLimiter;
 use crate::connect::ConnectConfig;
-use crate::clock::WallClock;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::rpc::{
@@ -352,7 +352,9 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::Checks(tables.checks_in_state(*state, node_meta))
         }
         Read::ConnectCaRoots => ReadResult::CaRoots(tables.ca_roots()),
-        Read::ConfigEntry { kind, name } => ReadResult::ConfigEntry(tables.config_entry(kind, name)),
+        Read::ConfigEntry { kind, name } => {
+            ReadResult::ConfigEntry(tables.config_entry(kind, name))
+        }
         Read::ConfigEntries { kind } => ReadResult::ConfigEntries(tables.config_entries_of(kind)),
     }
 }

@@ -54,7 +54,10 @@ fn intentions_written_every_way_decide_check_match_and_authorize() {
     assert_eq!(out.trim(), "Created: web => db (allow)");
     cli_ok(&agent, &["intention", "create", "-deny", "*", "db"]);
     let again = agent.cli(&["intention", "create", "web", "db"]);
-    assert!(!again.status.success(), "a second create must fail: {again:?}");
+    assert!(
+        !again.status.success(),
+        "a second create must fail: {again:?}"
+    );
     let check = agent.cli(&["intention", "check", "web", "db"]);
     assert_eq!(check.status.code(), Some(0), "{check:?}");
     assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "Allowed");
@@ -101,7 +104,14 @@ Sources = [
     assert_eq!(out.trim(), "Config entry written: service-intentions/api");
     let read = cli_ok(
         &agent,
-        &["config", "read", "-kind", "service-intentions", "-name", "api"],
+        &[
+            "config",
+            "read",
+            "-kind",
+            "service-intentions",
+            "-name",
+            "api",
+        ],
     );
     let entry: Value = serde_json::from_str(&read).unwrap();
     assert_eq!(entry["Kind"], "service-intentions");
@@ -149,11 +159,18 @@ Sources = [
     )
     .json();
     assert_eq!(a["Authorized"], false);
-    let missing = post(&agent, "/v1/agent/connect/authorize", &json!({"ClientCertURI": "x"}));
+    let missing = post(
+        &agent,
+        "/v1/agent/connect/authorize",
+        &json!({"ClientCertURI": "x"}),
+    );
     assert_eq!(missing.status, 400, "{}", missing.body);
 
     // A change reaches authorize within 2 s.
-    cli_ok(&agent, &["intention", "create", "-deny", "-replace", "web", "db"]);
+    cli_ok(
+        &agent,
+        &["intention", "create", "-deny", "-replace", "web", "db"],
+    );
     let changed = Instant::now();
     eventually(Duration::from_secs(2), "authorize to see the deny", || {
         (authorize(&agent, &td, "web", "db")["Authorized"] == false).then_some(())
@@ -182,7 +199,11 @@ Sources = [
         &json!({"SourceName": "batch", "DestinationName": "db", "Action": "deny"}),
     );
     assert_eq!(duplicate.status, 400, "{}", duplicate.body);
-    assert!(duplicate.body.contains("duplicate intention found"), "{}", duplicate.body);
+    assert!(
+        duplicate.body.contains("duplicate intention found"),
+        "{}",
+        duplicate.body
+    );
     let matches = agent
         .get("/v1/connect/intentions/match?by=destination&name=db")
         .json();
@@ -225,16 +246,31 @@ Sources = [
     }
     let missing = agent.get("/v1/config/service-intentions/nope");
     assert_eq!(missing.status, 404, "{}", missing.body);
-    assert!(missing.body.contains("Config entry not found"), "{}", missing.body);
+    assert!(
+        missing.body.contains("Config entry not found"),
+        "{}",
+        missing.body
+    );
 
     // Deleting.
     let out = cli_ok(&agent, &["intention", "delete", "web", "db"]);
     assert_eq!(out.trim(), "Intention deleted.");
     let check = agent.cli(&["intention", "check", "web", "db"]);
-    assert_eq!(check.status.code(), Some(2), "the * deny decides now: {check:?}");
+    assert_eq!(
+        check.status.code(),
+        Some(2),
+        "the * deny decides now: {check:?}"
+    );
     cli_ok(
         &agent,
-        &["config", "delete", "-kind", "service-intentions", "-name", "api"],
+        &[
+            "config",
+            "delete",
+            "-kind",
+            "service-intentions",
+            "-name",
+            "api",
+        ],
     );
     let names = cli_ok(&agent, &["config", "list", "-kind", "service-intentions"]);
     assert_eq!(names.trim(), "db");

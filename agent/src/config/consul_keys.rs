@@ -198,9 +198,17 @@ const CLOUD: &[Key] = &[
 ];
 
 const CONNECT: &[Key] = &[
-    acted("enabled", Bool, "default: true in -dev, false otherwise, as Consul"),
+    acted(
+        "enabled",
+        Bool,
+        "default: true in -dev, false otherwise, as Consul",
+    ),
     acted("ca_provider", Str, "only \"consul\", the built-in CA"),
-    acted("ca_config", Any, "the built-in CA's settings (leaf_cert_ttl, csr_max_per_second, ...)"),
+    acted(
+        "ca_config",
+        Any,
+        "the built-in CA's settings (leaf_cert_ttl, csr_max_per_second, ...)",
+    ),
     later("enable_mesh_gateway_wan_federation", Bool),
     later_because("test_ca_leaf_root_change_spread", Duration, INTERNAL),
 ];

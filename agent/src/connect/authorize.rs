@@ -56,7 +56,11 @@ impl ConnectCache {
         }
         let client = match ServiceId::parse(&request.client_cert_uri) {
             Ok(id) => id,
-            Err(e) => return Ok(denied(format!("ClientCertURI not a valid Service identifier: {e}"))),
+            Err(e) => {
+                return Ok(denied(format!(
+                    "ClientCertURI not a valid Service identifier: {e}"
+                )))
+            }
         };
         let roots = self.roots(0, FIRST_WAIT).await?;
         let trust_domain = &roots.value.trust_domain;

@@ -10,13 +10,15 @@ use shoal_server::connect::intentions::structs::{ConfigEntry, ServiceIntentions}
 use shoal_server::connect::intentions::validate::{
     check_kind, check_known_kind, normalize, validate,
 };
-use shoal_server::rpc::{Consistency, Op, QueryOptions, Read, ReadResult, Request, Response as RpcResponse};
+use shoal_server::rpc::{
+    Consistency, Op, QueryOptions, Read, ReadResult, Request, Response as RpcResponse,
+};
 use shoal_server::structs::Command;
 
 use super::catalog::{check_datacenter, reply};
 use super::error::ApiError;
 use super::request::{decode_json, Params};
-use super::response::{json, query_json, encode};
+use super::response::{encode, json, query_json};
 use super::HttpState;
 use crate::agent::Agent;
 
@@ -113,7 +115,10 @@ pub fn decode_entry(body: &[u8]) -> Result<ConfigEntry, ApiError> {
     check_kind(kind).map_err(|e| ApiError::bad_request(format!("Request decoding failed: {e}")))?;
     let entry: ServiceIntentions = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::bad_request(format!("Request decoding failed: {path}: {}", e.into_inner()))
+        ApiError::bad_request(format!(
+            "Request decoding failed: {path}: {}",
+            e.into_inner()
+        ))
     })?;
     let entry = ConfigEntry::ServiceIntentions(entry);
     validate(&entry).map_err(ApiError::bad_request)?;

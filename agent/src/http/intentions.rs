@@ -117,12 +117,7 @@ pub async fn matching(
     let (meta, entries) = entries(&agent, &params).await?;
     let matches: BTreeMap<&str, Vec<Intention>> = names
         .iter()
-        .map(|name| {
-            (
-                name.as_str(),
-                precedence::matching(&entries, by, name),
-            )
-        })
+        .map(|name| (name.as_str(), precedence::matching(&entries, by, name)))
         .collect();
     Ok(query_json(&meta, encode(&matches, params.has("pretty"))?))
 }
@@ -228,7 +223,11 @@ pub async fn create(
 }
 
 /// Where the intention with this legacy ID lives.
-async fn by_id(agent: &Agent, params: &Params, id: &str) -> Result<(QueryMeta, Intention), ApiError> {
+async fn by_id(
+    agent: &Agent,
+    params: &Params,
+    id: &str,
+) -> Result<(QueryMeta, Intention), ApiError> {
     let (meta, entries) = entries(agent, params).await?;
     precedence::all(&entries)
         .into_iter()
@@ -260,9 +259,13 @@ pub async fn put_by_id(
     let (_, found) = by_id(&agent, &params, &id).await?;
     let mut intention: Intention = decode_json(&body)?;
     if (!intention.source_name.is_empty()
-        && !intention.source_name.eq_ignore_ascii_case(&found.source_name))
+        && !intention
+            .source_name
+            .eq_ignore_ascii_case(&found.source_name))
         || (!intention.destination_name.is_empty()
-            && !intention.destination_name.eq_ignore_ascii_case(&found.destination_name))
+            && !intention
+                .destination_name
+                .eq_ignore_ascii_case(&found.destination_name))
     {
         return Err(ApiError::bad_request(
             "Cannot modify Destination partition/namespace/name for an intention once it exists.",

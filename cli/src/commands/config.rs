@@ -66,15 +66,21 @@ pub async fn run(command: Command, outer: &HttpArgs) -> Result<()> {
                     .to_string()
             };
             let (kind, name) = (text("kind"), text("name"));
-            let params: Vec<(&'static str, String)> =
-                args.cas.map(|cas| ("cas", cas.to_string())).into_iter().collect();
+            let params: Vec<(&'static str, String)> = args
+                .cas
+                .map(|cas| ("cas", cas.to_string()))
+                .into_iter()
+                .collect();
             let answer = args
                 .http
                 .client(outer)?
                 .put(&["v1", "config"], &params, Some(&entry))
                 .await?;
             if answer.trim() == "false" {
-                bail!("Config entry not updated: {kind}/{name} (its ModifyIndex is not {})", args.cas.unwrap_or_default());
+                bail!(
+                    "Config entry not updated: {kind}/{name} (its ModifyIndex is not {})",
+                    args.cas.unwrap_or_default()
+                );
             }
             println!("Config entry written: {kind}/{name}");
         }
@@ -117,7 +123,9 @@ fn read_entry(path: &Path) -> Result<Value> {
     let parsed = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("hcl") => hcl(),
         Some(ext) if ext.eq_ignore_ascii_case("json") => json(),
-        _ => json().or_else(|json_err| hcl().map_err(|hcl_err| anyhow!("neither JSON ({json_err}) nor HCL ({hcl_err})"))),
+        _ => json().or_else(|json_err| {
+            hcl().map_err(|hcl_err| anyhow!("neither JSON ({json_err}) nor HCL ({hcl_err})"))
+        }),
     };
     let entry = parsed.map_err(|e| anyhow!("{shown}: {e}"))?;
     if !entry.is_object() {

@@ -235,7 +235,10 @@ fn print_one(intention: &Value) {
     ];
     match intention["Permissions"].as_array() {
         Some(p) if !p.is_empty() => {
-            rows.push(vec!["Permissions:".into(), serde_json::to_string(p).unwrap_or_default()]);
+            rows.push(vec![
+                "Permissions:".into(),
+                serde_json::to_string(p).unwrap_or_default(),
+            ]);
         }
         _ => rows.push(vec!["Action:".into(), text("Action")]),
     }

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
-    DeregisterRequestRecord, RegisterRequestRecord,
-    SetAutopilotConfigRecord,
+    DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
-    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord, NodeServiceRecord,
+    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord,
+    NodeServiceRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
@@ -184,8 +185,7 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
         });
     }
     if !contents.config_entries.is_empty() {
-        let rows: Vec<ConfigEntryRecord> =
-            contents.config_entries.iter().map(Into::into).collect();
+        let rows: Vec<ConfigEntryRecord> = contents.config_entries.iter().map(Into::into).collect();
         tables.push(TableRecord {
             kind: table::CONFIG_ENTRIES,
             rows: to_msgpack(&rows)?,

@@ -74,7 +74,11 @@ fn config_entry_fixtures_decode() {
     let (command_index, state) = sample_state();
     let restored = snapshot::decode(&read("snapshot_intentions.bin")).unwrap();
     assert_eq!(restored, state.snapshot(command_index));
-    assert_eq!(restored.config_entries.len(), 2, "both sample entries stored");
+    assert_eq!(
+        restored.config_entries.len(),
+        2,
+        "both sample entries stored"
+    );
 }
 
 #[test]

@@ -899,7 +899,8 @@ impl TryFrom<&structs::Command> for v1::Command {
                     cas: *cas,
                 }
             }
-            structs::Command::ConfigEntrySet { .. } | structs::Command::ConfigEntryDelete { .. } => {
+            structs::Command::ConfigEntrySet { .. }
+            | structs::Command::ConfigEntryDelete { .. } => {
                 return Err(not_in_v1("config entry commands"))
             }
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {

@@ -54,8 +54,10 @@ fn http_matches(m: &HttpMatch, request: &HttpRequest<'_>) -> bool {
     } else {
         true
     };
-    let method_ok =
-        m.methods.is_empty() || m.methods.iter().any(|x| x.eq_ignore_ascii_case(request.method));
+    let method_ok = m.methods.is_empty()
+        || m.methods
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(request.method));
     path_ok && method_ok && m.header.iter().all(|h| header_matches(h, request.headers))
 }
 
@@ -183,17 +185,24 @@ mod tests {
                 ..HttpMatch::default()
             },
         )];
-        let with = |path: &'static str, headers: &'static [(&'static str, &'static str)]| HttpRequest {
-            method: "GET",
-            path,
-            headers,
-        };
+        let with =
+            |path: &'static str, headers: &'static [(&'static str, &'static str)]| HttpRequest {
+                method: "GET",
+                path,
+                headers,
+            };
         assert_eq!(
             evaluate(&perms, &with("/v2/items", &[("x-tenant", "abc")])),
             Some(Action::Allow)
         );
-        assert_eq!(evaluate(&perms, &with("/v2/items/1", &[("x-tenant", "abc")])), None);
-        assert_eq!(evaluate(&perms, &with("/v2/items", &[("x-tenant", "abcd")])), None);
+        assert_eq!(
+            evaluate(&perms, &with("/v2/items/1", &[("x-tenant", "abc")])),
+            None
+        );
+        assert_eq!(
+            evaluate(&perms, &with("/v2/items", &[("x-tenant", "abcd")])),
+            None
+        );
         assert_eq!(evaluate(&perms, &with("/v2/items", &[])), None);
     }
 

@@ -69,11 +69,13 @@ impl ConfigEntry {
     /// The same entry stamped with these indexes.
     pub fn with_indexes(&self, create_index: u64, modify_index: u64) -> ConfigEntry {
         match self {
-            ConfigEntry::ServiceIntentions(e) => ConfigEntry::ServiceIntentions(ServiceIntentions {
-                create_index,
-                modify_index,
-                ..e.clone()
-            }),
+            ConfigEntry::ServiceIntentions(e) => {
+                ConfigEntry::ServiceIntentions(ServiceIntentions {
+                    create_index,
+                    modify_index,
+                    ..e.clone()
+                })
+            }
         }
     }
 

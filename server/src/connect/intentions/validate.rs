@@ -116,7 +116,10 @@ fn validate_intentions(e: &ServiceIntentions) -> Result<(), String> {
         }
         validate_name(&format!("Sources[{i}].Name"), &src.name)?;
         if !seen.insert(src.name.to_lowercase()) {
-            return Err(format!("Sources[{i}] defines {:?} more than once", src.name));
+            return Err(format!(
+                "Sources[{i}] defines {:?} more than once",
+                src.name
+            ));
         }
         if !src.source_type.is_empty() && src.source_type != SOURCE_TYPE_CONSUL {
             return Err(format!("Sources[{i}].Type must be set to 'consul'"));
@@ -211,10 +214,14 @@ fn validate_http(prefix: &str, http: &HttpMatch) -> Result<(), String> {
     for method in &http.methods {
         let upper = method.to_uppercase();
         if !HTTP_METHODS.contains(&upper.as_str()) {
-            return Err(format!("{prefix}.Methods contains an invalid method {method:?}"));
+            return Err(format!(
+                "{prefix}.Methods contains an invalid method {method:?}"
+            ));
         }
         if !methods.insert(upper) {
-            return Err(format!("{prefix}.Methods contains {method:?} more than once"));
+            return Err(format!(
+                "{prefix}.Methods contains {method:?} more than once"
+            ));
         }
     }
     if paths == 0 && http.header.is_empty() && http.methods.is_empty() {
@@ -251,7 +258,10 @@ mod tests {
     #[test]
     fn bad_entries_are_refused_in_consuls_words() {
         let cases = [
-            (entry(vec![source("", Some(Action::Allow))]), "Sources[0].Name is required"),
+            (
+                entry(vec![source("", Some(Action::Allow))]),
+                "Sources[0].Name is required",
+            ),
             (
                 entry(vec![source("web", Some(Action::Invalid))]),
                 "Sources[0].Action must be set to 'allow' or 'deny'",

@@ -113,8 +113,13 @@ mod tests {
     #[test]
     fn entries_are_stored_normalized_with_indexes_and_cas() {
         let state = StateStore::new();
-        assert!(state.apply(1, &set(entry("db", Action::Allow), Some(0))).error.is_empty());
-        let stored = state.read(|t| t.config_entry("service-intentions", "DB")).unwrap();
+        assert!(state
+            .apply(1, &set(entry("db", Action::Allow), Some(0)))
+            .error
+            .is_empty());
+        let stored = state
+            .read(|t| t.config_entry("service-intentions", "DB"))
+            .unwrap();
         let ConfigEntry::ServiceIntentions(e) = &stored;
         assert_eq!((e.create_index, e.modify_index), (1, 1));
         assert_eq!(e.kind, "service-intentions");
@@ -125,10 +130,18 @@ mod tests {
         state.apply(2, &set(entry("db", Action::Allow), None));
         assert_eq!(index(&state), 1);
         // A check-and-set on a stale index loses.
-        assert!(state.apply(3, &set(entry("db", Action::Deny), Some(0))).cas_failed);
-        assert!(state.apply(4, &set(entry("Db", Action::Deny), Some(1))).error.is_empty());
-        let ConfigEntry::ServiceIntentions(e) =
-            state.read(|t| t.config_entry("service-intentions", "db")).unwrap();
+        assert!(
+            state
+                .apply(3, &set(entry("db", Action::Deny), Some(0)))
+                .cas_failed
+        );
+        assert!(state
+            .apply(4, &set(entry("Db", Action::Deny), Some(1)))
+            .error
+            .is_empty());
+        let ConfigEntry::ServiceIntentions(e) = state
+            .read(|t| t.config_entry("service-intentions", "db"))
+            .unwrap();
         assert_eq!((e.create_index, e.modify_index), (1, 4));
         assert_eq!(e.sources[0].action, Some(Action::Deny));
         assert_eq!(index(&state), 4);
@@ -149,7 +162,9 @@ mod tests {
         };
         assert!(state.apply(6, &delete(Some(1))).cas_failed);
         assert!(state.apply(7, &delete(Some(4))).error.is_empty());
-        assert!(state.read(|t| t.config_entry("service-intentions", "db")).is_none());
+        assert!(state
+            .read(|t| t.config_entry("service-intentions", "db"))
+            .is_none());
         assert_eq!(index(&state), 7);
     }
 
@@ -161,6 +176,8 @@ mod tests {
             response.error,
             "Sources[0].Action must be set to 'allow' or 'deny'"
         );
-        assert!(state.read(|t| t.config_entry("service-intentions", "db")).is_none());
+        assert!(state
+            .read(|t| t.config_entry("service-intentions", "db"))
+            .is_none());
     }
 }
