@@ -202,6 +202,24 @@ mod tests {
     }
 
     #[test]
+    fn an_intention_permissions_header_list_is_normalized_but_a_check_header_map_is_not() {
+        let mut v = json!({
+            "sources": [{"name": "web", "permissions": [{"action": "allow",
+                "http": {"path_prefix": "/", "header": [{"name": "X-A", "exact": "1"}]}}]}],
+            "check": {"header": {"x_custom": ["v"]}}
+        });
+        assert!(normalize_keys(&mut v).is_empty());
+        assert_eq!(
+            v,
+            json!({
+                "Sources": [{"Name": "web", "Permissions": [{"Action": "allow",
+                    "HTTP": {"PathPrefix": "/", "Header": [{"Name": "X-A", "Exact": "1"}]}}]}],
+                "Check": {"Header": {"x_custom": ["v"]}}
+            })
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_reported_with_their_path() {
         let mut v = json!({"service": {"name": "web", "bogus": 1}});
         assert_eq!(normalize_keys(&mut v), vec!["service.bogus".to_string()]);
