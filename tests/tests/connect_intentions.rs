@@ -166,6 +166,26 @@ Sources = [
     );
     assert_eq!(missing.status, 400, "{}", missing.body);
 
+    // The config list blocks until an entry changes.
+    let before = agent.get("/v1/config/service-intentions");
+    assert_eq!(before.status, 200, "{}", before.body);
+    let index = before.index();
+    let waiting = {
+        let url = agent.url(&format!(
+            "/v1/config/service-intentions?index={index}&wait=10s"
+        ));
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let r = shoal_tests::http_client().get(url).send().unwrap();
+            let index: u64 = r.headers()["X-Consul-Index"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (started.elapsed(), index, r.json::<Value>().unwrap())
+        })
+    };
+
     // A change reaches authorize within 2 s.
     cli_ok(
         &agent,
@@ -176,6 +196,13 @@ Sources = [
         (authorize(&agent, &td, "web", "db")["Authorized"] == false).then_some(())
     });
     assert!(changed.elapsed() < Duration::from_secs(2));
+    let (waited, new_index, entries) = waiting.join().unwrap();
+    assert!(new_index > index, "{new_index} after {index}");
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by the write, not the timeout"
+    );
+    assert_eq!(entries[1]["Sources"][0]["Action"], "deny", "{entries}");
 
     // Consul's older API: create with an ID, read it by ID and exactly, delete by ID.
     let created = post(
