@@ -271,6 +271,19 @@ Sources = [
         assert_eq!(r.status, 400, "{body}: {}", r.body);
         assert!(r.body.contains(expected), "{body}: {}", r.body);
     }
+    let bad_action = post(
+        &agent,
+        "/v1/connect/intentions",
+        &json!({"SourceName": "a", "DestinationName": "b", "Action": "maybe"}),
+    );
+    assert_eq!(bad_action.status, 400, "{}", bad_action.body);
+    assert!(
+        bad_action
+            .body
+            .contains("Action must be set to 'allow' or 'deny'"),
+        "{}",
+        bad_action.body
+    );
     let missing = agent.get("/v1/config/service-intentions/nope");
     assert_eq!(missing.status, 404, "{}", missing.body);
     assert!(

@@ -14,7 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use shoal_server::connect::intentions::precedence::{self, decide, DefaultPolicy, MatchBy};
 use shoal_server::connect::intentions::structs::{
-    ConfigEntry, Intention, ServiceIntentions, SERVICE_INTENTIONS,
+    Action, ConfigEntry, Intention, ServiceIntentions, SERVICE_INTENTIONS, SOURCE_TYPE_CONSUL,
 };
 use shoal_server::connect::intentions::validate::{normalize, validate};
 use shoal_server::rpc::{QueryMeta, Read, ReadResult};
@@ -310,6 +310,17 @@ async fn upsert(agent: &Agent, intention: Intention, existing: Existing) -> Resu
     }
     if intention.destination_name.is_empty() {
         return Err(ApiError::bad_request("DestinationName must be set"));
+    }
+    // The older API's own wording, before the entry's checks (`Sources[i]...`) apply.
+    if intention.permissions.is_empty()
+        && !matches!(intention.action, Some(Action::Allow | Action::Deny))
+    {
+        return Err(ApiError::bad_request(
+            "Action must be set to 'allow' or 'deny'",
+        ));
+    }
+    if !intention.source_type.is_empty() && intention.source_type != SOURCE_TYPE_CONSUL {
+        return Err(ApiError::bad_request("SourceType must be set to 'consul'"));
     }
     let destination = intention.destination_name.clone();
     modify(agent, &destination, |entry| {
