@@ -196,6 +196,27 @@ Sources = [
         (authorize(&agent, &td, "web", "db")["Authorized"] == false).then_some(())
     });
     assert!(changed.elapsed() < Duration::from_secs(2));
+    let shown = cli_ok(&agent, &["intention", "get", "web", "db"]);
+    let fields: Vec<Vec<&str>> = shown
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(fields.contains(&vec!["Action:", "deny"]), "{shown}");
+    assert!(fields.contains(&vec!["Precedence:", "9"]), "{shown}");
+    let listed = cli_ok(&agent, &["intention", "list"]);
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["ID", "Source", "Action", "Destination", "Precedence"]
+    );
+    assert!(rows.contains(&vec!["web", "deny", "db", "9"]), "{listed}");
+    assert!(
+        rows.contains(&vec!["frontend", "L7", "api", "9"]),
+        "{listed}"
+    );
     let (waited, new_index, entries) = waiting.join().unwrap();
     assert!(new_index > index, "{new_index} after {index}");
     assert!(
