@@ -2,10 +2,10 @@
 //! target service? Answered from the cached roots (the trust domain) and the cached
 //! intentions, so a proxy's checks keep working while the servers are away.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_server::connect::intentions::precedence::{decide, DefaultPolicy};
+use shoal_server::connect::intentions::structs::ServiceIntentions;
 use shoal_server::connect::spiffe::ServiceId;
 
 use super::{ConnectCache, ConnectError};
@@ -46,7 +46,7 @@ impl ConnectCache {
     /// no ACLs yet). A certificate URI that is not a service of this trust domain is
     /// refused with the reason, rather than checked against intentions.
     pub async fn authorize(
-        self: &Arc<Self>,
+        &self,
         request: &AuthorizeRequest,
     ) -> Result<Authorization, AuthorizeError> {
         if request.target.is_empty() {
@@ -63,24 +63,34 @@ impl ConnectCache {
             }
         };
         let roots = self.roots(0, FIRST_WAIT).await?;
-        let trust_domain = &roots.value.trust_domain;
-        if !client.trust_domain.eq_ignore_ascii_case(trust_domain) {
-            return Ok(denied(format!(
-                "ClientCertURI is from trust domain {:?}, not this cluster's {trust_domain:?}",
-                client.trust_domain
-            )));
-        }
         let intentions = self.intentions(0, FIRST_WAIT).await?;
-        let decision = decide(
-            intentions.value.iter(),
-            &client.service,
+        Ok(decide_for(
+            &roots.value.trust_domain,
+            &intentions.value,
+            &client,
             &request.target,
-            DefaultPolicy::Allow,
-        );
-        Ok(Authorization {
-            authorized: decision.allowed,
-            reason: decision.reason,
-        })
+        ))
+    }
+}
+
+/// The decision for a parsed client identity: refused when it is from another trust
+/// domain, else as the intentions (or the default, allow) say.
+fn decide_for(
+    trust_domain: &str,
+    intentions: &[ServiceIntentions],
+    client: &ServiceId,
+    target: &str,
+) -> Authorization {
+    if !client.trust_domain.eq_ignore_ascii_case(trust_domain) {
+        return denied(format!(
+            "ClientCertURI is from trust domain {:?}, not this cluster's {trust_domain:?}",
+            client.trust_domain
+        ));
+    }
+    let decision = decide(intentions, &client.service, target, DefaultPolicy::Allow);
+    Authorization {
+        authorized: decision.allowed,
+        reason: decision.reason,
     }
 }
 
@@ -88,5 +98,48 @@ fn denied(reason: String) -> Authorization {
     Authorization {
         authorized: false,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_server::connect::intentions::structs::{Action, SourceIntention};
+
+    const TRUST_DOMAIN: &str = "11111111-2222-3333-4444-555555555555.consul";
+
+    fn db_denies_web() -> Vec<ServiceIntentions> {
+        vec![ServiceIntentions {
+            name: "db".into(),
+            sources: vec![SourceIntention {
+                name: "web".into(),
+                action: Some(Action::Deny),
+                precedence: 9,
+                ..SourceIntention::default()
+            }],
+            ..ServiceIntentions::default()
+        }]
+    }
+
+    #[test]
+    fn intentions_decide_for_this_trust_domain_only() {
+        let web = ServiceId::new(TRUST_DOMAIN, "dc1", "web");
+        let denied = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "db");
+        assert!(!denied.authorized);
+        assert_eq!(
+            denied.reason,
+            "Matched L4 intention: web => db (Precedence: 9, Action: DENY)"
+        );
+        let other = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "cache");
+        assert!(other.authorized);
+        assert_eq!(other.reason, "ACLs disabled, access is allowed by default");
+        let foreign = ServiceId::new("other.consul", "dc1", "api");
+        let refused = decide_for(TRUST_DOMAIN, &db_denies_web(), &foreign, "cache");
+        assert!(!refused.authorized);
+        assert!(
+            refused.reason.contains("trust domain \"other.consul\""),
+            "{}",
+            refused.reason
+        );
     }
 }
