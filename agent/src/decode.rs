@@ -27,6 +27,33 @@ const CANONICAL_KEYS: &[&str] = &[
     "RootCert",
     "RootCertTTL",
     "RotationPeriod",
+    // Config entries and intentions (`/v1/config`, `/v1/connect/intentions`), and
+    // `/v1/agent/connect/authorize`.
+    "Action",
+    "ClientCertSerial",
+    "ClientCertURI",
+    "Description",
+    "DestinationName",
+    "DestinationNS",
+    "Exact",
+    "Invert",
+    "LegacyID",
+    "LegacyMeta",
+    "Methods",
+    "PathExact",
+    "PathPrefix",
+    "PathRegex",
+    "Permissions",
+    "Precedence",
+    "Prefix",
+    "Present",
+    "Regex",
+    "SourceName",
+    "SourceNS",
+    "SourceType",
+    "Sources",
+    "Suffix",
+    "Target",
     // Catalog and agent bodies.
     "Address",
     "Args",
@@ -77,7 +104,13 @@ const CANONICAL_KEYS: &[&str] = &[
 ];
 
 /// Keys whose object value maps user-chosen names to values: the names are kept verbatim.
-const USER_MAP_KEYS: &[&str] = &["Meta", "NodeMeta", "Header", "TaggedAddresses"];
+const USER_MAP_KEYS: &[&str] = &[
+    "Meta",
+    "NodeMeta",
+    "Header",
+    "TaggedAddresses",
+    "LegacyMeta",
+];
 
 /// The canonical spelling of `key`, compared without case, `_` or `-`.
 fn canonical(key: &str) -> Option<&'static str> {
@@ -125,7 +158,8 @@ fn normalize_object(map: &mut Map<String, Value>, path: &str, unknown: &mut Vec<
             map.insert(key, value);
             continue;
         };
-        if USER_MAP_KEYS.contains(&canon) {
+        // An intention permission's `Header` is a list of criteria, not a map of names.
+        if USER_MAP_KEYS.contains(&canon) && !value.is_array() {
             if canon == "TaggedAddresses" {
                 if let Value::Object(named) = &mut value {
                     for (name, address) in named.iter_mut() {
@@ -163,6 +197,24 @@ mod tests {
                           "DeregisterCriticalServiceAfter": "1m", "ServiceID": "web1"},
                 "Meta": {"some_key": "v", "Name": "kept"},
                 "TaggedAddresses": {"lan": {"Address": "1.2.3.4", "Port": 8080}}
+            })
+        );
+    }
+
+    #[test]
+    fn an_intention_permissions_header_list_is_normalized_but_a_check_header_map_is_not() {
+        let mut v = json!({
+            "sources": [{"name": "web", "permissions": [{"action": "allow",
+                "http": {"path_prefix": "/", "header": [{"name": "X-A", "exact": "1"}]}}]}],
+            "check": {"header": {"x_custom": ["v"]}}
+        });
+        assert!(normalize_keys(&mut v).is_empty());
+        assert_eq!(
+            v,
+            json!({
+                "Sources": [{"Name": "web", "Permissions": [{"Action": "allow",
+                    "HTTP": {"PathPrefix": "/", "Header": [{"Name": "X-A", "Exact": "1"}]}}]}],
+                "Check": {"Header": {"x_custom": ["v"]}}
             })
         );
     }

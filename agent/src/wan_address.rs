@@ -32,6 +32,8 @@ pub(crate) fn translate_result(result: &mut ReadResult) {
         | ReadResult::Services(_)
         | ReadResult::Checks(_)
         | ReadResult::CaRoots(_)
+        | ReadResult::ConfigEntry(_)
+        | ReadResult::ConfigEntries(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, HealthStatus, Meta,
@@ -90,6 +91,15 @@ pub enum Read {
     },
     /// Connect's CA roots (`/v1/connect/ca/roots`), without their keys.
     ConnectCaRoots,
+    /// One config entry (`/v1/config/:kind/:name`).
+    ConfigEntry {
+        kind: String,
+        name: String,
+    },
+    /// Every config entry of a kind (`/v1/config/:kind`), by name.
+    ConfigEntries {
+        kind: String,
+    },
 }
 
 /// The result of a [`Read`].
@@ -102,6 +112,8 @@ pub enum ReadResult {
     CheckServiceNodes(Vec<CheckServiceNode>),
     Checks(Vec<HealthCheck>),
     CaRoots(IndexedCaRoots),
+    ConfigEntry(Option<ConfigEntry>),
+    ConfigEntries(Vec<ConfigEntry>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }

@@ -332,6 +332,7 @@ fn topic_of(read: &Read) -> Topic {
         | Read::HealthNodeChecks { node } => Topic::Node(node.to_lowercase()),
         Read::HealthChecksInState { .. } => Topic::Checks,
         Read::ConnectCaRoots => Topic::ConnectCa,
+        Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => Topic::ConfigEntries,
     }
 }
 
@@ -367,5 +368,9 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::Checks(tables.checks_in_state(*state, node_meta))
         }
         Read::ConnectCaRoots => ReadResult::CaRoots(tables.ca_roots()),
+        Read::ConfigEntry { kind, name } => {
+            ReadResult::ConfigEntry(tables.config_entry(kind, name))
+        }
+        Read::ConfigEntries { kind } => ReadResult::ConfigEntries(tables.config_entries_of(kind)),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::duration::GoDuration;
 
@@ -442,6 +443,19 @@ pub enum Command {
         roots: Vec<CaRoot>,
         keys: Vec<CaSigningKey>,
         config: Option<CaConfiguration>,
+        cas: Option<u64>,
+    },
+    /// Creates or replaces a config entry (`PUT /v1/config`), validated and normalized
+    /// before it is proposed; with `cas`, only if its `ModifyIndex` is still that (0: it
+    /// must not exist yet).
+    ConfigEntrySet {
+        entry: ConfigEntry,
+        cas: Option<u64>,
+    },
+    /// Deletes a config entry; with `cas`, only if its `ModifyIndex` is still that.
+    ConfigEntryDelete {
+        kind: String,
+        name: String,
         cas: Option<u64>,
     },
 }

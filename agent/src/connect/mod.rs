@@ -7,10 +7,19 @@
 //!   within a jittered 30 s after the active root changes. When no server answers, the
 //!   cached leaf and roots are served until they expire, and the logs say so.
 //!
-//! Both are bounded: one roots value, and at most [`MAX_LEAVES`] leaves.
+//! - `intentions`: every `service-intentions` entry, kept current by one blocking query
+//!   from the first authorization on; `authorize` answers `/v1/agent/connect/authorize`
+//!   from it and the roots' trust domain.
+//!
+//! All are bounded: one roots value, one intentions list, and at most [`MAX_LEAVES`]
+//! leaves.
 
+pub mod authorize;
+mod intentions;
 mod leaf;
 mod roots;
+
+pub use intentions::Intentions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -44,6 +53,8 @@ pub enum ConnectError {
     /// Leaves are for this node's own services (the servers would refuse the CSR too).
     #[error("Service {0:?} is not registered on this agent: it only gets certificates for its own services")]
     NotRegistered(String),
+    #[error("no intentions yet: no server has answered since the agent started")]
+    NoIntentions,
     #[error("too many cached leaf certificates ({MAX_LEAVES}); deregistered services' leaves are dropped at their renewal")]
     Full,
     /// The cached leaf ran out and no server could renew it: serving it would only
@@ -63,6 +74,8 @@ pub struct ConnectCache {
     /// Started at the first request: an agent whose proxies never ask costs nothing.
     roots: OnceLock<watch::Receiver<Option<Cached<IndexedCaRoots>>>>,
     leaves: Mutex<HashMap<String, watch::Receiver<Option<Cached<IssuedCert>>>>>,
+    /// Started at the first authorization, as the roots are.
+    intentions: OnceLock<watch::Receiver<Option<Cached<Intentions>>>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -81,6 +94,7 @@ impl ConnectCache {
             datacenter,
             roots: OnceLock::new(),
             leaves: Mutex::new(HashMap::new()),
+            intentions: OnceLock::new(),
             shutdown,
         })
     }
@@ -103,6 +117,22 @@ impl ConnectCache {
         value
             .filter(|v| !v.value.roots.is_empty())
             .ok_or(ConnectError::NoRoots)
+    }
+
+    /// Every `service-intentions` entry, once their index passes `min_index` (or at once
+    /// for 0), waiting at most `wait`; the first call waits for the first answer.
+    pub async fn intentions(
+        &self,
+        min_index: u64,
+        wait: Duration,
+    ) -> Result<Cached<Intentions>, ConnectError> {
+        let rx = self
+            .intentions
+            .get_or_init(|| intentions::spawn(self.rpc.clone(), self.shutdown.clone()))
+            .clone();
+        wait_past(rx, min_index, wait)
+            .await
+            .ok_or(ConnectError::NoIntentions)
     }
 
     /// This node's leaf for `service`, once its index passes `min_index`.

@@ -101,6 +101,8 @@ fn empty(result: &mut ReadResult) {
         ReadResult::NodeServices(node) => *node = None,
         ReadResult::CheckServiceNodes(instances) => instances.clear(),
         ReadResult::Checks(checks) => checks.clear(),
+        ReadResult::ConfigEntries(entries) => entries.clear(),
+        ReadResult::ConfigEntry(entry) => *entry = None,
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -114,6 +116,8 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::CheckServiceNodes(v) => encode(v, pretty),
         ReadResult::Checks(v) => encode(v, pretty),
         ReadResult::CaRoots(v) => encode(v, pretty),
+        ReadResult::ConfigEntry(v) => encode(v, pretty),
+        ReadResult::ConfigEntries(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }
@@ -125,6 +129,19 @@ pub(crate) fn requested_datacenter(agent: &Agent, named: &str) -> String {
         agent.config().datacenter.clone()
     } else {
         named.to_lowercase()
+    }
+}
+
+/// For endpoints whose writes are not forwarded to other datacenters yet (config entries,
+/// intentions): a request naming another datacenter is refused rather than answered here.
+pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
+    let named = params.get("dc").unwrap_or("");
+    if named.is_empty() || named.eq_ignore_ascii_case(&agent.config().datacenter) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "?dc={named}: this endpoint answers for the local datacenter only (not forwarded yet)"
+        )))
     }
 }
 

@@ -35,6 +35,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
             refuse(params, "the service list").map(|()| None)
         }
         Read::ConnectCaRoots => refuse(params, "the CA roots").map(|()| None),
+        Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => {
+            refuse(params, "config entries").map(|()| None)
+        }
     }
 }
 
@@ -61,6 +64,8 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         ReadResult::NodeServices(None)
         | ReadResult::Services(_)
         | ReadResult::CaRoots(_)
+        | ReadResult::ConfigEntry(_)
+        | ReadResult::ConfigEntries(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -7,6 +7,7 @@ mod acl_header;
 mod agent_api;
 mod cache;
 mod catalog;
+mod config_entries;
 mod connect;
 #[cfg(test)]
 mod endpoints_table;
@@ -14,6 +15,7 @@ mod enterprise;
 mod error;
 mod filtering;
 mod hash_blocking;
+mod intentions;
 mod maintenance;
 mod operator;
 mod request;
@@ -26,7 +28,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::agent::Agent;
@@ -115,6 +117,31 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(connect::configuration).put(connect::set_configuration),
         )
         .route("/v1/agent/connect/ca/roots", get(connect::agent_roots))
+        .route("/v1/agent/connect/authorize", post(intentions::authorize))
+        .route("/v1/config", put(config_entries::apply))
+        .route("/v1/config/{kind}", get(config_entries::list))
+        .route(
+            "/v1/config/{kind}/{name}",
+            get(config_entries::get).delete(config_entries::delete),
+        )
+        .route(
+            "/v1/connect/intentions",
+            get(intentions::list).post(intentions::create),
+        )
+        .route(
+            "/v1/connect/intentions/exact",
+            get(intentions::get_exact)
+                .put(intentions::put_exact)
+                .delete(intentions::delete_exact),
+        )
+        .route("/v1/connect/intentions/match", get(intentions::matching))
+        .route("/v1/connect/intentions/check", get(intentions::check))
+        .route(
+            "/v1/connect/intentions/{id}",
+            get(intentions::get_by_id)
+                .put(intentions::put_by_id)
+                .delete(intentions::delete_by_id),
+        )
         .route(
             "/v1/agent/connect/ca/leaf/{service}",
             get(connect::agent_leaf),

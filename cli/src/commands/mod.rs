@@ -1,8 +1,10 @@
 //! The `shoal` command line: one module per command, this one only dispatches.
 
 mod catalog;
+mod config;
 mod connect;
 mod force_leave;
+mod intention;
 mod join;
 mod leave;
 mod maint;
@@ -42,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: catalog::Command,
     },
+    /// Write, read, list and delete config entries
+    Config {
+        #[command(subcommand)]
+        command: config::Command,
+    },
     /// Interact with Connect (its certificate authority)
     Connect {
         #[command(subcommand)]
@@ -51,6 +58,11 @@ enum Command {
     ForceLeave(force_leave::Args),
     /// Tell the agent to join a cluster
     Join(join::Args),
+    /// Manage Connect's intentions: which services may connect to which
+    Intention {
+        #[command(subcommand)]
+        command: intention::Command,
+    },
     /// Gracefully leave the cluster and shut the agent down
     Leave(leave::Args),
     /// Put the node or a service in maintenance mode, or take it out
@@ -95,6 +107,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
         Command::Connect { command } => block_on(connect::run(command, http)).map(success),
+        Command::Config { command } => block_on(config::run(command, http)).map(success),
+        Command::Intention { command } => block_on(intention::run(command, http)),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
@@ -186,6 +200,29 @@ mod tests {
             &["shoal", "services", "register", "web.json", "db.hcl"],
             &["shoal", "services", "deregister", "-id", "web-1"],
             &["shoal", "version"],
+            &[
+                "shoal",
+                "intention",
+                "create",
+                "-deny",
+                "-replace",
+                "web",
+                "db",
+            ],
+            &["shoal", "intention", "check", "web", "db"],
+            &["shoal", "intention", "match", "-source", "web"],
+            &["shoal", "intention", "list"],
+            &["shoal", "config", "write", "entry.hcl"],
+            &[
+                "shoal",
+                "config",
+                "read",
+                "-kind",
+                "service-intentions",
+                "-name",
+                "db",
+            ],
+            &["shoal", "config", "list", "-kind", "service-intentions"],
             &["shoal", "agent", "-dev"],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));

@@ -10,8 +10,12 @@
 //!   asking node. The roots, their keys and the configuration live in Raft
 //!   (`state/tables/connect_ca.rs`), so every server has them and a new leader signs
 //!   with the same root.
+//! - [`intentions`]: who may call whom: `service-intentions` config entries (stored in
+//!   Raft, `state/tables/config_entries.rs`), Consul's precedence, and the L4 and L7
+//!   decisions as pure functions shared by the servers, the agent and the proxy.
 
 pub mod ca;
+pub mod intentions;
 mod leader;
 pub mod rate_limit;
 pub mod spiffe;

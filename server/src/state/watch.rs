@@ -21,6 +21,8 @@ pub enum Topic {
     Node(String),
     /// Connect's CA: its roots and its configuration.
     ConnectCa,
+    /// Any config entry (intentions included) added, changed or removed.
+    ConfigEntries,
 }
 
 impl Topic {
@@ -28,7 +30,11 @@ impl Topic {
     pub fn name(&self) -> Option<&str> {
         match self {
             Topic::Service(name) | Topic::Node(name) => Some(name),
-            Topic::Nodes | Topic::Services | Topic::Checks | Topic::ConnectCa => None,
+            Topic::Nodes
+            | Topic::Services
+            | Topic::Checks
+            | Topic::ConnectCa
+            | Topic::ConfigEntries => None,
         }
     }
 
@@ -37,7 +43,11 @@ impl Topic {
         match self {
             Topic::Service(_) => Some(Topic::Service(name.to_string())),
             Topic::Node(_) => Some(Topic::Node(name.to_string())),
-            Topic::Nodes | Topic::Services | Topic::Checks | Topic::ConnectCa => None,
+            Topic::Nodes
+            | Topic::Services
+            | Topic::Checks
+            | Topic::ConnectCa
+            | Topic::ConfigEntries => None,
         }
     }
 }

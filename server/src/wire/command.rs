@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    CaSetConfigRecord, CaSetRootsRecord, DeregisterRequestRecord, RegisterRequestRecord,
-    SetAutopilotConfigRecord,
+    CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
+    DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -29,6 +29,10 @@ pub mod kind {
     /// Connect's CA: never skippable, a server without the CA's state could not sign.
     pub const CA_SET_CONFIG: u16 = 4;
     pub const CA_SET_ROOTS: u16 = 5;
+    /// Config entries (intentions): never skippable, a server without them would
+    /// authorize differently.
+    pub const CONFIG_ENTRY_SET: u16 = 6;
+    pub const CONFIG_ENTRY_DELETE: u16 = 7;
 }
 
 /// One command, encoded.
@@ -60,7 +64,10 @@ pub enum Decoded {
 pub fn introduced_in(kind: u16) -> u32 {
     match kind & !IGNORE_IF_UNKNOWN {
         kind::REGISTER | kind::DEREGISTER | kind::SET_AUTOPILOT_CONFIG => 1,
-        kind::CA_SET_CONFIG | kind::CA_SET_ROOTS => 3,
+        kind::CA_SET_CONFIG
+        | kind::CA_SET_ROOTS
+        | kind::CONFIG_ENTRY_SET
+        | kind::CONFIG_ENTRY_DELETE => 3,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -74,6 +81,8 @@ fn is_known(kind: u16) -> bool {
             | kind::SET_AUTOPILOT_CONFIG
             | kind::CA_SET_CONFIG
             | kind::CA_SET_ROOTS
+            | kind::CONFIG_ENTRY_SET
+            | kind::CONFIG_ENTRY_DELETE
     )
 }
 
@@ -116,6 +125,21 @@ impl EncodedCommand {
                     cas: *cas,
                 })?,
             ),
+            Command::ConfigEntrySet { entry, cas } => (
+                kind::CONFIG_ENTRY_SET,
+                to_msgpack(&ConfigEntrySetRecord {
+                    entry: entry.into(),
+                    cas: *cas,
+                })?,
+            ),
+            Command::ConfigEntryDelete { kind, name, cas } => (
+                kind::CONFIG_ENTRY_DELETE,
+                to_msgpack(&ConfigEntryDeleteRecord {
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    cas: *cas,
+                })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -149,6 +173,21 @@ impl EncodedCommand {
                     roots: record.roots.into_iter().map(Into::into).collect(),
                     keys: record.keys.into_iter().map(Into::into).collect(),
                     config: record.config.map(Into::into),
+                    cas: record.cas,
+                })
+            }
+            kind::CONFIG_ENTRY_SET => {
+                let record: ConfigEntrySetRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::ConfigEntrySet {
+                    entry: record.entry.try_into()?,
+                    cas: record.cas,
+                })
+            }
+            kind::CONFIG_ENTRY_DELETE => {
+                let record: ConfigEntryDeleteRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::ConfigEntryDelete {
+                    kind: record.kind,
+                    name: record.name,
                     cas: record.cas,
                 })
             }

@@ -6,6 +6,10 @@ use std::time::Duration;
 use super::command::{Decoded, EncodedCommand};
 use super::records::*;
 use super::FormatError;
+use crate::connect::intentions::structs::{
+    Action, ConfigEntry, HeaderMatch, HttpMatch, IntentionPermission, ServiceIntentions,
+    SourceIntention, SERVICE_INTENTIONS,
+};
 use crate::connect::structs::{
     CaConfiguration, CaProviderConfig, CaRoot, CaSigningKey, IndexedCaRoots, IssuedCert, PerSecond,
     SignRequest, Timestamp,
@@ -630,6 +634,11 @@ impl From<&Read> for ReadRecord {
                 node_meta,
             },
             Read::ConnectCaRoots => ReadRecord::ConnectCaRoots,
+            Read::ConfigEntry { kind, name } => ReadRecord::ConfigEntry {
+                kind: kind.clone(),
+                name: name.clone(),
+            },
+            Read::ConfigEntries { kind } => ReadRecord::ConfigEntries { kind: kind.clone() },
         }
     }
 }
@@ -670,6 +679,8 @@ impl From<ReadRecord> for Read {
                 node_meta,
             },
             ReadRecord::ConnectCaRoots => Read::ConnectCaRoots,
+            ReadRecord::ConfigEntry { kind, name } => Read::ConfigEntry { kind, name },
+            ReadRecord::ConfigEntries { kind } => Read::ConfigEntries { kind },
         }
     }
 }
@@ -779,6 +790,12 @@ impl From<&ReadResult> for ReadResultRecord {
             }
             ReadResult::NotModified => ReadResultRecord::NotModified,
             ReadResult::CaRoots(roots) => ReadResultRecord::CaRoots(roots.into()),
+            ReadResult::ConfigEntry(entry) => {
+                ReadResultRecord::ConfigEntry(entry.as_ref().map(Into::into))
+            }
+            ReadResult::ConfigEntries(entries) => {
+                ReadResultRecord::ConfigEntries(entries.iter().map(Into::into).collect())
+            }
         }
     }
 }
@@ -797,6 +814,17 @@ impl From<ReadResultRecord> for ReadResult {
             ReadResultRecord::Checks(checks) => ReadResult::Checks(all(checks)),
             ReadResultRecord::NotModified => ReadResult::NotModified,
             ReadResultRecord::CaRoots(roots) => ReadResult::CaRoots(roots.into()),
+            // A newer server's entry of a kind this release does not know is left out of
+            // reads: nothing here could act on it.
+            ReadResultRecord::ConfigEntry(entry) => {
+                ReadResult::ConfigEntry(entry.and_then(|e| ConfigEntry::try_from(e).ok()))
+            }
+            ReadResultRecord::ConfigEntries(entries) => ReadResult::ConfigEntries(
+                entries
+                    .into_iter()
+                    .filter_map(|e| ConfigEntry::try_from(e).ok())
+                    .collect(),
+            ),
         }
     }
 }
@@ -1087,6 +1115,155 @@ impl From<IssuedCertRecord> for IssuedCert {
             valid_before: Timestamp(r.valid_before),
             create_index: r.create_index,
             modify_index: r.modify_index,
+        }
+    }
+}
+
+fn action_name(action: Action) -> String {
+    action.as_str().to_string()
+}
+
+/// An action as stored; anything else than `allow` / `deny` was refused when written.
+fn action_of(name: &str) -> Action {
+    match name {
+        "allow" => Action::Allow,
+        "deny" => Action::Deny,
+        _ => Action::Invalid,
+    }
+}
+
+impl From<&HeaderMatch> for HeaderMatchRecord {
+    fn from(v: &HeaderMatch) -> HeaderMatchRecord {
+        HeaderMatchRecord {
+            name: v.name.clone(),
+            present: v.present,
+            exact: v.exact.clone(),
+            prefix: v.prefix.clone(),
+            suffix: v.suffix.clone(),
+            regex: v.regex.clone(),
+            invert: v.invert,
+        }
+    }
+}
+
+impl From<HeaderMatchRecord> for HeaderMatch {
+    fn from(r: HeaderMatchRecord) -> HeaderMatch {
+        HeaderMatch {
+            name: r.name,
+            present: r.present,
+            exact: r.exact,
+            prefix: r.prefix,
+            suffix: r.suffix,
+            regex: r.regex,
+            invert: r.invert,
+        }
+    }
+}
+
+impl From<&HttpMatch> for HttpMatchRecord {
+    fn from(v: &HttpMatch) -> HttpMatchRecord {
+        HttpMatchRecord {
+            path_exact: v.path_exact.clone(),
+            path_prefix: v.path_prefix.clone(),
+            path_regex: v.path_regex.clone(),
+            header: v.header.iter().map(Into::into).collect(),
+            methods: v.methods.clone(),
+        }
+    }
+}
+
+impl From<HttpMatchRecord> for HttpMatch {
+    fn from(r: HttpMatchRecord) -> HttpMatch {
+        HttpMatch {
+            path_exact: r.path_exact,
+            path_prefix: r.path_prefix,
+            path_regex: r.path_regex,
+            header: r.header.into_iter().map(Into::into).collect(),
+            methods: r.methods,
+        }
+    }
+}
+
+impl From<&IntentionPermission> for IntentionPermissionRecord {
+    fn from(v: &IntentionPermission) -> IntentionPermissionRecord {
+        IntentionPermissionRecord {
+            action: action_name(v.action),
+            http: v.http.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<IntentionPermissionRecord> for IntentionPermission {
+    fn from(r: IntentionPermissionRecord) -> IntentionPermission {
+        IntentionPermission {
+            action: action_of(&r.action),
+            http: r.http.map(Into::into),
+        }
+    }
+}
+
+impl From<&SourceIntention> for SourceIntentionRecord {
+    fn from(v: &SourceIntention) -> SourceIntentionRecord {
+        SourceIntentionRecord {
+            name: v.name.clone(),
+            action: v.action.map(action_name).unwrap_or_default(),
+            permissions: v.permissions.iter().map(Into::into).collect(),
+            precedence: v.precedence,
+            source_type: v.source_type.clone(),
+            description: v.description.clone(),
+            legacy_id: v.legacy_id.clone(),
+            legacy_meta: v.legacy_meta.clone(),
+        }
+    }
+}
+
+impl From<SourceIntentionRecord> for SourceIntention {
+    fn from(r: SourceIntentionRecord) -> SourceIntention {
+        SourceIntention {
+            name: r.name,
+            action: (!r.action.is_empty()).then(|| action_of(&r.action)),
+            permissions: r.permissions.into_iter().map(Into::into).collect(),
+            precedence: r.precedence,
+            source_type: r.source_type,
+            description: r.description,
+            legacy_id: r.legacy_id,
+            legacy_meta: r.legacy_meta,
+        }
+    }
+}
+
+impl From<&ConfigEntry> for ConfigEntryRecord {
+    fn from(v: &ConfigEntry) -> ConfigEntryRecord {
+        match v {
+            ConfigEntry::ServiceIntentions(e) => ConfigEntryRecord {
+                kind: SERVICE_INTENTIONS.into(),
+                name: e.name.clone(),
+                meta: e.meta.clone(),
+                sources: e.sources.iter().map(Into::into).collect(),
+                create_index: e.create_index,
+                modify_index: e.modify_index,
+            },
+        }
+    }
+}
+
+impl TryFrom<ConfigEntryRecord> for ConfigEntry {
+    type Error = FormatError;
+
+    /// Fails for a kind this release does not know (a newer server's).
+    fn try_from(r: ConfigEntryRecord) -> Result<ConfigEntry, FormatError> {
+        match r.kind.as_str() {
+            SERVICE_INTENTIONS => Ok(ConfigEntry::ServiceIntentions(ServiceIntentions {
+                kind: r.kind,
+                name: r.name,
+                sources: r.sources.into_iter().map(Into::into).collect(),
+                meta: r.meta,
+                create_index: r.create_index,
+                modify_index: r.modify_index,
+            })),
+            other => Err(FormatError::Decode(format!(
+                "config entry kind {other:?} is unknown to this server: upgrade it"
+            ))),
         }
     }
 }

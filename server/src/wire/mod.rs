@@ -32,6 +32,8 @@ pub mod v1;
 pub(crate) mod samples;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_intentions;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -285,6 +285,13 @@ pub enum ReadRecord {
         node_meta: BTreeMap<String, String>,
     },
     ConnectCaRoots,
+    ConfigEntry {
+        kind: String,
+        name: String,
+    },
+    ConfigEntries {
+        kind: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,6 +345,8 @@ pub enum ReadResultRecord {
     Checks(Vec<HealthCheckRecord>),
     NotModified,
     CaRoots(IndexedCaRootsRecord),
+    ConfigEntry(Option<ConfigEntryRecord>),
+    ConfigEntries(Vec<ConfigEntryRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,4 +493,79 @@ pub struct IssuedCertRecord {
     pub valid_before: i64,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// A config entry: its kind and name, then the fields of its kind (only
+/// `service-intentions`' so far; a new kind adds its fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigEntryRecord {
+    pub kind: String,
+    pub name: String,
+    pub meta: BTreeMap<String, String>,
+    /// `service-intentions`: one per source.
+    pub sources: Vec<SourceIntentionRecord>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// One source of a `service-intentions` entry; actions as `"allow"` / `"deny"`, empty
+/// when permissions decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceIntentionRecord {
+    pub name: String,
+    pub action: String,
+    pub permissions: Vec<IntentionPermissionRecord>,
+    pub precedence: u32,
+    pub source_type: String,
+    pub description: String,
+    pub legacy_id: String,
+    pub legacy_meta: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntentionPermissionRecord {
+    pub action: String,
+    pub http: Option<HttpMatchRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpMatchRecord {
+    pub path_exact: String,
+    pub path_prefix: String,
+    pub path_regex: String,
+    pub header: Vec<HeaderMatchRecord>,
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HeaderMatchRecord {
+    pub name: String,
+    pub present: bool,
+    pub exact: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub regex: String,
+    pub invert: bool,
+}
+
+/// The body of a [`crate::structs::Command::ConfigEntrySet`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigEntrySetRecord {
+    pub entry: ConfigEntryRecord,
+    pub cas: Option<u64>,
+}
+
+/// The body of a [`crate::structs::Command::ConfigEntryDelete`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigEntryDeleteRecord {
+    pub kind: String,
+    pub name: String,
+    pub cas: Option<u64>,
 }

@@ -543,3 +543,166 @@ pub mod connect {
         ]
     }
 }
+
+/// Config entry (intentions) samples: protocol 2 only, with fixtures of their own.
+pub mod intentions {
+    use super::*;
+    use crate::connect::intentions::structs::{
+        Action, ConfigEntry, HeaderMatch, HttpMatch, IntentionPermission, ServiceIntentions,
+        SourceIntention,
+    };
+
+    /// `db`'s intentions as stored: an L4 allow from `web`, a legacy deny from `*`, and L7
+    /// permissions for `api`.
+    pub fn entry() -> ConfigEntry {
+        ConfigEntry::ServiceIntentions(ServiceIntentions {
+            kind: "service-intentions".into(),
+            name: "db".into(),
+            sources: vec![
+                SourceIntention {
+                    name: "web".into(),
+                    action: Some(Action::Allow),
+                    precedence: 9,
+                    source_type: "consul".into(),
+                    description: "web reads the database".into(),
+                    ..SourceIntention::default()
+                },
+                SourceIntention {
+                    name: "api".into(),
+                    action: None,
+                    permissions: vec![
+                        IntentionPermission {
+                            action: Action::Deny,
+                            http: Some(HttpMatch {
+                                path_prefix: "/admin".into(),
+                                ..HttpMatch::default()
+                            }),
+                        },
+                        IntentionPermission {
+                            action: Action::Allow,
+                            http: Some(HttpMatch {
+                                path_regex: "/v[0-9]+/.*".into(),
+                                methods: vec!["GET".into(), "HEAD".into()],
+                                header: vec![HeaderMatch {
+                                    name: "X-Tenant".into(),
+                                    exact: "acme".into(),
+                                    invert: true,
+                                    ..HeaderMatch::default()
+                                }],
+                                ..HttpMatch::default()
+                            }),
+                        },
+                    ],
+                    precedence: 9,
+                    source_type: "consul".into(),
+                    ..SourceIntention::default()
+                },
+                SourceIntention {
+                    name: "*".into(),
+                    action: Some(Action::Deny),
+                    precedence: 8,
+                    source_type: "consul".into(),
+                    legacy_id: "5f8a4c1e-0b6d-4e59-8a3b-2c7d9e1f0a4b".into(),
+                    legacy_meta: meta(&[("owner", "dba")]),
+                    ..SourceIntention::default()
+                },
+            ],
+            meta: meta(&[("team", "storage")]),
+            create_index: 41,
+            modify_index: 42,
+        })
+    }
+
+    pub fn wildcard_entry() -> ConfigEntry {
+        ConfigEntry::ServiceIntentions(ServiceIntentions {
+            kind: "service-intentions".into(),
+            name: "*".into(),
+            sources: vec![SourceIntention {
+                name: "*".into(),
+                action: Some(Action::Deny),
+                precedence: 5,
+                source_type: "consul".into(),
+                ..SourceIntention::default()
+            }],
+            ..ServiceIntentions::default()
+        })
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![
+            (
+                "config_entry_set",
+                Command::ConfigEntrySet {
+                    entry: entry(),
+                    cas: Some(0),
+                },
+            ),
+            (
+                "config_entry_set_wildcard",
+                Command::ConfigEntrySet {
+                    entry: wildcard_entry(),
+                    cas: None,
+                },
+            ),
+            (
+                "config_entry_delete",
+                Command::ConfigEntryDelete {
+                    kind: "service-intentions".into(),
+                    name: "cache".into(),
+                    cas: Some(7),
+                },
+            ),
+        ]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "read_config_entry",
+                Request::read(
+                    Read::ConfigEntry {
+                        kind: "service-intentions".into(),
+                        name: "db".into(),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "read_config_entries",
+                Request::read(
+                    Read::ConfigEntries {
+                        kind: "service-intentions".into(),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "apply_config_entry_set",
+                Request::new(Op::Apply(Command::ConfigEntrySet {
+                    entry: entry(),
+                    cas: None,
+                })),
+            ),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        vec![
+            (
+                "read_config_entry",
+                Ok(read(ReadResult::ConfigEntry(Some(entry())))),
+            ),
+            (
+                "read_config_entry_missing",
+                Ok(read(ReadResult::ConfigEntry(None))),
+            ),
+            (
+                "read_config_entries",
+                Ok(read(ReadResult::ConfigEntries(vec![
+                    wildcard_entry(),
+                    entry(),
+                ]))),
+            ),
+        ]
+    }
+}

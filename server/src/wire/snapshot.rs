@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
-    AutopilotConfigRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord, NodeServiceRecord,
+    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord,
+    NodeServiceRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
+use crate::connect::intentions::structs::ConfigEntry;
 use crate::state::{ConnectCaState, Topic};
 use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeService};
 
@@ -36,6 +38,9 @@ pub mod table {
     pub const AUTOPILOT: u16 = 5;
     /// Connect's CA, with its roots' private keys: snapshots stay on servers.
     pub const CONNECT_CA: u16 = 6;
+    /// Config entries (`service-intentions`); a server without them would authorize
+    /// differently, so never skippable.
+    pub const CONFIG_ENTRIES: u16 = 7;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -53,6 +58,8 @@ pub struct SnapshotContents {
     pub topic_index: Vec<(Topic, u64)>,
     pub autopilot: Option<AutopilotConfig>,
     pub connect_ca: Option<ConnectCaState>,
+    /// Config entries (intentions), in key order.
+    pub config_entries: Vec<ConfigEntry>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -101,6 +108,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Service(name) => ("service", name.as_str()),
         Topic::Node(name) => ("node", name.as_str()),
         Topic::ConnectCa => ("connect-ca", ""),
+        Topic::ConfigEntries => ("config-entries", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -117,6 +125,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "service" => Topic::Service(record.name),
         "node" => Topic::Node(record.name),
         "connect-ca" => Topic::ConnectCa,
+        "config-entries" => Topic::ConfigEntries,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
@@ -173,6 +182,13 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
         tables.push(TableRecord {
             kind: table::CONNECT_CA,
             rows: to_msgpack(&ConnectCaRecord::from(connect_ca))?,
+        });
+    }
+    if !contents.config_entries.is_empty() {
+        let rows: Vec<ConfigEntryRecord> = contents.config_entries.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::CONFIG_ENTRIES,
+            rows: to_msgpack(&rows)?,
         });
     }
     let record = SnapshotRecord {
@@ -237,6 +253,13 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                 let record: ConnectCaRecord = from_msgpack(&table.rows)?;
                 contents.connect_ca = Some(record.into());
             }
+            table::CONFIG_ENTRIES => {
+                let rows: Vec<ConfigEntryRecord> = from_msgpack(&table.rows)?;
+                contents.config_entries = rows
+                    .into_iter()
+                    .map(ConfigEntry::try_from)
+                    .collect::<Result<_, _>>()?;
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -281,6 +304,7 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
             .collect(),
         autopilot: tables.autopilot.map(Into::into),
         connect_ca: None,
+        config_entries: Vec::new(),
     })
 }
 

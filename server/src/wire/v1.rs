@@ -899,6 +899,10 @@ impl TryFrom<&structs::Command> for v1::Command {
                     cas: *cas,
                 }
             }
+            structs::Command::ConfigEntrySet { .. }
+            | structs::Command::ConfigEntryDelete { .. } => {
+                return Err(not_in_v1("config entry commands"))
+            }
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -980,6 +984,9 @@ impl TryFrom<&rpc::Read> for v1::Read {
                 node_meta,
             },
             R::ConnectCaRoots => return Err(not_in_v1("Connect CA reads")),
+            R::ConfigEntry { .. } | R::ConfigEntries { .. } => {
+                return Err(not_in_v1("config entry reads"))
+            }
         })
     }
 }
@@ -1126,6 +1133,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::Checks(rows) => v1::ReadResult::Checks(rows.iter().map(Into::into).collect()),
             R::NotModified => v1::ReadResult::NotModified,
             R::CaRoots(_) => return Err(not_in_v1("Connect CA roots")),
+            R::ConfigEntry(_) | R::ConfigEntries(_) => return Err(not_in_v1("config entries")),
         })
     }
 }

@@ -7,6 +7,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::{Topic, Watch};
+use crate::connect::intentions::structs::ConfigEntry;
 use crate::structs::{
     AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeService,
 };
@@ -15,6 +16,7 @@ use crate::wire::snapshot::SnapshotContents;
 mod autopilot;
 mod catalog_read;
 mod catalog_write;
+mod config_entries;
 mod connect_ca;
 
 pub use connect_ca::ConnectCaState;
@@ -54,6 +56,8 @@ pub struct Tables {
     autopilot: Option<AutopilotConfig>,
     /// Connect's CA, once the leader has set it up.
     connect_ca: Option<Arc<ConnectCaState>>,
+    /// Config entries (intentions), by kind and lower-cased name.
+    config_entries: OrdMap<config_entries::EntryKey, ConfigEntry>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
 }
@@ -97,6 +101,7 @@ impl Tables {
                 .collect(),
             autopilot: self.autopilot.clone(),
             connect_ca: self.connect_ca.as_deref().cloned(),
+            config_entries: self.config_entries.values().cloned().collect(),
         }
     }
 
@@ -121,6 +126,11 @@ impl Tables {
             topic_index: contents.topic_index.into_iter().collect(),
             autopilot: contents.autopilot,
             connect_ca: contents.connect_ca.map(Arc::new),
+            config_entries: contents
+                .config_entries
+                .into_iter()
+                .map(|entry| ((entry.kind().to_string(), lower(entry.name())), entry))
+                .collect(),
             services_by_name: OrdMap::new(),
         };
         for (key, service) in &tables.services {
@@ -180,6 +190,10 @@ impl Tables {
                 config,
                 cas,
             } => self.ca_set_roots(index, roots, keys, config.as_ref(), *cas),
+            Command::ConfigEntrySet { entry, cas } => self.set_config_entry(index, entry, *cas),
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                self.delete_config_entry(kind, name, *cas)
+            }
         };
         match result {
             Ok(touched) => {

@@ -1,0 +1,155 @@
+//! `/v1/config`: config entries (`service-intentions` so far) through the servers, in
+//! Consul's shapes and words.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use shoal_server::connect::intentions::structs::{ConfigEntry, ServiceIntentions};
+use shoal_server::connect::intentions::validate::{
+    check_kind, check_known_kind, normalize, validate,
+};
+use shoal_server::rpc::{
+    Consistency, Op, QueryOptions, Read, ReadResult, Request, Response as RpcResponse,
+};
+use shoal_server::structs::Command;
+
+use super::catalog::{check_datacenter, reply};
+use super::error::ApiError;
+use super::request::{decode_json, Params};
+use super::response::{encode, json, query_json};
+use super::HttpState;
+use crate::agent::Agent;
+
+/// `PUT /v1/config` (`?cas=N`): creates or replaces the entry the body names by `Kind`
+/// and `Name`. Answers `true`, or `false` when a check-and-set lost.
+pub async fn apply(
+    State(agent): State<Arc<Agent>>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    let entry = decode_entry(&body)?;
+    let cas = cas(&params)?;
+    let applied = write(&agent, Command::ConfigEntrySet { entry, cas }).await?;
+    json(&applied, params.has("pretty"))
+}
+
+/// `GET /v1/config/:kind`: every entry of a kind, blocking on `?index`.
+pub async fn list(
+    State(http): State<HttpState>,
+    Path(kind): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_known_kind(&kind).map_err(ApiError::bad_request)?;
+    reply(&http, &params, Read::ConfigEntries { kind }).await
+}
+
+/// `GET /v1/config/:kind/:name`: one entry, or 404 in Consul's words.
+pub async fn get(
+    State(agent): State<Arc<Agent>>,
+    Path((kind, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    check_known_kind(&kind).map_err(ApiError::bad_request)?;
+    let options = params.query_options()?;
+    let read = Read::ConfigEntry {
+        kind: kind.clone(),
+        name: name.clone(),
+    };
+    match agent.rpc().read(read, options).await? {
+        (meta, ReadResult::ConfigEntry(Some(entry))) => {
+            Ok(query_json(&meta, encode(&entry, params.has("pretty"))?))
+        }
+        (_, ReadResult::ConfigEntry(None)) => Err(ApiError::not_found(format!(
+            "Config entry not found for {kind:?} / {name:?}"
+        ))),
+        _ => Err(ApiError::internal("unexpected read result from server")),
+    }
+}
+
+/// `DELETE /v1/config/:kind/:name` (`?cas=N`): `{}`, or with `cas` whether it was deleted.
+pub async fn delete(
+    State(agent): State<Arc<Agent>>,
+    Path((kind, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    check_datacenter(&agent, &params)?;
+    check_known_kind(&kind).map_err(ApiError::bad_request)?;
+    let cas = cas(&params)?;
+    let deleted = write(&agent, Command::ConfigEntryDelete { kind, name, cas }).await?;
+    match cas {
+        Some(_) => json(&deleted, params.has("pretty")),
+        None => json(&serde_json::json!({}), params.has("pretty")),
+    }
+}
+
+fn cas(params: &Params) -> Result<Option<u64>, ApiError> {
+    params
+        .get("cas")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("Invalid cas value: {v:?}")))
+        })
+        .transpose()
+}
+
+/// The body of `PUT /v1/config`: its `Kind` says what it is; the entry is validated and
+/// normalized here so that a bad one is a 400 naming the field, before any Raft write.
+pub fn decode_entry(body: &[u8]) -> Result<ConfigEntry, ApiError> {
+    let value: serde_json::Value = decode_json(body)?;
+    let kind = value
+        .get("Kind")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Request decoding failed: Payload does not contain a kind/Kind key at the top level",
+            )
+        })?;
+    check_kind(kind).map_err(|e| ApiError::bad_request(format!("Request decoding failed: {e}")))?;
+    let entry: ServiceIntentions = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad_request(format!(
+            "Request decoding failed: {path}: {}",
+            e.into_inner()
+        ))
+    })?;
+    let entry = ConfigEntry::ServiceIntentions(entry);
+    validate(&entry).map_err(ApiError::bad_request)?;
+    Ok(normalize(&entry))
+}
+
+/// Commits a config entry command: `true` when applied, `false` when a check-and-set lost.
+pub async fn write(agent: &Agent, command: Command) -> Result<bool, ApiError> {
+    match agent.rpc().call(Request::new(Op::Apply(command))).await? {
+        RpcResponse::Applied { .. } => Ok(true),
+        RpcResponse::CasFailed => Ok(false),
+        _ => Err(ApiError::internal("unexpected response from the server")),
+    }
+}
+
+/// One entry as the leader has it now, for read-modify-write.
+pub async fn read_current(
+    agent: &Agent,
+    kind: &str,
+    name: &str,
+) -> Result<Option<ConfigEntry>, ApiError> {
+    let options = QueryOptions {
+        consistency: Consistency::Consistent,
+        ..QueryOptions::default()
+    };
+    let read = Read::ConfigEntry {
+        kind: kind.to_string(),
+        name: name.to_string(),
+    };
+    match agent.rpc().read(read, options).await? {
+        (_, ReadResult::ConfigEntry(entry)) => Ok(entry),
+        _ => Err(ApiError::internal("unexpected read result from server")),
+    }
+}
