@@ -366,7 +366,7 @@ fn a_client_agent_keeps_authorizing_from_its_cache_with_the_server_gone() {
     eventually(Duration::from_secs(30), "the client to notice", || {
         client
             .logs()
-            .contains("serving cached intentions")
+            .contains("serving the cached intentions")
             .then_some(())
     });
     let denied = authorize(&client, &td, "web", "db");

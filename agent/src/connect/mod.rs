@@ -18,6 +18,7 @@ pub mod authorize;
 mod intentions;
 mod leaf;
 mod roots;
+mod watched;
 
 pub use intentions::Intentions;
 
