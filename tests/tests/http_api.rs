@@ -530,6 +530,16 @@ fn filters_narrow_agent_catalog_and_health_lists() {
         ids("/v1/agent/checks", "Status == critical", &check_id),
         ["service:redis2"]
     );
+    let name = |v: &Value| v["Name"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        ids(
+            "/v1/agent/members",
+            "Tags.role == consul and Status == 1",
+            &name
+        ),
+        ["filters"]
+    );
+    assert!(ids("/v1/agent/members", "Name == nobody", &name).is_empty());
 
     let r = agent.get(&format!(
         "/v1/health/service/redis?filter={}",

@@ -18,6 +18,7 @@ use super::hash_blocking;
 use super::request::{decode_json, Params};
 use super::response::{encode, json};
 use crate::agent::{Agent, AgentError, Source};
+use crate::filter::{Fields, Filterable, Kind, Schema, Value as FieldValue};
 use crate::gossip::{Gossip, GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
 
@@ -234,7 +235,7 @@ pub async fn members(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    filtering::refuse(&params, "the member list")?;
+    let filter = filtering::from_params::<MemberFields>(&params)?;
     // A client agent has no WAN pool: Consul lists no WAN members there.
     let pool = if params.has("wan") {
         agent.wan().ok()
@@ -242,9 +243,61 @@ pub async fn members(
         Some(agent.gossip())
     };
     let members: Vec<Value> = pool
-        .map(|pool| pool.members().iter().map(member_json).collect())
+        .map(|pool| {
+            pool.members()
+                .iter()
+                .filter(|m| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches(&MemberFields::of(m)))
+                })
+                .map(member_json)
+                .collect()
+        })
         .unwrap_or_default();
     json(&members, params.has("pretty"))
+}
+
+/// A member as `?filter=` sees it, under the names of `/v1/agent/members`.
+struct MemberFields<'a> {
+    member: &'a MemberInfo,
+    addr: String,
+}
+
+impl<'a> MemberFields<'a> {
+    fn of(member: &'a MemberInfo) -> Self {
+        MemberFields {
+            member,
+            addr: member.addr.ip().to_string(),
+        }
+    }
+}
+
+static MEMBER: Schema = Schema {
+    fields: &[
+        ("Name", Kind::Str),
+        ("Addr", Kind::Str),
+        ("Port", Kind::Int),
+        ("Tags", Kind::StrMap),
+        ("Status", Kind::Int),
+    ],
+};
+
+impl Fields for MemberFields<'_> {
+    fn get(&self, field: &str) -> Option<FieldValue<'_>> {
+        Some(match field {
+            "Name" => FieldValue::Str(&self.member.name),
+            "Addr" => FieldValue::Str(&self.addr),
+            "Port" => FieldValue::Int(self.member.addr.port().into()),
+            "Tags" => FieldValue::StrMap(&self.member.tags),
+            "Status" => FieldValue::Int(self.member.status as i64),
+            _ => return None,
+        })
+    }
+}
+
+impl Filterable for MemberFields<'_> {
+    const SCHEMA: &'static Schema = &MEMBER;
 }
 
 /// The pool `?wan` names: the WAN pool (servers only) or the LAN pool.
