@@ -47,3 +47,5 @@ echo "== one filter, repeated: ?filter=Service.Meta.env == \"qa\"; wrk -t2 -c32 
 wrk -t2 -c32 -d"$DURATION" "$URL/v1/health/service/web?filter=Service.Meta.env%20%3D%3D%20%22qa%22"
 echo "== a different filter on every request (bench/http/filters.lua); wrk -t2 -c32 -d$DURATION"
 wrk -t2 -c32 -d"$DURATION" -s bench/http/filters.lua "$URL"
+echo "== a different filter on every request, matching every instance (bench/http/filters_all.lua); wrk -t2 -c32 -d$DURATION"
+wrk -t2 -c32 -d"$DURATION" -s bench/http/filters_all.lua "$URL"
