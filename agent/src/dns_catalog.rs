@@ -72,6 +72,9 @@ impl Found for Option<Node> {
 struct Entry<V> {
     fetched: Instant,
     value: V,
+    /// The catalog index it was read at: a refresh asks the servers "changed since?",
+    /// and an unchanged answer costs them no rows.
+    index: u64,
 }
 
 /// The value under `key` if fetched at most `max_age` ago. An entry older than
@@ -131,9 +134,26 @@ impl<K: Eq + Hash + Clone, V: Clone + PartialEq + Found> Cache<K, V> {
 
     /// Stores `value`, fetched at `fetched`, counting what it pushes out; says whether it
     /// differs from what the cache held for `key`.
+    #[cfg(test)]
     fn put(&self, key: K, value: V, fetched: Instant, metrics: &CatalogCacheMetrics) -> bool {
+        self.put_read(key, value, fetched, 0, metrics)
+    }
+
+    /// [`Cache::put`] for a value read at catalog index `index`.
+    fn put_read(
+        &self,
+        key: K,
+        value: V,
+        fetched: Instant,
+        index: u64,
+        metrics: &CatalogCacheMetrics,
+    ) -> bool {
         let mut tables = self.lock();
-        let entry = Entry { fetched, value };
+        let entry = Entry {
+            fetched,
+            value,
+            index,
+        };
         if entry.value.found() {
             tables.missing.remove(&key);
             let changed = tables
@@ -151,6 +171,25 @@ impl<K: Eq + Hash + Clone, V: Clone + PartialEq + Found> Cache<K, V> {
             }
             was_answered
         }
+    }
+
+    /// The index an answered entry was read at, if it may still be served.
+    fn held_index(&self, key: &K) -> Option<u64> {
+        let mut tables = self.lock();
+        let keep_for = self.keep_for;
+        tables
+            .answered
+            .get(key)
+            .filter(|e| e.index > 0 && e.fetched.elapsed() <= keep_for)
+            .map(|e| e.index)
+    }
+
+    /// The servers said an answered entry is unchanged: it is fresh again.
+    fn refreshed(&self, key: &K, fetched: Instant) -> Option<V> {
+        let mut tables = self.lock();
+        let entry = tables.answered.get_mut(key)?;
+        entry.fetched = fetched;
+        Some(entry.value.clone())
     }
 
     /// Entries held: (answered, missing).
@@ -236,15 +275,26 @@ impl AgentDnsCatalog {
             return Ok(value);
         }
         DnsMetrics::incr(&self.metrics.fetches);
+        let held = cache.held_index(&key);
         let options = QueryOptions {
             consistency: self.consistency,
+            cached_index: held.unwrap_or(0),
             ..Default::default()
         };
         match self.rpc.read_in(datacenter, read, options).await {
-            Ok((_, result)) => {
+            Ok((_, ReadResult::NotModified)) => cache
+                .refreshed(&key, Instant::now())
+                .ok_or_else(|| LookupError::Unavailable("unexpected read result".into())),
+            Ok((meta, result)) => {
                 let value = extract(result)
                     .ok_or_else(|| LookupError::Unavailable("unexpected read result".into()))?;
-                if cache.put(key, value.clone(), Instant::now(), &self.metrics) {
+                if cache.put_read(
+                    key,
+                    value.clone(),
+                    Instant::now(),
+                    meta.index,
+                    &self.metrics,
+                ) {
                     self.generation.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(value)

@@ -51,6 +51,14 @@ impl<K: Eq + Hash + Clone, V> Lru<K, V> {
         Some(&self.slots[slot].value)
     }
 
+    /// [`Lru::get`], for changing the value in place.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let slot = *self.index.get(key)?;
+        self.unlink(slot);
+        self.push_newest(slot);
+        Some(&mut self.slots[slot].value)
+    }
+
     /// Stores `value` under `key` as the most recently used, replacing any value it had.
     /// Returns the least recently used entry if it had to go to make room.
     pub fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {
