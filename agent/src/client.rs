@@ -76,7 +76,16 @@ impl RpcClient {
     /// Sends `request`, retrying through an election (see [`HOLD_TIMEOUT`]). The hold
     /// counts from the first failure, so a blocking query that was parked for minutes
     /// when its server died still gets its full hold to find another.
-    pub async fn call(&self, request: Request) -> Result<Response, RpcError> {
+    pub async fn call(&self, mut request: Request) -> Result<Response, RpcError> {
+        // Naming this datacenter is the same as naming none, and an older server (protocol
+        // 1) can only be sent the latter.
+        if request
+            .envelope
+            .datacenter
+            .eq_ignore_ascii_case(self.datacenter())
+        {
+            request.envelope.datacenter.clear();
+        }
         let mut deadline = None;
         let mut pause = RETRY_PAUSE_MIN;
         loop {
@@ -91,6 +100,14 @@ impl RpcClient {
             let jitter = rand::rng().random_range(0.5..1.0);
             tokio::time::sleep(pause.mul_f64(jitter)).await;
             pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        }
+    }
+
+    /// The datacenter this client's servers are in.
+    fn datacenter(&self) -> &str {
+        match &self.target {
+            Target::Local(server) => server.datacenter(),
+            Target::Remote { pool, .. } => pool.datacenter(),
         }
     }
 

@@ -206,7 +206,10 @@ impl Server {
         if !datacenter.is_empty() && !datacenter.eq_ignore_ascii_case(&self.config.datacenter) {
             return router::forward(&self.router, &self.wan_pool, request).await;
         }
-        let Request { envelope, op } = request;
+        let Request { mut envelope, op } = request;
+        // A request for this datacenter is a local one: forwarded to the leader as such,
+        // so that a leader one protocol behind (protocol 1 carries no datacenter) takes it.
+        envelope.datacenter.clear();
         let query = &envelope.query;
         let needs_leader = match op.route() {
             Route::Local => false,
