@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::frame::{Bytes, Frame, Kind};
 use super::io::{self, AbortOnDrop, FrameReader};
@@ -20,6 +21,10 @@ use super::{PoolConfig, TransportError};
 
 /// Frames queued for the writer before callers wait for room.
 const QUEUE: usize = 256;
+
+/// Unanswered requests remembered for stall detection; more than this many unanswered
+/// at once counts as stalled by itself, and bounds the memory a dead link can take.
+const OVERDUE_KEPT: usize = 4096;
 
 pub(super) struct Conn {
     /// The protocol agreed in the handshake; every payload is encoded for it.
@@ -162,10 +167,16 @@ impl Conn {
         self.streams.lock().closed
     }
 
-    /// How many answers the peer has sent so far. A caller that timed out compares it with
-    /// the count when it started: no answer at all in that time means the link is stalled.
-    pub(super) fn answers_received(&self) -> u64 {
-        self.streams.lock().answered
+    /// Whether the link looks stalled: a request is past its deadline unanswered and
+    /// nothing at all has been answered since it was sent (TCP backing off retransmissions
+    /// on a lossy link, say). Callers that gave up before their deadline count too, so a
+    /// stall is seen even when every caller's own timeout is shorter than the pool's.
+    pub(super) fn stalled(&self, now: Instant) -> bool {
+        let state = self.streams.lock();
+        state.overdue.len() > OVERDUE_KEPT
+            || state.overdue.values().any(|&(sent, deadline)| {
+                deadline < now && state.last_answer.is_none_or(|answer| answer < sent)
+            })
     }
 
     /// Marks the connection failed, e.g. after the peer sent a response that does not
@@ -181,11 +192,12 @@ impl Conn {
         &self,
         kind: Kind,
         request: &T,
+        deadline: Instant,
     ) -> Result<Frame, TransportError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = message::encode(id, kind, request, self.version)?;
         let (reply, answer) = oneshot::channel();
-        let _waiting = self.streams.wait(id, reply)?;
+        let _waiting = self.streams.wait(id, reply, deadline)?;
         self.frames
             .send(frame)
             .await
@@ -203,8 +215,11 @@ struct StreamsState {
     /// Set once, when the connection fails; no caller may wait after that.
     closed: bool,
     waiting: HashMap<u64, oneshot::Sender<Frame>>,
-    /// Answers read, including late ones whose caller has gone.
-    answered: u64,
+    /// When and by when each request not yet answered was sent, whether or not its
+    /// caller still waits (see [`Conn::stalled`]).
+    overdue: HashMap<u64, (Instant, Instant)>,
+    /// When the last answer arrived, late ones included.
+    last_answer: Option<Instant>,
 }
 
 impl Streams {
@@ -215,18 +230,27 @@ impl Streams {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn wait(&self, id: u64, reply: oneshot::Sender<Frame>) -> Result<Waiting<'_>, TransportError> {
+    fn wait(
+        &self,
+        id: u64,
+        reply: oneshot::Sender<Frame>,
+        deadline: Instant,
+    ) -> Result<Waiting<'_>, TransportError> {
         let mut state = self.lock();
         if state.closed {
             return Err(TransportError::Closed);
         }
         state.waiting.insert(id, reply);
+        if state.overdue.len() <= OVERDUE_KEPT {
+            state.overdue.insert(id, (Instant::now(), deadline));
+        }
         Ok(Waiting { streams: self, id })
     }
 
     fn answer(&self, frame: Frame) {
         let mut state = self.lock();
-        state.answered += 1;
+        state.last_answer = Some(Instant::now());
+        state.overdue.remove(&frame.stream_id);
         if let Some(reply) = state.waiting.remove(&frame.stream_id) {
             // The caller may have given up since.
             let _ = reply.send(frame);

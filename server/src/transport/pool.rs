@@ -205,9 +205,8 @@ impl Pool {
             }
             Err(_) => return Err(self.timed_out(timeout)),
         };
-        let answered_before = conn.answers_received();
         let exchange = async {
-            let frame = conn.call(kind, request).await?;
+            let frame = conn.call(kind, request, deadline).await?;
             match frame.kind {
                 Kind::Response => message::decode(&frame.payload, conn.version()).map_err(|e| {
                     self.inner.metrics.count_malformed();
@@ -221,19 +220,7 @@ impl Pool {
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(answer) => answer,
-            Err(_) => {
-                // Silence on the whole connection, not one slow stream: TCP is likely
-                // backing off retransmissions on a lossy link, and every call queued
-                // behind would stall too. A fresh dial starts with a fresh timer.
-                if conn.answers_received() == answered_before {
-                    tracing::debug!(
-                        addr,
-                        "no answer on the connection before the timeout; redialing"
-                    );
-                    conn.close();
-                }
-                Err(self.timed_out(timeout))
-            }
+            Err(_) => Err(self.timed_out(timeout)),
         }
     }
 
@@ -255,7 +242,16 @@ impl Pool {
             .clone();
         let mut slot = peer.0.lock().await;
         if let Some(conn) = slot.conn.as_ref().filter(|conn| !conn.is_closed()) {
-            return Ok(conn.clone());
+            if !conn.stalled(Instant::now()) {
+                return Ok(conn.clone());
+            }
+            // Every call queued behind a stalled link would stall too; a fresh dial
+            // starts with fresh TCP timers.
+            tracing::debug!(
+                addr,
+                "connection stalled (a request overdue, nothing answered since); redialing"
+            );
+            conn.close();
         }
         slot.conn = None;
         let now = Instant::now();

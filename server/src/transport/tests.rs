@@ -316,6 +316,39 @@ async fn a_connection_silent_for_a_whole_timeout_is_redialed() {
     raft.shutdown().await.unwrap();
 }
 
+/// The stall is seen even when the caller gave up before the pool's deadline (an HTTP
+/// client's shorter timeout): the request stays overdue until something is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_is_seen_after_its_caller_gave_up() {
+    let dir = TempDir::new().unwrap();
+    let raft = idle_raft(&dir).await;
+    let serving = serve_test_handler("127.0.0.1:0", &raft).await;
+    let addr = serving.local_addr().to_string();
+    let pool = Pool::new(PoolConfig {
+        rpc_timeout: Duration::from_millis(300),
+        ..PoolConfig::new(DC)
+    });
+    let stuck = {
+        let (pool, addr) = (pool.clone(), addr.clone());
+        tokio::spawn(async move { pool.rpc(&addr, &Request::new(Op::StatusLeader)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stuck.abort();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let answer = pool
+        .rpc(&addr, &Request::new(Op::Datacenters))
+        .await
+        .unwrap();
+    assert_eq!(answer, Ok(Response::Datacenters(vec![DC.into()])));
+    assert_eq!(
+        pool.metrics().dials,
+        2,
+        "the stalled connection was redialed"
+    );
+    serving.shutdown().await;
+    raft.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lan_pool_refuses_a_server_of_another_datacenter() {
     let dir = TempDir::new().unwrap();
