@@ -22,8 +22,9 @@ use super::{PoolConfig, TransportError};
 /// Frames queued for the writer before callers wait for room.
 const QUEUE: usize = 256;
 
-/// Unanswered requests remembered for stall detection; more than this many unanswered
-/// at once counts as stalled by itself, and bounds the memory a dead link can take.
+/// Unanswered requests remembered for stall detection, which bounds the memory a dead
+/// link can take. Past it (thousands of parked blocking queries on one connection, say)
+/// new requests are simply not tracked: a stall is still seen through the older ones.
 const OVERDUE_KEPT: usize = 4096;
 
 pub(super) struct Conn {
@@ -173,10 +174,9 @@ impl Conn {
     /// stall is seen even when every caller's own timeout is shorter than the pool's.
     pub(super) fn stalled(&self, now: Instant) -> bool {
         let state = self.streams.lock();
-        state.overdue.len() > OVERDUE_KEPT
-            || state.overdue.values().any(|&(sent, deadline)| {
-                deadline < now && state.last_answer.is_none_or(|answer| answer < sent)
-            })
+        state.overdue.values().any(|&(sent, deadline)| {
+            deadline < now && state.last_answer.is_none_or(|answer| answer < sent)
+        })
     }
 
     /// Marks the connection failed, e.g. after the peer sent a response that does not
@@ -241,7 +241,7 @@ impl Streams {
             return Err(TransportError::Closed);
         }
         state.waiting.insert(id, reply);
-        if state.overdue.len() <= OVERDUE_KEPT {
+        if state.overdue.len() < OVERDUE_KEPT {
             state.overdue.insert(id, (Instant::now(), deadline));
         }
         Ok(Waiting { streams: self, id })
