@@ -17,21 +17,36 @@
 //! by anyone) and bytes sent. Finally one member is killed (nothing reaches or leaves it)
 //! and the time until the first and the last live member declares it down is measured.
 //!
+//! Network coordinates run as in the agent (`gossip/coordinates.rs`): each member's
+//! Vivaldi client is fed the round trip of each direct probe it sent, with the
+//! coordinate the acker sent just before its ack (a datagram of its own, lost like any).
+//!
+//! `--wan D` runs the WAN pool instead: D datacenters of `--per-dc` servers (5), with the
+//! WAN profile and server identities. Its latency comes from a generated, seeded
+//! geography (`Geography`): datacenters spread over eight continents, round trips from
+//! great-circle distance with per-pair route inflation and access links, plus per-packet
+//! jitter and occasional queueing spikes. At the end of the steady state the median
+//! relative error of every pair's estimated round trip against the true one is reported.
+//!
 //! Run: `cargo bench -p shoal-agent --bench gossip_sim -- 1000 [--loss 0.1] [--seed 1]
-//! [--steady 60] [--join-window 10]`.
+//! [--steady 60] [--join-window 10]`, or `-- --wan 50 [--per-dc 5] --steady 1800`.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
+use foca::{
+    AccumulatingRuntime, Codec, Foca, Header, Message, NoCustomBroadcast, OwnedNotification,
+    PostcardCodec, Timer,
+};
 use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
 use shoal_agent::gossip::{
-    confirm_down, foca_config, local_state, merge_remote_state, moot_suspicion, push_pull_interval,
-    GossipIdentity, PoolKind, TAG_DATACENTER, TAG_NODE_ID,
+    confirm_down, encode_coordinate, foca_config, local_state, merge_remote_state, moot_suspicion,
+    push_pull_interval, CoordinateNotice, GossipIdentity, PoolKind, TAG_DATACENTER, TAG_NODE_ID,
 };
+use shoal_server::coordinate::{median, Client, Config as VivaldiConfig, Coordinate};
 
 type Swim = Foca<GossipIdentity, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
@@ -54,6 +69,9 @@ struct Options {
     steady_secs: u64,
     join_window_secs: u64,
     push_pull: bool,
+    /// `--wan D`: D datacenters of `per_dc` servers in the WAN pool, over `Geography`.
+    datacenters: Option<usize>,
+    per_dc: usize,
 }
 
 impl Options {
@@ -65,6 +83,8 @@ impl Options {
             steady_secs: 60,
             join_window_secs: 10,
             push_pull: true,
+            datacenters: None,
+            per_dc: 5,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -77,8 +97,13 @@ impl Options {
                 "--steady" => options.steady_secs = parse(&value("--steady")?)?,
                 "--join-window" => options.join_window_secs = parse(&value("--join-window")?)?,
                 "--no-push-pull" => options.push_pull = false,
+                "--wan" => options.datacenters = Some(parse(&value("--wan")?)?),
+                "--per-dc" => options.per_dc = parse(&value("--per-dc")?)?,
                 n => options.members = parse(n)?,
             }
+        }
+        if let Some(dcs) = options.datacenters {
+            options.members = dcs * options.per_dc;
         }
         if options.members < 3 || options.members > 65_536 {
             return Err("members must be between 3 and 65536".into());
@@ -110,9 +135,42 @@ fn index_of(addr: SocketAddr) -> usize {
     }
 }
 
+/// With `per_dc` (the WAN pool), server `index % per_dc` of datacenter `index / per_dc`,
+/// named `<node>.<dc>` with a server's tags; else a client agent.
+fn identity(index: usize, per_dc: Option<usize>) -> GossipIdentity {
+    let Some(per_dc) = per_dc else {
+        return lan_identity(index);
+    };
+    let dc = format!("dc{}", index / per_dc);
+    let mut tags: BTreeMap<String, String> = [
+        ("role", "consul"),
+        ("build", env!("CARGO_PKG_VERSION")),
+        ("port", "8300"),
+        ("vsn", "2"),
+        ("vsn_min", "2"),
+        ("vsn_max", "3"),
+        ("segment", ""),
+        ("expect", "5"),
+        (TAG_DATACENTER, dc.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    tags.insert(
+        TAG_NODE_ID.into(),
+        format!("5b0a1e3c-7d2f-4c8e-9a61-{index:012x}"),
+    );
+    GossipIdentity {
+        name: format!("server-{}.{dc}", index % per_dc),
+        addr: addr_of(index),
+        generation: 1_764_000_000_000_000,
+        tags: tags.into(),
+    }
+}
+
 /// A client agent's identity, with the tags `agent::gossip_tags` sets, a UUID node ID
 /// and a wall-clock-sized generation, so it encodes to the size a real one does.
-fn identity(index: usize) -> GossipIdentity {
+fn lan_identity(index: usize) -> GossipIdentity {
     let mut tags: BTreeMap<String, String> = [
         ("role", "node"),
         ("build", env!("CARGO_PKG_VERSION")),
@@ -137,7 +195,93 @@ fn identity(index: usize) -> GossipIdentity {
     }
 }
 
+/// A generated world: datacenters on continents, and the true round trip between any two
+/// members. Deterministic for a seed.
+struct Geography {
+    /// Round trip without jitter, in microseconds, `n × n`.
+    rtt_us: Vec<Vec<u64>>,
+}
+
+/// Continent centres (latitude, longitude): North America east and west, South America,
+/// Europe, Africa, Asia east and south, Oceania.
+const CONTINENTS: [(f64, f64); 8] = [
+    (40.0, -75.0),
+    (37.0, -120.0),
+    (-23.0, -46.0),
+    (50.0, 8.0),
+    (-26.0, 28.0),
+    (35.0, 135.0),
+    (19.0, 73.0),
+    (-33.0, 151.0),
+];
+
+impl Geography {
+    fn new(datacenters: usize, per_dc: usize, rng: &mut SmallRng) -> Geography {
+        // Each datacenter: a continent (round robin), a spot within ±8° of its centre,
+        // and an access link of 0.2-2 ms each way.
+        let sites: Vec<(f64, f64, f64)> = (0..datacenters)
+            .map(|d| {
+                let (lat, lon) = CONTINENTS[d % CONTINENTS.len()];
+                (
+                    lat + rng.random_range(-8.0..8.0),
+                    lon + rng.random_range(-8.0..8.0),
+                    rng.random_range(200.0..2_000.0),
+                )
+            })
+            .collect();
+        // Route inflation per datacenter pair, 1.2-2.0: fibre does not follow great
+        // circles, so the matrix is not a metric embedding (triangle violations).
+        let mut inflation = vec![vec![1.0; datacenters]; datacenters];
+        for a in 0..datacenters {
+            for b in a + 1..datacenters {
+                let f = rng.random_range(1.2..2.0);
+                inflation[a][b] = f;
+                inflation[b][a] = f;
+            }
+        }
+        let n = datacenters * per_dc;
+        let mut rtt_us = vec![vec![0; n]; n];
+        for i in 0..n {
+            for j in i + 1..n {
+                let (a, b) = (i / per_dc, j / per_dc);
+                let rtt = if a == b {
+                    // Within a datacenter: 0.3-1 ms.
+                    rng.random_range(300.0..1_000.0)
+                } else {
+                    let km = great_circle_km(sites[a].0, sites[a].1, sites[b].0, sites[b].1);
+                    // Light in fibre covers about 100 km per millisecond of round trip.
+                    km * 10.0 * inflation[a][b] + 2.0 * (sites[a].2 + sites[b].2)
+                };
+                rtt_us[i][j] = rtt as u64;
+                rtt_us[j][i] = rtt as u64;
+            }
+        }
+        Geography { rtt_us }
+    }
+
+    /// One packet's one-way latency: half the round trip, plus up to 10 % jitter, plus a
+    /// queueing spike of up to the whole round trip on 2 % of packets.
+    fn one_way_us(&self, from: usize, to: usize, rng: &mut SmallRng) -> u64 {
+        let half = self.rtt_us[from][to] as f64 / 2.0;
+        let mut latency = half * (1.0 + rng.random_range(0.0..0.1));
+        if rng.random_bool(0.02) {
+            latency += rng.random_range(0.0..2.0 * half);
+        }
+        latency.max(50.0) as u64
+    }
+}
+
+fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371.0 * h.sqrt().asin()
+}
+
 enum Event {
+    /// A member's coordinate notice (sent just before its ack) reaching `.0`.
+    CoordinateNotice(usize, usize, Coordinate),
     Join(usize),
     Timer(usize, Timer<GossipIdentity>),
     Deliver(usize, Vec<u8>),
@@ -193,6 +337,12 @@ struct Member {
     complete: bool,
     /// Has declared the killed member down.
     saw_victim_down: bool,
+    /// Its network coordinate, as `gossip/coordinates.rs` keeps it.
+    vivaldi: Client,
+    /// Direct pings sent and not yet acked: target → (probe number, sent at).
+    probes: HashMap<usize, (u8, u64)>,
+    /// The last coordinate each peer sent.
+    peer_coordinates: HashMap<usize, Coordinate>,
 }
 
 #[derive(Default)]
@@ -207,6 +357,10 @@ struct Counters {
     /// suspicions too, though nobody declared the member down.
     rejoins: u64,
     bytes_sent: u64,
+    /// Of `bytes_sent`, coordinate notices.
+    coordinate_bytes: u64,
+    /// Round trips fed to a Vivaldi client.
+    coordinate_updates: u64,
     /// Of `bytes_sent`, full-state syncs.
     push_pull_bytes: u64,
     packets_sent: u64,
@@ -230,15 +384,26 @@ struct Sim {
     victim_down: usize,
     first_victim_down_us: Option<u64>,
     counters: Counters,
+    kind: PoolKind,
+    /// `Some(per_dc)` in the WAN pool.
+    per_dc: Option<usize>,
+    /// The WAN run's latency; the LAN run draws 1-5 ms per packet.
+    geography: Option<Geography>,
 }
 
 impl Sim {
     fn new(options: &Options) -> Sim {
+        let kind = if options.datacenters.is_some() {
+            PoolKind::Wan
+        } else {
+            PoolKind::Lan
+        };
+        let per_dc = options.datacenters.map(|_| options.per_dc);
         let members = (0..options.members)
             .map(|i| Member {
                 foca: Foca::new(
-                    identity(i),
-                    foca_config(PoolKind::Lan, 1, REAP_AFTER),
+                    identity(i, per_dc),
+                    foca_config(kind, 1, REAP_AFTER),
                     SmallRng::seed_from_u64(options.seed.wrapping_mul(1_000_003) ^ i as u64),
                     PostcardCodec,
                 ),
@@ -247,8 +412,15 @@ impl Sim {
                 tuned_for: 1,
                 complete: false,
                 saw_victim_down: false,
+                vivaldi: Client::new(VivaldiConfig::default(), options.seed ^ ((i as u64) << 20)),
+                probes: HashMap::new(),
+                peer_coordinates: HashMap::new(),
             })
             .collect();
+        let mut geo_rng = SmallRng::seed_from_u64(options.seed ^ 0x6e0_6e0);
+        let geography = options
+            .datacenters
+            .map(|dcs| Geography::new(dcs, options.per_dc, &mut geo_rng));
         let mut sim = Sim {
             now_us: 0,
             seq: 0,
@@ -264,6 +436,9 @@ impl Sim {
             victim_down: 0,
             first_victim_down_us: None,
             counters: Counters::default(),
+            kind,
+            per_dc,
+            geography,
         };
         let window_us = options.join_window_secs * SECOND_US;
         for i in 1..options.members {
@@ -272,7 +447,7 @@ impl Sim {
         }
         if options.push_pull {
             sim.push(
-                micros(push_pull_interval(PoolKind::Lan, 1)),
+                micros(push_pull_interval(kind, 1)),
                 Event::PushPullTimer(0),
             );
         }
@@ -309,6 +484,7 @@ impl Sim {
             | Event::Timer(i, _)
             | Event::Deliver(i, _)
             | Event::PushPullTimer(i)
+            | Event::CoordinateNotice(i, _, _)
             | Event::ConfirmDown(i, _) => *i,
             Event::PushPull { to, .. } => *to,
         };
@@ -336,9 +512,20 @@ impl Sim {
                     foca.handle_timer(timer, &mut self.runtime)
                 }
             }
-            Event::Deliver(_, data) => self.members[node]
-                .foca
-                .handle_data(&data, &mut self.runtime),
+            Event::CoordinateNotice(_, from, coordinate) => {
+                self.members[node].peer_coordinates.insert(from, coordinate);
+                Ok(())
+            }
+            Event::Deliver(_, data) => {
+                if let Some(header) = header_of(&data) {
+                    if let Message::Ack(probe) = header.message {
+                        self.probe_acked(node, index_of(header.src.addr), probe);
+                    }
+                }
+                self.members[node]
+                    .foca
+                    .handle_data(&data, &mut self.runtime)
+            }
             Event::PushPullTimer(_) => {
                 self.periodic_push_pull(node);
                 Ok(())
@@ -353,7 +540,7 @@ impl Sim {
                 let member = &mut self.members[node];
                 let merged = merge_remote_state(&mut member.foca, state, &mut self.runtime);
                 let timeout = micros(
-                    foca_config(PoolKind::Lan, member.tuned_for, REAP_AFTER).suspect_to_down_after,
+                    foca_config(self.kind, member.tuned_for, REAP_AFTER).suspect_to_down_after,
                 );
                 for suspected in merged.as_ref().map(Vec::as_slice).unwrap_or_default() {
                     self.push(
@@ -376,13 +563,21 @@ impl Sim {
     /// Turns what foca asked for into queued events, and tracks membership changes.
     fn drain(&mut self, node: usize) {
         while let Some((to, data)) = self.runtime.to_send() {
+            let target = index_of(to.addr);
+            let message = header_of(&data).map(|h| h.message);
+            if let Some(Message::Ping(probe)) = message {
+                self.members[node].probes.insert(target, (probe, self.now_us));
+            }
+            let at = self.now_us + self.one_way_us(node, target);
+            if let Some(Message::Ack(_)) = message {
+                self.send_coordinate(node, target, at.saturating_sub(1));
+            }
             self.counters.packets_sent += 1;
             self.counters.bytes_sent += data.len() as u64 + ENVELOPE_BYTES;
             if self.net_rng.random_bool(self.loss) {
                 continue;
             }
-            let at = self.now_us + self.net_rng.random_range(LATENCY_US);
-            self.push(at, Event::Deliver(index_of(to.addr), data.to_vec()));
+            self.push(at, Event::Deliver(target, data.to_vec()));
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             let at = self.now_us + micros(after);
@@ -402,7 +597,7 @@ impl Sim {
             member.tuned_for = size;
             if member
                 .foca
-                .set_config(foca_config(PoolKind::Lan, size, REAP_AFTER))
+                .set_config(foca_config(self.kind, size, REAP_AFTER))
                 .is_err()
             {
                 self.counters.foca_errors += 1;
@@ -430,13 +625,13 @@ impl Sim {
         // the interval for a pool of one, the next ones at the pool's own interval.
         let stagger = self
             .net_rng
-            .random_range(0..=micros(push_pull_interval(PoolKind::Lan, 1)));
+            .random_range(0..=micros(push_pull_interval(self.kind, 1)));
         self.push(self.now_us + stagger, Event::PushPullTimer(node));
     }
 
     fn periodic_push_pull(&mut self, node: usize) {
         let foca = &self.members[node].foca;
-        let interval = push_pull_interval(PoolKind::Lan, foca.num_members() + 1);
+        let interval = push_pull_interval(self.kind, foca.num_members() + 1);
         let live = foca.num_members();
         if live > 0 {
             let pick = self.net_rng.random_range(0..live);
@@ -459,7 +654,7 @@ impl Sim {
         let segments = bytes.div_ceil(1448).min(10);
         let mut delay = 0;
         for _ in 0..3 {
-            delay += self.net_rng.random_range(LATENCY_US);
+            delay += self.one_way_us(from, to);
         }
         for _ in 0..segments {
             if self.net_rng.random_bool(self.loss) {
@@ -490,6 +685,69 @@ impl Sim {
         }
     }
 
+    /// One packet's latency: from the geography in the WAN run, 1-5 ms in the LAN run.
+    fn one_way_us(&mut self, from: usize, to: usize) -> u64 {
+        match &self.geography {
+            Some(geo) => geo.one_way_us(from, to, &mut self.net_rng),
+            None => self.net_rng.random_range(LATENCY_US),
+        }
+    }
+
+    /// `from` sends its coordinate to `to` ahead of an ack, as `gossip::task` does.
+    fn send_coordinate(&mut self, from: usize, to: usize, at: u64) {
+        let coordinate = self.members[from].vivaldi.coordinate().clone();
+        let notice = CoordinateNotice::new(&self.members[from].foca.identity().name, &coordinate);
+        let bytes = encode_coordinate(self.kind, &notice).map_or(0, |b| b.len()) as u64;
+        self.counters.packets_sent += 1;
+        self.counters.bytes_sent += bytes;
+        self.counters.coordinate_bytes += bytes;
+        if !self.net_rng.random_bool(self.loss) {
+            self.push(at, Event::CoordinateNotice(to, from, coordinate));
+        }
+    }
+
+    /// `node`'s direct probe of `from` was acked: the round trip moves its coordinate.
+    fn probe_acked(&mut self, node: usize, from: usize, probe: u8) {
+        let member = &mut self.members[node];
+        let Some(&(expected, sent_us)) = member.probes.get(&from) else {
+            return;
+        };
+        if expected != probe {
+            return;
+        }
+        member.probes.remove(&from);
+        let Some(other) = member.peer_coordinates.get(&from) else {
+            return;
+        };
+        let name = from.to_string();
+        let rtt = Duration::from_micros(self.now_us - sent_us);
+        if member.vivaldi.update(&name, other, rtt).is_ok() {
+            self.counters.coordinate_updates += 1;
+        }
+    }
+
+    /// Relative errors of every live pair's estimated round trip against the true one.
+    fn coordinate_errors(&self) -> Option<Vec<f64>> {
+        let geo = self.geography.as_ref()?;
+        let live: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].alive)
+            .collect();
+        let mut errors = Vec::new();
+        for &i in &live {
+            for &j in &live {
+                if i < j {
+                    let truth = geo.rtt_us[i][j] as f64 / 1e6;
+                    let estimate = self.members[i]
+                        .vivaldi
+                        .coordinate()
+                        .distance_seconds(self.members[j].vivaldi.coordinate());
+                    errors.push((estimate - truth).abs() / truth);
+                }
+            }
+        }
+        Some(errors)
+    }
+
     /// Stops all traffic to and from `victim`; its queued packets and timers are dropped.
     fn kill(&mut self, victim: usize) {
         let member = &mut self.members[victim];
@@ -501,6 +759,11 @@ impl Sim {
         self.live -= 1;
         self.victim = Some(victim);
     }
+}
+
+fn header_of(data: &[u8]) -> Option<Header<GossipIdentity>> {
+    let mut body = data;
+    PostcardCodec.decode_header(&mut body).ok()
 }
 
 fn micros(d: Duration) -> u64 {
@@ -522,9 +785,17 @@ fn main() {
     let wall = Instant::now();
     let mut sim = Sim::new(&options);
     let n = options.members;
-    let identity_size = postcard::to_allocvec(&identity(n - 1)).map_or(0, |v| v.len());
+    let identity_size =
+        postcard::to_allocvec(&identity(n - 1, sim.per_dc)).map_or(0, |v| v.len());
+    let latency = match options.datacenters {
+        Some(dcs) => format!(
+            "WAN pool, {dcs} datacenters x {} servers, geographic latency",
+            options.per_dc
+        ),
+        None => "LAN pool, latency 1-5 ms".to_owned(),
+    };
     println!(
-        "gossip_sim: {n} members, {:.0}% loss, latency 1-5 ms, seed {}, identity {identity_size} B, \
+        "gossip_sim: {n} members, {latency}, {:.0}% loss, seed {}, identity {identity_size} B, \
          full-state sync {}",
         options.loss * 100.0,
         options.seed,
@@ -557,6 +828,14 @@ fn main() {
     let packets_per_member_s = (sim.counters.packets_sent - packets_before) as f64 / member_secs;
     let push_pull_per_member_s =
         (sim.counters.push_pull_bytes - push_pull_before) as f64 / member_secs;
+    let coordinate_per_member_s = sim.counters.coordinate_bytes as f64 / member_secs;
+    let updates_per_member = sim.counters.coordinate_updates as f64 / n as f64;
+    let coordinate_errors = sim.coordinate_errors().map(|errors| {
+        let mut sorted = errors.clone();
+        sorted.sort_by(f64::total_cmp);
+        let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
+        (median(errors).unwrap_or(f64::NAN), p90, sorted.len())
+    });
 
     eprintln!(
         "steady state done ({:.0} s wall); killing a member...",
@@ -606,6 +885,18 @@ fn main() {
          {push_pull_per_member_s:.0} B/s of it full-state sync |",
         bytes_per_member_s
     );
+    println!(
+        "| coordinate notices, whole run | {coordinate_per_member_s:.0} B/s per member of the \
+         steady state's duration; {updates_per_member:.0} round trips per member |"
+    );
+    if let Some((median_error, p90, pairs)) = coordinate_errors {
+        println!(
+            "| coordinate relative error at the end of the steady state ({pairs} pairs) | \
+             **median {:.1} %**, 90th percentile {:.1} % |",
+            median_error * 100.0,
+            p90 * 100.0
+        );
+    }
     println!(
         "| killed member marked down by the first member | {} |",
         first_down_us.map_or_else(|| "never".to_owned(), secs)

@@ -115,6 +115,9 @@ impl Agent {
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;
+            if config.dev {
+                server.set_coordinate_update_period(Duration::from_millis(100));
+            }
             if config.bootstrap {
                 server
                     .wait_for_leader(Duration::from_secs(10))
@@ -210,6 +213,10 @@ impl Agent {
             .run(agent.shutdown.subscribe()),
         );
         tokio::spawn(agent.clone().housekeeping());
+        tokio::spawn(crate::coordinate_sync::run(
+            agent.clone(),
+            agent.shutdown.subscribe(),
+        ));
         Ok(agent)
     }
 
@@ -468,7 +475,13 @@ impl Agent {
                 tracing::warn!(error = %e, "reaping critical services");
             }
             if let (Some(server), Some(wan)) = (&self.server, &self.wan) {
-                server.update_remote_servers(&server_members::remote_servers(&wan.members()));
+                let mut coordinates = wan.coordinates();
+                // This server is listed too (`/v1/coordinate/datacenters`), with its own.
+                let own_name = wan.local_member().name;
+                coordinates.peers.insert(own_name, coordinates.local.clone());
+                server.router().set_local_coordinate(Some(coordinates.local));
+                let remote = server_members::remote_servers(&wan.members(), &coordinates.peers);
+                server.update_remote_servers(&remote);
             }
             if let Some(server) = &self.server {
                 let gossip_members = self.gossip.members();

@@ -54,6 +54,13 @@ const CANONICAL_KEYS: &[&str] = &[
     "Sources",
     "Suffix",
     "Target",
+    // Network coordinates (`PUT /v1/coordinate/update`).
+    "Adjustment",
+    "Coord",
+    "Error",
+    "Height",
+    "Segment",
+    "Vec",
     // Catalog and agent bodies.
     "Address",
     "Args",

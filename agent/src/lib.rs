@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod conn_limit;
 pub mod connect;
+pub mod coordinate_sync;
 pub mod decode;
 pub mod definition;
 pub mod dns;

@@ -3,9 +3,11 @@
 //! shape its router takes. The decisions themselves are the server's
 //! (`shoal_server::leader`, `shoal_server::autopilot`, `shoal_server::router`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use shoal_server::autopilot::{ServerMember, ServerStatus};
+use shoal_server::coordinate::Coordinate;
 use shoal_server::leader::{Member, ReconcileStatus};
 use shoal_server::router::RemoteServer;
 use shoal_server::structs::Meta;
@@ -66,7 +68,11 @@ pub(crate) fn server_members(members: &[MemberInfo], datacenter: &str) -> Vec<Se
 /// The WAN pool's servers, for the router: their RPC address is their WAN address with
 /// their `port` tag. Members without a datacenter or port tag are left out; left ones too
 /// (they will not come back under that identity), failed ones are kept but not alive.
-pub(crate) fn remote_servers(members: &[MemberInfo]) -> Vec<RemoteServer> {
+/// Each carries the WAN coordinate it last sent this server, if any.
+pub(crate) fn remote_servers(
+    members: &[MemberInfo],
+    coordinates: &HashMap<String, Coordinate>,
+) -> Vec<RemoteServer> {
     members
         .iter()
         .filter(|m| m.status != MemberStatus::Left)
@@ -78,6 +84,7 @@ pub(crate) fn remote_servers(members: &[MemberInfo]) -> Vec<RemoteServer> {
                 datacenter: m.tags.get("dc").filter(|dc| !dc.is_empty())?.clone(),
                 rpc_addr: SocketAddr::new(m.addr.ip(), port).to_string(),
                 alive: m.status == MemberStatus::Alive,
+                coordinate: coordinates.get(&m.name).cloned(),
             })
         })
         .collect()
@@ -120,7 +127,7 @@ mod tests {
                 MemberStatus::Alive,
             ),
         ];
-        let remote = remote_servers(&members);
+        let remote = remote_servers(&members, &Default::default());
         assert_eq!(remote.len(), 2);
         assert_eq!(remote[0].rpc_addr, "10.0.0.1:8300");
         assert_eq!(remote[0].datacenter, "dc2");

@@ -13,6 +13,7 @@ pub mod autopilot;
 pub mod blocking;
 pub mod clock;
 pub mod connect;
+pub mod coordinate;
 pub mod duration;
 pub mod leader;
 mod operator;

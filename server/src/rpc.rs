@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
 use crate::structs::{
-    AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, HealthStatus, Meta,
-    Node, NodeServices, RaftConfiguration, ServiceNode,
+    AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DatacenterMap, HealthCheck,
+    HealthStatus, Meta, Node, NodeCoordinate, NodeServices, RaftConfiguration, ServiceNode,
 };
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
@@ -40,6 +40,10 @@ pub struct QueryOptions {
     /// [`ReadResult::NotModified`] instead of the data, as Consul's
     /// `AllowNotModifiedResponse` does: an unchanged answer costs no copy and no encoding.
     pub cached_index: u64,
+    /// `?near=<node>`: sort the nodes of the answer by estimated round trip from this
+    /// node, nearest first, as Consul's servers do; empty for no sort. Read by the
+    /// catalog's node and instance lists only.
+    pub near: String,
 }
 
 /// What a read reports beside its result (`X-Consul-Index`, `-KnownLeader`, `-LastContact`).
@@ -100,6 +104,11 @@ pub enum Read {
     ConfigEntries {
         kind: String,
     },
+    /// LAN coordinates, by node name: every node's (`/v1/coordinate/nodes`) or one's
+    /// (`/v1/coordinate/node/:node`).
+    Coordinates {
+        node: Option<String>,
+    },
 }
 
 /// The result of a [`Read`].
@@ -114,6 +123,7 @@ pub enum ReadResult {
     CaRoots(IndexedCaRoots),
     ConfigEntry(Option<ConfigEntry>),
     ConfigEntries(Vec<ConfigEntry>),
+    Coordinates(Vec<NodeCoordinate>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -189,6 +199,11 @@ pub enum Op {
     ConnectCaSetConfiguration(CaConfiguration),
     /// Signs a CSR for a service registered on the asking node, on the leader.
     ConnectCaSign(SignRequest),
+    /// An agent's LAN coordinate (Consul's `Coordinate.Update`): the leader batches
+    /// these into one Raft write every update period.
+    CoordinateUpdate(NodeCoordinate),
+    /// Every datacenter's servers with their WAN coordinates, as this server knows them.
+    CoordinateDatacenters,
 }
 
 /// Where an [`Op`] must be answered.
@@ -206,13 +221,16 @@ pub enum Route {
 impl Op {
     pub fn route(&self) -> Route {
         match self {
-            Op::Datacenters | Op::StatusLeader | Op::StatusPeers => Route::Local,
+            Op::Datacenters | Op::StatusLeader | Op::StatusPeers | Op::CoordinateDatacenters => {
+                Route::Local
+            }
             Op::Apply(_)
             | Op::RaftRemovePeer(_)
             | Op::AutopilotConfiguration
             | Op::AutopilotHealth
             | Op::ConnectCaSetConfiguration(_)
-            | Op::ConnectCaSign(_) => Route::Leader,
+            | Op::ConnectCaSign(_)
+            | Op::CoordinateUpdate(_) => Route::Leader,
             Op::Read(_) | Op::RaftConfiguration | Op::ConnectCaConfiguration => Route::Read,
         }
     }
@@ -248,6 +266,9 @@ pub enum Response {
     AutopilotHealth(AutopilotHealth),
     CaConfiguration(CaConfiguration),
     IssuedCert(IssuedCert),
+    DatacenterMaps(Vec<DatacenterMap>),
+    /// A coordinate update was taken into the leader's next batch.
+    CoordinateQueued,
 }
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients

@@ -1,13 +1,17 @@
 //! A server: the state store, the Raft node that feeds it, and the RPC handler over both.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::blocking;
 use crate::clock::WallClock;
 use crate::connect::rate_limit::RateLimiter;
 use crate::connect::ConnectConfig;
+use crate::coordinate::updates::{UpdateQueue, RATE_LIMITED};
+use crate::coordinate::near::sort_by_distance;
+use crate::coordinate::Config as CoordinateConfig;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::router::{self, RemoteServer, Router};
@@ -15,7 +19,11 @@ use crate::rpc::{
     Consistency, Op, QueryMeta, QueryOptions, Read, ReadResult, Request, Response, Route, RpcError,
 };
 use crate::state::{StateStore, Tables, Topic, Watch};
-use crate::structs::{AutopilotConfig, Command};
+use crate::structs::{AutopilotConfig, Command, NodeCoordinate};
+
+/// How often the leader writes the queued LAN coordinates (Consul's
+/// `CoordinateUpdatePeriod`); `-dev` uses 100 ms, as Consul's dev mode does.
+pub const COORDINATE_UPDATE_PERIOD: Duration = Duration::from_secs(5);
 use crate::transport::{
     BoxFuture, Listener, ListenerConfig, Pool, PoolConfig, RpcHandler, Serving, TransportError,
 };
@@ -69,6 +77,10 @@ pub struct Server {
     /// `CSRMaxPerSecond`, applied where signing happens: on the leader.
     pub(crate) csr_limiter: Mutex<RateLimiter>,
     pub(crate) wall_clock: WallClock,
+    /// Agents' LAN coordinates waiting for the next batch (on the leader).
+    coordinate_updates: Mutex<UpdateQueue>,
+    /// [`COORDINATE_UPDATE_PERIOD`] unless set otherwise, in milliseconds.
+    coordinate_update_period_ms: AtomicU64,
 }
 
 impl Server {
@@ -104,7 +116,12 @@ impl Server {
                 std::time::Instant::now(),
             )),
             wall_clock: WallClock::from_system(),
+            coordinate_updates: Mutex::new(UpdateQueue::default()),
+            coordinate_update_period_ms: AtomicU64::new(
+                COORDINATE_UPDATE_PERIOD.as_millis() as u64,
+            ),
         });
+        tokio::spawn(write_coordinates(Arc::downgrade(&server)));
         // The handler holds the server weakly: the server owns the port, not the reverse.
         let weak = Arc::downgrade(&server);
         let handler: Arc<dyn RpcHandler> = Arc::new(move |request| -> BoxFuture<_> {
@@ -157,6 +174,58 @@ impl Server {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// How often the leader writes queued coordinates (100 ms for `-dev`).
+    pub fn set_coordinate_update_period(&self, period: Duration) {
+        let ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.coordinate_update_period_ms
+            .store(ms, Ordering::Relaxed);
+    }
+
+    fn coordinate_update_period(&self) -> Duration {
+        Duration::from_millis(self.coordinate_update_period_ms.load(Ordering::Relaxed))
+    }
+
+    /// Consul's `Coordinate.Update` on the leader: checked, then queued for the batch.
+    fn queue_coordinate(&self, update: NodeCoordinate) -> Result<Response, RpcError> {
+        if update.node.is_empty() {
+            return Err(RpcError::BadRequest("Must provide node".into()));
+        }
+        if !update.coord.is_valid() {
+            return Err(RpcError::Rejected("invalid coordinate".into()));
+        }
+        if update.coord.vec.len() != CoordinateConfig::default().dimensionality {
+            return Err(RpcError::Rejected(format!(
+                "rejected bad coordinate: {:?}",
+                update.coord
+            )));
+        }
+        let queued = self
+            .coordinate_updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(update);
+        if queued {
+            Ok(Response::CoordinateQueued)
+        } else {
+            Err(RpcError::Rejected(RATE_LIMITED.into()))
+        }
+    }
+
+    /// Writes what was queued since the last period, one command per batch.
+    async fn write_queued_coordinates(&self) {
+        let batches = self
+            .coordinate_updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_batches();
+        for batch in batches {
+            let count = batch.len();
+            if let Err(e) = self.apply(Command::CoordinateBatchUpdate(batch)).await {
+                tracing::debug!(error = %e, count, "coordinate batch not written");
+            }
+        }
     }
 
     /// The leader's RPC address when the leader is another server.
@@ -253,6 +322,8 @@ impl Server {
             Op::ConnectCaConfiguration => Ok(Response::CaConfiguration(self.ca_configuration())),
             Op::ConnectCaSetConfiguration(config) => self.set_ca_configuration(config).await,
             Op::ConnectCaSign(request) => self.sign(request).map(Response::IssuedCert),
+            Op::CoordinateUpdate(update) => self.queue_coordinate(update),
+            Op::CoordinateDatacenters => Ok(Response::DatacenterMaps(self.router.datacenter_maps())),
         }
     }
 
@@ -270,7 +341,11 @@ impl Server {
                 if unchanged {
                     ReadResult::NotModified
                 } else {
-                    execute(tables, &read)
+                    let mut result = execute(tables, &read);
+                    if !query.near.is_empty() {
+                        sort_by_distance(tables, &query.near, &mut result);
+                    }
+                    result
                 }
             },
         )
@@ -336,6 +411,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::HealthChecksInState { .. } => Topic::Checks,
         Read::ConnectCaRoots => Topic::ConnectCa,
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => Topic::ConfigEntries,
+        Read::Coordinates { .. } => Topic::Coordinates,
     }
 }
 
@@ -375,5 +451,21 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::ConfigEntry(tables.config_entry(kind, name))
         }
         Read::ConfigEntries { kind } => ReadResult::ConfigEntries(tables.config_entries_of(kind)),
+        Read::Coordinates { node } => ReadResult::Coordinates(tables.coordinates(node.as_deref())),
+    }
+}
+
+/// The leader's coordinate writer: every update period, what agents sent goes to Raft.
+/// Ends with the server.
+async fn write_coordinates(server: Weak<Server>) {
+    loop {
+        let Some(period) = server.upgrade().map(|s| s.coordinate_update_period()) else {
+            return;
+        };
+        tokio::time::sleep(period).await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        server.write_queued_coordinates().await;
     }
 }

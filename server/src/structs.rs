@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
+use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
@@ -458,6 +459,9 @@ pub enum Command {
         name: String,
         cas: Option<u64>,
     },
+    /// Stores the LAN coordinates the leader batched (Consul's `CoordinateBatchUpdate`);
+    /// those of nodes no longer in the catalog are skipped.
+    CoordinateBatchUpdate(Vec<NodeCoordinate>),
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,
@@ -772,4 +776,31 @@ pub struct RaftConfiguration {
     pub servers: Vec<RaftServer>,
     #[serde(rename = "Index")]
     pub index: u64,
+}
+
+/// A node's LAN network coordinate as the catalog keeps it (Consul's
+/// `structs.Coordinate`; `/v1/coordinate/nodes`, `PUT /v1/coordinate/update`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCoordinate {
+    #[serde(rename = "Node")]
+    pub node: String,
+    /// Network segments are Consul Enterprise's; always empty here.
+    #[serde(rename = "Segment", default)]
+    pub segment: String,
+    #[serde(rename = "Coord")]
+    pub coord: Coordinate,
+}
+
+/// One datacenter's servers with their WAN coordinates (Consul's `structs.DatacenterMap`,
+/// `/v1/coordinate/datacenters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatacenterMap {
+    #[serde(rename = "Datacenter")]
+    pub datacenter: String,
+    /// Always `wan`: Shoal has no network areas.
+    #[serde(rename = "AreaID")]
+    pub area_id: String,
+    /// The servers, by node name without the `.<dc>` suffix.
+    #[serde(rename = "Coordinates")]
+    pub coordinates: Vec<NodeCoordinate>,
 }

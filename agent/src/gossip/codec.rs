@@ -5,7 +5,9 @@
 //!   optional `u16`-counted list of member updates, then `u16`-length-prefixed custom
 //!   broadcasts, which here are only [`LeaveIntent`]s);
 //! - [`KIND_NAME_CONFLICT`]: a [`NameConflictNotice`], the answer to an Announce from a
-//!   node whose name a live member already has.
+//!   node whose name a live member already has;
+//! - [`KIND_COORDINATE`]: a [`CoordinateNotice`], the sender's network coordinate, sent
+//!   before each ack (see `coordinates`); versioned by its first byte.
 //!
 //! Full-state syncs (see `push_pull`) travel over TCP instead, as a [`MemberState`] each
 //! way, framed by [`KIND_PUSH_PULL`] and a `u32` length and checked by [`decode_state`].
@@ -22,6 +24,7 @@
 use foca::{Codec, Header, Member, Message, PostcardCodec};
 use serde::{Deserialize, Serialize};
 
+use super::coordinates::{CoordinateNotice, NOTICE_VERSION};
 use super::identity::GossipIdentity;
 use super::profile::{check_member, Misfit, PoolKind, PoolScope};
 use super::tuning::MAX_PACKET_SIZE;
@@ -29,6 +32,7 @@ use super::tuning::MAX_PACKET_SIZE;
 pub const KIND_SWIM: u8 = 1;
 pub const KIND_NAME_CONFLICT: u8 = 2;
 pub const KIND_PUSH_PULL: u8 = 3;
+pub const KIND_COORDINATE: u8 = 4;
 /// Largest datagram accepted: foca's packet limit plus the kind byte.
 pub const MAX_DATAGRAM_SIZE: usize = MAX_PACKET_SIZE + 1;
 /// Largest member list accepted in a full-state sync: 20,000 members of the largest
@@ -36,11 +40,13 @@ pub const MAX_DATAGRAM_SIZE: usize = MAX_PACKET_SIZE + 1;
 pub const MAX_STATE_SIZE: usize = 8 << 20;
 
 /// A decoded, validated datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Packet {
     /// Boxed: a header alone holds two identities.
     Swim(Box<SwimPacket>),
     NameConflict(NameConflictNotice),
+    /// Checked: its version is [`NOTICE_VERSION`] and its coordinate usable.
+    Coordinate(Box<CoordinateNotice>),
 }
 
 /// A foca packet, fully parsed.
@@ -126,6 +132,22 @@ pub fn decode_packet(bytes: &[u8], scope: &PoolScope) -> Result<Packet, DecodeEr
                 check_datacenter_name(&notice.datacenter, &scope.datacenter)?;
             }
             Ok(Packet::NameConflict(notice))
+        }
+        KIND_COORDINATE => {
+            match body.first() {
+                Some(&NOTICE_VERSION) => {}
+                Some(version) => {
+                    return Err(malformed(format_args!(
+                        "coordinate notice version {version}"
+                    )))
+                }
+                None => return Err(malformed("empty coordinate notice")),
+            }
+            let notice: CoordinateNotice = decode_exact(body)?;
+            if notice.coordinate().is_none() {
+                return Err(malformed("unusable coordinate"));
+            }
+            Ok(Packet::Coordinate(Box::new(notice)))
         }
         other => Err(malformed(format_args!("unknown packet kind {other}"))),
     }
@@ -270,6 +292,24 @@ pub(crate) fn encode_name_conflict(
     Ok(out)
 }
 
+pub fn encode_coordinate(
+    kind: PoolKind,
+    notice: &CoordinateNotice,
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = vec![KIND_COORDINATE | kind.wire_bit()];
+    out.extend(postcard::to_allocvec(notice)?);
+    Ok(out)
+}
+
+/// The message of a foca payload this node is about to send (for measuring probes).
+pub(crate) fn peek_message(payload: &[u8]) -> Option<Message<GossipIdentity>> {
+    let mut body = payload;
+    PostcardCodec
+        .decode_header(&mut body)
+        .ok()
+        .map(|h: Header<GossipIdentity>| h.message)
+}
+
 pub(crate) fn encode_intent(intent: &LeaveIntent) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_allocvec(intent)
 }
@@ -385,6 +425,41 @@ mod tests {
         trailing.push(0);
         assert!(decode_packet(&trailing, &lan()).is_err());
         assert!(decode_packet(&[9, 1, 2, 3], &lan()).is_err());
+    }
+
+    #[test]
+    fn gossip_coordinate_notices_are_versioned_and_checked() {
+        let coordinate = shoal_server::coordinate::Coordinate::new(&Default::default());
+        let notice = CoordinateNotice::new("a", &coordinate);
+        let bytes = encode_coordinate(PoolKind::Lan, &notice).unwrap();
+        assert_eq!(
+            decode_packet(&bytes, &lan()),
+            Ok(Packet::Coordinate(Box::new(notice.clone())))
+        );
+        let mut future = bytes.clone();
+        future[1] = NOTICE_VERSION + 1;
+        assert!(matches!(
+            decode_packet(&future, &lan()),
+            Err(DecodeError::Malformed(m)) if m.contains("version")
+        ));
+        let mut nan = notice.clone();
+        nan.height = f64::NAN;
+        let mut short = notice.clone();
+        short.vec.pop();
+        for bad in [nan, short] {
+            let bytes = encode_coordinate(PoolKind::Lan, &bad).unwrap();
+            assert!(matches!(
+                decode_packet(&bytes, &lan()),
+                Err(DecodeError::Malformed(_))
+            ));
+        }
+        for len in 0..bytes.len() {
+            assert!(decode_packet(&bytes[..len], &lan()).is_err(), "cut to {len}");
+        }
+        assert!(matches!(
+            decode_packet(&bytes, &PoolScope::wan("dc1")),
+            Err(DecodeError::ForeignPool { .. })
+        ));
     }
 
     #[test]

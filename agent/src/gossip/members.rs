@@ -76,6 +76,11 @@ impl MemberTable {
             .map(|e| &e.identity)
     }
 
+    /// Whether `name` is listed, in any state, until reaped.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<MemberInfo> {
         self.entries.get(name).map(Entry::info)
     }

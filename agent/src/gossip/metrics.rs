@@ -26,6 +26,8 @@ pub struct GossipMetrics {
     /// Full-state syncs completed, started by either side. Rejected sync messages are
     /// counted with the datagrams above.
     pub syncs: u64,
+    /// Well-formed coordinate notices from names that are not live members.
+    pub coordinates_ignored: u64,
 }
 
 #[derive(Default)]
@@ -41,6 +43,7 @@ pub(crate) struct Metrics {
     inconsistent_dc: AtomicU64,
     name_conflicts: AtomicU64,
     syncs: AtomicU64,
+    coordinates_ignored: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -73,6 +76,10 @@ impl Metrics {
         bump(&self.name_conflicts, 1);
     }
 
+    pub(crate) fn coordinate_ignored(&self) {
+        bump(&self.coordinates_ignored, 1);
+    }
+
     pub(crate) fn synced(&self) {
         bump(&self.syncs, 1);
     }
@@ -91,6 +98,7 @@ impl Metrics {
             inconsistent_dc: get(&self.inconsistent_dc),
             name_conflicts: get(&self.name_conflicts),
             syncs: get(&self.syncs),
+            coordinates_ignored: get(&self.coordinates_ignored),
         }
     }
 }

@@ -78,8 +78,14 @@
 //! # Wire format
 //! See `codec`: [`decode_packet`] validates every datagram before foca sees it, and
 //! counts malformed, oversized and foreign-datacenter ones in [`GossipMetrics`].
+//!
+//! # Network coordinates
+//! Each pool keeps a Vivaldi coordinate moved by the round trips of its direct probes,
+//! and the coordinates its members sent ahead of their acks ([`Gossip::coordinates`];
+//! see `coordinates`).
 
 mod codec;
+mod coordinates;
 mod identity;
 mod intent;
 mod join;
@@ -106,9 +112,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use codec::{
-    decode_packet, decode_state, encode_state, encode_swim_packet, DecodeError, LeaveIntent,
+    decode_packet, decode_state, encode_coordinate, encode_state, encode_swim_packet, DecodeError, LeaveIntent,
     MemberState, NameConflictNotice, Packet, SwimPacket, MAX_DATAGRAM_SIZE, MAX_STATE_SIZE,
 };
+pub use coordinates::{CoordinateNotice, CoordinateView, NOTICE_VERSION};
 pub use identity::{GossipIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
 pub use metrics::GossipMetrics;
@@ -267,6 +274,7 @@ pub struct Gossip {
     snapshot: watch::Receiver<Snapshot>,
     events: broadcast::Sender<MemberEvent>,
     metrics: Arc<Metrics>,
+    coordinates: coordinates::SharedView,
 }
 
 impl Gossip {
@@ -283,10 +291,12 @@ impl Gossip {
             kind: config.kind,
             datacenter: config.datacenter.clone(),
         };
+        let coordinates = coordinates::new_view();
         let settings = Settings {
             scope: scope.clone(),
             reap_after: config.reap_after,
             snapshot_path: config.snapshot.clone(),
+            coordinates: coordinates.clone(),
         };
         let (node, snapshot) = Node::new(
             identity,
@@ -310,6 +320,7 @@ impl Gossip {
             snapshot,
             events,
             metrics,
+            coordinates,
         };
         if !config.join.is_empty() {
             if let Err(e) = gossip.join(&config.join).await {
@@ -389,6 +400,15 @@ impl Gossip {
 
     pub fn metrics(&self) -> GossipMetrics {
         self.metrics.snapshot()
+    }
+
+    /// This node's network coordinate in this pool, and the last one each member it
+    /// probed sent (serf's `GetCoordinate` and coordinate cache).
+    pub fn coordinates(&self) -> CoordinateView {
+        self.coordinates
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn request<T>(

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codec::{self, LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket};
+use super::coordinates::{CoordinateNotice, SharedView, Vivaldi};
 use super::identity::GossipIdentity;
 use super::intent::IntentHandler;
 use super::members::{member_info, MemberTable};
@@ -124,6 +125,8 @@ pub(crate) struct Node {
     snapshot: watch::Sender<Snapshot>,
     events: broadcast::Sender<MemberEvent>,
     metrics: Arc<Metrics>,
+    /// This node's network coordinate, moved by the round trips of its probes.
+    vivaldi: Vivaldi,
 }
 
 /// What a node keeps from its pool's configuration.
@@ -131,6 +134,8 @@ pub(crate) struct Settings {
     pub(crate) scope: PoolScope,
     pub(crate) reap_after: Duration,
     pub(crate) snapshot_path: Option<PathBuf>,
+    /// Where the coordinates are published for handles to read.
+    pub(crate) coordinates: SharedView,
 }
 
 impl Node {
@@ -146,6 +151,7 @@ impl Node {
             scope,
             reap_after,
             snapshot_path,
+            coordinates,
         } = settings;
         let (intents_tx, intents) = mpsc::unbounded_channel();
         let local = member_info(&identity, MemberStatus::Alive);
@@ -189,6 +195,7 @@ impl Node {
             snapshot,
             events,
             metrics,
+            vivaldi: Vivaldi::new(coordinates),
         };
         (node, snapshot_rx)
     }
@@ -259,6 +266,7 @@ impl Node {
     }
 
     async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
+        let received_at = Instant::now();
         self.metrics.received(bytes.len());
         match codec::decode_packet(bytes, &self.scope) {
             Err(e) => {
@@ -266,9 +274,34 @@ impl Node {
                 tracing::debug!(%from, error = %e, "dropped gossip packet");
             }
             Ok(Packet::NameConflict(notice)) => self.answer_joins(from, Some(&notice)),
+            Ok(Packet::Coordinate(notice)) => self.on_coordinate(&notice),
             Ok(Packet::Swim(packet)) => {
+                if let Message::Ack(probe) = packet.header.message {
+                    self.vivaldi
+                        .ack_received(&packet.header.src.name, probe, received_at);
+                }
                 self.on_swim(codec::swim_payload(bytes), packet, from).await
             }
+        }
+    }
+
+    /// Keeps a live member's coordinate for the round trip of the ack that follows.
+    fn on_coordinate(&mut self, notice: &CoordinateNotice) {
+        let coordinate = notice.coordinate();
+        match coordinate {
+            Some(coordinate) if self.table.alive(&notice.name).is_some() => {
+                self.vivaldi.peer_coordinate(&notice.name, coordinate)
+            }
+            _ => self.metrics.coordinate_ignored(),
+        }
+    }
+
+    /// Sends this node's coordinate ahead of an ack (serf's ack payload).
+    async fn send_coordinate(&mut self, to: SocketAddr) {
+        let notice = CoordinateNotice::new(&self.foca.identity().name, self.vivaldi.local());
+        match codec::encode_coordinate(self.scope.kind, &notice) {
+            Ok(bytes) => self.send_datagram(&bytes, to).await,
+            Err(e) => tracing::warn!(error = %e, "encoding a coordinate notice failed"),
         }
     }
 
@@ -532,6 +565,13 @@ impl Node {
     async fn flush(&mut self) {
         loop {
             while let Some((to, payload)) = self.runtime.to_send() {
+                match codec::peek_message(&payload) {
+                    Some(Message::Ping(probe)) => {
+                        self.vivaldi.probe_sent(&to.name, probe, Instant::now())
+                    }
+                    Some(Message::Ack(_)) => self.send_coordinate(to.addr).await,
+                    _ => {}
+                }
                 codec::encode_swim(self.scope.kind, &payload, &mut self.send_buf);
                 let datagram = std::mem::take(&mut self.send_buf);
                 self.send_datagram(&datagram, to.addr).await;
@@ -663,6 +703,8 @@ impl Node {
             self.timers
                 .push(Instant::now() + SNAPSHOT_DELAY, Event::SaveSnapshot);
         }
+        let table = &self.table;
+        self.vivaldi.retain_members(|name| table.contains(name));
         let local = member_info(self.foca.identity(), self.local_status);
         let mut members: Vec<MemberInfo> = self.table.infos().collect();
         let at = members.partition_point(|m| m.name < local.name);

@@ -565,3 +565,50 @@ async fn gossip_wan_server_names_clashing_across_datacenters_are_refused() {
     assert_eq!(alive(&a), 2);
     drop(b);
 }
+
+#[tokio::test]
+async fn gossip_probes_move_coordinates_and_members_learn_each_others() {
+    let nodes = pool(&["a", "b", "c"]).await;
+    let origin = shoal_server::coordinate::Coordinate::new(&Default::default());
+    for node in &nodes {
+        eventually("probes to feed the coordinates", DETECT, || {
+            let view = node.coordinates();
+            view.local != origin && view.peers.len() == 2
+        })
+        .await;
+    }
+    // Loopback round trips are well under a millisecond; so are the estimates.
+    let a = nodes[0].coordinates();
+    let b = nodes[1].coordinates();
+    let estimate = a.local.distance_seconds(&b.local);
+    assert!(estimate < 0.005, "estimated {estimate} s on loopback");
+    assert!(a.peers.contains_key("b") && b.peers.contains_key("a"));
+}
+
+#[tokio::test]
+async fn gossip_bad_coordinate_notices_are_counted_and_ignored() {
+    let nodes = pool(&["a", "b"]).await;
+    let a = &nodes[0];
+    let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let coordinate = shoal_server::coordinate::Coordinate::new(&Default::default());
+    // Well formed, from a name that is not a member: ignored and counted.
+    let stranger = encode_coordinate(PoolKind::Lan, &CoordinateNotice::new("x", &coordinate))
+        .unwrap();
+    // A future version, and a coordinate that is not finite: malformed.
+    let mut future = stranger.clone();
+    future[1] = NOTICE_VERSION + 1;
+    let mut nan = CoordinateNotice::new("b", &coordinate);
+    nan.error = f64::INFINITY;
+    let nan = encode_coordinate(PoolKind::Lan, &nan).unwrap();
+    let before = a.metrics();
+    for datagram in [&stranger, &future, &nan] {
+        raw.send_to(datagram, addr_of(a)).unwrap();
+    }
+    eventually("the notices to be counted", CONVERGE, || {
+        let m = a.metrics();
+        m.coordinates_ignored > before.coordinates_ignored && m.malformed >= before.malformed + 2
+    })
+    .await;
+    assert!(!a.coordinates().peers.contains_key("x"));
+    assert_eq!(alive(a), 2);
+}

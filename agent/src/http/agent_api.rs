@@ -357,8 +357,8 @@ pub async fn self_info(
             "BuildDate": "",
         },
         "DebugConfig": debug_config(config),
-        // No network coordinates yet: a fresh serf coordinate, at the origin.
-        "Coord": {"Vec": ORIGIN, "Error": 1.5, "Adjustment": 0.0, "Height": 1.0e-5},
+        // The agent's LAN coordinate, as its gossip probes have moved it.
+        "Coord": agent.gossip().coordinates().local,
         "Member": member_json(&agent.gossip().local_member()),
         "Meta": config.node_meta,
         "Stats": stats(&agent),
@@ -369,7 +369,6 @@ pub async fn self_info(
 }
 
 /// Serf's 8-dimensional coordinate origin.
-const ORIGIN: [f64; 8] = [0.0; 8];
 
 /// Consul's `DebugConfig` (its whole runtime config) under Consul's names, for the
 /// settings Shoal has.

@@ -32,6 +32,7 @@ pub(super) async fn reply(
     // Consul's for a peer it does not know.
     let peer = params.get("peer").filter(|p| !p.is_empty());
     let mut options = params.query_options()?;
+    options.near = near(&http.agent, params, &read, &datacenter);
     let pretty = params.has("pretty");
     let key = format!(
         "{datacenter}|{read:?}|{:?}|{pretty}|{}|{}",
@@ -39,7 +40,12 @@ pub(super) async fn reply(
         params.get("filter").unwrap_or(""),
         peer.unwrap_or("")
     );
-    let cached = http.cache.get(&key);
+    // A sorted answer can change with the coordinates while its topic's index stays, so
+    // it is never served from the cache.
+    let cached = http
+        .cache
+        .get(&key)
+        .filter(|_| options.near.is_empty());
     options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
     let consistency = options.consistency;
     let (meta, result) = http.agent.rpc().read_in(&datacenter, read, options).await?;
@@ -93,6 +99,29 @@ pub(super) async fn reply(
     Ok(response)
 }
 
+/// `?near=<node>` (`_agent`: this agent's node) for the reads Consul sorts: the nodes
+/// and a service's instances, in this agent's own datacenter only (Consul's servers sort
+/// only for a source in their datacenter).
+fn near(agent: &Agent, params: &Params, read: &Read, datacenter: &str) -> String {
+    let sortable = matches!(
+        read,
+        Read::CatalogNodes { .. }
+            | Read::CatalogServiceNodes { .. }
+            | Read::HealthServiceNodes { .. }
+    );
+    let local = datacenter.eq_ignore_ascii_case(&agent.config().datacenter);
+    match params.get("near") {
+        Some(node) if sortable && local && !node.is_empty() => {
+            if node == "_agent" {
+                agent.config().node_name.clone()
+            } else {
+                node.to_owned()
+            }
+        }
+        _ => String::new(),
+    }
+}
+
 fn empty(result: &mut ReadResult) {
     match result {
         ReadResult::Services(services) => services.clear(),
@@ -103,6 +132,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::Checks(checks) => checks.clear(),
         ReadResult::ConfigEntries(entries) => entries.clear(),
         ReadResult::ConfigEntry(entry) => *entry = None,
+        ReadResult::Coordinates(rows) => rows.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -118,6 +148,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::CaRoots(v) => encode(v, pretty),
         ReadResult::ConfigEntry(v) => encode(v, pretty),
         ReadResult::ConfigEntries(v) => encode(v, pretty),
+        ReadResult::Coordinates(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

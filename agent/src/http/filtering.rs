@@ -38,6 +38,7 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => {
             refuse(params, "config entries").map(|()| None)
         }
+        Read::Coordinates { .. } => refuse(params, "coordinates").map(|()| None),
     }
 }
 
@@ -66,6 +67,7 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::CaRoots(_)
         | ReadResult::ConfigEntry(_)
         | ReadResult::ConfigEntries(_)
+        | ReadResult::Coordinates(_)
         | ReadResult::NotModified => {}
     }
 }

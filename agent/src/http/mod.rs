@@ -9,6 +9,7 @@ mod cache;
 mod catalog;
 mod config_entries;
 mod connect;
+mod coordinate;
 #[cfg(test)]
 mod endpoints_table;
 mod enterprise;
@@ -96,6 +97,13 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/health/node/{node}", get(catalog::health_node))
         .route("/v1/health/state/{state}", get(catalog::health_state))
+        .route(
+            "/v1/coordinate/datacenters",
+            get(coordinate::datacenters),
+        )
+        .route("/v1/coordinate/nodes", get(coordinate::nodes))
+        .route("/v1/coordinate/node/{node}", get(coordinate::node))
+        .route("/v1/coordinate/update", put(coordinate::update))
         .route("/v1/status/leader", get(catalog::status_leader))
         .route("/v1/status/peers", get(catalog::status_peers))
         .route(

@@ -123,6 +123,7 @@ impl Params {
             max_wait,
             consistency,
             cached_index: 0,
+            near: String::new(),
         })
     }
 

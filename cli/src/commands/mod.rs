@@ -11,6 +11,7 @@ mod maint;
 mod members;
 mod operator;
 mod reload;
+mod rtt;
 mod services;
 mod version;
 
@@ -76,6 +77,8 @@ enum Command {
     },
     /// Make the agent read its config files again
     Reload(reload::Args),
+    /// Estimate the network round trip between two nodes
+    Rtt(rtt::Args),
     /// Register or deregister services with the agent
     Services {
         #[command(subcommand)]
@@ -111,6 +114,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Intention { command } => block_on(intention::run(command, http)),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
+        Command::Rtt(args) => block_on(rtt::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
     }
 }
@@ -224,6 +228,8 @@ mod tests {
             ],
             &["shoal", "config", "list", "-kind", "service-intentions"],
             &["shoal", "agent", "-dev"],
+            &["shoal", "rtt", "n1"],
+            &["shoal", "rtt", "-wan", "s1.dc1", "s2.dc2"],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }

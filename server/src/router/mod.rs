@@ -7,8 +7,10 @@
 //! costs one failed dial, not one per request. [`forward`] sends a [`Request`] along that
 //! list with the retry rules there.
 //!
-//! Datacenters are listed local first, then the others alphabetically: Shoal has no
-//! network coordinates yet, so Consul's order by median round-trip time is not built.
+//! Datacenters are listed local first, then the others by the median estimated round
+//! trip from this server to their servers ([`Router::datacenters_by_distance`], Consul's
+//! `GetDatacentersByDistance`), from the WAN pool's network coordinates; those without
+//! coordinates come last, alphabetically.
 
 mod forward;
 #[cfg(test)]
@@ -16,6 +18,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+use crate::coordinate::{self, Coordinate};
+use crate::structs::{DatacenterMap, NodeCoordinate};
+
+/// The area every datacenter map is in: Shoal has only the WAN pool (Consul Enterprise's
+/// network areas are not built).
+pub const WAN_AREA: &str = "wan";
 
 pub use forward::{forward, Forwarder, FIND_SERVER_BUDGET, NO_PATH_TO_DATACENTER};
 
@@ -30,12 +39,19 @@ pub struct RemoteServer {
     /// Alive in the WAN pool; failed servers stay known (their datacenter stays listed)
     /// but are not tried.
     pub alive: bool,
+    /// Its WAN coordinate as this server last learned it, if it has been probed.
+    pub coordinate: Option<Coordinate>,
 }
 
 /// The servers of every other datacenter; cheap to read, updated by the agent.
 pub struct Router {
     local: String,
     datacenters: Mutex<BTreeMap<String, Vec<RemoteServer>>>,
+    /// This server's own WAN coordinate, from which distances are estimated.
+    local_coordinate: Mutex<Option<Coordinate>>,
+    /// The local datacenter's servers in the WAN pool (this one included): never routed
+    /// to, only listed with their coordinates ([`Router::datacenter_maps`]).
+    local_servers: Mutex<Vec<RemoteServer>>,
 }
 
 impl Router {
@@ -43,6 +59,8 @@ impl Router {
         Router {
             local: local_datacenter.to_owned(),
             datacenters: Mutex::new(BTreeMap::new()),
+            local_coordinate: Mutex::new(None),
+            local_servers: Mutex::new(Vec::new()),
         }
     }
 
@@ -52,14 +70,18 @@ impl Router {
     /// local datacenter is never routed to.
     pub fn update(&self, servers: &[RemoteServer]) {
         let mut fresh: BTreeMap<String, Vec<RemoteServer>> = BTreeMap::new();
+        let mut local = Vec::new();
         for server in servers {
-            if !server.datacenter.eq_ignore_ascii_case(&self.local) {
+            if server.datacenter.eq_ignore_ascii_case(&self.local) {
+                local.push(server.clone());
+            } else {
                 fresh
                     .entry(server.datacenter.to_lowercase())
                     .or_default()
                     .push(server.clone());
             }
         }
+        *self.local_servers.lock().unwrap_or_else(|e| e.into_inner()) = local;
         let mut table = self.lock();
         for (dc, list) in fresh.iter_mut() {
             if let Some(known) = table.get(dc) {
@@ -100,11 +122,92 @@ impl Router {
         }
     }
 
-    /// The local datacenter, then every other one the WAN pool knows, alphabetically.
+    /// This server's WAN coordinate, which [`Router::datacenters_by_distance`] measures
+    /// from.
+    pub fn set_local_coordinate(&self, coordinate: Option<Coordinate>) {
+        *self
+            .local_coordinate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = coordinate;
+    }
+
+    /// This server's WAN coordinate, if it has one yet.
+    pub fn local_coordinate(&self) -> Option<Coordinate> {
+        self.local_coordinate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The local datacenter, then every other one the WAN pool knows, nearest first
+    /// (see [`Router::datacenters_by_distance`]).
     pub fn datacenters(&self) -> Vec<String> {
-        let table = self.lock();
         std::iter::once(self.local.clone())
-            .chain(table.keys().cloned())
+            .chain(self.datacenters_by_distance())
+            .collect()
+    }
+
+    /// The other datacenters the WAN pool knows, ordered by the median estimated round
+    /// trip from this server to each one's servers (failed ones included, as Consul's);
+    /// a server without a coordinate counts as infinitely far, so datacenters without
+    /// coordinates come last. Ties, and everything when this server has no coordinate
+    /// yet, go alphabetically. The local datacenter is not listed.
+    pub fn datacenters_by_distance(&self) -> Vec<String> {
+        let local = self.local_coordinate();
+        let table = self.lock();
+        let mut by_distance: Vec<(f64, String)> = table
+            .iter()
+            .map(|(dc, servers)| {
+                let rtts = servers
+                    .iter()
+                    .map(|s| coordinate::distance_or_infinity(local.as_ref(), s.coordinate.as_ref()))
+                    .collect();
+                let median = coordinate::median(rtts).unwrap_or(f64::INFINITY);
+                (median, dc.clone())
+            })
+            .collect();
+        // The table is sorted by name, and the sort is stable.
+        by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
+        by_distance.into_iter().map(|(_, dc)| dc).collect()
+    }
+
+    /// Every datacenter's servers that have a WAN coordinate, local datacenter first
+    /// then nearest first, each server named without its `.<dc>` suffix and listed by
+    /// name (Consul's `Coordinate.ListDatacenters`).
+    pub fn datacenter_maps(&self) -> Vec<DatacenterMap> {
+        let local = self
+            .local_servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let table = self.lock().clone();
+        let order = self.datacenters();
+        order
+            .into_iter()
+            .map(|dc| {
+                let servers = if dc == self.local {
+                    local.as_slice()
+                } else {
+                    table.get(&dc).map(Vec::as_slice).unwrap_or_default()
+                };
+                let suffix = format!(".{}", servers.first().map_or(&dc, |s| &s.datacenter));
+                let mut coordinates: Vec<NodeCoordinate> = servers
+                    .iter()
+                    .filter_map(|s| {
+                        Some(NodeCoordinate {
+                            node: s.name.strip_suffix(&suffix).unwrap_or(&s.name).to_owned(),
+                            segment: String::new(),
+                            coord: s.coordinate.clone()?,
+                        })
+                    })
+                    .collect();
+                coordinates.sort_by(|a, b| a.node.cmp(&b.node));
+                DatacenterMap {
+                    datacenter: servers.first().map_or(dc, |s| s.datacenter.clone()),
+                    area_id: WAN_AREA.to_owned(),
+                    coordinates,
+                }
+            })
             .collect()
     }
 

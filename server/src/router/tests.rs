@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
+use crate::coordinate::Coordinate;
 use crate::rpc::{Op, Request, Response, RpcError};
 use crate::structs::{Command, RegisterRequest};
 use crate::transport::{BoxFuture, TransportError};
@@ -12,6 +13,7 @@ fn server(name: &str, dc: &str, alive: bool) -> RemoteServer {
         datacenter: dc.into(),
         rpc_addr: format!("{name}-{dc}:8300"),
         alive,
+        coordinate: None,
     }
 }
 
@@ -127,6 +129,78 @@ fn datacenters_are_listed_local_first_then_alphabetically() {
         "failed servers are not tried"
     );
     assert_eq!(router.servers("DC2").map(|s| s.len()), Some(3));
+}
+
+/// A 3-dimensional coordinate `x` seconds along the first axis.
+fn along(x: f64) -> Coordinate {
+    Coordinate {
+        vec: vec![x, 0.0, 0.0],
+        error: 0.1,
+        adjustment: 0.0,
+        height: 0.0,
+    }
+}
+
+fn with_coordinate(mut server: RemoteServer, x: f64) -> RemoteServer {
+    server.coordinate = Some(along(x));
+    server
+}
+
+#[test]
+fn datacenters_are_ordered_by_median_round_trip_and_unknown_ones_last() {
+    let router = Router::new("dc1");
+    router.update(&[
+        with_coordinate(server("a", "dc2", true), 0.200),
+        with_coordinate(server("b", "dc2", true), 0.010),
+        with_coordinate(server("c", "dc2", false), 0.250),
+        with_coordinate(server("a", "dc3", true), 0.050),
+        with_coordinate(server("b", "dc3", true), 0.060),
+        server("a", "dc0", true),
+        with_coordinate(server("a", "dc4", true), 0.050),
+    ]);
+    assert_eq!(
+        router.datacenters_by_distance(),
+        ["dc0", "dc2", "dc3", "dc4"],
+        "alphabetical until this server has a coordinate"
+    );
+    router.set_local_coordinate(Some(along(0.0)));
+    // dc2's median is 200 ms (10, 200, 250: a failed server still counts, as Consul's),
+    // dc3's 60 ms (upper median of 50 and 60), dc4's 50 ms, dc0 has none.
+    assert_eq!(router.datacenters_by_distance(), ["dc4", "dc3", "dc2", "dc0"]);
+    assert_eq!(router.datacenters(), ["dc1", "dc4", "dc3", "dc2", "dc0"]);
+}
+
+#[test]
+fn datacenter_maps_list_servers_with_coordinates_without_their_suffix() {
+    let router = Router::new("dc1");
+    router.update(&[
+        with_coordinate(server("b", "dc1", true), 0.0),
+        with_coordinate(server("a", "dc1", true), 0.001),
+        with_coordinate(server("a", "dc2", false), 0.100),
+        server("b", "dc2", true),
+        with_coordinate(server("a", "dc3", true), 0.050),
+    ]);
+    router.set_local_coordinate(Some(along(0.0)));
+    let maps = router.datacenter_maps();
+    let summary: Vec<(&str, &str, Vec<&str>)> = maps
+        .iter()
+        .map(|m| {
+            let nodes = m.coordinates.iter().map(|c| c.node.as_str()).collect();
+            (m.datacenter.as_str(), m.area_id.as_str(), nodes)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("dc1", "wan", vec!["a", "b"]),
+            ("dc3", "wan", vec!["a"]),
+            ("dc2", "wan", vec!["a"]),
+        ],
+        "local first, then nearest; servers without a coordinate left out"
+    );
+    let json = serde_json::to_value(&maps[1]).unwrap();
+    assert_eq!(json["Coordinates"][0]["Coord"]["Vec"][0], 0.05);
+    assert_eq!(json["AreaID"], "wan");
 }
 
 #[test]

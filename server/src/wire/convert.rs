@@ -14,6 +14,7 @@ use crate::connect::structs::{
     CaConfiguration, CaProviderConfig, CaRoot, CaSigningKey, IndexedCaRoots, IssuedCert, PerSecond,
     SignRequest, Timestamp,
 };
+use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
 use crate::rpc::{
     Consistency, Envelope, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request,
@@ -21,7 +22,8 @@ use crate::rpc::{
 };
 use crate::state::ConnectCaState;
 use crate::structs::{
-    AutopilotConfig, AutopilotHealth, CheckServiceNode, DeregisterRequest, HealthCheck,
+    AutopilotConfig, AutopilotHealth, CheckServiceNode, DatacenterMap, DeregisterRequest,
+    HealthCheck, NodeCoordinate,
     HealthCheckDefinition, HealthStatus, Node, NodeService, NodeServices, RaftConfiguration,
     RaftServer, RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
 };
@@ -563,6 +565,7 @@ impl From<&QueryOptions> for QueryOptionsRecord {
             max_wait_nanos: nanos(v.max_wait),
             consistency: v.consistency.into(),
             cached_index: v.cached_index,
+            near: v.near.clone(),
         }
     }
 }
@@ -574,6 +577,7 @@ impl From<QueryOptionsRecord> for QueryOptions {
             max_wait: Duration::from_nanos(r.max_wait_nanos),
             consistency: r.consistency.into(),
             cached_index: r.cached_index,
+            near: r.near,
         }
     }
 }
@@ -639,6 +643,7 @@ impl From<&Read> for ReadRecord {
                 name: name.clone(),
             },
             Read::ConfigEntries { kind } => ReadRecord::ConfigEntries { kind: kind.clone() },
+            Read::Coordinates { node } => ReadRecord::Coordinates { node },
         }
     }
 }
@@ -681,6 +686,7 @@ impl From<ReadRecord> for Read {
             ReadRecord::ConnectCaRoots => Read::ConnectCaRoots,
             ReadRecord::ConfigEntry { kind, name } => Read::ConfigEntry { kind, name },
             ReadRecord::ConfigEntries { kind } => Read::ConfigEntries { kind },
+            ReadRecord::Coordinates { node } => Read::Coordinates { node },
         }
     }
 }
@@ -722,6 +728,8 @@ impl TryFrom<&Request> for RequestRecord {
                 OpRecord::ConnectCaSetConfiguration(config.into())
             }
             Op::ConnectCaSign(request) => OpRecord::ConnectCaSign(request.into()),
+            Op::CoordinateUpdate(update) => OpRecord::CoordinateUpdate(update.into()),
+            Op::CoordinateDatacenters => OpRecord::CoordinateDatacenters,
         };
         Ok(RequestRecord {
             envelope: EnvelopeRecord {
@@ -757,6 +765,8 @@ impl TryFrom<RequestRecord> for Request {
                 Op::ConnectCaSetConfiguration(config.into())
             }
             OpRecord::ConnectCaSign(request) => Op::ConnectCaSign(request.into()),
+            OpRecord::CoordinateUpdate(update) => Op::CoordinateUpdate(update.into()),
+            OpRecord::CoordinateDatacenters => Op::CoordinateDatacenters,
         };
         Ok(Request {
             envelope: Envelope {
@@ -796,6 +806,9 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::ConfigEntries(entries) => {
                 ReadResultRecord::ConfigEntries(entries.iter().map(Into::into).collect())
             }
+            ReadResult::Coordinates(rows) => {
+                ReadResultRecord::Coordinates(rows.iter().map(Into::into).collect())
+            }
         }
     }
 }
@@ -825,6 +838,7 @@ impl From<ReadResultRecord> for ReadResult {
                     .filter_map(|e| ConfigEntry::try_from(e).ok())
                     .collect(),
             ),
+            ReadResultRecord::Coordinates(rows) => ReadResult::Coordinates(all(rows)),
         }
     }
 }
@@ -849,6 +863,10 @@ impl From<&Response> for ResponseRecord {
             Response::AutopilotHealth(health) => ResponseRecord::AutopilotHealth(health.into()),
             Response::CaConfiguration(config) => ResponseRecord::CaConfiguration(config.into()),
             Response::IssuedCert(cert) => ResponseRecord::IssuedCert(cert.into()),
+            Response::DatacenterMaps(maps) => {
+                ResponseRecord::DatacenterMaps(maps.iter().map(Into::into).collect())
+            }
+            Response::CoordinateQueued => ResponseRecord::CoordinateQueued,
         }
     }
 }
@@ -873,6 +891,10 @@ impl From<ResponseRecord> for Response {
             ResponseRecord::AutopilotHealth(health) => Response::AutopilotHealth(health.into()),
             ResponseRecord::CaConfiguration(config) => Response::CaConfiguration(config.into()),
             ResponseRecord::IssuedCert(cert) => Response::IssuedCert(cert.into()),
+            ResponseRecord::DatacenterMaps(maps) => {
+                Response::DatacenterMaps(maps.into_iter().map(Into::into).collect())
+            }
+            ResponseRecord::CoordinateQueued => Response::CoordinateQueued,
         }
     }
 }
@@ -1264,6 +1286,68 @@ impl TryFrom<ConfigEntryRecord> for ConfigEntry {
             other => Err(FormatError::Decode(format!(
                 "config entry kind {other:?} is unknown to this server: upgrade it"
             ))),
+        }
+    }
+}
+
+impl From<&Coordinate> for CoordinateRecord {
+    fn from(v: &Coordinate) -> CoordinateRecord {
+        CoordinateRecord {
+            vec: v.vec.clone(),
+            error: v.error,
+            adjustment: v.adjustment,
+            height: v.height,
+        }
+    }
+}
+
+impl From<CoordinateRecord> for Coordinate {
+    fn from(r: CoordinateRecord) -> Coordinate {
+        Coordinate {
+            vec: r.vec,
+            error: r.error,
+            adjustment: r.adjustment,
+            height: r.height,
+        }
+    }
+}
+
+impl From<&NodeCoordinate> for NodeCoordinateRecord {
+    fn from(v: &NodeCoordinate) -> NodeCoordinateRecord {
+        NodeCoordinateRecord {
+            node: v.node.clone(),
+            segment: v.segment.clone(),
+            coord: (&v.coord).into(),
+        }
+    }
+}
+
+impl From<NodeCoordinateRecord> for NodeCoordinate {
+    fn from(r: NodeCoordinateRecord) -> NodeCoordinate {
+        NodeCoordinate {
+            node: r.node,
+            segment: r.segment,
+            coord: r.coord.into(),
+        }
+    }
+}
+
+impl From<&DatacenterMap> for DatacenterMapRecord {
+    fn from(v: &DatacenterMap) -> DatacenterMapRecord {
+        DatacenterMapRecord {
+            datacenter: v.datacenter.clone(),
+            area_id: v.area_id.clone(),
+            coordinates: v.coordinates.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<DatacenterMapRecord> for DatacenterMap {
+    fn from(r: DatacenterMapRecord) -> DatacenterMap {
+        DatacenterMap {
+            datacenter: r.datacenter,
+            area_id: r.area_id,
+            coordinates: r.coordinates.into_iter().map(Into::into).collect(),
         }
     }
 }

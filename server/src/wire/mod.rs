@@ -33,6 +33,8 @@ pub(crate) mod samples;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_coordinates;
+#[cfg(test)]
 mod tests_intentions;
 
 use serde::de::DeserializeOwned;
@@ -41,7 +43,7 @@ use serde::Serialize;
 pub use convert::{reply_from_record, reply_to_record};
 
 /// The server-port protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The oldest protocol it still accepts, so a cluster can be upgraded one server at a time.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

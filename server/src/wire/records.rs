@@ -230,6 +230,8 @@ pub struct QueryOptionsRecord {
     pub max_wait_nanos: u64,
     pub consistency: ConsistencyRecord,
     pub cached_index: u64,
+    /// Protocol 4; an older server ignores it and answers unsorted.
+    pub near: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +294,9 @@ pub enum ReadRecord {
     ConfigEntries {
         kind: String,
     },
+    Coordinates {
+        node: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +338,8 @@ pub enum OpRecord {
     ConnectCaConfiguration,
     ConnectCaSetConfiguration(CaConfigRecord),
     ConnectCaSign(SignRequestRecord),
+    CoordinateUpdate(NodeCoordinateRecord),
+    CoordinateDatacenters,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,6 +354,7 @@ pub enum ReadResultRecord {
     CaRoots(IndexedCaRootsRecord),
     ConfigEntry(Option<ConfigEntryRecord>),
     ConfigEntries(Vec<ConfigEntryRecord>),
+    Coordinates(Vec<NodeCoordinateRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +376,8 @@ pub enum ResponseRecord {
     AutopilotHealth(AutopilotHealthRecord),
     CaConfiguration(CaConfigRecord),
     IssuedCert(IssuedCertRecord),
+    DatacenterMaps(Vec<DatacenterMapRecord>),
+    CoordinateQueued,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -568,4 +578,55 @@ pub struct ConfigEntryDeleteRecord {
     pub kind: String,
     pub name: String,
     pub cas: Option<u64>,
+}
+
+/// A network coordinate (seconds), as MessagePack floats.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CoordinateRecord {
+    pub vec: Vec<f64>,
+    pub error: f64,
+    pub adjustment: f64,
+    pub height: f64,
+}
+
+/// Bitwise, as [`crate::coordinate::Coordinate`]'s, so the records stay `Eq`.
+impl PartialEq for CoordinateRecord {
+    fn eq(&self, other: &CoordinateRecord) -> bool {
+        self.vec.len() == other.vec.len()
+            && self
+                .vec
+                .iter()
+                .zip(&other.vec)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+            && self.error.to_bits() == other.error.to_bits()
+            && self.adjustment.to_bits() == other.adjustment.to_bits()
+            && self.height.to_bits() == other.height.to_bits()
+    }
+}
+
+impl Eq for CoordinateRecord {}
+
+/// A node's LAN coordinate (a row of snapshot table 8, and what command 8 carries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeCoordinateRecord {
+    pub node: String,
+    pub segment: String,
+    pub coord: CoordinateRecord,
+}
+
+/// The body of a [`crate::structs::Command::CoordinateBatchUpdate`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CoordinateBatchUpdateRecord {
+    pub updates: Vec<NodeCoordinateRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatacenterMapRecord {
+    pub datacenter: String,
+    pub area_id: String,
+    pub coordinates: Vec<NodeCoordinateRecord>,
 }

@@ -155,6 +155,8 @@ fn options() -> QueryOptions {
         max_wait: Duration::from_secs(30),
         consistency: Consistency::Consistent,
         cached_index: 40,
+        // Protocol 4's field: the coordinate samples set it.
+        near: String::new(),
     }
 }
 
@@ -702,6 +704,104 @@ pub mod intentions {
                     wildcard_entry(),
                     entry(),
                 ]))),
+            ),
+        ]
+    }
+}
+
+/// Network coordinate samples: protocol 4, with fixtures of their own (`v4/coord_*`).
+pub mod coordinates {
+    use super::*;
+    use crate::coordinate::Coordinate;
+    use crate::structs::{DatacenterMap, NodeCoordinate};
+
+    /// A coordinate with every field set and values no float rounding could hide.
+    pub fn coordinate(offset: f64) -> Coordinate {
+        Coordinate {
+            vec: (0..8).map(|i| offset + f64::from(i) * 0.000_125).collect(),
+            error: 0.375,
+            adjustment: -0.000_25,
+            height: 0.000_062_5,
+        }
+    }
+
+    /// `web-1` (the sample node) and a node the catalog does not hold, which applying
+    /// skips.
+    pub fn updates() -> Vec<NodeCoordinate> {
+        vec![
+            NodeCoordinate {
+                node: "web-1".into(),
+                segment: String::new(),
+                coord: coordinate(0.001),
+            },
+            NodeCoordinate {
+                node: "gone".into(),
+                segment: String::new(),
+                coord: coordinate(0.002),
+            },
+        ]
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![("batch_update", Command::CoordinateBatchUpdate(updates()))]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "read_nodes",
+                Request::read(Read::Coordinates { node: None }, options()),
+            ),
+            (
+                "read_node",
+                Request::read(
+                    Read::Coordinates {
+                        node: Some("web-1".into()),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "read_health_near",
+                Request::read(
+                    Read::HealthServiceNodes {
+                        service: "web".into(),
+                        tags: vec![],
+                        node_meta: BTreeMap::new(),
+                        passing_only: true,
+                    },
+                    QueryOptions {
+                        near: "web-1".into(),
+                        ..options()
+                    },
+                ),
+            ),
+            (
+                "update",
+                Request::new(Op::CoordinateUpdate(updates().remove(0))),
+            ),
+            ("datacenters", Request::new(Op::CoordinateDatacenters)),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        vec![
+            (
+                "read_nodes",
+                Ok(read(ReadResult::Coordinates(vec![updates().remove(0)]))),
+            ),
+            ("queued", Ok(Response::CoordinateQueued)),
+            (
+                "datacenters",
+                Ok(Response::DatacenterMaps(vec![DatacenterMap {
+                    datacenter: "dc1".into(),
+                    area_id: "wan".into(),
+                    coordinates: vec![NodeCoordinate {
+                        node: "s1".into(),
+                        segment: String::new(),
+                        coord: coordinate(0.003),
+                    }],
+                }])),
             ),
         ]
     }

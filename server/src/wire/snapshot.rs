@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
-    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord,
-    NodeServiceRecord,
+    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord,
+    NodeCoordinateRecord, NodeRecord, NodeServiceRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::state::{ConnectCaState, Topic};
-use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeService};
+use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeCoordinate, NodeService};
 
 const MAGIC: &[u8] = b"\xFFSHOAL";
 /// The snapshot layout this release writes and reads.
@@ -41,6 +41,8 @@ pub mod table {
     /// Config entries (`service-intentions`); a server without them would authorize
     /// differently, so never skippable.
     pub const CONFIG_ENTRIES: u16 = 7;
+    /// LAN coordinates (protocol 4); not skippable, as command 8 is not.
+    pub const COORDINATES: u16 = 8;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -60,6 +62,8 @@ pub struct SnapshotContents {
     pub connect_ca: Option<ConnectCaState>,
     /// Config entries (intentions), in key order.
     pub config_entries: Vec<ConfigEntry>,
+    /// LAN coordinates, in key order.
+    pub coordinates: Vec<NodeCoordinate>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -109,6 +113,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Node(name) => ("node", name.as_str()),
         Topic::ConnectCa => ("connect-ca", ""),
         Topic::ConfigEntries => ("config-entries", ""),
+        Topic::Coordinates => ("coordinates", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -126,6 +131,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "node" => Topic::Node(record.name),
         "connect-ca" => Topic::ConnectCa,
         "config-entries" => Topic::ConfigEntries,
+        "coordinates" => Topic::Coordinates,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
@@ -188,6 +194,13 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
         let rows: Vec<ConfigEntryRecord> = contents.config_entries.iter().map(Into::into).collect();
         tables.push(TableRecord {
             kind: table::CONFIG_ENTRIES,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.coordinates.is_empty() {
+        let rows: Vec<NodeCoordinateRecord> = contents.coordinates.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::COORDINATES,
             rows: to_msgpack(&rows)?,
         });
     }
@@ -260,6 +273,10 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                     .map(ConfigEntry::try_from)
                     .collect::<Result<_, _>>()?;
             }
+            table::COORDINATES => {
+                let rows: Vec<NodeCoordinateRecord> = from_msgpack(&table.rows)?;
+                contents.coordinates = rows.into_iter().map(Into::into).collect();
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -305,6 +322,7 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
         autopilot: tables.autopilot.map(Into::into),
         connect_ca: None,
         config_entries: Vec::new(),
+        coordinates: Vec::new(),
     })
 }
 

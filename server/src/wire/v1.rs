@@ -906,6 +906,9 @@ impl TryFrom<&structs::Command> for v1::Command {
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
+            structs::Command::CoordinateBatchUpdate(_) => {
+                return Err(not_in_v1("coordinate commands"))
+            }
         })
     }
 }
@@ -987,6 +990,7 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::ConfigEntry { .. } | R::ConfigEntries { .. } => {
                 return Err(not_in_v1("config entry reads"))
             }
+            R::Coordinates { .. } => return Err(not_in_v1("coordinate reads")),
         })
     }
 }
@@ -1074,6 +1078,9 @@ impl TryFrom<&rpc::Request> for v1::Request {
             Op::ConnectCaConfiguration
             | Op::ConnectCaSetConfiguration(_)
             | Op::ConnectCaSign(_) => return Err(not_in_v1("Connect CA requests")),
+            Op::CoordinateUpdate(_) | Op::CoordinateDatacenters => {
+                return Err(not_in_v1("coordinate requests"))
+            }
         })
     }
 }
@@ -1090,6 +1097,7 @@ impl From<v1::Request> for rpc::Request {
                     max_wait: options.max_wait,
                     consistency: options.consistency.into(),
                     cached_index: options.cached_index,
+                    near: String::new(),
                 },
             ),
             v1::Request::Datacenters => Request::new(Op::Datacenters),
@@ -1134,6 +1142,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::NotModified => v1::ReadResult::NotModified,
             R::CaRoots(_) => return Err(not_in_v1("Connect CA roots")),
             R::ConfigEntry(_) | R::ConfigEntries(_) => return Err(not_in_v1("config entries")),
+            R::Coordinates(_) => return Err(not_in_v1("coordinates")),
         })
     }
 }
@@ -1183,6 +1192,9 @@ impl TryFrom<&rpc::Response> for v1::Response {
             R::AutopilotHealth(health) => v1::Response::AutopilotHealth(health.into()),
             R::CaConfiguration(_) | R::IssuedCert(_) => {
                 return Err(not_in_v1("Connect CA answers"))
+            }
+            R::DatacenterMaps(_) | R::CoordinateQueued => {
+                return Err(not_in_v1("coordinate answers"))
             }
         })
     }

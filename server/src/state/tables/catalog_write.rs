@@ -232,6 +232,7 @@ impl Tables {
                 self.checks.remove(&key);
                 touched.insert(Topic::Checks);
             }
+            touched.extend(self.remove_coordinates(&node_key));
         }
         Ok(touched.into_iter().collect())
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::structs::{
-    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeService,
+    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate,
+    NodeService,
 };
 use crate::wire::snapshot::SnapshotContents;
 
@@ -18,6 +19,7 @@ mod catalog_read;
 mod catalog_write;
 mod config_entries;
 mod connect_ca;
+mod coordinates;
 
 pub use connect_ca::ConnectCaState;
 
@@ -58,6 +60,8 @@ pub struct Tables {
     connect_ca: Option<Arc<ConnectCaState>>,
     /// Config entries (intentions), by kind and lower-cased name.
     config_entries: OrdMap<config_entries::EntryKey, ConfigEntry>,
+    /// LAN coordinates, by lower-cased node name and segment.
+    coordinates: OrdMap<NodeKey, NodeCoordinate>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
 }
@@ -102,6 +106,7 @@ impl Tables {
             autopilot: self.autopilot.clone(),
             connect_ca: self.connect_ca.as_deref().cloned(),
             config_entries: self.config_entries.values().cloned().collect(),
+            coordinates: self.coordinates.values().cloned().collect(),
         }
     }
 
@@ -130,6 +135,11 @@ impl Tables {
                 .config_entries
                 .into_iter()
                 .map(|entry| ((entry.kind().to_string(), lower(entry.name())), entry))
+                .collect(),
+            coordinates: contents
+                .coordinates
+                .into_iter()
+                .map(|c| ((lower(&c.node), c.segment.clone()), c))
                 .collect(),
             services_by_name: OrdMap::new(),
         };
@@ -194,6 +204,7 @@ impl Tables {
             Command::ConfigEntryDelete { kind, name, cas } => {
                 self.delete_config_entry(kind, name, *cas)
             }
+            Command::CoordinateBatchUpdate(updates) => Ok(self.update_coordinates(updates)),
         };
         match result {
             Ok(touched) => {
