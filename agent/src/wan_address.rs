@@ -34,6 +34,7 @@ pub(crate) fn translate_result(result: &mut ReadResult) {
         | ReadResult::CaRoots(_)
         | ReadResult::ConfigEntry(_)
         | ReadResult::ConfigEntries(_)
+        | ReadResult::PreparedQueries(_)
         | ReadResult::NotModified => {}
     }
 }

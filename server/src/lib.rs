@@ -16,6 +16,7 @@ pub mod connect;
 pub mod duration;
 pub mod leader;
 mod operator;
+pub mod prepared_query;
 pub mod raft;
 pub mod router;
 pub mod rpc;

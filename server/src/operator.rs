@@ -19,7 +19,7 @@ use crate::structs::{
 use crate::Server;
 
 /// Raft protocol version reported for every server the catalog knows, as Consul 1.x does.
-const PROTOCOL_VERSION: &str = "3";
+const PROTOCOL_VERSION: &str = "4";
 /// What Consul shows for a server it cannot name.
 const UNKNOWN_NODE: &str = "(unknown)";
 const UNKNOWN_PROTOCOL: &str = "unknown";

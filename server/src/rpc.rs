@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
+use crate::prepared_query::structs::{
+    ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery,
+};
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, HealthCheck, HealthStatus, Meta,
     Node, NodeServices, RaftConfiguration, ServiceNode,
@@ -100,6 +103,12 @@ pub enum Read {
     ConfigEntries {
         kind: String,
     },
+    /// One prepared query by ID (`/v1/query/:id`).
+    PreparedQuery {
+        id: String,
+    },
+    /// Every prepared query (`/v1/query`), by ID.
+    PreparedQueries,
 }
 
 /// The result of a [`Read`].
@@ -114,6 +123,7 @@ pub enum ReadResult {
     CaRoots(IndexedCaRoots),
     ConfigEntry(Option<ConfigEntry>),
     ConfigEntries(Vec<ConfigEntry>),
+    PreparedQueries(Vec<PreparedQuery>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -189,6 +199,11 @@ pub enum Op {
     ConnectCaSetConfiguration(CaConfiguration),
     /// Signs a CSR for a service registered on the asking node, on the leader.
     ConnectCaSign(SignRequest),
+    /// Runs a prepared query here, failing over to other datacenters when nothing here
+    /// is healthy.
+    PreparedQueryExecute(ExecuteRequest),
+    /// The query a name or ID resolves to, rendered.
+    PreparedQueryExplain(String),
 }
 
 /// Where an [`Op`] must be answered.
@@ -213,7 +228,11 @@ impl Op {
             | Op::AutopilotHealth
             | Op::ConnectCaSetConfiguration(_)
             | Op::ConnectCaSign(_) => Route::Leader,
-            Op::Read(_) | Op::RaftConfiguration | Op::ConnectCaConfiguration => Route::Read,
+            Op::Read(_)
+            | Op::RaftConfiguration
+            | Op::ConnectCaConfiguration
+            | Op::PreparedQueryExecute(_)
+            | Op::PreparedQueryExplain(_) => Route::Read,
         }
     }
 }
@@ -248,6 +267,14 @@ pub enum Response {
     AutopilotHealth(AutopilotHealth),
     CaConfiguration(CaConfiguration),
     IssuedCert(IssuedCert),
+    PreparedQueryExecuted {
+        meta: QueryMeta,
+        result: ExecuteResponse,
+    },
+    PreparedQueryExplained {
+        meta: QueryMeta,
+        result: ExplainResponse,
+    },
 }
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients
@@ -274,4 +301,7 @@ pub enum RpcError {
     /// the caller retries later.
     #[error("{}", crate::connect::rate_limit::RATE_LIMITED)]
     RateLimited,
+    /// What was asked for does not exist; HTTP answers 404 with this text.
+    #[error("{0}")]
+    NotFound(String),
 }

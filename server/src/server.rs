@@ -253,6 +253,10 @@ impl Server {
             Op::ConnectCaConfiguration => Ok(Response::CaConfiguration(self.ca_configuration())),
             Op::ConnectCaSetConfiguration(config) => self.set_ca_configuration(config).await,
             Op::ConnectCaSign(request) => self.sign(request).map(Response::IssuedCert),
+            Op::PreparedQueryExecute(request) => {
+                self.execute_prepared_query(request, &envelope).await
+            }
+            Op::PreparedQueryExplain(id_or_name) => self.explain_prepared_query(&id_or_name),
         }
     }
 
@@ -304,7 +308,15 @@ impl Server {
         }
     }
 
-    fn query_meta(&self, index: u64) -> QueryMeta {
+    /// Sends `request`, whose envelope names another datacenter, to a server there.
+    pub(crate) async fn forward_to_datacenter(
+        &self,
+        request: Request,
+    ) -> Result<Response, RpcError> {
+        router::forward(&self.router, &self.wan_pool, request).await
+    }
+
+    pub(crate) fn query_meta(&self, index: u64) -> QueryMeta {
         QueryMeta {
             index,
             known_leader: self.raft.leader().is_some(),
@@ -336,6 +348,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::HealthChecksInState { .. } => Topic::Checks,
         Read::ConnectCaRoots => Topic::ConnectCa,
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => Topic::ConfigEntries,
+        Read::PreparedQuery { .. } | Read::PreparedQueries => Topic::PreparedQueries,
     }
 }
 
@@ -375,5 +388,9 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::ConfigEntry(tables.config_entry(kind, name))
         }
         Read::ConfigEntries { kind } => ReadResult::ConfigEntries(tables.config_entries_of(kind)),
+        Read::PreparedQuery { id } => {
+            ReadResult::PreparedQueries(tables.prepared_query(id).into_iter().collect())
+        }
+        Read::PreparedQueries => ReadResult::PreparedQueries(tables.prepared_queries()),
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::prepared_query::structs::PreparedQuery;
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::duration::GoDuration;
 
@@ -458,6 +459,11 @@ pub enum Command {
         name: String,
         cas: Option<u64>,
     },
+    /// Creates (`update` false) or replaces a prepared query; checked again when applied
+    /// (Consul's rules, `state/tables/prepared_queries.rs`).
+    PreparedQuerySet { query: PreparedQuery, update: bool },
+    /// Deletes a prepared query; refused when there is none with that ID.
+    PreparedQueryDelete { id: String },
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,

@@ -103,6 +103,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::Checks(checks) => checks.clear(),
         ReadResult::ConfigEntries(entries) => entries.clear(),
         ReadResult::ConfigEntry(entry) => *entry = None,
+        ReadResult::PreparedQueries(queries) => queries.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -118,6 +119,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::CaRoots(v) => encode(v, pretty),
         ReadResult::ConfigEntry(v) => encode(v, pretty),
         ReadResult::ConfigEntries(v) => encode(v, pretty),
+        ReadResult::PreparedQueries(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

@@ -38,6 +38,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => {
             refuse(params, "config entries").map(|()| None)
         }
+        Read::PreparedQuery { .. } | Read::PreparedQueries => {
+            refuse(params, "prepared queries").map(|()| None)
+        }
     }
 }
 
@@ -66,6 +69,7 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::CaRoots(_)
         | ReadResult::ConfigEntry(_)
         | ReadResult::ConfigEntries(_)
+        | ReadResult::PreparedQueries(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -108,6 +108,14 @@ impl Router {
             .collect()
     }
 
+    /// The other datacenters, nearest first by median round-trip time to their servers.
+    ///
+    /// STUB (query branch): alphabetical until network coordinates land; the `coord`
+    /// branch's version of this method replaces it at merge (same name and signature).
+    pub fn datacenters_by_distance(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<RemoteServer>>> {
         // The table is replaced or reordered whole: never left half-updated.
         self.datacenters.lock().unwrap_or_else(|e| e.into_inner())

@@ -23,6 +23,8 @@ pub enum Topic {
     ConnectCa,
     /// Any config entry (intentions included) added, changed or removed.
     ConfigEntries,
+    /// Any prepared query added, changed or removed.
+    PreparedQueries,
 }
 
 impl Topic {
@@ -34,7 +36,8 @@ impl Topic {
             | Topic::Services
             | Topic::Checks
             | Topic::ConnectCa
-            | Topic::ConfigEntries => None,
+            | Topic::ConfigEntries
+            | Topic::PreparedQueries => None,
         }
     }
 
@@ -47,7 +50,8 @@ impl Topic {
             | Topic::Services
             | Topic::Checks
             | Topic::ConnectCa
-            | Topic::ConfigEntries => None,
+            | Topic::ConfigEntries
+            | Topic::PreparedQueries => None,
         }
     }
 }

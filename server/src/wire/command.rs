@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
-    DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
+    DeregisterRequestRecord, PreparedQueryDeleteRecord, PreparedQuerySetRecord,
+    RegisterRequestRecord, SetAutopilotConfigRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -33,6 +34,10 @@ pub mod kind {
     /// authorize differently.
     pub const CONFIG_ENTRY_SET: u16 = 6;
     pub const CONFIG_ENTRY_DELETE: u16 = 7;
+    /// Prepared queries: never skippable, a server without them would answer
+    /// `/v1/query` and `.query.` names differently.
+    pub const PREPARED_QUERY_SET: u16 = 9;
+    pub const PREPARED_QUERY_DELETE: u16 = 10;
 }
 
 /// One command, encoded.
@@ -68,6 +73,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         | kind::CA_SET_ROOTS
         | kind::CONFIG_ENTRY_SET
         | kind::CONFIG_ENTRY_DELETE => 3,
+        kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -83,6 +89,8 @@ fn is_known(kind: u16) -> bool {
             | kind::CA_SET_ROOTS
             | kind::CONFIG_ENTRY_SET
             | kind::CONFIG_ENTRY_DELETE
+            | kind::PREPARED_QUERY_SET
+            | kind::PREPARED_QUERY_DELETE
     )
 }
 
@@ -140,6 +148,17 @@ impl EncodedCommand {
                     cas: *cas,
                 })?,
             ),
+            Command::PreparedQuerySet { query, update } => (
+                kind::PREPARED_QUERY_SET,
+                to_msgpack(&PreparedQuerySetRecord {
+                    query: query.into(),
+                    update: *update,
+                })?,
+            ),
+            Command::PreparedQueryDelete { id } => (
+                kind::PREPARED_QUERY_DELETE,
+                to_msgpack(&PreparedQueryDeleteRecord { id: id.clone() })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -190,6 +209,17 @@ impl EncodedCommand {
                     name: record.name,
                     cas: record.cas,
                 })
+            }
+            kind::PREPARED_QUERY_SET => {
+                let record: PreparedQuerySetRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::PreparedQuerySet {
+                    query: record.query.into(),
+                    update: record.update,
+                })
+            }
+            kind::PREPARED_QUERY_DELETE => {
+                let record: PreparedQueryDeleteRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::PreparedQueryDelete { id: record.id })
             }
             kind => Decoded::Skipped { kind },
         })

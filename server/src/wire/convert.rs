@@ -15,6 +15,10 @@ use crate::connect::structs::{
     SignRequest, Timestamp,
 };
 use crate::duration::GoDuration;
+use crate::prepared_query::structs::{
+    ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns, QueryFailover,
+    QueryTemplate, ServiceQuery,
+};
 use crate::rpc::{
     Consistency, Envelope, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request,
     Response, RpcError,
@@ -639,6 +643,8 @@ impl From<&Read> for ReadRecord {
                 name: name.clone(),
             },
             Read::ConfigEntries { kind } => ReadRecord::ConfigEntries { kind: kind.clone() },
+            Read::PreparedQuery { id } => ReadRecord::PreparedQuery { id },
+            Read::PreparedQueries => ReadRecord::PreparedQueries,
         }
     }
 }
@@ -681,6 +687,8 @@ impl From<ReadRecord> for Read {
             ReadRecord::ConnectCaRoots => Read::ConnectCaRoots,
             ReadRecord::ConfigEntry { kind, name } => Read::ConfigEntry { kind, name },
             ReadRecord::ConfigEntries { kind } => Read::ConfigEntries { kind },
+            ReadRecord::PreparedQuery { id } => Read::PreparedQuery { id },
+            ReadRecord::PreparedQueries => Read::PreparedQueries,
         }
     }
 }
@@ -722,6 +730,8 @@ impl TryFrom<&Request> for RequestRecord {
                 OpRecord::ConnectCaSetConfiguration(config.into())
             }
             Op::ConnectCaSign(request) => OpRecord::ConnectCaSign(request.into()),
+            Op::PreparedQueryExecute(request) => OpRecord::PreparedQueryExecute(request.into()),
+            Op::PreparedQueryExplain(id) => OpRecord::PreparedQueryExplain(id.clone()),
         };
         Ok(RequestRecord {
             envelope: EnvelopeRecord {
@@ -757,6 +767,8 @@ impl TryFrom<RequestRecord> for Request {
                 Op::ConnectCaSetConfiguration(config.into())
             }
             OpRecord::ConnectCaSign(request) => Op::ConnectCaSign(request.into()),
+            OpRecord::PreparedQueryExecute(request) => Op::PreparedQueryExecute(request.into()),
+            OpRecord::PreparedQueryExplain(id) => Op::PreparedQueryExplain(id),
         };
         Ok(Request {
             envelope: Envelope {
@@ -796,6 +808,9 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::ConfigEntries(entries) => {
                 ReadResultRecord::ConfigEntries(entries.iter().map(Into::into).collect())
             }
+            ReadResult::PreparedQueries(queries) => {
+                ReadResultRecord::PreparedQueries(queries.iter().map(Into::into).collect())
+            }
         }
     }
 }
@@ -825,6 +840,9 @@ impl From<ReadResultRecord> for ReadResult {
                     .filter_map(|e| ConfigEntry::try_from(e).ok())
                     .collect(),
             ),
+            ReadResultRecord::PreparedQueries(queries) => {
+                ReadResult::PreparedQueries(all(queries))
+            }
         }
     }
 }
@@ -849,6 +867,18 @@ impl From<&Response> for ResponseRecord {
             Response::AutopilotHealth(health) => ResponseRecord::AutopilotHealth(health.into()),
             Response::CaConfiguration(config) => ResponseRecord::CaConfiguration(config.into()),
             Response::IssuedCert(cert) => ResponseRecord::IssuedCert(cert.into()),
+            Response::PreparedQueryExecuted { meta, result } => {
+                ResponseRecord::PreparedQueryExecuted {
+                    meta: meta.into(),
+                    result: result.into(),
+                }
+            }
+            Response::PreparedQueryExplained { meta, result } => {
+                ResponseRecord::PreparedQueryExplained {
+                    meta: meta.into(),
+                    query: (&result.query).into(),
+                }
+            }
         }
     }
 }
@@ -873,6 +903,20 @@ impl From<ResponseRecord> for Response {
             ResponseRecord::AutopilotHealth(health) => Response::AutopilotHealth(health.into()),
             ResponseRecord::CaConfiguration(config) => Response::CaConfiguration(config.into()),
             ResponseRecord::IssuedCert(cert) => Response::IssuedCert(cert.into()),
+            ResponseRecord::PreparedQueryExecuted { meta, result } => {
+                Response::PreparedQueryExecuted {
+                    meta: meta.into(),
+                    result: result.into(),
+                }
+            }
+            ResponseRecord::PreparedQueryExplained { meta, query } => {
+                Response::PreparedQueryExplained {
+                    meta: meta.into(),
+                    result: ExplainResponse {
+                        query: query.into(),
+                    },
+                }
+            }
         }
     }
 }
@@ -887,6 +931,7 @@ impl From<&RpcError> for RpcErrorRecord {
             RpcError::Internal(m) => RpcErrorRecord::Internal(m.clone()),
             RpcError::Unreachable(m) => RpcErrorRecord::Unreachable(m.clone()),
             RpcError::RateLimited => RpcErrorRecord::RateLimited,
+            RpcError::NotFound(m) => RpcErrorRecord::NotFound(m.clone()),
         }
     }
 }
@@ -901,6 +946,7 @@ impl From<RpcErrorRecord> for RpcError {
             RpcErrorRecord::Internal(m) => RpcError::Internal(m),
             RpcErrorRecord::Unreachable(m) => RpcError::Unreachable(m),
             RpcErrorRecord::RateLimited => RpcError::RateLimited,
+            RpcErrorRecord::NotFound(m) => RpcError::NotFound(m),
         }
     }
 }
@@ -1264,6 +1310,112 @@ impl TryFrom<ConfigEntryRecord> for ConfigEntry {
             other => Err(FormatError::Decode(format!(
                 "config entry kind {other:?} is unknown to this server: upgrade it"
             ))),
+        }
+    }
+}
+
+impl From<&PreparedQuery> for PreparedQueryRecord {
+    fn from(v: &PreparedQuery) -> PreparedQueryRecord {
+        PreparedQueryRecord {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            session: v.session.clone(),
+            token: v.token.clone(),
+            template_type: v.template.kind.clone(),
+            template_regexp: v.template.regexp.clone(),
+            template_remove_empty_tags: v.template.remove_empty_tags,
+            service: v.service.service.clone(),
+            failover_nearest_n: v.service.failover.nearest_n,
+            failover_datacenters: v.service.failover.datacenters.clone(),
+            only_passing: v.service.only_passing,
+            ignore_check_ids: v.service.ignore_check_ids.clone(),
+            near: v.service.near.clone(),
+            tags: v.service.tags.clone(),
+            node_meta: v.service.node_meta.clone(),
+            service_meta: v.service.service_meta.clone(),
+            connect: v.service.connect,
+            dns_ttl: v.dns.ttl.clone(),
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<PreparedQueryRecord> for PreparedQuery {
+    fn from(r: PreparedQueryRecord) -> PreparedQuery {
+        PreparedQuery {
+            id: r.id,
+            name: r.name,
+            session: r.session,
+            token: r.token,
+            template: QueryTemplate {
+                kind: r.template_type,
+                regexp: r.template_regexp,
+                remove_empty_tags: r.template_remove_empty_tags,
+            },
+            service: ServiceQuery {
+                service: r.service,
+                failover: QueryFailover {
+                    nearest_n: r.failover_nearest_n,
+                    datacenters: r.failover_datacenters,
+                },
+                only_passing: r.only_passing,
+                ignore_check_ids: r.ignore_check_ids,
+                near: r.near,
+                tags: r.tags,
+                node_meta: r.node_meta,
+                service_meta: r.service_meta,
+                connect: r.connect,
+            },
+            dns: QueryDns { ttl: r.dns_ttl },
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&ExecuteRequest> for ExecuteRequestRecord {
+    fn from(v: &ExecuteRequest) -> ExecuteRequestRecord {
+        ExecuteRequestRecord {
+            query_id_or_name: v.query_id_or_name.clone(),
+            limit: v.limit,
+            agent_node: v.agent_node.clone(),
+            near: v.near.clone(),
+        }
+    }
+}
+
+impl From<ExecuteRequestRecord> for ExecuteRequest {
+    fn from(r: ExecuteRequestRecord) -> ExecuteRequest {
+        ExecuteRequest {
+            query_id_or_name: r.query_id_or_name,
+            limit: r.limit,
+            agent_node: r.agent_node,
+            near: r.near,
+        }
+    }
+}
+
+impl From<&ExecuteResponse> for ExecuteResponseRecord {
+    fn from(v: &ExecuteResponse) -> ExecuteResponseRecord {
+        ExecuteResponseRecord {
+            service: v.service.clone(),
+            nodes: v.nodes.iter().map(Into::into).collect(),
+            dns_ttl: v.dns.ttl.clone(),
+            datacenter: v.datacenter.clone(),
+            failovers: v.failovers,
+        }
+    }
+}
+
+impl From<ExecuteResponseRecord> for ExecuteResponse {
+    fn from(r: ExecuteResponseRecord) -> ExecuteResponse {
+        ExecuteResponse {
+            service: r.service,
+            nodes: r.nodes.into_iter().map(Into::into).collect(),
+            dns: QueryDns { ttl: r.dns_ttl },
+            datacenter: r.datacenter,
+            failovers: r.failovers,
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) mod samples;
 mod tests;
 #[cfg(test)]
 mod tests_intentions;
+#[cfg(test)]
+mod tests_queries;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,7 +43,7 @@ use serde::Serialize;
 pub use convert::{reply_from_record, reply_to_record};
 
 /// The server-port protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The oldest protocol it still accepts, so a cluster can be upgraded one server at a time.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

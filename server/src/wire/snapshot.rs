@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
     AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord, NodeRecord,
-    NodeServiceRecord,
+    NodeServiceRecord, PreparedQueryRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::prepared_query::structs::PreparedQuery;
 use crate::state::{ConnectCaState, Topic};
 use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeService};
 
@@ -41,6 +42,8 @@ pub mod table {
     /// Config entries (`service-intentions`); a server without them would authorize
     /// differently, so never skippable.
     pub const CONFIG_ENTRIES: u16 = 7;
+    /// Prepared queries (protocol 4); never skippable.
+    pub const PREPARED_QUERIES: u16 = 9;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -60,6 +63,8 @@ pub struct SnapshotContents {
     pub connect_ca: Option<ConnectCaState>,
     /// Config entries (intentions), in key order.
     pub config_entries: Vec<ConfigEntry>,
+    /// Prepared queries, by ID.
+    pub prepared_queries: Vec<PreparedQuery>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -109,6 +114,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Node(name) => ("node", name.as_str()),
         Topic::ConnectCa => ("connect-ca", ""),
         Topic::ConfigEntries => ("config-entries", ""),
+        Topic::PreparedQueries => ("prepared-queries", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -126,6 +132,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "node" => Topic::Node(record.name),
         "connect-ca" => Topic::ConnectCa,
         "config-entries" => Topic::ConfigEntries,
+        "prepared-queries" => Topic::PreparedQueries,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
@@ -188,6 +195,14 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
         let rows: Vec<ConfigEntryRecord> = contents.config_entries.iter().map(Into::into).collect();
         tables.push(TableRecord {
             kind: table::CONFIG_ENTRIES,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.prepared_queries.is_empty() {
+        let rows: Vec<PreparedQueryRecord> =
+            contents.prepared_queries.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::PREPARED_QUERIES,
             rows: to_msgpack(&rows)?,
         });
     }
@@ -260,6 +275,10 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                     .map(ConfigEntry::try_from)
                     .collect::<Result<_, _>>()?;
             }
+            table::PREPARED_QUERIES => {
+                let rows: Vec<PreparedQueryRecord> = from_msgpack(&table.rows)?;
+                contents.prepared_queries = rows.into_iter().map(Into::into).collect();
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -305,6 +324,7 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
         autopilot: tables.autopilot.map(Into::into),
         connect_ca: None,
         config_entries: Vec::new(),
+        prepared_queries: Vec::new(),
     })
 }
 

@@ -903,6 +903,10 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::ConfigEntryDelete { .. } => {
                 return Err(not_in_v1("config entry commands"))
             }
+            structs::Command::PreparedQuerySet { .. }
+            | structs::Command::PreparedQueryDelete { .. } => {
+                return Err(not_in_v1("prepared query commands"))
+            }
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -986,6 +990,9 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::ConnectCaRoots => return Err(not_in_v1("Connect CA reads")),
             R::ConfigEntry { .. } | R::ConfigEntries { .. } => {
                 return Err(not_in_v1("config entry reads"))
+            }
+            R::PreparedQuery { .. } | R::PreparedQueries => {
+                return Err(not_in_v1("prepared query reads"))
             }
         })
     }
@@ -1074,6 +1081,9 @@ impl TryFrom<&rpc::Request> for v1::Request {
             Op::ConnectCaConfiguration
             | Op::ConnectCaSetConfiguration(_)
             | Op::ConnectCaSign(_) => return Err(not_in_v1("Connect CA requests")),
+            Op::PreparedQueryExecute(_) | Op::PreparedQueryExplain(_) => {
+                return Err(not_in_v1("prepared query requests"))
+            }
         })
     }
 }
@@ -1134,6 +1144,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::NotModified => v1::ReadResult::NotModified,
             R::CaRoots(_) => return Err(not_in_v1("Connect CA roots")),
             R::ConfigEntry(_) | R::ConfigEntries(_) => return Err(not_in_v1("config entries")),
+            R::PreparedQueries(_) => return Err(not_in_v1("prepared queries")),
         })
     }
 }
@@ -1184,6 +1195,9 @@ impl TryFrom<&rpc::Response> for v1::Response {
             R::CaConfiguration(_) | R::IssuedCert(_) => {
                 return Err(not_in_v1("Connect CA answers"))
             }
+            R::PreparedQueryExecuted { .. } | R::PreparedQueryExplained { .. } => {
+                return Err(not_in_v1("prepared query answers"))
+            }
         })
     }
 }
@@ -1226,6 +1240,7 @@ impl From<&rpc::RpcError> for v1::RpcError {
             E::Internal(m) => v1::RpcError::Internal(m.clone()),
             E::Unreachable(m) => v1::RpcError::Unreachable(m.clone()),
             E::RateLimited => v1::RpcError::Internal(v.to_string()),
+            E::NotFound(m) => v1::RpcError::BadRequest(m.clone()),
         }
     }
 }

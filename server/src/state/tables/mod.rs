@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::prepared_query::structs::PreparedQuery;
 use crate::structs::{
     AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeService,
 };
@@ -18,6 +19,7 @@ mod catalog_read;
 mod catalog_write;
 mod config_entries;
 mod connect_ca;
+mod prepared_queries;
 
 pub use connect_ca::ConnectCaState;
 
@@ -58,6 +60,8 @@ pub struct Tables {
     connect_ca: Option<Arc<ConnectCaState>>,
     /// Config entries (intentions), by kind and lower-cased name.
     config_entries: OrdMap<config_entries::EntryKey, ConfigEntry>,
+    /// Prepared queries, by ID.
+    prepared_queries: OrdMap<String, PreparedQuery>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
 }
@@ -102,6 +106,7 @@ impl Tables {
             autopilot: self.autopilot.clone(),
             connect_ca: self.connect_ca.as_deref().cloned(),
             config_entries: self.config_entries.values().cloned().collect(),
+            prepared_queries: self.prepared_queries.values().cloned().collect(),
         }
     }
 
@@ -130,6 +135,11 @@ impl Tables {
                 .config_entries
                 .into_iter()
                 .map(|entry| ((entry.kind().to_string(), lower(entry.name())), entry))
+                .collect(),
+            prepared_queries: contents
+                .prepared_queries
+                .into_iter()
+                .map(|query| (query.id.clone(), query))
                 .collect(),
             services_by_name: OrdMap::new(),
         };
@@ -194,6 +204,10 @@ impl Tables {
             Command::ConfigEntryDelete { kind, name, cas } => {
                 self.delete_config_entry(kind, name, *cas)
             }
+            Command::PreparedQuerySet { query, update } => {
+                self.set_prepared_query(index, query, *update)
+            }
+            Command::PreparedQueryDelete { id } => self.delete_prepared_query(id),
         };
         match result {
             Ok(touched) => {
