@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::connect::intentions::structs::ConfigEntry;
-use crate::prepared_query::structs::PreparedQuery;
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::duration::GoDuration;
+use crate::prepared_query::structs::PreparedQuery;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
@@ -461,9 +461,14 @@ pub enum Command {
     },
     /// Creates (`update` false) or replaces a prepared query; checked again when applied
     /// (Consul's rules, `state/tables/prepared_queries.rs`).
-    PreparedQuerySet { query: PreparedQuery, update: bool },
+    PreparedQuerySet {
+        query: PreparedQuery,
+        update: bool,
+    },
     /// Deletes a prepared query; refused when there is none with that ID.
-    PreparedQueryDelete { id: String },
+    PreparedQueryDelete {
+        id: String,
+    },
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,

@@ -79,7 +79,10 @@ fn a_query_fails_over_to_the_other_datacenter_and_back() {
     let (status, body) = post(&client, "/v1/query", &json!({"Name": "web"}));
     assert_eq!(
         (status, body.trim()),
-        (400, "Invalid prepared query: Must provide a Service name to query")
+        (
+            400,
+            "Invalid prepared query: Must provide a Service name to query"
+        )
     );
     let (status, body) = post(
         &client,
@@ -99,7 +102,10 @@ fn a_query_fails_over_to_the_other_datacenter_and_back() {
     assert_eq!(one.json()[0]["Name"], "web");
     assert!(one.header("X-Consul-Index").is_some());
     let missing = client.get("/v1/query/nope/execute");
-    assert_eq!((missing.status, missing.body.trim()), (404, "Query not found"));
+    assert_eq!(
+        (missing.status, missing.body.trim()),
+        (404, "Query not found")
+    );
     // Another datacenter's queries, through forwarding: dc2 has none.
     assert_eq!(client.get("/v1/query?dc=dc2").json(), json!([]));
 
@@ -127,7 +133,10 @@ fn a_query_fails_over_to_the_other_datacenter_and_back() {
     let executed = client.get("/v1/query/web/execute").json();
     assert_eq!(executed["Datacenter"], "dc2", "{executed}");
     assert_eq!(executed["Failovers"], 1, "{executed}");
-    assert_eq!(executed["Nodes"][0]["Node"]["Node"], "dc2-server", "{executed}");
+    assert_eq!(
+        executed["Nodes"][0]["Node"]["Node"], "dc2-server",
+        "{executed}"
+    );
     let srv = client.dig(&["web.query.consul", "SRV", "+short"]);
     assert!(srv.contains("dc2-server.node.dc2.consul."), "{srv}");
 
@@ -135,9 +144,11 @@ fn a_query_fails_over_to_the_other_datacenter_and_back() {
     let recovered_at = Instant::now();
     let r = client.put("/v1/agent/check/pass/web-ttl", "");
     assert_eq!(r.status, 200, "{}", r.body);
-    eventually(Duration::from_secs(10), "web.query.consul back in dc1", || {
-        (dig_short(&client, "web.query.consul") == CLIENT).then_some(())
-    });
+    eventually(
+        Duration::from_secs(10),
+        "web.query.consul back in dc1",
+        || (dig_short(&client, "web.query.consul") == CLIENT).then_some(()),
+    );
     assert!(recovered_at.elapsed() <= Duration::from_secs(3));
     let executed = client.get("/v1/query/web/execute").json();
     assert_eq!(
@@ -173,10 +184,19 @@ fn a_query_fails_over_to_the_other_datacenter_and_back() {
     assert_eq!(r.status, 200, "{}", r.body);
     let shown = client.get(&format!("/v1/query/{id}")).json();
     assert_eq!(shown[0]["Service"]["OnlyPassing"], true, "{shown}");
-    assert_eq!(client.request("DELETE", &format!("/v1/query/{id}")).status, 200);
+    assert_eq!(
+        client.request("DELETE", &format!("/v1/query/{id}")).status,
+        200
+    );
     assert_eq!(client.get(&format!("/v1/query/{id}")).status, 404);
-    eventually(Duration::from_secs(5), "the deleted query's name is gone", || {
-        dig_short(&client, "web.query.consul").is_empty().then_some(())
-    });
+    eventually(
+        Duration::from_secs(5),
+        "the deleted query's name is gone",
+        || {
+            dig_short(&client, "web.query.consul")
+                .is_empty()
+                .then_some(())
+        },
+    );
     drop(dc1);
 }

@@ -47,7 +47,13 @@ pub async fn create(
     let dc = datacenter(&agent, &params);
     agent
         .rpc()
-        .apply_in(&dc, Command::PreparedQuerySet { query, update: false })
+        .apply_in(
+            &dc,
+            Command::PreparedQuerySet {
+                query,
+                update: false,
+            },
+        )
         .await?;
     json(&Created { id }, params.has("pretty"))
 }
@@ -102,7 +108,13 @@ pub async fn update(
     let dc = datacenter(&agent, &params);
     agent
         .rpc()
-        .apply_in(&dc, Command::PreparedQuerySet { query, update: true })
+        .apply_in(
+            &dc,
+            Command::PreparedQuerySet {
+                query,
+                update: true,
+            },
+        )
         .await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -117,7 +117,10 @@ mod tests {
             instance("none", &[], &[]),
         ];
         let mut query = ServiceQuery::default();
-        assert_eq!(names(&filter(&query, nodes.clone())), ["ok", "warn", "none"]);
+        assert_eq!(
+            names(&filter(&query, nodes.clone())),
+            ["ok", "warn", "none"]
+        );
         query.only_passing = true;
         assert_eq!(names(&filter(&query, nodes.clone())), ["ok", "none"]);
         query.ignore_check_ids = vec!["flaky".into()];
@@ -135,8 +138,14 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             ..ServiceQuery::default()
         };
-        assert_eq!(names(&filter(&query(&["primary"]), nodes.clone())), ["a", "b"]);
-        assert_eq!(names(&filter(&query(&["primary", "!V2"]), nodes.clone())), ["b"]);
+        assert_eq!(
+            names(&filter(&query(&["primary"]), nodes.clone())),
+            ["a", "b"]
+        );
+        assert_eq!(
+            names(&filter(&query(&["primary", "!V2"]), nodes.clone())),
+            ["b"]
+        );
         let mut by_meta = query(&[]);
         by_meta.node_meta = Meta::from([("rack".to_owned(), "c".to_owned())]);
         assert_eq!(names(&filter(&by_meta, nodes)), ["c"]);
@@ -149,9 +158,15 @@ mod tests {
             nearest_n: n,
             datacenters: listed.iter().map(|d| d.to_string()).collect(),
         };
-        assert_eq!(failover_order(&nearest, &failover(0, &[])), Vec::<String>::new());
+        assert_eq!(
+            failover_order(&nearest, &failover(0, &[])),
+            Vec::<String>::new()
+        );
         assert_eq!(failover_order(&nearest, &failover(2, &[])), ["dc2", "dc3"]);
-        assert_eq!(failover_order(&nearest, &failover(9, &[])), ["dc2", "dc3", "dc4"]);
+        assert_eq!(
+            failover_order(&nearest, &failover(9, &[])),
+            ["dc2", "dc3", "dc4"]
+        );
         // Listed ones follow, without those already chosen or unknown to the WAN pool.
         assert_eq!(
             failover_order(&nearest, &failover(1, &["dc4", "dc2", "dc9", "DC3"])),

@@ -53,9 +53,9 @@ impl Server {
     ) -> Result<Response, RpcError> {
         let (index, query) = self.resolve_query(&request.query_id_or_name)?;
         let service = &query.service;
-        let local = self.state().read(|tables| {
-            tables.check_service_nodes(&service.service, &[], &Meta::new(), false)
-        });
+        let local = self
+            .state()
+            .read(|tables| tables.check_service_nodes(&service.service, &[], &Meta::new(), false));
         let mut nodes = filter(service, local);
         nodes.shuffle(&mut rand::rng());
         let near = match (request.near.as_str(), service.near.as_str()) {

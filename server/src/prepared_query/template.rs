@@ -246,7 +246,10 @@ mod tests {
             ]
         );
         // The stored template is untouched by rendering.
-        assert_eq!(compiled.render("geo-db-a-b").unwrap().service.service, "mysql-a");
+        assert_eq!(
+            compiled.render("geo-db-a-b").unwrap().service.service,
+            "mysql-a"
+        );
     }
 
     #[test]
@@ -260,7 +263,10 @@ mod tests {
                 ..ServiceQuery::default()
             },
         );
-        let keep = CompiledTemplate::compile(&query).unwrap().render("web").unwrap();
+        let keep = CompiledTemplate::compile(&query)
+            .unwrap()
+            .render("web")
+            .unwrap();
         assert_eq!(keep.service.tags, [""]);
         query.template.remove_empty_tags = true;
         let compiled = CompiledTemplate::compile(&query).unwrap();

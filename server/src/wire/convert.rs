@@ -840,9 +840,7 @@ impl From<ReadResultRecord> for ReadResult {
                     .filter_map(|e| ConfigEntry::try_from(e).ok())
                     .collect(),
             ),
-            ReadResultRecord::PreparedQueries(queries) => {
-                ReadResult::PreparedQueries(all(queries))
-            }
+            ReadResultRecord::PreparedQueries(queries) => ReadResult::PreparedQueries(all(queries)),
         }
     }
 }

@@ -711,8 +711,8 @@ pub mod intentions {
 pub mod queries {
     use super::*;
     use crate::prepared_query::structs::{
-        ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns,
-        QueryFailover, QueryTemplate, ServiceQuery,
+        ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns, QueryFailover,
+        QueryTemplate, ServiceQuery,
     };
 
     /// A query with every field set.
@@ -791,12 +791,7 @@ pub mod queries {
         vec![
             (
                 "read_prepared_query",
-                Request::read(
-                    Read::PreparedQuery {
-                        id: query().id,
-                    },
-                    options(),
-                ),
+                Request::read(Read::PreparedQuery { id: query().id }, options()),
             ),
             (
                 "read_prepared_queries",

@@ -64,7 +64,11 @@ fn prepared_query_fixtures_decode() {
     let (command_index, state) = sample_state();
     let restored = snapshot::decode(&read("snapshot.bin")).unwrap();
     assert_eq!(restored, state.snapshot(command_index));
-    assert_eq!(restored.prepared_queries.len(), 2, "both sample queries stored");
+    assert_eq!(
+        restored.prepared_queries.len(),
+        2,
+        "both sample queries stored"
+    );
 }
 
 #[test]

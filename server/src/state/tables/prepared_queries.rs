@@ -20,7 +20,10 @@ impl Tables {
     /// The query `id_or_name` names (Consul's `PreparedQueryResolve`): by ID (never a
     /// template), else by exact name, else the template with the longest name that
     /// prefixes it; a template comes back rendered for `id_or_name`.
-    pub fn resolve_prepared_query(&self, id_or_name: &str) -> Result<Option<PreparedQuery>, String> {
+    pub fn resolve_prepared_query(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<PreparedQuery>, String> {
         if id_or_name.is_empty() {
             return Err("Missing query ID".into());
         }
@@ -70,11 +73,9 @@ impl Tables {
         }
         let existing = self.prepared_queries.get(&query.id);
         if update && existing.is_none() {
-            return Err(format!(
-                "Cannot modify non-existent prepared query: '{}'",
-                query.id
-            )
-            .into());
+            return Err(
+                format!("Cannot modify non-existent prepared query: '{}'", query.id).into(),
+            );
         }
         validate::check(query)?;
         let others = || self.prepared_queries.values().filter(|q| q.id != query.id);
@@ -94,7 +95,8 @@ impl Tables {
             return Err(format!("invalid session {:?}", query.session).into());
         }
         if query.is_template() {
-            CompiledTemplate::compile(query).map_err(|e| format!("failed compiling template: {e}"))?;
+            CompiledTemplate::compile(query)
+                .map_err(|e| format!("failed compiling template: {e}"))?;
         }
         let create_index = existing.map_or(index, |q| q.create_index);
         let stored = PreparedQuery {
@@ -166,7 +168,10 @@ mod tests {
     #[test]
     fn queries_are_stored_with_indexes_and_consuls_refusals() {
         let state = StateStore::new();
-        assert_eq!(state.apply(1, &set(query(ID1, "web", "web"), false)).error, "");
+        assert_eq!(
+            state.apply(1, &set(query(ID1, "web", "web"), false)).error,
+            ""
+        );
         let stored = state.read(|t| t.prepared_query(ID1)).unwrap();
         assert_eq!((stored.create_index, stored.modify_index), (1, 1));
         // The same again changes nothing.
@@ -189,7 +194,12 @@ mod tests {
             state.apply(6, &set(query(ID2, "", "api"), false)).error,
             "Invalid prepared query: Must be bound to a session"
         );
-        assert_eq!(state.apply(7, &set(template(ID2, "", "${name.full}"), false)).error, "");
+        assert_eq!(
+            state
+                .apply(7, &set(template(ID2, "", "${name.full}"), false))
+                .error,
+            ""
+        );
         assert_eq!(
             state.apply(8, &set(template(ID3, "", "x"), false)).error,
             "a query template with an empty name already exists"
