@@ -16,8 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use shoal_server::prepared_query::structs::{ExecuteRequest, ExecuteResponse};
 use shoal_server::router::NO_PATH_TO_DATACENTER;
-use shoal_server::rpc::{Consistency, QueryOptions, Read, ReadResult, RpcError};
+use shoal_server::rpc::{
+    Consistency, Op, QueryOptions, Read, ReadResult, Request, Response, RpcError,
+};
 use shoal_server::structs::{CheckServiceNode, Meta, Node};
 
 use crate::client::RpcClient;
@@ -66,6 +69,14 @@ impl Found for Vec<CheckServiceNode> {
 impl Found for Option<Node> {
     fn found(&self) -> bool {
         self.is_some()
+    }
+}
+
+/// An executed query is an answer when it has instances: a query with none anywhere is
+/// not kept through an outage.
+impl Found for Option<ExecuteResponse> {
+    fn found(&self) -> bool {
+        self.as_ref().is_some_and(|r| !r.nodes.is_empty())
     }
 }
 
@@ -202,6 +213,8 @@ impl<K: Eq + Hash + Clone, V: Clone + PartialEq + Found> Cache<K, V> {
 pub struct AgentDnsCatalog {
     rpc: RpcClient,
     datacenter: String,
+    /// This agent's node, what a query's `Near: "_agent"` stands for.
+    node_name: String,
     consistency: Consistency,
     max_stale: Duration,
     /// Bumped whenever a fetched answer differs from what the cache held for its name.
@@ -211,6 +224,10 @@ pub struct AgentDnsCatalog {
     services: Cache<(String, String, Option<String>), Vec<CheckServiceNode>>,
     /// Keyed by (datacenter, node).
     nodes: Cache<(String, String), Option<Node>>,
+    /// Executed prepared queries, keyed by (datacenter, lower-cased name): fresh for as
+    /// short as the others, so a failover shows in DNS within [`FRESH_FOR`] of the
+    /// servers seeing it.
+    queries: Cache<(String, String), Option<ExecuteResponse>>,
     metrics: CatalogCacheMetrics,
 }
 
@@ -220,6 +237,7 @@ impl AgentDnsCatalog {
         AgentDnsCatalog {
             rpc,
             datacenter,
+            node_name: String::new(),
             consistency: if allow_stale {
                 Consistency::Stale
             } else {
@@ -229,8 +247,14 @@ impl AgentDnsCatalog {
             generation: AtomicU64::new(0),
             services: Cache::new(limits, max_stale),
             nodes: Cache::new(limits, max_stale),
+            queries: Cache::new(limits, max_stale),
             metrics: CatalogCacheMetrics::default(),
         }
+    }
+
+    /// The same catalog, answering for the agent `node_name`.
+    pub fn with_node_name(self, node_name: String) -> Self {
+        AgentDnsCatalog { node_name, ..self }
     }
 
     /// The same catalog with an empty cache holding at most `limits`.
@@ -238,6 +262,7 @@ impl AgentDnsCatalog {
         AgentDnsCatalog {
             services: Cache::new(limits, self.max_stale),
             nodes: Cache::new(limits, self.max_stale),
+            queries: Cache::new(limits, self.max_stale),
             ..self
         }
     }
@@ -246,9 +271,10 @@ impl AgentDnsCatalog {
     pub fn cache_metrics(&self) -> CatalogCacheSnapshot {
         let (services_answered, services_missing) = self.services.len();
         let (nodes_answered, nodes_missing) = self.nodes.len();
+        let (queries_answered, queries_missing) = self.queries.len();
         self.metrics.snapshot(
-            services_answered + nodes_answered,
-            services_missing + nodes_missing,
+            services_answered + nodes_answered + queries_answered,
+            services_missing + nodes_missing + queries_missing,
         )
     }
 
@@ -372,6 +398,57 @@ impl DnsCatalog for AgentDnsCatalog {
             Ok((_, ReadResult::Nodes(nodes))) => Ok(nodes),
             Ok(_) => Err(LookupError::Unavailable("unexpected read result".into())),
             Err(e) => Err(LookupError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Executed through the servers (which fail over), cached like the other answers; an
+    /// answer is never revalidated by index, an execution has none to compare.
+    async fn prepared_query(
+        &self,
+        dc: &str,
+        name: &str,
+    ) -> Result<Option<ExecuteResponse>, LookupError> {
+        let target = self.target(dc);
+        let key = (target.clone(), name.to_lowercase());
+        if let Some(value) = self.queries.get(&key, FRESH_FOR) {
+            DnsMetrics::incr(&self.metrics.hits);
+            return Ok(value);
+        }
+        DnsMetrics::incr(&self.metrics.fetches);
+        let mut request = Request::new(Op::PreparedQueryExecute(ExecuteRequest {
+            query_id_or_name: name.to_owned(),
+            limit: 0,
+            agent_node: self.node_name.clone(),
+            near: String::new(),
+        }));
+        request.envelope.datacenter = target.clone();
+        request.envelope.query.consistency = self.consistency;
+        let fetched = match self.rpc.call(request).await {
+            Ok(Response::PreparedQueryExecuted { result, .. }) => Ok(Some(result)),
+            Ok(_) => Err(LookupError::Unavailable("unexpected response".into())),
+            Err(RpcError::NotFound(_)) => Ok(None),
+            Err(RpcError::Internal(m)) if m == NO_PATH_TO_DATACENTER => {
+                Err(LookupError::UnknownDatacenter(target.clone()))
+            }
+            Err(e) => Err(LookupError::Unavailable(e.to_string())),
+        };
+        match fetched {
+            Ok(value) => {
+                if self
+                    .queries
+                    .put_read(key, value.clone(), Instant::now(), 0, &self.metrics)
+                {
+                    self.generation.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(value)
+            }
+            Err(error) => match self.queries.get(&key, self.max_stale) {
+                Some(stale) => {
+                    DnsMetrics::incr(&self.metrics.stale_served);
+                    Ok(stale)
+                }
+                None => Err(error),
+            },
         }
     }
 }

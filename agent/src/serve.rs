@@ -65,12 +65,15 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
 
     let _dns_server = match dns {
         Some((udp, tcp)) => {
-            let catalog = Arc::new(AgentDnsCatalog::new(
-                agent.rpc().clone(),
-                dns_config.datacenter.clone(),
-                dns_config.allow_stale,
-                dns_config.max_stale,
-            ));
+            let catalog = Arc::new(
+                AgentDnsCatalog::new(
+                    agent.rpc().clone(),
+                    dns_config.datacenter.clone(),
+                    dns_config.allow_stale,
+                    dns_config.max_stale,
+                )
+                .with_node_name(agent.config().node_name.clone()),
+            );
             let server = crate::dns::serve(dns_config, catalog, udp, tcp)
                 .map_err(|e| AgentError::Start(format!("starting DNS: {e}")))?;
             tracing::info!(addr = %server.udp_addr(), "DNS listening");

@@ -35,6 +35,7 @@ pub(crate) fn translate_result(result: &mut ReadResult) {
         | ReadResult::ConfigEntry(_)
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
+        | ReadResult::PreparedQueries(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -17,6 +17,7 @@ pub mod coordinate;
 pub mod duration;
 pub mod leader;
 mod operator;
+pub mod prepared_query;
 pub mod raft;
 pub mod router;
 pub mod rpc;

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
+use crate::prepared_query::structs::{
+    ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery,
+};
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DatacenterMap, HealthCheck,
     HealthStatus, Meta, Node, NodeCoordinate, NodeServices, RaftConfiguration, ServiceNode,
@@ -109,6 +112,12 @@ pub enum Read {
     Coordinates {
         node: Option<String>,
     },
+    /// One prepared query by ID (`/v1/query/:id`).
+    PreparedQuery {
+        id: String,
+    },
+    /// Every prepared query (`/v1/query`), by ID.
+    PreparedQueries,
 }
 
 /// The result of a [`Read`].
@@ -124,6 +133,7 @@ pub enum ReadResult {
     ConfigEntry(Option<ConfigEntry>),
     ConfigEntries(Vec<ConfigEntry>),
     Coordinates(Vec<NodeCoordinate>),
+    PreparedQueries(Vec<PreparedQuery>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -204,6 +214,11 @@ pub enum Op {
     CoordinateUpdate(NodeCoordinate),
     /// Every datacenter's servers with their WAN coordinates, as this server knows them.
     CoordinateDatacenters,
+    /// Runs a prepared query here, failing over to other datacenters when nothing here
+    /// is healthy.
+    PreparedQueryExecute(ExecuteRequest),
+    /// The query a name or ID resolves to, rendered.
+    PreparedQueryExplain(String),
 }
 
 /// Where an [`Op`] must be answered.
@@ -231,7 +246,11 @@ impl Op {
             | Op::ConnectCaSetConfiguration(_)
             | Op::ConnectCaSign(_)
             | Op::CoordinateUpdate(_) => Route::Leader,
-            Op::Read(_) | Op::RaftConfiguration | Op::ConnectCaConfiguration => Route::Read,
+            Op::Read(_)
+            | Op::RaftConfiguration
+            | Op::ConnectCaConfiguration
+            | Op::PreparedQueryExecute(_)
+            | Op::PreparedQueryExplain(_) => Route::Read,
         }
     }
 }
@@ -269,6 +288,14 @@ pub enum Response {
     DatacenterMaps(Vec<DatacenterMap>),
     /// A coordinate update was taken into the leader's next batch.
     CoordinateQueued,
+    PreparedQueryExecuted {
+        meta: QueryMeta,
+        result: ExecuteResponse,
+    },
+    PreparedQueryExplained {
+        meta: QueryMeta,
+        result: ExplainResponse,
+    },
 }
 
 /// Why a request failed. The messages are Consul's where Consul has one, since clients
@@ -295,4 +322,7 @@ pub enum RpcError {
     /// the caller retries later.
     #[error("{}", crate::connect::rate_limit::RATE_LIMITED)]
     RateLimited,
+    /// What was asked for does not exist; HTTP answers 404 with this text.
+    #[error("{0}")]
+    NotFound(String),
 }

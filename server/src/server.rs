@@ -324,6 +324,10 @@ impl Server {
             Op::ConnectCaSign(request) => self.sign(request).map(Response::IssuedCert),
             Op::CoordinateUpdate(update) => self.queue_coordinate(update),
             Op::CoordinateDatacenters => Ok(Response::DatacenterMaps(self.router.datacenter_maps())),
+            Op::PreparedQueryExecute(request) => {
+                self.execute_prepared_query(request, &envelope).await
+            }
+            Op::PreparedQueryExplain(id_or_name) => self.explain_prepared_query(&id_or_name),
         }
     }
 
@@ -379,7 +383,15 @@ impl Server {
         }
     }
 
-    fn query_meta(&self, index: u64) -> QueryMeta {
+    /// Sends `request`, whose envelope names another datacenter, to a server there.
+    pub(crate) async fn forward_to_datacenter(
+        &self,
+        request: Request,
+    ) -> Result<Response, RpcError> {
+        router::forward(&self.router, &self.wan_pool, request).await
+    }
+
+    pub(crate) fn query_meta(&self, index: u64) -> QueryMeta {
         QueryMeta {
             index,
             known_leader: self.raft.leader().is_some(),
@@ -412,6 +424,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::ConnectCaRoots => Topic::ConnectCa,
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => Topic::ConfigEntries,
         Read::Coordinates { .. } => Topic::Coordinates,
+        Read::PreparedQuery { .. } | Read::PreparedQueries => Topic::PreparedQueries,
     }
 }
 
@@ -452,6 +465,10 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         }
         Read::ConfigEntries { kind } => ReadResult::ConfigEntries(tables.config_entries_of(kind)),
         Read::Coordinates { node } => ReadResult::Coordinates(tables.coordinates(node.as_deref())),
+        Read::PreparedQuery { id } => {
+            ReadResult::PreparedQueries(tables.prepared_query(id).into_iter().collect())
+        }
+        Read::PreparedQueries => ReadResult::PreparedQueries(tables.prepared_queries()),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
+use crate::prepared_query::structs::PreparedQuery;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
@@ -462,6 +463,16 @@ pub enum Command {
     /// Stores the LAN coordinates the leader batched (Consul's `CoordinateBatchUpdate`);
     /// those of nodes no longer in the catalog are skipped.
     CoordinateBatchUpdate(Vec<NodeCoordinate>),
+    /// Creates (`update` false) or replaces a prepared query; checked again when applied
+    /// (Consul's rules, `state/tables/prepared_queries.rs`).
+    PreparedQuerySet {
+        query: PreparedQuery,
+        update: bool,
+    },
+    /// Deletes a prepared query; refused when there is none with that ID.
+    PreparedQueryDelete {
+        id: String,
+    },
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,

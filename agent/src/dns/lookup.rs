@@ -49,6 +49,10 @@ impl<C: DnsCatalog> Authority<C> {
                 let dc = dc.as_deref().unwrap_or(&self.config.datacenter);
                 self.node(q, zone, dc, &node).await
             }
+            Target::Query { dc, name } => {
+                let dc = dc.as_deref().unwrap_or(&self.config.datacenter);
+                self.query(q, zone, dc, &name).await
+            }
             Target::Addr(ip) => Ok(self.records_or_nodata(
                 zone,
                 answer::wants_address(q.qtype, ip)
@@ -172,6 +176,45 @@ impl<C: DnsCatalog> Authority<C> {
         let ttl = self.config.service_ttl_secs(service);
         let mut answer = if q.qtype == RecordType::SRV {
             let (records, additional) = self.srv_records(q, zone, dc, &nodes, ttl);
+            let mut answer = self.records_or_nodata(zone, records);
+            answer.additional = additional;
+            answer
+        } else {
+            self.records_or_nodata(zone, self.address_records(q, &nodes, ttl))
+        };
+        answer.shuffled = nodes.len() > 1;
+        Ok(answer)
+    }
+
+    /// `<query>.query.<dc>`: the instances the prepared query answers with, from
+    /// whichever datacenter it failed over to; the TTL is the query's `DNS.TTL`, else
+    /// the service's.
+    async fn query(
+        &self,
+        q: &Question<'_>,
+        zone: &Zone,
+        dc: &str,
+        name: &str,
+    ) -> Result<Answer, LookupError> {
+        let Some(executed) = self.catalog.prepared_query(dc, name).await? else {
+            return Ok(self.nxdomain(zone));
+        };
+        let mut nodes = executed.nodes;
+        let from = executed.datacenter.as_str();
+        if self.translates(from) {
+            nodes.iter_mut().for_each(|n| use_wan_address(&mut n.node));
+        }
+        if nodes.is_empty() {
+            return Ok(self.nxdomain(zone));
+        }
+        nodes.shuffle(&mut rand::rng());
+        let ttl = match executed.dns.ttl.as_str() {
+            "" => self.config.service_ttl_secs(&executed.service),
+            ttl => shoal_server::duration::parse_go_duration(ttl)
+                .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+        };
+        let mut answer = if q.qtype == RecordType::SRV {
+            let (records, additional) = self.srv_records(q, zone, from, &nodes, ttl);
             let mut answer = self.records_or_nodata(zone, records);
             answer.additional = additional;
             answer

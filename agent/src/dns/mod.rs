@@ -14,6 +14,7 @@
 
 use std::future::Future;
 
+use shoal_server::prepared_query::structs::ExecuteResponse;
 use shoal_server::structs::{CheckServiceNode, Node};
 
 mod answer;
@@ -75,6 +76,16 @@ pub trait DnsCatalog: Send + Sync + 'static {
 
     /// Every node of `dc`, for reverse (PTR) lookups.
     fn nodes(&self, dc: &str) -> impl Future<Output = Result<Vec<Node>, LookupError>> + Send;
+
+    /// The prepared query `name` (an ID or a name) executed in `dc`, with its failover;
+    /// `None` when no query has that name. Catalogs without prepared queries have none.
+    fn prepared_query(
+        &self,
+        _dc: &str,
+        _name: &str,
+    ) -> impl Future<Output = Result<Option<ExecuteResponse>, LookupError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 #[cfg(test)]

@@ -26,10 +26,15 @@ pub(crate) enum Target {
         dc: Option<String>,
         node: String,
     },
+    /// `<query>.query[.<dc>]`: a prepared query by ID or name (which may hold dots).
+    Query {
+        dc: Option<String>,
+        name: String,
+    },
     /// `<hex>.addr` (Consul's form, used as SRV targets) or `<a-b-c-d>.addr`.
     Addr(IpAddr),
-    /// Inside the zone but not a name that can exist: unknown kind (prepared queries,
-    /// connect, …, which Shoal does not serve yet), bad datacenter part, bad address.
+    /// Inside the zone but not a name that can exist: unknown kind (connect, …, which
+    /// Shoal does not serve yet), bad datacenter part, bad address.
     Invalid,
 }
 
@@ -76,6 +81,13 @@ fn target(labels: &[&str], qtype: RecordType) -> Target {
             Some(dc) => Target::Node {
                 dc,
                 node: parts.join("."),
+            },
+            None => Target::Invalid,
+        },
+        "query" => match datacenter(suffix) {
+            Some(dc) => Target::Query {
+                dc,
+                name: parts.join("."),
             },
             None => Target::Invalid,
         },
@@ -326,7 +338,23 @@ mod tests {
         assert_eq!(parse_str("NS.consul.", a), Some((0, Target::Nameserver)));
         assert_eq!(
             parse_str("web.query.consul.", a),
-            Some((0, Target::Invalid))
+            Some((
+                0,
+                Target::Query {
+                    dc: None,
+                    name: "web".into()
+                }
+            ))
+        );
+        assert_eq!(
+            parse_str("geo.db.query.dc2.consul.", a),
+            Some((
+                0,
+                Target::Query {
+                    dc: Some("dc2".into()),
+                    name: "geo.db".into()
+                }
+            ))
         );
         assert_eq!(parse_str("example.com.", a), None);
         assert_eq!(parse_str("consul.example.com.", a), None);

@@ -14,6 +14,7 @@ use hickory_server::net::tcp::TcpClientStream;
 use hickory_server::net::udp::UdpClientStream;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use shoal_server::prepared_query::structs::ExecuteResponse;
 use shoal_server::structs::{
     health, CheckServiceNode, HealthCheck, HealthStatus, Node, NodeService, Weights,
 };
@@ -79,6 +80,66 @@ impl DnsCatalog for FakeCatalog {
         }
         Ok(self.nodes.clone())
     }
+
+    /// `web-q` answers the passing instances with a 3 s TTL; `failed-over` the same from
+    /// dc2, with the service's TTL; any other name is no query.
+    async fn prepared_query(
+        &self,
+        dc: &str,
+        name: &str,
+    ) -> Result<Option<ExecuteResponse>, LookupError> {
+        if !self.knows(dc) {
+            return Err(LookupError::UnknownDatacenter(dc.to_owned()));
+        }
+        let passing: Vec<CheckServiceNode> = self
+            .instances
+            .iter()
+            .filter(|i| i.aggregated_status() == health::PASSING)
+            .cloned()
+            .collect();
+        let (ttl, datacenter) = match name {
+            "web-q" => ("3s", "dc1"),
+            "failed-over" => ("", "dc2"),
+            _ => return Ok(None),
+        };
+        Ok(Some(ExecuteResponse {
+            service: "web".into(),
+            nodes: passing,
+            dns: shoal_server::prepared_query::structs::QueryDns { ttl: ttl.into() },
+            datacenter: datacenter.into(),
+            failovers: u32::from(datacenter != "dc1"),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn prepared_queries_answer_with_their_ttl_and_datacenter() {
+    let server = start(base_config(), catalog()).await;
+    let a = ask_udp(&server, "web-q.query.consul.", RecordType::A).await;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        addresses(&a.answers),
+        HashSet::from([ip("10.0.0.1"), ip("192.168.1.4")])
+    );
+    assert!(a.answers.iter().all(|r| r.ttl == 3), "{a:?}");
+    // No DNS.TTL: the service's TTL; SRV targets in the datacenter that answered.
+    let srv = ask_udp(&server, "failed-over.query.consul.", RecordType::SRV).await;
+    let targets: HashSet<String> = srv
+        .answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.ttl, 30);
+            let RData::SRV(srv) = &r.data else {
+                panic!("{r:?}")
+            };
+            srv.target.to_string()
+        })
+        .collect();
+    assert!(targets.contains("n1.node.dc2.consul."), "{targets:?}");
+    let missing = ask_udp(&server, "nope.query.consul.", RecordType::A).await;
+    assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
+    let unknown_dc = ask_udp(&server, "web-q.query.dc9.consul.", RecordType::A).await;
+    assert_eq!(unknown_dc.metadata.response_code, ResponseCode::NXDomain);
 }
 
 fn node(name: &str, address: &str) -> Node {

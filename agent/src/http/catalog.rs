@@ -133,6 +133,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::ConfigEntries(entries) => entries.clear(),
         ReadResult::ConfigEntry(entry) => *entry = None,
         ReadResult::Coordinates(rows) => rows.clear(),
+        ReadResult::PreparedQueries(queries) => queries.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -149,6 +150,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::ConfigEntry(v) => encode(v, pretty),
         ReadResult::ConfigEntries(v) => encode(v, pretty),
         ReadResult::Coordinates(v) => encode(v, pretty),
+        ReadResult::PreparedQueries(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

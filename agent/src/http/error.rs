@@ -57,6 +57,7 @@ impl From<RpcError> for ApiError {
     fn from(e: RpcError) -> ApiError {
         match e {
             RpcError::BadRequest(m) | RpcError::Rejected(m) => ApiError::bad_request(m),
+            RpcError::NotFound(m) => ApiError::not_found(m),
             RpcError::RateLimited => ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: RpcError::RateLimited.to_string(),

@@ -39,6 +39,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
             refuse(params, "config entries").map(|()| None)
         }
         Read::Coordinates { .. } => refuse(params, "coordinates").map(|()| None),
+        Read::PreparedQuery { .. } | Read::PreparedQueries => {
+            refuse(params, "prepared queries").map(|()| None)
+        }
     }
 }
 
@@ -68,6 +71,7 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::ConfigEntry(_)
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
+        | ReadResult::PreparedQueries(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -19,6 +19,7 @@ mod hash_blocking;
 mod intentions;
 mod maintenance;
 mod operator;
+mod query;
 mod request;
 mod response;
 mod serve;
@@ -150,6 +151,13 @@ pub fn router(agent: Arc<Agent>) -> Router {
                 .put(intentions::put_by_id)
                 .delete(intentions::delete_by_id),
         )
+        .route("/v1/query", get(query::list).post(query::create))
+        .route(
+            "/v1/query/{id}",
+            get(query::get).put(query::update).delete(query::delete),
+        )
+        .route("/v1/query/{id}/execute", get(query::execute))
+        .route("/v1/query/{id}/explain", get(query::explain))
         .route(
             "/v1/agent/connect/ca/leaf/{service}",
             get(connect::agent_leaf),

@@ -25,6 +25,8 @@ pub enum Topic {
     ConfigEntries,
     /// Any LAN coordinate stored or removed.
     Coordinates,
+    /// Any prepared query added, changed or removed.
+    PreparedQueries,
 }
 
 impl Topic {
@@ -38,6 +40,7 @@ impl Topic {
             | Topic::ConnectCa
             | Topic::ConfigEntries
             | Topic::Coordinates => None,
+            | Topic::PreparedQueries => None,
         }
     }
 
@@ -52,6 +55,7 @@ impl Topic {
             | Topic::ConnectCa
             | Topic::ConfigEntries
             | Topic::Coordinates => None,
+            | Topic::PreparedQueries => None,
         }
     }
 }

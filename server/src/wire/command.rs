@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
     CoordinateBatchUpdateRecord, DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
+    DeregisterRequestRecord, PreparedQueryDeleteRecord, PreparedQuerySetRecord,
+    RegisterRequestRecord, SetAutopilotConfigRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -37,6 +39,10 @@ pub mod kind {
     /// skipping it would answer `/v1/coordinate/*` and `?near` differently from the
     /// others; it is proposed only once every server speaks protocol 4 anyway.
     pub const COORDINATE_BATCH_UPDATE: u16 = 8;
+    /// Prepared queries: never skippable, a server without them would answer
+    /// `/v1/query` and `.query.` names differently.
+    pub const PREPARED_QUERY_SET: u16 = 9;
+    pub const PREPARED_QUERY_DELETE: u16 = 10;
 }
 
 /// One command, encoded.
@@ -73,6 +79,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         | kind::CONFIG_ENTRY_SET
         | kind::CONFIG_ENTRY_DELETE => 3,
         kind::COORDINATE_BATCH_UPDATE => 4,
+        kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -89,6 +96,8 @@ fn is_known(kind: u16) -> bool {
             | kind::CONFIG_ENTRY_SET
             | kind::CONFIG_ENTRY_DELETE
             | kind::COORDINATE_BATCH_UPDATE
+            | kind::PREPARED_QUERY_SET
+            | kind::PREPARED_QUERY_DELETE
     )
 }
 
@@ -152,6 +161,17 @@ impl EncodedCommand {
                     updates: updates.iter().map(Into::into).collect(),
                 })?,
             ),
+            Command::PreparedQuerySet { query, update } => (
+                kind::PREPARED_QUERY_SET,
+                to_msgpack(&PreparedQuerySetRecord {
+                    query: query.into(),
+                    update: *update,
+                })?,
+            ),
+            Command::PreparedQueryDelete { id } => (
+                kind::PREPARED_QUERY_DELETE,
+                to_msgpack(&PreparedQueryDeleteRecord { id: id.clone() })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -208,6 +228,17 @@ impl EncodedCommand {
                 Decoded::Known(Command::CoordinateBatchUpdate(
                     record.updates.into_iter().map(Into::into).collect(),
                 ))
+            }
+            kind::PREPARED_QUERY_SET => {
+                let record: PreparedQuerySetRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::PreparedQuerySet {
+                    query: record.query.into(),
+                    update: record.update,
+                })
+            }
+            kind::PREPARED_QUERY_DELETE => {
+                let record: PreparedQueryDeleteRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::PreparedQueryDelete { id: record.id })
             }
             kind => Decoded::Skipped { kind },
         })

@@ -16,6 +16,10 @@ use crate::connect::structs::{
 };
 use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
+use crate::prepared_query::structs::{
+    ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns, QueryFailover,
+    QueryTemplate, ServiceQuery,
+};
 use crate::rpc::{
     Consistency, Envelope, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request,
     Response, RpcError,
@@ -644,6 +648,8 @@ impl From<&Read> for ReadRecord {
             },
             Read::ConfigEntries { kind } => ReadRecord::ConfigEntries { kind: kind.clone() },
             Read::Coordinates { node } => ReadRecord::Coordinates { node },
+            Read::PreparedQuery { id } => ReadRecord::PreparedQuery { id },
+            Read::PreparedQueries => ReadRecord::PreparedQueries,
         }
     }
 }
@@ -687,6 +693,8 @@ impl From<ReadRecord> for Read {
             ReadRecord::ConfigEntry { kind, name } => Read::ConfigEntry { kind, name },
             ReadRecord::ConfigEntries { kind } => Read::ConfigEntries { kind },
             ReadRecord::Coordinates { node } => Read::Coordinates { node },
+            ReadRecord::PreparedQuery { id } => Read::PreparedQuery { id },
+            ReadRecord::PreparedQueries => Read::PreparedQueries,
         }
     }
 }
@@ -730,6 +738,8 @@ impl TryFrom<&Request> for RequestRecord {
             Op::ConnectCaSign(request) => OpRecord::ConnectCaSign(request.into()),
             Op::CoordinateUpdate(update) => OpRecord::CoordinateUpdate(update.into()),
             Op::CoordinateDatacenters => OpRecord::CoordinateDatacenters,
+            Op::PreparedQueryExecute(request) => OpRecord::PreparedQueryExecute(request.into()),
+            Op::PreparedQueryExplain(id) => OpRecord::PreparedQueryExplain(id.clone()),
         };
         Ok(RequestRecord {
             envelope: EnvelopeRecord {
@@ -767,6 +777,8 @@ impl TryFrom<RequestRecord> for Request {
             OpRecord::ConnectCaSign(request) => Op::ConnectCaSign(request.into()),
             OpRecord::CoordinateUpdate(update) => Op::CoordinateUpdate(update.into()),
             OpRecord::CoordinateDatacenters => Op::CoordinateDatacenters,
+            OpRecord::PreparedQueryExecute(request) => Op::PreparedQueryExecute(request.into()),
+            OpRecord::PreparedQueryExplain(id) => Op::PreparedQueryExplain(id),
         };
         Ok(Request {
             envelope: Envelope {
@@ -809,6 +821,9 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::Coordinates(rows) => {
                 ReadResultRecord::Coordinates(rows.iter().map(Into::into).collect())
             }
+            ReadResult::PreparedQueries(queries) => {
+                ReadResultRecord::PreparedQueries(queries.iter().map(Into::into).collect())
+            }
         }
     }
 }
@@ -839,6 +854,7 @@ impl From<ReadResultRecord> for ReadResult {
                     .collect(),
             ),
             ReadResultRecord::Coordinates(rows) => ReadResult::Coordinates(all(rows)),
+            ReadResultRecord::PreparedQueries(queries) => ReadResult::PreparedQueries(all(queries)),
         }
     }
 }
@@ -867,6 +883,18 @@ impl From<&Response> for ResponseRecord {
                 ResponseRecord::DatacenterMaps(maps.iter().map(Into::into).collect())
             }
             Response::CoordinateQueued => ResponseRecord::CoordinateQueued,
+            Response::PreparedQueryExecuted { meta, result } => {
+                ResponseRecord::PreparedQueryExecuted {
+                    meta: meta.into(),
+                    result: result.into(),
+                }
+            }
+            Response::PreparedQueryExplained { meta, result } => {
+                ResponseRecord::PreparedQueryExplained {
+                    meta: meta.into(),
+                    query: (&result.query).into(),
+                }
+            }
         }
     }
 }
@@ -895,6 +923,20 @@ impl From<ResponseRecord> for Response {
                 Response::DatacenterMaps(maps.into_iter().map(Into::into).collect())
             }
             ResponseRecord::CoordinateQueued => Response::CoordinateQueued,
+            ResponseRecord::PreparedQueryExecuted { meta, result } => {
+                Response::PreparedQueryExecuted {
+                    meta: meta.into(),
+                    result: result.into(),
+                }
+            }
+            ResponseRecord::PreparedQueryExplained { meta, query } => {
+                Response::PreparedQueryExplained {
+                    meta: meta.into(),
+                    result: ExplainResponse {
+                        query: query.into(),
+                    },
+                }
+            }
         }
     }
 }
@@ -909,6 +951,7 @@ impl From<&RpcError> for RpcErrorRecord {
             RpcError::Internal(m) => RpcErrorRecord::Internal(m.clone()),
             RpcError::Unreachable(m) => RpcErrorRecord::Unreachable(m.clone()),
             RpcError::RateLimited => RpcErrorRecord::RateLimited,
+            RpcError::NotFound(m) => RpcErrorRecord::NotFound(m.clone()),
         }
     }
 }
@@ -923,6 +966,7 @@ impl From<RpcErrorRecord> for RpcError {
             RpcErrorRecord::Internal(m) => RpcError::Internal(m),
             RpcErrorRecord::Unreachable(m) => RpcError::Unreachable(m),
             RpcErrorRecord::RateLimited => RpcError::RateLimited,
+            RpcErrorRecord::NotFound(m) => RpcError::NotFound(m),
         }
     }
 }
@@ -1300,6 +1344,32 @@ impl From<&Coordinate> for CoordinateRecord {
         }
     }
 }
+impl From<&PreparedQuery> for PreparedQueryRecord {
+    fn from(v: &PreparedQuery) -> PreparedQueryRecord {
+        PreparedQueryRecord {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            session: v.session.clone(),
+            token: v.token.clone(),
+            template_type: v.template.kind.clone(),
+            template_regexp: v.template.regexp.clone(),
+            template_remove_empty_tags: v.template.remove_empty_tags,
+            service: v.service.service.clone(),
+            failover_nearest_n: v.service.failover.nearest_n,
+            failover_datacenters: v.service.failover.datacenters.clone(),
+            only_passing: v.service.only_passing,
+            ignore_check_ids: v.service.ignore_check_ids.clone(),
+            near: v.service.near.clone(),
+            tags: v.service.tags.clone(),
+            node_meta: v.service.node_meta.clone(),
+            service_meta: v.service.service_meta.clone(),
+            connect: v.service.connect,
+            dns_ttl: v.dns.ttl.clone(),
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
 
 impl From<CoordinateRecord> for Coordinate {
     fn from(r: CoordinateRecord) -> Coordinate {
@@ -1308,6 +1378,38 @@ impl From<CoordinateRecord> for Coordinate {
             error: r.error,
             adjustment: r.adjustment,
             height: r.height,
+        }
+    }
+}
+impl From<PreparedQueryRecord> for PreparedQuery {
+    fn from(r: PreparedQueryRecord) -> PreparedQuery {
+        PreparedQuery {
+            id: r.id,
+            name: r.name,
+            session: r.session,
+            token: r.token,
+            template: QueryTemplate {
+                kind: r.template_type,
+                regexp: r.template_regexp,
+                remove_empty_tags: r.template_remove_empty_tags,
+            },
+            service: ServiceQuery {
+                service: r.service,
+                failover: QueryFailover {
+                    nearest_n: r.failover_nearest_n,
+                    datacenters: r.failover_datacenters,
+                },
+                only_passing: r.only_passing,
+                ignore_check_ids: r.ignore_check_ids,
+                near: r.near,
+                tags: r.tags,
+                node_meta: r.node_meta,
+                service_meta: r.service_meta,
+                connect: r.connect,
+            },
+            dns: QueryDns { ttl: r.dns_ttl },
+            create_index: r.create_index,
+            modify_index: r.modify_index,
         }
     }
 }
@@ -1321,6 +1423,16 @@ impl From<&NodeCoordinate> for NodeCoordinateRecord {
         }
     }
 }
+impl From<&ExecuteRequest> for ExecuteRequestRecord {
+    fn from(v: &ExecuteRequest) -> ExecuteRequestRecord {
+        ExecuteRequestRecord {
+            query_id_or_name: v.query_id_or_name.clone(),
+            limit: v.limit,
+            agent_node: v.agent_node.clone(),
+            near: v.near.clone(),
+        }
+    }
+}
 
 impl From<NodeCoordinateRecord> for NodeCoordinate {
     fn from(r: NodeCoordinateRecord) -> NodeCoordinate {
@@ -1328,6 +1440,16 @@ impl From<NodeCoordinateRecord> for NodeCoordinate {
             node: r.node,
             segment: r.segment,
             coord: r.coord.into(),
+        }
+    }
+}
+impl From<ExecuteRequestRecord> for ExecuteRequest {
+    fn from(r: ExecuteRequestRecord) -> ExecuteRequest {
+        ExecuteRequest {
+            query_id_or_name: r.query_id_or_name,
+            limit: r.limit,
+            agent_node: r.agent_node,
+            near: r.near,
         }
     }
 }
@@ -1341,6 +1463,17 @@ impl From<&DatacenterMap> for DatacenterMapRecord {
         }
     }
 }
+impl From<&ExecuteResponse> for ExecuteResponseRecord {
+    fn from(v: &ExecuteResponse) -> ExecuteResponseRecord {
+        ExecuteResponseRecord {
+            service: v.service.clone(),
+            nodes: v.nodes.iter().map(Into::into).collect(),
+            dns_ttl: v.dns.ttl.clone(),
+            datacenter: v.datacenter.clone(),
+            failovers: v.failovers,
+        }
+    }
+}
 
 impl From<DatacenterMapRecord> for DatacenterMap {
     fn from(r: DatacenterMapRecord) -> DatacenterMap {
@@ -1348,6 +1481,17 @@ impl From<DatacenterMapRecord> for DatacenterMap {
             datacenter: r.datacenter,
             area_id: r.area_id,
             coordinates: r.coordinates.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+impl From<ExecuteResponseRecord> for ExecuteResponse {
+    fn from(r: ExecuteResponseRecord) -> ExecuteResponse {
+        ExecuteResponse {
+            service: r.service,
+            nodes: r.nodes.into_iter().map(Into::into).collect(),
+            dns: QueryDns { ttl: r.dns_ttl },
+            datacenter: r.datacenter,
+            failovers: r.failovers,
         }
     }
 }

@@ -36,6 +36,8 @@ mod tests;
 mod tests_coordinates;
 #[cfg(test)]
 mod tests_intentions;
+#[cfg(test)]
+mod tests_queries;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

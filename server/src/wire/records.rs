@@ -297,6 +297,10 @@ pub enum ReadRecord {
     Coordinates {
         node: Option<String>,
     },
+    PreparedQuery {
+        id: String,
+    },
+    PreparedQueries,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +344,8 @@ pub enum OpRecord {
     ConnectCaSign(SignRequestRecord),
     CoordinateUpdate(NodeCoordinateRecord),
     CoordinateDatacenters,
+    PreparedQueryExecute(ExecuteRequestRecord),
+    PreparedQueryExplain(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +361,7 @@ pub enum ReadResultRecord {
     ConfigEntry(Option<ConfigEntryRecord>),
     ConfigEntries(Vec<ConfigEntryRecord>),
     Coordinates(Vec<NodeCoordinateRecord>),
+    PreparedQueries(Vec<PreparedQueryRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,6 +385,14 @@ pub enum ResponseRecord {
     IssuedCert(IssuedCertRecord),
     DatacenterMaps(Vec<DatacenterMapRecord>),
     CoordinateQueued,
+    PreparedQueryExecuted {
+        meta: QueryMetaRecord,
+        result: ExecuteResponseRecord,
+    },
+    PreparedQueryExplained {
+        meta: QueryMetaRecord,
+        query: PreparedQueryRecord,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,6 +404,7 @@ pub enum RpcErrorRecord {
     Internal(String),
     Unreachable(String),
     RateLimited,
+    NotFound(String),
 }
 
 /// A server's answer to a [`RequestRecord`].
@@ -623,10 +639,71 @@ pub struct CoordinateBatchUpdateRecord {
     pub updates: Vec<NodeCoordinateRecord>,
 }
 
+/// A prepared query (see [`crate::prepared_query::structs::PreparedQuery`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreparedQueryRecord {
+    pub id: String,
+    pub name: String,
+    pub session: String,
+    pub token: String,
+    pub template_type: String,
+    pub template_regexp: String,
+    pub template_remove_empty_tags: bool,
+    pub service: String,
+    pub failover_nearest_n: i64,
+    pub failover_datacenters: Vec<String>,
+    pub only_passing: bool,
+    pub ignore_check_ids: Vec<String>,
+    pub near: String,
+    pub tags: Vec<String>,
+    pub node_meta: BTreeMap<String, String>,
+    pub service_meta: BTreeMap<String, String>,
+    pub connect: bool,
+    /// `DNS.TTL`, a Go duration as the client wrote it.
+    pub dns_ttl: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The body of a [`crate::structs::Command::PreparedQuerySet`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreparedQuerySetRecord {
+    pub query: PreparedQueryRecord,
+    pub update: bool,
+}
+
+/// The body of a [`crate::structs::Command::PreparedQueryDelete`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreparedQueryDeleteRecord {
+    pub id: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatacenterMapRecord {
     pub datacenter: String,
     pub area_id: String,
     pub coordinates: Vec<NodeCoordinateRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecuteRequestRecord {
+    pub query_id_or_name: String,
+    pub limit: u32,
+    pub agent_node: String,
+    pub near: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecuteResponseRecord {
+    pub service: String,
+    pub nodes: Vec<CheckServiceNodeRecord>,
+    pub dns_ttl: String,
+    pub datacenter: String,
+    pub failovers: u32,
 }

@@ -806,3 +806,147 @@ pub mod coordinates {
         ]
     }
 }
+
+/// Prepared query samples: protocol 4, with fixtures of their own (`v4/query_*`).
+pub mod queries {
+    use super::*;
+    use crate::prepared_query::structs::{
+        ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns, QueryFailover,
+        QueryTemplate, ServiceQuery,
+    };
+
+    /// A query with every field set.
+    pub fn query() -> PreparedQuery {
+        PreparedQuery {
+            id: "8f246b77-f3e1-ff88-5b48-8ec93abf3e05".into(),
+            name: "web-failover".into(),
+            session: String::new(),
+            token: "c84a3a0b-1d3f-4b5d-9b76-2d1e5b2c7a10".into(),
+            template: QueryTemplate::default(),
+            service: ServiceQuery {
+                service: "web".into(),
+                failover: QueryFailover {
+                    nearest_n: 2,
+                    datacenters: vec!["dc2".into(), "dc3".into()],
+                },
+                only_passing: true,
+                ignore_check_ids: vec!["flaky".into()],
+                near: "_agent".into(),
+                tags: vec!["primary".into(), "!canary".into()],
+                node_meta: meta(&[("rack", "r1")]),
+                service_meta: meta(&[("version", "2")]),
+                connect: false,
+            },
+            dns: QueryDns { ttl: "10s".into() },
+            create_index: 51,
+            modify_index: 52,
+        }
+    }
+
+    /// A name-prefix template.
+    pub fn template() -> PreparedQuery {
+        PreparedQuery {
+            id: "0c8b1a55-3d6e-4f2a-9e1b-7a6c5d4e3f21".into(),
+            name: "geo-db-".into(),
+            template: QueryTemplate {
+                kind: "name_prefix_match".into(),
+                regexp: r"^geo-db-(.*?)-([^\-]+?)$".into(),
+                remove_empty_tags: true,
+            },
+            service: ServiceQuery {
+                service: "mysql-${match(1)}".into(),
+                tags: vec!["${match(2)}".into()],
+                ..ServiceQuery::default()
+            },
+            ..PreparedQuery::default()
+        }
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![
+            (
+                "prepared_query_set",
+                Command::PreparedQuerySet {
+                    query: query(),
+                    update: false,
+                },
+            ),
+            (
+                "prepared_query_set_template",
+                Command::PreparedQuerySet {
+                    query: template(),
+                    update: false,
+                },
+            ),
+            (
+                "prepared_query_delete",
+                Command::PreparedQueryDelete {
+                    id: "5e1e24e5-1329-f86f-18c6-3d3734edb2cd".into(),
+                },
+            ),
+        ]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "read_prepared_query",
+                Request::read(Read::PreparedQuery { id: query().id }, options()),
+            ),
+            (
+                "read_prepared_queries",
+                Request::read(Read::PreparedQueries, options()),
+            ),
+            (
+                "execute",
+                Request::new(Op::PreparedQueryExecute(ExecuteRequest {
+                    query_id_or_name: "web-failover".into(),
+                    limit: 3,
+                    agent_node: "client-1".into(),
+                    near: "web-1".into(),
+                })),
+            ),
+            (
+                "explain",
+                Request::new(Op::PreparedQueryExplain("geo-db-customer-master".into())),
+            ),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        vec![
+            (
+                "read_prepared_queries",
+                Ok(read(ReadResult::PreparedQueries(vec![template(), query()]))),
+            ),
+            (
+                "executed",
+                Ok(Response::PreparedQueryExecuted {
+                    meta: query_meta(),
+                    result: ExecuteResponse {
+                        service: "web".into(),
+                        nodes: vec![CheckServiceNode {
+                            node: node(),
+                            service: service(),
+                            checks: vec![check()],
+                        }],
+                        dns: QueryDns { ttl: "10s".into() },
+                        datacenter: "dc2".into(),
+                        failovers: 1,
+                    },
+                }),
+            ),
+            (
+                "explained",
+                Ok(Response::PreparedQueryExplained {
+                    meta: query_meta(),
+                    result: ExplainResponse { query: query() },
+                }),
+            ),
+            (
+                "error_not_found",
+                Err(RpcError::NotFound("Query not found".into())),
+            ),
+        ]
+    }
+}

@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
     AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord,
-    NodeCoordinateRecord, NodeRecord, NodeServiceRecord,
+    NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::prepared_query::structs::PreparedQuery;
 use crate::state::{ConnectCaState, Topic};
 use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeCoordinate, NodeService};
 
@@ -43,6 +44,8 @@ pub mod table {
     pub const CONFIG_ENTRIES: u16 = 7;
     /// LAN coordinates (protocol 4); not skippable, as command 8 is not.
     pub const COORDINATES: u16 = 8;
+    /// Prepared queries (protocol 4); never skippable.
+    pub const PREPARED_QUERIES: u16 = 9;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -64,6 +67,8 @@ pub struct SnapshotContents {
     pub config_entries: Vec<ConfigEntry>,
     /// LAN coordinates, in key order.
     pub coordinates: Vec<NodeCoordinate>,
+    /// Prepared queries, by ID.
+    pub prepared_queries: Vec<PreparedQuery>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -114,6 +119,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::ConnectCa => ("connect-ca", ""),
         Topic::ConfigEntries => ("config-entries", ""),
         Topic::Coordinates => ("coordinates", ""),
+        Topic::PreparedQueries => ("prepared-queries", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -132,6 +138,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "connect-ca" => Topic::ConnectCa,
         "config-entries" => Topic::ConfigEntries,
         "coordinates" => Topic::Coordinates,
+        "prepared-queries" => Topic::PreparedQueries,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
@@ -201,6 +208,14 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
         let rows: Vec<NodeCoordinateRecord> = contents.coordinates.iter().map(Into::into).collect();
         tables.push(TableRecord {
             kind: table::COORDINATES,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.prepared_queries.is_empty() {
+        let rows: Vec<PreparedQueryRecord> =
+            contents.prepared_queries.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::PREPARED_QUERIES,
             rows: to_msgpack(&rows)?,
         });
     }
@@ -277,6 +292,10 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                 let rows: Vec<NodeCoordinateRecord> = from_msgpack(&table.rows)?;
                 contents.coordinates = rows.into_iter().map(Into::into).collect();
             }
+            table::PREPARED_QUERIES => {
+                let rows: Vec<PreparedQueryRecord> = from_msgpack(&table.rows)?;
+                contents.prepared_queries = rows.into_iter().map(Into::into).collect();
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -323,6 +342,7 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
         connect_ca: None,
         config_entries: Vec::new(),
         coordinates: Vec::new(),
+        prepared_queries: Vec::new(),
     })
 }
 

@@ -903,6 +903,10 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::ConfigEntryDelete { .. } => {
                 return Err(not_in_v1("config entry commands"))
             }
+            structs::Command::PreparedQuerySet { .. }
+            | structs::Command::PreparedQueryDelete { .. } => {
+                return Err(not_in_v1("prepared query commands"))
+            }
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -991,6 +995,9 @@ impl TryFrom<&rpc::Read> for v1::Read {
                 return Err(not_in_v1("config entry reads"))
             }
             R::Coordinates { .. } => return Err(not_in_v1("coordinate reads")),
+            R::PreparedQuery { .. } | R::PreparedQueries => {
+                return Err(not_in_v1("prepared query reads"))
+            }
         })
     }
 }
@@ -1081,6 +1088,9 @@ impl TryFrom<&rpc::Request> for v1::Request {
             Op::CoordinateUpdate(_) | Op::CoordinateDatacenters => {
                 return Err(not_in_v1("coordinate requests"))
             }
+            Op::PreparedQueryExecute(_) | Op::PreparedQueryExplain(_) => {
+                return Err(not_in_v1("prepared query requests"))
+            }
         })
     }
 }
@@ -1143,6 +1153,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::CaRoots(_) => return Err(not_in_v1("Connect CA roots")),
             R::ConfigEntry(_) | R::ConfigEntries(_) => return Err(not_in_v1("config entries")),
             R::Coordinates(_) => return Err(not_in_v1("coordinates")),
+            R::PreparedQueries(_) => return Err(not_in_v1("prepared queries")),
         })
     }
 }
@@ -1196,6 +1207,9 @@ impl TryFrom<&rpc::Response> for v1::Response {
             R::DatacenterMaps(_) | R::CoordinateQueued => {
                 return Err(not_in_v1("coordinate answers"))
             }
+            R::PreparedQueryExecuted { .. } | R::PreparedQueryExplained { .. } => {
+                return Err(not_in_v1("prepared query answers"))
+            }
         })
     }
 }
@@ -1238,6 +1252,7 @@ impl From<&rpc::RpcError> for v1::RpcError {
             E::Internal(m) => v1::RpcError::Internal(m.clone()),
             E::Unreachable(m) => v1::RpcError::Unreachable(m.clone()),
             E::RateLimited => v1::RpcError::Internal(v.to_string()),
+            E::NotFound(m) => v1::RpcError::BadRequest(m.clone()),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::prepared_query::structs::PreparedQuery;
 use crate::structs::{
     AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate,
     NodeService,
@@ -20,6 +21,7 @@ mod catalog_write;
 mod config_entries;
 mod connect_ca;
 mod coordinates;
+mod prepared_queries;
 
 pub use connect_ca::ConnectCaState;
 
@@ -62,6 +64,8 @@ pub struct Tables {
     config_entries: OrdMap<config_entries::EntryKey, ConfigEntry>,
     /// LAN coordinates, by lower-cased node name and segment.
     coordinates: OrdMap<NodeKey, NodeCoordinate>,
+    /// Prepared queries, by ID.
+    prepared_queries: OrdMap<String, PreparedQuery>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
 }
@@ -107,6 +111,7 @@ impl Tables {
             connect_ca: self.connect_ca.as_deref().cloned(),
             config_entries: self.config_entries.values().cloned().collect(),
             coordinates: self.coordinates.values().cloned().collect(),
+            prepared_queries: self.prepared_queries.values().cloned().collect(),
         }
     }
 
@@ -140,6 +145,11 @@ impl Tables {
                 .coordinates
                 .into_iter()
                 .map(|c| ((lower(&c.node), c.segment.clone()), c))
+                .collect(),
+            prepared_queries: contents
+                .prepared_queries
+                .into_iter()
+                .map(|query| (query.id.clone(), query))
                 .collect(),
             services_by_name: OrdMap::new(),
         };
@@ -205,6 +215,10 @@ impl Tables {
                 self.delete_config_entry(kind, name, *cas)
             }
             Command::CoordinateBatchUpdate(updates) => Ok(self.update_coordinates(updates)),
+            Command::PreparedQuerySet { query, update } => {
+                self.set_prepared_query(index, query, *update)
+            }
+            Command::PreparedQueryDelete { id } => self.delete_prepared_query(id),
         };
         match result {
             Ok(touched) => {
