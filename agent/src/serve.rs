@@ -71,6 +71,7 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
                 dns_config.allow_stale,
                 dns_config.max_stale,
             ));
+            catalog.watch_catalog();
             let server = crate::dns::serve(dns_config, catalog, udp, tcp)
                 .map_err(|e| AgentError::Start(format!("starting DNS: {e}")))?;
             tracing::info!(addr = %server.udp_addr(), "DNS listening");
