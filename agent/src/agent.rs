@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shoal_server::leader::Member;
+use shoal_server::leader::{Member, ReconcileStatus};
 use shoal_server::structs::{
     CheckDefinition, CheckKind, HealthCheck, HealthStatus, Meta, ServiceDefinition,
 };
@@ -24,7 +24,7 @@ use crate::client::{RpcClient, ServerFinder};
 use crate::config::Config;
 use crate::connect::ConnectCache;
 use crate::definition;
-use crate::gossip::{wan_member_name, Gossip, GossipConfig, MemberStatus, PoolKind};
+use crate::gossip::{wan_member_name, Gossip, GossipConfig, MemberEvent, MemberStatus, PoolKind};
 use crate::local::registrations::{RegistrationError, Registrations, ScriptChecks};
 use crate::local::{LocalCheck, LocalState};
 use crate::maintenance::Maintenance;
@@ -452,12 +452,18 @@ impl Agent {
         let mut members = self.gossip.subscribe();
         let mut wan_members = self.wan.as_ref().map(Gossip::subscribe);
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        // Members this agent forgot (reaped, or `force-leave -prune`d): deregistered at
+        // once, as Consul's leader handles serf's reap event, rather than by the sweep of
+        // unknown nodes, which waits for the pool to settle after a start.
+        let mut forgotten: Vec<String> = Vec::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 event = members.recv() => {
-                    if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        return;
+                    match event {
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        Ok(MemberEvent::Reaped(name)) => forgotten.push(name),
+                        _ => {}
                     }
                 }
                 // A WAN member's change reaches the router now, not at the next tick.
@@ -496,6 +502,23 @@ impl Agent {
                 let complete = self.uptime() >= GOSSIP_SETTLE;
                 if let Err(e) = server.reconcile_members(&members, complete).await {
                     tracing::debug!(error = %e, "reconciling gossip members into the catalog");
+                }
+                for name in forgotten.drain(..) {
+                    if members.iter().any(|m| m.name == name) {
+                        continue;
+                    }
+                    let gone = Member {
+                        name,
+                        id: String::new(),
+                        address: String::new(),
+                        datacenter: self.config.datacenter.clone(),
+                        meta: Default::default(),
+                        status: ReconcileStatus::Left,
+                        server_port: None,
+                    };
+                    if let Err(e) = server.reconcile_member(&gone).await {
+                        tracing::debug!(error = %e, "deregistering a forgotten member");
+                    }
                 }
                 if let Err(e) = server.manage_ca().await {
                     tracing::warn!(error = %e, "connect: setting up the CA");

@@ -74,6 +74,7 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
                 )
                 .with_node_name(agent.config().node_name.clone()),
             );
+            catalog.watch_catalog();
             let server = crate::dns::serve(dns_config, catalog, udp, tcp)
                 .map_err(|e| AgentError::Start(format!("starting DNS: {e}")))?;
             tracing::info!(addr = %server.udp_addr(), "DNS listening");

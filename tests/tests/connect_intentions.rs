@@ -241,6 +241,23 @@ Sources = [
     assert_eq!(by_id["Precedence"], 9);
     let exact = agent.get("/v1/connect/intentions/exact?source=batch&destination=db");
     assert_eq!(exact.json()["ID"], id.as_str());
+    // `?filter=` on the list, on the intention's fields.
+    let filtered =
+        agent.get("/v1/connect/intentions?filter=Meta.owner%20%3D%3D%20ops%20and%20Action%20%3D%3D%20allow");
+    assert_eq!(filtered.status, 200, "{}", filtered.body);
+    let filtered = filtered.json();
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1), "{filtered}");
+    assert_eq!(filtered[0]["ID"], id.as_str());
+    let none = agent.get("/v1/connect/intentions?filter=SourceName%20%3D%3D%20nobody");
+    assert_eq!((none.status, none.json()), (200, json!([])));
+    let bad = agent.get("/v1/connect/intentions?filter=Nope%20%3D%3D%201");
+    assert_eq!(
+        (bad.status, bad.body.trim()),
+        (
+            400,
+            r#"Failed to create boolean expression evaluator: Selector "Nope" is not valid"#
+        )
+    );
     let duplicate = post(
         &agent,
         "/v1/connect/intentions",
@@ -311,6 +328,10 @@ Sources = [
         missing.body.contains("Config entry not found"),
         "{}",
         missing.body
+    );
+    assert!(
+        missing.header("X-Consul-Index").is_some(),
+        "Consul's 404 for a missing entry carries the index"
     );
 
     // Deleting.

@@ -541,6 +541,24 @@ fn filters_narrow_agent_catalog_and_health_lists() {
     );
     assert!(ids("/v1/agent/members", "Name == nobody", &name).is_empty());
 
+    // The service list is filtered on each instance, as Consul's: services with a match,
+    // each with the tags of its matching instances.
+    let services = |filter: &str| {
+        let r = agent.get(&format!("/v1/catalog/services?filter={}", encode(filter)));
+        assert_eq!(r.status, 200, "{filter}: {}", r.body);
+        assert!(r.header("X-Consul-Index").is_some());
+        r.json()
+    };
+    assert_eq!(
+        services("primary in ServiceTags"),
+        json!({"redis": ["primary", "production", "qa"]})
+    );
+    assert_eq!(
+        services(r#"ServiceMeta.env == qa and Node == filters"#),
+        json!({"redis": ["primary", "qa"]})
+    );
+    assert_eq!(services("ServiceMeta.env == nobody"), json!({}));
+
     let r = agent.get(&format!(
         "/v1/health/service/redis?filter={}",
         encode("Service.Port = 1")

@@ -110,8 +110,15 @@ fn members_join_fail_leave_and_the_catalog_follows() {
     println!("c2 critical {:?} after kill -9", killed.elapsed());
     assert_eq!(member_status(&server, "c2"), Some(4));
 
-    // force-leave marks it left; the leader deregisters it.
-    assert_eq!(server.put("/v1/agent/force-leave/c2", "").status, 200);
+    // A name nobody has is Consul's error.
+    let unknown = server.put("/v1/agent/force-leave/nobody", "");
+    assert_eq!(
+        (unknown.status, unknown.body.trim()),
+        (500, "agent: No node found with name 'nobody'")
+    );
+    // force-leave with ?prune forgets it at once; the leader deregisters it.
+    assert_eq!(server.put("/v1/agent/force-leave/c2?prune", "").status, 200);
+    assert_eq!(member_status(&server, "c2"), None, "pruned from the members");
     eventually(Duration::from_secs(10), "c2 deregistered", || {
         serf_health(&server, "c2").is_none().then_some(())
     });

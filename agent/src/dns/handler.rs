@@ -20,9 +20,9 @@ use super::answer::{Answer, Zone};
 use super::config::{ConfigError, DnsConfig};
 use super::lookup::{Authority, Question};
 use super::metrics::DnsMetrics;
-use super::name;
+use super::name::{self, Target};
 use super::recursor::{Forward, Recursors};
-use super::reuse::{Outcome, ResponseCache, Reuse};
+use super::reuse::{Outcome, ResponseCache, Reuse, Version};
 use super::truncate::{self, Limits};
 use super::DnsCatalog;
 
@@ -44,6 +44,8 @@ struct Reply {
     /// Records were dropped to fit the transport.
     trimmed: bool,
     reuse: Reuse,
+    /// It depends on nothing but the local datacenter's catalog (and the config).
+    local: bool,
 }
 
 impl Reply {
@@ -53,6 +55,7 @@ impl Reply {
             answer,
             trimmed: false,
             reuse: Reuse::Never,
+            local: true,
         }
     }
 }
@@ -61,6 +64,8 @@ impl Reply {
 pub(crate) struct Served {
     pub reuse: Reuse,
     pub outcome: Outcome,
+    /// It may be reused for as long as the local catalog's epoch holds.
+    pub local: bool,
 }
 
 impl<C: DnsCatalog> DnsHandler<C> {
@@ -92,9 +97,12 @@ impl<C: DnsCatalog> DnsHandler<C> {
         self.metrics.clone()
     }
 
-    /// Changes whenever answers built before may be out of date (see [`DnsCatalog`]).
-    pub(crate) fn generation(&self) -> u64 {
-        self.authority.catalog.generation()
+    /// The catalog's state now, as answers built from it record it (see [`DnsCatalog`]).
+    pub(crate) fn version(&self) -> Version {
+        Version {
+            generation: self.authority.catalog.generation(),
+            epoch: self.authority.catalog.epoch(),
+        }
     }
 
     async fn reply(&self, request: &Request) -> Reply {
@@ -138,8 +146,17 @@ impl<C: DnsCatalog> DnsHandler<C> {
             qtype,
             zone,
         };
+        let remote = match &target {
+            Target::Service { dc: Some(dc), .. } | Target::Node { dc: Some(dc), .. } => {
+                !dc.eq_ignore_ascii_case(&self.authority.config.datacenter)
+            }
+            // A prepared query may fail over to other datacenters: never vouched for by
+            // the local catalog's epoch.
+            Target::Query { .. } => true,
+            _ => false,
+        };
         let mut answer = self.authority.answer(&question, target).await;
-        self.follow_cnames(request, qtype, &mut answer).await;
+        let followed = self.follow_cnames(request, qtype, &mut answer).await;
         let limits = match request.protocol() {
             Protocol::Udp => Limits::udp(
                 request.edns.as_ref().map(Edns::max_payload),
@@ -163,16 +180,22 @@ impl<C: DnsCatalog> DnsHandler<C> {
             answer,
             trimmed,
             reuse,
+            local: !remote && !followed,
         }
     }
 
     /// A CNAME to a host name outside our zones (a service or node registered with a host
     /// name for address) is followed through the recursors, as Consul does, so the client
     /// gets the addresses in the same answer. Only addresses are added; a target the
-    /// recursors do not know leaves the CNAME alone.
-    async fn follow_cnames(&self, request: &Request, qtype: RecordType, answer: &mut Answer) {
+    /// recursors do not know leaves the CNAME alone. Says whether a recursor was asked.
+    async fn follow_cnames(
+        &self,
+        request: &Request,
+        qtype: RecordType,
+        answer: &mut Answer,
+    ) -> bool {
         if self.recursors.is_empty() || !matches!(qtype, RecordType::A | RecordType::AAAA) {
-            return;
+            return false;
         }
         let targets: Vec<Name> = answer
             .answers
@@ -183,6 +206,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
             })
             .filter(|target| !self.zone_names.iter().any(|zone| zone.zone_of(target)))
             .collect();
+        let asked = !targets.is_empty();
         for target in targets {
             DnsMetrics::incr(&self.metrics.forwarded);
             let forward = Forward {
@@ -205,6 +229,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
                 }
             }
         }
+        asked
     }
 
     /// Names outside our zones go to the recursors; with none configured we are not a
@@ -249,6 +274,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
             answer,
             trimmed,
             reuse,
+            local,
         } = self.reply(request).await;
         header.response_code = answer.rcode;
         let outcome = Outcome {
@@ -278,7 +304,14 @@ impl<C: DnsCatalog> DnsHandler<C> {
                 })
             }
         };
-        (info, Served { reuse, outcome })
+        (
+            info,
+            Served {
+                reuse,
+                outcome,
+                local,
+            },
+        )
     }
 
     pub(crate) fn count(&self, outcome: Outcome) {

@@ -13,6 +13,7 @@
 //! agent's cache of catalog answers).
 
 use std::future::Future;
+use std::time::Duration;
 
 use shoal_server::prepared_query::structs::ExecuteResponse;
 use shoal_server::structs::{CheckServiceNode, Node};
@@ -35,6 +36,11 @@ pub use handler::DnsHandler;
 pub use metrics::{CatalogCacheMetrics, CatalogCacheSnapshot, DnsMetrics, DnsMetricsSnapshot};
 pub use packet::Transport;
 pub use server::{serve, DnsServer, ServeError};
+
+/// The longest an answer is reused while the catalog's [`DnsCatalog::epoch`] says
+/// nothing changed: a bound on what a missed change (a stale read from a lagging server)
+/// could cost, long enough that a warm cache rarely looks anything up.
+pub const TRUSTED_FOR: Duration = Duration::from_secs(5);
 
 /// Why the catalog could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,14 @@ pub trait DnsCatalog: Send + Sync + 'static {
     /// A number that changes whenever answers from this catalog may have changed; the
     /// server reuses encoded responses only while it stays the same.
     fn generation(&self) -> u64;
+
+    /// A number that stays the same, and non-zero, only while the local datacenter's
+    /// catalog is known not to have changed; 0 when nothing vouches for that. Answers
+    /// about the local datacenter built in one epoch are reused until it moves (for at
+    /// most [`TRUSTED_FOR`]); without one, for 100 ms.
+    fn epoch(&self) -> u64 {
+        0
+    }
 
     /// The node called `name` in `dc`, if any.
     fn node(

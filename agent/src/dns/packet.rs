@@ -14,7 +14,7 @@ use hickory_server::zone_handler::MessageResponse;
 
 use super::handler::DnsHandler;
 use super::metrics::DnsMetrics;
-use super::reuse::Reuse;
+use super::reuse::{Reuse, Version};
 use super::DnsCatalog;
 
 /// The transport a packet came over; it decides the response size limit.
@@ -37,7 +37,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
         if let Some(response) = self.answer_from_cache(&packet, transport) {
             return Some(response);
         }
-        let generation = self.generation();
+        let version = self.version();
         let metrics = self.metrics();
         DnsMetrics::incr(&metrics.queries);
         let Ok(header) = Header::read(&mut BinDecoder::new(&packet)) else {
@@ -74,10 +74,15 @@ impl<C: DnsCatalog> DnsHandler<C> {
         } else {
             Reuse::Never
         };
+        let version = if served.local {
+            version
+        } else {
+            Version { epoch: 0, ..version }
+        };
         self.responses.put(
             &packet,
             transport,
-            generation,
+            version,
             &response,
             served.outcome,
             reuse,
@@ -88,7 +93,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
     /// The response to `packet` if an identical query was answered a moment ago; cheap
     /// and synchronous, so the UDP loop can answer without spawning a task.
     pub fn answer_from_cache(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        let (response, outcome) = self.responses.get(packet, transport, self.generation())?;
+        let (response, outcome) = self.responses.get(packet, transport, self.version())?;
         DnsMetrics::incr(&self.metrics().queries);
         self.count(outcome);
         Some(response)

@@ -1120,3 +1120,107 @@ async fn cname_targets_outside_our_zones_are_followed_through_the_recursors() {
     let response = ask_udp(&without_recursors, "db.node.consul.", RecordType::A).await;
     assert_eq!(response.answers.len(), 1, "the CNAME alone");
 }
+
+/// With the catalog watched, an answer outlives the 100 ms freshness (a repeat is a copy
+/// of the encoded response, with no lookup), yet a registration, a health change and a
+/// deregistration each show in DNS as soon as they are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_answers_are_kept_until_the_catalog_changes() {
+    use crate::client::RpcClient;
+    use crate::dns_catalog::AgentDnsCatalog;
+    use shoal_server::rpc::{Op, Request as RpcRequest};
+    use shoal_server::structs::{Command, DeregisterRequest, RegisterRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = catalog_server(dir.path(), &["web".to_owned()]).await;
+    let catalog = Arc::new(AgentDnsCatalog::new(
+        RpcClient::local(server.clone()),
+        "dc1".into(),
+        true,
+        Duration::from_secs(60),
+    ));
+    catalog.watch_catalog();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while catalog.epoch() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the watch never came up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dns = serve(base_config(), catalog.clone(), udp, tcp).unwrap();
+    let web = || ask_udp(&dns, "web.service.consul.", RecordType::A);
+
+    assert_eq!(addresses(&web().await.answers), HashSet::from([ip("10.0.0.1")]));
+    let fetches = catalog.cache_metrics().fetches;
+    // Past the 100 ms an unwatched answer lasts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(addresses(&web().await.answers), HashSet::from([ip("10.0.0.1")]));
+    assert_eq!(
+        catalog.cache_metrics().fetches,
+        fetches,
+        "an unchanged catalog costs no lookup"
+    );
+
+    let apply = |command| {
+        let server = server.clone();
+        async move {
+            server
+                .handle(RpcRequest::new(Op::Apply(command)))
+                .await
+                .unwrap();
+        }
+    };
+    let until = |want: HashSet<IpAddr>| {
+        let web = &web;
+        async move {
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            loop {
+                let got = addresses(&web().await.answers);
+                if got == want {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "DNS still answers {got:?}, not {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    apply(Command::Register(RegisterRequest {
+        node: "n2".into(),
+        address: "10.0.0.2".into(),
+        service: Some(NodeService {
+            id: "web".into(),
+            service: "web".into(),
+            ..NodeService::default()
+        }),
+        ..RegisterRequest::default()
+    }))
+    .await;
+    until(HashSet::from([ip("10.0.0.1"), ip("10.0.0.2")])).await;
+
+    apply(Command::Register(RegisterRequest {
+        node: "n2".into(),
+        address: "10.0.0.2".into(),
+        check: Some(HealthCheck {
+            check_id: "down".into(),
+            name: "down".into(),
+            status: HealthStatus::Critical,
+            service_id: "web".into(),
+            ..HealthCheck::default()
+        }),
+        skip_node_update: true,
+        ..RegisterRequest::default()
+    }))
+    .await;
+    until(HashSet::from([ip("10.0.0.1")])).await;
+
+    apply(Command::Deregister(DeregisterRequest {
+        node: "n1".into(),
+        ..DeregisterRequest::default()
+    }))
+    .await;
+    until(HashSet::new()).await;
+    server.shutdown().await.unwrap();
+}

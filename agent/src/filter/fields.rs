@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use shoal_server::connect::intentions::structs::{Action, Intention};
 use shoal_server::structs::{
     CheckServiceNode, HealthCheck, Node, NodeService, ServiceNode, Weights,
 };
@@ -243,4 +244,42 @@ impl Fields for CheckServiceNode {
 
 impl Filterable for CheckServiceNode {
     const SCHEMA: &'static Schema = &CHECK_SERVICE_NODE;
+}
+
+/// `/v1/connect/intentions?filter=`, on the fields Consul documents for it.
+pub static INTENTION: Schema = Schema {
+    fields: &[
+        ("ID", Kind::Str),
+        ("Description", Kind::Str),
+        ("SourceNS", Kind::Str),
+        ("SourceName", Kind::Str),
+        ("DestinationNS", Kind::Str),
+        ("DestinationName", Kind::Str),
+        ("SourceType", Kind::Str),
+        ("Action", Kind::Str),
+        ("Precedence", Kind::Int),
+        ("Meta", Kind::StrMap),
+    ],
+};
+
+impl Fields for Intention {
+    fn get(&self, field: &str) -> Option<Value<'_>> {
+        Some(match field {
+            "ID" => Value::Str(&self.id),
+            "Description" => Value::Str(&self.description),
+            "SourceNS" => Value::Str(&self.source_ns),
+            "SourceName" => Value::Str(&self.source_name),
+            "DestinationNS" => Value::Str(&self.destination_ns),
+            "DestinationName" => Value::Str(&self.destination_name),
+            "SourceType" => Value::Str(&self.source_type),
+            "Action" => Value::Str(self.action.map_or("", Action::as_str)),
+            "Precedence" => Value::Int(self.precedence.into()),
+            "Meta" => Value::StrMap(&self.meta),
+            _ => return None,
+        })
+    }
+}
+
+impl Filterable for Intention {
+    const SCHEMA: &'static Schema = &INTENTION;
 }

@@ -187,6 +187,17 @@ impl MemberTable {
         None
     }
 
+    /// Forgets a failed or left member at once (`force-leave -prune`, serf's
+    /// `RemoveFailedNodePrune`); a live one stays.
+    pub(crate) fn prune(&mut self, name: &str) -> Option<MemberEvent> {
+        let entry = self.entries.get(name)?;
+        if !matches!(entry.status, MemberStatus::Failed | MemberStatus::Left) {
+            return None;
+        }
+        self.entries.remove(name);
+        Some(MemberEvent::Reaped(name.to_owned()))
+    }
+
     /// Forgets a failed or left member, unless it came back (or changed) since the reap
     /// was scheduled for `generation`.
     pub(crate) fn reap(&mut self, name: &str, generation: u64) -> Option<MemberEvent> {

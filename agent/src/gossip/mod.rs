@@ -381,10 +381,11 @@ impl Gossip {
         self.request(|reply| Command::Leave { reply }).await
     }
 
-    /// Marks a failed member as left (Consul's `force-leave`).
-    pub async fn force_leave(&self, node: &str) -> Result<(), GossipError> {
+    /// Marks a failed member as left (Consul's `force-leave`); with `prune`, forgets it
+    /// at once instead of listing it as left until it is reaped.
+    pub async fn force_leave(&self, node: &str, prune: bool) -> Result<(), GossipError> {
         let node = node.to_owned();
-        self.request(|reply| Command::ForceLeave { node, reply })
+        self.request(|reply| Command::ForceLeave { node, prune, reply })
             .await?
     }
 

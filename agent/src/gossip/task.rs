@@ -59,6 +59,7 @@ pub(crate) enum Command {
     },
     ForceLeave {
         node: String,
+        prune: bool,
         reply: oneshot::Sender<Result<(), GossipError>>,
     },
     /// Leave gracefully, then stop; the reply comes once the socket is closed.
@@ -231,8 +232,8 @@ impl Node {
                         return;
                     }
                     Some(Command::Announce { target, reply }) => self.announce(target, reply).await,
-                    Some(Command::ForceLeave { node, reply }) => {
-                        let _ = reply.send(self.force_leave(&node).await);
+                    Some(Command::ForceLeave { node, prune, reply }) => {
+                        let _ = reply.send(self.force_leave(&node, prune).await);
                     }
                     Some(Command::Exchange { remote, reply }) => {
                         let _ = reply.send(self.state());
@@ -750,17 +751,27 @@ impl Node {
     }
 
     /// Consul's force-leave: a failed member is announced as left, so the pool stops
-    /// trying to reach it and it is reaped like any left member.
-    async fn force_leave(&mut self, node: &str) -> Result<(), GossipError> {
+    /// trying to reach it and it is reaped like any left member; with `prune` this
+    /// member forgets it at once (the others at their own reap).
+    async fn force_leave(&mut self, node: &str, prune: bool) -> Result<(), GossipError> {
         let member = self
             .table
             .get(node)
             .ok_or_else(|| GossipError::UnknownMember(node.to_owned()))?;
+        let result = self.leave_on_behalf(member).await;
+        if result.is_ok() && prune {
+            if let Some(event) = self.table.prune(node) {
+                self.emit(event);
+                self.publish();
+            }
+        }
+        result
+    }
+
+    async fn leave_on_behalf(&mut self, member: MemberInfo) -> Result<(), GossipError> {
         match member.status {
             MemberStatus::Left => Ok(()),
-            MemberStatus::Alive | MemberStatus::Leaving => {
-                Err(GossipError::MemberAlive(node.to_owned()))
-            }
+            MemberStatus::Alive | MemberStatus::Leaving => Err(GossipError::MemberAlive(member.name)),
             MemberStatus::Failed => {
                 self.broadcast_intent(&LeaveIntent {
                     name: member.name,

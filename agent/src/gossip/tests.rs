@@ -317,7 +317,7 @@ async fn gossip_force_leave_turns_failed_into_left() {
         })
         .await;
     }
-    nodes[0].force_leave("c").await.unwrap();
+    nodes[0].force_leave("c", false).await.unwrap();
     for node in &nodes {
         eventually("c to be seen as left", CONVERGE, || {
             status(node, "c") == Some(MemberStatus::Left)
@@ -325,11 +325,36 @@ async fn gossip_force_leave_turns_failed_into_left() {
         .await;
     }
     assert!(matches!(
-        nodes[0].force_leave("b").await,
+        nodes[0].force_leave("b", false).await,
         Err(GossipError::MemberAlive(_))
     ));
     assert!(matches!(
-        nodes[0].force_leave("nobody").await,
+        nodes[0].force_leave("nobody", true).await,
+        Err(GossipError::UnknownMember(_))
+    ));
+}
+
+#[tokio::test]
+async fn gossip_force_leave_with_prune_forgets_the_member_at_once() {
+    let mut nodes = pool(&["a", "b", "c"]).await;
+    drop(nodes.pop());
+    eventually("c to be marked failed", DETECT, || {
+        status(&nodes[0], "c") == Some(MemberStatus::Failed)
+    })
+    .await;
+    assert!(matches!(
+        nodes[0].force_leave("b", true).await,
+        Err(GossipError::MemberAlive(_))
+    ));
+    nodes[0].force_leave("c", true).await.unwrap();
+    assert_eq!(status(&nodes[0], "c"), None, "pruned, not listed as left");
+    assert_eq!(status(&nodes[0], "b"), Some(MemberStatus::Alive));
+    eventually("b to see c leave", CONVERGE, || {
+        status(&nodes[1], "c") == Some(MemberStatus::Left)
+    })
+    .await;
+    assert!(matches!(
+        nodes[0].force_leave("c", true).await,
         Err(GossipError::UnknownMember(_))
     ));
 }

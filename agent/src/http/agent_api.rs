@@ -322,17 +322,21 @@ pub async fn join(
     Ok(ok_empty())
 }
 
-/// `PUT /v1/agent/force-leave/:node`: mark a failed member as left.
+/// `PUT /v1/agent/force-leave/:node[?prune][&wan]`: mark a failed member as left; with
+/// `?prune`, forget it at once. A name no member has is Consul's 500 with its text.
 pub async fn force_leave(
     State(agent): State<Arc<Agent>>,
     Path(node): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    pool_of(&agent, &Params::parse(q.as_deref()))?
-        .force_leave(&node)
+    let params = Params::parse(q.as_deref());
+    pool_of(&agent, &params)?
+        .force_leave(&node, params.has("prune"))
         .await
         .map_err(|e| match e {
-            GossipError::UnknownMember(_) => ApiError::not_found(e.to_string()),
+            GossipError::UnknownMember(name) => {
+                ApiError::internal(format!("agent: No node found with name '{name}'"))
+            }
             GossipError::MemberAlive(_) => ApiError::bad_request(e.to_string()),
             other => ApiError::internal(other.to_string()),
         })?;

@@ -48,7 +48,15 @@ pub(super) async fn reply(
         .filter(|_| options.near.is_empty());
     options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
     let consistency = options.consistency;
-    let (meta, result) = http.agent.rpc().read_in(&datacenter, read, options).await?;
+    let listed_with = match &read {
+        Read::CatalogServices { node_meta } => Some(node_meta.clone()),
+        _ => None,
+    };
+    let (meta, result) = http
+        .agent
+        .rpc()
+        .read_in(&datacenter, read, options.clone())
+        .await?;
     let translate = http.agent.config().translate_wan_addrs
         && !datacenter.eq_ignore_ascii_case(&http.agent.config().datacenter);
     let (body, age) = match (result, cached) {
@@ -61,8 +69,24 @@ pub(super) async fn reply(
             if translate {
                 translate_result(&mut result);
             }
-            if let Some(filter) = &filter {
-                filtering::apply(filter, &mut result);
+            match (&filter, listed_with, &result) {
+                (Some(filter), Some(node_meta), ReadResult::Services(names)) => {
+                    let names: Vec<String> = names.keys().cloned().collect();
+                    let rpc = http.agent.rpc();
+                    result = ReadResult::Services(
+                        filtering::services_matching(
+                            rpc,
+                            &datacenter,
+                            options,
+                            &node_meta,
+                            names,
+                            filter,
+                        )
+                        .await?,
+                    );
+                }
+                (Some(filter), _, _) => filtering::apply(filter, &mut result),
+                (None, _, _) => {}
             }
             let body = render(&result, pretty)?;
             http.cache.put(key, meta.index, body.clone());
@@ -374,7 +398,9 @@ pub async fn status_peers(
 ) -> Result<Response, ApiError> {
     let request = status_request(&agent, q.as_deref(), Op::StatusPeers);
     match agent.rpc().call(request).await? {
-        shoal_server::rpc::Response::Peers(peers) => json(&peers, false),
+        shoal_server::rpc::Response::Peers(peers) => {
+            json(&peers, Params::parse(q.as_deref()).has("pretty"))
+        }
         _ => Err(unexpected()),
     }
 }

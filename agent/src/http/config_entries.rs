@@ -18,7 +18,7 @@ use shoal_server::structs::Command;
 use super::catalog::{check_datacenter, reply};
 use super::error::ApiError;
 use super::request::{decode_json, Params};
-use super::response::{encode, json, query_json};
+use super::response::{encode, json, query_error, query_json};
 use super::HttpState;
 use crate::agent::Agent;
 
@@ -66,9 +66,12 @@ pub async fn get(
         (meta, ReadResult::ConfigEntry(Some(entry))) => {
             Ok(query_json(&meta, encode(&entry, params.has("pretty"))?))
         }
-        (_, ReadResult::ConfigEntry(None)) => Err(ApiError::not_found(format!(
-            "Config entry not found for {kind:?} / {name:?}"
-        ))),
+        // Consul sets the query's headers before finding nothing: a client can block on
+        // the entry appearing.
+        (meta, ReadResult::ConfigEntry(None)) => Ok(query_error(
+            &meta,
+            ApiError::not_found(format!("Config entry not found for {kind:?} / {name:?}")),
+        )),
         _ => Err(ApiError::internal("unexpected read result from server")),
     }
 }

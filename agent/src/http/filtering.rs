@@ -2,11 +2,15 @@
 //! request before anything is read, so a bad expression is a 400 at once and never after
 //! a blocking query's wait, then applied to what the read returns.
 
-use shoal_server::rpc::{Read, ReadResult};
-use shoal_server::structs::{CheckServiceNode, HealthCheck, Node, NodeService, ServiceNode};
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use shoal_server::rpc::{QueryOptions, Read, ReadResult};
+use shoal_server::structs::{CheckServiceNode, HealthCheck, Meta, Node, NodeService, ServiceNode};
 
 use super::error::ApiError;
 use super::request::Params;
+use crate::client::RpcClient;
 use crate::filter::{Filter, Filterable};
 
 /// The request's filter for items of type `T`, if it has one.
@@ -29,11 +33,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::HealthServiceChecks { .. }
         | Read::HealthNodeChecks { .. }
         | Read::HealthChecksInState { .. } => from_params::<HealthCheck>(params),
-        // Consul filters the service list on each instance; the servers answer it as
-        // names and tags, so a filter here could not see what Consul's sees.
-        Read::CatalogServices { .. } | Read::CatalogNodeServiceNames { .. } => {
-            refuse(params, "the service list").map(|()| None)
-        }
+        // Consul filters the service list on each instance: see [`services_matching`].
+        Read::CatalogServices { .. } => from_params::<ServiceNode>(params),
+        Read::CatalogNodeServiceNames { .. } => refuse(params, "the service list").map(|()| None),
         Read::ConnectCaRoots => refuse(params, "the CA roots").map(|()| None),
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => {
             refuse(params, "config entries").map(|()| None)
@@ -54,6 +56,53 @@ pub fn refuse(params: &Params, list: &str) -> Result<(), ApiError> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// `/v1/catalog/services?filter=`, as Consul's `Catalog.ListServices`: the filter is
+/// evaluated on every instance (a `ServiceNode`), and the answer maps each service with a
+/// matching instance to the tags of its matching instances, in first-seen order. The
+/// servers answer the list as names, so each service's instances are read (16 at a
+/// time); the list's own index covers every instance and node field the filter can see.
+pub async fn services_matching(
+    rpc: &RpcClient,
+    datacenter: &str,
+    options: QueryOptions,
+    node_meta: &Meta,
+    names: impl IntoIterator<Item = String>,
+    filter: &Filter,
+) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let reads = names.into_iter().map(|name| {
+        let read = Read::CatalogServiceNodes {
+            service: name.clone(),
+            tags: Vec::new(),
+            node_meta: node_meta.clone(),
+        };
+        let options = QueryOptions {
+            consistency: options.consistency,
+            ..QueryOptions::default()
+        };
+        async move { (name, rpc.read_in(datacenter, read, options).await) }
+    });
+    let mut reads = futures_util::stream::iter(reads).buffered(16);
+    let mut matching = BTreeMap::new();
+    while let Some((name, read)) = reads.next().await {
+        let ReadResult::ServiceNodes(instances) = read?.1 else {
+            return Err(ApiError::internal("unexpected read result from server"));
+        };
+        let mut tags: Option<Vec<String>> = None;
+        for instance in instances.iter().filter(|i| filter.matches(*i)) {
+            let tags = tags.get_or_insert_with(Vec::new);
+            for tag in &instance.service_tags {
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
+        if let Some(tags) = tags {
+            matching.insert(name, tags);
+        }
+    }
+    Ok(matching)
 }
 
 /// Keeps the items of `result` that `filter` matches. For a node's services, as Consul,

@@ -86,9 +86,12 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    super::filtering::refuse(&params, "intentions")?;
+    let filter = super::filtering::from_params::<Intention>(&params)?;
     let (meta, entries) = entries(&agent, &params).await?;
-    let all = precedence::all(&entries);
+    let mut all = precedence::all(&entries);
+    if let Some(filter) = filter {
+        all.retain(|intention| filter.matches(intention));
+    }
     Ok(query_json(&meta, encode(&all, params.has("pretty"))?))
 }
 

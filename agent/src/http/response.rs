@@ -43,6 +43,14 @@ pub fn query_json(meta: &QueryMeta, body: Bytes) -> Response {
     response
 }
 
+/// An error answered with the blocking-query headers of the read that found it, as
+/// Consul does when it sets them before deciding (a config entry that is not there).
+pub fn query_error(meta: &QueryMeta, error: ApiError) -> Response {
+    let mut response = error.into_response();
+    set_query_headers(response.headers_mut(), meta);
+    response
+}
+
 fn set_query_headers(headers: &mut HeaderMap, meta: &QueryMeta) {
     headers.insert("X-Consul-Index", HeaderValue::from(meta.index.max(1)));
     headers.insert(

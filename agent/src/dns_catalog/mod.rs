@@ -1,8 +1,13 @@
 //! The DNS interface's view of the catalog: stale reads through the agent's RPC client,
-//! behind a short-lived, bounded cache.
+//! behind a bounded cache.
 //!
-//! A burst of identical queries costs one RPC (entries are fresh for [`FRESH_FOR`]), and
-//! when the servers cannot be reached a name that had an answer keeps it for up to
+//! An answer about the local datacenter is kept until the catalog changes: [`watch`]
+//! parks blocking queries on the servers and moves an epoch whenever nodes, services or
+//! checks change, and an entry read in the epoch still in force is served as it is (for
+//! at most [`TRUSTED_FOR`], which bounds what a lagging server's stale read could cost).
+//! Without a watch in force (other datacenters, servers away, a watch not yet answered)
+//! an entry is fresh for [`FRESH_FOR`], so a burst of identical queries still costs one
+//! RPC. When the servers cannot be reached a name that had an answer keeps it for up to
 //! `max_stale`, so DNS rides out a brief server outage as Consul's agent cache does.
 //!
 //! The names come from unauthenticated UDP, so the cache is bounded (see [`CacheLimits`]):
@@ -13,10 +18,12 @@
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use shoal_server::prepared_query::structs::{ExecuteRequest, ExecuteResponse};
+use tokio::task::JoinHandle;
+
 use shoal_server::router::NO_PATH_TO_DATACENTER;
 use shoal_server::rpc::{
     Consistency, Op, QueryOptions, Read, ReadResult, Request, Response, RpcError,
@@ -26,9 +33,14 @@ use shoal_server::structs::{CheckServiceNode, Meta, Node};
 use crate::client::RpcClient;
 use crate::dns::lru::Lru;
 use crate::dns::metrics::{CatalogCacheMetrics, CatalogCacheSnapshot, DnsMetrics};
-use crate::dns::{DnsCatalog, LookupError};
+use crate::dns::{DnsCatalog, LookupError, TRUSTED_FOR};
 
-/// How long a cached answer is served without asking the servers again.
+mod watch;
+
+use watch::Epochs;
+
+/// How long a cached answer is served without asking the servers again when no watch
+/// vouches for it.
 const FRESH_FOR: Duration = Duration::from_millis(100);
 
 /// How many names the cache holds, for services and for nodes each.
@@ -82,23 +94,28 @@ impl Found for Option<ExecuteResponse> {
 
 struct Entry<V> {
     fetched: Instant,
+    /// The catalog epoch in force before it was read (0: none, or another datacenter's).
+    epoch: u64,
     value: V,
     /// The catalog index it was read at: a refresh asks the servers "changed since?",
     /// and an unchanged answer costs them no rows.
     index: u64,
 }
 
-/// The value under `key` if fetched at most `max_age` ago. An entry older than
-/// `keep_for`, too old to serve ever again, is dropped on the way.
+/// The value under `key` if fetched at most `max_age` ago, or read in `epoch` (when not
+/// 0) at most [`TRUSTED_FOR`] ago. An entry older than `keep_for`, too old to serve ever
+/// again, is dropped on the way.
 fn read<K: Eq + Hash + Clone, V: Clone>(
     table: &mut Lru<K, Entry<V>>,
     key: &K,
     max_age: Duration,
+    epoch: u64,
     keep_for: Duration,
 ) -> Option<V> {
     let entry = table.get(key)?;
     let age = entry.fetched.elapsed();
-    if age <= max_age {
+    let unchanged = epoch != 0 && entry.epoch == epoch && age <= TRUSTED_FOR;
+    if age <= max_age || unchanged {
         return Some(entry.value.clone());
     }
     if age > keep_for {
@@ -135,33 +152,43 @@ impl<K: Eq + Hash + Clone, V: Clone + PartialEq + Found> Cache<K, V> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The value of `key` if fetched at most `max_age` ago; "nothing by that name" is
-    /// served only while fresh.
-    fn get(&self, key: &K, max_age: Duration) -> Option<V> {
+    /// The value of `key` if fetched at most `max_age` ago or read in `epoch` (see
+    /// [`read`]); "nothing by that name" is served only while fresh or unchanged.
+    fn get(&self, key: &K, max_age: Duration, epoch: u64) -> Option<V> {
         let mut tables = self.lock();
-        read(&mut tables.answered, key, max_age, self.keep_for)
-            .or_else(|| read(&mut tables.missing, key, max_age.min(FRESH_FOR), FRESH_FOR))
+        // An unknown name outlives its freshness only while a watch vouches for it.
+        let missing_for = if epoch == 0 { FRESH_FOR } else { TRUSTED_FOR };
+        read(&mut tables.answered, key, max_age, epoch, self.keep_for).or_else(|| {
+            read(
+                &mut tables.missing,
+                key,
+                max_age.min(FRESH_FOR),
+                epoch,
+                missing_for,
+            )
+        })
     }
 
     /// Stores `value`, fetched at `fetched`, counting what it pushes out; says whether it
     /// differs from what the cache held for `key`.
     #[cfg(test)]
     fn put(&self, key: K, value: V, fetched: Instant, metrics: &CatalogCacheMetrics) -> bool {
-        self.put_read(key, value, fetched, 0, metrics)
+        self.put_read(key, value, (fetched, 0), 0, metrics)
     }
 
-    /// [`Cache::put`] for a value read at catalog index `index`.
+    /// [`Cache::put`] for a value read at catalog index `index`, at `(when, epoch)`.
     fn put_read(
         &self,
         key: K,
         value: V,
-        fetched: Instant,
+        (fetched, epoch): (Instant, u64),
         index: u64,
         metrics: &CatalogCacheMetrics,
     ) -> bool {
         let mut tables = self.lock();
         let entry = Entry {
             fetched,
+            epoch,
             value,
             index,
         };
@@ -195,11 +222,13 @@ impl<K: Eq + Hash + Clone, V: Clone + PartialEq + Found> Cache<K, V> {
             .map(|e| e.index)
     }
 
-    /// The servers said an answered entry is unchanged: it is fresh again.
-    fn refreshed(&self, key: &K, fetched: Instant) -> Option<V> {
+    /// The servers said an answered entry is unchanged: it is fresh again, as of
+    /// `(when, epoch)`.
+    fn refreshed(&self, key: &K, (fetched, epoch): (Instant, u64)) -> Option<V> {
         let mut tables = self.lock();
         let entry = tables.answered.get_mut(key)?;
         entry.fetched = fetched;
+        entry.epoch = epoch;
         Some(entry.value.clone())
     }
 
@@ -229,6 +258,17 @@ pub struct AgentDnsCatalog {
     /// servers seeing it.
     queries: Cache<(String, String), Option<ExecuteResponse>>,
     metrics: CatalogCacheMetrics,
+    /// The local catalog's change epoch, kept by [`AgentDnsCatalog::watch_catalog`].
+    epochs: Arc<Epochs>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for AgentDnsCatalog {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.get_mut().ok().and_then(Option::take) {
+            watcher.abort();
+        }
+    }
 }
 
 impl AgentDnsCatalog {
@@ -249,22 +289,45 @@ impl AgentDnsCatalog {
             nodes: Cache::new(limits, max_stale),
             queries: Cache::new(limits, max_stale),
             metrics: CatalogCacheMetrics::default(),
+            epochs: Arc::default(),
+            watcher: Mutex::new(None),
+        }
+    }
+
+    /// Starts watching the local catalog for changes, so its answers are kept until it
+    /// changes (see the module doc). Must be called within a Tokio runtime; the watch
+    /// stops when the catalog is dropped.
+    pub fn watch_catalog(&self) {
+        let (rpc, consistency, epochs) = (self.rpc.clone(), self.consistency, self.epochs.clone());
+        let task = tokio::spawn(async move { watch::run(rpc, consistency, &epochs).await });
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = watcher.replace(task) {
+            old.abort();
+        }
+    }
+
+    /// The epoch answers about `datacenter` (as [`AgentDnsCatalog::target`] gives it) are
+    /// read in: the watch covers the local one only.
+    fn epoch_for(&self, datacenter: &str) -> u64 {
+        if datacenter.is_empty() {
+            self.epochs.current()
+        } else {
+            0
         }
     }
 
     /// The same catalog, answering for the agent `node_name`.
-    pub fn with_node_name(self, node_name: String) -> Self {
-        AgentDnsCatalog { node_name, ..self }
+    pub fn with_node_name(mut self, node_name: String) -> Self {
+        self.node_name = node_name;
+        self
     }
 
     /// The same catalog with an empty cache holding at most `limits`.
-    pub fn with_limits(self, limits: CacheLimits) -> Self {
-        AgentDnsCatalog {
-            services: Cache::new(limits, self.max_stale),
-            nodes: Cache::new(limits, self.max_stale),
-            queries: Cache::new(limits, self.max_stale),
-            ..self
-        }
+    pub fn with_limits(mut self, limits: CacheLimits) -> Self {
+        self.services = Cache::new(limits, self.max_stale);
+        self.nodes = Cache::new(limits, self.max_stale);
+        self.queries = Cache::new(limits, self.max_stale);
+        self
     }
 
     /// The cache's counters and the entries it holds now.
@@ -296,7 +359,8 @@ impl AgentDnsCatalog {
         read: Read,
         extract: impl FnOnce(ReadResult) -> Option<V>,
     ) -> Result<V, LookupError> {
-        if let Some(value) = cache.get(&key, FRESH_FOR) {
+        let epoch = self.epoch_for(datacenter);
+        if let Some(value) = cache.get(&key, FRESH_FOR, epoch) {
             DnsMetrics::incr(&self.metrics.hits);
             return Ok(value);
         }
@@ -309,7 +373,7 @@ impl AgentDnsCatalog {
         };
         match self.rpc.read_in(datacenter, read, options).await {
             Ok((_, ReadResult::NotModified)) => cache
-                .refreshed(&key, Instant::now())
+                .refreshed(&key, (Instant::now(), epoch))
                 .ok_or_else(|| LookupError::Unavailable("unexpected read result".into())),
             Ok((meta, result)) => {
                 let value = extract(result)
@@ -317,7 +381,7 @@ impl AgentDnsCatalog {
                 if cache.put_read(
                     key,
                     value.clone(),
-                    Instant::now(),
+                    (Instant::now(), epoch),
                     meta.index,
                     &self.metrics,
                 ) {
@@ -326,7 +390,7 @@ impl AgentDnsCatalog {
                 Ok(value)
             }
             Err(e) => {
-                let stale = cache.get(&key, self.max_stale).ok_or_else(|| match e {
+                let stale = cache.get(&key, self.max_stale, 0).ok_or_else(|| match e {
                     // Consul answers NXDOMAIN for a datacenter it has no path to.
                     RpcError::Internal(m) if m == NO_PATH_TO_DATACENTER => {
                         LookupError::UnknownDatacenter(datacenter.to_owned())
@@ -370,6 +434,10 @@ impl DnsCatalog for AgentDnsCatalog {
         self.generation.load(Ordering::Relaxed)
     }
 
+    fn epoch(&self) -> u64 {
+        self.epochs.current()
+    }
+
     async fn node(&self, dc: &str, name: &str) -> Result<Option<Node>, LookupError> {
         let target = self.target(dc);
         let key = (target.clone(), name.to_lowercase());
@@ -410,7 +478,9 @@ impl DnsCatalog for AgentDnsCatalog {
     ) -> Result<Option<ExecuteResponse>, LookupError> {
         let target = self.target(dc);
         let key = (target.clone(), name.to_lowercase());
-        if let Some(value) = self.queries.get(&key, FRESH_FOR) {
+        // Epoch 0: a failover answer depends on other datacenters, which the watch of the
+        // local catalog does not cover.
+        if let Some(value) = self.queries.get(&key, FRESH_FOR, 0) {
             DnsMetrics::incr(&self.metrics.hits);
             return Ok(value);
         }
@@ -436,13 +506,13 @@ impl DnsCatalog for AgentDnsCatalog {
             Ok(value) => {
                 if self
                     .queries
-                    .put_read(key, value.clone(), Instant::now(), 0, &self.metrics)
+                    .put_read(key, value.clone(), (Instant::now(), 0), 0, &self.metrics)
                 {
                     self.generation.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(value)
             }
-            Err(error) => match self.queries.get(&key, self.max_stale) {
+            Err(error) => match self.queries.get(&key, self.max_stale, 0) {
                 Some(stale) => {
                     DnsMetrics::incr(&self.metrics.stale_served);
                     Ok(stale)
@@ -585,7 +655,7 @@ mod tests {
         name: &str,
         max_age: Duration,
     ) -> Option<Option<Node>> {
-        cache.get(&name.to_owned(), max_age)
+        cache.get(&name.to_owned(), max_age, 0)
     }
 
     #[test]
