@@ -24,6 +24,7 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::ConfigEntry(_)
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
+        | ReadResult::PreparedQueries(_)
         | ReadResult::NotModified => {}
     }
 }
