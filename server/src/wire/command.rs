@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
-    CoordinateBatchUpdateRecord, DeregisterRequestRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
+    CoordinateBatchUpdateRecord, DeregisterRequestRecord, RegisterRequestRecord,
+    SetAutopilotConfigRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;

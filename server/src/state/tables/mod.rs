@@ -9,8 +9,7 @@ use std::sync::Arc;
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::structs::{
-    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate,
-    NodeService,
+    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate, NodeService,
 };
 use crate::wire::snapshot::SnapshotContents;
 
