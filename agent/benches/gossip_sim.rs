@@ -446,10 +446,7 @@ impl Sim {
             sim.push(at, Event::Join(i));
         }
         if options.push_pull {
-            sim.push(
-                micros(push_pull_interval(kind, 1)),
-                Event::PushPullTimer(0),
-            );
+            sim.push(micros(push_pull_interval(kind, 1)), Event::PushPullTimer(0));
         }
         sim
     }
@@ -566,7 +563,9 @@ impl Sim {
             let target = index_of(to.addr);
             let message = header_of(&data).map(|h| h.message);
             if let Some(Message::Ping(probe)) = message {
-                self.members[node].probes.insert(target, (probe, self.now_us));
+                self.members[node]
+                    .probes
+                    .insert(target, (probe, self.now_us));
             }
             let at = self.now_us + self.one_way_us(node, target);
             if let Some(Message::Ack(_)) = message {
@@ -785,8 +784,7 @@ fn main() {
     let wall = Instant::now();
     let mut sim = Sim::new(&options);
     let n = options.members;
-    let identity_size =
-        postcard::to_allocvec(&identity(n - 1, sim.per_dc)).map_or(0, |v| v.len());
+    let identity_size = postcard::to_allocvec(&identity(n - 1, sim.per_dc)).map_or(0, |v| v.len());
     let latency = match options.datacenters {
         Some(dcs) => format!(
             "WAN pool, {dcs} datacenters x {} servers, geographic latency",

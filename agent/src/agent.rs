@@ -484,8 +484,12 @@ impl Agent {
                 let mut coordinates = wan.coordinates();
                 // This server is listed too (`/v1/coordinate/datacenters`), with its own.
                 let own_name = wan.local_member().name;
-                coordinates.peers.insert(own_name, coordinates.local.clone());
-                server.router().set_local_coordinate(Some(coordinates.local));
+                coordinates
+                    .peers
+                    .insert(own_name, coordinates.local.clone());
+                server
+                    .router()
+                    .set_local_coordinate(Some(coordinates.local));
                 let remote = server_members::remote_servers(&wan.members(), &coordinates.peers);
                 server.update_remote_servers(&remote);
             }

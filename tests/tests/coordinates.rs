@@ -74,7 +74,10 @@ fn near_sorts_by_injected_round_trips_and_coordinate_endpoints_answer_as_consul(
 
     // `_agent` is the agent's node; a node without a coordinate goes last.
     let catalog = agent.get("/v1/catalog/service/web?near=_agent").json();
-    assert_eq!(node_order(&catalog, "/Node"), ["near", "mid", "far", "none"]);
+    assert_eq!(
+        node_order(&catalog, "/Node"),
+        ["near", "mid", "far", "none"]
+    );
     let health = agent.get("/v1/health/service/web?near=_agent").json();
     assert_eq!(
         node_order(&health, "/Node/Node"),
@@ -87,7 +90,10 @@ fn near_sorts_by_injected_round_trips_and_coordinate_endpoints_answer_as_consul(
     );
     // A source without a coordinate sorts nothing (Consul's rule): the catalog's order.
     let unsorted = agent.get("/v1/catalog/service/web?near=none").json();
-    assert_eq!(node_order(&unsorted, "/Node"), ["far", "mid", "near", "none"]);
+    assert_eq!(
+        node_order(&unsorted, "/Node"),
+        ["far", "mid", "near", "none"]
+    );
 
     // One node's coordinates; 404 with an empty body for a node without any.
     let one = agent.get("/v1/coordinate/node/near");
@@ -101,7 +107,8 @@ fn near_sorts_by_injected_round_trips_and_coordinate_endpoints_answer_as_consul(
     // A blocking read wakes on the next update.
     let index = listed.index();
     let waiter = std::thread::scope(|s| {
-        let blocked = s.spawn(|| agent.get(&format!("/v1/coordinate/nodes?index={index}&wait=10s")));
+        let blocked =
+            s.spawn(|| agent.get(&format!("/v1/coordinate/nodes?index={index}&wait=10s")));
         std::thread::sleep(Duration::from_millis(300));
         update(&agent, "mid", along(0.030));
         blocked.join().unwrap()
@@ -115,8 +122,15 @@ fn near_sorts_by_injected_round_trips_and_coordinate_endpoints_answer_as_consul(
     let short = json!({"Node": "far", "Coord": {"Vec": [0.1, 0.2], "Error": 0.1}}).to_string();
     let short = agent.put("/v1/coordinate/update", &short);
     assert_eq!(short.status, 400, "{}", short.body);
-    assert!(short.body.contains("rejected bad coordinate"), "{}", short.body);
-    let nameless = agent.put("/v1/coordinate/update", &json!({"Coord": along(0.1)}).to_string());
+    assert!(
+        short.body.contains("rejected bad coordinate"),
+        "{}",
+        short.body
+    );
+    let nameless = agent.put(
+        "/v1/coordinate/update",
+        &json!({"Coord": along(0.1)}).to_string(),
+    );
     assert_eq!(nameless.status, 400, "{}", nameless.body);
 
     // `shoal rtt`, Consul's line and errors.
@@ -141,7 +155,9 @@ fn near_sorts_by_injected_round_trips_and_coordinate_endpoints_answer_as_consul(
     );
     let out = agent.cli(&["rtt"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("One or two node names must be specified"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("One or two node names must be specified")
+    );
     let out = agent.cli(&["rtt", "-wan", "near"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("<node name>.<datacenter>"));
@@ -179,39 +195,64 @@ fn two_datacenters_list_each_others_servers_with_wan_coordinates() {
     let dc1 = server("dc1", DC1);
     let dc2 = server("dc2", DC2);
     // WAN probes run every 5 s: within a few each server has the other's coordinate.
-    let maps = eventually(Duration::from_secs(40), "both servers' WAN coordinates", || {
-        let maps = dc1.get("/v1/coordinate/datacenters").json();
-        let listed: Vec<(String, Vec<String>)> = maps
-            .as_array()?
-            .iter()
-            .map(|m| (m["Datacenter"].as_str().unwrap_or("").to_owned(), node_order(&m["Coordinates"], "/Node")))
-            .collect();
-        (listed
-            == [
-                ("dc1".to_owned(), vec!["s-dc1".to_owned()]),
-                ("dc2".to_owned(), vec!["s-dc2".to_owned()]),
-            ])
-        .then_some(maps)
-    });
+    let maps = eventually(
+        Duration::from_secs(40),
+        "both servers' WAN coordinates",
+        || {
+            let maps = dc1.get("/v1/coordinate/datacenters").json();
+            let listed: Vec<(String, Vec<String>)> = maps
+                .as_array()?
+                .iter()
+                .map(|m| {
+                    (
+                        m["Datacenter"].as_str().unwrap_or("").to_owned(),
+                        node_order(&m["Coordinates"], "/Node"),
+                    )
+                })
+                .collect();
+            (listed
+                == [
+                    ("dc1".to_owned(), vec!["s-dc1".to_owned()]),
+                    ("dc2".to_owned(), vec!["s-dc2".to_owned()]),
+                ])
+            .then_some(maps)
+        },
+    );
     assert_eq!(maps[1]["AreaID"], "wan");
-    assert_eq!(maps[1]["Coordinates"][0]["Coord"]["Vec"].as_array().map(Vec::len), Some(8));
-    assert_eq!(dc1.get("/v1/catalog/datacenters").json(), json!(["dc1", "dc2"]));
-    assert_eq!(dc2.get("/v1/catalog/datacenters").json(), json!(["dc2", "dc1"]));
+    assert_eq!(
+        maps[1]["Coordinates"][0]["Coord"]["Vec"]
+            .as_array()
+            .map(Vec::len),
+        Some(8)
+    );
+    assert_eq!(
+        dc1.get("/v1/catalog/datacenters").json(),
+        json!(["dc1", "dc2"])
+    );
+    assert_eq!(
+        dc2.get("/v1/catalog/datacenters").json(),
+        json!(["dc2", "dc1"])
+    );
 
     // dc2's LAN coordinates through dc1 (forwarded): its server sends its own within
     // 15-30 s of starting; a node injected in dc2 shows at once through either.
     let body = json!({"Node": "s-dc2", "Coord": along(0.001)}).to_string();
     let r = dc1.put("/v1/coordinate/update?dc=dc2", &body);
     assert_eq!(r.status, 200, "{}", r.body);
-    eventually(Duration::from_secs(40), "dc2's coordinates through dc1", || {
-        let rows = dc1.get("/v1/coordinate/nodes?dc=dc2").json();
-        (node_order(&rows, "/Node") == ["s-dc2"]).then_some(())
-    });
+    eventually(
+        Duration::from_secs(40),
+        "dc2's coordinates through dc1",
+        || {
+            let rows = dc1.get("/v1/coordinate/nodes?dc=dc2").json();
+            (node_order(&rows, "/Node") == ["s-dc2"]).then_some(())
+        },
+    );
     let out = dc1.cli(&["rtt", "-wan", "s-dc1.dc1", "s-dc2.dc2"]);
     assert!(out.status.success(), "{out:?}");
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(
-        line.starts_with("Estimated s-dc1.dc1 <-> s-dc2.dc2 rtt: ") && line.ends_with(" ms (using WAN coordinates)\n"),
+        line.starts_with("Estimated s-dc1.dc1 <-> s-dc2.dc2 rtt: ")
+            && line.ends_with(" ms (using WAN coordinates)\n"),
         "{line}"
     );
 }

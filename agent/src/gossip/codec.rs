@@ -454,7 +454,10 @@ mod tests {
             ));
         }
         for len in 0..bytes.len() {
-            assert!(decode_packet(&bytes[..len], &lan()).is_err(), "cut to {len}");
+            assert!(
+                decode_packet(&bytes[..len], &lan()).is_err(),
+                "cut to {len}"
+            );
         }
         assert!(matches!(
             decode_packet(&bytes, &PoolScope::wan("dc1")),

@@ -112,8 +112,9 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use codec::{
-    decode_packet, decode_state, encode_coordinate, encode_state, encode_swim_packet, DecodeError, LeaveIntent,
-    MemberState, NameConflictNotice, Packet, SwimPacket, MAX_DATAGRAM_SIZE, MAX_STATE_SIZE,
+    decode_packet, decode_state, encode_coordinate, encode_state, encode_swim_packet, DecodeError,
+    LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket, MAX_DATAGRAM_SIZE,
+    MAX_STATE_SIZE,
 };
 pub use coordinates::{CoordinateNotice, CoordinateView, NOTICE_VERSION};
 pub use identity::{GossipIdentity, TAG_DATACENTER, TAG_NODE_ID};

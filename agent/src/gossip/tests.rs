@@ -617,8 +617,8 @@ async fn gossip_bad_coordinate_notices_are_counted_and_ignored() {
     let raw = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let coordinate = shoal_server::coordinate::Coordinate::new(&Default::default());
     // Well formed, from a name that is not a member: ignored and counted.
-    let stranger = encode_coordinate(PoolKind::Lan, &CoordinateNotice::new("x", &coordinate))
-        .unwrap();
+    let stranger =
+        encode_coordinate(PoolKind::Lan, &CoordinateNotice::new("x", &coordinate)).unwrap();
     // A future version, and a coordinate that is not finite: malformed.
     let mut future = stranger.clone();
     future[1] = NOTICE_VERSION + 1;

@@ -42,10 +42,7 @@ pub(super) async fn reply(
     );
     // A sorted answer can change with the coordinates while its topic's index stays, so
     // it is never served from the cache.
-    let cached = http
-        .cache
-        .get(&key)
-        .filter(|_| options.near.is_empty());
+    let cached = http.cache.get(&key).filter(|_| options.near.is_empty());
     options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
     let consistency = options.consistency;
     let listed_with = match &read {

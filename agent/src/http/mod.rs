@@ -98,10 +98,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/health/node/{node}", get(catalog::health_node))
         .route("/v1/health/state/{state}", get(catalog::health_state))
-        .route(
-            "/v1/coordinate/datacenters",
-            get(coordinate::datacenters),
-        )
+        .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
         .route("/v1/coordinate/nodes", get(coordinate::nodes))
         .route("/v1/coordinate/node/{node}", get(coordinate::node))
         .route("/v1/coordinate/update", put(coordinate::update))

@@ -123,6 +123,6 @@ mod tests {
             height: 0.0,
         };
         assert_eq!(format_rtt(&at(0.0), &at(0.000_61)), "0.610 ms");
-        assert_eq!(format_rtt(&at(0.0), &at(0.123_456_7)), "123.456 ms");
+        assert_eq!(format_rtt(&at(0.0), &at(0.123_456_7)), "123.457 ms");
     }
 }

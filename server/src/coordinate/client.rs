@@ -119,8 +119,8 @@ impl Client {
         let total_error = (self.coord.error + other.error).max(super::ZERO_THRESHOLD);
         let weight = self.coord.error / total_error;
         let ce = self.config.vivaldi_ce * weight;
-        self.coord.error = (ce * wrongness + self.coord.error * (1.0 - ce))
-            .min(self.config.vivaldi_error_max);
+        self.coord.error =
+            (ce * wrongness + self.coord.error * (1.0 - ce)).min(self.config.vivaldi_error_max);
         let force = self.config.vivaldi_cc * weight * (rtt - dist);
         let rng = &mut self.rng;
         self.coord = self

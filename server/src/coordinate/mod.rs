@@ -70,8 +70,11 @@ impl Default for Config {
 /// Two positions closer than this (in seconds) are taken as the same point.
 const ZERO_THRESHOLD: f64 = 1.0e-6;
 
-/// A node's network coordinate, as Consul shows and stores it (all in seconds).
+/// A node's network coordinate, as Consul shows and stores it (all in seconds). A
+/// missing field reads as zero, as Go's decoder reads it; what is unusable is refused
+/// where it is taken in ([`Coordinate::is_valid`], dimensions).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Coordinate {
     #[serde(rename = "Vec")]
     pub vec: Vec<f64>,
@@ -100,6 +103,18 @@ impl PartialEq for Coordinate {
 }
 
 impl Eq for Coordinate {}
+
+impl Default for Coordinate {
+    /// Zero everywhere with no dimensions: only what a decoder starts from.
+    fn default() -> Coordinate {
+        Coordinate {
+            vec: Vec::new(),
+            error: 0.0,
+            adjustment: 0.0,
+            height: 0.0,
+        }
+    }
+}
 
 impl Coordinate {
     /// A node that has observed nothing: the origin, with the largest error.

@@ -12,7 +12,8 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
     let Some(from) = lan_coordinate(tables, source) else {
         return;
     };
-    let distance = |node: &str| distance_or_infinity(Some(&from), lan_coordinate(tables, node).as_ref());
+    let distance =
+        |node: &str| distance_or_infinity(Some(&from), lan_coordinate(tables, node).as_ref());
     match result {
         ReadResult::Nodes(nodes) => sort_stably(nodes, |n| distance(&n.node)),
         ReadResult::ServiceNodes(rows) => sort_stably(rows, |r| distance(&r.node)),

@@ -160,7 +160,9 @@ impl Router {
             .map(|(dc, servers)| {
                 let rtts = servers
                     .iter()
-                    .map(|s| coordinate::distance_or_infinity(local.as_ref(), s.coordinate.as_ref()))
+                    .map(|s| {
+                        coordinate::distance_or_infinity(local.as_ref(), s.coordinate.as_ref())
+                    })
                     .collect();
                 let median = coordinate::median(rtts).unwrap_or(f64::INFINITY);
                 (median, dc.clone())

@@ -166,7 +166,10 @@ fn datacenters_are_ordered_by_median_round_trip_and_unknown_ones_last() {
     router.set_local_coordinate(Some(along(0.0)));
     // dc2's median is 200 ms (10, 200, 250: a failed server still counts, as Consul's),
     // dc3's 60 ms (upper median of 50 and 60), dc4's 50 ms, dc0 has none.
-    assert_eq!(router.datacenters_by_distance(), ["dc4", "dc3", "dc2", "dc0"]);
+    assert_eq!(
+        router.datacenters_by_distance(),
+        ["dc4", "dc3", "dc2", "dc0"]
+    );
     assert_eq!(router.datacenters(), ["dc1", "dc4", "dc3", "dc2", "dc0"]);
 }
 

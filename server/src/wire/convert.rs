@@ -27,9 +27,9 @@ use crate::rpc::{
 use crate::state::ConnectCaState;
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, DatacenterMap, DeregisterRequest,
-    HealthCheck, NodeCoordinate,
-    HealthCheckDefinition, HealthStatus, Node, NodeService, NodeServices, RaftConfiguration,
-    RaftServer, RegisterRequest, ServerHealth, ServiceAddress, ServiceNode, Weights,
+    HealthCheck, HealthCheckDefinition, HealthStatus, Node, NodeCoordinate, NodeService,
+    NodeServices, RaftConfiguration, RaftServer, RegisterRequest, ServerHealth, ServiceAddress,
+    ServiceNode, Weights,
 };
 
 /// A stored or received check status. Every writer validated it, so only a newer release's

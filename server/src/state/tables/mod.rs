@@ -10,8 +10,7 @@ use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::prepared_query::structs::PreparedQuery;
 use crate::structs::{
-    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate,
-    NodeService,
+    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate, NodeService,
 };
 use crate::wire::snapshot::SnapshotContents;
 
