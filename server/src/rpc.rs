@@ -267,13 +267,14 @@ pub enum Response {
     AutopilotHealth(AutopilotHealth),
     CaConfiguration(CaConfiguration),
     IssuedCert(IssuedCert),
+    /// Boxed: an answer's size would otherwise set every response's.
     PreparedQueryExecuted {
         meta: QueryMeta,
-        result: ExecuteResponse,
+        result: Box<ExecuteResponse>,
     },
     PreparedQueryExplained {
         meta: QueryMeta,
-        result: ExplainResponse,
+        result: Box<ExplainResponse>,
     },
 }
 
