@@ -288,13 +288,14 @@ pub enum Response {
     DatacenterMaps(Vec<DatacenterMap>),
     /// A coordinate update was taken into the leader's next batch.
     CoordinateQueued,
+    /// Boxed: an answer's size would otherwise set every response's.
     PreparedQueryExecuted {
         meta: QueryMeta,
-        result: ExecuteResponse,
+        result: Box<ExecuteResponse>,
     },
     PreparedQueryExplained {
         meta: QueryMeta,
-        result: ExplainResponse,
+        result: Box<ExplainResponse>,
     },
 }
 

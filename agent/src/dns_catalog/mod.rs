@@ -494,7 +494,7 @@ impl DnsCatalog for AgentDnsCatalog {
         request.envelope.datacenter = target.clone();
         request.envelope.query.consistency = self.consistency;
         let fetched = match self.rpc.call(request).await {
-            Ok(Response::PreparedQueryExecuted { result, .. }) => Ok(Some(result)),
+            Ok(Response::PreparedQueryExecuted { result, .. }) => Ok(Some(*result)),
             Ok(_) => Err(LookupError::Unavailable("unexpected response".into())),
             Err(RpcError::NotFound(_)) => Ok(None),
             Err(RpcError::Internal(m)) if m == NO_PATH_TO_DATACENTER => {

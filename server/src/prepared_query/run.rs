@@ -42,7 +42,7 @@ impl Server {
         let (index, query) = self.resolve_query(id_or_name)?;
         Ok(Response::PreparedQueryExplained {
             meta: self.query_meta(index),
-            result: ExplainResponse { query },
+            result: Box::new(ExplainResponse { query }),
         })
     }
 
@@ -99,7 +99,7 @@ impl Server {
         }
         Ok(Response::PreparedQueryExecuted {
             meta: self.query_meta(index),
-            result: answer,
+            result: Box::new(answer),
         })
     }
 

@@ -886,7 +886,7 @@ impl From<&Response> for ResponseRecord {
             Response::PreparedQueryExecuted { meta, result } => {
                 ResponseRecord::PreparedQueryExecuted {
                     meta: meta.into(),
-                    result: result.into(),
+                    result: result.as_ref().into(),
                 }
             }
             Response::PreparedQueryExplained { meta, result } => {
@@ -926,15 +926,15 @@ impl From<ResponseRecord> for Response {
             ResponseRecord::PreparedQueryExecuted { meta, result } => {
                 Response::PreparedQueryExecuted {
                     meta: meta.into(),
-                    result: result.into(),
+                    result: Box::new(result.into()),
                 }
             }
             ResponseRecord::PreparedQueryExplained { meta, query } => {
                 Response::PreparedQueryExplained {
                     meta: meta.into(),
-                    result: ExplainResponse {
+                    result: Box::new(ExplainResponse {
                         query: query.into(),
-                    },
+                    }),
                 }
             }
         }

@@ -923,7 +923,7 @@ pub mod queries {
                 "executed",
                 Ok(Response::PreparedQueryExecuted {
                     meta: query_meta(),
-                    result: ExecuteResponse {
+                    result: Box::new(ExecuteResponse {
                         service: "web".into(),
                         nodes: vec![CheckServiceNode {
                             node: node(),
@@ -933,14 +933,14 @@ pub mod queries {
                         dns: QueryDns { ttl: "10s".into() },
                         datacenter: "dc2".into(),
                         failovers: 1,
-                    },
+                    }),
                 }),
             ),
             (
                 "explained",
                 Ok(Response::PreparedQueryExplained {
                     meta: query_meta(),
-                    result: ExplainResponse { query: query() },
+                    result: Box::new(ExplainResponse { query: query() }),
                 }),
             ),
             (
