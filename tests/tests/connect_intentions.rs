@@ -242,8 +242,9 @@ Sources = [
     let exact = agent.get("/v1/connect/intentions/exact?source=batch&destination=db");
     assert_eq!(exact.json()["ID"], id.as_str());
     // `?filter=` on the list, on the intention's fields.
-    let filtered =
-        agent.get("/v1/connect/intentions?filter=Meta.owner%20%3D%3D%20ops%20and%20Action%20%3D%3D%20allow");
+    let filtered = agent.get(
+        "/v1/connect/intentions?filter=Meta.owner%20%3D%3D%20ops%20and%20Action%20%3D%3D%20allow",
+    );
     assert_eq!(filtered.status, 200, "{}", filtered.body);
     let filtered = filtered.json();
     assert_eq!(filtered.as_array().map(Vec::len), Some(1), "{filtered}");

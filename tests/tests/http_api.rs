@@ -688,6 +688,31 @@ fn consul_query_details_are_answered_as_consul_does() {
     assert_eq!((r.status, r.json()), (200, json!([])));
     assert!(r.header("X-Consul-Index").is_some());
 
+    // A node's services as a list; `?merge-central-config` is accepted, as Consul's.
+    let node = agent.get("/v1/agent/self").json()["Config"]["NodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = agent.get(&format!(
+        "/v1/catalog/node-services/{node}?merge-central-config"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("X-Consul-Index").is_some());
+    let list = r.json();
+    assert_eq!(list["Node"]["Node"], node.as_str());
+    assert_eq!(list["Services"][0]["Service"], "consul", "{list}");
+    let r = agent.get("/v1/catalog/node-services/nobody");
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"Node": null, "Services": []}))
+    );
+    assert_eq!(
+        agent
+            .get("/v1/health/service/consul?merge-central-config")
+            .status,
+        200
+    );
+
     let r = agent.get("/v1/catalog/services?ns=team-a");
     assert_eq!(
         (r.status, r.body.trim()),

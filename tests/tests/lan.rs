@@ -118,7 +118,11 @@ fn members_join_fail_leave_and_the_catalog_follows() {
     );
     // force-leave with ?prune forgets it at once; the leader deregisters it.
     assert_eq!(server.put("/v1/agent/force-leave/c2?prune", "").status, 200);
-    assert_eq!(member_status(&server, "c2"), None, "pruned from the members");
+    assert_eq!(
+        member_status(&server, "c2"),
+        None,
+        "pruned from the members"
+    );
     eventually(Duration::from_secs(10), "c2 deregistered", || {
         serf_health(&server, "c2").is_none().then_some(())
     });

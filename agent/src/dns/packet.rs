@@ -77,7 +77,10 @@ impl<C: DnsCatalog> DnsHandler<C> {
         let version = if served.local {
             version
         } else {
-            Version { epoch: 0, ..version }
+            Version {
+                epoch: 0,
+                ..version
+            }
         };
         self.responses.put(
             &packet,

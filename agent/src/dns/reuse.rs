@@ -223,8 +223,22 @@ mod tests {
             generation: 1,
             epoch,
         };
-        cache.put(&[0, 0, 1], Transport::Udp, in_epoch(3), &[0, 0, 1], OK, Reuse::Same);
-        cache.put(&[0, 0, 2], Transport::Udp, v(1), &[0, 0, 2], OK, Reuse::Same);
+        cache.put(
+            &[0, 0, 1],
+            Transport::Udp,
+            in_epoch(3),
+            &[0, 0, 1],
+            OK,
+            Reuse::Same,
+        );
+        cache.put(
+            &[0, 0, 2],
+            Transport::Udp,
+            v(1),
+            &[0, 0, 2],
+            OK,
+            Reuse::Same,
+        );
         cache.age(REUSE_FOR * 2);
         assert!(
             cache.get(&[0, 0, 1], Transport::Udp, in_epoch(3)).is_some(),

@@ -1142,7 +1142,10 @@ async fn watched_answers_are_kept_until_the_catalog_changes() {
     catalog.watch_catalog();
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while catalog.epoch() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the watch never came up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watch never came up"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -1150,11 +1153,17 @@ async fn watched_answers_are_kept_until_the_catalog_changes() {
     let dns = serve(base_config(), catalog.clone(), udp, tcp).unwrap();
     let web = || ask_udp(&dns, "web.service.consul.", RecordType::A);
 
-    assert_eq!(addresses(&web().await.answers), HashSet::from([ip("10.0.0.1")]));
+    assert_eq!(
+        addresses(&web().await.answers),
+        HashSet::from([ip("10.0.0.1")])
+    );
     let fetches = catalog.cache_metrics().fetches;
     // Past the 100 ms an unwatched answer lasts.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(addresses(&web().await.answers), HashSet::from([ip("10.0.0.1")]));
+    assert_eq!(
+        addresses(&web().await.answers),
+        HashSet::from([ip("10.0.0.1")])
+    );
     assert_eq!(
         catalog.cache_metrics().fetches,
         fetches,

@@ -122,7 +122,13 @@ pub(crate) async fn run(rpc: RpcClient, consistency: Consistency, epochs: &Epoch
     );
 }
 
-async fn watch(rpc: &RpcClient, consistency: Consistency, epochs: &Epochs, topic: usize, read: Read) {
+async fn watch(
+    rpc: &RpcClient,
+    consistency: Consistency,
+    epochs: &Epochs,
+    topic: usize,
+    read: Read,
+) {
     let mut index = 0;
     loop {
         let options = QueryOptions {

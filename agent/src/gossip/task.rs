@@ -771,7 +771,9 @@ impl Node {
     async fn leave_on_behalf(&mut self, member: MemberInfo) -> Result<(), GossipError> {
         match member.status {
             MemberStatus::Left => Ok(()),
-            MemberStatus::Alive | MemberStatus::Leaving => Err(GossipError::MemberAlive(member.name)),
+            MemberStatus::Alive | MemberStatus::Leaving => {
+                Err(GossipError::MemberAlive(member.name))
+            }
             MemberStatus::Failed => {
                 self.broadcast_intent(&LeaveIntent {
                     name: member.name,

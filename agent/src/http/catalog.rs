@@ -26,6 +26,24 @@ pub(super) async fn reply(
     params: &Params,
     read: Read,
 ) -> Result<Response, ApiError> {
+    reply_as(http, params, read, Shape::AsRead).await
+}
+
+/// How a read's result is written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    AsRead,
+    /// A node's services as a list, `/v1/catalog/node-services/:node`'s
+    /// `{"Node": …, "Services": [...]}` (`Node` null and `Services` empty for no node).
+    NodeServiceList,
+}
+
+async fn reply_as(
+    http: &HttpState,
+    params: &Params,
+    read: Read,
+    shape: Shape,
+) -> Result<Response, ApiError> {
     let datacenter = requested_datacenter(&http.agent, params.get("dc").unwrap_or(""));
     let filter = filtering::for_read(&read, params)?;
     // Shoal has no cluster peering, so every peer is unknown: an empty answer, as
@@ -35,7 +53,7 @@ pub(super) async fn reply(
     options.near = near(&http.agent, params, &read, &datacenter);
     let pretty = params.has("pretty");
     let key = format!(
-        "{datacenter}|{read:?}|{:?}|{pretty}|{}|{}",
+        "{datacenter}|{read:?}|{shape:?}|{:?}|{pretty}|{}|{}",
         options.consistency,
         params.get("filter").unwrap_or(""),
         peer.unwrap_or("")
@@ -85,7 +103,17 @@ pub(super) async fn reply(
                 (Some(filter), _, _) => filtering::apply(filter, &mut result),
                 (None, _, _) => {}
             }
-            let body = render(&result, pretty)?;
+            let body = match (shape, &result) {
+                (Shape::NodeServiceList, ReadResult::NodeServices(node)) => {
+                    let services: Vec<_> = node.iter().flat_map(|n| n.services.values()).collect();
+                    let list = serde_json::json!({
+                        "Node": node.as_ref().map(|n| &n.node),
+                        "Services": services,
+                    });
+                    encode(&list, pretty)?
+                }
+                _ => render(&result, pretty)?,
+            };
             http.cache.put(key, meta.index, body.clone());
             (body, None)
         }
@@ -244,6 +272,17 @@ pub async fn service_nodes(
         node_meta: params.node_meta()?,
     };
     reply(&http, &params, read_req).await
+}
+
+/// `GET /v1/catalog/node-services/:node`: the node's services as a list.
+pub async fn node_service_list(
+    State(http): State<HttpState>,
+    Path(node): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read = Read::CatalogNodeServices { node };
+    reply_as(&http, &params, read, Shape::NodeServiceList).await
 }
 
 pub async fn node_services(

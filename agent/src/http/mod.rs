@@ -89,6 +89,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
         .route("/v1/catalog/service/{name}", get(catalog::service_nodes))
         .route("/v1/catalog/node/{node}", get(catalog::node_services))
+        .route(
+            "/v1/catalog/node-services/{node}",
+            get(catalog::node_service_list),
+        )
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/health/service/{name}", get(catalog::health_service))
