@@ -132,6 +132,31 @@ const CANONICAL_KEYS: &[&str] = &[
     "Proxy",
     "SidecarService",
     "Upstreams",
+    // `service-defaults`, `proxy-defaults`, `service-resolver`.
+    "BalanceInboundConnections",
+    "BalanceOutboundConnections",
+    "BaseEjectionTime",
+    "ConnectTimeout",
+    "ConnectTimeoutMs",
+    "DefaultSubset",
+    "Defaults",
+    "EnforcingConsecutive5xx",
+    "Filter",
+    "Limits",
+    "LocalConnectTimeoutMs",
+    "LocalRequestTimeoutMs",
+    "MaxConcurrentRequests",
+    "MaxConnections",
+    "MaxEjectionPercent",
+    "MaxFailures",
+    "MaxInboundConnections",
+    "MaxPendingRequests",
+    "OnlyPassing",
+    "Overrides",
+    "PassiveHealthCheck",
+    "RequestTimeout",
+    "Subsets",
+    "UpstreamConfig",
 ];
 
 /// Parents whose `Config` is the user's free-form proxy configuration, kept verbatim
@@ -145,6 +170,7 @@ const USER_MAP_KEYS: &[&str] = &[
     "Header",
     "TaggedAddresses",
     "LegacyMeta",
+    "Subsets",
 ];
 
 /// The canonical spelling of `key`, compared without case, `_` or `-`.
@@ -204,7 +230,7 @@ fn normalize_object(
         if free_form {
             // Kept as written: proxies read their own keys.
         } else if USER_MAP_KEYS.contains(&canon) && !value.is_array() {
-            if canon == "TaggedAddresses" {
+            if canon == "TaggedAddresses" || canon == "Subsets" {
                 if let Value::Object(named) = &mut value {
                     for (name, address) in named.iter_mut() {
                         normalize(address, &format!("{child_path}.{name}"), canon, unknown);

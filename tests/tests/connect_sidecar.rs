@@ -325,3 +325,144 @@ service {
     assert!(out.status.success(), "{out:?}");
     assert!(agent.get("/v1/agent/services").json()["billing-sidecar-proxy"].is_null());
 }
+
+#[test]
+fn proxy_config_entries_round_trip_and_merge_into_the_sidecar() {
+    let agent = AgentProc::start(&["-dev"]);
+    let web = json!({"Name": "web", "Port": 8080, "Connect": {"SidecarService": {
+        "Port": 21901,
+        "Proxy": {"Upstreams": [{"DestinationName": "db", "LocalBindPort": 9191}]}}}});
+    let r = agent.put("/v1/agent/service/register", &web.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Through the CLI, from HCL.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web-defaults.hcl");
+    std::fs::write(
+        &file,
+        r#"
+Kind                  = "service-defaults"
+Name                  = "web"
+Protocol              = "HTTP"
+LocalRequestTimeoutMs = 2000
+UpstreamConfig {
+  Defaults {
+    ConnectTimeoutMs = 500
+    Limits {
+      MaxConnections = 10
+    }
+    PassiveHealthCheck {
+      Interval    = "10s"
+      MaxFailures = 5
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let out = agent.cli(&["config", "write", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Config entry written: service-defaults/web"
+    );
+    let out = agent.cli(&[
+        "config",
+        "read",
+        "-kind",
+        "service-defaults",
+        "-name",
+        "web",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(read["Protocol"], "http", "{read}");
+    assert_eq!(
+        read["UpstreamConfig"]["Defaults"]["PassiveHealthCheck"]["MaxFailures"],
+        5
+    );
+
+    // Through the API.
+    for body in [
+        json!({"Kind": "proxy-defaults", "Name": "global",
+               "Config": {"protocol": "tcp", "envoy_Custom": 1}}),
+        json!({"Kind": "service-defaults", "Name": "db", "Protocol": "grpc"}),
+        json!({"Kind": "service-resolver", "Name": "db", "ConnectTimeout": "3s",
+               "RequestTimeout": "20s"}),
+    ] {
+        let r = agent.put("/v1/config", &body.to_string());
+        assert_eq!((r.status, r.body.trim()), (200, "true"), "{body}");
+    }
+    let resolver = agent.get("/v1/config/service-resolver/db").json();
+    assert_eq!(resolver["ConnectTimeout"], "3s", "{resolver}");
+    let proxy_defaults = agent.get("/v1/config/proxy-defaults/global").json();
+    assert_eq!(
+        proxy_defaults["Config"]["envoy_Custom"], 1,
+        "{proxy_defaults}"
+    );
+    let listed = agent.get("/v1/config/service-defaults").json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+
+    // Bad entries: 400 with the reason.
+    for (body, reason) in [
+        (
+            json!({"Kind": "proxy-defaults", "Name": "web"}),
+            "only \"global\" is supported",
+        ),
+        (
+            json!({"Kind": "service-resolver", "Name": "db", "Failover": {}}),
+            "not supported by Shoal yet",
+        ),
+        (
+            json!({"Kind": "service-defaults", "Name": "web",
+                   "UpstreamConfig": {"Overrides": [{"ConnectTimeoutMs": 1}]}}),
+            "Name is required",
+        ),
+    ] {
+        let r = agent.put("/v1/config", &body.to_string());
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(reason), "{body}: {}", r.body);
+    }
+
+    // Merged into the sidecar: the registration, then service-defaults, then
+    // proxy-defaults.
+    let plain = agent.get("/v1/agent/service/web-sidecar-proxy").json();
+    assert!(plain["Proxy"].get("Config").is_none(), "{plain}");
+    let merged = agent
+        .get("/v1/agent/service/web-sidecar-proxy?merge-central-config")
+        .json();
+    assert_eq!(
+        merged["Proxy"]["Config"],
+        json!({"protocol": "http", "envoy_Custom": 1, "local_request_timeout_ms": 2000}),
+        "{merged}"
+    );
+    let upstream = &merged["Proxy"]["Upstreams"][0]["Config"];
+    assert_eq!(upstream["protocol"], "grpc", "{upstream}");
+    assert_eq!(upstream["connect_timeout_ms"], 500);
+    assert_eq!(upstream["limits"], json!({"MaxConnections": 10}));
+    let health = eventually(DEADLINE, "the sidecar in the catalog", || {
+        let rows = agent
+            .get("/v1/health/service/web-sidecar-proxy?merge-central-config")
+            .json();
+        (rows.as_array()?.len() == 1).then_some(rows)
+    });
+    assert_eq!(health[0]["Service"]["Proxy"]["Config"]["protocol"], "http");
+    let catalog = agent
+        .get("/v1/catalog/service/web-sidecar-proxy?merge-central-config")
+        .json();
+    assert_eq!(catalog[0]["ServiceProxy"]["Config"]["protocol"], "http");
+
+    let out = agent.cli(&[
+        "config",
+        "delete",
+        "-kind",
+        "service-defaults",
+        "-name",
+        "web",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let merged = agent
+        .get("/v1/agent/service/web-sidecar-proxy?merge-central-config")
+        .json();
+    assert_eq!(merged["Proxy"]["Config"]["protocol"], "tcp", "{merged}");
+}

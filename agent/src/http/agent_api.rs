@@ -12,6 +12,7 @@ use shoal_server::structs::{
     health, CheckDefinition, HealthCheck, HealthStatus, NodeService, ServiceDefinition,
 };
 
+use super::central_config;
 use super::error::ApiError;
 use super::filtering;
 use super::hash_blocking;
@@ -68,11 +69,21 @@ pub async fn service(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    // `?merge-central-config`: the entries are read once, before any wait.
+    let central = match agent.local().service(&id) {
+        Some(s) if params.has("merge-central-config") && s.is_connect_proxy() => {
+            Some(central_config::fetch(&agent, &s.proxy).await?)
+        }
+        _ => None,
+    };
     hash_blocking::reply(agent.local(), &params, || {
-        let service = agent
+        let mut service = agent
             .local()
             .service(&id)
             .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+        if let Some(central) = &central {
+            central.merge(&mut service.proxy);
+        }
         encode(&agent_service(&agent, &service), params.has("pretty"))
     })
     .await

@@ -39,7 +39,14 @@ pub(super) async fn reply(
         params.get("filter").unwrap_or(""),
         peer.unwrap_or("")
     );
-    let cached = http.cache.get(&key);
+    // Merged answers depend on config entries the read's index does not follow: never
+    // reused.
+    let merge_central = params.has("merge-central-config");
+    let cached = if merge_central {
+        None
+    } else {
+        http.cache.get(&key)
+    };
     options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
     let consistency = options.consistency;
     let (meta, result) = http.agent.rpc().read_in(&datacenter, read, options).await?;
@@ -58,8 +65,13 @@ pub(super) async fn reply(
             if let Some(filter) = &filter {
                 filtering::apply(filter, &mut result);
             }
+            if merge_central {
+                merge_central_config(&http.agent, &mut result).await?;
+            }
             let body = render(&result, pretty)?;
-            http.cache.put(key, meta.index, body.clone());
+            if !merge_central {
+                http.cache.put(key, meta.index, body.clone());
+            }
             (body, None)
         }
     };
@@ -91,6 +103,29 @@ pub(super) async fn reply(
         headers.insert("Age", HeaderValue::from(age));
     }
     Ok(response)
+}
+
+/// `?merge-central-config` on catalog and health rows: each proxy's `Proxy` with its
+/// central config entries folded in.
+async fn merge_central_config(agent: &Agent, result: &mut ReadResult) -> Result<(), ApiError> {
+    let proxies: Vec<&mut shoal_server::connect::service::ConnectProxyConfig> = match result {
+        ReadResult::ServiceNodes(rows) => rows
+            .iter_mut()
+            .filter(|r| r.service_kind == shoal_server::connect::service::KIND_CONNECT_PROXY)
+            .map(|r| &mut r.service_proxy)
+            .collect(),
+        ReadResult::CheckServiceNodes(rows) => rows
+            .iter_mut()
+            .filter(|r| r.service.is_connect_proxy())
+            .map(|r| &mut r.service.proxy)
+            .collect(),
+        _ => Vec::new(),
+    };
+    for proxy in proxies {
+        let central = super::central_config::fetch(agent, proxy).await?;
+        central.merge(proxy);
+    }
+    Ok(())
 }
 
 fn empty(result: &mut ReadResult) {

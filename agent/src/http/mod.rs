@@ -7,6 +7,7 @@ mod acl_header;
 mod agent_api;
 mod cache;
 mod catalog;
+mod central_config;
 mod config_entries;
 mod connect;
 #[cfg(test)]

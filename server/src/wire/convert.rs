@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::command::{Decoded, EncodedCommand};
 use super::records::*;
 use super::FormatError;
+use crate::connect::defaults::{PROXY_DEFAULTS, SERVICE_DEFAULTS, SERVICE_RESOLVER};
 use crate::connect::intentions::structs::{
     Action, ConfigEntry, HeaderMatch, HttpMatch, IntentionPermission, ServiceIntentions,
     SourceIntention, SERVICE_INTENTIONS,
@@ -1395,11 +1396,51 @@ impl From<&ConfigEntry> for ConfigEntryRecord {
                 name: e.name.clone(),
                 meta: e.meta.clone(),
                 sources: e.sources.iter().map(Into::into).collect(),
+                settings: Default::default(),
                 create_index: e.create_index,
                 modify_index: e.modify_index,
             },
+            other => {
+                let mut settings = match serde_json::to_value(other) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => Default::default(),
+                };
+                for key in ["Kind", "Name", "Meta", "CreateIndex", "ModifyIndex"] {
+                    settings.remove(key);
+                }
+                ConfigEntryRecord {
+                    kind: other.kind().into(),
+                    name: other.name().into(),
+                    meta: entry_meta(other),
+                    sources: Vec::new(),
+                    settings,
+                    create_index: other.create_index(),
+                    modify_index: other.modify_index(),
+                }
+            }
         }
     }
+}
+
+fn entry_meta(entry: &ConfigEntry) -> std::collections::BTreeMap<String, String> {
+    match entry {
+        ConfigEntry::ServiceIntentions(e) => e.meta.clone(),
+        ConfigEntry::ServiceDefaults(e) => e.meta.clone(),
+        ConfigEntry::ProxyDefaults(e) => e.meta.clone(),
+        ConfigEntry::ServiceResolver(e) => e.meta.clone(),
+    }
+}
+
+/// A newer kind's entry from its record's settings.
+fn settings_entry<T: serde::de::DeserializeOwned>(r: ConfigEntryRecord) -> Result<T, FormatError> {
+    let mut map = r.settings;
+    map.insert("Kind".into(), r.kind.into());
+    map.insert("Name".into(), r.name.into());
+    map.insert("Meta".into(), serde_json::json!(r.meta));
+    map.insert("CreateIndex".into(), r.create_index.into());
+    map.insert("ModifyIndex".into(), r.modify_index.into());
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| FormatError::Decode(format!("config entry settings: {e}")))
 }
 
 impl TryFrom<ConfigEntryRecord> for ConfigEntry {
@@ -1416,6 +1457,13 @@ impl TryFrom<ConfigEntryRecord> for ConfigEntry {
                 create_index: r.create_index,
                 modify_index: r.modify_index,
             })),
+            SERVICE_DEFAULTS => {
+                settings_entry(r).map(|e| ConfigEntry::ServiceDefaults(Box::new(e)))
+            }
+            PROXY_DEFAULTS => settings_entry(r).map(|e| ConfigEntry::ProxyDefaults(Box::new(e))),
+            SERVICE_RESOLVER => {
+                settings_entry(r).map(|e| ConfigEntry::ServiceResolver(Box::new(e)))
+            }
             other => Err(FormatError::Decode(format!(
                 "config entry kind {other:?} is unknown to this server: upgrade it"
             ))),

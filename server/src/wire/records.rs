@@ -567,6 +567,11 @@ pub struct ConfigEntryRecord {
     pub meta: BTreeMap<String, String>,
     /// `service-intentions`: one per source.
     pub sources: Vec<SourceIntentionRecord>,
+    /// `service-defaults`, `proxy-defaults`, `service-resolver` (added with them): the
+    /// entry's settings under Consul's field names, without kind, name, meta and indexes.
+    /// Their JSON is Consul's, which does not rename or retype fields, so it is as stable
+    /// as a record of our own.
+    pub settings: serde_json::Map<String, serde_json::Value>,
     pub create_index: u64,
     pub modify_index: u64,
 }
