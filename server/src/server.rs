@@ -416,6 +416,8 @@ fn topic_of(read: &Read) -> Topic {
         Read::CatalogNodes { .. } => Topic::Nodes,
         Read::CatalogServiceNodes { service, .. }
         | Read::HealthServiceNodes { service, .. }
+        | Read::CatalogConnectServiceNodes { service, .. }
+        | Read::HealthConnectServiceNodes { service, .. }
         | Read::HealthServiceChecks { service, .. } => Topic::Service(service.to_lowercase()),
         Read::CatalogNodeServices { node }
         | Read::CatalogNodeServiceNames { node }
@@ -469,6 +471,22 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::PreparedQueries(tables.prepared_query(id).into_iter().collect())
         }
         Read::PreparedQueries => ReadResult::PreparedQueries(tables.prepared_queries()),
+        Read::CatalogConnectServiceNodes {
+            service,
+            tags,
+            node_meta,
+        } => ReadResult::ServiceNodes(tables.connect_service_nodes(service, tags, node_meta)),
+        Read::HealthConnectServiceNodes {
+            service,
+            tags,
+            node_meta,
+            passing_only,
+        } => ReadResult::CheckServiceNodes(tables.check_connect_service_nodes(
+            service,
+            tags,
+            node_meta,
+            *passing_only,
+        )),
     }
 }
 

@@ -302,7 +302,7 @@ Sources = [
             "invalid config entry kind: bogus",
         ),
         (
-            json!({"Kind": "service-defaults", "Name": "db"}),
+            json!({"Kind": "service-router", "Name": "db"}),
             "not supported by Shoal yet",
         ),
     ] {

@@ -12,6 +12,7 @@ use shoal_server::structs::{
     health, CheckDefinition, HealthCheck, HealthStatus, NodeService, ServiceDefinition,
 };
 
+use super::central_config;
 use super::error::ApiError;
 use super::filtering;
 use super::hash_blocking;
@@ -22,12 +23,19 @@ use crate::filter::{Fields, Filterable, Kind, Schema, Value as FieldValue};
 use crate::gossip::{Gossip, GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
 
-/// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
+/// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter;
+/// `Proxy` only on proxies and `Connect` only when set, as Consul leaves them out.
 fn agent_service(agent: &Agent, service: &NodeService) -> Value {
     let mut value = serde_json::to_value(service).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.remove("CreateIndex");
         map.remove("ModifyIndex");
+        if !service.is_connect_proxy() {
+            map.remove("Proxy");
+        }
+        if service.connect.is_empty() {
+            map.remove("Connect");
+        }
         map.insert(
             "Datacenter".into(),
             Value::String(agent.config().datacenter.clone()),
@@ -61,11 +69,21 @@ pub async fn service(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    // `?merge-central-config`: the entries are read once, before any wait.
+    let central = match agent.local().service(&id) {
+        Some(s) if params.has("merge-central-config") && s.is_connect_proxy() => {
+            Some(central_config::fetch(&agent, &s.proxy).await?)
+        }
+        _ => None,
+    };
     hash_blocking::reply(agent.local(), &params, || {
-        let service = agent
+        let mut service = agent
             .local()
             .service(&id)
             .ok_or_else(|| ApiError::not_found(format!("unknown service ID: {id}")))?;
+        if let Some(central) = &central {
+            central.merge(&mut service.proxy);
+        }
         encode(&agent_service(&agent, &service), params.has("pretty"))
     })
     .await

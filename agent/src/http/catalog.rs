@@ -58,9 +58,16 @@ async fn reply_as(
         params.get("filter").unwrap_or(""),
         peer.unwrap_or("")
     );
-    // A sorted answer can change with the coordinates while its topic's index stays, so
-    // it is never served from the cache.
-    let cached = http.cache.get(&key).filter(|_| options.near.is_empty());
+    // A sorted answer can change with the coordinates while its topic's index stays, and
+    // a merged one depends on config entries the read's index does not follow: neither
+    // is served from the cache.
+    let merge_central = params.has("merge-central-config");
+    let uncacheable = merge_central || !options.near.is_empty();
+    let cached = if uncacheable {
+        None
+    } else {
+        http.cache.get(&key)
+    };
     options.cached_index = cached.as_ref().map_or(0, |entry| entry.index);
     let consistency = options.consistency;
     let listed_with = match &read {
@@ -103,6 +110,9 @@ async fn reply_as(
                 (Some(filter), _, _) => filtering::apply(filter, &mut result),
                 (None, _, _) => {}
             }
+            if merge_central {
+                merge_central_config(&http.agent, &mut result).await?;
+            }
             let body = match (shape, &result) {
                 (Shape::NodeServiceList, ReadResult::NodeServices(node)) => {
                     let services: Vec<_> = node.iter().flat_map(|n| n.services.values()).collect();
@@ -114,7 +124,9 @@ async fn reply_as(
                 }
                 _ => render(&result, pretty)?,
             };
-            http.cache.put(key, meta.index, body.clone());
+            if !uncacheable {
+                http.cache.put(key, meta.index, body.clone());
+            }
             (body, None)
         }
     };
@@ -169,6 +181,29 @@ fn near(agent: &Agent, params: &Params, read: &Read, datacenter: &str) -> String
         }
         _ => String::new(),
     }
+}
+
+/// `?merge-central-config` on catalog and health rows: each proxy's `Proxy` with its
+/// central config entries folded in.
+async fn merge_central_config(agent: &Agent, result: &mut ReadResult) -> Result<(), ApiError> {
+    let proxies: Vec<&mut shoal_server::connect::service::ConnectProxyConfig> = match result {
+        ReadResult::ServiceNodes(rows) => rows
+            .iter_mut()
+            .filter(|r| r.service_kind == shoal_server::connect::service::KIND_CONNECT_PROXY)
+            .map(|r| &mut r.service_proxy)
+            .collect(),
+        ReadResult::CheckServiceNodes(rows) => rows
+            .iter_mut()
+            .filter(|r| r.service.is_connect_proxy())
+            .map(|r| &mut r.service.proxy)
+            .collect(),
+        _ => Vec::new(),
+    };
+    for proxy in proxies {
+        let central = super::central_config::fetch(agent, proxy).await?;
+        central.merge(proxy);
+    }
+    Ok(())
 }
 
 fn empty(result: &mut ReadResult) {
@@ -285,6 +320,22 @@ pub async fn node_service_list(
     reply_as(&http, &params, read, Shape::NodeServiceList).await
 }
 
+/// `/v1/catalog/connect/:service`: the proxies whose destination is the service, and
+/// its Connect-native instances.
+pub async fn connect_service_nodes(
+    State(http): State<HttpState>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read_req = Read::CatalogConnectServiceNodes {
+        service,
+        tags: params.all("tag"),
+        node_meta: params.node_meta()?,
+    };
+    reply(&http, &params, read_req).await
+}
+
 pub async fn node_services(
     State(http): State<HttpState>,
     Path(node): Path<String>,
@@ -360,6 +411,22 @@ pub async fn health_service(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let read_req = Read::HealthServiceNodes {
+        service,
+        tags: params.all("tag"),
+        node_meta: params.node_meta()?,
+        passing_only: params.passing()?,
+    };
+    reply(&http, &params, read_req).await
+}
+
+/// `/v1/health/connect/:service`: the service's Connect endpoints with their checks.
+pub async fn health_connect(
+    State(http): State<HttpState>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read_req = Read::HealthConnectServiceNodes {
         service,
         tags: params.all("tag"),
         node_meta: params.node_meta()?,

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
+use shoal_server::connect::defaults::{
+    unsupported_field, ProxyDefaults, PROXY_DEFAULTS, SERVICE_DEFAULTS, SERVICE_RESOLVER,
+};
 use shoal_server::connect::intentions::structs::{ConfigEntry, ServiceIntentions};
 use shoal_server::connect::intentions::validate::{
     check_kind, check_known_kind, normalize, validate,
@@ -116,16 +119,42 @@ pub fn decode_entry(body: &[u8]) -> Result<ConfigEntry, ApiError> {
             )
         })?;
     check_kind(kind).map_err(|e| ApiError::bad_request(format!("Request decoding failed: {e}")))?;
-    let entry: ServiceIntentions = serde_path_to_error::deserialize(value).map_err(|e| {
+    let kind = kind.to_string();
+    if let Some(field) = unsupported_field(&kind, &value) {
+        return Err(ApiError::bad_request(field));
+    }
+    let entry = match kind.as_str() {
+        SERVICE_DEFAULTS => ConfigEntry::ServiceDefaults(Box::new(entry_of(value)?)),
+        SERVICE_RESOLVER => ConfigEntry::ServiceResolver(Box::new(entry_of(value)?)),
+        PROXY_DEFAULTS => {
+            let mut entry: ProxyDefaults = entry_of(value)?;
+            // `Config` is the user's, kept as written (the keys above were normalized).
+            entry.config = raw_config(body).unwrap_or_default();
+            ConfigEntry::ProxyDefaults(Box::new(entry))
+        }
+        _ => ConfigEntry::ServiceIntentions(entry_of::<ServiceIntentions>(value)?),
+    };
+    validate(&entry).map_err(ApiError::bad_request)?;
+    Ok(normalize(&entry))
+}
+
+fn entry_of<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ApiError::bad_request(format!(
             "Request decoding failed: {path}: {}",
             e.into_inner()
         ))
-    })?;
-    let entry = ConfigEntry::ServiceIntentions(entry);
-    validate(&entry).map_err(ApiError::bad_request)?;
-    Ok(normalize(&entry))
+    })
+}
+
+/// The body's top-level `Config` object before key normalization.
+fn raw_config(body: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let raw: serde_json::Value = serde_json::from_slice(body).ok()?;
+    raw.as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("config"))
+        .and_then(|(_, value)| value.as_object().cloned())
 }
 
 /// Commits a config entry command: `true` when applied, `false` when a check-and-set lost.

@@ -6,9 +6,13 @@ use std::time::Duration;
 use super::command::{Decoded, EncodedCommand};
 use super::records::*;
 use super::FormatError;
+use crate::connect::defaults::{PROXY_DEFAULTS, SERVICE_DEFAULTS, SERVICE_RESOLVER};
 use crate::connect::intentions::structs::{
     Action, ConfigEntry, HeaderMatch, HttpMatch, IntentionPermission, ServiceIntentions,
     SourceIntention, SERVICE_INTENTIONS,
+};
+use crate::connect::service::{
+    ConnectProxyConfig, ExposeConfig, ExposePath, MeshGatewayConfig, ServiceConnect, Upstream,
 };
 use crate::connect::structs::{
     CaConfiguration, CaProviderConfig, CaRoot, CaSigningKey, IndexedCaRoots, IssuedCert, PerSecond,
@@ -137,7 +141,113 @@ impl From<&NodeService> for NodeServiceRecord {
             enable_tag_override: v.enable_tag_override,
             create_index: v.create_index,
             modify_index: v.modify_index,
+            proxy: proxy_record(&v.proxy),
+            connect_native: v.connect.native,
         }
+    }
+}
+
+/// `None` for the empty `Proxy` every service that is not a proxy carries.
+fn proxy_record(v: &ConnectProxyConfig) -> Option<ConnectProxyRecord> {
+    (!v.is_empty()).then(|| ConnectProxyRecord {
+        destination_service_name: v.destination_service_name.clone(),
+        destination_service_id: v.destination_service_id.clone(),
+        local_service_address: v.local_service_address.clone(),
+        local_service_port: v.local_service_port,
+        local_service_socket_path: v.local_service_socket_path.clone(),
+        mode: v.mode.clone(),
+        config: v.config.clone(),
+        upstreams: v
+            .upstreams
+            .iter()
+            .map(|u| UpstreamRecord {
+                destination_type: u.destination_type.clone(),
+                destination_namespace: u.destination_namespace.clone(),
+                destination_partition: u.destination_partition.clone(),
+                destination_peer: u.destination_peer.clone(),
+                destination_name: u.destination_name.clone(),
+                datacenter: u.datacenter.clone(),
+                local_bind_address: u.local_bind_address.clone(),
+                local_bind_port: u.local_bind_port,
+                local_bind_socket_path: u.local_bind_socket_path.clone(),
+                config: u.config.clone(),
+                mesh_gateway_mode: u.mesh_gateway.mode.clone(),
+                centrally_configured: u.centrally_configured,
+            })
+            .collect(),
+        mesh_gateway_mode: v.mesh_gateway.mode.clone(),
+        expose_checks: v.expose.checks,
+        expose_paths: v
+            .expose
+            .paths
+            .iter()
+            .map(|p| ExposePathRecord {
+                listener_port: p.listener_port,
+                path: p.path.clone(),
+                local_path_port: p.local_path_port,
+                protocol: p.protocol.clone(),
+                parsed_from_check: p.parsed_from_check,
+            })
+            .collect(),
+    })
+}
+
+fn proxy_of(r: Option<ConnectProxyRecord>) -> ConnectProxyConfig {
+    let Some(r) = r else {
+        return ConnectProxyConfig::default();
+    };
+    ConnectProxyConfig {
+        destination_service_name: r.destination_service_name,
+        destination_service_id: r.destination_service_id,
+        local_service_address: r.local_service_address,
+        local_service_port: r.local_service_port,
+        local_service_socket_path: r.local_service_socket_path,
+        mode: r.mode,
+        config: r.config,
+        upstreams: r
+            .upstreams
+            .into_iter()
+            .map(|u| Upstream {
+                destination_type: u.destination_type,
+                destination_namespace: u.destination_namespace,
+                destination_partition: u.destination_partition,
+                destination_peer: u.destination_peer,
+                destination_name: u.destination_name,
+                datacenter: u.datacenter,
+                local_bind_address: u.local_bind_address,
+                local_bind_port: u.local_bind_port,
+                local_bind_socket_path: u.local_bind_socket_path,
+                config: u.config,
+                mesh_gateway: MeshGatewayConfig {
+                    mode: u.mesh_gateway_mode,
+                },
+                centrally_configured: u.centrally_configured,
+            })
+            .collect(),
+        mesh_gateway: MeshGatewayConfig {
+            mode: r.mesh_gateway_mode,
+        },
+        expose: ExposeConfig {
+            checks: r.expose_checks,
+            paths: r
+                .expose_paths
+                .into_iter()
+                .map(|p| ExposePath {
+                    listener_port: p.listener_port,
+                    path: p.path,
+                    local_path_port: p.local_path_port,
+                    protocol: p.protocol,
+                    parsed_from_check: p.parsed_from_check,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn connect_of(native: bool) -> ServiceConnect {
+    ServiceConnect {
+        native,
+        sidecar_service: None,
     }
 }
 
@@ -158,6 +268,8 @@ impl From<NodeServiceRecord> for NodeService {
             port: r.port,
             weights: r.weights.into(),
             enable_tag_override: r.enable_tag_override,
+            proxy: proxy_of(r.proxy),
+            connect: connect_of(r.connect_native),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }
@@ -266,6 +378,8 @@ impl From<&ServiceNode> for ServiceNodeRecord {
             service_meta: v.service_meta.clone(),
             service_port: v.service_port,
             service_enable_tag_override: v.service_enable_tag_override,
+            service_proxy: proxy_record(&v.service_proxy),
+            service_connect_native: v.service_connect.native,
             create_index: v.create_index,
             modify_index: v.modify_index,
         }
@@ -295,6 +409,8 @@ impl From<ServiceNodeRecord> for ServiceNode {
             service_meta: r.service_meta,
             service_port: r.service_port,
             service_enable_tag_override: r.service_enable_tag_override,
+            service_proxy: proxy_of(r.service_proxy),
+            service_connect: connect_of(r.service_connect_native),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }
@@ -650,6 +766,26 @@ impl From<&Read> for ReadRecord {
             Read::Coordinates { node } => ReadRecord::Coordinates { node },
             Read::PreparedQuery { id } => ReadRecord::PreparedQuery { id },
             Read::PreparedQueries => ReadRecord::PreparedQueries,
+            Read::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            } => ReadRecord::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            },
+            Read::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            } => ReadRecord::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            },
         }
     }
 }
@@ -695,6 +831,26 @@ impl From<ReadRecord> for Read {
             ReadRecord::Coordinates { node } => Read::Coordinates { node },
             ReadRecord::PreparedQuery { id } => Read::PreparedQuery { id },
             ReadRecord::PreparedQueries => Read::PreparedQueries,
+            ReadRecord::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            } => Read::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            },
+            ReadRecord::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            } => Read::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            },
         }
     }
 }
@@ -1306,11 +1462,51 @@ impl From<&ConfigEntry> for ConfigEntryRecord {
                 name: e.name.clone(),
                 meta: e.meta.clone(),
                 sources: e.sources.iter().map(Into::into).collect(),
+                settings: Default::default(),
                 create_index: e.create_index,
                 modify_index: e.modify_index,
             },
+            other => {
+                let mut settings = match serde_json::to_value(other) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => Default::default(),
+                };
+                for key in ["Kind", "Name", "Meta", "CreateIndex", "ModifyIndex"] {
+                    settings.remove(key);
+                }
+                ConfigEntryRecord {
+                    kind: other.kind().into(),
+                    name: other.name().into(),
+                    meta: entry_meta(other),
+                    sources: Vec::new(),
+                    settings,
+                    create_index: other.create_index(),
+                    modify_index: other.modify_index(),
+                }
+            }
         }
     }
+}
+
+fn entry_meta(entry: &ConfigEntry) -> std::collections::BTreeMap<String, String> {
+    match entry {
+        ConfigEntry::ServiceIntentions(e) => e.meta.clone(),
+        ConfigEntry::ServiceDefaults(e) => e.meta.clone(),
+        ConfigEntry::ProxyDefaults(e) => e.meta.clone(),
+        ConfigEntry::ServiceResolver(e) => e.meta.clone(),
+    }
+}
+
+/// A newer kind's entry from its record's settings.
+fn settings_entry<T: serde::de::DeserializeOwned>(r: ConfigEntryRecord) -> Result<T, FormatError> {
+    let mut map = r.settings;
+    map.insert("Kind".into(), r.kind.into());
+    map.insert("Name".into(), r.name.into());
+    map.insert("Meta".into(), serde_json::json!(r.meta));
+    map.insert("CreateIndex".into(), r.create_index.into());
+    map.insert("ModifyIndex".into(), r.modify_index.into());
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| FormatError::Decode(format!("config entry settings: {e}")))
 }
 
 impl TryFrom<ConfigEntryRecord> for ConfigEntry {
@@ -1327,6 +1523,13 @@ impl TryFrom<ConfigEntryRecord> for ConfigEntry {
                 create_index: r.create_index,
                 modify_index: r.modify_index,
             })),
+            SERVICE_DEFAULTS => {
+                settings_entry(r).map(|e| ConfigEntry::ServiceDefaults(Box::new(e)))
+            }
+            PROXY_DEFAULTS => settings_entry(r).map(|e| ConfigEntry::ProxyDefaults(Box::new(e))),
+            SERVICE_RESOLVER => {
+                settings_entry(r).map(|e| ConfigEntry::ServiceResolver(Box::new(e)))
+            }
             other => Err(FormatError::Decode(format!(
                 "config entry kind {other:?} is unknown to this server: upgrade it"
             ))),

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::connect::defaults::{
+    ProxyDefaults, ServiceDefaults, ServiceResolver, PROXY_DEFAULTS, SERVICE_DEFAULTS,
+    SERVICE_RESOLVER,
+};
+
 /// The kind of config entry that holds intentions.
 pub const SERVICE_INTENTIONS: &str = "service-intentions";
 /// The only source type Consul has: a service of its catalog.
@@ -45,43 +50,67 @@ impl Action {
 #[serde(untagged)]
 pub enum ConfigEntry {
     ServiceIntentions(ServiceIntentions),
+    // Boxed: the newer kinds are larger than an intentions entry's few vectors.
+    ServiceDefaults(Box<ServiceDefaults>),
+    ProxyDefaults(Box<ProxyDefaults>),
+    ServiceResolver(Box<ServiceResolver>),
 }
 
 impl ConfigEntry {
     pub fn kind(&self) -> &'static str {
         match self {
             ConfigEntry::ServiceIntentions(_) => SERVICE_INTENTIONS,
+            ConfigEntry::ServiceDefaults(_) => SERVICE_DEFAULTS,
+            ConfigEntry::ProxyDefaults(_) => PROXY_DEFAULTS,
+            ConfigEntry::ServiceResolver(_) => SERVICE_RESOLVER,
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             ConfigEntry::ServiceIntentions(e) => &e.name,
+            ConfigEntry::ServiceDefaults(e) => &e.name,
+            ConfigEntry::ProxyDefaults(e) => &e.name,
+            ConfigEntry::ServiceResolver(e) => &e.name,
+        }
+    }
+
+    pub fn create_index(&self) -> u64 {
+        match self {
+            ConfigEntry::ServiceIntentions(e) => e.create_index,
+            ConfigEntry::ServiceDefaults(e) => e.create_index,
+            ConfigEntry::ProxyDefaults(e) => e.create_index,
+            ConfigEntry::ServiceResolver(e) => e.create_index,
         }
     }
 
     pub fn modify_index(&self) -> u64 {
         match self {
             ConfigEntry::ServiceIntentions(e) => e.modify_index,
+            ConfigEntry::ServiceDefaults(e) => e.modify_index,
+            ConfigEntry::ProxyDefaults(e) => e.modify_index,
+            ConfigEntry::ServiceResolver(e) => e.modify_index,
         }
     }
 
     /// The same entry stamped with these indexes.
     pub fn with_indexes(&self, create_index: u64, modify_index: u64) -> ConfigEntry {
-        match self {
-            ConfigEntry::ServiceIntentions(e) => {
-                ConfigEntry::ServiceIntentions(ServiceIntentions {
-                    create_index,
-                    modify_index,
-                    ..e.clone()
-                })
-            }
-        }
+        let mut entry = self.clone();
+        let (create, modify) = match &mut entry {
+            ConfigEntry::ServiceIntentions(e) => (&mut e.create_index, &mut e.modify_index),
+            ConfigEntry::ServiceDefaults(e) => (&mut e.create_index, &mut e.modify_index),
+            ConfigEntry::ProxyDefaults(e) => (&mut e.create_index, &mut e.modify_index),
+            ConfigEntry::ServiceResolver(e) => (&mut e.create_index, &mut e.modify_index),
+        };
+        *create = create_index;
+        *modify = modify_index;
+        entry
     }
 
     pub fn as_intentions(&self) -> Option<&ServiceIntentions> {
         match self {
             ConfigEntry::ServiceIntentions(e) => Some(e),
+            _ => None,
         }
     }
 }

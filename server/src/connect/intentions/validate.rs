@@ -10,6 +10,10 @@ use super::structs::{
     Action, ConfigEntry, HttpMatch, ServiceIntentions, SERVICE_INTENTIONS, SOURCE_TYPE_CONSUL,
     WILDCARD,
 };
+use crate::connect::defaults::{
+    normalize_protocol, validate_proxy_defaults, validate_service_defaults,
+    validate_service_resolver, PROXY_DEFAULTS, SERVICE_DEFAULTS, SERVICE_RESOLVER,
+};
 
 /// Consul's limits on user-supplied text.
 const MAX_DESCRIPTION: usize = 512;
@@ -41,11 +45,19 @@ const CONSUL_KINDS: &[&str] = &[
 /// Refuses a kind Shoal cannot store: unknown to Consul too (Consul's words), or one of
 /// Consul's that Shoal does not have yet.
 pub fn check_kind(kind: &str) -> Result<(), String> {
-    if kind == SERVICE_INTENTIONS {
+    if [
+        SERVICE_INTENTIONS,
+        SERVICE_DEFAULTS,
+        PROXY_DEFAULTS,
+        SERVICE_RESOLVER,
+    ]
+    .contains(&kind)
+    {
         Ok(())
     } else if CONSUL_KINDS.contains(&kind) {
         Err(format!(
-            "config entry kind {kind:?} is not supported by Shoal yet (only {SERVICE_INTENTIONS:?})"
+            "config entry kind {kind:?} is not supported by Shoal yet (only {SERVICE_INTENTIONS:?}, \
+             {SERVICE_DEFAULTS:?}, {PROXY_DEFAULTS:?} and {SERVICE_RESOLVER:?})"
         ))
     } else {
         Err(format!("invalid config entry kind: {kind}"))
@@ -81,12 +93,40 @@ pub fn normalize(entry: &ConfigEntry) -> ConfigEntry {
             }
             ConfigEntry::ServiceIntentions(e)
         }
+        ConfigEntry::ServiceDefaults(e) => {
+            let mut e = e.clone();
+            e.kind = SERVICE_DEFAULTS.into();
+            e.protocol = normalize_protocol(&e.protocol);
+            if let Some(upstreams) = &mut e.upstream_config {
+                for u in upstreams
+                    .defaults
+                    .iter_mut()
+                    .chain(&mut upstreams.overrides)
+                {
+                    u.protocol = normalize_protocol(&u.protocol);
+                }
+            }
+            ConfigEntry::ServiceDefaults(e)
+        }
+        ConfigEntry::ProxyDefaults(e) => {
+            let mut e = e.clone();
+            e.kind = PROXY_DEFAULTS.into();
+            ConfigEntry::ProxyDefaults(e)
+        }
+        ConfigEntry::ServiceResolver(e) => {
+            let mut e = e.clone();
+            e.kind = SERVICE_RESOLVER.into();
+            ConfigEntry::ServiceResolver(e)
+        }
     }
 }
 
 pub fn validate(entry: &ConfigEntry) -> Result<(), String> {
     match entry {
         ConfigEntry::ServiceIntentions(e) => validate_intentions(e),
+        ConfigEntry::ServiceDefaults(e) => validate_service_defaults(e),
+        ConfigEntry::ProxyDefaults(e) => validate_proxy_defaults(e),
+        ConfigEntry::ServiceResolver(e) => validate_service_resolver(e),
     }
 }
 
@@ -320,7 +360,8 @@ mod tests {
             check_kind("bogus").unwrap_err(),
             "invalid config entry kind: bogus"
         );
-        assert!(check_kind("service-defaults")
+        assert!(check_kind("service-defaults").is_ok());
+        assert!(check_kind("service-router")
             .unwrap_err()
             .contains("not supported by Shoal yet"));
     }
@@ -330,7 +371,9 @@ mod tests {
         let ConfigEntry::ServiceIntentions(e) = normalize(&entry(vec![
             source("web", Some(Action::Allow)),
             source("*", Some(Action::Deny)),
-        ]));
+        ])) else {
+            panic!("not intentions")
+        };
         assert_eq!(e.kind, SERVICE_INTENTIONS);
         assert_eq!(
             e.sources

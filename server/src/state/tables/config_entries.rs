@@ -77,9 +77,7 @@ impl Tables {
 }
 
 fn old_create(entry: &ConfigEntry) -> u64 {
-    match entry {
-        ConfigEntry::ServiceIntentions(e) => e.create_index,
-    }
+    entry.create_index()
 }
 
 #[cfg(test)]
@@ -120,7 +118,9 @@ mod tests {
         let stored = state
             .read(|t| t.config_entry("service-intentions", "DB"))
             .unwrap();
-        let ConfigEntry::ServiceIntentions(e) = &stored;
+        let ConfigEntry::ServiceIntentions(e) = &stored else {
+            panic!("{stored:?}")
+        };
         assert_eq!((e.create_index, e.modify_index), (1, 1));
         assert_eq!(e.kind, "service-intentions");
         assert_eq!(e.sources[0].precedence, 9);
@@ -139,9 +139,11 @@ mod tests {
             .apply(4, &set(entry("Db", Action::Deny), Some(1)))
             .error
             .is_empty());
-        let ConfigEntry::ServiceIntentions(e) = state
-            .read(|t| t.config_entry("service-intentions", "db"))
-            .unwrap();
+        let Some(ConfigEntry::ServiceIntentions(e)) =
+            state.read(|t| t.config_entry("service-intentions", "db"))
+        else {
+            panic!("no entry")
+        };
         assert_eq!((e.create_index, e.modify_index), (1, 4));
         assert_eq!(e.sources[0].action, Some(Action::Deny));
         assert_eq!(index(&state), 4);
