@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -221,13 +223,14 @@ struct Mesh {
     upstream_port: u16,
     db_public: u16,
     db_metrics: u16,
+    web_metrics: u16,
     _leases: Vec<PortLease>,
 }
 
 fn mesh(agent: &AgentProc) -> Mesh {
     let ip = agent.ip.clone();
     let db_app = echo_app(&ip, "db");
-    let leases: Vec<PortLease> = (0..3).map(|_| free_port("127.0.0.1")).collect();
+    let leases: Vec<PortLease> = (0..4).map(|_| free_port("127.0.0.1")).collect();
     let db_public = free_port(&ip);
     let (upstream_port, db_metrics) = (leases[0].port(), leases[1].port());
     register(agent, &json!({"Name": "db", "Port": db_public.port()}));
@@ -251,13 +254,26 @@ fn mesh(agent: &AgentProc) -> Mesh {
         ],
     );
     let upstream = format!("db:{upstream_port}");
-    let web = ProxyProc::start(&shim, &["-service", "web", "-upstream", &upstream]);
+    let web_metrics = leases[3].port();
+    let web_metrics_addr = format!("127.0.0.1:{web_metrics}");
+    let web = ProxyProc::start(
+        &shim,
+        &[
+            "-service",
+            "web",
+            "-upstream",
+            &upstream,
+            "-metrics-addr",
+            &web_metrics_addr,
+        ],
+    );
     Mesh {
         web,
         db,
         upstream_port,
         db_public,
         db_metrics,
+        web_metrics,
         _leases: leases,
     }
 }
@@ -382,4 +398,137 @@ fn with_every_server_killed_existing_and_new_connections_still_work() {
         );
     }
     assert_eq!(kept.ask("still").as_deref(), Some("db: still"));
+}
+
+#[test]
+fn a_refusing_instance_is_ejected_while_traffic_keeps_succeeding() {
+    let agent = AgentProc::start(&["-dev"]);
+    trust_domain(&agent);
+    let m = mesh(&agent);
+    let port = m.upstream_port;
+    eventually(Duration::from_secs(30), "traffic through the mesh", || {
+        (ask_new(port, "hello").as_deref() == Some("db: hello")).then_some(())
+    });
+    // A second instance of db that refuses connections.
+    let dead = free_port(&agent.ip);
+    register(
+        &agent,
+        &json!({"ID": "db-dead", "Name": "db", "Port": dead.port()}),
+    );
+    eventually(Duration::from_secs(10), "the web proxy to try it", || {
+        let _ = ask_new(port, "probe");
+        (metric(
+            &metrics(m.web_metrics),
+            "shoal_proxy_upstream_connect_failures_total{upstream=\"db\"}",
+        ) >= 1)
+            .then_some(())
+    });
+    for i in 0..40 {
+        let line = format!("req {i}");
+        assert_eq!(
+            ask_new(port, &line),
+            Some(format!("db: {line}")),
+            "{}",
+            m.web.logs()
+        );
+    }
+    let text = metrics(m.web_metrics);
+    assert!(
+        metric(
+            &text,
+            "shoal_proxy_upstream_ejections_total{upstream=\"db\"}"
+        ) >= 1,
+        "{text}"
+    );
+    // Ejected: later connections no longer try it first, so failures stop growing.
+    let failures = metric(
+        &text,
+        "shoal_proxy_upstream_connect_failures_total{upstream=\"db\"}",
+    );
+    for i in 0..20 {
+        assert!(ask_new(port, &format!("after {i}")).is_some());
+    }
+    let later = metric(
+        &metrics(m.web_metrics),
+        "shoal_proxy_upstream_connect_failures_total{upstream=\"db\"}",
+    );
+    assert_eq!(later, failures, "an ejected instance was tried again");
+}
+
+#[test]
+fn root_and_leaf_rotation_under_load_fail_no_connection() {
+    let agent = AgentProc::start(&["-dev"]);
+    trust_domain(&agent);
+    let m = mesh(&agent);
+    let port = m.upstream_port;
+    eventually(Duration::from_secs(30), "traffic through the mesh", || {
+        (ask_new(port, "hello").as_deref() == Some("db: hello")).then_some(())
+    });
+    let serial = |svc: &str| {
+        agent
+            .get(&format!("/v1/agent/connect/ca/leaf/{svc}"))
+            .json()["SerialNumber"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (web_serial, db_serial) = (serial("web"), serial("db"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let mut kept = Conn::open(port).unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let line = format!("n{i}");
+                let expected = Some(format!("db: {line}"));
+                for answer in [ask_new(port, &line), kept.ask(&line)] {
+                    if answer == expected {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let body = json!({"Provider": "consul", "Config": {"PrivateKey": key.serialize_pem()}});
+    let r = agent.put("/v1/connect/ca/configuration", &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The agent renews each leaf within a jittered 30 s of the root change; each proxy
+    // logs the serial it loads.
+    eventually(
+        Duration::from_secs(60),
+        "both leaves renewed and loaded",
+        || {
+            let (w, d) = (serial("web"), serial("db"));
+            (w != web_serial
+                && d != db_serial
+                && m.web.logs().contains(&w)
+                && m.db.logs().contains(&d))
+            .then_some(())
+        },
+    );
+    let after = ok.load(Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(10),
+        "traffic after the rotation",
+        || (ok.load(Ordering::Relaxed) > after + 20).then_some(()),
+    );
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{} succeeded\nweb:\n{}\ndb:\n{}",
+        ok.load(Ordering::Relaxed),
+        m.web.logs(),
+        m.db.logs()
+    );
+    assert!(ok.load(Ordering::Relaxed) > 100);
 }
