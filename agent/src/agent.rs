@@ -4,6 +4,7 @@
 //! about HTTP.
 
 mod reload;
+mod sidecar;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -88,6 +89,9 @@ pub struct Agent {
     shutdown: watch::Sender<bool>,
     /// The config files' services and checks as last (re)loaded.
     file_registrations: reload::FileRegistrationsLock,
+    /// Held from choosing a sidecar's port until it is registered, so two sidecars
+    /// registered at once cannot take the same port.
+    sidecar_ports: Mutex<()>,
 }
 
 impl Agent {
@@ -165,6 +169,7 @@ impl Agent {
                 enabled: config.enable_script_checks,
                 local_enabled: config.enable_local_script_checks,
             },
+            &config.node_name,
         )?;
         let (shutdown, _) = watch::channel(false);
         let connect = ConnectCache::new(
@@ -189,6 +194,7 @@ impl Agent {
             wan,
             shutdown,
             file_registrations: Mutex::new(file_registrations),
+            sidecar_ports: Mutex::new(()),
         });
 
         let loading = agent.clone();
@@ -363,8 +369,20 @@ impl Agent {
             .into_iter()
             .map(|d| self.local_check(d))
             .collect::<Result<Vec<_>, _>>()?;
-        self.registrations
-            .register_service(service, checks, source, replace_existing_checks)?;
+        match definition::sidecar_definition(&def, &service) {
+            None => self.registrations.register_service(
+                service,
+                checks,
+                source,
+                replace_existing_checks,
+            )?,
+            Some(sidecar) => self.register_with_sidecar(
+                (service, checks),
+                sidecar,
+                source,
+                replace_existing_checks,
+            )?,
+        }
         Ok(())
     }
 
@@ -384,9 +402,11 @@ impl Agent {
         }
     }
 
-    /// Deregisters a service and its checks. Blocks until the files are gone.
+    /// Deregisters a service and its checks, and the sidecar registered with it. Blocks
+    /// until the files are gone.
     pub fn deregister_service(&self, id: &str) -> Result<(), AgentError> {
-        Ok(self.registrations.deregister_service(id)?)
+        self.registrations.deregister_service(id)?;
+        self.deregister_sidecar_of(id)
     }
 
     pub fn deregister_check(&self, id: &str) -> Result<(), AgentError> {
@@ -409,7 +429,9 @@ impl Agent {
     /// already has.)
     fn local_check(&self, mut def: CheckDefinition) -> Result<LocalCheck, AgentError> {
         let kind = definition::check_kind(&def).map_err(AgentError::Invalid)?;
-        if kind != CheckKind::Ttl && def.interval.0 < checks::MIN_INTERVAL {
+        if !matches!(kind, CheckKind::Ttl | CheckKind::Alias)
+            && def.interval.0 < checks::MIN_INTERVAL
+        {
             tracing::warn!(check = %def.id, "interval below the 1s minimum; using 1s");
             def.interval = checks::MIN_INTERVAL.into();
         }

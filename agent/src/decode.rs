@@ -101,7 +101,42 @@ const CANONICAL_KEYS: &[&str] = &[
     "Type",
     "Warning",
     "Weights",
+    // Connect fields of services (`Kind: connect-proxy`, `Proxy`, `Connect`) and alias
+    // checks.
+    "AliasNode",
+    "AliasService",
+    "CentrallyConfigured",
+    "Connect",
+    "DestinationNamespace",
+    "DestinationPartition",
+    "DestinationPeer",
+    "DestinationServiceID",
+    "DestinationServiceName",
+    "DestinationType",
+    "Expose",
+    "ListenerPort",
+    "LocalBindAddress",
+    "LocalBindPort",
+    "LocalBindSocketPath",
+    "LocalPathPort",
+    "LocalServiceAddress",
+    "LocalServicePort",
+    "LocalServiceSocketPath",
+    "MeshGateway",
+    "Mode",
+    "Native",
+    "ParsedFromCheck",
+    "Path",
+    "Paths",
+    "Protocol",
+    "Proxy",
+    "SidecarService",
+    "Upstreams",
 ];
+
+/// Parents whose `Config` is the user's free-form proxy configuration, kept verbatim
+/// (unlike the CA's `Config`, whose keys are Consul's).
+const FREE_FORM_CONFIG_PARENTS: &[&str] = &["Proxy", "Upstreams"];
 
 /// Keys whose object value maps user-chosen names to values: the names are kept verbatim.
 const USER_MAP_KEYS: &[&str] = &[
@@ -129,23 +164,29 @@ fn canonical(key: &str) -> Option<&'static str> {
 /// it did not know (`service.bogus`), for callers that must refuse them (config files).
 pub fn normalize_keys(value: &mut Value) -> Vec<String> {
     let mut unknown = Vec::new();
-    normalize(value, "", &mut unknown);
+    normalize(value, "", "", &mut unknown);
     unknown
 }
 
-fn normalize(value: &mut Value, path: &str, unknown: &mut Vec<String>) {
+/// `parent` is the canonical key the value is under (`""` at the top).
+fn normalize(value: &mut Value, path: &str, parent: &str, unknown: &mut Vec<String>) {
     match value {
-        Value::Object(map) => normalize_object(map, path, unknown),
+        Value::Object(map) => normalize_object(map, path, parent, unknown),
         Value::Array(items) => {
             for item in items {
-                normalize(item, path, unknown);
+                normalize(item, path, parent, unknown);
             }
         }
         _ => {}
     }
 }
 
-fn normalize_object(map: &mut Map<String, Value>, path: &str, unknown: &mut Vec<String>) {
+fn normalize_object(
+    map: &mut Map<String, Value>,
+    path: &str,
+    parent: &str,
+    unknown: &mut Vec<String>,
+) {
     let entries = std::mem::take(map);
     for (key, mut value) in entries {
         let child_path = if path.is_empty() {
@@ -158,17 +199,20 @@ fn normalize_object(map: &mut Map<String, Value>, path: &str, unknown: &mut Vec<
             map.insert(key, value);
             continue;
         };
+        let free_form = canon == "Config" && FREE_FORM_CONFIG_PARENTS.contains(&parent);
         // An intention permission's `Header` is a list of criteria, not a map of names.
-        if USER_MAP_KEYS.contains(&canon) && !value.is_array() {
+        if free_form {
+            // Kept as written: proxies read their own keys.
+        } else if USER_MAP_KEYS.contains(&canon) && !value.is_array() {
             if canon == "TaggedAddresses" {
                 if let Value::Object(named) = &mut value {
                     for (name, address) in named.iter_mut() {
-                        normalize(address, &format!("{child_path}.{name}"), unknown);
+                        normalize(address, &format!("{child_path}.{name}"), canon, unknown);
                     }
                 }
             }
         } else {
-            normalize(&mut value, &child_path, unknown);
+            normalize(&mut value, &child_path, canon, unknown);
         }
         map.insert(canon.to_string(), value);
     }
@@ -178,6 +222,35 @@ fn normalize_object(map: &mut Map<String, Value>, path: &str, unknown: &mut Vec<
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_proxys_config_is_kept_as_written() {
+        let mut v = json!({
+            "name": "web",
+            "connect": {"sidecar_service": {"proxy": {
+                "destination_service_name": "web",
+                "config": {"local_connect_timeout_ms": 500, "Name": "kept"},
+                "upstreams": [{"destination_name": "db", "local_bind_port": 9191,
+                               "config": {"connect_timeout_ms": 100}}]
+            }}}
+        });
+        assert!(normalize_keys(&mut v).is_empty());
+        let proxy = &v["Connect"]["SidecarService"]["Proxy"];
+        assert_eq!(proxy["DestinationServiceName"], "web");
+        assert_eq!(
+            proxy["Config"],
+            json!({"local_connect_timeout_ms": 500, "Name": "kept"})
+        );
+        assert_eq!(proxy["Upstreams"][0]["LocalBindPort"], 9191);
+        assert_eq!(
+            proxy["Upstreams"][0]["Config"],
+            json!({"connect_timeout_ms": 100})
+        );
+        // The CA's `Config` keys are still Consul's.
+        let mut ca = json!({"provider": "consul", "config": {"leaf_cert_ttl": "72h"}});
+        assert!(normalize_keys(&mut ca).is_empty());
+        assert_eq!(ca["Config"]["LeafCertTTL"], "72h");
+    }
 
     #[test]
     fn snake_and_lower_case_become_canonical() {

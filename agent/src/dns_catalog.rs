@@ -206,9 +206,9 @@ pub struct AgentDnsCatalog {
     max_stale: Duration,
     /// Bumped whenever a fetched answer differs from what the cache held for its name.
     generation: AtomicU64,
-    /// Keyed by (datacenter, service, tag): another datacenter's answers come through
-    /// forwarding and are cached like this one's.
-    services: Cache<(String, String, Option<String>), Vec<CheckServiceNode>>,
+    /// Keyed by (datacenter, service, tag, Connect endpoints rather than instances):
+    /// another datacenter's answers come through forwarding and are cached like this one's.
+    services: Cache<(String, String, Option<String>, bool), Vec<CheckServiceNode>>,
     /// Keyed by (datacenter, node).
     nodes: Cache<(String, String), Option<Node>>,
     metrics: CatalogCacheMetrics,
@@ -326,10 +326,31 @@ impl DnsCatalog for AgentDnsCatalog {
             target.clone(),
             service.to_lowercase(),
             tag.map(str::to_lowercase),
+            false,
         );
         let read = Read::HealthServiceNodes {
             service: key.1.clone(),
             tags: key.2.iter().cloned().collect(),
+            node_meta: Meta::new(),
+            passing_only: false,
+        };
+        self.cached_read(&self.services, key, &target, read, |result| match result {
+            ReadResult::CheckServiceNodes(nodes) => Some(nodes),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn connect_nodes(
+        &self,
+        dc: &str,
+        service: &str,
+    ) -> Result<Vec<CheckServiceNode>, LookupError> {
+        let target = self.target(dc);
+        let key = (target.clone(), service.to_lowercase(), None, true);
+        let read = Read::HealthConnectServiceNodes {
+            service: key.1.clone(),
+            tags: Vec::new(),
             node_meta: Meta::new(),
             passing_only: false,
         };

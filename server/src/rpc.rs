@@ -100,6 +100,20 @@ pub enum Read {
     ConfigEntries {
         kind: String,
     },
+    /// `/v1/catalog/connect/:service`: the Connect endpoints of a service, its proxies
+    /// (`Proxy.DestinationServiceName`) and its Connect-native instances.
+    CatalogConnectServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: Meta,
+    },
+    /// `/v1/health/connect/:service`, the same endpoints with their checks.
+    HealthConnectServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: Meta,
+        passing_only: bool,
+    },
 }
 
 /// The result of a [`Read`].

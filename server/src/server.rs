@@ -329,6 +329,8 @@ fn topic_of(read: &Read) -> Topic {
         Read::CatalogNodes { .. } => Topic::Nodes,
         Read::CatalogServiceNodes { service, .. }
         | Read::HealthServiceNodes { service, .. }
+        | Read::CatalogConnectServiceNodes { service, .. }
+        | Read::HealthConnectServiceNodes { service, .. }
         | Read::HealthServiceChecks { service, .. } => Topic::Service(service.to_lowercase()),
         Read::CatalogNodeServices { node }
         | Read::CatalogNodeServiceNames { node }
@@ -375,5 +377,21 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::ConfigEntry(tables.config_entry(kind, name))
         }
         Read::ConfigEntries { kind } => ReadResult::ConfigEntries(tables.config_entries_of(kind)),
+        Read::CatalogConnectServiceNodes {
+            service,
+            tags,
+            node_meta,
+        } => ReadResult::ServiceNodes(tables.connect_service_nodes(service, tags, node_meta)),
+        Read::HealthConnectServiceNodes {
+            service,
+            tags,
+            node_meta,
+            passing_only,
+        } => ReadResult::CheckServiceNodes(tables.check_connect_service_nodes(
+            service,
+            tags,
+            node_meta,
+            *passing_only,
+        )),
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::connect::service::{ConnectProxyConfig, ServiceConnect, KIND_CONNECT_PROXY};
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::duration::GoDuration;
 
@@ -180,10 +181,35 @@ pub struct NodeService {
     pub weights: Weights,
     #[serde(rename = "EnableTagOverride")]
     pub enable_tag_override: bool,
+    /// What a `connect-proxy` instance proxies; empty for other kinds.
+    #[serde(rename = "Proxy")]
+    pub proxy: ConnectProxyConfig,
+    /// `Connect.Native`; the agent never leaves a `SidecarService` here.
+    #[serde(rename = "Connect")]
+    pub connect: ServiceConnect,
     #[serde(rename = "CreateIndex")]
     pub create_index: u64,
     #[serde(rename = "ModifyIndex")]
     pub modify_index: u64,
+}
+
+impl NodeService {
+    /// Whether this instance is a Connect proxy (`Kind: connect-proxy`).
+    pub fn is_connect_proxy(&self) -> bool {
+        self.kind == KIND_CONNECT_PROXY
+    }
+
+    /// The service whose Connect endpoint this instance is, lower-cased: a proxy's
+    /// destination, or the service itself when it is Connect-native.
+    pub fn connect_destination(&self) -> Option<String> {
+        if self.is_connect_proxy() && !self.proxy.destination_service_name.is_empty() {
+            Some(self.proxy.destination_service_name.to_lowercase())
+        } else if self.connect.native {
+            Some(self.service.to_lowercase())
+        } else {
+            None
+        }
+    }
 }
 
 /// The parts of a check's definition the catalog keeps, for display.
@@ -302,6 +328,10 @@ pub struct ServiceNode {
     pub service_port: u16,
     #[serde(rename = "ServiceEnableTagOverride")]
     pub service_enable_tag_override: bool,
+    #[serde(rename = "ServiceProxy")]
+    pub service_proxy: ConnectProxyConfig,
+    #[serde(rename = "ServiceConnect")]
+    pub service_connect: ServiceConnect,
     #[serde(rename = "CreateIndex")]
     pub create_index: u64,
     #[serde(rename = "ModifyIndex")]
@@ -327,6 +357,8 @@ impl ServiceNode {
             service_meta: service.meta.clone(),
             service_port: service.port,
             service_enable_tag_override: service.enable_tag_override,
+            service_proxy: service.proxy.clone(),
+            service_connect: service.connect.clone(),
             create_index: service.create_index,
             modify_index: service.modify_index,
         }
@@ -530,6 +562,12 @@ pub struct CheckDefinition {
     pub failures_before_critical: u32,
     #[serde(rename = "OutputMaxSize")]
     pub output_max_size: u32,
+    /// An alias check's node (empty: this agent's node).
+    #[serde(rename = "AliasNode")]
+    pub alias_node: String,
+    /// An alias check's service: the check mirrors that service's worst check status.
+    #[serde(rename = "AliasService")]
+    pub alias_service: String,
 }
 
 /// The kind of a [`CheckDefinition`], decided by which field is set.
@@ -539,6 +577,8 @@ pub enum CheckKind {
     Http,
     Tcp,
     Ttl,
+    /// Mirrors another service's (or node's) checks.
+    Alias,
 }
 
 impl CheckKind {
@@ -549,6 +589,7 @@ impl CheckKind {
             CheckKind::Http => "http",
             CheckKind::Tcp => "tcp",
             CheckKind::Ttl => "ttl",
+            CheckKind::Alias => "alias",
         }
     }
 }
@@ -570,16 +611,25 @@ impl CheckDefinition {
         if !self.ttl.is_zero() {
             kinds.push(CheckKind::Ttl);
         }
+        if !self.alias_service.is_empty() || !self.alias_node.is_empty() {
+            kinds.push(CheckKind::Alias);
+        }
         let kind = match kinds.as_slice() {
             [] => {
                 return Err(
-                    "check must have exactly one of Args/ScriptArgs, HTTP, TCP or TTL".to_string(),
+                    "check must have exactly one of Args/ScriptArgs, HTTP, TCP, TTL or \
+                     AliasNode/AliasService"
+                        .to_string(),
                 )
             }
             [one] => *one,
-            _ => return Err("check has more than one of Args/ScriptArgs, HTTP, TCP, TTL".into()),
+            _ => {
+                return Err(
+                    "check has more than one of Args/ScriptArgs, HTTP, TCP, TTL, Alias".into(),
+                )
+            }
         };
-        if kind != CheckKind::Ttl && self.interval.is_zero() {
+        if !matches!(kind, CheckKind::Ttl | CheckKind::Alias) && self.interval.is_zero() {
             return Err(format!("{} check requires an Interval", kind.as_str()));
         }
         Ok(kind)
@@ -613,8 +663,18 @@ pub struct ServiceDefinition {
     pub enable_tag_override: bool,
     #[serde(rename = "Check")]
     pub check: Option<CheckDefinition>,
-    #[serde(rename = "Checks")]
+    /// A list, or one block (HCL's `checks { … }` inside a `sidecar_service`).
+    #[serde(
+        rename = "Checks",
+        deserialize_with = "crate::connect::service::one_or_many"
+    )]
     pub checks: Vec<CheckDefinition>,
+    /// A `connect-proxy`'s configuration.
+    #[serde(rename = "Proxy")]
+    pub proxy: Option<ConnectProxyConfig>,
+    /// `Native`, or a `SidecarService` to register beside this one.
+    #[serde(rename = "Connect")]
+    pub connect: Option<ServiceConnect>,
 }
 
 /// One server in the Raft configuration (`/v1/operator/raft/configuration`).

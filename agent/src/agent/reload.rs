@@ -70,10 +70,8 @@ fn keyed_services(
         .map(|def| {
             let service = definition::service_from_definition(def)
                 .map_err(|e| format!("service {:?}: {e}", def.name))?;
-            for check in definition::service_checks(def, &service) {
-                definition::check_kind(&check)
-                    .map_err(|e| format!("service {:?}: check {:?}: {e}", def.name, check.name))?;
-            }
+            definition::validate_with_sidecar(def)
+                .map_err(|e| format!("service {:?}: {e}", def.name))?;
             Ok((service.id, def.clone()))
         })
         .collect()

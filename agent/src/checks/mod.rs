@@ -7,6 +7,7 @@
 //! the agent can write each update into its local state (and from there to the catalog)
 //! without a stream of no-ops.
 
+mod alias;
 mod http;
 mod output;
 mod script;
@@ -21,6 +22,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use status::{Reporter, Thresholds};
+
+pub use alias::{AliasSource, AliasedCheck};
 
 /// Consul's floor for `Interval`. The agent raises shorter intervals to this when it
 /// registers a check, so that a typo cannot fork-bomb the host; the runners themselves take
@@ -143,11 +146,54 @@ pub fn start(
         CheckKind::Tcp => Probe::Tcp(tcp::TcpProbe::new(def)),
         CheckKind::Script if allow_scripts => Probe::Script(script::ScriptProbe::new(def, limit)),
         CheckKind::Script => return Err(CheckError::ScriptChecksDisabled),
+        CheckKind::Alias => {
+            return Err(CheckError::InvalidDefinition(
+                "an alias check needs the agent's local state: see start_alias".into(),
+            ))
+        }
     };
     let task = runtime.spawn(run_interval(
         probe,
         def.interval.0,
         Thresholds::new(def),
+        reporter,
+    ));
+    Ok(CheckHandle {
+        check_id,
+        runner,
+        task,
+        ttl: None,
+    })
+}
+
+/// Starts an alias check of `def.AliasService` on this agent's node `node`, reading
+/// `source` (the agent's local state) whenever it changes. Only local services can be
+/// aliased: an `AliasNode` other than `node` is refused.
+pub fn start_alias(
+    check_id: String,
+    runner: RunnerId,
+    def: &CheckDefinition,
+    node: &str,
+    source: std::sync::Arc<dyn AliasSource>,
+    updates: UnboundedSender<CheckUpdate>,
+) -> Result<CheckHandle, CheckError> {
+    if !def.alias_node.is_empty() && def.alias_node != node {
+        return Err(CheckError::InvalidDefinition(format!(
+            "AliasNode {:?}: only services of this agent's node can be aliased",
+            def.alias_node
+        )));
+    }
+    if def.alias_service.is_empty() {
+        return Err(CheckError::InvalidDefinition(
+            "an alias of a whole node needs AliasService: only services can be aliased".into(),
+        ));
+    }
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| CheckError::NoRuntime)?;
+    let reporter = Reporter::new(check_id.clone(), runner, updates);
+    let task = runtime.spawn(alias::run(
+        def.alias_service.clone(),
+        node.to_string(),
+        source,
         reporter,
     ));
     Ok(CheckHandle {

@@ -352,8 +352,12 @@ const PORTS: &[Key] = &[
     later_because("grpc_tls", Int, "Shoal has no gRPC listener yet"),
     later("proxy_min_port", Int),
     later("proxy_max_port", Int),
-    later("sidecar_min_port", Int),
-    later("sidecar_max_port", Int),
+    acted(
+        "sidecar_min_port",
+        Int,
+        "the first port a `sidecar_service` without one gets (21000); 0 turns assignment off",
+    ),
+    acted("sidecar_max_port", Int, "the last such port (21255)"),
     later("expose_min_port", Int),
     later("expose_max_port", Int),
 ];

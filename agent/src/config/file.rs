@@ -41,6 +41,8 @@ pub struct FilePorts {
     pub server: Option<i32>,
     pub serf_lan: Option<i32>,
     pub serf_wan: Option<i32>,
+    pub sidecar_min_port: Option<i32>,
+    pub sidecar_max_port: Option<i32>,
 }
 
 /// The `addresses {}` block's keys Shoal acts on: bind addresses overriding `client_addr`.
@@ -212,9 +214,7 @@ pub fn parse(path: &Path, mut value: Value) -> Result<FileConfig, ConfigError> {
     let mut services = Vec::new();
     for key in ["service", "services"] {
         if let Some(v) = map.remove(key) {
-            let defs = definitions::<ServiceDefinition>(key, v, |d| {
-                definition::service_from_definition(d).map(drop)
-            });
+            let defs = definitions::<ServiceDefinition>(key, v, definition::validate_with_sidecar);
             services.extend(defs.map_err(|(k, m)| key_err(k, m))?);
         }
     }

@@ -66,6 +66,10 @@ pub struct Ports {
     pub server: u16,
     pub serf_lan: u16,
     pub serf_wan: u16,
+    /// Where a `sidecar_service` without a port gets one (`sidecar_min_port` ..=
+    /// `sidecar_max_port`, 21000-21255 by default); `None` when either is 0, as Consul
+    /// turns auto-assignment off then.
+    pub sidecar: Option<(u16, u16)>,
 }
 
 /// Where the data dir came from: a `-dev` agent owns a temporary one and removes it.
@@ -268,7 +272,7 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     into.not_acted_on.extend(from.not_acted_on);
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
-        take!(target, ports; http, dns, server, serf_lan, serf_wan);
+        take!(target, ports; http, dns, server, serf_lan, serf_wan, sidecar_min_port, sidecar_max_port);
     }
     if let Some(autopilot) = from.autopilot {
         let target = into.autopilot.get_or_insert_with(Default::default);
@@ -342,6 +346,22 @@ fn port(key: &str, value: i32) -> Result<Option<u16>, ConfigError> {
     }
 }
 
+/// `ports { sidecar_min_port, sidecar_max_port }`: 0 for either turns auto-assignment off.
+fn sidecar_ports(min: i32, max: i32) -> Result<Option<(u16, u16)>, ConfigError> {
+    if min == 0 || max == 0 {
+        return Ok(None);
+    }
+    let min = required_port("ports.sidecar_min_port", min)?;
+    let max = required_port("ports.sidecar_max_port", max)?;
+    if min > max {
+        return Err(ConfigError::Invalid(format!(
+            "ports.sidecar_min_port ({min}) must be less than or equal to \
+             ports.sidecar_max_port ({max})"
+        )));
+    }
+    Ok(Some((min, max)))
+}
+
 fn required_port(key: &str, value: i32) -> Result<u16, ConfigError> {
     port(key, value)?.ok_or_else(|| ConfigError::Invalid(format!("{key} cannot be disabled")))
 }
@@ -363,6 +383,10 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         serf_wan: required_port(
             "ports.serf_wan",
             flags.serf_wan_port.or(ports.serf_wan).unwrap_or(8302),
+        )?,
+        sidecar: sidecar_ports(
+            ports.sidecar_min_port.unwrap_or(21000),
+            ports.sidecar_max_port.unwrap_or(21255),
         )?,
     };
 

@@ -43,7 +43,17 @@ impl<C: DnsCatalog> Authority<C> {
             Target::Nameserver => Ok(self.nameserver(q, zone)),
             Target::Service { dc, service, tag } => {
                 let dc = dc.as_deref().unwrap_or(&self.config.datacenter);
-                self.service(q, zone, dc, &service, tag.as_deref()).await
+                self.catalog
+                    .service_nodes(dc, &service, tag.as_deref())
+                    .await
+                    .map(|nodes| self.service(q, zone, dc, &service, nodes))
+            }
+            Target::Connect { dc, service } => {
+                let dc = dc.as_deref().unwrap_or(&self.config.datacenter);
+                self.catalog
+                    .connect_nodes(dc, &service)
+                    .await
+                    .map(|nodes| self.service(q, zone, dc, &service, nodes))
             }
             Target::Node { dc, node } => {
                 let dc = dc.as_deref().unwrap_or(&self.config.datacenter);
@@ -152,21 +162,20 @@ impl<C: DnsCatalog> Authority<C> {
         self.records_or_nodata(zone, records.into_iter().collect())
     }
 
-    async fn service(
+    fn service(
         &self,
         q: &Question<'_>,
         zone: &Zone,
         dc: &str,
         service: &str,
-        tag: Option<&str>,
-    ) -> Result<Answer, LookupError> {
-        let mut nodes = self.catalog.service_nodes(dc, service, tag).await?;
+        mut nodes: Vec<CheckServiceNode>,
+    ) -> Answer {
         nodes.retain(|n| self.healthy(n));
         if self.translates(dc) {
             nodes.iter_mut().for_each(|n| use_wan_address(&mut n.node));
         }
         if nodes.is_empty() {
-            return Ok(self.nxdomain(zone));
+            return self.nxdomain(zone);
         }
         nodes.shuffle(&mut rand::rng());
         let ttl = self.config.service_ttl_secs(service);
@@ -179,7 +188,7 @@ impl<C: DnsCatalog> Authority<C> {
             self.records_or_nodata(zone, self.address_records(q, &nodes, ttl))
         };
         answer.shuffled = nodes.len() > 1;
-        Ok(answer)
+        answer
     }
 
     /// Whether answers about `dc`'s nodes carry their WAN addresses.

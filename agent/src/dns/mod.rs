@@ -62,6 +62,17 @@ pub trait DnsCatalog: Send + Sync + 'static {
         tag: Option<&str>,
     ) -> impl Future<Output = Result<Vec<CheckServiceNode>, LookupError>> + Send;
 
+    /// The Connect endpoints of `service` in `dc` (its proxies and Connect-native
+    /// instances), healthy or not, for `<service>.connect.<domain>`. None by default.
+    fn connect_nodes(
+        &self,
+        dc: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Vec<CheckServiceNode>, LookupError>> + Send {
+        let _ = (dc, service);
+        async { Ok(Vec::new()) }
+    }
+
     /// A number that changes whenever answers from this catalog may have changed; the
     /// server reuses encoded responses only while it stays the same.
     fn generation(&self) -> u64;

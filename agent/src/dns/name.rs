@@ -22,6 +22,11 @@ pub(crate) enum Target {
         service: String,
         tag: Option<String>,
     },
+    /// `<service>.connect[.<dc>]`: the service's Connect endpoints (its proxies).
+    Connect {
+        dc: Option<String>,
+        service: String,
+    },
     Node {
         dc: Option<String>,
         node: String,
@@ -29,7 +34,8 @@ pub(crate) enum Target {
     /// `<hex>.addr` (Consul's form, used as SRV targets) or `<a-b-c-d>.addr`.
     Addr(IpAddr),
     /// Inside the zone but not a name that can exist: unknown kind (prepared queries,
-    /// connect, …, which Shoal does not serve yet), bad datacenter part, bad address.
+    /// virtual, ingress, …, which Shoal does not serve yet), bad datacenter part, bad
+    /// address.
     Invalid,
 }
 
@@ -71,6 +77,14 @@ fn target(labels: &[&str], qtype: RecordType) -> Target {
         "service" => match datacenter(suffix) {
             Some(dc) => service(parts, dc),
             None => Target::Invalid,
+        },
+        // Consul takes no tag here: one label, the service.
+        "connect" => match (datacenter(suffix), parts) {
+            (Some(dc), [service]) => Target::Connect {
+                dc,
+                service: (*service).to_owned(),
+            },
+            _ => Target::Invalid,
         },
         "node" => match datacenter(suffix) {
             Some(dc) => Target::Node {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use shoal_server::connect::service::{ConnectProxyConfig, ServiceConnect, Upstream};
 use shoal_server::structs::{
     CheckServiceNode, HealthCheck, Node, NodeService, ServiceNode, Weights,
 };
@@ -103,6 +104,67 @@ impl Fields for Weights {
     }
 }
 
+static UPSTREAM: Schema = Schema {
+    fields: &[
+        ("DestinationType", Kind::Str),
+        ("DestinationName", Kind::Str),
+        ("Datacenter", Kind::Str),
+        ("LocalBindAddress", Kind::Str),
+        ("LocalBindPort", Kind::Int),
+    ],
+};
+
+impl Fields for Upstream {
+    fn get(&self, field: &str) -> Option<Value<'_>> {
+        Some(match field {
+            "DestinationType" => Value::Str(&self.destination_type),
+            "DestinationName" => Value::Str(&self.destination_name),
+            "Datacenter" => Value::Str(&self.datacenter),
+            "LocalBindAddress" => Value::Str(&self.local_bind_address),
+            "LocalBindPort" => Value::Int(self.local_bind_port.into()),
+            _ => return None,
+        })
+    }
+}
+
+static PROXY: Schema = Schema {
+    fields: &[
+        ("DestinationServiceName", Kind::Str),
+        ("DestinationServiceID", Kind::Str),
+        ("LocalServiceAddress", Kind::Str),
+        ("LocalServicePort", Kind::Int),
+        ("Mode", Kind::Str),
+        ("Upstreams", Kind::List(&UPSTREAM)),
+    ],
+};
+
+impl Fields for ConnectProxyConfig {
+    fn get(&self, field: &str) -> Option<Value<'_>> {
+        Some(match field {
+            "DestinationServiceName" => Value::Str(&self.destination_service_name),
+            "DestinationServiceID" => Value::Str(&self.destination_service_id),
+            "LocalServiceAddress" => Value::Str(&self.local_service_address),
+            "LocalServicePort" => Value::Int(self.local_service_port.into()),
+            "Mode" => Value::Str(&self.mode),
+            "Upstreams" => Value::List(self.upstreams.iter().map(|u| u as &dyn Fields).collect()),
+            _ => return None,
+        })
+    }
+}
+
+static CONNECT: Schema = Schema {
+    fields: &[("Native", Kind::Bool)],
+};
+
+impl Fields for ServiceConnect {
+    fn get(&self, field: &str) -> Option<Value<'_>> {
+        match field {
+            "Native" => Some(Value::Bool(self.native)),
+            _ => None,
+        }
+    }
+}
+
 pub static NODE_SERVICE: Schema = Schema {
     fields: &[
         ("Kind", Kind::Str),
@@ -114,6 +176,8 @@ pub static NODE_SERVICE: Schema = Schema {
         ("Port", Kind::Int),
         ("Weights", Kind::Struct(&WEIGHTS)),
         ("EnableTagOverride", Kind::Bool),
+        ("Proxy", Kind::Struct(&PROXY)),
+        ("Connect", Kind::Struct(&CONNECT)),
     ],
 };
 
@@ -129,6 +193,8 @@ impl Fields for NodeService {
             "Port" => Value::Int(self.port.into()),
             "Weights" => Value::Struct(&self.weights),
             "EnableTagOverride" => Value::Bool(self.enable_tag_override),
+            "Proxy" => Value::Struct(&self.proxy),
+            "Connect" => Value::Struct(&self.connect),
             _ => return None,
         })
     }
@@ -155,6 +221,8 @@ pub static SERVICE_NODE: Schema = Schema {
         ("ServiceMeta", Kind::StrMap),
         ("ServicePort", Kind::Int),
         ("ServiceEnableTagOverride", Kind::Bool),
+        ("ServiceProxy", Kind::Struct(&PROXY)),
+        ("ServiceConnect", Kind::Struct(&CONNECT)),
     ],
 };
 
@@ -176,6 +244,8 @@ impl Fields for ServiceNode {
             "ServiceMeta" => Value::StrMap(&self.service_meta),
             "ServicePort" => Value::Int(self.service_port.into()),
             "ServiceEnableTagOverride" => Value::Bool(self.service_enable_tag_override),
+            "ServiceProxy" => Value::Struct(&self.service_proxy),
+            "ServiceConnect" => Value::Struct(&self.service_connect),
             _ => return None,
         })
     }

@@ -22,12 +22,19 @@ use crate::filter::{Fields, Filterable, Kind, Schema, Value as FieldValue};
 use crate::gossip::{Gossip, GossipError, MemberInfo, MemberStatus};
 use crate::sync::definition_of;
 
-/// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter.
+/// Consul's `AgentService`: a `NodeService` without catalog indexes, with the datacenter;
+/// `Proxy` only on proxies and `Connect` only when set, as Consul leaves them out.
 fn agent_service(agent: &Agent, service: &NodeService) -> Value {
     let mut value = serde_json::to_value(service).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.remove("CreateIndex");
         map.remove("ModifyIndex");
+        if !service.is_connect_proxy() {
+            map.remove("Proxy");
+        }
+        if service.connect.is_empty() {
+            map.remove("Connect");
+        }
         map.insert(
             "Datacenter".into(),
             Value::String(agent.config().datacenter.clone()),

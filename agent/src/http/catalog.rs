@@ -192,6 +192,22 @@ pub async fn service_nodes(
     reply(&http, &params, read_req).await
 }
 
+/// `/v1/catalog/connect/:service`: the proxies whose destination is the service, and
+/// its Connect-native instances.
+pub async fn connect_service_nodes(
+    State(http): State<HttpState>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read_req = Read::CatalogConnectServiceNodes {
+        service,
+        tags: params.all("tag"),
+        node_meta: params.node_meta()?,
+    };
+    reply(&http, &params, read_req).await
+}
+
 pub async fn node_services(
     State(http): State<HttpState>,
     Path(node): Path<String>,
@@ -267,6 +283,22 @@ pub async fn health_service(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let read_req = Read::HealthServiceNodes {
+        service,
+        tags: params.all("tag"),
+        node_meta: params.node_meta()?,
+        passing_only: params.passing()?,
+    };
+    reply(&http, &params, read_req).await
+}
+
+/// `/v1/health/connect/:service`: the service's Connect endpoints with their checks.
+pub async fn health_connect(
+    State(http): State<HttpState>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let read_req = Read::HealthConnectServiceNodes {
         service,
         tags: params.all("tag"),
         node_meta: params.node_meta()?,

@@ -23,9 +23,13 @@ pub fn from_params<T: Filterable>(params: &Params) -> Result<Option<Filter>, Api
 pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError> {
     match read {
         Read::CatalogNodes { .. } => from_params::<Node>(params),
-        Read::CatalogServiceNodes { .. } => from_params::<ServiceNode>(params),
+        Read::CatalogServiceNodes { .. } | Read::CatalogConnectServiceNodes { .. } => {
+            from_params::<ServiceNode>(params)
+        }
         Read::CatalogNodeServices { .. } => from_params::<NodeService>(params),
-        Read::HealthServiceNodes { .. } => from_params::<CheckServiceNode>(params),
+        Read::HealthServiceNodes { .. } | Read::HealthConnectServiceNodes { .. } => {
+            from_params::<CheckServiceNode>(params)
+        }
         Read::HealthServiceChecks { .. }
         | Read::HealthNodeChecks { .. }
         | Read::HealthChecksInState { .. } => from_params::<HealthCheck>(params),

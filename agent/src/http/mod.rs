@@ -86,10 +86,15 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
         .route("/v1/catalog/service/{name}", get(catalog::service_nodes))
+        .route(
+            "/v1/catalog/connect/{name}",
+            get(catalog::connect_service_nodes),
+        )
         .route("/v1/catalog/node/{node}", get(catalog::node_services))
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/health/service/{name}", get(catalog::health_service))
+        .route("/v1/health/connect/{name}", get(catalog::health_connect))
         .route(
             "/v1/health/checks/{service}",
             get(catalog::health_service_checks),

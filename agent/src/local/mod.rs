@@ -193,6 +193,24 @@ impl LocalState {
         self.lock().checks.get(id).cloned()
     }
 
+    /// The checks an alias of service `id` mirrors: the node's own and the service's.
+    fn alias_view(&self, id: &str) -> Option<Vec<crate::checks::AliasedCheck>> {
+        let inner = self.lock();
+        inner.services.get(id)?;
+        Some(
+            inner
+                .checks
+                .values()
+                .filter(|c| c.check.service_id.is_empty() || c.check.service_id == id)
+                .map(|c| crate::checks::AliasedCheck {
+                    name: c.check.name.clone(),
+                    status: c.check.status,
+                    output: c.check.output.clone(),
+                })
+                .collect(),
+        )
+    }
+
     /// Services whose check has been critical for longer than its
     /// `DeregisterCriticalServiceAfter`, as Consul's reaper finds them.
     pub fn services_to_reap(&self, now: Instant) -> BTreeSet<String> {
@@ -209,6 +227,16 @@ impl LocalState {
                 reap.then(|| local.check.service_id.clone())
             })
             .collect()
+    }
+}
+
+impl crate::checks::AliasSource for LocalState {
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.subscribe()
+    }
+
+    fn aliased_checks(&self, service_id: &str) -> Option<Vec<crate::checks::AliasedCheck>> {
+        self.alias_view(service_id)
     }
 }
 

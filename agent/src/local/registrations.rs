@@ -27,12 +27,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use shoal_server::structs::{HealthStatus, NodeService};
+use shoal_server::structs::{CheckKind, HealthStatus, NodeService};
 use tokio::sync::mpsc;
 
 use super::check_files::{CheckFiles, FLUSH_INTERVAL};
 use super::{LocalCheck, LocalState};
-use crate::checks::{self, CheckHandle, CheckUpdate, RunnerId};
+use crate::checks::{self, AliasSource, CheckHandle, CheckUpdate, RunnerId};
 use crate::persist::{PersistError, RecordDir};
 
 /// Why a registration change was refused; nothing changed.
@@ -94,6 +94,8 @@ struct Owned {
     /// The last [`RunnerId`] handed out.
     last_runner: u64,
     scripts: ScriptChecks,
+    /// This agent's node name: alias checks may only alias services on it.
+    node: String,
 }
 
 impl Registrations {
@@ -102,6 +104,7 @@ impl Registrations {
     pub fn open(
         data_dir: &Path,
         scripts: ScriptChecks,
+        node: &str,
     ) -> Result<Arc<Registrations>, RegistrationError> {
         let (updates, results) = mpsc::unbounded_channel();
         let checks_dir = RecordDir::open(data_dir.join("checks"))?;
@@ -114,6 +117,7 @@ impl Registrations {
                 updates,
                 last_runner: 0,
                 scripts,
+                node: node.to_string(),
             }),
             local: Arc::new(LocalState::new()),
         });
@@ -205,7 +209,7 @@ impl Registrations {
                 }
             }
         }
-        let handles = owned.start_runners(&checks, source)?;
+        let handles = owned.start_runners(&checks, source, &self.local)?;
         match source {
             Source::Api => {
                 if let Err(e) = owned.save_files(service.as_ref(), &checks) {
@@ -406,6 +410,7 @@ impl Owned {
         &mut self,
         checks: &[LocalCheck],
         source: Source,
+        local: &Arc<LocalState>,
     ) -> Result<HashMap<String, CheckHandle>, RegistrationError> {
         let allow_scripts = self.scripts.allowed(source);
         checks
@@ -415,15 +420,29 @@ impl Owned {
             .map(|c| {
                 let id = c.check.check_id.clone();
                 self.last_runner += 1;
-                checks::start(
-                    id.clone(),
-                    RunnerId(self.last_runner),
-                    &c.definition,
-                    allow_scripts,
-                    self.updates.clone(),
-                )
-                .map(|handle| (id, handle))
-                .map_err(|e| RegistrationError::Invalid(e.to_string()))
+                let runner = RunnerId(self.last_runner);
+                let started = if c.definition.kind() == Ok(CheckKind::Alias) {
+                    let source: Arc<dyn AliasSource> = local.clone();
+                    checks::start_alias(
+                        id.clone(),
+                        runner,
+                        &c.definition,
+                        &self.node,
+                        source,
+                        self.updates.clone(),
+                    )
+                } else {
+                    checks::start(
+                        id.clone(),
+                        runner,
+                        &c.definition,
+                        allow_scripts,
+                        self.updates.clone(),
+                    )
+                };
+                started
+                    .map(|handle| (id, handle))
+                    .map_err(|e| RegistrationError::Invalid(e.to_string()))
             })
             .collect()
     }
@@ -568,7 +587,7 @@ mod tests {
     #[test]
     fn concurrent_reregistrations_leave_memory_and_disk_agreeing() {
         let dir = tempfile::tempdir().unwrap();
-        let registrations = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        let registrations = Registrations::open(dir.path(), ScriptChecks::default(), "n1").unwrap();
         std::thread::scope(|s| {
             for port in 1..=50 {
                 let registrations = &registrations;
@@ -584,7 +603,7 @@ mod tests {
 
         registrations.shutdown();
         drop(registrations);
-        let restarted = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        let restarted = Registrations::open(dir.path(), ScriptChecks::default(), "n1").unwrap();
         restarted.restore();
         assert_eq!(restarted.local().service("web1").unwrap().port, in_memory);
     }
@@ -595,7 +614,7 @@ mod tests {
         use shoal_server::structs::{health, CheckDefinition, HealthCheck};
 
         let dir = tempfile::tempdir().unwrap();
-        let registrations = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        let registrations = Registrations::open(dir.path(), ScriptChecks::default(), "n1").unwrap();
         let ttl_check = |name: &str| LocalCheck {
             check: HealthCheck {
                 check_id: "ttl".into(),
@@ -637,7 +656,7 @@ mod tests {
     #[test]
     fn deregistering_removes_memory_and_file_together() {
         let dir = tempfile::tempdir().unwrap();
-        let registrations = Registrations::open(dir.path(), ScriptChecks::default()).unwrap();
+        let registrations = Registrations::open(dir.path(), ScriptChecks::default(), "n1").unwrap();
         registrations
             .register_service(service(80), Vec::new(), Source::Api, false)
             .unwrap();

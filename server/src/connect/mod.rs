@@ -10,6 +10,8 @@
 //!   asking node. The roots, their keys and the configuration live in Raft
 //!   (`state/tables/connect_ca.rs`), so every server has them and a new leader signs
 //!   with the same root.
+//! - [`service`]: a service's `Proxy` and `Connect` fields (connect-proxy kinds, upstreams,
+//!   `Connect.Native`, `Connect.SidecarService`) in Consul's JSON.
 //! - [`intentions`]: who may call whom: `service-intentions` config entries (stored in
 //!   Raft, `state/tables/config_entries.rs`), Consul's precedence, and the L4 and L7
 //!   decisions as pure functions shared by the servers, the agent and the proxy.
@@ -18,6 +20,7 @@ pub mod ca;
 pub mod intentions;
 mod leader;
 pub mod rate_limit;
+pub mod service;
 pub mod spiffe;
 pub mod structs;
 

@@ -346,3 +346,107 @@ fn a_prefix_watch_wakes_on_every_name_under_it_and_reports_their_highest_index()
     ok(&store, 5, register("n3", Some(("db3", "db", &[])), &[]));
     assert!(everything.has_changed());
 }
+
+fn register_proxy(node: &str, id: &str, destination: &str, checks: &[(&str, &str)]) -> Command {
+    let Command::Register(mut req) = register(node, None, &[]) else {
+        unreachable!()
+    };
+    req.service = Some(NodeService {
+        kind: "connect-proxy".into(),
+        id: id.into(),
+        service: format!("{destination}-sidecar-proxy"),
+        port: 21000,
+        proxy: crate::connect::service::ConnectProxyConfig {
+            destination_service_name: destination.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    req.checks = checks
+        .iter()
+        .map(|(check, status)| HealthCheck {
+            check_id: check.to_string(),
+            service_id: id.into(),
+            status: status.parse().unwrap(),
+            ..Default::default()
+        })
+        .collect();
+    Command::Register(req)
+}
+
+#[test]
+fn connect_reads_find_proxies_by_destination_and_native_instances() {
+    let store = StateStore::new();
+    ok(&store, 1, register("n1", Some(("web1", "web", &[])), &[]));
+    ok(
+        &store,
+        2,
+        register_proxy("n1", "web1-sidecar-proxy", "web", &[("p1", "passing")]),
+    );
+    ok(
+        &store,
+        3,
+        register_proxy("n2", "web2-sidecar-proxy", "Web", &[("p2", "critical")]),
+    );
+    let Command::Register(mut native) = register("n3", Some(("nat1", "nat", &[])), &[]) else {
+        unreachable!()
+    };
+    native.service.as_mut().unwrap().connect.native = true;
+    ok(&store, 4, Command::Register(native));
+    store.read(|t| {
+        let ids = |rows: Vec<crate::structs::ServiceNode>| {
+            rows.into_iter().map(|r| r.service_id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(t.connect_service_nodes("WEB", &[], &Meta::new())),
+            ["web1-sidecar-proxy", "web2-sidecar-proxy"]
+        );
+        let passing = t.check_connect_service_nodes("web", &[], &Meta::new(), true);
+        assert_eq!(passing.len(), 1);
+        assert_eq!(passing[0].service.id, "web1-sidecar-proxy");
+        assert_eq!(
+            ids(t.connect_service_nodes("nat", &[], &Meta::new())),
+            ["nat1"]
+        );
+        assert!(t.connect_service_nodes("db", &[], &Meta::new()).is_empty());
+        // The proxy's writes advanced its destination's topic.
+        assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 3);
+    });
+    // A proxy's check change wakes its destination's readers.
+    ok(
+        &store,
+        9,
+        register_proxy("n2", "web2-sidecar-proxy", "web", &[("p2", "passing")]),
+    );
+    store.read(|t| assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 9));
+
+    // The derived index comes back from a snapshot, and follows a deregistration.
+    let restored = StateStore::new();
+    restored.restore(store.snapshot(9));
+    ok(
+        &restored,
+        10,
+        Command::Deregister(DeregisterRequest {
+            node: "n1".into(),
+            service_id: "web1-sidecar-proxy".into(),
+            ..Default::default()
+        }),
+    );
+    restored.read(|t| {
+        let rows = t.connect_service_nodes("web", &[], &Meta::new());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].service_proxy.destination_service_name, "web");
+        assert_eq!(t.index(&Watch::Exact(Topic::Service("web".into()))), 10);
+    });
+}
+
+#[test]
+fn a_proxy_without_a_destination_is_refused() {
+    let store = StateStore::new();
+    let response = store.apply(1, &register_proxy("n1", "p", "", &[]));
+    assert!(
+        response.error.contains("DestinationServiceName"),
+        "{}",
+        response.error
+    );
+}

@@ -10,6 +10,9 @@ use crate::connect::intentions::structs::{
     Action, ConfigEntry, HeaderMatch, HttpMatch, IntentionPermission, ServiceIntentions,
     SourceIntention, SERVICE_INTENTIONS,
 };
+use crate::connect::service::{
+    ConnectProxyConfig, ExposeConfig, ExposePath, MeshGatewayConfig, ServiceConnect, Upstream,
+};
 use crate::connect::structs::{
     CaConfiguration, CaProviderConfig, CaRoot, CaSigningKey, IndexedCaRoots, IssuedCert, PerSecond,
     SignRequest, Timestamp,
@@ -131,7 +134,113 @@ impl From<&NodeService> for NodeServiceRecord {
             enable_tag_override: v.enable_tag_override,
             create_index: v.create_index,
             modify_index: v.modify_index,
+            proxy: proxy_record(&v.proxy),
+            connect_native: v.connect.native,
         }
+    }
+}
+
+/// `None` for the empty `Proxy` every service that is not a proxy carries.
+fn proxy_record(v: &ConnectProxyConfig) -> Option<ConnectProxyRecord> {
+    (!v.is_empty()).then(|| ConnectProxyRecord {
+        destination_service_name: v.destination_service_name.clone(),
+        destination_service_id: v.destination_service_id.clone(),
+        local_service_address: v.local_service_address.clone(),
+        local_service_port: v.local_service_port,
+        local_service_socket_path: v.local_service_socket_path.clone(),
+        mode: v.mode.clone(),
+        config: v.config.clone(),
+        upstreams: v
+            .upstreams
+            .iter()
+            .map(|u| UpstreamRecord {
+                destination_type: u.destination_type.clone(),
+                destination_namespace: u.destination_namespace.clone(),
+                destination_partition: u.destination_partition.clone(),
+                destination_peer: u.destination_peer.clone(),
+                destination_name: u.destination_name.clone(),
+                datacenter: u.datacenter.clone(),
+                local_bind_address: u.local_bind_address.clone(),
+                local_bind_port: u.local_bind_port,
+                local_bind_socket_path: u.local_bind_socket_path.clone(),
+                config: u.config.clone(),
+                mesh_gateway_mode: u.mesh_gateway.mode.clone(),
+                centrally_configured: u.centrally_configured,
+            })
+            .collect(),
+        mesh_gateway_mode: v.mesh_gateway.mode.clone(),
+        expose_checks: v.expose.checks,
+        expose_paths: v
+            .expose
+            .paths
+            .iter()
+            .map(|p| ExposePathRecord {
+                listener_port: p.listener_port,
+                path: p.path.clone(),
+                local_path_port: p.local_path_port,
+                protocol: p.protocol.clone(),
+                parsed_from_check: p.parsed_from_check,
+            })
+            .collect(),
+    })
+}
+
+fn proxy_of(r: Option<ConnectProxyRecord>) -> ConnectProxyConfig {
+    let Some(r) = r else {
+        return ConnectProxyConfig::default();
+    };
+    ConnectProxyConfig {
+        destination_service_name: r.destination_service_name,
+        destination_service_id: r.destination_service_id,
+        local_service_address: r.local_service_address,
+        local_service_port: r.local_service_port,
+        local_service_socket_path: r.local_service_socket_path,
+        mode: r.mode,
+        config: r.config,
+        upstreams: r
+            .upstreams
+            .into_iter()
+            .map(|u| Upstream {
+                destination_type: u.destination_type,
+                destination_namespace: u.destination_namespace,
+                destination_partition: u.destination_partition,
+                destination_peer: u.destination_peer,
+                destination_name: u.destination_name,
+                datacenter: u.datacenter,
+                local_bind_address: u.local_bind_address,
+                local_bind_port: u.local_bind_port,
+                local_bind_socket_path: u.local_bind_socket_path,
+                config: u.config,
+                mesh_gateway: MeshGatewayConfig {
+                    mode: u.mesh_gateway_mode,
+                },
+                centrally_configured: u.centrally_configured,
+            })
+            .collect(),
+        mesh_gateway: MeshGatewayConfig {
+            mode: r.mesh_gateway_mode,
+        },
+        expose: ExposeConfig {
+            checks: r.expose_checks,
+            paths: r
+                .expose_paths
+                .into_iter()
+                .map(|p| ExposePath {
+                    listener_port: p.listener_port,
+                    path: p.path,
+                    local_path_port: p.local_path_port,
+                    protocol: p.protocol,
+                    parsed_from_check: p.parsed_from_check,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn connect_of(native: bool) -> ServiceConnect {
+    ServiceConnect {
+        native,
+        sidecar_service: None,
     }
 }
 
@@ -152,6 +261,8 @@ impl From<NodeServiceRecord> for NodeService {
             port: r.port,
             weights: r.weights.into(),
             enable_tag_override: r.enable_tag_override,
+            proxy: proxy_of(r.proxy),
+            connect: connect_of(r.connect_native),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }
@@ -260,6 +371,8 @@ impl From<&ServiceNode> for ServiceNodeRecord {
             service_meta: v.service_meta.clone(),
             service_port: v.service_port,
             service_enable_tag_override: v.service_enable_tag_override,
+            service_proxy: proxy_record(&v.service_proxy),
+            service_connect_native: v.service_connect.native,
             create_index: v.create_index,
             modify_index: v.modify_index,
         }
@@ -289,6 +402,8 @@ impl From<ServiceNodeRecord> for ServiceNode {
             service_meta: r.service_meta,
             service_port: r.service_port,
             service_enable_tag_override: r.service_enable_tag_override,
+            service_proxy: proxy_of(r.service_proxy),
+            service_connect: connect_of(r.service_connect_native),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }
@@ -639,6 +754,26 @@ impl From<&Read> for ReadRecord {
                 name: name.clone(),
             },
             Read::ConfigEntries { kind } => ReadRecord::ConfigEntries { kind: kind.clone() },
+            Read::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            } => ReadRecord::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            },
+            Read::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            } => ReadRecord::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            },
         }
     }
 }
@@ -681,6 +816,26 @@ impl From<ReadRecord> for Read {
             ReadRecord::ConnectCaRoots => Read::ConnectCaRoots,
             ReadRecord::ConfigEntry { kind, name } => Read::ConfigEntry { kind, name },
             ReadRecord::ConfigEntries { kind } => Read::ConfigEntries { kind },
+            ReadRecord::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            } => Read::CatalogConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+            },
+            ReadRecord::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            } => Read::HealthConnectServiceNodes {
+                service,
+                tags,
+                node_meta,
+                passing_only,
+            },
         }
     }
 }

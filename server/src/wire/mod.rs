@@ -34,6 +34,8 @@ pub(crate) mod samples;
 mod tests;
 #[cfg(test)]
 mod tests_intentions;
+#[cfg(test)]
+mod tests_sidecar;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

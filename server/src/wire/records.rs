@@ -56,6 +56,53 @@ pub struct NodeServiceRecord {
     pub enable_tag_override: bool,
     pub create_index: u64,
     pub modify_index: u64,
+    /// Added with sidecar registration: `None` for a service that is not a proxy.
+    pub proxy: Option<ConnectProxyRecord>,
+    pub connect_native: bool,
+}
+
+/// A `connect-proxy`'s `Proxy` block. `config` is free-form, as given by the user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectProxyRecord {
+    pub destination_service_name: String,
+    pub destination_service_id: String,
+    pub local_service_address: String,
+    pub local_service_port: u16,
+    pub local_service_socket_path: String,
+    pub mode: String,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub upstreams: Vec<UpstreamRecord>,
+    pub mesh_gateway_mode: String,
+    pub expose_checks: bool,
+    pub expose_paths: Vec<ExposePathRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpstreamRecord {
+    pub destination_type: String,
+    pub destination_namespace: String,
+    pub destination_partition: String,
+    pub destination_peer: String,
+    pub destination_name: String,
+    pub datacenter: String,
+    pub local_bind_address: String,
+    pub local_bind_port: u16,
+    pub local_bind_socket_path: String,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub mesh_gateway_mode: String,
+    pub centrally_configured: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExposePathRecord {
+    pub listener_port: u16,
+    pub path: String,
+    pub local_path_port: u16,
+    pub protocol: String,
+    pub parsed_from_check: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +160,9 @@ pub struct ServiceNodeRecord {
     pub service_enable_tag_override: bool,
     pub create_index: u64,
     pub modify_index: u64,
+    /// Added with sidecar registration, as on [`NodeServiceRecord`].
+    pub service_proxy: Option<ConnectProxyRecord>,
+    pub service_connect_native: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +341,18 @@ pub enum ReadRecord {
     },
     ConfigEntries {
         kind: String,
+    },
+    /// Added with sidecar registration: unknown to earlier servers, which refuse it.
+    CatalogConnectServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: BTreeMap<String, String>,
+    },
+    HealthConnectServiceNodes {
+        service: String,
+        tags: Vec<String>,
+        node_meta: BTreeMap<String, String>,
+        passing_only: bool,
     },
 }
 

@@ -57,6 +57,8 @@ pub fn service() -> NodeService {
             warning: 1,
         },
         enable_tag_override: true,
+        proxy: Default::default(),
+        connect: Default::default(),
         create_index: 13,
         modify_index: 14,
     }
@@ -701,6 +703,156 @@ pub mod intentions {
                 Ok(read(ReadResult::ConfigEntries(vec![
                     wildcard_entry(),
                     entry(),
+                ]))),
+            ),
+        ]
+    }
+}
+
+/// Sidecar registration's values: a proxy service with every Connect field set, a
+/// Connect-native one, and the Connect reads.
+pub mod sidecar {
+    use super::*;
+    use crate::connect::service::{
+        ConnectProxyConfig, ExposeConfig, ExposePath, MeshGatewayConfig, ServiceConnect, Upstream,
+    };
+
+    pub fn proxy_service() -> NodeService {
+        let mut config = serde_json::Map::new();
+        config.insert("protocol".into(), "http".into());
+        config.insert("local_connect_timeout_ms".into(), 1500.into());
+        config.insert(
+            "nested".into(),
+            serde_json::json!({"a": [1, 2.5, true, null]}),
+        );
+        NodeService {
+            kind: "connect-proxy".into(),
+            id: "web-1a-sidecar-proxy".into(),
+            service: "web-sidecar-proxy".into(),
+            port: 21000,
+            proxy: ConnectProxyConfig {
+                destination_service_name: "web".into(),
+                destination_service_id: "web-1a".into(),
+                local_service_address: "127.0.0.1".into(),
+                local_service_port: 8080,
+                local_service_socket_path: String::new(),
+                mode: "direct".into(),
+                config,
+                upstreams: vec![Upstream {
+                    destination_type: "service".into(),
+                    destination_namespace: "default".into(),
+                    destination_partition: "default".into(),
+                    destination_peer: String::new(),
+                    destination_name: "db".into(),
+                    datacenter: "dc2".into(),
+                    local_bind_address: "127.0.0.2".into(),
+                    local_bind_port: 9191,
+                    local_bind_socket_path: String::new(),
+                    config: [("connect_timeout_ms".to_string(), 250.into())]
+                        .into_iter()
+                        .collect(),
+                    mesh_gateway: MeshGatewayConfig {
+                        mode: "local".into(),
+                    },
+                    centrally_configured: true,
+                }],
+                mesh_gateway: MeshGatewayConfig {
+                    mode: "remote".into(),
+                },
+                expose: ExposeConfig {
+                    checks: true,
+                    paths: vec![ExposePath {
+                        listener_port: 21500,
+                        path: "/metrics".into(),
+                        local_path_port: 9102,
+                        protocol: "http".into(),
+                        parsed_from_check: true,
+                    }],
+                },
+            },
+            create_index: 51,
+            modify_index: 52,
+            ..service()
+        }
+    }
+
+    pub fn native_service() -> NodeService {
+        NodeService {
+            id: "nat-1".into(),
+            service: "nat".into(),
+            connect: ServiceConnect {
+                native: true,
+                sidecar_service: None,
+            },
+            ..service()
+        }
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        [
+            ("register_proxy", proxy_service()),
+            ("register_native", native_service()),
+        ]
+        .into_iter()
+        .map(|(name, service)| {
+            (
+                name,
+                Command::Register(RegisterRequest {
+                    service: Some(service),
+                    checks: Vec::new(),
+                    check: None,
+                    ..register()
+                }),
+            )
+        })
+        .collect()
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "read_catalog_connect_service_nodes",
+                Request::read(
+                    Read::CatalogConnectServiceNodes {
+                        service: "web".into(),
+                        tags: vec!["v1".into()],
+                        node_meta: meta(&[("rack", "r1")]),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "read_health_connect_service_nodes",
+                Request::read(
+                    Read::HealthConnectServiceNodes {
+                        service: "web".into(),
+                        tags: vec!["v1".into()],
+                        node_meta: meta(&[("rack", "r1")]),
+                        passing_only: true,
+                    },
+                    options(),
+                ),
+            ),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        vec![
+            (
+                "read_connect_service_nodes",
+                Ok(read(ReadResult::ServiceNodes(vec![
+                    ServiceNode::new(&node(), &proxy_service()),
+                    ServiceNode::new(&node(), &native_service()),
+                ]))),
+            ),
+            (
+                "read_check_connect_service_nodes",
+                Ok(read(ReadResult::CheckServiceNodes(vec![
+                    CheckServiceNode {
+                        node: node(),
+                        service: proxy_service(),
+                        checks: vec![check()],
+                    },
                 ]))),
             ),
         ]

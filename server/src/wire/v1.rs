@@ -494,6 +494,8 @@ impl From<v1::NodeService> for NodeService {
             port: r.port,
             weights: r.weights.into(),
             enable_tag_override: r.enable_tag_override,
+            proxy: Default::default(),
+            connect: Default::default(),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }
@@ -631,6 +633,8 @@ impl From<v1::ServiceNode> for ServiceNode {
             service_meta: r.service_meta,
             service_port: r.service_port,
             service_enable_tag_override: r.service_enable_tag_override,
+            service_proxy: Default::default(),
+            service_connect: Default::default(),
             create_index: r.create_index,
             modify_index: r.modify_index,
         }
@@ -986,6 +990,9 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::ConnectCaRoots => return Err(not_in_v1("Connect CA reads")),
             R::ConfigEntry { .. } | R::ConfigEntries { .. } => {
                 return Err(not_in_v1("config entry reads"))
+            }
+            R::CatalogConnectServiceNodes { .. } | R::HealthConnectServiceNodes { .. } => {
+                return Err(not_in_v1("Connect endpoint reads"))
             }
         })
     }

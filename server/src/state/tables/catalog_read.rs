@@ -57,14 +57,21 @@ impl Tables {
             .is_some_and(|n| has_meta(&n.meta, node_meta))
     }
 
-    /// Instances of `name` with their nodes, filtered by tags and node meta.
+    /// Instances of `name` with their nodes, filtered by tags and node meta; with
+    /// `connect`, its Connect endpoints instead (its proxies and Connect-native instances).
     fn instances<'a>(
         &'a self,
         name: &str,
+        connect: bool,
         tags: &'a [String],
         node_meta: &'a Meta,
     ) -> impl Iterator<Item = (&'a Node, &'a NodeService)> + 'a {
-        self.services_by_name
+        let index = if connect {
+            &self.connect_by_destination
+        } else {
+            &self.services_by_name
+        };
+        index
             .get(&lower(name))
             .into_iter()
             .flatten()
@@ -78,9 +85,33 @@ impl Tables {
 
     /// `/v1/catalog/service/:name`.
     pub fn service_nodes(&self, name: &str, tags: &[String], node_meta: &Meta) -> Vec<ServiceNode> {
-        self.instances(name, tags, node_meta)
+        self.instances(name, false, tags, node_meta)
             .map(|(node, service)| ServiceNode::new(node, service))
             .collect()
+    }
+
+    /// `/v1/catalog/connect/:name`: the proxies for `name` and its Connect-native instances.
+    pub fn connect_service_nodes(
+        &self,
+        name: &str,
+        tags: &[String],
+        node_meta: &Meta,
+    ) -> Vec<ServiceNode> {
+        self.instances(name, true, tags, node_meta)
+            .map(|(node, service)| ServiceNode::new(node, service))
+            .collect()
+    }
+
+    /// `/v1/health/connect/:name`: as [`Tables::check_service_nodes`], over the Connect
+    /// endpoints of `name`.
+    pub fn check_connect_service_nodes(
+        &self,
+        name: &str,
+        tags: &[String],
+        node_meta: &Meta,
+        passing_only: bool,
+    ) -> Vec<CheckServiceNode> {
+        self.with_checks(self.instances(name, true, tags, node_meta), passing_only)
     }
 
     /// `/v1/catalog/node/:node`.
@@ -107,7 +138,15 @@ impl Tables {
         node_meta: &Meta,
         passing_only: bool,
     ) -> Vec<CheckServiceNode> {
-        self.instances(name, tags, node_meta)
+        self.with_checks(self.instances(name, false, tags, node_meta), passing_only)
+    }
+
+    fn with_checks<'a>(
+        &'a self,
+        instances: impl Iterator<Item = (&'a Node, &'a NodeService)>,
+        passing_only: bool,
+    ) -> Vec<CheckServiceNode> {
+        instances
             .map(|(node, service)| {
                 let node_key = lower(&node.node);
                 let checks = self

@@ -23,6 +23,12 @@ impl Tables {
                 if service.service.is_empty() {
                     return Err("Must provide service name".into());
                 }
+                crate::connect::service::validate(
+                    &service.kind,
+                    service.port,
+                    &service.proxy,
+                    &service.connect,
+                )?;
                 Some(service_id(service))
             }
             None => None,
@@ -122,28 +128,34 @@ impl Tables {
         mut service: NodeService,
     ) -> Vec<Topic> {
         let key = (node_key.to_string(), service.id.clone());
-        let mut touched = vec![
-            Topic::Services,
-            Topic::Service(lower(&service.service)),
-            Topic::Node(node_key.to_string()),
-        ];
+        let mut touched = vec![Topic::Services, Topic::Node(node_key.to_string())];
+        touched.extend(service_topics(&service));
         service.create_index = index;
         service.modify_index = index;
-        if let Some(existing) = self.services.get(&key) {
+        if let Some(existing) = self.services.get(&key).cloned() {
             if existing.same_as(&service) {
                 return Vec::new();
             }
             service.create_index = existing.create_index;
+            touched.extend(service_topics(&existing));
             let old_name = lower(&existing.service);
             if old_name != lower(&service.service) {
                 self.unindex_service(&old_name, &key);
-                touched.push(Topic::Service(old_name));
+            }
+            if let Some(old_destination) = existing.connect_destination() {
+                self.unindex_connect(&old_destination, &key);
             }
         }
         self.services_by_name
             .entry(lower(&service.service))
             .or_default()
             .insert(key.clone());
+        if let Some(destination) = service.connect_destination() {
+            self.connect_by_destination
+                .entry(destination)
+                .or_default()
+                .insert(key.clone());
+        }
         let stale_checks: Vec<NodeKey> = self
             .checks
             .range(node_range(node_key))
@@ -244,11 +256,11 @@ impl Tables {
         };
         let name = lower(&service.service);
         self.unindex_service(&name, &key);
-        let mut touched = vec![
-            Topic::Services,
-            Topic::Service(name),
-            Topic::Node(node_key.to_string()),
-        ];
+        if let Some(destination) = service.connect_destination() {
+            self.unindex_connect(&destination, &key);
+        }
+        let mut touched = vec![Topic::Services, Topic::Node(node_key.to_string())];
+        touched.extend(service_topics(&service));
         let bound: Vec<NodeKey> = self
             .checks
             .range(node_range(node_key))
@@ -271,11 +283,25 @@ impl Tables {
         }
     }
 
+    fn unindex_connect(&mut self, destination: &str, key: &NodeKey) {
+        if let Some(set) = self.connect_by_destination.get_mut(destination) {
+            set.remove(key);
+            if set.is_empty() {
+                self.connect_by_destination.remove(destination);
+            }
+        }
+    }
+
     /// The service topics a check's change affects: its own service's, or, for a node
     /// check, every service on the node (a failing node check takes them all down).
     fn check_service_topics(&self, node_key: &str, check: &HealthCheck) -> Vec<Topic> {
         if check.service_id.is_empty() {
             self.service_topics_of_node(node_key)
+        } else if let Some(service) = self
+            .services
+            .get(&(node_key.to_string(), check.service_id.clone()))
+        {
+            service_topics(service)
         } else if check.service_name.is_empty() {
             Vec::new()
         } else {
@@ -286,7 +312,21 @@ impl Tables {
     fn service_topics_of_node(&self, node_key: &str) -> Vec<Topic> {
         self.services
             .range(node_range(node_key))
-            .map(|(_, s)| Topic::Service(lower(&s.service)))
+            .flat_map(|(_, s)| service_topics(s))
             .collect()
+    }
+}
+
+/// The topics a service instance's changes wake: its name's, and, for a proxy, its
+/// destination's, which `/v1/health/connect/:destination` waits on. (A separate topic
+/// kind would need a new snapshot format; a proxy's change waking its destination's
+/// readers too costs them one re-read.)
+fn service_topics(service: &NodeService) -> Vec<Topic> {
+    let name = lower(&service.service);
+    match service.connect_destination() {
+        Some(destination) if destination != name => {
+            vec![Topic::Service(name), Topic::Service(destination)]
+        }
+        _ => vec![Topic::Service(name)],
     }
 }

@@ -60,6 +60,9 @@ pub struct Tables {
     config_entries: OrdMap<config_entries::EntryKey, ConfigEntry>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
+    /// Derived from `services`: lower-cased service name to its Connect endpoints, the
+    /// proxies whose destination it is and its Connect-native instances.
+    connect_by_destination: OrdMap<String, OrdSet<NodeKey>>,
 }
 
 fn lower(s: &str) -> String {
@@ -132,6 +135,7 @@ impl Tables {
                 .map(|entry| ((entry.kind().to_string(), lower(entry.name())), entry))
                 .collect(),
             services_by_name: OrdMap::new(),
+            connect_by_destination: OrdMap::new(),
         };
         for (key, service) in &tables.services {
             tables
@@ -139,6 +143,13 @@ impl Tables {
                 .entry(lower(&service.service))
                 .or_default()
                 .insert(key.clone());
+            if let Some(destination) = service.connect_destination() {
+                tables
+                    .connect_by_destination
+                    .entry(destination)
+                    .or_default()
+                    .insert(key.clone());
+            }
         }
         tables
     }
