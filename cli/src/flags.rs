@@ -22,8 +22,12 @@ impl HttpArgs {
     /// it, then the variables. They are read here rather than by clap because clap
     /// would let a variable override a flag given before the subcommand.
     pub fn client(&self, outer: &HttpArgs) -> Result<Client> {
-        let addr = self.resolve(outer, |name| std::env::var(name).ok());
-        Client::new(&addr)
+        Client::new(&self.addr(outer))
+    }
+
+    /// The agent's address, resolved as [`HttpArgs::client`] does.
+    pub fn addr(&self, outer: &HttpArgs) -> String {
+        self.resolve(outer, |name| std::env::var(name).ok())
     }
 
     fn resolve(&self, outer: &HttpArgs, env: impl Fn(&str) -> Option<String>) -> String {

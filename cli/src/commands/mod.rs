@@ -50,7 +50,7 @@ enum Command {
         #[command(subcommand)]
         command: config::Command,
     },
-    /// Interact with Connect (its certificate authority)
+    /// Interact with Connect (its certificate authority, the sidecar proxy)
     Connect {
         #[command(subcommand)]
         command: connect::Command,
@@ -109,6 +109,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
+        Command::Connect {
+            command: connect::Command::Proxy(args),
+        } => connect::run_proxy(args, http).map(success),
         Command::Connect { command } => block_on(connect::run(command, http)).map(success),
         Command::Config { command } => block_on(config::run(command, http)).map(success),
         Command::Intention { command } => block_on(intention::run(command, http)),

@@ -1,0 +1,221 @@
+//! The proxy's Prometheus metrics. The [`Registry`] is a value this proxy owns (no global
+//! registry), served at `/metrics` on the address `-metrics-addr` names.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn connect_histogram() -> Histogram {
+    // 100 µs to ~3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Every metric the proxy records.
+pub struct Metrics {
+    registry: Registry,
+    /// Connections accepted, by listener (`public` or the upstream's name).
+    connections: Family<Labels, Counter>,
+    active: Family<Labels, Gauge>,
+    /// Bytes by listener and direction (`rx` from the accepted side, `tx` to it).
+    bytes: Family<Labels, Counter>,
+    /// Inbound connections refused, by reason (`handshake`, `timeout`, `no_identity`,
+    /// `denied`, `local_app`).
+    refused: Family<Labels, Counter>,
+    /// Upstream connect attempts that failed, by upstream.
+    connect_failures: Family<Labels, Counter>,
+    /// Time to a TLS session with an upstream instance, by upstream.
+    connect_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Instances ejected by outlier detection, by upstream.
+    ejections: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("shoal_proxy");
+        let connections = Family::default();
+        registry.register(
+            "connections",
+            "Connections accepted, by listener",
+            connections.clone(),
+        );
+        let active = Family::default();
+        registry.register(
+            "active_connections",
+            "Open connections, by listener",
+            active.clone(),
+        );
+        let bytes = Family::default();
+        registry.register(
+            "bytes",
+            "Bytes relayed, by listener and direction",
+            bytes.clone(),
+        );
+        let refused = Family::default();
+        registry.register(
+            "inbound_refused",
+            "Inbound connections refused, by reason (denied = an intention said no)",
+            refused.clone(),
+        );
+        let connect_failures = Family::default();
+        registry.register(
+            "upstream_connect_failures",
+            "Failed connects to upstream instances",
+            connect_failures.clone(),
+        );
+        let connect_seconds =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(connect_histogram);
+        registry.register(
+            "upstream_connect_seconds",
+            "Time to an mTLS session with an upstream instance",
+            connect_seconds.clone(),
+        );
+        let ejections = Family::default();
+        registry.register(
+            "upstream_ejections",
+            "Upstream instances ejected by outlier detection",
+            ejections.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            active,
+            bytes,
+            refused,
+            connect_failures,
+            connect_seconds,
+            ejections,
+        }
+    }
+}
+
+/// Keeps a listener's active-connection gauge up while it lives.
+pub struct ActiveGuard(Gauge);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    pub fn accepted(&self, listener: &str) -> ActiveGuard {
+        let l = labels(&[("listener", listener)]);
+        self.connections.get_or_create(&l).inc();
+        let gauge = self.active.get_or_create(&l).clone();
+        gauge.inc();
+        ActiveGuard(gauge)
+    }
+
+    pub fn relayed(&self, listener: &str, rx: u64, tx: u64) {
+        for (dir, n) in [("rx", rx), ("tx", tx)] {
+            self.bytes
+                .get_or_create(&labels(&[("listener", listener), ("direction", dir)]))
+                .inc_by(n);
+        }
+    }
+
+    pub fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+    }
+
+    pub fn connect_failed(&self, upstream: &str) {
+        self.connect_failures
+            .get_or_create(&labels(&[("upstream", upstream)]))
+            .inc();
+    }
+
+    pub fn connected(&self, upstream: &str, seconds: f64) {
+        self.connect_seconds
+            .get_or_create(&labels(&[("upstream", upstream)]))
+            .observe(seconds);
+    }
+
+    pub fn ejected(&self, upstream: &str) {
+        self.ejections
+            .get_or_create(&labels(&[("upstream", upstream)]))
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+                    .into_response()
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_was_recorded() {
+        let m = Metrics::default();
+        {
+            let _g = m.accepted("public");
+            m.relayed("public", 10, 20);
+        }
+        m.refused("denied");
+        m.connected("db", 0.002);
+        let text = m.render();
+        assert!(
+            text.contains("shoal_proxy_connections_total{listener=\"public\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoal_proxy_active_connections{listener=\"public\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoal_proxy_inbound_refused_total{reason=\"denied\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoal_proxy_upstream_connect_seconds_count{upstream=\"db\"} 1"),
+            "{text}"
+        );
+    }
+}
