@@ -216,6 +216,8 @@ const CONTINENTS: [(f64, f64); 8] = [
 ];
 
 impl Geography {
+    // Symmetric matrices are filled by index pairs (i, j > i): indexes read clearest.
+    #[allow(clippy::needless_range_loop)]
     fn new(datacenters: usize, per_dc: usize, rng: &mut SmallRng) -> Geography {
         // Each datacenter: a continent (round robin), a spot within ±8° of its centre,
         // and an access link of 0.2-2 ms each way.

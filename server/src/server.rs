@@ -9,8 +9,8 @@ use crate::blocking;
 use crate::clock::WallClock;
 use crate::connect::rate_limit::RateLimiter;
 use crate::connect::ConnectConfig;
-use crate::coordinate::updates::{UpdateQueue, RATE_LIMITED};
 use crate::coordinate::near::sort_by_distance;
+use crate::coordinate::updates::{UpdateQueue, RATE_LIMITED};
 use crate::coordinate::Config as CoordinateConfig;
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
@@ -117,9 +117,7 @@ impl Server {
             )),
             wall_clock: WallClock::from_system(),
             coordinate_updates: Mutex::new(UpdateQueue::default()),
-            coordinate_update_period_ms: AtomicU64::new(
-                COORDINATE_UPDATE_PERIOD.as_millis() as u64,
-            ),
+            coordinate_update_period_ms: AtomicU64::new(COORDINATE_UPDATE_PERIOD.as_millis() as u64),
         });
         tokio::spawn(write_coordinates(Arc::downgrade(&server)));
         // The handler holds the server weakly: the server owns the port, not the reverse.
@@ -323,7 +321,9 @@ impl Server {
             Op::ConnectCaSetConfiguration(config) => self.set_ca_configuration(config).await,
             Op::ConnectCaSign(request) => self.sign(request).map(Response::IssuedCert),
             Op::CoordinateUpdate(update) => self.queue_coordinate(update),
-            Op::CoordinateDatacenters => Ok(Response::DatacenterMaps(self.router.datacenter_maps())),
+            Op::CoordinateDatacenters => {
+                Ok(Response::DatacenterMaps(self.router.datacenter_maps()))
+            }
             Op::PreparedQueryExecute(request) => {
                 self.execute_prepared_query(request, &envelope).await
             }

@@ -136,6 +136,7 @@ async fn watch(
             max_wait: WAIT,
             consistency,
             cached_index: index,
+            near: String::new(),
         };
         match rpc.read(read.clone(), options).await {
             Ok((meta, _)) => {

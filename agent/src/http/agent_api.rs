@@ -390,8 +390,6 @@ pub async fn self_info(
     json(&body, params.has("pretty"))
 }
 
-/// Serf's 8-dimensional coordinate origin.
-
 /// Consul's `DebugConfig` (its whole runtime config) under Consul's names, for the
 /// settings Shoal has.
 fn debug_config(config: &crate::config::Config) -> Value {

@@ -40,7 +40,7 @@ impl Topic {
             | Topic::ConnectCa
             | Topic::ConfigEntries
             | Topic::Coordinates => None,
-            | Topic::PreparedQueries => None,
+            Topic::PreparedQueries => None,
         }
     }
 
@@ -55,7 +55,7 @@ impl Topic {
             | Topic::ConnectCa
             | Topic::ConfigEntries
             | Topic::Coordinates => None,
-            | Topic::PreparedQueries => None,
+            Topic::PreparedQueries => None,
         }
     }
 }

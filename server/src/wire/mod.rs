@@ -38,6 +38,7 @@ mod tests_coordinates;
 mod tests_intentions;
 #[cfg(test)]
 mod tests_queries;
+#[cfg(test)]
 mod tests_sidecar;
 
 use serde::de::DeserializeOwned;
