@@ -396,6 +396,11 @@ impl AgentProc {
         self.send(|http| http.put(url).body(body))
     }
 
+    pub fn post(&self, path: &str, body: &str) -> Resp {
+        let (url, body) = (self.url(path), body.to_string());
+        self.send(|http| http.post(url).body(body))
+    }
+
     pub fn request(&self, method: &str, path: &str) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let url = self.url(path);

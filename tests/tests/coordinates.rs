@@ -95,6 +95,22 @@ fn near_sorts_by_injected_round_trips_and_coordinate_endpoints_answer_as_consul(
         ["far", "mid", "near", "none"]
     );
 
+    // A prepared query sorts by round trip from its `Near` (here the agent), and `?near=`
+    // overrides it.
+    let query = json!({"Name": "web-near", "Service": {"Service": "web", "Near": "_agent"}});
+    let created = agent.post("/v1/query", &query.to_string());
+    assert_eq!(created.status, 200, "{}", created.body);
+    let executed = agent.get("/v1/query/web-near/execute").json();
+    assert_eq!(
+        node_order(&executed["Nodes"], "/Node/Node"),
+        ["near", "mid", "far", "none"]
+    );
+    let executed = agent.get("/v1/query/web-near/execute?near=far").json();
+    assert_eq!(
+        node_order(&executed["Nodes"], "/Node/Node"),
+        ["far", "mid", "near", "none"]
+    );
+
     // One node's coordinates; 404 with an empty body for a node without any.
     let one = agent.get("/v1/coordinate/node/near");
     assert_eq!(one.status, 200);

@@ -31,10 +31,7 @@ fn start_server(dc: &str, ip: &str) -> AgentProc {
 }
 
 fn post(agent: &AgentProc, path: &str, body: &Value) -> (u16, String) {
-    let (url, body) = (agent.url(path), body.to_string());
-    let r = agent
-        .try_send(|http| http.post(url).body(body))
-        .expect("HTTP request");
+    let r = agent.post(path, &body.to_string());
     (r.status, r.body)
 }
 

@@ -4,6 +4,7 @@
 use super::{distance_or_infinity, Coordinate};
 use crate::rpc::ReadResult;
 use crate::state::Tables;
+use crate::structs::CheckServiceNode;
 
 /// Sorts `result` nearest first from `source`, stably: nodes without a coordinate go
 /// last in their original order. Nothing is sorted when `source` has no coordinate
@@ -17,7 +18,7 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
     match result {
         ReadResult::Nodes(nodes) => sort_stably(nodes, |n| distance(&n.node)),
         ReadResult::ServiceNodes(rows) => sort_stably(rows, |r| distance(&r.node)),
-        ReadResult::CheckServiceNodes(rows) => sort_stably(rows, |r| distance(&r.node.node)),
+        ReadResult::CheckServiceNodes(rows) => sort_instances(rows, &distance),
         ReadResult::Services(_)
         | ReadResult::NodeServices(_)
         | ReadResult::Checks(_)
@@ -28,6 +29,21 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::PreparedQueries(_)
         | ReadResult::NotModified => {}
     }
+}
+
+/// Sorts a prepared query's instances nearest first from `source`, as
+/// [`sort_by_distance`] sorts a health read.
+pub fn sort_instances_by_distance(tables: &Tables, source: &str, rows: &mut Vec<CheckServiceNode>) {
+    let Some(from) = lan_coordinate(tables, source) else {
+        return;
+    };
+    let distance =
+        |node: &str| distance_or_infinity(Some(&from), lan_coordinate(tables, node).as_ref());
+    sort_instances(rows, &distance);
+}
+
+fn sort_instances(rows: &mut Vec<CheckServiceNode>, distance: &impl Fn(&str) -> f64) {
+    sort_stably(rows, |r| distance(&r.node.node));
 }
 
 /// A node's coordinate in the default segment (the only one Shoal has).

@@ -68,7 +68,10 @@ pub fn near_first(nodes: &mut [CheckServiceNode], node: &str) {
     if node.is_empty() {
         return;
     }
-    if let Some(at) = nodes.iter().position(|n| n.node.node == node) {
+    if let Some(at) = nodes
+        .iter()
+        .position(|n| n.node.node.eq_ignore_ascii_case(node))
+    {
         nodes.swap(0, at);
     }
 }

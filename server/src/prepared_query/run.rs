@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::execute::{failover_order, filter, near_first};
 use super::structs::{ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery};
+use crate::coordinate::near::sort_instances_by_distance;
 use crate::rpc::{Envelope, Op, QueryOptions, Read, ReadResult, Request, Response, RpcError};
 use crate::state::{Topic, Watch};
 use crate::structs::Meta;
@@ -66,6 +67,10 @@ impl Server {
         } else {
             near
         };
+        // Consul's order: shuffled, then by estimated round trip from the node the query
+        // runs near (a no-op without coordinates), with that node itself first.
+        self.state()
+            .read(|tables| sort_instances_by_distance(tables, near, &mut nodes));
         near_first(&mut nodes, near);
         limit(&mut nodes, request.limit);
         let mut answer = ExecuteResponse {
