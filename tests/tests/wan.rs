@@ -193,6 +193,29 @@ fn two_datacenters_answer_each_other_through_their_servers() {
         (500, "No path to datacenter")
     );
 
+    // Config entries and intentions written and read with ?dc=dc2 live in dc2 only.
+    let entry = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"});
+    let written = client.put("/v1/config?dc=dc2", &entry.to_string());
+    assert_eq!((written.status, written.body.trim()), (200, "true"));
+    let there = dc2[1].get("/v1/config/service-defaults/web");
+    assert_eq!(there.status, 200, "{}", there.body);
+    assert_eq!(there.json()["Protocol"], "http");
+    let forwarded = client.get("/v1/config/service-defaults/web?dc=dc2");
+    assert_eq!(forwarded.status, 200, "{}", forwarded.body);
+    assert_eq!(forwarded.index(), there.index());
+    assert_eq!(client.get("/v1/config/service-defaults/web").status, 404);
+    let intention = json!({"SourceName": "api", "DestinationName": "web", "Action": "deny"});
+    let created = client.post("/v1/connect/intentions?dc=dc2", &intention.to_string());
+    assert_eq!(created.status, 200, "{}", created.body);
+    let checked = dc2[0].get("/v1/connect/intentions/check?source=api&destination=web");
+    assert_eq!(checked.json()["Allowed"], false, "{}", checked.body);
+    let listed = client.get("/v1/connect/intentions?dc=dc2").json();
+    assert_eq!(names(&listed, "SourceName"), ["api"]);
+    assert_eq!(client.get("/v1/connect/intentions").json(), json!([]));
+    let deleted = client.request("DELETE", "/v1/config/service-intentions/web?dc=dc2");
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(dc2[0].get("/v1/connect/intentions").json(), json!([]));
+
     // DNS on dc1's client answers for dc2.
     eventually(Duration::from_secs(10), "web.service.dc2.consul", || {
         let answer = client.dig(&["web.service.dc2.consul", "A", "+short"]);

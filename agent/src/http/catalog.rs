@@ -249,19 +249,6 @@ pub(crate) fn requested_datacenter(agent: &Agent, named: &str) -> String {
     }
 }
 
-/// For endpoints whose writes are not forwarded to other datacenters yet (config entries,
-/// intentions): a request naming another datacenter is refused rather than answered here.
-pub fn check_datacenter(agent: &Agent, params: &Params) -> Result<(), ApiError> {
-    let named = params.get("dc").unwrap_or("");
-    if named.is_empty() || named.eq_ignore_ascii_case(&agent.config().datacenter) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "?dc={named}: this endpoint answers for the local datacenter only (not forwarded yet)"
-        )))
-    }
-}
-
 fn unexpected() -> ApiError {
     ApiError::internal("unexpected read result from server")
 }

@@ -18,7 +18,7 @@ use shoal_server::rpc::{
 };
 use shoal_server::structs::Command;
 
-use super::catalog::{check_datacenter, reply};
+use super::catalog::{reply, requested_datacenter};
 use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::{encode, json, query_error, query_json};
@@ -33,10 +33,10 @@ pub async fn apply(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let entry = decode_entry(&body)?;
     let cas = cas(&params)?;
-    let applied = write(&agent, Command::ConfigEntrySet { entry, cas }).await?;
+    let dc = datacenter(&agent, &params);
+    let applied = write(&agent, &dc, Command::ConfigEntrySet { entry, cas }).await?;
     json(&applied, params.has("pretty"))
 }
 
@@ -58,14 +58,14 @@ pub async fn get(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     check_known_kind(&kind).map_err(ApiError::bad_request)?;
     let options = params.query_options()?;
     let read = Read::ConfigEntry {
         kind: kind.clone(),
         name: name.clone(),
     };
-    match agent.rpc().read(read, options).await? {
+    let dc = datacenter(&agent, &params);
+    match agent.rpc().read_in(&dc, read, options).await? {
         (meta, ReadResult::ConfigEntry(Some(entry))) => {
             Ok(query_json(&meta, encode(&entry, params.has("pretty"))?))
         }
@@ -86,14 +86,19 @@ pub async fn delete(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     check_known_kind(&kind).map_err(ApiError::bad_request)?;
     let cas = cas(&params)?;
-    let deleted = write(&agent, Command::ConfigEntryDelete { kind, name, cas }).await?;
+    let dc = datacenter(&agent, &params);
+    let deleted = write(&agent, &dc, Command::ConfigEntryDelete { kind, name, cas }).await?;
     match cas {
         Some(_) => json(&deleted, params.has("pretty")),
         None => json(&serde_json::json!({}), params.has("pretty")),
     }
+}
+
+/// The datacenter `?dc=` names, this one by default: reads and writes are forwarded there.
+fn datacenter(agent: &Agent, params: &Params) -> String {
+    requested_datacenter(agent, params.get("dc").unwrap_or(""))
 }
 
 fn cas(params: &Params) -> Result<Option<u64>, ApiError> {
@@ -157,18 +162,22 @@ fn raw_config(body: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>>
         .and_then(|(_, value)| value.as_object().cloned())
 }
 
-/// Commits a config entry command: `true` when applied, `false` when a check-and-set lost.
-pub async fn write(agent: &Agent, command: Command) -> Result<bool, ApiError> {
-    match agent.rpc().call(Request::new(Op::Apply(command))).await? {
+/// Commits a config entry command in `dc`: `true` when applied, `false` when a
+/// check-and-set lost.
+pub async fn write(agent: &Agent, dc: &str, command: Command) -> Result<bool, ApiError> {
+    let mut request = Request::new(Op::Apply(command));
+    request.envelope.datacenter = dc.to_owned();
+    match agent.rpc().call(request).await? {
         RpcResponse::Applied { .. } => Ok(true),
         RpcResponse::CasFailed => Ok(false),
         _ => Err(ApiError::internal("unexpected response from the server")),
     }
 }
 
-/// One entry as the leader has it now, for read-modify-write.
+/// One entry as `dc`'s leader has it now, for read-modify-write.
 pub async fn read_current(
     agent: &Agent,
+    dc: &str,
     kind: &str,
     name: &str,
 ) -> Result<Option<ConfigEntry>, ApiError> {
@@ -180,7 +189,7 @@ pub async fn read_current(
         kind: kind.to_string(),
         name: name.to_string(),
     };
-    match agent.rpc().read(read, options).await? {
+    match agent.rpc().read_in(dc, read, options).await? {
         (_, ReadResult::ConfigEntry(entry)) => Ok(entry),
         _ => Err(ApiError::internal("unexpected read result from server")),
     }

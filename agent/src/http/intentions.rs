@@ -20,7 +20,7 @@ use shoal_server::connect::intentions::validate::{normalize, validate};
 use shoal_server::rpc::{QueryMeta, Read, ReadResult};
 use shoal_server::structs::Command;
 
-use super::catalog::check_datacenter;
+use super::catalog::requested_datacenter;
 use super::config_entries::{read_current, write};
 use super::error::ApiError;
 use super::request::{decode_json, Params};
@@ -57,11 +57,15 @@ async fn entries(
     agent: &Agent,
     params: &Params,
 ) -> Result<(QueryMeta, Vec<ServiceIntentions>), ApiError> {
-    check_datacenter(agent, params)?;
     let read = Read::ConfigEntries {
         kind: SERVICE_INTENTIONS.into(),
     };
-    match agent.rpc().read(read, params.query_options()?).await? {
+    let dc = datacenter(agent, params);
+    match agent
+        .rpc()
+        .read_in(&dc, read, params.query_options()?)
+        .await?
+    {
         (meta, ReadResult::ConfigEntries(entries)) => Ok((
             meta,
             entries
@@ -71,6 +75,11 @@ async fn entries(
         )),
         _ => Err(ApiError::internal("unexpected read result from server")),
     }
+}
+
+/// The datacenter `?dc=` names, this one by default: reads and writes are forwarded there.
+fn datacenter(agent: &Agent, params: &Params) -> String {
+    requested_datacenter(agent, params.get("dc").unwrap_or(""))
 }
 
 fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
@@ -176,13 +185,18 @@ pub async fn put_exact(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let source = required(&params, "source")?.to_string();
     let destination = required(&params, "destination")?.to_string();
     let mut intention: Intention = decode_json(&body)?;
     intention.source_name = source;
     intention.destination_name = destination;
-    upsert(&agent, intention, Existing::Replace).await?;
+    upsert(
+        &agent,
+        &datacenter(&agent, &params),
+        intention,
+        Existing::Replace,
+    )
+    .await?;
     json(&true, params.has("pretty"))
 }
 
@@ -193,10 +207,9 @@ pub async fn delete_exact(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let source = required(&params, "source")?.to_string();
     let destination = required(&params, "destination")?;
-    modify(&agent, destination, |entry| {
+    modify(&agent, &datacenter(&agent, &params), destination, |entry| {
         if let Some(e) = entry {
             e.sources.retain(|s| !s.name.eq_ignore_ascii_case(&source));
         }
@@ -214,14 +227,19 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
-    check_datacenter(&agent, &params)?;
     let mut intention: Intention = decode_json(&body)?;
     if !intention.id.is_empty() {
         return Err(ApiError::bad_request("ID must be empty"));
     }
     intention.id = new_id();
     let id = intention.id.clone();
-    upsert(&agent, intention, Existing::Refuse).await?;
+    upsert(
+        &agent,
+        &datacenter(&agent, &params),
+        intention,
+        Existing::Refuse,
+    )
+    .await?;
     json(&serde_json::json!({ "ID": id }), params.has("pretty"))
 }
 
@@ -277,7 +295,13 @@ pub async fn put_by_id(
     intention.id = id;
     intention.source_name = found.source_name;
     intention.destination_name = found.destination_name;
-    upsert(&agent, intention, Existing::Replace).await?;
+    upsert(
+        &agent,
+        &datacenter(&agent, &params),
+        intention,
+        Existing::Replace,
+    )
+    .await?;
     json(&true, params.has("pretty"))
 }
 
@@ -289,12 +313,17 @@ pub async fn delete_by_id(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let (_, found) = by_id(&agent, &params, &id).await?;
-    modify(&agent, &found.destination_name, |entry| {
-        if let Some(e) = entry {
-            e.sources.retain(|s| s.legacy_id != id);
-        }
-        Ok(())
-    })
+    modify(
+        &agent,
+        &datacenter(&agent, &params),
+        &found.destination_name,
+        |entry| {
+            if let Some(e) = entry {
+                e.sources.retain(|s| s.legacy_id != id);
+            }
+            Ok(())
+        },
+    )
     .await?;
     json(&true, params.has("pretty"))
 }
@@ -307,7 +336,12 @@ enum Existing {
 
 /// Writes `intention` into its destination's entry, keeping the ID of the one it
 /// replaces.
-async fn upsert(agent: &Agent, intention: Intention, existing: Existing) -> Result<(), ApiError> {
+async fn upsert(
+    agent: &Agent,
+    dc: &str,
+    intention: Intention,
+    existing: Existing,
+) -> Result<(), ApiError> {
     if intention.source_name.is_empty() {
         return Err(ApiError::bad_request("SourceName must be set"));
     }
@@ -326,7 +360,7 @@ async fn upsert(agent: &Agent, intention: Intention, existing: Existing) -> Resu
         return Err(ApiError::bad_request("SourceType must be set to 'consul'"));
     }
     let destination = intention.destination_name.clone();
-    modify(agent, &destination, |entry| {
+    modify(agent, dc, &destination, |entry| {
         let entry = entry.get_or_insert_with(|| ServiceIntentions {
             kind: SERVICE_INTENTIONS.into(),
             name: intention.destination_name.clone(),
@@ -362,11 +396,12 @@ async fn upsert(agent: &Agent, intention: Intention, existing: Existing) -> Resu
 /// (or `None`) and may create, change or empty it; an emptied entry is deleted.
 async fn modify(
     agent: &Agent,
+    dc: &str,
     destination: &str,
     mut change: impl FnMut(&mut Option<ServiceIntentions>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     for _ in 0..CAS_ATTEMPTS {
-        let current = read_current(agent, SERVICE_INTENTIONS, destination).await?;
+        let current = read_current(agent, dc, SERVICE_INTENTIONS, destination).await?;
         let index = current.as_ref().map_or(0, ConfigEntry::modify_index);
         let mut entry = current.and_then(|e| e.as_intentions().cloned());
         let existed = entry.is_some();
@@ -387,7 +422,7 @@ async fn modify(
                 cas: Some(index),
             },
         };
-        if write(agent, command).await? {
+        if write(agent, dc, command).await? {
             return Ok(());
         }
     }
