@@ -75,6 +75,9 @@ fn a_dev_agent_serves_roots_configuration_and_leaves_for_its_services_only() {
     let r = agent.get("/v1/agent/connect/ca/leaf/web");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.index() > 0);
+    // Consul's agent-cache headers: the first leaf was made for this request.
+    assert_eq!(r.header("X-Cache"), Some("MISS"));
+    assert_eq!(r.header("Age"), None);
     let leaf = r.json();
     assert_eq!(leaf["Service"], "web");
     assert_eq!(
@@ -90,8 +93,12 @@ fn a_dev_agent_serves_roots_configuration_and_leaves_for_its_services_only() {
         root["RootCert"].as_str().unwrap()
     ));
     // Cached: the same leaf again.
-    let again = agent.get("/v1/agent/connect/ca/leaf/web").json();
-    assert_eq!(again["SerialNumber"], leaf["SerialNumber"]);
+    let again = agent.get("/v1/agent/connect/ca/leaf/web");
+    assert_eq!(again.header("X-Cache"), Some("HIT"));
+    assert!(again
+        .header("Age")
+        .is_some_and(|age| age.parse::<u64>().is_ok()));
+    assert_eq!(again.json()["SerialNumber"], leaf["SerialNumber"]);
     let agent_roots = agent.get("/v1/agent/connect/ca/roots");
     assert_eq!(agent_roots.status, 200, "{}", agent_roots.body);
     assert_eq!(agent_roots.json()["ActiveRootID"], roots["ActiveRootID"]);

@@ -101,10 +101,7 @@ pub fn spawn(
     service: String,
     first: IssuedCert,
 ) -> watch::Receiver<Option<Cached<IssuedCert>>> {
-    let (tx, rx) = watch::channel(Some(Cached {
-        index: first.modify_index.max(1),
-        value: first,
-    }));
+    let (tx, rx) = watch::channel(Some(Cached::fresh(first.modify_index.max(1), first)));
     tokio::spawn(renew_forever(cache, service, tx));
     rx
 }
@@ -160,7 +157,7 @@ async fn renew_forever(
                 Ok(cert) => {
                     signed_under = active_root(&roots.borrow());
                     let index = cert.modify_index.max(current.index + 1);
-                    tx.send_replace(Some(Cached { index, value: cert }));
+                    tx.send_replace(Some(Cached::fresh(index, cert)));
                     if warned {
                         tracing::info!(service, "connect: leaf renewed; servers answer again");
                     }

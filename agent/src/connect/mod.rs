@@ -24,7 +24,7 @@ pub use intentions::Intentions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shoal_server::connect::structs::{IndexedCaRoots, IssuedCert, Timestamp};
 use shoal_server::rpc::RpcError;
@@ -41,6 +41,30 @@ pub const MAX_LEAVES: usize = 1024;
 pub struct Cached<T> {
     pub index: u64,
     pub value: T,
+    /// When the servers last gave or confirmed this value (Consul's `Age`).
+    pub fetched: Instant,
+}
+
+impl<T> Cached<T> {
+    pub fn fresh(index: u64, value: T) -> Cached<T> {
+        Cached {
+            index,
+            value,
+            fetched: Instant::now(),
+        }
+    }
+}
+
+/// A cached value as served to one request, with what Consul's agent cache says of it
+/// (`X-Cache`, `Age`).
+#[derive(Debug, Clone)]
+pub struct Served<T> {
+    pub index: u64,
+    pub value: T,
+    /// Already cached when asked (`X-Cache: HIT`), rather than waited for (`MISS`).
+    pub hit: bool,
+    /// Time since the servers last gave or confirmed the value.
+    pub age: Duration,
 }
 
 /// Why the cache could not answer.
@@ -112,7 +136,7 @@ impl ConnectCache {
         &self,
         min_index: u64,
         wait: Duration,
-    ) -> Result<Cached<IndexedCaRoots>, ConnectError> {
+    ) -> Result<Served<IndexedCaRoots>, ConnectError> {
         let rx = self.roots_watch();
         let value = wait_past(rx, min_index, wait).await;
         value
@@ -126,7 +150,7 @@ impl ConnectCache {
         &self,
         min_index: u64,
         wait: Duration,
-    ) -> Result<Cached<Intentions>, ConnectError> {
+    ) -> Result<Served<Intentions>, ConnectError> {
         let rx = self
             .intentions
             .get_or_init(|| intentions::spawn(self.rpc.clone(), self.shutdown.clone()))
@@ -142,16 +166,18 @@ impl ConnectCache {
         service: &str,
         min_index: u64,
         wait: Duration,
-    ) -> Result<Cached<IssuedCert>, ConnectError> {
+    ) -> Result<Served<IssuedCert>, ConnectError> {
         if !self.has_service(service) {
             // A leaf cached for a service deregistered since is not served any more.
             self.forget_leaf(service);
             return Err(ConnectError::NotRegistered(service.to_string()));
         }
         let existing = self.lock_leaves().get(service).cloned();
+        let mut fetched_now = false;
         let rx = match existing {
             Some(rx) => rx,
             None => {
+                fetched_now = true;
                 let roots = self.roots(0, Duration::from_secs(10)).await?;
                 let first = leaf::fetch(self, service, &roots.value).await?;
                 let mut leaves = self.lock_leaves();
@@ -167,9 +193,10 @@ impl ConnectCache {
                 }
             }
         };
-        let leaf = wait_past(rx, min_index, wait)
+        let mut leaf = wait_past(rx, min_index, wait)
             .await
             .ok_or_else(|| ConnectError::Internal("leaf cache entry is empty".into()))?;
+        leaf.hit &= !fetched_now;
         if leaf.value.valid_before <= Timestamp::now() {
             return Err(ConnectError::Expired(leaf.value.valid_before.to_rfc3339()));
         }
@@ -198,25 +225,36 @@ impl ConnectCache {
 }
 
 /// The watched value once its index passes `min_index` (0: at once, if there is one), or
-/// whatever it is when `wait` ends.
+/// whatever it is when `wait` ends. A hit is a value there at the first look.
 async fn wait_past<T: Clone>(
     mut rx: watch::Receiver<Option<Cached<T>>>,
     min_index: u64,
     wait: Duration,
-) -> Option<Cached<T>> {
+) -> Option<Served<T>> {
     let deadline = tokio::time::Instant::now() + wait;
+    let mut hit = true;
     loop {
         {
             let current = rx.borrow_and_update();
             if let Some(value) = current.as_ref() {
                 if min_index == 0 || value.index > min_index {
-                    return Some(value.clone());
+                    return Some(served(value, hit));
                 }
             }
         }
+        hit = false;
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return rx.borrow().clone(),
+            Ok(Err(_)) | Err(_) => return rx.borrow().as_ref().map(|v| served(v, false)),
         }
+    }
+}
+
+fn served<T: Clone>(cached: &Cached<T>, hit: bool) -> Served<T> {
+    Served {
+        index: cached.index,
+        value: cached.value.clone(),
+        hit,
+        age: cached.fetched.elapsed(),
     }
 }

@@ -65,10 +65,15 @@ impl<V: PartialEq + Send + Sync + 'static> Watched<V> {
                             .as_ref()
                             .is_none_or(|cached: &Cached<V>| cached.value != value);
                         if changed {
-                            tx.send_replace(Some(Cached {
-                                index: meta.index,
-                                value,
-                            }));
+                            tx.send_replace(Some(Cached::fresh(meta.index, value)));
+                        } else {
+                            // Confirmed unchanged: younger, without waking anyone.
+                            tx.send_if_modified(|cached| {
+                                if let Some(cached) = cached {
+                                    cached.fetched = std::time::Instant::now();
+                                }
+                                false
+                            });
                         }
                         continue;
                     }

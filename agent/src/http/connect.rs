@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderValue;
 use axum::response::Response;
 use shoal_server::connect::structs::CaConfiguration;
 use shoal_server::rpc::{Op, QueryMeta, Read, Request, Response as RpcResponse};
@@ -76,7 +77,11 @@ pub async fn agent_roots(
     let (min_index, wait) = blocking(&params)?;
     let roots = agent.connect().roots(min_index, wait).await?;
     let body = encode(&roots.value, params.has("pretty"))?;
-    Ok(query_json(&cache_meta(roots.index), body))
+    Ok(with_cache_headers(
+        query_json(&cache_meta(roots.index), body),
+        roots.hit,
+        roots.age,
+    ))
 }
 
 /// `GET /v1/agent/connect/ca/leaf/:service`: this node's leaf for a service registered
@@ -90,7 +95,24 @@ pub async fn agent_leaf(
     let (min_index, wait) = blocking(&params)?;
     let leaf = agent.connect().leaf(&service, min_index, wait).await?;
     let body = encode(&leaf.value, params.has("pretty"))?;
-    Ok(query_json(&cache_meta(leaf.index), body))
+    Ok(with_cache_headers(
+        query_json(&cache_meta(leaf.index), body),
+        leaf.hit,
+        leaf.age,
+    ))
+}
+
+/// Consul's agent-cache headers: `X-Cache: HIT` with the value's `Age` in seconds when it
+/// was served from the cache as it stood, `X-Cache: MISS` when the request waited for it.
+fn with_cache_headers(mut response: Response, hit: bool, age: Duration) -> Response {
+    let headers = response.headers_mut();
+    if hit {
+        headers.insert("x-cache", HeaderValue::from_static("HIT"));
+        headers.insert("age", HeaderValue::from(age.as_secs()));
+    } else {
+        headers.insert("x-cache", HeaderValue::from_static("MISS"));
+    }
+    response
 }
 
 /// `?index` and `?wait` (default 5 minutes, at most 10, as Consul's).
