@@ -65,6 +65,36 @@ impl Client {
         Ok(text)
     }
 
+    /// Sends `body` as it is (KV values are bytes, not JSON) and returns the answer's
+    /// bytes; `None` for a 404, which the KV API answers for a missing key.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &[&str],
+        params: &Params,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>> {
+        let url = self.url(path, params);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let text = one_line(&String::from_utf8_lossy(&bytes));
+            if text.is_empty() {
+                bail!("Unexpected response code: {}", status.as_u16());
+            }
+            bail!("Unexpected response code: {} ({text})", status.as_u16());
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
     async fn send(
         &self,
         method: Method,

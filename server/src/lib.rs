@@ -15,6 +15,7 @@ pub mod clock;
 pub mod connect;
 pub mod coordinate;
 pub mod duration;
+pub mod kv;
 pub mod leader;
 mod operator;
 pub mod prepared_query;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
+use crate::kv::DirEntry;
 use crate::prepared_query::structs::{
     ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery,
 };
@@ -132,6 +133,19 @@ pub enum Read {
         node_meta: Meta,
         passing_only: bool,
     },
+    /// One KV entry (`/v1/kv/:key`): a list of it, empty when missing.
+    KvGet {
+        key: String,
+    },
+    /// Every KV entry under a prefix (`?recurse`).
+    KvList {
+        prefix: String,
+    },
+    /// The keys under a prefix (`?keys`), folded at `separator` when it is not empty.
+    KvKeys {
+        prefix: String,
+        separator: String,
+    },
 }
 
 /// The result of a [`Read`].
@@ -148,6 +162,8 @@ pub enum ReadResult {
     ConfigEntries(Vec<ConfigEntry>),
     Coordinates(Vec<NodeCoordinate>),
     PreparedQueries(Vec<PreparedQuery>),
+    KvEntries(Vec<DirEntry>),
+    KvKeys(Vec<String>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }

@@ -12,6 +12,7 @@ use crate::connect::ConnectConfig;
 use crate::coordinate::near::sort_by_distance;
 use crate::coordinate::updates::{UpdateQueue, RATE_LIMITED};
 use crate::coordinate::Config as CoordinateConfig;
+use crate::kv::tombstones::{TombstoneGc, GRANULARITY};
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::router::{self, RemoteServer, Router};
@@ -81,6 +82,8 @@ pub struct Server {
     coordinate_updates: Mutex<UpdateQueue>,
     /// [`COORDINATE_UPDATE_PERIOD`] unless set otherwise, in milliseconds.
     coordinate_update_period_ms: AtomicU64,
+    /// The leader's notes of KV tombstones, to reap them after their grace period.
+    tombstone_gc: Mutex<TombstoneGc>,
 }
 
 impl Server {
@@ -118,8 +121,10 @@ impl Server {
             wall_clock: WallClock::from_system(),
             coordinate_updates: Mutex::new(UpdateQueue::default()),
             coordinate_update_period_ms: AtomicU64::new(COORDINATE_UPDATE_PERIOD.as_millis() as u64),
+            tombstone_gc: Mutex::new(TombstoneGc::default()),
         });
         tokio::spawn(write_coordinates(Arc::downgrade(&server)));
+        tokio::spawn(reap_tombstones(Arc::downgrade(&server)));
         // The handler holds the server weakly: the server owns the port, not the reverse.
         let weak = Arc::downgrade(&server);
         let handler: Arc<dyn RpcHandler> = Arc::new(move |request| -> BoxFuture<_> {
@@ -223,6 +228,32 @@ impl Server {
             if let Err(e) = self.apply(Command::CoordinateBatchUpdate(batch)).await {
                 tracing::debug!(error = %e, count, "coordinate batch not written");
             }
+        }
+    }
+
+    /// One look of the leader's tombstone reaper: notes the tombstones there are now and
+    /// proposes the reap of those past their grace period. A server that does not lead
+    /// forgets its notes; a reap that fails (an election, or servers not all speaking
+    /// protocol 5 yet) too, so the tombstones are noted again and reaped later.
+    async fn tombstone_tick(&self, now: tokio::time::Instant) {
+        let due = {
+            let mut gc = self.tombstone_gc.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.raft.is_leader() {
+                gc.reset();
+                return;
+            }
+            gc.note(now, self.state.read(|t| t.max_tombstone_index()));
+            gc.due(now)
+        };
+        let Some(index) = due else {
+            return;
+        };
+        if let Err(e) = self.apply(Command::KvReapTombstones { index }).await {
+            tracing::debug!(error = %e, index, "tombstone reap not written");
+            self.tombstone_gc
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset();
         }
     }
 
@@ -333,7 +364,7 @@ impl Server {
 
     /// A catalog read, parked until its topic passes `query.min_index` when it blocks.
     async fn read(&self, read: Read, query: &QueryOptions) -> Response {
-        let watch = Watch::Exact(topic_of(&read));
+        let watch = watch_of(&read);
         let (index, result) = blocking::run(
             &self.state,
             &watch,
@@ -409,7 +440,19 @@ fn rpc_error(error: RaftError) -> RpcError {
     }
 }
 
-/// The topic whose index a read reports and waits on.
+/// What a read reports the index of and waits on: one topic, or for a KV list every key
+/// under its prefix.
+fn watch_of(read: &Read) -> Watch {
+    match read {
+        Read::KvList { prefix } | Read::KvKeys { prefix, .. } => {
+            Watch::Prefix(Topic::Kv(prefix.clone()))
+        }
+        Read::KvGet { key } => Watch::Exact(Topic::Kv(key.clone())),
+        other => Watch::Exact(topic_of(other)),
+    }
+}
+
+/// The topic whose index a catalog read reports and waits on.
 fn topic_of(read: &Read) -> Topic {
     match read {
         Read::CatalogServices { .. } => Topic::Services,
@@ -427,6 +470,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => Topic::ConfigEntries,
         Read::Coordinates { .. } => Topic::Coordinates,
         Read::PreparedQuery { .. } | Read::PreparedQueries => Topic::PreparedQueries,
+        Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => Topic::Kvs,
     }
 }
 
@@ -471,6 +515,9 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::PreparedQueries(tables.prepared_query(id).into_iter().collect())
         }
         Read::PreparedQueries => ReadResult::PreparedQueries(tables.prepared_queries()),
+        Read::KvGet { key } => ReadResult::KvEntries(tables.kv_get(key).into_iter().collect()),
+        Read::KvList { prefix } => ReadResult::KvEntries(tables.kv_list(prefix)),
+        Read::KvKeys { prefix, separator } => ReadResult::KvKeys(tables.kv_keys(prefix, separator)),
         Read::CatalogConnectServiceNodes {
             service,
             tags,
@@ -487,6 +534,17 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             node_meta,
             *passing_only,
         )),
+    }
+}
+
+/// The leader's tombstone reaper: looks every [`GRANULARITY`]. Ends with the server.
+async fn reap_tombstones(server: Weak<Server>) {
+    loop {
+        tokio::time::sleep(GRANULARITY).await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        server.tombstone_tick(tokio::time::Instant::now()).await;
     }
 }
 

@@ -218,6 +218,8 @@ fn empty(result: &mut ReadResult) {
         ReadResult::ConfigEntry(entry) => *entry = None,
         ReadResult::Coordinates(rows) => rows.clear(),
         ReadResult::PreparedQueries(queries) => queries.clear(),
+        ReadResult::KvEntries(entries) => entries.clear(),
+        ReadResult::KvKeys(keys) => keys.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -235,6 +237,8 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::ConfigEntries(v) => encode(v, pretty),
         ReadResult::Coordinates(v) => encode(v, pretty),
         ReadResult::PreparedQueries(v) => encode(v, pretty),
+        ReadResult::KvEntries(v) => encode(v, pretty),
+        ReadResult::KvKeys(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

@@ -48,6 +48,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::PreparedQuery { .. } | Read::PreparedQueries => {
             refuse(params, "prepared queries").map(|()| None)
         }
+        Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => {
+            refuse(params, "KV entries").map(|()| None)
+        }
     }
 }
 
@@ -125,6 +128,8 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
         | ReadResult::PreparedQueries(_)
+        | ReadResult::KvEntries(_)
+        | ReadResult::KvKeys(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -18,6 +18,7 @@ mod error;
 mod filtering;
 mod hash_blocking;
 mod intentions;
+mod kv;
 mod maintenance;
 mod operator;
 mod query;
@@ -157,6 +158,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(intentions::get_by_id)
                 .put(intentions::put_by_id)
                 .delete(intentions::delete_by_id),
+        )
+        .route(
+            "/v1/kv/",
+            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+        )
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
         )
         .route("/v1/query", get(query::list).post(query::create))
         .route(

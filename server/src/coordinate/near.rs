@@ -26,6 +26,8 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
         | ReadResult::PreparedQueries(_)
+        | ReadResult::KvEntries(_)
+        | ReadResult::KvKeys(_)
         | ReadResult::NotModified => {}
     }
 }

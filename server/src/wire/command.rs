@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
-    CoordinateBatchUpdateRecord, DeregisterRequestRecord, PreparedQueryDeleteRecord,
-    PreparedQuerySetRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
+    CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
+    PreparedQuerySetRecord, RegisterRequestRecord, SetAutopilotConfigRecord, TombstoneReapRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -42,6 +42,12 @@ pub mod kind {
     /// `/v1/query` and `.query.` names differently.
     pub const PREPARED_QUERY_SET: u16 = 9;
     pub const PREPARED_QUERY_DELETE: u16 = 10;
+    /// KV writes (protocol 5): never skippable, a server without them would answer
+    /// `/v1/kv` differently.
+    pub const KVS: u16 = 11;
+    /// The leader's tombstone reap (protocol 5): not skippable either, a server keeping
+    /// tombstones the others dropped would report other prefix indexes.
+    pub const TOMBSTONE_REAP: u16 = 12;
 }
 
 /// One command, encoded.
@@ -79,6 +85,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         | kind::CONFIG_ENTRY_DELETE => 3,
         kind::COORDINATE_BATCH_UPDATE => 4,
         kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
+        kind::KVS | kind::TOMBSTONE_REAP => 5,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -97,6 +104,8 @@ fn is_known(kind: u16) -> bool {
             | kind::COORDINATE_BATCH_UPDATE
             | kind::PREPARED_QUERY_SET
             | kind::PREPARED_QUERY_DELETE
+            | kind::KVS
+            | kind::TOMBSTONE_REAP
     )
 }
 
@@ -171,6 +180,11 @@ impl EncodedCommand {
                 kind::PREPARED_QUERY_DELETE,
                 to_msgpack(&PreparedQueryDeleteRecord { id: id.clone() })?,
             ),
+            Command::KvApply(request) => (kind::KVS, to_msgpack(&KvApplyRecord::from(request))?),
+            Command::KvReapTombstones { index } => (
+                kind::TOMBSTONE_REAP,
+                to_msgpack(&TombstoneReapRecord { index: *index })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -238,6 +252,16 @@ impl EncodedCommand {
             kind::PREPARED_QUERY_DELETE => {
                 let record: PreparedQueryDeleteRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::PreparedQueryDelete { id: record.id })
+            }
+            kind::KVS => {
+                let record: KvApplyRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::KvApply(record.try_into()?))
+            }
+            kind::TOMBSTONE_REAP => {
+                let record: TombstoneReapRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::KvReapTombstones {
+                    index: record.index,
+                })
             }
             kind => Decoded::Skipped { kind },
         })

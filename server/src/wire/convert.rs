@@ -20,6 +20,7 @@ use crate::connect::structs::{
 };
 use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
+use crate::kv::{DirEntry, KvOp, KvRequest};
 use crate::prepared_query::structs::{
     ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns, QueryFailover,
     QueryTemplate, ServiceQuery,
@@ -786,6 +787,9 @@ impl From<&Read> for ReadRecord {
                 node_meta,
                 passing_only,
             },
+            Read::KvGet { key } => ReadRecord::KvGet { key },
+            Read::KvList { prefix } => ReadRecord::KvList { prefix },
+            Read::KvKeys { prefix, separator } => ReadRecord::KvKeys { prefix, separator },
         }
     }
 }
@@ -851,6 +855,9 @@ impl From<ReadRecord> for Read {
                 node_meta,
                 passing_only,
             },
+            ReadRecord::KvGet { key } => Read::KvGet { key },
+            ReadRecord::KvList { prefix } => Read::KvList { prefix },
+            ReadRecord::KvKeys { prefix, separator } => Read::KvKeys { prefix, separator },
         }
     }
 }
@@ -980,6 +987,10 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::PreparedQueries(queries) => {
                 ReadResultRecord::PreparedQueries(queries.iter().map(Into::into).collect())
             }
+            ReadResult::KvEntries(entries) => {
+                ReadResultRecord::KvEntries(entries.iter().map(Into::into).collect())
+            }
+            ReadResult::KvKeys(keys) => ReadResultRecord::KvKeys(keys.clone()),
         }
     }
 }
@@ -1011,6 +1022,8 @@ impl From<ReadResultRecord> for ReadResult {
             ),
             ReadResultRecord::Coordinates(rows) => ReadResult::Coordinates(all(rows)),
             ReadResultRecord::PreparedQueries(queries) => ReadResult::PreparedQueries(all(queries)),
+            ReadResultRecord::KvEntries(entries) => ReadResult::KvEntries(all(entries)),
+            ReadResultRecord::KvKeys(keys) => ReadResult::KvKeys(keys),
         }
     }
 }
@@ -1696,5 +1709,57 @@ impl From<ExecuteResponseRecord> for ExecuteResponse {
             datacenter: r.datacenter,
             failovers: r.failovers,
         }
+    }
+}
+
+impl From<&DirEntry> for DirEntryRecord {
+    fn from(v: &DirEntry) -> DirEntryRecord {
+        DirEntryRecord {
+            key: v.key.clone(),
+            flags: v.flags,
+            value: v.value.clone(),
+            session: v.session.clone(),
+            lock_index: v.lock_index,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<DirEntryRecord> for DirEntry {
+    fn from(r: DirEntryRecord) -> DirEntry {
+        DirEntry {
+            lock_index: r.lock_index,
+            key: r.key,
+            flags: r.flags,
+            value: r.value,
+            session: r.session,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&KvRequest> for KvApplyRecord {
+    fn from(v: &KvRequest) -> KvApplyRecord {
+        KvApplyRecord {
+            op: v.op.as_str().to_string(),
+            entry: (&v.entry).into(),
+        }
+    }
+}
+
+impl TryFrom<KvApplyRecord> for KvRequest {
+    type Error = FormatError;
+
+    /// An operation this release does not know is a newer server's: refused, as an
+    /// unknown command is, rather than applied as something else.
+    fn try_from(r: KvApplyRecord) -> Result<KvRequest, FormatError> {
+        let op = KvOp::parse(&r.op)
+            .ok_or_else(|| FormatError::Decode(format!("unknown KV operation {:?}", r.op)))?;
+        Ok(KvRequest {
+            op,
+            entry: r.entry.into(),
+        })
     }
 }

@@ -363,6 +363,17 @@ pub enum ReadRecord {
         node_meta: BTreeMap<String, String>,
         passing_only: bool,
     },
+    /// Added in protocol 5 with the KV store, as the next three.
+    KvGet {
+        key: String,
+    },
+    KvList {
+        prefix: String,
+    },
+    KvKeys {
+        prefix: String,
+        separator: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -424,6 +435,9 @@ pub enum ReadResultRecord {
     ConfigEntries(Vec<ConfigEntryRecord>),
     Coordinates(Vec<NodeCoordinateRecord>),
     PreparedQueries(Vec<PreparedQueryRecord>),
+    /// Protocol 5: KV entries and key lists.
+    KvEntries(Vec<DirEntryRecord>),
+    KvKeys(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -773,4 +787,34 @@ pub struct ExecuteResponseRecord {
     pub dns_ttl: String,
     pub datacenter: String,
     pub failovers: u32,
+}
+
+/// A KV entry (see [`crate::kv::DirEntry`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DirEntryRecord {
+    pub key: String,
+    pub flags: u64,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    pub session: String,
+    pub lock_index: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The body of a [`crate::structs::Command::KvApply`] command: the operation by Consul's
+/// name (`set`, `cas`, `lock`, …) and the entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KvApplyRecord {
+    pub op: String,
+    pub entry: DirEntryRecord,
+}
+
+/// The body of a [`crate::structs::Command::KvReapTombstones`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TombstoneReapRecord {
+    pub index: u64,
 }

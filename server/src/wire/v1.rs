@@ -911,6 +911,9 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::PreparedQueryDelete { .. } => {
                 return Err(not_in_v1("prepared query commands"))
             }
+            structs::Command::KvApply(_) | structs::Command::KvReapTombstones { .. } => {
+                return Err(not_in_v1("KV commands"))
+            }
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -1004,6 +1007,9 @@ impl TryFrom<&rpc::Read> for v1::Read {
             }
             R::CatalogConnectServiceNodes { .. } | R::HealthConnectServiceNodes { .. } => {
                 return Err(not_in_v1("Connect endpoint reads"))
+            }
+            R::KvGet { .. } | R::KvList { .. } | R::KvKeys { .. } => {
+                return Err(not_in_v1("KV reads"))
             }
         })
     }
@@ -1161,6 +1167,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::ConfigEntry(_) | R::ConfigEntries(_) => return Err(not_in_v1("config entries")),
             R::Coordinates(_) => return Err(not_in_v1("coordinates")),
             R::PreparedQueries(_) => return Err(not_in_v1("prepared queries")),
+            R::KvEntries(_) | R::KvKeys(_) => return Err(not_in_v1("KV entries")),
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The state store's tables: each kind of table reads and applies in its own module
-//! (`catalog_write`, `catalog_read`, `autopilot`; KV, ACLs and Connect add theirs), all
+//! (`catalog_write`, `catalog_read`, `autopilot`, `kvs`, …), all
 //! over one [`Tables`] value so a command sees and changes them together.
 
 use imbl::{OrdMap, OrdSet};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
 use crate::structs::{
     AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate, NodeService,
@@ -20,6 +21,7 @@ mod catalog_write;
 mod config_entries;
 mod connect_ca;
 mod coordinates;
+mod kvs;
 mod prepared_queries;
 
 pub use connect_ca::ConnectCaState;
@@ -65,6 +67,10 @@ pub struct Tables {
     coordinates: OrdMap<NodeKey, NodeCoordinate>,
     /// Prepared queries, by ID.
     prepared_queries: OrdMap<String, PreparedQuery>,
+    /// The KV store, by key.
+    kvs: OrdMap<String, DirEntry>,
+    /// Deleted keys and the index they were deleted at, until the leader reaps them.
+    tombstones: OrdMap<String, u64>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
     /// Derived from `services`: lower-cased service name to its Connect endpoints, the
@@ -114,6 +120,12 @@ impl Tables {
             config_entries: self.config_entries.values().cloned().collect(),
             coordinates: self.coordinates.values().cloned().collect(),
             prepared_queries: self.prepared_queries.values().cloned().collect(),
+            kvs: self.kvs.values().cloned().collect(),
+            tombstones: self
+                .tombstones
+                .iter()
+                .map(|(key, index)| (key.clone(), *index))
+                .collect(),
         }
     }
 
@@ -153,6 +165,12 @@ impl Tables {
                 .into_iter()
                 .map(|query| (query.id.clone(), query))
                 .collect(),
+            kvs: contents
+                .kvs
+                .into_iter()
+                .map(|entry| (entry.key.clone(), entry))
+                .collect(),
+            tombstones: contents.tombstones.into_iter().collect(),
             services_by_name: OrdMap::new(),
             connect_by_destination: OrdMap::new(),
         };
@@ -182,6 +200,11 @@ impl Tables {
     /// the highest of the topics under it), else its table's (so a query for an unknown
     /// name still returns a meaningful, advancing index), never 0.
     pub fn index(&self, watch: &Watch) -> u64 {
+        match watch {
+            Watch::Exact(Topic::Kv(key)) => return self.kv_key_index(key).max(1),
+            Watch::Prefix(Topic::Kv(prefix)) => return self.kv_prefix_index(prefix).max(1),
+            _ => {}
+        }
         let table = |t: Topic| self.topic_index.get(&t).copied();
         let (topic, own) = match watch {
             Watch::Exact(topic) => (topic, self.topic_index.get(topic).copied()),
@@ -229,10 +252,12 @@ impl Tables {
                 self.set_prepared_query(index, query, *update)
             }
             Command::PreparedQueryDelete { id } => self.delete_prepared_query(id),
+            Command::KvApply(request) => self.apply_kv(index, request),
+            Command::KvReapTombstones { index: reap } => Ok(self.reap_tombstones(*reap)),
         };
         match result {
             Ok(touched) => {
-                for topic in &touched {
+                for topic in touched.iter().filter(|t| t.is_recorded()) {
                     self.topic_index.insert(topic.clone(), index);
                 }
                 (CommandResponse::default(), touched)
