@@ -23,6 +23,7 @@ pub mod raft;
 pub mod router;
 pub mod rpc;
 mod server;
+pub mod session;
 pub mod state;
 pub mod structs;
 pub mod transport;

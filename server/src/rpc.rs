@@ -14,6 +14,7 @@ use crate::kv::DirEntry;
 use crate::prepared_query::structs::{
     ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery,
 };
+use crate::session::Session;
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DatacenterMap, HealthCheck,
     HealthStatus, Meta, Node, NodeCoordinate, NodeServices, RaftConfiguration, ServiceNode,
@@ -146,6 +147,16 @@ pub enum Read {
         prefix: String,
         separator: String,
     },
+    /// One session (`/v1/session/info/:id`): a list of it, empty when missing.
+    SessionInfo {
+        id: String,
+    },
+    /// Every session (`/v1/session/list`).
+    Sessions,
+    /// A node's sessions (`/v1/session/node/:node`).
+    NodeSessions {
+        node: String,
+    },
 }
 
 /// The result of a [`Read`].
@@ -164,6 +175,7 @@ pub enum ReadResult {
     PreparedQueries(Vec<PreparedQuery>),
     KvEntries(Vec<DirEntry>),
     KvKeys(Vec<String>),
+    Sessions(Vec<Session>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -249,6 +261,9 @@ pub enum Op {
     PreparedQueryExecute(ExecuteRequest),
     /// The query a name or ID resolves to, rendered.
     PreparedQueryExplain(String),
+    /// Restarts a session's TTL timer (on the leader); answered with the session, or an
+    /// empty list when there is none.
+    SessionRenew(String),
 }
 
 /// Where an [`Op`] must be answered.
@@ -275,7 +290,8 @@ impl Op {
             | Op::AutopilotHealth
             | Op::ConnectCaSetConfiguration(_)
             | Op::ConnectCaSign(_)
-            | Op::CoordinateUpdate(_) => Route::Leader,
+            | Op::CoordinateUpdate(_)
+            | Op::SessionRenew(_) => Route::Leader,
             Op::Read(_)
             | Op::RaftConfiguration
             | Op::ConnectCaConfiguration

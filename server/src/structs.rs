@@ -17,6 +17,7 @@ use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
 use crate::kv::KvRequest;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::session::Session;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
@@ -513,6 +514,13 @@ pub enum Command {
     /// proposes it once they are past their grace period (`kv/tombstones.rs`).
     KvReapTombstones {
         index: u64,
+    },
+    /// Creates a session (its ID made before it is proposed); refused when its node is
+    /// not registered or one of its checks is missing or critical.
+    SessionCreate(Session),
+    /// Destroys a session, releasing or deleting its keys; nothing when it is not there.
+    SessionDestroy {
+        id: String,
     },
 }
 

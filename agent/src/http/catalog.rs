@@ -220,6 +220,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::PreparedQueries(queries) => queries.clear(),
         ReadResult::KvEntries(entries) => entries.clear(),
         ReadResult::KvKeys(keys) => keys.clear(),
+        ReadResult::Sessions(sessions) => sessions.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -239,6 +240,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::PreparedQueries(v) => encode(v, pretty),
         ReadResult::KvEntries(v) => encode(v, pretty),
         ReadResult::KvKeys(v) => encode(v, pretty),
+        ReadResult::Sessions(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

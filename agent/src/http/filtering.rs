@@ -51,6 +51,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => {
             refuse(params, "KV entries").map(|()| None)
         }
+        Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => {
+            refuse(params, "sessions").map(|()| None)
+        }
     }
 }
 
@@ -130,6 +133,7 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::PreparedQueries(_)
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
+        | ReadResult::Sessions(_)
         | ReadResult::NotModified => {}
     }
 }

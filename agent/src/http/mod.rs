@@ -25,6 +25,7 @@ mod query;
 mod request;
 mod response;
 mod serve;
+mod session;
 
 pub use serve::serve;
 
@@ -167,6 +168,12 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/kv/{*key}",
             get(kv::get).put(kv::put).delete(kv::delete),
         )
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
         .route("/v1/query", get(query::list).post(query::create))
         .route(
             "/v1/query/{id}",

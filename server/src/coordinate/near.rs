@@ -28,6 +28,7 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::PreparedQueries(_)
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
+        | ReadResult::Sessions(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -27,6 +27,8 @@ pub enum Topic {
     Coordinates,
     /// Any prepared query added, changed or removed.
     PreparedQueries,
+    /// Any session created or destroyed.
+    Sessions,
     /// The KV store: any write, delete or tombstone reap. Its index is the table's.
     Kvs,
     /// One KV key: watched exactly by a read of the key, by prefix by a list. Never
@@ -46,7 +48,8 @@ impl Topic {
             | Topic::ConfigEntries
             | Topic::Coordinates
             | Topic::PreparedQueries
-            | Topic::Kvs => None,
+            | Topic::Kvs
+            | Topic::Sessions => None,
         }
     }
 
@@ -63,7 +66,8 @@ impl Topic {
             | Topic::ConfigEntries
             | Topic::Coordinates
             | Topic::PreparedQueries
-            | Topic::Kvs => None,
+            | Topic::Kvs
+            | Topic::Sessions => None,
         }
     }
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
     CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
-    PreparedQuerySetRecord, RegisterRequestRecord, SetAutopilotConfigRecord, TombstoneReapRecord,
+    PreparedQuerySetRecord, RegisterRequestRecord, SessionDestroyRecord, SessionRecord,
+    SetAutopilotConfigRecord, TombstoneReapRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -48,6 +49,9 @@ pub mod kind {
     /// The leader's tombstone reap (protocol 5): not skippable either, a server keeping
     /// tombstones the others dropped would report other prefix indexes.
     pub const TOMBSTONE_REAP: u16 = 12;
+    /// Sessions (protocol 5): never skippable, they decide who holds a lock.
+    pub const SESSION_CREATE: u16 = 13;
+    pub const SESSION_DESTROY: u16 = 14;
 }
 
 /// One command, encoded.
@@ -86,6 +90,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         kind::COORDINATE_BATCH_UPDATE => 4,
         kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
         kind::KVS | kind::TOMBSTONE_REAP => 5,
+        kind::SESSION_CREATE | kind::SESSION_DESTROY => 5,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -106,6 +111,8 @@ fn is_known(kind: u16) -> bool {
             | kind::PREPARED_QUERY_DELETE
             | kind::KVS
             | kind::TOMBSTONE_REAP
+            | kind::SESSION_CREATE
+            | kind::SESSION_DESTROY
     )
 }
 
@@ -185,6 +192,14 @@ impl EncodedCommand {
                 kind::TOMBSTONE_REAP,
                 to_msgpack(&TombstoneReapRecord { index: *index })?,
             ),
+            Command::SessionCreate(session) => (
+                kind::SESSION_CREATE,
+                to_msgpack(&SessionRecord::from(session))?,
+            ),
+            Command::SessionDestroy { id } => (
+                kind::SESSION_DESTROY,
+                to_msgpack(&SessionDestroyRecord { id: id.clone() })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -262,6 +277,14 @@ impl EncodedCommand {
                 Decoded::Known(Command::KvReapTombstones {
                     index: record.index,
                 })
+            }
+            kind::SESSION_CREATE => {
+                let record: SessionRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::SessionCreate(record.into()))
+            }
+            kind::SESSION_DESTROY => {
+                let record: SessionDestroyRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::SessionDestroy { id: record.id })
             }
             kind => Decoded::Skipped { kind },
         })

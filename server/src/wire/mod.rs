@@ -41,6 +41,8 @@ mod tests_kv;
 #[cfg(test)]
 mod tests_queries;
 #[cfg(test)]
+mod tests_sessions;
+#[cfg(test)]
 mod tests_sidecar;
 
 use serde::de::DeserializeOwned;

@@ -374,6 +374,14 @@ pub enum ReadRecord {
         prefix: String,
         separator: String,
     },
+    /// Protocol 5's sessions, as the next two.
+    SessionInfo {
+        id: String,
+    },
+    Sessions,
+    NodeSessions {
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,6 +427,8 @@ pub enum OpRecord {
     CoordinateDatacenters,
     PreparedQueryExecute(ExecuteRequestRecord),
     PreparedQueryExplain(String),
+    /// Protocol 5: restarts a session's TTL timer on the leader.
+    SessionRenew(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -438,6 +448,7 @@ pub enum ReadResultRecord {
     /// Protocol 5: KV entries and key lists.
     KvEntries(Vec<DirEntryRecord>),
     KvKeys(Vec<String>),
+    Sessions(Vec<SessionRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -817,4 +828,36 @@ pub struct KvApplyRecord {
 #[serde(default)]
 pub struct TombstoneReapRecord {
     pub index: u64,
+}
+
+/// A service check a session depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionCheckRecord {
+    pub id: String,
+    pub namespace: String,
+}
+
+/// A session (see [`crate::session::Session`]). `node_checks`/`service_checks` keep the
+/// difference between none given (`None`) and an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionRecord {
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    pub lock_delay_nanos: u64,
+    pub behavior: String,
+    pub ttl: String,
+    pub node_checks: Option<Vec<String>>,
+    pub service_checks: Option<Vec<SessionCheckRecord>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The body of a [`crate::structs::Command::SessionDestroy`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionDestroyRecord {
+    pub id: String,
 }

@@ -1242,3 +1242,83 @@ pub mod kv {
         ]
     }
 }
+
+/// Session samples: protocol 5, with fixtures of their own (`v5/session_*`).
+pub mod sessions {
+    use super::*;
+    use crate::session::{Session, SessionCheck};
+    use std::time::Duration;
+
+    /// A session on the sample node, with every field set; its checks an explicit empty
+    /// list so it applies to the sample catalog.
+    pub fn session() -> Session {
+        Session {
+            id: "adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(),
+            name: "db-leader".into(),
+            node: "web-1".into(),
+            lock_delay: Duration::from_secs(15),
+            behavior: "delete".into(),
+            ttl: "30s".into(),
+            node_checks: Some(Vec::new()),
+            service_checks: None,
+            checks: None,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![
+            ("session_create", Command::SessionCreate(session())),
+            (
+                "session_destroy",
+                Command::SessionDestroy {
+                    id: "0c8b1a55-3d6e-4f2a-9e1b-7a6c5d4e3f21".into(),
+                },
+            ),
+        ]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "session_read_info",
+                Request::read(Read::SessionInfo { id: session().id }, options()),
+            ),
+            (
+                "session_read_list",
+                Request::read(Read::Sessions, options()),
+            ),
+            (
+                "session_read_node",
+                Request::read(
+                    Read::NodeSessions {
+                        node: "web-1".into(),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "session_renew",
+                Request::new(Op::SessionRenew(session().id)),
+            ),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        let stored = Session {
+            node_checks: Some(vec!["serfHealth".into()]),
+            service_checks: Some(vec![SessionCheck {
+                id: "web-http".into(),
+                namespace: String::new(),
+            }]),
+            create_index: 31,
+            modify_index: 31,
+            ..session()
+        };
+        vec![(
+            "session_read_sessions",
+            Ok(read(ReadResult::Sessions(vec![stored, session()]))),
+        )]
+    }
+}

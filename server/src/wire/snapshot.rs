@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
     AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, DirEntryRecord, HealthCheckRecord,
-    NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord,
+    NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord, SessionRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::session::Session;
 use crate::state::{ConnectCaState, Topic};
 use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeCoordinate, NodeService};
 
@@ -52,6 +53,8 @@ pub mod table {
     pub const KVS: u16 = 10;
     /// KV tombstones (protocol 5): without them a prefix's index could go backwards.
     pub const TOMBSTONES: u16 = 11;
+    /// Sessions (protocol 5): never skippable, a server without them would refuse locks.
+    pub const SESSIONS: u16 = 12;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -79,6 +82,8 @@ pub struct SnapshotContents {
     pub kvs: Vec<DirEntry>,
     /// KV tombstones: a deleted key and the index it was deleted at, in key order.
     pub tombstones: Vec<(String, u64)>,
+    /// Sessions, by ID.
+    pub sessions: Vec<Session>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -139,6 +144,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Coordinates => ("coordinates", ""),
         Topic::PreparedQueries => ("prepared-queries", ""),
         Topic::Kvs => ("kvs", ""),
+        Topic::Sessions => ("sessions", ""),
         Topic::Kv(name) => ("kv", name.as_str()),
     };
     TopicIndexRecord {
@@ -160,6 +166,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "coordinates" => Topic::Coordinates,
         "prepared-queries" => Topic::PreparedQueries,
         "kvs" => Topic::Kvs,
+        "sessions" => Topic::Sessions,
         "kv" => Topic::Kv(record.name),
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
@@ -262,6 +269,13 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
             rows: to_msgpack(&rows)?,
         });
     }
+    if !contents.sessions.is_empty() {
+        let rows: Vec<SessionRecord> = contents.sessions.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::SESSIONS,
+            rows: to_msgpack(&rows)?,
+        });
+    }
     let record = SnapshotRecord {
         command_index: contents.command_index,
         tables,
@@ -347,6 +361,10 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                 let rows: Vec<TombstoneRowRecord> = from_msgpack(&table.rows)?;
                 contents.tombstones = rows.into_iter().map(|r| (r.key, r.index)).collect();
             }
+            table::SESSIONS => {
+                let rows: Vec<SessionRecord> = from_msgpack(&table.rows)?;
+                contents.sessions = rows.into_iter().map(Into::into).collect();
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -396,6 +414,7 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
         prepared_queries: Vec::new(),
         kvs: Vec::new(),
         tombstones: Vec::new(),
+        sessions: Vec::new(),
     })
 }
 

@@ -80,12 +80,6 @@ impl Tables {
         }
     }
 
-    /// Whether a session exists, for lock and unlock. Sessions are not built yet, so
-    /// none does and every lock is refused as naming an invalid session.
-    fn session_exists(&self, _id: &str) -> bool {
-        false
-    }
-
     /// One KV write with Consul's checks. A conditional operation whose check fails
     /// changes nothing and answers `false` ([`Refusal::CasFailed`]); an identical write
     /// changes nothing and does not advance the index.

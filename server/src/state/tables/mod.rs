@@ -5,11 +5,13 @@
 use imbl::{OrdMap, OrdSet};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::session::Session;
 use crate::structs::{
     AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate, NodeService,
 };
@@ -23,6 +25,7 @@ mod connect_ca;
 mod coordinates;
 mod kvs;
 mod prepared_queries;
+mod sessions;
 
 pub use connect_ca::ConnectCaState;
 
@@ -71,6 +74,8 @@ pub struct Tables {
     kvs: OrdMap<String, DirEntry>,
     /// Deleted keys and the index they were deleted at, until the leader reaps them.
     tombstones: OrdMap<String, u64>,
+    /// Sessions, by ID.
+    sessions: OrdMap<String, Session>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
     /// Derived from `services`: lower-cased service name to its Connect endpoints, the
@@ -126,6 +131,7 @@ impl Tables {
                 .iter()
                 .map(|(key, index)| (key.clone(), *index))
                 .collect(),
+            sessions: self.sessions.values().cloned().collect(),
         }
     }
 
@@ -171,6 +177,11 @@ impl Tables {
                 .map(|entry| (entry.key.clone(), entry))
                 .collect(),
             tombstones: contents.tombstones.into_iter().collect(),
+            sessions: contents
+                .sessions
+                .into_iter()
+                .map(|session| (session.id.clone(), session))
+                .collect(),
             services_by_name: OrdMap::new(),
             connect_by_destination: OrdMap::new(),
         };
@@ -231,10 +242,27 @@ impl Tables {
             .max()
     }
 
-    pub(super) fn apply(&mut self, index: u64, command: &Command) -> (CommandResponse, Vec<Topic>) {
+    /// Applies `command` at `index`: its response, the topics it touched, and the keys
+    /// it released from a destroyed session with their lock delays.
+    pub(super) fn apply(
+        &mut self,
+        index: u64,
+        command: &Command,
+    ) -> (CommandResponse, Vec<Topic>, Vec<(String, Duration)>) {
+        let mut lock_delays = Vec::new();
         let result = match command {
-            Command::Register(req) => self.register(index, req),
-            Command::Deregister(req) => self.deregister(req),
+            Command::Register(req) => self.register(index, req).map(|mut touched| {
+                let invalidated = self.invalidate_sessions(index, &lower(&req.node));
+                touched.extend(invalidated.touched);
+                lock_delays = invalidated.lock_delays;
+                touched
+            }),
+            Command::Deregister(req) => self.deregister(req).map(|mut touched| {
+                let invalidated = self.invalidate_sessions(index, &lower(&req.node));
+                touched.extend(invalidated.touched);
+                lock_delays = invalidated.lock_delays;
+                touched
+            }),
             Command::SetAutopilotConfig { config, cas } => self.set_autopilot(index, config, *cas),
             Command::CaSetConfig { config, cas } => self.ca_set_config(index, config, *cas),
             Command::CaSetRoots {
@@ -254,20 +282,27 @@ impl Tables {
             Command::PreparedQueryDelete { id } => self.delete_prepared_query(id),
             Command::KvApply(request) => self.apply_kv(index, request),
             Command::KvReapTombstones { index: reap } => Ok(self.reap_tombstones(*reap)),
+            Command::SessionCreate(session) => self.create_session(index, session),
+            Command::SessionDestroy { id } => {
+                let destroyed = self.destroy_session(index, id);
+                lock_delays = destroyed.lock_delays;
+                Ok(destroyed.touched)
+            }
         };
         match result {
             Ok(touched) => {
                 for topic in touched.iter().filter(|t| t.is_recorded()) {
                     self.topic_index.insert(topic.clone(), index);
                 }
-                (CommandResponse::default(), touched)
+                (CommandResponse::default(), touched, lock_delays)
             }
-            Err(Refusal::Invalid(error)) => (CommandResponse::error(error), Vec::new()),
+            Err(Refusal::Invalid(error)) => (CommandResponse::error(error), Vec::new(), Vec::new()),
             Err(Refusal::CasFailed) => (
                 CommandResponse {
                     cas_failed: true,
                     ..CommandResponse::default()
                 },
+                Vec::new(),
                 Vec::new(),
             ),
         }
