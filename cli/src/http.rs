@@ -14,6 +14,7 @@ use crate::error_text::{io_message, one_line};
 pub type Params = [(&'static str, String)];
 
 /// Talks to one agent.
+#[derive(Clone)]
 pub struct Client {
     base: Url,
     http: reqwest::Client,
@@ -93,6 +94,35 @@ impl Client {
             bail!("Unexpected response code: {} ({text})", status.as_u16());
         }
         Ok(Some(bytes.to_vec()))
+    }
+
+    /// A GET answered with its body (`None` for a 404) and its `X-Consul-Index`, for a
+    /// blocking query.
+    pub async fn get_with_index(
+        &self,
+        path: &[&str],
+        params: &Params,
+    ) -> Result<(Option<Vec<u8>>, u64)> {
+        let url = self.url(path, params);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let index = response
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        match status {
+            s if s.is_success() => Ok((Some(bytes.to_vec()), index)),
+            reqwest::StatusCode::NOT_FOUND => Ok((None, index)),
+            s => bail!("Unexpected response code: {}", s.as_u16()),
+        }
     }
 
     async fn send(

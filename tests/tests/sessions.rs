@@ -142,3 +142,67 @@ fn sessions_hold_locks_until_invalidated() {
         Some(1)
     );
 }
+
+/// `shoal lock` with Consul's key layout: a second holder waits for the first child to
+/// finish, and a child whose session is destroyed under it is killed.
+#[test]
+fn shoal_lock_runs_one_child_at_a_time_and_kills_it_when_the_lock_is_lost() {
+    let agent = AgentProc::start(&["-dev"]);
+    eventually(Duration::from_secs(10), "the agent's serfHealth", || {
+        let r = agent.put("/v1/session/create", "{}");
+        (r.status == 200).then_some(())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let lock = |child: String| {
+        std::process::Command::new(shoal_tests::shoal_bin())
+            .args(["lock", "app/leader", &child])
+            .env("SHOAL_HTTP_ADDR", agent.http_addr())
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run shoal lock")
+    };
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let mut first = lock(format!("sleep 2; touch {}", path("a-end")));
+    let held = eventually(Duration::from_secs(10), "the first lock held", || {
+        let r = agent.get("/v1/kv/app/leader/.lock");
+        let entry = (r.status == 200).then(|| r.json()[0].clone())?;
+        entry["Session"].is_string().then_some(entry)
+    });
+    assert_eq!(held["Flags"], 0x2ddccbc058a50c18u64);
+    let second = lock(format!(
+        "test -e {} && touch {}",
+        path("a-end"),
+        path("b-after-a")
+    ));
+    let out = second.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.wait().unwrap().success());
+    assert!(
+        dir.path().join("b-after-a").exists(),
+        "the second child ran only after the first had finished"
+    );
+    assert!(agent.get("/v1/kv/app/leader/.lock").json()[0]
+        .get("Session")
+        .is_none());
+
+    let mut doomed = lock("sleep 30".into());
+    let session = eventually(Duration::from_secs(10), "the lock held again", || {
+        let r = agent.get("/v1/kv/app/leader/.lock");
+        r.json()[0]["Session"].as_str().map(str::to_owned)
+    });
+    assert_eq!(
+        agent
+            .put(&format!("/v1/session/destroy/{session}"), "")
+            .body,
+        "true"
+    );
+    let status = eventually(Duration::from_secs(20), "the child killed", || {
+        doomed.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(1));
+}

@@ -8,6 +8,7 @@ mod intention;
 mod join;
 mod kv;
 mod leave;
+mod lock;
 mod maint;
 mod members;
 mod operator;
@@ -72,6 +73,8 @@ enum Command {
     },
     /// Gracefully leave the cluster and shut the agent down
     Leave(leave::Args),
+    /// Run a command while holding a lock in the KV store
+    Lock(lock::Args),
     /// Put the node or a service in maintenance mode, or take it out
     Maint(maint::Args),
     /// List the members of the cluster
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config { command } => block_on(config::run(command, http)).map(success),
         Command::Intention { command } => block_on(intention::run(command, http)),
         Command::Kv { command } => block_on(kv::run(command, http)),
+        Command::Lock(args) => block_on(lock::run(args, http)),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Rtt(args) => block_on(rtt::run(args, http)).map(success),
@@ -276,6 +280,16 @@ mod tests {
             &["shoal", "kv", "delete", "-recurse", "app/"],
             &["shoal", "kv", "export", "app/"],
             &["shoal", "kv", "import", "@dump.json"],
+            &[
+                "shoal",
+                "lock",
+                "-name",
+                "x",
+                "app/leader",
+                "echo",
+                "-n",
+                "hi",
+            ],
             &["shoal", "rtt", "-wan", "s1.dc1", "s2.dc2"],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
