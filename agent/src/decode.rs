@@ -76,6 +76,12 @@ const CANONICAL_KEYS: &[&str] = &[
     "Session",
     "Template",
     "Token",
+    // Sessions (`/v1/session/create`).
+    "Behavior",
+    "LockDelay",
+    "Namespace",
+    "NodeChecks",
+    "ServiceChecks",
     // Catalog and agent bodies.
     "Address",
     "Args",

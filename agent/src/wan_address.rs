@@ -36,6 +36,9 @@ pub(crate) fn translate_result(result: &mut ReadResult) {
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
         | ReadResult::PreparedQueries(_)
+        | ReadResult::KvEntries(_)
+        | ReadResult::KvKeys(_)
+        | ReadResult::Sessions(_)
         | ReadResult::NotModified => {}
     }
 }

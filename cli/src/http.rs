@@ -14,6 +14,7 @@ use crate::error_text::{io_message, one_line};
 pub type Params = [(&'static str, String)];
 
 /// Talks to one agent.
+#[derive(Clone)]
 pub struct Client {
     base: Url,
     http: reqwest::Client,
@@ -63,6 +64,65 @@ impl Client {
     pub async fn delete(&self, path: &[&str], params: &Params) -> Result<String> {
         let (_, text) = self.send(Method::DELETE, path, params, None).await?;
         Ok(text)
+    }
+
+    /// Sends `body` as it is (KV values are bytes, not JSON) and returns the answer's
+    /// bytes; `None` for a 404, which the KV API answers for a missing key.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &[&str],
+        params: &Params,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>> {
+        let url = self.url(path, params);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let text = one_line(&String::from_utf8_lossy(&bytes));
+            if text.is_empty() {
+                bail!("Unexpected response code: {}", status.as_u16());
+            }
+            bail!("Unexpected response code: {} ({text})", status.as_u16());
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// A GET answered with its body (`None` for a 404) and its `X-Consul-Index`, for a
+    /// blocking query.
+    pub async fn get_with_index(
+        &self,
+        path: &[&str],
+        params: &Params,
+    ) -> Result<(Option<Vec<u8>>, u64)> {
+        let url = self.url(path, params);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let index = response
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        match status {
+            s if s.is_success() => Ok((Some(bytes.to_vec()), index)),
+            reqwest::StatusCode::NOT_FOUND => Ok((None, index)),
+            s => bail!("Unexpected response code: {}", s.as_u16()),
+        }
     }
 
     async fn send(

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
+use crate::kv::DirEntry;
 use crate::prepared_query::structs::{
     ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery,
 };
+use crate::session::Session;
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DatacenterMap, HealthCheck,
     HealthStatus, Meta, Node, NodeCoordinate, NodeServices, RaftConfiguration, ServiceNode,
@@ -132,6 +134,29 @@ pub enum Read {
         node_meta: Meta,
         passing_only: bool,
     },
+    /// One KV entry (`/v1/kv/:key`): a list of it, empty when missing.
+    KvGet {
+        key: String,
+    },
+    /// Every KV entry under a prefix (`?recurse`).
+    KvList {
+        prefix: String,
+    },
+    /// The keys under a prefix (`?keys`), folded at `separator` when it is not empty.
+    KvKeys {
+        prefix: String,
+        separator: String,
+    },
+    /// One session (`/v1/session/info/:id`): a list of it, empty when missing.
+    SessionInfo {
+        id: String,
+    },
+    /// Every session (`/v1/session/list`).
+    Sessions,
+    /// A node's sessions (`/v1/session/node/:node`).
+    NodeSessions {
+        node: String,
+    },
 }
 
 /// The result of a [`Read`].
@@ -148,6 +173,9 @@ pub enum ReadResult {
     ConfigEntries(Vec<ConfigEntry>),
     Coordinates(Vec<NodeCoordinate>),
     PreparedQueries(Vec<PreparedQuery>),
+    KvEntries(Vec<DirEntry>),
+    KvKeys(Vec<String>),
+    Sessions(Vec<Session>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -233,6 +261,9 @@ pub enum Op {
     PreparedQueryExecute(ExecuteRequest),
     /// The query a name or ID resolves to, rendered.
     PreparedQueryExplain(String),
+    /// Restarts a session's TTL timer (on the leader); answered with the session, or an
+    /// empty list when there is none.
+    SessionRenew(String),
 }
 
 /// Where an [`Op`] must be answered.
@@ -259,7 +290,8 @@ impl Op {
             | Op::AutopilotHealth
             | Op::ConnectCaSetConfiguration(_)
             | Op::ConnectCaSign(_)
-            | Op::CoordinateUpdate(_) => Route::Leader,
+            | Op::CoordinateUpdate(_)
+            | Op::SessionRenew(_) => Route::Leader,
             Op::Read(_)
             | Op::RaftConfiguration
             | Op::ConnectCaConfiguration

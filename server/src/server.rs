@@ -12,12 +12,15 @@ use crate::connect::ConnectConfig;
 use crate::coordinate::near::sort_by_distance;
 use crate::coordinate::updates::{UpdateQueue, RATE_LIMITED};
 use crate::coordinate::Config as CoordinateConfig;
+use crate::kv::tombstones::{TombstoneGc, GRANULARITY};
+use crate::kv::{KvOp, KvRequest};
 use crate::operator::Stability;
 use crate::raft::{RaftConfig, RaftError, RaftNode, Tuning};
 use crate::router::{self, RemoteServer, Router};
 use crate::rpc::{
     Consistency, Op, QueryMeta, QueryOptions, Read, ReadResult, Request, Response, Route, RpcError,
 };
+use crate::session::ttl::{self, SessionTimers};
 use crate::state::{StateStore, Tables, Topic, Watch};
 use crate::structs::{AutopilotConfig, Command, NodeCoordinate};
 
@@ -81,6 +84,10 @@ pub struct Server {
     coordinate_updates: Mutex<UpdateQueue>,
     /// [`COORDINATE_UPDATE_PERIOD`] unless set otherwise, in milliseconds.
     coordinate_update_period_ms: AtomicU64,
+    /// The leader's notes of KV tombstones, to reap them after their grace period.
+    tombstone_gc: Mutex<TombstoneGc>,
+    /// The leader's session TTL timers.
+    session_timers: Mutex<SessionTimers>,
 }
 
 impl Server {
@@ -118,8 +125,12 @@ impl Server {
             wall_clock: WallClock::from_system(),
             coordinate_updates: Mutex::new(UpdateQueue::default()),
             coordinate_update_period_ms: AtomicU64::new(COORDINATE_UPDATE_PERIOD.as_millis() as u64),
+            tombstone_gc: Mutex::new(TombstoneGc::default()),
+            session_timers: Mutex::new(SessionTimers::default()),
         });
+        tokio::spawn(expire_sessions(Arc::downgrade(&server)));
         tokio::spawn(write_coordinates(Arc::downgrade(&server)));
+        tokio::spawn(reap_tombstones(Arc::downgrade(&server)));
         // The handler holds the server weakly: the server owns the port, not the reverse.
         let weak = Arc::downgrade(&server);
         let handler: Arc<dyn RpcHandler> = Arc::new(move |request| -> BoxFuture<_> {
@@ -226,6 +237,73 @@ impl Server {
         }
     }
 
+    /// One look of the leader's tombstone reaper: notes the tombstones there are now and
+    /// proposes the reap of those past their grace period. A server that does not lead
+    /// forgets its notes; a reap that fails (an election, or servers not all speaking
+    /// protocol 5 yet) too, so the tombstones are noted again and reaped later.
+    async fn tombstone_tick(&self, now: tokio::time::Instant) {
+        let due = {
+            let mut gc = self.tombstone_gc.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.raft.is_leader() {
+                gc.reset();
+                return;
+            }
+            gc.note(now, self.state.read(|t| t.max_tombstone_index()));
+            gc.due(now)
+        };
+        let Some(index) = due else {
+            return;
+        };
+        if let Err(e) = self.apply(Command::KvReapTombstones { index }).await {
+            tracing::debug!(error = %e, index, "tombstone reap not written");
+            self.tombstone_gc
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset();
+        }
+    }
+
+    /// Restarts a session's TTL timer (on the leader); the session, or an empty list.
+    fn renew_session(&self, id: &str) -> Response {
+        let (index, session) = self
+            .state
+            .read(|t| (t.index(&Watch::Exact(Topic::Sessions)), t.session(id)));
+        if let Some(ttl) = session.as_ref().and_then(|s| s.ttl()) {
+            self.session_timers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset(id, ttl, tokio::time::Instant::now());
+        }
+        Response::Read {
+            meta: self.query_meta(index),
+            result: ReadResult::Sessions(session.into_iter().collect()),
+        }
+    }
+
+    /// One look of the leader's session timers: synced with the sessions there are,
+    /// expired ones destroyed through Raft (retried at the next tick when that fails).
+    async fn session_tick(&self, now: tokio::time::Instant) {
+        let expired = {
+            let mut timers = self
+                .session_timers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !self.raft.is_leader() {
+                timers.clear();
+                return;
+            }
+            timers.sync(&self.state.read(|t| t.session_ttls()), now);
+            timers.expired(now)
+        };
+        for id in expired {
+            tracing::info!(session = %id, "session TTL expired; destroying it");
+            let command = Command::SessionDestroy { id: id.clone() };
+            if let Err(e) = self.apply(command).await {
+                tracing::debug!(error = %e, session = %id, "expired session not destroyed");
+            }
+        }
+    }
+
     /// The leader's RPC address when the leader is another server.
     pub(crate) fn remote_leader(&self) -> Option<String> {
         match self.raft.leader() {
@@ -300,6 +378,12 @@ impl Server {
             Route::Read => self.check_consistency(query.consistency).await?,
         }
         match op {
+            // Consul's lock delay: a key released from a destroyed session cannot be
+            // locked again until it ends; the leader answers `false` meanwhile.
+            Op::Apply(Command::KvApply(KvRequest {
+                op: KvOp::Lock,
+                entry,
+            })) if self.state.lock_delayed(&entry.key) => Ok(Response::CasFailed),
             Op::Apply(command) => self.apply(command).await,
             Op::Read(read) => Ok(self.read(read, query).await),
             Op::Datacenters => Ok(Response::Datacenters(self.router.datacenters())),
@@ -328,12 +412,13 @@ impl Server {
                 self.execute_prepared_query(request, &envelope).await
             }
             Op::PreparedQueryExplain(id_or_name) => self.explain_prepared_query(&id_or_name),
+            Op::SessionRenew(id) => Ok(self.renew_session(&id)),
         }
     }
 
     /// A catalog read, parked until its topic passes `query.min_index` when it blocks.
     async fn read(&self, read: Read, query: &QueryOptions) -> Response {
-        let watch = Watch::Exact(topic_of(&read));
+        let watch = watch_of(&read);
         let (index, result) = blocking::run(
             &self.state,
             &watch,
@@ -409,7 +494,19 @@ fn rpc_error(error: RaftError) -> RpcError {
     }
 }
 
-/// The topic whose index a read reports and waits on.
+/// What a read reports the index of and waits on: one topic, or for a KV list every key
+/// under its prefix.
+fn watch_of(read: &Read) -> Watch {
+    match read {
+        Read::KvList { prefix } | Read::KvKeys { prefix, .. } => {
+            Watch::Prefix(Topic::Kv(prefix.clone()))
+        }
+        Read::KvGet { key } => Watch::Exact(Topic::Kv(key.clone())),
+        other => Watch::Exact(topic_of(other)),
+    }
+}
+
+/// The topic whose index a catalog read reports and waits on.
 fn topic_of(read: &Read) -> Topic {
     match read {
         Read::CatalogServices { .. } => Topic::Services,
@@ -427,6 +524,8 @@ fn topic_of(read: &Read) -> Topic {
         Read::ConfigEntry { .. } | Read::ConfigEntries { .. } => Topic::ConfigEntries,
         Read::Coordinates { .. } => Topic::Coordinates,
         Read::PreparedQuery { .. } | Read::PreparedQueries => Topic::PreparedQueries,
+        Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => Topic::Kvs,
+        Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => Topic::Sessions,
     }
 }
 
@@ -471,6 +570,12 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             ReadResult::PreparedQueries(tables.prepared_query(id).into_iter().collect())
         }
         Read::PreparedQueries => ReadResult::PreparedQueries(tables.prepared_queries()),
+        Read::KvGet { key } => ReadResult::KvEntries(tables.kv_get(key).into_iter().collect()),
+        Read::KvList { prefix } => ReadResult::KvEntries(tables.kv_list(prefix)),
+        Read::KvKeys { prefix, separator } => ReadResult::KvKeys(tables.kv_keys(prefix, separator)),
+        Read::SessionInfo { id } => ReadResult::Sessions(tables.session(id).into_iter().collect()),
+        Read::Sessions => ReadResult::Sessions(tables.sessions()),
+        Read::NodeSessions { node } => ReadResult::Sessions(tables.node_sessions(node)),
         Read::CatalogConnectServiceNodes {
             service,
             tags,
@@ -487,6 +592,28 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
             node_meta,
             *passing_only,
         )),
+    }
+}
+
+/// The leader's session timers: look every [`ttl::TICK`]. Ends with the server.
+async fn expire_sessions(server: Weak<Server>) {
+    loop {
+        tokio::time::sleep(ttl::TICK).await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        server.session_tick(tokio::time::Instant::now()).await;
+    }
+}
+
+/// The leader's tombstone reaper: looks every [`GRANULARITY`]. Ends with the server.
+async fn reap_tombstones(server: Weak<Server>) {
+    loop {
+        tokio::time::sleep(GRANULARITY).await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        server.tombstone_tick(tokio::time::Instant::now()).await;
     }
 }
 

@@ -15,7 +15,9 @@ use crate::connect::service::{ConnectProxyConfig, ServiceConnect, KIND_CONNECT_P
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
 use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
+use crate::kv::KvRequest;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::session::Session;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
@@ -503,6 +505,21 @@ pub enum Command {
     },
     /// Deletes a prepared query; refused when there is none with that ID.
     PreparedQueryDelete {
+        id: String,
+    },
+    /// A KV write (`PUT`/`DELETE /v1/kv/...`); its CAS and lock checks are made when it
+    /// is applied (`state/tables/kvs.rs`).
+    KvApply(KvRequest),
+    /// Drops the tombstones of the keys deleted at or before `index`: the leader's reaper
+    /// proposes it once they are past their grace period (`kv/tombstones.rs`).
+    KvReapTombstones {
+        index: u64,
+    },
+    /// Creates a session (its ID made before it is proposed); refused when its node is
+    /// not registered or one of its checks is missing or critical.
+    SessionCreate(Session),
+    /// Destroys a session, releasing or deleting its keys; nothing when it is not there.
+    SessionDestroy {
         id: String,
     },
 }

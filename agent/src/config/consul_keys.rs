@@ -321,7 +321,11 @@ const LIMITS: &[Key] = &[
     later("rpc_max_burst", Int),
     later("rpc_max_conns_per_client", Int),
     later("rpc_rate", Float),
-    later_because("kv_max_value_size", Int, "Shoal has no KV store yet"),
+    later_because(
+        "kv_max_value_size",
+        Int,
+        "the limit is Consul's default, 512 KiB",
+    ),
     later("txn_max_req_len", Int),
 ];
 

@@ -218,6 +218,9 @@ fn empty(result: &mut ReadResult) {
         ReadResult::ConfigEntry(entry) => *entry = None,
         ReadResult::Coordinates(rows) => rows.clear(),
         ReadResult::PreparedQueries(queries) => queries.clear(),
+        ReadResult::KvEntries(entries) => entries.clear(),
+        ReadResult::KvKeys(keys) => keys.clear(),
+        ReadResult::Sessions(sessions) => sessions.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -235,6 +238,9 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::ConfigEntries(v) => encode(v, pretty),
         ReadResult::Coordinates(v) => encode(v, pretty),
         ReadResult::PreparedQueries(v) => encode(v, pretty),
+        ReadResult::KvEntries(v) => encode(v, pretty),
+        ReadResult::KvKeys(v) => encode(v, pretty),
+        ReadResult::Sessions(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

@@ -48,6 +48,12 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::PreparedQuery { .. } | Read::PreparedQueries => {
             refuse(params, "prepared queries").map(|()| None)
         }
+        Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => {
+            refuse(params, "KV entries").map(|()| None)
+        }
+        Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => {
+            refuse(params, "sessions").map(|()| None)
+        }
     }
 }
 
@@ -125,6 +131,9 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
         | ReadResult::PreparedQueries(_)
+        | ReadResult::KvEntries(_)
+        | ReadResult::KvKeys(_)
+        | ReadResult::Sessions(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -18,12 +18,14 @@ mod error;
 mod filtering;
 mod hash_blocking;
 mod intentions;
+mod kv;
 mod maintenance;
 mod operator;
 mod query;
 mod request;
 mod response;
 mod serve;
+mod session;
 
 pub use serve::serve;
 
@@ -158,6 +160,20 @@ pub fn router(agent: Arc<Agent>) -> Router {
                 .put(intentions::put_by_id)
                 .delete(intentions::delete_by_id),
         )
+        .route(
+            "/v1/kv/",
+            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+        )
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
         .route("/v1/query", get(query::list).post(query::create))
         .route(
             "/v1/query/{id}",

@@ -51,7 +51,8 @@ pub fn query_error(meta: &QueryMeta, error: ApiError) -> Response {
     response
 }
 
-fn set_query_headers(headers: &mut HeaderMap, meta: &QueryMeta) {
+/// Sets `X-Consul-Index`, `X-Consul-KnownLeader` and `X-Consul-LastContact`.
+pub fn set_query_headers(headers: &mut HeaderMap, meta: &QueryMeta) {
     headers.insert("X-Consul-Index", HeaderValue::from(meta.index.max(1)));
     headers.insert(
         "X-Consul-KnownLeader",

@@ -6,7 +6,9 @@ mod connect;
 mod force_leave;
 mod intention;
 mod join;
+mod kv;
 mod leave;
+mod lock;
 mod maint;
 mod members;
 mod operator;
@@ -64,8 +66,15 @@ enum Command {
         #[command(subcommand)]
         command: intention::Command,
     },
+    /// Read and write the KV store
+    Kv {
+        #[command(subcommand)]
+        command: kv::Command,
+    },
     /// Gracefully leave the cluster and shut the agent down
     Leave(leave::Args),
+    /// Run a command while holding a lock in the KV store
+    Lock(lock::Args),
     /// Put the node or a service in maintenance mode, or take it out
     Maint(maint::Args),
     /// List the members of the cluster
@@ -115,6 +124,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connect { command } => block_on(connect::run(command, http)).map(success),
         Command::Config { command } => block_on(config::run(command, http)).map(success),
         Command::Intention { command } => block_on(intention::run(command, http)),
+        Command::Kv { command } => block_on(kv::run(command, http)),
+        Command::Lock(args) => block_on(lock::run(args, http)),
         Command::Operator { command } => block_on(operator::run(command, http)).map(success),
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Rtt(args) => block_on(rtt::run(args, http)).map(success),
@@ -232,6 +243,53 @@ mod tests {
             &["shoal", "config", "list", "-kind", "service-intentions"],
             &["shoal", "agent", "-dev"],
             &["shoal", "rtt", "n1"],
+            &[
+                "shoal",
+                "kv",
+                "get",
+                "-recurse",
+                "-detailed",
+                "-base64",
+                "app/",
+            ],
+            &[
+                "shoal",
+                "kv",
+                "get",
+                "-keys",
+                "-separator=",
+                "-stale",
+                "-datacenter",
+                "dc2",
+            ],
+            &[
+                "shoal",
+                "kv",
+                "put",
+                "-cas",
+                "-modify-index",
+                "7",
+                "-flags",
+                "3",
+                "k",
+                "v",
+            ],
+            &["shoal", "kv", "put", "-acquire", "-session", "s", "k", "-"],
+            &["shoal", "kv", "put", "-base64", "k", "@file"],
+            &["shoal", "kv", "delete", "-cas", "-modify-index=3", "k"],
+            &["shoal", "kv", "delete", "-recurse", "app/"],
+            &["shoal", "kv", "export", "app/"],
+            &["shoal", "kv", "import", "@dump.json"],
+            &[
+                "shoal",
+                "lock",
+                "-name",
+                "x",
+                "app/leader",
+                "echo",
+                "-n",
+                "hi",
+            ],
             &["shoal", "rtt", "-wan", "s1.dc1", "s2.dc2"],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));

@@ -27,6 +27,9 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::ConfigEntries(_)
         | ReadResult::Coordinates(_)
         | ReadResult::PreparedQueries(_)
+        | ReadResult::KvEntries(_)
+        | ReadResult::KvKeys(_)
+        | ReadResult::Sessions(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -12,7 +12,11 @@ mod watch;
 pub use tables::{ConnectCaState, Tables};
 pub use watch::{Topic, Watch};
 
-use std::sync::RwLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::structs::{Command, CommandResponse};
 use crate::wire::snapshot::SnapshotContents;
@@ -22,6 +26,10 @@ use crate::wire::snapshot::SnapshotContents;
 pub struct StateStore {
     tables: RwLock<Tables>,
     watches: watch::Watches,
+    /// Keys released from a destroyed session, until their lock delay ends. Local to
+    /// this server and never replicated or snapshotted (a time, as Consul keeps it): only
+    /// the leader reads it, before it proposes a lock.
+    lock_delays: Mutex<HashMap<String, Instant>>,
 }
 
 impl StateStore {
@@ -33,12 +41,33 @@ impl StateStore {
     /// cannot apply (for example a check for a service deregistered since) changes nothing
     /// and says why in the response.
     pub fn apply(&self, index: u64, command: &Command) -> CommandResponse {
-        let (response, touched) = {
+        let (response, touched, lock_delays) = {
             let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.apply(index, command)
         };
         self.watches.notify(&touched, index);
+        if !lock_delays.is_empty() {
+            self.delay_locks(lock_delays);
+        }
         response
+    }
+
+    /// Starts the lock delays of released keys, dropping those that have ended, so the
+    /// map holds only keys released within the longest delay (60 s).
+    fn delay_locks(&self, released: Vec<(String, Duration)>) {
+        let now = Instant::now();
+        let mut delays = self.lock_delays.lock().unwrap_or_else(|e| e.into_inner());
+        delays.retain(|_, until| *until > now);
+        for (key, delay) in released {
+            delays.insert(key, now + delay);
+        }
+    }
+
+    /// Whether `key` is under a lock delay: a lock on it is refused (answered `false`)
+    /// until the delay ends.
+    pub fn lock_delayed(&self, key: &str) -> bool {
+        let delays = self.lock_delays.lock().unwrap_or_else(|e| e.into_inner());
+        delays.get(key).is_some_and(|until| *until > Instant::now())
     }
 
     /// The tables as they are now, to read or encode at leisure: a clone of persistent

@@ -27,20 +27,29 @@ pub enum Topic {
     Coordinates,
     /// Any prepared query added, changed or removed.
     PreparedQueries,
+    /// Any session created or destroyed.
+    Sessions,
+    /// The KV store: any write, delete or tombstone reap. Its index is the table's.
+    Kvs,
+    /// One KV key: watched exactly by a read of the key, by prefix by a list. Never
+    /// recorded in the topic index (the entries and tombstones carry their indexes).
+    Kv(String),
 }
 
 impl Topic {
     /// The name a topic of a named kind carries.
     pub fn name(&self) -> Option<&str> {
         match self {
-            Topic::Service(name) | Topic::Node(name) => Some(name),
+            Topic::Service(name) | Topic::Node(name) | Topic::Kv(name) => Some(name),
             Topic::Nodes
             | Topic::Services
             | Topic::Checks
             | Topic::ConnectCa
             | Topic::ConfigEntries
-            | Topic::Coordinates => None,
-            Topic::PreparedQueries => None,
+            | Topic::Coordinates
+            | Topic::PreparedQueries
+            | Topic::Kvs
+            | Topic::Sessions => None,
         }
     }
 
@@ -49,14 +58,25 @@ impl Topic {
         match self {
             Topic::Service(_) => Some(Topic::Service(name.to_string())),
             Topic::Node(_) => Some(Topic::Node(name.to_string())),
+            Topic::Kv(_) => Some(Topic::Kv(name.to_string())),
             Topic::Nodes
             | Topic::Services
             | Topic::Checks
             | Topic::ConnectCa
             | Topic::ConfigEntries
-            | Topic::Coordinates => None,
-            Topic::PreparedQueries => None,
+            | Topic::Coordinates
+            | Topic::PreparedQueries
+            | Topic::Kvs
+            | Topic::Sessions => None,
         }
+    }
+}
+
+impl Topic {
+    /// Whether an apply records the topic's index in the topic index (and snapshots):
+    /// every topic but a KV key, whose entry or tombstone carries its index.
+    pub fn is_recorded(&self) -> bool {
+        !matches!(self, Topic::Kv(_))
     }
 }
 

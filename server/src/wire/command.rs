@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
-    CoordinateBatchUpdateRecord, DeregisterRequestRecord, PreparedQueryDeleteRecord,
-    PreparedQuerySetRecord, RegisterRequestRecord, SetAutopilotConfigRecord,
+    CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
+    PreparedQuerySetRecord, RegisterRequestRecord, SessionDestroyRecord, SessionRecord,
+    SetAutopilotConfigRecord, TombstoneReapRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -42,6 +43,15 @@ pub mod kind {
     /// `/v1/query` and `.query.` names differently.
     pub const PREPARED_QUERY_SET: u16 = 9;
     pub const PREPARED_QUERY_DELETE: u16 = 10;
+    /// KV writes (protocol 5): never skippable, a server without them would answer
+    /// `/v1/kv` differently.
+    pub const KVS: u16 = 11;
+    /// The leader's tombstone reap (protocol 5): not skippable either, a server keeping
+    /// tombstones the others dropped would report other prefix indexes.
+    pub const TOMBSTONE_REAP: u16 = 12;
+    /// Sessions (protocol 5): never skippable, they decide who holds a lock.
+    pub const SESSION_CREATE: u16 = 13;
+    pub const SESSION_DESTROY: u16 = 14;
 }
 
 /// One command, encoded.
@@ -79,6 +89,8 @@ pub fn introduced_in(kind: u16) -> u32 {
         | kind::CONFIG_ENTRY_DELETE => 3,
         kind::COORDINATE_BATCH_UPDATE => 4,
         kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
+        kind::KVS | kind::TOMBSTONE_REAP => 5,
+        kind::SESSION_CREATE | kind::SESSION_DESTROY => 5,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -97,6 +109,10 @@ fn is_known(kind: u16) -> bool {
             | kind::COORDINATE_BATCH_UPDATE
             | kind::PREPARED_QUERY_SET
             | kind::PREPARED_QUERY_DELETE
+            | kind::KVS
+            | kind::TOMBSTONE_REAP
+            | kind::SESSION_CREATE
+            | kind::SESSION_DESTROY
     )
 }
 
@@ -171,6 +187,19 @@ impl EncodedCommand {
                 kind::PREPARED_QUERY_DELETE,
                 to_msgpack(&PreparedQueryDeleteRecord { id: id.clone() })?,
             ),
+            Command::KvApply(request) => (kind::KVS, to_msgpack(&KvApplyRecord::from(request))?),
+            Command::KvReapTombstones { index } => (
+                kind::TOMBSTONE_REAP,
+                to_msgpack(&TombstoneReapRecord { index: *index })?,
+            ),
+            Command::SessionCreate(session) => (
+                kind::SESSION_CREATE,
+                to_msgpack(&SessionRecord::from(session))?,
+            ),
+            Command::SessionDestroy { id } => (
+                kind::SESSION_DESTROY,
+                to_msgpack(&SessionDestroyRecord { id: id.clone() })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -238,6 +267,24 @@ impl EncodedCommand {
             kind::PREPARED_QUERY_DELETE => {
                 let record: PreparedQueryDeleteRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::PreparedQueryDelete { id: record.id })
+            }
+            kind::KVS => {
+                let record: KvApplyRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::KvApply(record.try_into()?))
+            }
+            kind::TOMBSTONE_REAP => {
+                let record: TombstoneReapRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::KvReapTombstones {
+                    index: record.index,
+                })
+            }
+            kind::SESSION_CREATE => {
+                let record: SessionRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::SessionCreate(record.into()))
+            }
+            kind::SESSION_DESTROY => {
+                let record: SessionDestroyRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::SessionDestroy { id: record.id })
             }
             kind => Decoded::Skipped { kind },
         })

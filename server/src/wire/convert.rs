@@ -20,6 +20,7 @@ use crate::connect::structs::{
 };
 use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
+use crate::kv::{DirEntry, KvOp, KvRequest};
 use crate::prepared_query::structs::{
     ExecuteRequest, ExecuteResponse, ExplainResponse, PreparedQuery, QueryDns, QueryFailover,
     QueryTemplate, ServiceQuery,
@@ -28,6 +29,7 @@ use crate::rpc::{
     Consistency, Envelope, Op, QueryMeta, QueryOptions, RaftPeer, Read, ReadResult, Request,
     Response, RpcError,
 };
+use crate::session::{Session, SessionCheck};
 use crate::state::ConnectCaState;
 use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, DatacenterMap, DeregisterRequest,
@@ -786,6 +788,12 @@ impl From<&Read> for ReadRecord {
                 node_meta,
                 passing_only,
             },
+            Read::KvGet { key } => ReadRecord::KvGet { key },
+            Read::KvList { prefix } => ReadRecord::KvList { prefix },
+            Read::KvKeys { prefix, separator } => ReadRecord::KvKeys { prefix, separator },
+            Read::SessionInfo { id } => ReadRecord::SessionInfo { id },
+            Read::Sessions => ReadRecord::Sessions,
+            Read::NodeSessions { node } => ReadRecord::NodeSessions { node },
         }
     }
 }
@@ -851,6 +859,12 @@ impl From<ReadRecord> for Read {
                 node_meta,
                 passing_only,
             },
+            ReadRecord::KvGet { key } => Read::KvGet { key },
+            ReadRecord::KvList { prefix } => Read::KvList { prefix },
+            ReadRecord::KvKeys { prefix, separator } => Read::KvKeys { prefix, separator },
+            ReadRecord::SessionInfo { id } => Read::SessionInfo { id },
+            ReadRecord::Sessions => Read::Sessions,
+            ReadRecord::NodeSessions { node } => Read::NodeSessions { node },
         }
     }
 }
@@ -896,6 +910,7 @@ impl TryFrom<&Request> for RequestRecord {
             Op::CoordinateDatacenters => OpRecord::CoordinateDatacenters,
             Op::PreparedQueryExecute(request) => OpRecord::PreparedQueryExecute(request.into()),
             Op::PreparedQueryExplain(id) => OpRecord::PreparedQueryExplain(id.clone()),
+            Op::SessionRenew(id) => OpRecord::SessionRenew(id.clone()),
         };
         Ok(RequestRecord {
             envelope: EnvelopeRecord {
@@ -935,6 +950,7 @@ impl TryFrom<RequestRecord> for Request {
             OpRecord::CoordinateDatacenters => Op::CoordinateDatacenters,
             OpRecord::PreparedQueryExecute(request) => Op::PreparedQueryExecute(request.into()),
             OpRecord::PreparedQueryExplain(id) => Op::PreparedQueryExplain(id),
+            OpRecord::SessionRenew(id) => Op::SessionRenew(id),
         };
         Ok(Request {
             envelope: Envelope {
@@ -980,6 +996,13 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::PreparedQueries(queries) => {
                 ReadResultRecord::PreparedQueries(queries.iter().map(Into::into).collect())
             }
+            ReadResult::KvEntries(entries) => {
+                ReadResultRecord::KvEntries(entries.iter().map(Into::into).collect())
+            }
+            ReadResult::KvKeys(keys) => ReadResultRecord::KvKeys(keys.clone()),
+            ReadResult::Sessions(sessions) => {
+                ReadResultRecord::Sessions(sessions.iter().map(Into::into).collect())
+            }
         }
     }
 }
@@ -1011,6 +1034,9 @@ impl From<ReadResultRecord> for ReadResult {
             ),
             ReadResultRecord::Coordinates(rows) => ReadResult::Coordinates(all(rows)),
             ReadResultRecord::PreparedQueries(queries) => ReadResult::PreparedQueries(all(queries)),
+            ReadResultRecord::KvEntries(entries) => ReadResult::KvEntries(all(entries)),
+            ReadResultRecord::KvKeys(keys) => ReadResult::KvKeys(keys),
+            ReadResultRecord::Sessions(sessions) => ReadResult::Sessions(all(sessions)),
         }
     }
 }
@@ -1695,6 +1721,109 @@ impl From<ExecuteResponseRecord> for ExecuteResponse {
             dns: QueryDns { ttl: r.dns_ttl },
             datacenter: r.datacenter,
             failovers: r.failovers,
+        }
+    }
+}
+
+impl From<&DirEntry> for DirEntryRecord {
+    fn from(v: &DirEntry) -> DirEntryRecord {
+        DirEntryRecord {
+            key: v.key.clone(),
+            flags: v.flags,
+            value: v.value.clone(),
+            session: v.session.clone(),
+            lock_index: v.lock_index,
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<DirEntryRecord> for DirEntry {
+    fn from(r: DirEntryRecord) -> DirEntry {
+        DirEntry {
+            lock_index: r.lock_index,
+            key: r.key,
+            flags: r.flags,
+            value: r.value,
+            session: r.session,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&KvRequest> for KvApplyRecord {
+    fn from(v: &KvRequest) -> KvApplyRecord {
+        KvApplyRecord {
+            op: v.op.as_str().to_string(),
+            entry: (&v.entry).into(),
+        }
+    }
+}
+
+impl TryFrom<KvApplyRecord> for KvRequest {
+    type Error = FormatError;
+
+    /// An operation this release does not know is a newer server's: refused, as an
+    /// unknown command is, rather than applied as something else.
+    fn try_from(r: KvApplyRecord) -> Result<KvRequest, FormatError> {
+        let op = KvOp::parse(&r.op)
+            .ok_or_else(|| FormatError::Decode(format!("unknown KV operation {:?}", r.op)))?;
+        Ok(KvRequest {
+            op,
+            entry: r.entry.into(),
+        })
+    }
+}
+
+impl From<&Session> for SessionRecord {
+    fn from(v: &Session) -> SessionRecord {
+        SessionRecord {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            node: v.node.clone(),
+            lock_delay_nanos: u64::try_from(v.lock_delay.as_nanos()).unwrap_or(u64::MAX),
+            behavior: v.behavior.clone(),
+            ttl: v.ttl.clone(),
+            node_checks: v.node_checks.clone(),
+            service_checks: v.service_checks.as_ref().map(|checks| {
+                checks
+                    .iter()
+                    .map(|c| SessionCheckRecord {
+                        id: c.id.clone(),
+                        namespace: c.namespace.clone(),
+                    })
+                    .collect()
+            }),
+            create_index: v.create_index,
+            modify_index: v.modify_index,
+        }
+    }
+}
+
+impl From<SessionRecord> for Session {
+    fn from(r: SessionRecord) -> Session {
+        Session {
+            id: r.id,
+            name: r.name,
+            node: r.node,
+            lock_delay: Duration::from_nanos(r.lock_delay_nanos),
+            behavior: r.behavior,
+            ttl: r.ttl,
+            node_checks: r.node_checks,
+            service_checks: r.service_checks.map(|checks| {
+                checks
+                    .into_iter()
+                    .map(|c| SessionCheck {
+                        id: c.id,
+                        namespace: c.namespace,
+                    })
+                    .collect()
+            }),
+            checks: None,
+            create_index: r.create_index,
+            modify_index: r.modify_index,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Everything here is versioned, and only this module knows the encodings:
 //!
-//! | what | protocol 2 (this release) | protocol 1 (78bff10 and before) |
+//! | what | protocols 2 to 5 (this release speaks 5) | protocol 1 (78bff10 and before) |
 //! |---|---|---|
 //! | Raft command | [`command::EncodedCommand`]: add-only type number + MessagePack record | bincode of `structs::Command` |
 //! | snapshot | [`snapshot`]: magic, format version, then (table number, MessagePack rows) | bincode of the tables |
@@ -37,7 +37,11 @@ mod tests_coordinates;
 #[cfg(test)]
 mod tests_intentions;
 #[cfg(test)]
+mod tests_kv;
+#[cfg(test)]
 mod tests_queries;
+#[cfg(test)]
+mod tests_sessions;
 #[cfg(test)]
 mod tests_sidecar;
 
@@ -47,7 +51,7 @@ use serde::Serialize;
 pub use convert::{reply_from_record, reply_to_record};
 
 /// The server-port protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The oldest protocol it still accepts, so a cluster can be upgraded one server at a time.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

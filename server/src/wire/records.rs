@@ -363,6 +363,25 @@ pub enum ReadRecord {
         node_meta: BTreeMap<String, String>,
         passing_only: bool,
     },
+    /// Added in protocol 5 with the KV store, as the next three.
+    KvGet {
+        key: String,
+    },
+    KvList {
+        prefix: String,
+    },
+    KvKeys {
+        prefix: String,
+        separator: String,
+    },
+    /// Protocol 5's sessions, as the next two.
+    SessionInfo {
+        id: String,
+    },
+    Sessions,
+    NodeSessions {
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -408,6 +427,8 @@ pub enum OpRecord {
     CoordinateDatacenters,
     PreparedQueryExecute(ExecuteRequestRecord),
     PreparedQueryExplain(String),
+    /// Protocol 5: restarts a session's TTL timer on the leader.
+    SessionRenew(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -424,6 +445,10 @@ pub enum ReadResultRecord {
     ConfigEntries(Vec<ConfigEntryRecord>),
     Coordinates(Vec<NodeCoordinateRecord>),
     PreparedQueries(Vec<PreparedQueryRecord>),
+    /// Protocol 5: KV entries and key lists.
+    KvEntries(Vec<DirEntryRecord>),
+    KvKeys(Vec<String>),
+    Sessions(Vec<SessionRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -773,4 +798,66 @@ pub struct ExecuteResponseRecord {
     pub dns_ttl: String,
     pub datacenter: String,
     pub failovers: u32,
+}
+
+/// A KV entry (see [`crate::kv::DirEntry`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DirEntryRecord {
+    pub key: String,
+    pub flags: u64,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    pub session: String,
+    pub lock_index: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The body of a [`crate::structs::Command::KvApply`] command: the operation by Consul's
+/// name (`set`, `cas`, `lock`, …) and the entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KvApplyRecord {
+    pub op: String,
+    pub entry: DirEntryRecord,
+}
+
+/// The body of a [`crate::structs::Command::KvReapTombstones`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TombstoneReapRecord {
+    pub index: u64,
+}
+
+/// A service check a session depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionCheckRecord {
+    pub id: String,
+    pub namespace: String,
+}
+
+/// A session (see [`crate::session::Session`]). `node_checks`/`service_checks` keep the
+/// difference between none given (`None`) and an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionRecord {
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    pub lock_delay_nanos: u64,
+    pub behavior: String,
+    pub ttl: String,
+    pub node_checks: Option<Vec<String>>,
+    pub service_checks: Option<Vec<SessionCheckRecord>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The body of a [`crate::structs::Command::SessionDestroy`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionDestroyRecord {
+    pub id: String,
 }

@@ -1102,3 +1102,223 @@ pub mod sidecar {
         ]
     }
 }
+
+/// KV samples: protocol 5, with fixtures of their own (`v5/kv_*`). Applied in order they
+/// leave entries and a tombstone behind.
+pub mod kv {
+    use super::*;
+    use crate::kv::{DirEntry, KvOp, KvRequest};
+
+    pub fn entry(key: &str, value: &[u8]) -> DirEntry {
+        DirEntry {
+            key: key.into(),
+            flags: 42,
+            value: value.to_vec(),
+            ..DirEntry::default()
+        }
+    }
+
+    fn write(op: KvOp, entry: DirEntry) -> Command {
+        Command::KvApply(KvRequest { op, entry })
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![
+            (
+                "kv_set",
+                write(KvOp::Set, entry("app/config", b"{\"a\":1}")),
+            ),
+            (
+                "kv_set_binary",
+                write(KvOp::Set, entry("app/blob", &[0, 159, 146, 150, 255])),
+            ),
+            ("kv_set_empty", write(KvOp::Set, entry("app/empty", b""))),
+            (
+                "kv_cas",
+                write(
+                    KvOp::Cas,
+                    DirEntry {
+                        modify_index: 5,
+                        ..entry("app/blob", b"v2")
+                    },
+                ),
+            ),
+            (
+                "kv_lock",
+                write(
+                    KvOp::Lock,
+                    DirEntry {
+                        session: "adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(),
+                        ..entry("service/leader", b"me")
+                    },
+                ),
+            ),
+            (
+                "kv_unlock",
+                write(
+                    KvOp::Unlock,
+                    DirEntry {
+                        session: "adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(),
+                        ..entry("service/leader", b"")
+                    },
+                ),
+            ),
+            ("kv_delete", write(KvOp::Delete, entry("app/empty", b""))),
+            (
+                "kv_delete_cas",
+                write(
+                    KvOp::DeleteCas,
+                    DirEntry {
+                        modify_index: 99,
+                        ..entry("app/config", b"")
+                    },
+                ),
+            ),
+            (
+                "kv_delete_tree",
+                write(KvOp::DeleteTree, entry("old/", b"")),
+            ),
+            ("kv_reap", Command::KvReapTombstones { index: 3 }),
+        ]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "kv_read_get",
+                Request::read(
+                    Read::KvGet {
+                        key: "app/config".into(),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "kv_read_list",
+                Request::read(
+                    Read::KvList {
+                        prefix: "app/".into(),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "kv_read_keys",
+                Request::read(
+                    Read::KvKeys {
+                        prefix: "app/".into(),
+                        separator: "/".into(),
+                    },
+                    options(),
+                ),
+            ),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        let stored = DirEntry {
+            lock_index: 2,
+            session: "adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(),
+            create_index: 10,
+            modify_index: 12,
+            ..entry("service/leader", b"me")
+        };
+        vec![
+            (
+                "kv_read_entries",
+                Ok(read(ReadResult::KvEntries(vec![
+                    stored,
+                    entry("app/blob", &[0, 255]),
+                ]))),
+            ),
+            (
+                "kv_read_keys",
+                Ok(read(ReadResult::KvKeys(vec![
+                    "app/".into(),
+                    "service/leader".into(),
+                ]))),
+            ),
+            ("kv_cas_failed", Ok(Response::CasFailed)),
+        ]
+    }
+}
+
+/// Session samples: protocol 5, with fixtures of their own (`v5/session_*`).
+pub mod sessions {
+    use super::*;
+    use crate::session::{Session, SessionCheck};
+    use std::time::Duration;
+
+    /// A session on the sample node, with every field set; its checks an explicit empty
+    /// list so it applies to the sample catalog.
+    pub fn session() -> Session {
+        Session {
+            id: "adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(),
+            name: "db-leader".into(),
+            node: "web-1".into(),
+            lock_delay: Duration::from_secs(15),
+            behavior: "delete".into(),
+            ttl: "30s".into(),
+            node_checks: Some(Vec::new()),
+            service_checks: None,
+            checks: None,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![
+            ("session_create", Command::SessionCreate(session())),
+            (
+                "session_destroy",
+                Command::SessionDestroy {
+                    id: "0c8b1a55-3d6e-4f2a-9e1b-7a6c5d4e3f21".into(),
+                },
+            ),
+        ]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![
+            (
+                "session_read_info",
+                Request::read(Read::SessionInfo { id: session().id }, options()),
+            ),
+            (
+                "session_read_list",
+                Request::read(Read::Sessions, options()),
+            ),
+            (
+                "session_read_node",
+                Request::read(
+                    Read::NodeSessions {
+                        node: "web-1".into(),
+                    },
+                    options(),
+                ),
+            ),
+            (
+                "session_renew",
+                Request::new(Op::SessionRenew(session().id)),
+            ),
+        ]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        let stored = Session {
+            node_checks: Some(vec!["serfHealth".into()]),
+            service_checks: Some(vec![SessionCheck {
+                id: "web-http".into(),
+                namespace: String::new(),
+            }]),
+            create_index: 31,
+            modify_index: 31,
+            ..session()
+        };
+        vec![(
+            "session_read_sessions",
+            Ok(read(ReadResult::Sessions(vec![stored, session()]))),
+        )]
+    }
+}

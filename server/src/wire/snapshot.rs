@@ -16,13 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
-    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, HealthCheckRecord,
-    NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord,
+    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, DirEntryRecord, HealthCheckRecord,
+    NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord, SessionRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::session::Session;
 use crate::state::{ConnectCaState, Topic};
 use crate::structs::{AutopilotConfig, HealthCheck, Node, NodeCoordinate, NodeService};
 
@@ -46,6 +48,13 @@ pub mod table {
     pub const COORDINATES: u16 = 8;
     /// Prepared queries (protocol 4); never skippable.
     pub const PREPARED_QUERIES: u16 = 9;
+    /// KV entries (protocol 5); never skippable, a server without them would answer
+    /// `/v1/kv` differently.
+    pub const KVS: u16 = 10;
+    /// KV tombstones (protocol 5): without them a prefix's index could go backwards.
+    pub const TOMBSTONES: u16 = 11;
+    /// Sessions (protocol 5): never skippable, a server without them would refuse locks.
+    pub const SESSIONS: u16 = 12;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -69,6 +78,12 @@ pub struct SnapshotContents {
     pub coordinates: Vec<NodeCoordinate>,
     /// Prepared queries, by ID.
     pub prepared_queries: Vec<PreparedQuery>,
+    /// KV entries, in key order.
+    pub kvs: Vec<DirEntry>,
+    /// KV tombstones: a deleted key and the index it was deleted at, in key order.
+    pub tombstones: Vec<(String, u64)>,
+    /// Sessions, by ID.
+    pub sessions: Vec<Session>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -91,6 +106,14 @@ struct TableRecord {
 struct ServiceRowRecord {
     node_key: String,
     service: NodeServiceRecord,
+}
+
+/// A KV tombstone.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct TombstoneRowRecord {
+    key: String,
+    index: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -120,6 +143,9 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::ConfigEntries => ("config-entries", ""),
         Topic::Coordinates => ("coordinates", ""),
         Topic::PreparedQueries => ("prepared-queries", ""),
+        Topic::Kvs => ("kvs", ""),
+        Topic::Sessions => ("sessions", ""),
+        Topic::Kv(name) => ("kv", name.as_str()),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -139,6 +165,9 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "config-entries" => Topic::ConfigEntries,
         "coordinates" => Topic::Coordinates,
         "prepared-queries" => Topic::PreparedQueries,
+        "kvs" => Topic::Kvs,
+        "sessions" => Topic::Sessions,
+        "kv" => Topic::Kv(record.name),
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
@@ -219,6 +248,34 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
             rows: to_msgpack(&rows)?,
         });
     }
+    if !contents.kvs.is_empty() {
+        let rows: Vec<DirEntryRecord> = contents.kvs.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::KVS,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.tombstones.is_empty() {
+        let rows: Vec<TombstoneRowRecord> = contents
+            .tombstones
+            .iter()
+            .map(|(key, index)| TombstoneRowRecord {
+                key: key.clone(),
+                index: *index,
+            })
+            .collect();
+        tables.push(TableRecord {
+            kind: table::TOMBSTONES,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.sessions.is_empty() {
+        let rows: Vec<SessionRecord> = contents.sessions.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::SESSIONS,
+            rows: to_msgpack(&rows)?,
+        });
+    }
     let record = SnapshotRecord {
         command_index: contents.command_index,
         tables,
@@ -296,6 +353,18 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                 let rows: Vec<PreparedQueryRecord> = from_msgpack(&table.rows)?;
                 contents.prepared_queries = rows.into_iter().map(Into::into).collect();
             }
+            table::KVS => {
+                let rows: Vec<DirEntryRecord> = from_msgpack(&table.rows)?;
+                contents.kvs = rows.into_iter().map(Into::into).collect();
+            }
+            table::TOMBSTONES => {
+                let rows: Vec<TombstoneRowRecord> = from_msgpack(&table.rows)?;
+                contents.tombstones = rows.into_iter().map(|r| (r.key, r.index)).collect();
+            }
+            table::SESSIONS => {
+                let rows: Vec<SessionRecord> = from_msgpack(&table.rows)?;
+                contents.sessions = rows.into_iter().map(Into::into).collect();
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -343,6 +412,9 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
         config_entries: Vec::new(),
         coordinates: Vec::new(),
         prepared_queries: Vec::new(),
+        kvs: Vec::new(),
+        tombstones: Vec::new(),
+        sessions: Vec::new(),
     })
 }
 

@@ -911,6 +911,10 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::PreparedQueryDelete { .. } => {
                 return Err(not_in_v1("prepared query commands"))
             }
+            structs::Command::KvApply(_)
+            | structs::Command::KvReapTombstones { .. }
+            | structs::Command::SessionCreate(_)
+            | structs::Command::SessionDestroy { .. } => return Err(not_in_v1("KV commands")),
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -1005,6 +1009,12 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::CatalogConnectServiceNodes { .. } | R::HealthConnectServiceNodes { .. } => {
                 return Err(not_in_v1("Connect endpoint reads"))
             }
+            R::SessionInfo { .. } | R::Sessions | R::NodeSessions { .. } => {
+                return Err(not_in_v1("session reads"))
+            }
+            R::KvGet { .. } | R::KvList { .. } | R::KvKeys { .. } => {
+                return Err(not_in_v1("KV reads"))
+            }
         })
     }
 }
@@ -1098,6 +1108,7 @@ impl TryFrom<&rpc::Request> for v1::Request {
             Op::PreparedQueryExecute(_) | Op::PreparedQueryExplain(_) => {
                 return Err(not_in_v1("prepared query requests"))
             }
+            Op::SessionRenew(_) => return Err(not_in_v1("session renewals")),
         })
     }
 }
@@ -1161,6 +1172,8 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::ConfigEntry(_) | R::ConfigEntries(_) => return Err(not_in_v1("config entries")),
             R::Coordinates(_) => return Err(not_in_v1("coordinates")),
             R::PreparedQueries(_) => return Err(not_in_v1("prepared queries")),
+            R::KvEntries(_) | R::KvKeys(_) => return Err(not_in_v1("KV entries")),
+            R::Sessions(_) => return Err(not_in_v1("sessions")),
         })
     }
 }

@@ -1,14 +1,17 @@
 //! The state store's tables: each kind of table reads and applies in its own module
-//! (`catalog_write`, `catalog_read`, `autopilot`; KV, ACLs and Connect add theirs), all
+//! (`catalog_write`, `catalog_read`, `autopilot`, `kvs`, …), all
 //! over one [`Tables`] value so a command sees and changes them together.
 
 use imbl::{OrdMap, OrdSet};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Topic, Watch};
 use crate::connect::intentions::structs::ConfigEntry;
+use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::session::Session;
 use crate::structs::{
     AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate, NodeService,
 };
@@ -20,7 +23,9 @@ mod catalog_write;
 mod config_entries;
 mod connect_ca;
 mod coordinates;
+mod kvs;
 mod prepared_queries;
+mod sessions;
 
 pub use connect_ca::ConnectCaState;
 
@@ -65,6 +70,12 @@ pub struct Tables {
     coordinates: OrdMap<NodeKey, NodeCoordinate>,
     /// Prepared queries, by ID.
     prepared_queries: OrdMap<String, PreparedQuery>,
+    /// The KV store, by key.
+    kvs: OrdMap<String, DirEntry>,
+    /// Deleted keys and the index they were deleted at, until the leader reaps them.
+    tombstones: OrdMap<String, u64>,
+    /// Sessions, by ID.
+    sessions: OrdMap<String, Session>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
     /// Derived from `services`: lower-cased service name to its Connect endpoints, the
@@ -114,6 +125,13 @@ impl Tables {
             config_entries: self.config_entries.values().cloned().collect(),
             coordinates: self.coordinates.values().cloned().collect(),
             prepared_queries: self.prepared_queries.values().cloned().collect(),
+            kvs: self.kvs.values().cloned().collect(),
+            tombstones: self
+                .tombstones
+                .iter()
+                .map(|(key, index)| (key.clone(), *index))
+                .collect(),
+            sessions: self.sessions.values().cloned().collect(),
         }
     }
 
@@ -153,6 +171,17 @@ impl Tables {
                 .into_iter()
                 .map(|query| (query.id.clone(), query))
                 .collect(),
+            kvs: contents
+                .kvs
+                .into_iter()
+                .map(|entry| (entry.key.clone(), entry))
+                .collect(),
+            tombstones: contents.tombstones.into_iter().collect(),
+            sessions: contents
+                .sessions
+                .into_iter()
+                .map(|session| (session.id.clone(), session))
+                .collect(),
             services_by_name: OrdMap::new(),
             connect_by_destination: OrdMap::new(),
         };
@@ -182,6 +211,11 @@ impl Tables {
     /// the highest of the topics under it), else its table's (so a query for an unknown
     /// name still returns a meaningful, advancing index), never 0.
     pub fn index(&self, watch: &Watch) -> u64 {
+        match watch {
+            Watch::Exact(Topic::Kv(key)) => return self.kv_key_index(key).max(1),
+            Watch::Prefix(Topic::Kv(prefix)) => return self.kv_prefix_index(prefix).max(1),
+            _ => {}
+        }
         let table = |t: Topic| self.topic_index.get(&t).copied();
         let (topic, own) = match watch {
             Watch::Exact(topic) => (topic, self.topic_index.get(topic).copied()),
@@ -208,10 +242,27 @@ impl Tables {
             .max()
     }
 
-    pub(super) fn apply(&mut self, index: u64, command: &Command) -> (CommandResponse, Vec<Topic>) {
+    /// Applies `command` at `index`: its response, the topics it touched, and the keys
+    /// it released from a destroyed session with their lock delays.
+    pub(super) fn apply(
+        &mut self,
+        index: u64,
+        command: &Command,
+    ) -> (CommandResponse, Vec<Topic>, Vec<(String, Duration)>) {
+        let mut lock_delays = Vec::new();
         let result = match command {
-            Command::Register(req) => self.register(index, req),
-            Command::Deregister(req) => self.deregister(req),
+            Command::Register(req) => self.register(index, req).map(|mut touched| {
+                let invalidated = self.invalidate_sessions(index, &lower(&req.node));
+                touched.extend(invalidated.touched);
+                lock_delays = invalidated.lock_delays;
+                touched
+            }),
+            Command::Deregister(req) => self.deregister(req).map(|mut touched| {
+                let invalidated = self.invalidate_sessions(index, &lower(&req.node));
+                touched.extend(invalidated.touched);
+                lock_delays = invalidated.lock_delays;
+                touched
+            }),
             Command::SetAutopilotConfig { config, cas } => self.set_autopilot(index, config, *cas),
             Command::CaSetConfig { config, cas } => self.ca_set_config(index, config, *cas),
             Command::CaSetRoots {
@@ -229,20 +280,29 @@ impl Tables {
                 self.set_prepared_query(index, query, *update)
             }
             Command::PreparedQueryDelete { id } => self.delete_prepared_query(id),
+            Command::KvApply(request) => self.apply_kv(index, request),
+            Command::KvReapTombstones { index: reap } => Ok(self.reap_tombstones(*reap)),
+            Command::SessionCreate(session) => self.create_session(index, session),
+            Command::SessionDestroy { id } => {
+                let destroyed = self.destroy_session(index, id);
+                lock_delays = destroyed.lock_delays;
+                Ok(destroyed.touched)
+            }
         };
         match result {
             Ok(touched) => {
-                for topic in &touched {
+                for topic in touched.iter().filter(|t| t.is_recorded()) {
                     self.topic_index.insert(topic.clone(), index);
                 }
-                (CommandResponse::default(), touched)
+                (CommandResponse::default(), touched, lock_delays)
             }
-            Err(Refusal::Invalid(error)) => (CommandResponse::error(error), Vec::new()),
+            Err(Refusal::Invalid(error)) => (CommandResponse::error(error), Vec::new(), Vec::new()),
             Err(Refusal::CasFailed) => (
                 CommandResponse {
                     cas_failed: true,
                     ..CommandResponse::default()
                 },
+                Vec::new(),
                 Vec::new(),
             ),
         }

@@ -60,8 +60,8 @@ impl Tables {
 
     /// Creates (`update` false) or replaces a query, with Consul's checks: the fields,
     /// a unique name that is no other query's ID, one nameless template at most, a
-    /// template that compiles. Sessions are not built yet, so a query naming one is
-    /// refused as naming an unknown session.
+    /// template that compiles. A query bound to a session (deleted with it, in Consul) is
+    /// not built yet, so a query naming one is refused as naming an unknown session.
     pub(super) fn set_prepared_query(
         &mut self,
         index: u64,
