@@ -354,10 +354,14 @@ fn l7_intentions_allow_public_deny_admin_and_a_slow_app_times_out() {
     assert_eq!(line["method"], "GET");
     assert_eq!(line["direction"], "outbound");
     assert!(line["upstream_host"].as_str().unwrap().contains(':'));
-    assert!(api
-        .access_log()
-        .iter()
-        .any(|l| l["path"] == "/public" && l["response_code"] == 200));
+    // Between the proxies: HTTP/2 (ALPN h2).
+    let inbound = api.access_log();
+    assert!(
+        inbound.iter().any(|l| l["path"] == "/public"
+            && l["response_code"] == 200
+            && l["protocol"] == "HTTP/2.0"),
+        "{inbound:?}"
+    );
     let text = m
         .web
         .metric("shoal_proxy_http_requests_total{listener=\"api\",code=\"4xx\"}");
