@@ -55,6 +55,9 @@ pub struct Metrics {
     overflows: Family<Labels, Counter>,
     /// Requests denied by an L7 intention.
     denied: Counter,
+    /// HTTP connections ended by a request hyper could not parse, by listener (those it
+    /// answers itself, such as 431 for an oversized head, are not seen here).
+    bad_requests: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,7 +137,14 @@ impl Default for Metrics {
             "HTTP requests denied by an L7 intention",
             denied.clone(),
         );
+        let bad_requests = Family::default();
+        registry.register(
+            "http_bad_requests",
+            "HTTP connections ended by an unparsable request, by listener",
+            bad_requests.clone(),
+        );
         Metrics {
+            bad_requests,
             requests,
             request_seconds,
             retries,
@@ -220,6 +230,12 @@ impl Metrics {
     pub fn overflow(&self, upstream: &str, limit: &str) {
         self.overflows
             .get_or_create(&labels(&[("upstream", upstream), ("limit", limit)]))
+            .inc();
+    }
+
+    pub fn bad_request(&self, listener: &str) {
+        self.bad_requests
+            .get_or_create(&labels(&[("listener", listener)]))
             .inc();
     }
 

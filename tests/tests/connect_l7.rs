@@ -366,6 +366,18 @@ fn l7_intentions_allow_public_deny_admin_and_a_slow_app_times_out() {
         .web
         .metric("shoal_proxy_http_requests_total{listener=\"api\",code=\"4xx\"}");
     assert!(text >= 2, "{text}");
+
+    // An oversized request head: 431, and the next request is served.
+    let mut big = TcpStream::connect(m.client.base.trim_start_matches("http://")).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let header = "x".repeat(100 * 1024);
+    let _ = big.write_all(
+        format!("GET /public HTTP/1.1\r\nHost: api\r\nX-Big: {header}\r\n\r\n").as_bytes(),
+    );
+    let mut answer = String::new();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(m.client.get("/other").unwrap().status, 200);
 }
 
 #[test]

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::l7::L7;
-use super::{class, incoming, local_reply, strip_hop_by_hop, Body};
+use super::{class, incoming, local_reply, strip_hop_by_hop, Body, MAX_HEADERS};
 use crate::access_log::{self, AccessLog};
 use crate::inbound::InboundSettings;
 use crate::metrics::Metrics;
@@ -82,16 +82,23 @@ impl LocalApp {
         let result = if h2 {
             http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
+                .max_header_list_size(MAX_HEADERS as u32)
                 .serve_connection(io, service)
                 .await
         } else {
             http1::Builder::new()
                 .timer(TokioTimer::new())
+                .max_buf_size(MAX_HEADERS)
                 .serve_connection(io, service)
                 .await
         };
         if let Err(e) = result {
-            tracing::debug!(client = %this.source, error = %e, "inbound HTTP connection ended");
+            if e.is_parse() || e.is_parse_too_large() {
+                this.metrics.bad_request("public");
+                tracing::info!(client = %this.source, error = %e, "bad request from the peer");
+            } else {
+                tracing::debug!(client = %this.source, error = %e, "inbound HTTP connection ended");
+            }
         }
     }
 

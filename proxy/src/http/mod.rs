@@ -34,6 +34,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every body the proxy sends: streamed from a peer, or made here.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
+/// The most a request's head may take (Envoy's `max_request_headers_kb` is 60): a larger
+/// one is answered 431 (by hyper, so it is not counted).
+pub const MAX_HEADERS: usize = 64 * 1024;
+
 /// Envoy's circuit-breaker default for each limit.
 pub const DEFAULT_LIMIT: usize = 1024;
 

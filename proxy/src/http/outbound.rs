@@ -27,7 +27,9 @@ use tokio::time::Instant;
 use super::breaker::{Gate, Overflow};
 use super::connector::{overflow, MtlsConnector};
 use super::retry::{self, Outcome, REPLAY_CAP};
-use super::{class, full, incoming, local_reply, strip_hop_by_hop, Body, HttpUpstream};
+use super::{
+    class, full, incoming, local_reply, strip_hop_by_hop, Body, HttpUpstream, MAX_HEADERS,
+};
 use crate::access_log::{self, AccessLog};
 use crate::balance::Balancer;
 use crate::config::REQUEST_TIMEOUT;
@@ -110,10 +112,16 @@ impl Forwarder {
         });
         if let Err(e) = http1::Builder::new()
             .timer(TokioTimer::new())
+            .max_buf_size(MAX_HEADERS)
             .serve_connection(TokioIo::new(socket), service)
             .await
         {
-            tracing::debug!(upstream = %self.destination, error = %e, "app connection ended");
+            if e.is_parse() || e.is_parse_too_large() {
+                self.metrics.bad_request(&self.destination);
+                tracing::info!(upstream = %self.destination, error = %e, "bad request from the app");
+            } else {
+                tracing::debug!(upstream = %self.destination, error = %e, "app connection ended");
+            }
         }
     }
 
