@@ -103,7 +103,7 @@ echo "RSS idle: web proxy $(rss $WEB_PID), db proxy $(rss $DB_PID)"
 
 pct() { oha -z "${SECS}s" -q "$RATE" -c 16 --no-tui "$1" >"$WORK/oha.txt"
   grep -E "Success rate|Requests/sec|  (50.00|99.00)% in" "$WORK/oha.txt" | sed 's/^ */  /'
-  grep -A8 "Status code distribution" "$WORK/oha.txt" | grep -E '\[[0-9]+\]' | sed 's/^ */  status /' || true; }
+  grep -A8 "Status code distribution" "$WORK/oha.txt" | grep -E '\[[0-9]{3}\]' | sed 's/^ */  status /' || true; }
 echo "== direct, oha -z ${SECS}s -q $RATE -c 16"
 pct "http://127.0.0.1:$APP/"
 echo "== through two shoal proxies (HTTP/2 over mTLS between them), same load"
