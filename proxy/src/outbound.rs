@@ -122,23 +122,27 @@ fn request_timeout(agent: AgentClient, destination: &str) -> Followed<Option<Dur
             let r = agent
                 .get_indexed::<Vec<serde_json::Value>>("/v1/config/service-resolver", &[], &cursor)
                 .await?;
-            let timeout = r
-                .value
-                .iter()
-                .find(|e| {
-                    e["Name"]
-                        .as_str()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(&destination))
-                })
-                .and_then(|e| e["RequestTimeout"].as_str())
-                .and_then(|t| shoal_server::duration::parse_go_duration(t).ok())
-                .filter(|t| !t.is_zero());
+            let timeout = resolver_timeout(&r.value, &destination);
             Ok(Versioned {
                 value: timeout,
                 cursor: r.cursor,
             })
         }
     })
+}
+
+/// `RequestTimeout` of the `service-resolver` named `destination` in a list of entries.
+fn resolver_timeout(entries: &[serde_json::Value], destination: &str) -> Option<Duration> {
+    entries
+        .iter()
+        .find(|e| {
+            e["Name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(destination))
+        })
+        .and_then(|e| e["RequestTimeout"].as_str())
+        .and_then(|t| shoal_server::duration::parse_go_duration(t).ok())
+        .filter(|t| !t.is_zero())
 }
 
 /// The destination's proxies (and Connect-native instances) that pass their checks.
@@ -276,5 +280,30 @@ impl Upstream {
         })
         .await
         .map_err(|_| ConnectError::Timeout(timeout))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_request_timeout_is_the_destinations_resolvers() {
+        let entries = [
+            json!({"Kind": "service-resolver", "Name": "api", "RequestTimeout": "2s"}),
+            json!({"Kind": "service-resolver", "Name": "db", "RequestTimeout": "1m30s"}),
+            json!({"Kind": "service-resolver", "Name": "cache"}),
+        ];
+        assert_eq!(
+            resolver_timeout(&entries, "db"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            resolver_timeout(&entries, "API"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(resolver_timeout(&entries, "cache"), None);
+        assert_eq!(resolver_timeout(&entries, "web"), None);
     }
 }
