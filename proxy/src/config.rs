@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use shoal_server::connect::defaults::{PassiveHealthCheck, UpstreamLimits};
+
 use crate::agent::AgentService;
+use crate::http::{HttpUpstream, Limits};
 use crate::inbound::InboundSettings;
 use crate::outbound::UpstreamSpec;
+use crate::outlier::OutlierPolicy;
 
 /// Consul's built-in proxy's defaults.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -17,6 +21,92 @@ pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Envoy's TCP proxy default.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Envoy's route timeout default, for the local app (`local_request_timeout_ms`) and for
+/// upstreams (`service-resolver` `RequestTimeout`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Envoy's route `num_retries` default.
+pub const NUM_RETRIES: u32 = 1;
+
+/// How a listener treats its bytes: relayed as they come, or as HTTP requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Http,
+}
+
+/// Consul's `protocol` (from `service-defaults` or `proxy-defaults` through
+/// `?merge-central-config`, or the registration's own `Config`). `http2` and `grpc`
+/// are relayed as TCP: the application side of HTTP mode speaks HTTP/1.1 only.
+fn protocol(config: &BTreeMap<String, Value>, key: &str) -> Result<Protocol, PlanError> {
+    match string(config, "protocol")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("tcp") | Some("http2") | Some("grpc") => Ok(Protocol::Tcp),
+        Some("http") => Ok(Protocol::Http),
+        Some(other) => Err(bad(
+            key,
+            format!("protocol {other:?} is not one of tcp, http, http2, grpc"),
+        )),
+    }
+}
+
+/// An HTTP upstream's policy from its merged `Config`: `limits` and
+/// `passive_health_check` as `service-defaults` `UpstreamConfig` writes them (Consul's
+/// names), `num_retries` (Shoal's key, Envoy's default 1).
+fn http_upstream(config: &BTreeMap<String, Value>, key: &str) -> Result<HttpUpstream, PlanError> {
+    let field = |name: &str| format!("{key}.{name}");
+    let limits: UpstreamLimits = match config.get("limits") {
+        None | Some(Value::Null) => UpstreamLimits::default(),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| bad(field("limits"), e.to_string()))?
+        }
+    };
+    let check: PassiveHealthCheck = match config.get("passive_health_check") {
+        None | Some(Value::Null) => PassiveHealthCheck::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| bad(field("passive_health_check"), e.to_string()))?,
+    };
+    let limit = |v: Option<i64>, name: &str| match v {
+        None => Ok(crate::http::DEFAULT_LIMIT),
+        Some(n) => usize::try_from(n).map_err(|_| bad(field(name), "must not be negative")),
+    };
+    let defaults = OutlierPolicy::default();
+    let outlier = OutlierPolicy {
+        consecutive_failures: match check.max_failures {
+            0 => defaults.consecutive_failures,
+            n => n,
+        },
+        base_ejection_time: check
+            .base_ejection_time
+            .filter(|d| !d.is_zero())
+            .map_or(defaults.base_ejection_time, |d| d.0),
+        max_ejection_percent: check
+            .max_ejection_percent
+            .unwrap_or(defaults.max_ejection_percent)
+            .min(100),
+    };
+    let num_retries = match config.get("num_retries") {
+        None | Some(Value::Null) => NUM_RETRIES,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad(field("num_retries"), format!("{v} is not a count")))?,
+    };
+    Ok(HttpUpstream {
+        limits: Limits {
+            max_connections: limit(limits.max_connections, "limits.MaxConnections")?,
+            max_pending_requests: limit(limits.max_pending_requests, "limits.MaxPendingRequests")?,
+            max_requests: limit(
+                limits.max_concurrent_requests,
+                "limits.MaxConcurrentRequests",
+            )?,
+        },
+        outlier,
+        num_retries,
+    })
+}
 
 /// Everything one proxy serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +118,8 @@ pub struct Plan {
     pub upstreams: Vec<UpstreamSpec>,
     /// `envoy_prometheus_bind_addr` from the proxy's config.
     pub metrics_addr: Option<SocketAddr>,
+    /// `access_log_path` from the proxy's config (`-` for standard output).
+    pub access_log: Option<String>,
 }
 
 /// Why a registration cannot be served.
@@ -116,6 +208,11 @@ pub fn from_registration(service: &AgentService) -> Result<Plan, PlanError> {
         handshake_timeout: millis(config, "handshake_timeout_ms", HANDSHAKE_TIMEOUT)?,
         local_connect_timeout: millis(config, "local_connect_timeout_ms", LOCAL_CONNECT_TIMEOUT)?,
         idle_timeout: millis(config, "idle_timeout_ms", IDLE_TIMEOUT)?,
+        protocol: protocol(config, "Config.protocol")?,
+        local_request_timeout: match millis(config, "local_request_timeout_ms", REQUEST_TIMEOUT)? {
+            d if d.is_zero() => REQUEST_TIMEOUT,
+            d => d,
+        },
     };
     let metrics_addr = string(config, "envoy_prometheus_bind_addr")
         .map(|s| {
@@ -144,7 +241,12 @@ pub fn from_registration(service: &AgentService) -> Result<Plan, PlanError> {
             ip(&u.local_bind_address, &key("LocalBindAddress"))?
         };
         let ucfg = u.config.as_ref().unwrap_or(&empty);
+        let http = match protocol(ucfg, &key("Config.protocol"))? {
+            Protocol::Tcp => None,
+            Protocol::Http => Some(http_upstream(ucfg, &key("Config"))?),
+        };
         upstreams.push(UpstreamSpec {
+            http,
             destination: u.destination_name.clone(),
             datacenter: u.datacenter.clone(),
             bind: SocketAddr::new(bind_ip, u.local_bind_port),
@@ -158,6 +260,7 @@ pub fn from_registration(service: &AgentService) -> Result<Plan, PlanError> {
         public: Some((SocketAddr::new(bind_ip, bind_port), settings)),
         upstreams,
         metrics_addr,
+        access_log: string(config, "access_log_path").map(str::to_string),
     })
 }
 
@@ -173,6 +276,7 @@ pub fn parse_upstream(s: &str) -> Result<UpstreamSpec, PlanError> {
         return Err(bad("-upstream", format!("{s:?} has no service name")));
     }
     Ok(UpstreamSpec {
+        http: None,
         destination: name.to_string(),
         datacenter: String::new(),
         bind: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -196,6 +300,8 @@ pub fn from_flags(
                 handshake_timeout: HANDSHAKE_TIMEOUT,
                 local_connect_timeout: LOCAL_CONNECT_TIMEOUT,
                 idle_timeout: IDLE_TIMEOUT,
+                protocol: Protocol::Tcp,
+                local_request_timeout: REQUEST_TIMEOUT,
             },
         )),
         (Some(_), None) => {
@@ -208,6 +314,7 @@ pub fn from_flags(
         public,
         upstreams,
         metrics_addr: None,
+        access_log: None,
     })
 }
 
@@ -271,6 +378,43 @@ mod tests {
         let e = from_registration(&sidecar(Value::Null, json!({"connect_timeout_ms": -1})))
             .unwrap_err();
         assert!(e.to_string().starts_with("Upstreams[0].Config"), "{e}");
+    }
+
+    #[test]
+    fn the_merged_protocol_and_http_policy_are_read() {
+        let plan = from_registration(&sidecar(
+            json!({"protocol": "http", "local_request_timeout_ms": 2000}),
+            json!({"protocol": "HTTP", "num_retries": 3,
+                   "limits": {"MaxConcurrentRequests": 2},
+                   "passive_health_check": {"MaxFailures": 3, "BaseEjectionTime": "5s"}}),
+        ))
+        .unwrap();
+        let (_, settings) = plan.public.unwrap();
+        assert_eq!(settings.protocol, Protocol::Http);
+        assert_eq!(settings.local_request_timeout, Duration::from_secs(2));
+        let http = plan.upstreams[0].http.clone().unwrap();
+        assert_eq!(http.num_retries, 3);
+        assert_eq!(http.limits.max_requests, 2);
+        assert_eq!(http.limits.max_connections, crate::http::DEFAULT_LIMIT);
+        assert_eq!(http.outlier.consecutive_failures, 3);
+        assert_eq!(http.outlier.base_ejection_time, Duration::from_secs(5));
+        assert_eq!(http.outlier.max_ejection_percent, 10);
+
+        let tcp = from_registration(&sidecar(Value::Null, Value::Null)).unwrap();
+        assert_eq!(tcp.public.unwrap().1.protocol, Protocol::Tcp);
+        assert!(tcp.upstreams[0].http.is_none());
+        let e = from_registration(&sidecar(json!({"protocol": "udp"}), Value::Null)).unwrap_err();
+        assert!(e.to_string().starts_with("Config.protocol:"), "{e}");
+        let e = from_registration(&sidecar(
+            Value::Null,
+            json!({"protocol": "http", "limits": {"MaxConnections": -1}}),
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("Upstreams[0].Config.limits.MaxConnections"),
+            "{e}"
+        );
     }
 
     #[test]

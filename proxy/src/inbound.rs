@@ -1,5 +1,7 @@
 //! The public listener: mutual TLS from other proxies, authorized per connection, relayed
-//! to the local application.
+//! to the local application. For an HTTP service (`protocol = "http"`), the connection
+//! is handed to [`crate::http::inbound`] instead, which decides each request with the
+//! L7 intentions; the connection itself only needs a certificate of this trust domain.
 //!
 //! Each accepted socket is its own task, so a slow or hostile peer (plaintext, a
 //! truncated handshake, a huge record) only ever holds its own task, for at most the
@@ -13,8 +15,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use shoal_server::connect::spiffe::ServiceId;
+
+use crate::access_log::AccessLog;
 use crate::authz::Authorizer;
+use crate::config::Protocol;
 use crate::follow::Followed;
+use crate::http::inbound::LocalApp;
+use crate::http::l7::L7;
 use crate::metrics::Metrics;
 use crate::relay::relay;
 use crate::tls::{self, Credentials};
@@ -27,6 +35,9 @@ pub struct InboundSettings {
     pub handshake_timeout: Duration,
     pub local_connect_timeout: Duration,
     pub idle_timeout: Duration,
+    pub protocol: Protocol,
+    /// `local_request_timeout_ms` (HTTP only; Envoy's 15 s by default).
+    pub local_request_timeout: Duration,
 }
 
 /// Why an inbound connection was refused; the label is the metric's `reason`.
@@ -65,7 +76,9 @@ pub struct Inbound {
     pub creds: Followed<Credentials>,
     pub settings: watch::Receiver<InboundSettings>,
     pub authz: Arc<Authorizer>,
+    pub l7: Arc<L7>,
     pub metrics: Arc<Metrics>,
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl Inbound {
@@ -95,7 +108,12 @@ impl Inbound {
     async fn handle(&self, socket: TcpStream) -> Result<(), Refused> {
         let creds = self.creds.borrow().clone().ok_or(Refused::NotReady)?;
         let settings = self.settings.borrow().clone();
-        let acceptor = TlsAcceptor::from(creds.server.clone());
+        let http = settings.protocol == Protocol::Http;
+        let acceptor = TlsAcceptor::from(if http {
+            creds.server_http.clone()
+        } else {
+            creds.server.clone()
+        });
         let tls = tokio::time::timeout(settings.handshake_timeout, acceptor.accept(socket))
             .await
             .map_err(|_| Refused::Timeout(settings.handshake_timeout))?
@@ -107,6 +125,27 @@ impl Inbound {
             .and_then(|c| c.first())
             .ok_or(Refused::NoIdentity)?;
         let client = tls::spiffe_uri(peer_cert).ok_or(Refused::NoIdentity)?;
+        if http {
+            let id = ServiceId::parse(&client).map_err(|_| Refused::NoIdentity)?;
+            if !id.trust_domain.eq_ignore_ascii_case(&creds.trust_domain) {
+                return Err(Refused::Denied {
+                    client,
+                    reason: format!("trust domain {:?} is not this cluster's", id.trust_domain),
+                });
+            }
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let _active = self.metrics.accepted("public");
+            LocalApp::new(
+                id.service,
+                settings,
+                self.l7.clone(),
+                self.metrics.clone(),
+                self.access_log.clone(),
+            )
+            .serve(tls, h2)
+            .await;
+            return Ok(());
+        }
         let serial = tls::serial(peer_cert);
         let decision = self
             .authz

@@ -11,13 +11,17 @@
 //! - [`inbound`]: the public mTLS listener; [`authz`] asks the agent about each client.
 //! - [`outbound`]: a listener per upstream; [`balance`] (P2C) and [`outlier`] pick the
 //!   instance; [`relay`] moves the bytes with an idle timeout.
+//! - [`http`]: HTTP mode (`protocol = "http"`): per-request balancing, retries,
+//!   timeouts, circuit breaking, L7 intentions; [`access_log`]: its JSON lines.
 //! - [`metrics`]: Prometheus metrics of this proxy.
 
+pub mod access_log;
 pub mod agent;
 pub mod authz;
 pub mod balance;
 pub mod config;
 pub mod follow;
+pub mod http;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;
@@ -32,10 +36,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::access_log::AccessLog;
 use crate::agent::{AgentClient, AgentError, AgentService, Leaf, Roots};
 use crate::authz::Authorizer;
 use crate::config::{Plan, PlanError};
 use crate::follow::{follow, Followed};
+use crate::http::l7::L7;
 use crate::inbound::{Inbound, InboundSettings};
 use crate::metrics::Metrics;
 use crate::outbound::UpstreamSpec;
@@ -47,7 +53,7 @@ pub enum Source {
     /// `-sidecar-for ID`: the registration of that sidecar, followed.
     SidecarFor(String),
     /// `-service NAME …`: fixed by flags.
-    Flags(Plan),
+    Flags(Box<Plan>),
 }
 
 /// Why the proxy could not start.
@@ -65,13 +71,17 @@ pub enum ProxyError {
     },
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error("opening the access log {path}: {error}")]
+    AccessLog { path: String, error: std::io::Error },
 }
 
-/// Runs a proxy until `shutdown` resolves.
+/// Runs a proxy until `shutdown` resolves. `access_log` (a path, or `-` for standard
+/// output) overrides the registration's `access_log_path`.
 pub async fn run(
     http_addr: &str,
     source: Source,
     metrics_addr: Option<SocketAddr>,
+    access_log: Option<String>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ProxyError> {
     let agent = AgentClient::new(http_addr)?;
@@ -86,12 +96,23 @@ pub async fn run(
             }
         });
     }
+    let access_log = match access_log.or(first.access_log.clone()) {
+        None => None,
+        Some(path) => Some(Arc::new(
+            AccessLog::open(&path).map_err(|error| ProxyError::AccessLog { path, error })?,
+        )),
+    };
     let creds = credentials(&agent, &first.service);
-    let authz = Arc::new(Authorizer::new(agent.clone()));
+    let shared = Shared {
+        agent: agent.clone(),
+        authz: Arc::new(Authorizer::new(agent.clone())),
+        l7: Arc::new(L7::new(agent.clone(), first.service.clone())),
+        creds,
+        metrics,
+        access_log,
+    };
     let mut running = Running::default();
-    running
-        .apply(&first, &agent, &creds, &authz, &metrics)
-        .await?;
+    running.apply(&first, &shared).await?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -109,7 +130,7 @@ pub async fn run(
                         "the proxied service changed; restart the proxy to take the new identity"
                     );
                 }
-                if let Err(e) = running.apply(&plan, &agent, &creds, &authz, &metrics).await {
+                if let Err(e) = running.apply(&plan, &shared).await {
                     tracing::error!(error = %e, "applying the changed registration");
                 }
             }
@@ -121,10 +142,13 @@ pub async fn run(
 /// later is logged and the last good plan kept.
 async fn plans(agent: &AgentClient, source: Source) -> Result<watch::Receiver<Plan>, ProxyError> {
     let id = match source {
-        Source::Flags(plan) => return Ok(watch::channel(plan).1),
+        Source::Flags(plan) => return Ok(watch::channel(*plan).1),
         Source::SidecarFor(id) => id,
     };
-    let path = format!("/v1/agent/service/{id}");
+    // The registration with `proxy-defaults` and `service-defaults` folded in (the
+    // protocol, timeouts, limits); a change of those entries alone shows when the
+    // blocking query next returns.
+    let path = format!("/v1/agent/service/{id}?merge-central-config");
     let first = agent
         .get_hashed::<AgentService>(&path, "")
         .await
@@ -208,6 +232,16 @@ fn credentials(agent: &AgentClient, service: &str) -> Followed<Credentials> {
     rx
 }
 
+/// What every listener of this proxy shares.
+struct Shared {
+    agent: AgentClient,
+    creds: Followed<Credentials>,
+    authz: Arc<Authorizer>,
+    l7: Arc<L7>,
+    metrics: Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
+}
+
 /// The listeners of the plan in force.
 #[derive(Default)]
 struct Running {
@@ -218,14 +252,7 @@ struct Running {
 impl Running {
     /// Starts what the plan adds, stops what it drops (listeners only: relayed
     /// connections run in their own tasks and finish on their own).
-    async fn apply(
-        &mut self,
-        plan: &Plan,
-        agent: &AgentClient,
-        creds: &Followed<Credentials>,
-        authz: &Arc<Authorizer>,
-        metrics: &Arc<Metrics>,
-    ) -> Result<(), ProxyError> {
+    async fn apply(&mut self, plan: &Plan, shared: &Shared) -> Result<(), ProxyError> {
         match (&plan.public, &mut self.public) {
             (Some((bind, settings)), Some((running, _, tx))) if bind == running => {
                 tx.send_if_modified(|s| {
@@ -244,10 +271,12 @@ impl Running {
                 })?;
                 let (tx, rx) = watch::channel(settings.clone());
                 let inbound = Inbound {
-                    creds: creds.clone(),
+                    creds: shared.creds.clone(),
                     settings: rx,
-                    authz: authz.clone(),
-                    metrics: metrics.clone(),
+                    authz: shared.authz.clone(),
+                    l7: shared.l7.clone(),
+                    metrics: shared.metrics.clone(),
+                    access_log: shared.access_log.clone(),
                 };
                 tracing::info!(%bind, local_app = %settings.local_app, "public listener");
                 let task = tokio::spawn(inbound.serve(listener));
@@ -275,13 +304,19 @@ impl Running {
             if self.upstreams.contains_key(&bind) {
                 continue;
             }
-            let task = outbound::start(spec.clone(), agent.clone(), creds.clone(), metrics.clone())
-                .await
-                .map_err(|error| ProxyError::Bind {
-                    what: format!("upstream {}", spec.destination),
-                    addr: bind,
-                    error,
-                })?;
+            let task = outbound::start(
+                spec.clone(),
+                shared.agent.clone(),
+                shared.creds.clone(),
+                shared.metrics.clone(),
+                shared.access_log.clone(),
+            )
+            .await
+            .map_err(|error| ProxyError::Bind {
+                what: format!("upstream {}", spec.destination),
+                addr: bind,
+                error,
+            })?;
             self.upstreams.insert(bind, (spec.clone(), task));
         }
         Ok(())

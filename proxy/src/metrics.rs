@@ -45,6 +45,19 @@ pub struct Metrics {
     connect_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     /// Instances ejected by outlier detection, by upstream.
     ejections: Family<Labels, Counter>,
+    /// HTTP requests answered, by listener and status class (`2xx` …).
+    requests: Family<Labels, Counter>,
+    /// HTTP request duration (to the response head), by listener.
+    request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    /// HTTP retries, by upstream.
+    retries: Family<Labels, Counter>,
+    /// Requests refused by a circuit breaker, by upstream and limit.
+    overflows: Family<Labels, Counter>,
+    /// Requests denied by an L7 intention.
+    denied: Counter,
+    /// HTTP connections ended by a request hyper could not parse, by listener (those it
+    /// answers itself, such as 431 for an oversized head, are not seen here).
+    bad_requests: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,7 +106,50 @@ impl Default for Metrics {
             "Upstream instances ejected by outlier detection",
             ejections.clone(),
         );
+        let requests = Family::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by listener and status class",
+            requests.clone(),
+        );
+        let request_seconds =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(connect_histogram);
+        registry.register(
+            "http_request_seconds",
+            "HTTP request duration to the response head, by listener",
+            request_seconds.clone(),
+        );
+        let retries = Family::default();
+        registry.register(
+            "http_retries",
+            "HTTP request attempts retried, by upstream",
+            retries.clone(),
+        );
+        let overflows = Family::default();
+        registry.register(
+            "http_overflows",
+            "HTTP requests refused by a circuit breaker, by upstream and limit",
+            overflows.clone(),
+        );
+        let denied = Counter::default();
+        registry.register(
+            "http_denied",
+            "HTTP requests denied by an L7 intention",
+            denied.clone(),
+        );
+        let bad_requests = Family::default();
+        registry.register(
+            "http_bad_requests",
+            "HTTP connections ended by an unparsable request, by listener",
+            bad_requests.clone(),
+        );
         Metrics {
+            bad_requests,
+            requests,
+            request_seconds,
+            retries,
+            overflows,
+            denied,
             registry,
             connections,
             active,
@@ -156,6 +212,37 @@ impl Metrics {
             .inc();
     }
 
+    pub fn request(&self, listener: &str, class: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&labels(&[("listener", listener), ("code", class)]))
+            .inc();
+        self.request_seconds
+            .get_or_create(&labels(&[("listener", listener)]))
+            .observe(seconds);
+    }
+
+    pub fn retried(&self, upstream: &str) {
+        self.retries
+            .get_or_create(&labels(&[("upstream", upstream)]))
+            .inc();
+    }
+
+    pub fn overflow(&self, upstream: &str, limit: &str) {
+        self.overflows
+            .get_or_create(&labels(&[("upstream", upstream), ("limit", limit)]))
+            .inc();
+    }
+
+    pub fn bad_request(&self, listener: &str) {
+        self.bad_requests
+            .get_or_create(&labels(&[("listener", listener)]))
+            .inc();
+    }
+
+    pub fn denied(&self) {
+        self.denied.inc();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -200,7 +287,21 @@ mod tests {
         }
         m.refused("denied");
         m.connected("db", 0.002);
+        m.request("db", "5xx", 0.01);
+        m.overflow("db", "max_requests");
+        m.denied();
         let text = m.render();
+        assert!(
+            text.contains("shoal_proxy_http_requests_total{listener=\"db\",code=\"5xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "shoal_proxy_http_overflows_total{upstream=\"db\",limit=\"max_requests\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("shoal_proxy_http_denied_total 1"), "{text}");
         assert!(
             text.contains("shoal_proxy_connections_total{listener=\"public\"} 1"),
             "{text}"

@@ -5,6 +5,10 @@
 //! A failed connect (refused, timed out, a certificate that does not name the
 //! destination) is counted against that instance for outlier detection and retried on
 //! another instance, up to [`MAX_ATTEMPTS`] in all.
+//!
+//! An HTTP upstream (`protocol = "http"` in its merged `Config`) hands each accepted
+//! connection to [`crate::http::outbound::Forwarder`], which balances, retries and
+//! times out per request, with the same balancer and instance set.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -15,9 +19,12 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::agent::{AgentClient, HealthEntry};
+use crate::access_log::AccessLog;
+use crate::agent::{AgentClient, HealthEntry, Versioned};
 use crate::balance::Balancer;
 use crate::follow::{follow, Followed};
+use crate::http::outbound::Forwarder;
+use crate::http::HttpUpstream;
 use crate::metrics::Metrics;
 use crate::outlier::OutlierPolicy;
 use crate::relay::relay;
@@ -36,6 +43,8 @@ pub struct UpstreamSpec {
     /// `connect_timeout_ms` (Consul's default 5 s).
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `Some` for an HTTP upstream.
+    pub http: Option<HttpUpstream>,
 }
 
 /// Why a connect to one instance failed.
@@ -55,6 +64,7 @@ struct Upstream {
     balancer: Arc<Balancer>,
     instances: Followed<Vec<SocketAddr>>,
     metrics: Arc<Metrics>,
+    http: Option<Arc<Forwarder>>,
 }
 
 /// Binds the upstream's listener and serves it until the returned task is aborted;
@@ -64,11 +74,30 @@ pub async fn start(
     agent: AgentClient,
     creds: Followed<Credentials>,
     metrics: Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(spec.bind).await?;
-    let instances = discover(agent, &spec.destination, &spec.datacenter);
-    let balancer = Arc::new(Balancer::new(OutlierPolicy::default()));
+    let instances = discover(agent.clone(), &spec.destination, &spec.datacenter);
+    let outlier = spec
+        .http
+        .as_ref()
+        .map_or_else(OutlierPolicy::default, |h| h.outlier);
+    let balancer = Arc::new(Balancer::new(outlier));
+    let http = spec.http.clone().map(|policy| {
+        Arc::new(Forwarder::new(
+            &spec.destination,
+            &spec.datacenter,
+            spec.connect_timeout,
+            policy,
+            balancer.clone(),
+            creds.clone(),
+            request_timeout(agent, &spec.destination),
+            metrics.clone(),
+            access_log,
+        ))
+    });
     let upstream = Arc::new(Upstream {
+        http,
         spec,
         creds,
         balancer,
@@ -81,6 +110,39 @@ pub async fn start(
         "upstream listening"
     );
     Ok(tokio::spawn(upstream.serve(listener)))
+}
+
+/// The destination's `service-resolver` `RequestTimeout`, if it has one: the list of
+/// resolvers followed (a missing entry has no blocking query of its own).
+fn request_timeout(agent: AgentClient, destination: &str) -> Followed<Option<Duration>> {
+    let destination = destination.to_string();
+    follow(format!("request timeout of {destination}"), move |cursor| {
+        let (agent, destination) = (agent.clone(), destination.clone());
+        async move {
+            let r = agent
+                .get_indexed::<Vec<serde_json::Value>>("/v1/config/service-resolver", &[], &cursor)
+                .await?;
+            let timeout = resolver_timeout(&r.value, &destination);
+            Ok(Versioned {
+                value: timeout,
+                cursor: r.cursor,
+            })
+        }
+    })
+}
+
+/// `RequestTimeout` of the `service-resolver` named `destination` in a list of entries.
+fn resolver_timeout(entries: &[serde_json::Value], destination: &str) -> Option<Duration> {
+    entries
+        .iter()
+        .find(|e| {
+            e["Name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(destination))
+        })
+        .and_then(|e| e["RequestTimeout"].as_str())
+        .and_then(|t| shoal_server::duration::parse_go_duration(t).ok())
+        .filter(|t| !t.is_zero())
 }
 
 /// The destination's proxies (and Connect-native instances) that pass their checks.
@@ -104,7 +166,7 @@ fn discover(agent: AgentClient, destination: &str, datacenter: &str) -> Followed
                 .collect();
             addrs.sort();
             addrs.dedup();
-            Ok(crate::agent::Versioned {
+            Ok(Versioned {
                 value: addrs,
                 cursor: r.cursor,
             })
@@ -162,6 +224,10 @@ impl Upstream {
             );
             return;
         };
+        if let Some(http) = &self.http {
+            http.clone().serve(socket).await;
+            return;
+        }
         let mut tried = Vec::new();
         for _ in 0..MAX_ATTEMPTS {
             let Some(lease) = self.balancer.pick(&tried, Instant::now(), &mut rand::rng()) else {
@@ -214,5 +280,30 @@ impl Upstream {
         })
         .await
         .map_err(|_| ConnectError::Timeout(timeout))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_request_timeout_is_the_destinations_resolvers() {
+        let entries = [
+            json!({"Kind": "service-resolver", "Name": "api", "RequestTimeout": "2s"}),
+            json!({"Kind": "service-resolver", "Name": "db", "RequestTimeout": "1m30s"}),
+            json!({"Kind": "service-resolver", "Name": "cache"}),
+        ];
+        assert_eq!(
+            resolver_timeout(&entries, "db"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            resolver_timeout(&entries, "API"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(resolver_timeout(&entries, "cache"), None);
+        assert_eq!(resolver_timeout(&entries, "web"), None);
     }
 }

@@ -34,7 +34,10 @@ pub enum TlsError {
 /// The leaf and roots of one moment, as rustls configs.
 pub struct Credentials {
     /// The inbound listener's config: clients must present a chain to a current root.
+    /// No ALPN: a TCP service's bytes are relayed as they come.
     pub server: Arc<ServerConfig>,
+    /// The same for an HTTP service: ALPN `h2`, else `http/1.1`.
+    pub server_http: Arc<ServerConfig>,
     /// This proxy's identity (from the leaf's `ServiceURI`).
     pub identity: ServiceId,
     /// The leaf's serial, for logs.
@@ -44,8 +47,8 @@ pub struct Credentials {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     provider: Arc<CryptoProvider>,
-    /// Client configs per destination service, made on first use.
-    clients: Mutex<HashMap<String, Arc<ClientConfig>>>,
+    /// Client configs per destination service and ALPN (HTTP or not), made on first use.
+    clients: Mutex<HashMap<(String, bool), Arc<ClientConfig>>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -102,13 +105,15 @@ impl Credentials {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(roots_store.clone(), provider.clone())
                 .build()?;
-        let mut server = ServerConfig::builder_with_provider(provider.clone())
+        let server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())?;
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut server_http = server.clone();
+        server_http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Credentials {
             server: Arc::new(server),
+            server_http: Arc::new(server_http),
             identity,
             serial: leaf.serial_number.clone(),
             trust_domain: roots.trust_domain.clone(),
@@ -124,8 +129,18 @@ impl Credentials {
     /// client certificate, and a server certificate that must chain to a current root
     /// and carry `destination`'s SPIFFE ID.
     pub fn client_for(&self, destination: &str) -> Result<Arc<ClientConfig>, TlsError> {
+        self.client(destination, false)
+    }
+
+    /// [`Credentials::client_for`] offering ALPN `h2` then `http/1.1`, for HTTP upstreams.
+    pub fn client_http_for(&self, destination: &str) -> Result<Arc<ClientConfig>, TlsError> {
+        self.client(destination, true)
+    }
+
+    fn client(&self, destination: &str, http: bool) -> Result<Arc<ClientConfig>, TlsError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(config) = clients.get(destination) {
+        let key = (destination.to_string(), http);
+        if let Some(config) = clients.get(&key) {
             return Ok(config.clone());
         }
         let verifier = Arc::new(SpiffeServerVerifier {
@@ -134,13 +149,16 @@ impl Credentials {
             trust_domain: self.trust_domain.clone(),
             service: destination.to_string(),
         });
-        let config = ClientConfig::builder_with_provider(self.provider.clone())
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        if http {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
         let config = Arc::new(config);
-        clients.insert(destination.to_string(), config.clone());
+        clients.insert(key, config.clone());
         Ok(config)
     }
 

@@ -1,7 +1,8 @@
 //! Intentions through real agents: written with the CLI, the config API and Consul's
 //! older intentions API; `check`, `match` and `/v1/agent/connect/authorize` deciding by
 //! Consul's precedence; a change reaching authorize within 2 s; and a client agent still
-//! authorizing from its cache with the server gone.
+//! authorizing from its cache with the server gone; `default_intention_policy = "deny"`
+//! deciding what no intention covers.
 
 use std::time::{Duration, Instant};
 
@@ -402,4 +403,30 @@ fn a_client_agent_keeps_authorizing_from_its_cache_with_the_server_gone() {
         authorize(&client, &td, "other", "db")["Reason"],
         "ACLs disabled, access is allowed by default"
     );
+}
+
+#[test]
+fn default_intention_policy_deny_refuses_what_no_intention_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.hcl");
+    std::fs::write(&config, "default_intention_policy = \"deny\"\n").unwrap();
+    let agent = AgentProc::start(&["-dev", "-config-file", config.to_str().unwrap()]);
+    let td = trust_domain(&agent);
+    cli_ok(&agent, &["intention", "create", "web", "db"]);
+    assert_eq!(authorize(&agent, &td, "web", "db")["Authorized"], true);
+    let denied = authorize(&agent, &td, "api", "db");
+    assert_eq!(denied["Authorized"], false, "{denied}");
+    assert_eq!(denied["Reason"], "Default behavior configured by ACLs");
+    let check = |source: &str| {
+        agent
+            .get(&format!(
+                "/v1/connect/intentions/check?source={source}&destination=db"
+            ))
+            .json()["Allowed"]
+            .clone()
+    };
+    assert_eq!(check("web"), true);
+    assert_eq!(check("api"), false);
+    let me = agent.get("/v1/agent/self").json();
+    assert_eq!(me["DebugConfig"]["DefaultIntentionPolicy"], "deny");
 }

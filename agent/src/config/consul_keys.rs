@@ -483,6 +483,11 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted("connect", Block(CONNECT), ""),
     acted("data_dir", Str, ""),
     acted("datacenter", Str, ""),
+    acted(
+        "default_intention_policy",
+        Str,
+        "`allow` (default) or `deny`; Shoal has no ACLs, so empty means allow",
+    ),
     later("default_query_time", Duration),
     later("disable_anonymous_signature", Bool),
     later("disable_coordinates", Bool),

@@ -168,6 +168,8 @@ pub struct FileConfig {
     pub retry_interval_wan: Option<GoDuration>,
     pub retry_max_wan: Option<u32>,
     pub translate_wan_addrs: Option<bool>,
+    /// `allow` or `deny`: the decision when no intention matches.
+    pub default_intention_policy: Option<String>,
     pub reconnect_timeout: Option<GoDuration>,
     pub autopilot: Option<FileAutopilot>,
     pub connect: Option<FileConnect>,

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use shoal_server::connect::intentions::precedence::DefaultPolicy;
 use shoal_server::connect::structs::{CaProviderConfig, PerSecond, PROVIDER_CONSUL};
 use shoal_server::connect::ConnectConfig;
 use shoal_server::duration::GoDuration;
@@ -155,6 +156,9 @@ pub struct Config {
     /// `translate_wan_addrs`: answer other datacenters' nodes with their `wan` tagged
     /// address.
     pub translate_wan_addrs: bool,
+    /// `default_intention_policy`: the Connect decision when no intention matches
+    /// (Consul's default without ACLs: allow).
+    pub default_intention_policy: DefaultPolicy,
     /// How long failed or left members are remembered (Consul's `reconnect_timeout`, 72h).
     pub reconnect_timeout: Duration,
     pub autopilot: AutopilotConfig,
@@ -255,7 +259,7 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout,
         raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
         rejoin_after_leave, disable_update_check, check_update_interval, advertise_addr_wan,
-        retry_interval_wan, retry_max_wan, translate_wan_addrs
+        retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy
     );
     if let Some(addresses) = from.addresses {
         let target = into.addresses.get_or_insert_with(Default::default);
@@ -535,6 +539,21 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         )));
     }
 
+    let default_intention_policy = match file
+        .default_intention_policy
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("allow") => DefaultPolicy::Allow,
+        Some("deny") => DefaultPolicy::Deny,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "default_intention_policy {other:?} is not one of allow, deny"
+            )))
+        }
+    };
+
     if file.raft_snapshot_threshold == Some(0) {
         return Err(ConfigError::Invalid(
             "raft_snapshot_threshold: must be at least 1".into(),
@@ -632,6 +651,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .map_or(Duration::from_secs(30), |d| d.0),
         retry_max_wan: flags.retry_max_wan.or(file.retry_max_wan).unwrap_or(0),
         translate_wan_addrs: file.translate_wan_addrs.unwrap_or(false),
+        default_intention_policy,
         reconnect_timeout: file
             .reconnect_timeout
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
@@ -938,6 +958,28 @@ mod tests {
         .unwrap();
         assert_eq!(plain.advertise_addr_wan, plain.advertise_addr);
         assert_eq!(plain.ports.serf_wan, 8302);
+    }
+
+    #[test]
+    fn default_intention_policy_is_allow_unless_the_file_says_deny() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_with = |text: &str| {
+            let path = dir.path().join("policy.hcl");
+            std::fs::write(&path, text).unwrap();
+            load(&Flags {
+                dev: true,
+                config_files: vec![path],
+                ..Default::default()
+            })
+        };
+        let plain = load_with("").unwrap();
+        assert_eq!(plain.default_intention_policy, DefaultPolicy::Allow);
+        let deny = load_with("default_intention_policy = \"DENY\"\n").unwrap();
+        assert_eq!(deny.default_intention_policy, DefaultPolicy::Deny);
+        let err = load_with("default_intention_policy = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("default_intention_policy"), "{err}");
     }
 
     #[test]

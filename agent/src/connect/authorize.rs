@@ -42,12 +42,13 @@ pub enum AuthorizeError {
 }
 
 impl ConnectCache {
-    /// Consul's `ConnectAuthorize`, with the default intention policy `allow` (there are
-    /// no ACLs yet). A certificate URI that is not a service of this trust domain is
-    /// refused with the reason, rather than checked against intentions.
+    /// Consul's `ConnectAuthorize`; `default` (the agent's `default_intention_policy`)
+    /// decides when no intention matches. A certificate URI that is not a service of this
+    /// trust domain is refused with the reason, rather than checked against intentions.
     pub async fn authorize(
         &self,
         request: &AuthorizeRequest,
+        default: DefaultPolicy,
     ) -> Result<Authorization, AuthorizeError> {
         if request.target.is_empty() {
             return Err(AuthorizeError::BadRequest(
@@ -69,17 +70,19 @@ impl ConnectCache {
             &intentions.value,
             &client,
             &request.target,
+            default,
         ))
     }
 }
 
 /// The decision for a parsed client identity: refused when it is from another trust
-/// domain, else as the intentions (or the default, allow) say.
+/// domain, else as the intentions (or the default) say.
 fn decide_for(
     trust_domain: &str,
     intentions: &[ServiceIntentions],
     client: &ServiceId,
     target: &str,
+    default: DefaultPolicy,
 ) -> Authorization {
     if !client.trust_domain.eq_ignore_ascii_case(trust_domain) {
         return denied(format!(
@@ -87,7 +90,7 @@ fn decide_for(
             client.trust_domain
         ));
     }
-    let decision = decide(intentions, &client.service, target, DefaultPolicy::Allow);
+    let decision = decide(intentions, &client.service, target, default);
     Authorization {
         authorized: decision.allowed,
         reason: decision.reason,
@@ -124,17 +127,22 @@ mod tests {
     #[test]
     fn intentions_decide_for_this_trust_domain_only() {
         let web = ServiceId::new(TRUST_DOMAIN, "dc1", "web");
-        let denied = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "db");
+        let allow = DefaultPolicy::Allow;
+        let denied = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "db", allow);
         assert!(!denied.authorized);
         assert_eq!(
             denied.reason,
             "Matched L4 intention: web => db (Precedence: 9, Action: DENY)"
         );
-        let other = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "cache");
+        let other = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "cache", allow);
         assert!(other.authorized);
         assert_eq!(other.reason, "ACLs disabled, access is allowed by default");
+        let deny = DefaultPolicy::Deny;
+        let other = decide_for(TRUST_DOMAIN, &db_denies_web(), &web, "cache", deny);
+        assert!(!other.authorized);
+        assert_eq!(other.reason, "Default behavior configured by ACLs");
         let foreign = ServiceId::new("other.consul", "dc1", "api");
-        let refused = decide_for(TRUST_DOMAIN, &db_denies_web(), &foreign, "cache");
+        let refused = decide_for(TRUST_DOMAIN, &db_denies_web(), &foreign, "cache", allow);
         assert!(!refused.authorized);
         assert!(
             refused.reason.contains("trust domain \"other.consul\""),

@@ -8,6 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json as json_value, Value};
+use shoal_server::connect::intentions::precedence::DefaultPolicy;
 use shoal_server::structs::{
     health, CheckDefinition, HealthCheck, HealthStatus, NodeService, ServiceDefinition,
 };
@@ -422,6 +423,10 @@ fn debug_config(config: &crate::config::Config) -> Value {
         "EnableScriptChecks": config.enable_script_checks,
         "EnableLocalScriptChecks": config.enable_local_script_checks,
         "HTTPMaxConnsPerClient": config.http_max_conns_per_client.unwrap_or(0),
+        "DefaultIntentionPolicy": match config.default_intention_policy {
+            DefaultPolicy::Allow => "allow",
+            DefaultPolicy::Deny => "deny",
+        },
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use shoal_server::connect::intentions::precedence::{self, decide, DefaultPolicy, MatchBy};
+use shoal_server::connect::intentions::precedence::{self, decide, MatchBy};
 use shoal_server::connect::intentions::structs::{
     Action, ConfigEntry, Intention, ServiceIntentions, SERVICE_INTENTIONS, SOURCE_TYPE_CONSUL,
 };
@@ -48,7 +48,8 @@ pub async fn authorize(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let request: AuthorizeRequest = decode_json(&body)?;
-    let answer = agent.connect().authorize(&request).await?;
+    let default = agent.config().default_intention_policy;
+    let answer = agent.connect().authorize(&request, default).await?;
     json(&answer, params.has("pretty"))
 }
 
@@ -134,7 +135,8 @@ pub async fn matching(
     Ok(query_json(&meta, encode(&matches, params.has("pretty"))?))
 }
 
-/// `GET /v1/connect/intentions/check?source=&destination=`: `{"Allowed": bool}`.
+/// `GET /v1/connect/intentions/check?source=&destination=`: `{"Allowed": bool}`, with the
+/// agent's `default_intention_policy` when no intention matches.
 pub async fn check(
     State(agent): State<Arc<Agent>>,
     RawQuery(q): RawQuery,
@@ -143,7 +145,12 @@ pub async fn check(
     let source = required(&params, "source")?;
     let destination = required(&params, "destination")?;
     let (meta, entries) = entries(&agent, &params).await?;
-    let decision = decide(&entries, source, destination, DefaultPolicy::Allow);
+    let decision = decide(
+        &entries,
+        source,
+        destination,
+        agent.config().default_intention_policy,
+    );
     let body = serde_json::json!({ "Allowed": decision.allowed });
     Ok(query_json(&meta, encode(&body, params.has("pretty"))?))
 }

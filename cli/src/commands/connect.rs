@@ -41,6 +41,9 @@ pub struct ProxyArgs {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics
     #[arg(long = "metrics-addr", value_name = "ADDR:PORT")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Write an access log of HTTP requests, one JSON object a line, to FILE (`-` for stdout)
+    #[arg(long = "access-log", value_name = "FILE")]
+    access_log: Option<String>,
     /// Log level: trace, debug, info, warn, err
     #[arg(long = "log-level", default_value = "info")]
     log_level: String,
@@ -116,19 +119,19 @@ async fn proxy(args: ProxyArgs, outer: &HttpArgs) -> Result<()> {
                 .iter()
                 .map(|u| config::parse_upstream(u))
                 .collect::<Result<Vec<_>, _>>()?;
-            Source::Flags(config::from_flags(
+            Source::Flags(Box::new(config::from_flags(
                 service,
                 args.listen,
                 args.service_addr,
                 upstreams,
-            )?)
+            )?))
         }
         (None, None) => anyhow::bail!("-sidecar-for or -service is required"),
     };
     init_logging(&args.log_level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = args.http.addr(outer);
-    shoal_proxy::run(&addr, source, args.metrics_addr, async {
+    shoal_proxy::run(&addr, source, args.metrics_addr, args.access_log, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
