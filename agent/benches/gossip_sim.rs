@@ -28,8 +28,11 @@
 //! jitter and occasional queueing spikes. At the end of the steady state the median
 //! relative error of every pair's estimated round trip against the true one is reported.
 //!
+//! `--encrypt` counts every datagram and full-state message as gossip encryption sends it:
+//! [`OVERHEAD`] (29) bytes more each (kind byte, nonce, tag; memberlist adds the same).
+//!
 //! Run: `cargo bench -p shoal-agent --bench gossip_sim -- 1000 [--loss 0.1] [--seed 1]
-//! [--steady 60] [--join-window 10]`, or `-- --wan 50 [--per-dc 5] --steady 1800`.
+//! [--steady 60] [--join-window 10] [--encrypt]`, or `-- --wan 50 [--per-dc 5] --steady 1800`.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -44,7 +47,8 @@ use rand_foca::rngs::SmallRng;
 use rand_foca::{RngExt, SeedableRng};
 use shoal_agent::gossip::{
     confirm_down, encode_coordinate, foca_config, local_state, merge_remote_state, moot_suspicion,
-    push_pull_interval, CoordinateNotice, GossipIdentity, PoolKind, TAG_DATACENTER, TAG_NODE_ID,
+    push_pull_interval, CoordinateNotice, GossipIdentity, PoolKind, OVERHEAD, TAG_DATACENTER,
+    TAG_NODE_ID,
 };
 use shoal_server::coordinate::{median, Client, Config as VivaldiConfig, Coordinate};
 
@@ -72,6 +76,8 @@ struct Options {
     /// `--wan D`: D datacenters of `per_dc` servers in the WAN pool, over `Geography`.
     datacenters: Option<usize>,
     per_dc: usize,
+    /// `--encrypt`: count the bytes gossip encryption adds.
+    encrypt: bool,
 }
 
 impl Options {
@@ -85,6 +91,7 @@ impl Options {
             push_pull: true,
             datacenters: None,
             per_dc: 5,
+            encrypt: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -99,6 +106,7 @@ impl Options {
                 "--no-push-pull" => options.push_pull = false,
                 "--wan" => options.datacenters = Some(parse(&value("--wan")?)?),
                 "--per-dc" => options.per_dc = parse(&value("--per-dc")?)?,
+                "--encrypt" => options.encrypt = true,
                 n => options.members = parse(n)?,
             }
         }
@@ -379,6 +387,8 @@ struct Sim {
     /// Drives loss and latency; each foca has its own RNG seeded from the same seed.
     net_rng: SmallRng,
     loss: f64,
+    /// Bytes gossip encryption adds to each datagram and full-state message (0 if off).
+    seal_bytes: u64,
     push_pull: bool,
     live: usize,
     complete: usize,
@@ -431,6 +441,7 @@ impl Sim {
             runtime: AccumulatingRuntime::new(),
             net_rng: SmallRng::seed_from_u64(options.seed),
             loss: options.loss,
+            seal_bytes: if options.encrypt { OVERHEAD as u64 } else { 0 },
             push_pull: options.push_pull,
             live: options.members,
             complete: 0,
@@ -574,7 +585,7 @@ impl Sim {
                 self.send_coordinate(node, target, at.saturating_sub(1));
             }
             self.counters.packets_sent += 1;
-            self.counters.bytes_sent += data.len() as u64 + ENVELOPE_BYTES;
+            self.counters.bytes_sent += data.len() as u64 + ENVELOPE_BYTES + self.seal_bytes;
             if self.net_rng.random_bool(self.loss) {
                 continue;
             }
@@ -649,7 +660,7 @@ impl Sim {
     /// timeout for each of the first ten segments the lossy network drops.
     fn send_state(&mut self, from: usize, to: usize, reply: bool) {
         let state = local_state(&self.members[from].foca);
-        let bytes = postcard::to_allocvec(&state).map_or(0, |v| v.len()) as u64;
+        let bytes = postcard::to_allocvec(&state).map_or(0, |v| v.len()) as u64 + self.seal_bytes;
         self.counters.bytes_sent += bytes;
         self.counters.push_pull_bytes += bytes;
         let segments = bytes.div_ceil(1448).min(10);
@@ -698,7 +709,8 @@ impl Sim {
     fn send_coordinate(&mut self, from: usize, to: usize, at: u64) {
         let coordinate = self.members[from].vivaldi.coordinate().clone();
         let notice = CoordinateNotice::new(&self.members[from].foca.identity().name, &coordinate);
-        let bytes = encode_coordinate(self.kind, &notice).map_or(0, |b| b.len()) as u64;
+        let bytes =
+            encode_coordinate(self.kind, &notice).map_or(0, |b| b.len()) as u64 + self.seal_bytes;
         self.counters.packets_sent += 1;
         self.counters.bytes_sent += bytes;
         self.counters.coordinate_bytes += bytes;
@@ -796,10 +808,11 @@ fn main() {
     };
     println!(
         "gossip_sim: {n} members, {latency}, {:.0}% loss, seed {}, identity {identity_size} B, \
-         full-state sync {}",
+         full-state sync {}, encryption {}",
         options.loss * 100.0,
         options.seed,
-        if options.push_pull { "on" } else { "off" }
+        if options.push_pull { "on" } else { "off" },
+        if options.encrypt { "on" } else { "off" }
     );
 
     let join_window_us = options.join_window_secs * SECOND_US;

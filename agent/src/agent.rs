@@ -147,6 +147,7 @@ impl Agent {
         gossip_config.retry_max = config.retry_max;
         gossip_config.reap_after = config.reconnect_timeout;
         gossip_config.snapshot = Some(gossip_snapshot_path(&data_dir));
+        gossip_config.encryption = gossip_encryption(&config, &data_dir, PoolKind::Lan)?;
         let gossip = Gossip::start(gossip_config)
             .await
             .map_err(|e| AgentError::Start(e.to_string()))?;
@@ -614,9 +615,30 @@ async fn start_wan(
     wan_config.retry_max = config.retry_max_wan;
     wan_config.reap_after = config.reconnect_timeout;
     wan_config.snapshot = Some(data_dir.join("serf").join("remote.snapshot"));
+    wan_config.encryption = gossip_encryption(config, data_dir, PoolKind::Wan)?;
     Gossip::start(wan_config)
         .await
         .map_err(|e| AgentError::Start(format!("WAN pool: {e}")))
+}
+
+/// A pool's encryption from `encrypt`, `encrypt_verify_*` and its keyring file.
+fn gossip_encryption(
+    config: &Config,
+    data_dir: &std::path::Path,
+    kind: PoolKind,
+) -> Result<Option<crate::gossip::Encryption>, AgentError> {
+    let (incoming, outgoing) = (
+        config.encrypt_verify_incoming,
+        config.encrypt_verify_outgoing,
+    );
+    crate::gossip::Encryption::for_pool(
+        data_dir,
+        kind,
+        config.encrypt.as_deref(),
+        incoming,
+        outgoing,
+    )
+    .map_err(|e| AgentError::Start(e.to_string()))
 }
 
 /// The Serf tags Consul's tools read from `/v1/agent/members`.

@@ -103,6 +103,10 @@ pub struct AgentArgs {
     /// -retry-join-wan attempts before giving up (default 0: forever).
     #[arg(long = "retry-max-wan")]
     pub retry_max_wan: Option<u32>,
+    /// Gossip encryption key (base64, 16 or 32 bytes; `shoal keygen` makes one). Seeds
+    /// the keyring files in the data dir; ignored, with a warning, once they exist.
+    #[arg(long)]
+    pub encrypt: Option<String>,
 }
 
 impl AgentArgs {
@@ -141,6 +145,7 @@ impl AgentArgs {
             retry_join_wan: self.retry_join_wan,
             retry_interval_wan: self.retry_interval_wan,
             retry_max_wan: self.retry_max_wan,
+            encrypt: self.encrypt,
         }
     }
 }

@@ -60,6 +60,18 @@ impl Client {
         Ok(text)
     }
 
+    /// Any method with an optional JSON body; returns the answer's text.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &[&str],
+        params: &Params,
+        body: Option<&Value>,
+    ) -> Result<String> {
+        let (_, text) = self.send(method, path, params, body).await?;
+        Ok(text)
+    }
+
     /// DELETEs `path`; returns the answer's text.
     pub async fn delete(&self, path: &[&str], params: &Params) -> Result<String> {
         let (_, text) = self.send(Method::DELETE, path, params, None).await?;

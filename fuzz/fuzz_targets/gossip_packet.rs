@@ -2,17 +2,31 @@
 //! `decode_packet`, and every full-state sync message through `decode_state`, before
 //! foca sees it, so both must reject anything without panicking.
 //!
+//! Sealed datagrams go through `open_datagram` first, also fed here.
+//!
 //! Checked besides "no panic": what they accept re-encodes to bytes that decode to the
 //! same value (the decoders read exactly what the format says, no more).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
 use shoal_agent::gossip::{
-    decode_packet, decode_state, encode_state, encode_swim_packet, Packet, PoolKind, PoolScope,
+    decode_key, decode_packet, decode_state, encode_state, encode_swim_packet, open_datagram,
+    Encryption, Keyring, Packet, PoolKind, PoolScope,
 };
 
+fn encryption() -> &'static Encryption {
+    static ENCRYPTION: OnceLock<Encryption> = OnceLock::new();
+    ENCRYPTION.get_or_init(|| {
+        let key = decode_key("AAECAwQFBgcICQoLDA0ODw==").expect("key");
+        Encryption::new(Keyring::new(key).expect("keyring"))
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
+    let _ = open_datagram(data, &PoolScope::lan("dc1"), Some(encryption()));
     if let Ok(state) = decode_state(data, &PoolScope::lan("dc1")) {
         let again = encode_state(&state).expect("re-encode");
         assert_eq!(decode_state(&again, &PoolScope::lan("dc1")), Ok(state));

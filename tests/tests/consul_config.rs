@@ -73,7 +73,7 @@ fn a_production_consul_config_starts_and_names_the_keys_it_does_not_act_on() {
         let named = warnings[0].rsplit("): ").next().unwrap();
         assert_eq!(
             named,
-            "encrypt, ports.grpc, telemetry.disable_hostname, \
+            "ports.grpc, telemetry.disable_hostname, \
              telemetry.prometheus_retention_time, ui_config.enabled",
             "{name}"
         );

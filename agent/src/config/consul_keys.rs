@@ -73,7 +73,7 @@ const fn later_because(name: &'static str, kind: Kind, note: &'static str) -> Ke
 
 use Kind::{Any, Block, Blocks, Bool, Duration, Float, Int, Str, StrMap, Strings};
 
-const NO_SECURITY: &str = "not enforced: Shoal has no ACLs, TLS or gossip encryption yet";
+const NO_SECURITY: &str = "not enforced: Shoal has no ACLs or TLS yet";
 const NO_WAN: &str = "not built yet for the WAN pool";
 const ENTERPRISE: &str = "Consul Enterprise only; Consul's open-source edition warns too";
 const DEPRECATED: &str = "deprecated in Consul";
@@ -510,9 +510,13 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted("enable_local_script_checks", Bool, ""),
     acted("enable_script_checks", Bool, ""),
     later("enable_syslog", Bool),
-    later_because("encrypt", Str, NO_SECURITY),
-    later("encrypt_verify_incoming", Bool),
-    later("encrypt_verify_outgoing", Bool),
+    acted(
+        "encrypt",
+        Str,
+        "seeds the keyring files; 16- or 32-byte keys (24-byte AES-192 keys are refused)",
+    ),
+    acted("encrypt_verify_incoming", Bool, ""),
+    acted("encrypt_verify_outgoing", Bool, ""),
     later("gossip_lan", Block(GOSSIP)),
     later_because("gossip_wan", Block(GOSSIP), NO_WAN),
     later("http_config", Block(HTTP_CONFIG)),

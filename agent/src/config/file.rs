@@ -175,6 +175,9 @@ pub struct FileConfig {
     pub connect: Option<FileConnect>,
     pub raft_snapshot_threshold: Option<u64>,
     pub raft_trailing_logs: Option<u64>,
+    pub encrypt: Option<String>,
+    pub encrypt_verify_incoming: Option<bool>,
+    pub encrypt_verify_outgoing: Option<bool>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

@@ -57,6 +57,8 @@ pub struct Flags {
     pub retry_join_wan: Vec<String>,
     pub retry_interval_wan: Option<GoDuration>,
     pub retry_max_wan: Option<u32>,
+    /// `-encrypt`: the gossip key that seeds an empty keyring.
+    pub encrypt: Option<String>,
 }
 
 /// Listener ports; `None` disables the listener (`-1` in Consul's config).
@@ -166,6 +168,14 @@ pub struct Config {
     pub connect: ConnectConfig,
     /// `raft_snapshot_threshold` and `raft_trailing_logs`.
     pub raft_tuning: Tuning,
+    /// `-encrypt` / `encrypt`: a base64 gossip key, checked; it seeds the keyring files
+    /// when they do not exist yet (see `gossip::Keyring::load`).
+    pub encrypt: Option<String>,
+    /// `encrypt_verify_incoming` / `encrypt_verify_outgoing` (default true): drop
+    /// unencrypted gossip, encrypt outgoing gossip. Turned off only while rolling
+    /// encryption out to a running cluster.
+    pub encrypt_verify_incoming: bool,
+    pub encrypt_verify_outgoing: bool,
 }
 
 impl Config {
@@ -259,7 +269,8 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         enable_script_checks, domain, alt_domain, retry_interval, retry_max, reconnect_timeout,
         raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
         rejoin_after_leave, disable_update_check, check_update_interval, advertise_addr_wan,
-        retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy
+        retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy, encrypt,
+        encrypt_verify_incoming, encrypt_verify_outgoing
     );
     if let Some(addresses) = from.addresses {
         let target = into.addresses.get_or_insert_with(Default::default);
@@ -560,6 +571,12 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         ));
     }
 
+    let encrypt = flags.encrypt.clone().or(file.encrypt.clone());
+    if let Some(key) = &encrypt {
+        crate::gossip::decode_key(key)
+            .map_err(|e| ConfigError::Invalid(format!("encrypt: {e}")))?;
+    }
+
     let recursors = flags
         .recursors
         .iter()
@@ -666,6 +683,9 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
                 .unwrap_or(Tuning::default().keep_after_snapshot),
             timing_multiplier: raft_multiplier as u32,
         },
+        encrypt,
+        encrypt_verify_incoming: file.encrypt_verify_incoming.unwrap_or(true),
+        encrypt_verify_outgoing: file.encrypt_verify_outgoing.unwrap_or(true),
     })
 }
 
@@ -1101,12 +1121,16 @@ mod tests {
             assert_eq!(config.http_bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
             assert_eq!(config.dns_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             assert_eq!(
+                config.encrypt.as_deref(),
+                Some("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=")
+            );
+            assert!(config.encrypt_verify_incoming && config.encrypt_verify_outgoing);
+            assert_eq!(
                 config.not_acted_on,
                 [
                     "acl.default_policy",
                     "acl.enabled",
                     "acl.tokens.agent",
-                    "encrypt",
                     "ports.grpc",
                     "ports.https",
                     "telemetry.disable_hostname",
@@ -1117,6 +1141,18 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_encrypt_key_is_refused_naming_the_key() {
+        let err = load_text("e.json", r#"{"encrypt": "c2hvcnQ="}"#).unwrap_err();
+        assert!(err.to_string().contains("encrypt: invalid key"), "{err}");
+        let config = load_text(
+            "f.json",
+            r#"{"encrypt_verify_incoming": false, "encrypt_verify_outgoing": false}"#,
+        )
+        .unwrap();
+        assert!(!config.encrypt_verify_incoming && !config.encrypt_verify_outgoing);
     }
 
     fn load_text(name: &str, text: &str) -> Result<Config, ConfigError> {

@@ -12,6 +12,10 @@
 //! Full-state syncs (see `push_pull`) travel over TCP instead, as a [`MemberState`] each
 //! way, framed by [`KIND_PUSH_PULL`] and a `u32` length and checked by [`decode_state`].
 //!
+//! With gossip encryption on (see `keyring`), a datagram is sealed whole: the wire then
+//! carries [`KIND_ENCRYPTED`], a nonce, the sealed datagram above and a tag
+//! ([`seal_datagram`], [`open_datagram`]); a sync stream's frames likewise (see `stream`).
+//!
 //! The WAN pool sets bit `0x10` in every kind byte ([`PoolKind::wire_bit`]), so a packet
 //! of one pool sent to the other's port is told apart before anything else is parsed.
 //!
@@ -24,8 +28,11 @@
 use foca::{Codec, Header, Member, Message, PostcardCodec};
 use serde::{Deserialize, Serialize};
 
+use std::borrow::Cow;
+
 use super::coordinates::{CoordinateNotice, NOTICE_VERSION};
 use super::identity::GossipIdentity;
+use super::keyring::{Encryption, OVERHEAD};
 use super::profile::{check_member, Misfit, PoolKind, PoolScope};
 use super::tuning::MAX_PACKET_SIZE;
 
@@ -33,8 +40,16 @@ pub const KIND_SWIM: u8 = 1;
 pub const KIND_NAME_CONFLICT: u8 = 2;
 pub const KIND_PUSH_PULL: u8 = 3;
 pub const KIND_COORDINATE: u8 = 4;
+/// A sealed datagram or stream frame (see `keyring`).
+pub const KIND_ENCRYPTED: u8 = 5;
+/// A stream frame answering one that was refused: plaintext, its body the reason.
+pub const KIND_REFUSED: u8 = 6;
+/// A keyring operation or its answer (see `keyring_ops`); only ever sealed.
+pub const KIND_KEYRING: u8 = 7;
 /// Largest datagram accepted: foca's packet limit plus the kind byte.
 pub const MAX_DATAGRAM_SIZE: usize = MAX_PACKET_SIZE + 1;
+/// Largest sealed datagram accepted: a datagram of the largest size, sealed.
+pub const MAX_SEALED_DATAGRAM_SIZE: usize = MAX_DATAGRAM_SIZE + OVERHEAD;
 /// Largest member list accepted in a full-state sync: 20,000 members of the largest
 /// identity, 50,000 of a typical one.
 pub const MAX_STATE_SIZE: usize = 8 << 20;
@@ -101,6 +116,25 @@ pub enum DecodeError {
     },
     #[error("WAN member {name:?} does not end in its datacenter {datacenter:?}")]
     InconsistentDatacenter { name: String, datacenter: String },
+    #[error("{0}")]
+    Undecryptable(Undecryptable),
+    #[error(
+        "not encrypted, and this member requires encrypted gossip \
+         (encrypt_verify_incoming)"
+    )]
+    Unencrypted,
+}
+
+/// Why an encrypted message could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Undecryptable {
+    #[error(
+        "no installed gossip key decrypts it: the members' gossip keys differ \
+         (compare `shoal keyring -list`, or the encrypt keys)"
+    )]
+    NoKey,
+    #[error("encrypted, and gossip encryption is not enabled on this member (no encrypt key)")]
+    NotEnabled,
 }
 
 fn malformed(what: impl std::fmt::Display) -> DecodeError {
@@ -151,6 +185,59 @@ pub fn decode_packet(bytes: &[u8], scope: &PoolScope) -> Result<Packet, DecodeEr
         }
         other => Err(malformed(format_args!("unknown packet kind {other}"))),
     }
+}
+
+/// The datagram to send: sealed when `encryption` says outgoing gossip is encrypted.
+pub(crate) fn seal_datagram<'a>(
+    encryption: Option<&Encryption>,
+    kind: PoolKind,
+    datagram: &'a [u8],
+) -> Cow<'a, [u8]> {
+    match encryption {
+        Some(encryption) if encryption.verify_outgoing => {
+            let outer = KIND_ENCRYPTED | kind.wire_bit();
+            let mut sealed = Vec::with_capacity(datagram.len() + OVERHEAD);
+            sealed.push(outer);
+            encryption.keyring.seal(&[outer], datagram, &mut sealed);
+            Cow::Owned(sealed)
+        }
+        _ => Cow::Borrowed(datagram),
+    }
+}
+
+/// The datagram inside what was received, for [`decode_packet`]: opened if sealed,
+/// refused if sealed without a key that opens it, or plain when encryption requires
+/// sealed.
+pub fn open_datagram<'a>(
+    bytes: &'a [u8],
+    scope: &PoolScope,
+    encryption: Option<&Encryption>,
+) -> Result<Cow<'a, [u8]>, DecodeError> {
+    if bytes.len() > MAX_SEALED_DATAGRAM_SIZE {
+        return Err(DecodeError::Oversized {
+            len: bytes.len(),
+            limit: MAX_SEALED_DATAGRAM_SIZE,
+        });
+    }
+    let (&outer, body) = bytes.split_first().ok_or_else(|| malformed("empty"))?;
+    if unmark(outer, scope.kind)? != KIND_ENCRYPTED {
+        return match encryption {
+            Some(encryption) if encryption.verify_incoming => Err(DecodeError::Unencrypted),
+            _ => Ok(Cow::Borrowed(bytes)),
+        };
+    }
+    let encryption = encryption.ok_or(DecodeError::Undecryptable(Undecryptable::NotEnabled))?;
+    let opened = encryption
+        .keyring
+        .open(&[outer], body)
+        .ok_or(DecodeError::Undecryptable(Undecryptable::NoKey))?;
+    if opened
+        .first()
+        .is_some_and(|&k| k & !scope.kind.wire_bit() == KIND_ENCRYPTED)
+    {
+        return Err(malformed("sealed twice"));
+    }
+    Ok(Cow::Owned(opened))
 }
 
 /// The kind byte without its pool marker, if the marker is `expected`'s.

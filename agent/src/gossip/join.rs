@@ -2,7 +2,10 @@
 //!
 //! Joining an address means sending foca's Announce there and waiting for the Feed (the
 //! seed's member list) in reply; the task matches replies to waiting joins. UDP loses
-//! packets, so each address gets a few Announces before it counts as unreachable.
+//! packets, so each address gets a few Announces; if none is answered, a full-state sync
+//! over TCP is tried (memberlist joins that way), which either joins or says why not: a
+//! member whose gossip keys differ answers the sync with the reason, where it silently
+//! drops the Announces it cannot decrypt.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -69,24 +72,27 @@ async fn join_one(
     }
     let outcomes = join_all(targets.iter().map(|t| announce(commands, *t))).await;
     let mut joined = 0;
-    for outcome in outcomes {
-        if outcome.map_err(JoinFailure::Fatal)? {
-            joined += 1;
+    let mut reasons = Vec::new();
+    for (target, outcome) in targets.iter().zip(outcomes) {
+        match outcome.map_err(JoinFailure::Fatal)? {
+            Ok(()) => joined += 1,
+            Err(reason) => reasons.push(format!("{target}: {reason}")),
         }
     }
     if joined == 0 {
         return Err(JoinFailure::Unreachable(format!(
-            "no answer from {targets:?} after {ANNOUNCE_ATTEMPTS} attempts"
+            "no answer to {ANNOUNCE_ATTEMPTS} announces, and the full-state sync failed ({})",
+            reasons.join("; ")
         )));
     }
     Ok(joined)
 }
 
-/// Whether `target` answered; Err only when retrying cannot help.
+/// Whether `target` was joined, or why not; Err only when retrying cannot help.
 async fn announce(
     commands: &mpsc::Sender<Command>,
     target: SocketAddr,
-) -> Result<bool, GossipError> {
+) -> Result<Result<(), String>, GossipError> {
     for _ in 0..ANNOUNCE_ATTEMPTS {
         let (reply, answer) = oneshot::channel();
         commands
@@ -94,12 +100,17 @@ async fn announce(
             .await
             .map_err(|_| GossipError::Shutdown)?;
         match tokio::time::timeout(ANNOUNCE_TIMEOUT, answer).await {
-            Ok(Ok(result)) => return result.map(|()| true),
+            Ok(Ok(result)) => return result.map(Ok),
             Ok(Err(_)) => return Err(GossipError::Shutdown),
             Err(_elapsed) => {}
         }
     }
-    Ok(false)
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(Command::SyncWith { target, reply })
+        .await
+        .map_err(|_| GossipError::Shutdown)?;
+    answer.await.map_err(|_| GossipError::Shutdown)
 }
 
 /// `host:port`, `host`, `ip`, `[v6]` or `[v6]:port`; the port defaults to `default_port`

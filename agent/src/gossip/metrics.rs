@@ -28,6 +28,11 @@ pub struct GossipMetrics {
     pub syncs: u64,
     /// Well-formed coordinate notices from names that are not live members.
     pub coordinates_ignored: u64,
+    /// Encrypted datagrams and syncs no installed key opens (or encrypted ones reaching
+    /// a member without encryption).
+    pub undecryptable: u64,
+    /// Plain datagrams and syncs dropped because `encrypt_verify_incoming` is on.
+    pub unencrypted: u64,
 }
 
 #[derive(Default)]
@@ -44,6 +49,8 @@ pub(crate) struct Metrics {
     name_conflicts: AtomicU64,
     syncs: AtomicU64,
     coordinates_ignored: AtomicU64,
+    undecryptable: AtomicU64,
+    unencrypted: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -68,6 +75,8 @@ impl Metrics {
             DecodeError::ForeignDatacenter { .. } => &self.foreign_dc,
             DecodeError::ForeignPool { .. } => &self.foreign_pool,
             DecodeError::InconsistentDatacenter { .. } => &self.inconsistent_dc,
+            DecodeError::Undecryptable(_) => &self.undecryptable,
+            DecodeError::Unencrypted => &self.unencrypted,
         };
         bump(counter, 1);
     }
@@ -99,6 +108,8 @@ impl Metrics {
             name_conflicts: get(&self.name_conflicts),
             syncs: get(&self.syncs),
             coordinates_ignored: get(&self.coordinates_ignored),
+            undecryptable: get(&self.undecryptable),
+            unencrypted: get(&self.unencrypted),
         }
     }
 }

@@ -89,11 +89,14 @@ mod coordinates;
 mod identity;
 mod intent;
 mod join;
+mod keyring;
+mod keyring_ops;
 mod members;
 mod metrics;
 mod profile;
 mod push_pull;
 mod snapshot;
+mod stream;
 mod suspicion;
 mod task;
 mod timers;
@@ -112,13 +115,17 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use codec::{
-    decode_packet, decode_state, encode_coordinate, encode_state, encode_swim_packet, DecodeError,
-    LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket, MAX_DATAGRAM_SIZE,
-    MAX_STATE_SIZE,
+    decode_packet, decode_state, encode_coordinate, encode_state, encode_swim_packet,
+    open_datagram, DecodeError, LeaveIntent, MemberState, NameConflictNotice, Packet, SwimPacket,
+    Undecryptable, MAX_DATAGRAM_SIZE, MAX_STATE_SIZE,
 };
 pub use coordinates::{CoordinateNotice, CoordinateView, NOTICE_VERSION};
 pub use identity::{GossipIdentity, TAG_DATACENTER, TAG_NODE_ID};
 pub use join::DEFAULT_LAN_PORT;
+pub use keyring::{
+    decode_key, encode_key, generate_key, Encryption, KeyList, Keyring, KeyringError, OVERHEAD,
+};
+pub use keyring_ops::{KeyOp, PoolKeys, NOT_ENABLED};
 pub use metrics::GossipMetrics;
 pub use profile::{wan_member_name, PoolKind, PoolScope, Profile};
 pub use push_pull::{confirm_down, local_state, merge_remote_state, push_pull_interval};
@@ -164,6 +171,9 @@ pub struct GossipConfig {
     /// Where live members are remembered, so a restart rejoins them (serf's
     /// `serf/local.snapshot` in the data dir); `None` remembers nothing.
     pub snapshot: Option<PathBuf>,
+    /// Gossip encryption (`encrypt`, the keyring file, `encrypt_verify_*`); `None`
+    /// sends plaintext and drops encrypted packets.
+    pub encryption: Option<Encryption>,
 }
 
 impl GossipConfig {
@@ -184,6 +194,7 @@ impl GossipConfig {
             retry_max: 0,
             reap_after: Duration::from_secs(72 * 3600),
             snapshot: None,
+            encryption: None,
         }
     }
 }
@@ -271,6 +282,8 @@ fn describe_failures(failures: &[(String, String)]) -> String {
 #[derive(Clone)]
 pub struct Gossip {
     kind: PoolKind,
+    scope: PoolScope,
+    encryption: Option<Encryption>,
     commands: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Snapshot>,
     events: broadcast::Sender<MemberEvent>,
@@ -298,6 +311,7 @@ impl Gossip {
             reap_after: config.reap_after,
             snapshot_path: config.snapshot.clone(),
             coordinates: coordinates.clone(),
+            encryption: config.encryption.clone(),
         };
         let (node, snapshot) = Node::new(
             identity,
@@ -309,14 +323,19 @@ impl Gossip {
         );
         let serving = tokio::spawn(push_pull::serve(
             listener,
-            commands.downgrade(),
-            snapshot.clone(),
-            scope,
-            metrics.clone(),
+            push_pull::Serving {
+                commands: commands.downgrade(),
+                stopped: snapshot.clone(),
+                scope: scope.clone(),
+                metrics: metrics.clone(),
+                encryption: config.encryption.clone(),
+            },
         ));
         tokio::spawn(node.run(commands_rx, serving));
         let gossip = Gossip {
             kind: config.kind,
+            scope,
+            encryption: config.encryption.clone(),
             commands,
             snapshot,
             events,
@@ -394,6 +413,25 @@ impl Gossip {
     /// the socket is closed; does nothing if the pool already stopped.
     pub async fn shutdown(&self) {
         let _ = self.request(|reply| Command::Shutdown { reply }).await;
+    }
+
+    /// Runs a keyring operation on every live member of this pool, this one included,
+    /// and reports what each answered (see `keyring_ops`).
+    pub async fn keyring(&self, op: &KeyOp) -> PoolKeys {
+        keyring_ops::run(
+            op,
+            &self.local_member(),
+            self.members(),
+            &self.scope,
+            self.encryption.as_ref(),
+            &self.metrics,
+        )
+        .await
+    }
+
+    /// Whether this pool encrypts its gossip.
+    pub fn encrypted(&self) -> bool {
+        self.encryption.is_some()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {

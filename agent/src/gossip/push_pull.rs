@@ -12,9 +12,12 @@
 //!
 //! On the wire the initiator connects and sends its [`MemberState`]; the other side
 //! answers with its own (taken before merging, as memberlist does) and closes. Each
-//! message is [`KIND_PUSH_PULL`], a big-endian `u32` length, then the body. A message
-//! that is oversized, malformed or from another datacenter is counted and the
-//! connection dropped; every exchange must finish within [`EXCHANGE_TIMEOUT`].
+//! message is a [`KIND_PUSH_PULL`] frame (see `stream`; sealed with gossip encryption
+//! on). A message that is oversized, malformed or from another datacenter is counted
+//! and the connection dropped; one sealed with other keys, or plain where encryption is
+//! required, is also answered with the reason (so a joiner with the wrong key hears
+//! why); every exchange must finish within [`EXCHANGE_TIMEOUT`]. The same port answers
+//! keyring operations (see `keyring_ops`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,20 +26,24 @@ use std::time::Duration;
 
 use foca::{BroadcastHandler, Codec, Foca, Incarnation, Member, Runtime, State};
 use rand_foca::RngExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::codec::{
-    decode_state, encode_state, unmark, DecodeError, MemberState, KIND_PUSH_PULL, MAX_STATE_SIZE,
+    decode_state, encode_state, DecodeError, MemberState, KIND_KEYRING, KIND_PUSH_PULL,
+    KIND_REFUSED,
 };
 use super::identity::GossipIdentity;
+use super::keyring::Encryption;
+use super::keyring_ops;
 use super::metrics::Metrics;
 use super::profile::{PoolKind, PoolScope};
+use super::stream::{
+    is_key_mismatch, read_frame, refusal, write_frame, write_refusal, ExchangeError,
+    EXCHANGE_TIMEOUT,
+};
 use super::task::{Command, Snapshot};
-
-/// memberlist's `TCPTimeout`: connecting, sending and receiving, each way.
-const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inbound exchanges served at once; more are closed unanswered (the peer retries at
 /// its next interval), so a burst of joiners cannot hold unbounded memory.
 const MAX_INBOUND: usize = 8;
@@ -140,46 +147,61 @@ where
     foca.apply_many(std::iter::once(down), true, runtime)
 }
 
-/// Why a full-state exchange failed; logged and counted, never fatal.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ExchangeError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("timed out after {EXCHANGE_TIMEOUT:?}")]
-    Timeout,
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    #[error("encoding the member list: {0}")]
-    Encode(#[from] postcard::Error),
-    #[error("the gossip pool has stopped")]
-    Stopped,
-}
-
 /// Initiates an exchange with `peer`: sends `local`, returns the peer's state.
 pub(crate) async fn exchange(
     peer: SocketAddr,
     scope: &PoolScope,
     local: &MemberState,
     metrics: &Metrics,
+    encryption: Option<&Encryption>,
 ) -> Result<MemberState, ExchangeError> {
+    let keyring = encryption.map(|e| &*e.keyring);
+    let seal = encryption
+        .filter(|e| e.verify_outgoing)
+        .map(|e| &*e.keyring);
+    let require_sealed = encryption.is_some_and(|e| e.verify_incoming);
     let run = async {
         let mut stream = TcpStream::connect(peer).await?;
-        write_state(&mut stream, scope.kind, local).await?;
-        read_state(&mut stream, scope, metrics).await
+        let body = encode_state(local)?;
+        write_frame(&mut stream, scope.kind, KIND_PUSH_PULL, &body, seal).await?;
+        let frame = read_frame(&mut stream, scope, keyring, require_sealed, metrics).await?;
+        match frame.kind {
+            KIND_PUSH_PULL => decode_state(&frame.body, scope).map_err(|e| {
+                metrics.rejected(&e);
+                ExchangeError::Decode(e)
+            }),
+            KIND_REFUSED => Err(refusal(&frame)),
+            other => {
+                let e = DecodeError::Malformed(format!("unexpected stream kind {other}"));
+                metrics.rejected(&e);
+                Err(e.into())
+            }
+        }
     };
     tokio::time::timeout(EXCHANGE_TIMEOUT, run)
         .await
         .map_err(|_| ExchangeError::Timeout)?
 }
 
-/// Answers exchanges on `listener` until the pool stops (its snapshot sender is dropped).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    commands: mpsc::WeakSender<Command>,
-    mut stopped: watch::Receiver<Snapshot>,
-    scope: PoolScope,
-    metrics: Arc<Metrics>,
-) {
+/// What the sync server needs besides its listener.
+pub(crate) struct Serving {
+    pub(crate) commands: mpsc::WeakSender<Command>,
+    pub(crate) stopped: watch::Receiver<Snapshot>,
+    pub(crate) scope: PoolScope,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) encryption: Option<Encryption>,
+}
+
+/// Answers exchanges and keyring operations on `listener` until the pool stops (its
+/// snapshot sender is dropped).
+pub(crate) async fn serve(listener: TcpListener, serving: Serving) {
+    let Serving {
+        commands,
+        mut stopped,
+        scope,
+        metrics,
+        encryption,
+    } = serving;
     let slots = Arc::new(Semaphore::new(MAX_INBOUND));
     loop {
         let accepted = tokio::select! {
@@ -199,11 +221,15 @@ pub(crate) async fn serve(
             continue;
         };
         let (commands, scope, metrics) = (commands.clone(), scope.clone(), metrics.clone());
+        let encryption = encryption.clone();
         tokio::spawn(async move {
-            let answer = answer(stream, &commands, &scope, &metrics);
+            let answer = answer(stream, &commands, &scope, &metrics, encryption.as_ref());
             let outcome = tokio::time::timeout(EXCHANGE_TIMEOUT, answer).await;
             match outcome.unwrap_or(Err(ExchangeError::Timeout)) {
-                Ok(()) => metrics.synced(),
+                Ok(()) => {}
+                Err(e) if is_key_mismatch(&e) => {
+                    tracing::warn!(%from, error = %e, "refused a gossip stream from a peer")
+                }
                 Err(e) => tracing::debug!(%from, error = %e, "gossip sync from a peer failed"),
             }
             drop(slot);
@@ -215,14 +241,49 @@ async fn until_closed(stopped: &mut watch::Receiver<Snapshot>) {
     while stopped.changed().await.is_ok() {}
 }
 
-/// The answering side: read the peer's state, hand it to the task, send back ours.
+/// The answering side: read the peer's frame; for a state, hand it to the task and send
+/// back ours; for a keyring operation, apply it.
 async fn answer(
     mut stream: TcpStream,
     commands: &mpsc::WeakSender<Command>,
     scope: &PoolScope,
     metrics: &Metrics,
+    encryption: Option<&Encryption>,
 ) -> Result<(), ExchangeError> {
-    let remote = read_state(&mut stream, scope, metrics).await?;
+    let keyring = encryption.map(|e| &*e.keyring);
+    let require_sealed = encryption.is_some_and(|e| e.verify_incoming);
+    let frame = match read_frame(&mut stream, scope, keyring, require_sealed, metrics).await {
+        Ok(frame) => frame,
+        Err(e) => {
+            if is_key_mismatch(&e) {
+                write_refusal(&mut stream, scope.kind, &e.to_string()).await;
+            }
+            return Err(e);
+        }
+    };
+    match frame.kind {
+        KIND_PUSH_PULL => {}
+        KIND_KEYRING => {
+            let answer = keyring_ops::answer(&frame, encryption).inspect_err(|e| {
+                if let ExchangeError::Decode(e) = e {
+                    metrics.rejected(e);
+                }
+            })?;
+            let seal = keyring.filter(|_| frame.sealed);
+            write_frame(&mut stream, scope.kind, KIND_KEYRING, &answer, seal).await?;
+            stream.shutdown().await?;
+            return Ok(());
+        }
+        other => {
+            let e = DecodeError::Malformed(format!("unknown stream kind {other}"));
+            metrics.rejected(&e);
+            return Err(e.into());
+        }
+    }
+    let remote = decode_state(&frame.body, scope).map_err(|e| {
+        metrics.rejected(&e);
+        ExchangeError::Decode(e)
+    })?;
     let commands = commands.upgrade().ok_or(ExchangeError::Stopped)?;
     let (reply, local) = oneshot::channel();
     commands
@@ -230,92 +291,14 @@ async fn answer(
         .await
         .map_err(|_| ExchangeError::Stopped)?;
     let local = local.await.map_err(|_| ExchangeError::Stopped)?;
-    write_state(&mut stream, scope.kind, &local).await?;
+    let seal = encryption
+        .filter(|e| e.verify_outgoing)
+        .map(|e| &*e.keyring);
+    let body = encode_state(&local)?;
+    write_frame(&mut stream, scope.kind, KIND_PUSH_PULL, &body, seal).await?;
     stream.shutdown().await?;
+    metrics.synced();
     Ok(())
-}
-
-async fn write_state(
-    stream: &mut TcpStream,
-    kind: PoolKind,
-    state: &MemberState,
-) -> Result<(), ExchangeError> {
-    let body = encode_state(state)?;
-    let len = u32::try_from(body.len()).map_err(|_| DecodeError::Oversized {
-        len: body.len(),
-        limit: MAX_STATE_SIZE,
-    })?;
-    let mut frame = Vec::with_capacity(body.len() + 5);
-    frame.push(KIND_PUSH_PULL | kind.wire_bit());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).await?;
-    Ok(())
-}
-
-/// Reads one framed state; the length is checked before anything is read. A stream that
-/// ends early is malformed, and counted like the other rejections.
-async fn read_state(
-    stream: &mut TcpStream,
-    scope: &PoolScope,
-    metrics: &Metrics,
-) -> Result<MemberState, ExchangeError> {
-    let mut head = [0u8; 5];
-    // Closed before sending anything (a peer whose slots were full, a port scan): not a
-    // malformed message.
-    if stream.read(&mut head[..1]).await? == 0 {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-    }
-    let headed = stream.read_exact(&mut head[1..]).await;
-    let decoded = match headed {
-        Ok(_) => read_body(stream, head, scope).await?,
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(DecodeError::Malformed(
-            "stream ended inside the header".into(),
-        )),
-        Err(e) => return Err(e.into()),
-    };
-    decoded.map_err(|e| {
-        metrics.rejected(&e);
-        ExchangeError::Decode(e)
-    })
-}
-
-/// The body announced by `head`; the outer error is I/O, the inner what the bytes were.
-async fn read_body(
-    stream: &mut TcpStream,
-    head: [u8; 5],
-    scope: &PoolScope,
-) -> Result<Result<MemberState, DecodeError>, std::io::Error> {
-    let [kind, len @ ..] = head;
-    let len = u32::from_be_bytes(len) as usize;
-    let kind = match unmark(kind, scope.kind) {
-        Ok(kind) => kind,
-        Err(e) => return Ok(Err(e)),
-    };
-    if kind != KIND_PUSH_PULL {
-        return Ok(Err(DecodeError::Malformed(format!(
-            "unknown stream kind {kind}"
-        ))));
-    }
-    if len > MAX_STATE_SIZE {
-        return Ok(Err(DecodeError::Oversized {
-            len,
-            limit: MAX_STATE_SIZE,
-        }));
-    }
-    // Grown as bytes arrive: a peer announcing 8 MiB and sending nothing costs nothing.
-    let mut body = Vec::new();
-    (&mut *stream)
-        .take(len as u64)
-        .read_to_end(&mut body)
-        .await?;
-    if body.len() < len {
-        return Ok(Err(DecodeError::Malformed(format!(
-            "stream ended after {} of {len} bytes",
-            body.len()
-        ))));
-    }
-    Ok(decode_state(&body, scope))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use super::codec::{self, LeaveIntent, MemberState, NameConflictNotice, Packet, S
 use super::coordinates::{CoordinateNotice, SharedView, Vivaldi};
 use super::identity::GossipIdentity;
 use super::intent::IntentHandler;
+use super::keyring::Encryption;
 use super::members::{member_info, MemberTable};
 use super::metrics::Metrics;
 use super::profile::PoolScope;
@@ -49,6 +50,8 @@ const SNAPSHOT_DELAY: Duration = Duration::from_secs(1);
 const MAX_OUTBOUND_SYNCS: usize = 4;
 /// Receive buffer: larger than any UDP datagram, so oversized ones are seen whole.
 const RECV_BUFFER: usize = 65_536;
+/// Packets that do not decrypt are logged at warning level at most this often.
+const KEY_MISMATCH_LOG: Duration = Duration::from_secs(10);
 
 type Swim = Foca<GossipIdentity, PostcardCodec, SmallRng, IntentHandler>;
 
@@ -73,6 +76,13 @@ pub(crate) enum Command {
     },
     /// The answer to a full-state sync this node started.
     Merge(MemberState),
+    /// Sync with `target` now and say how it went: a join whose Announces got no
+    /// answer tries this, which either joins over TCP or learns why not (a refusal
+    /// naming differing gossip keys, say).
+    SyncWith {
+        target: SocketAddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 enum Event {
@@ -128,6 +138,9 @@ pub(crate) struct Node {
     metrics: Arc<Metrics>,
     /// This node's network coordinate, moved by the round trips of its probes.
     vivaldi: Vivaldi,
+    encryption: Option<Encryption>,
+    /// When a packet that did not decrypt was last logged at warning level.
+    key_mismatch_logged: Option<Instant>,
 }
 
 /// What a node keeps from its pool's configuration.
@@ -137,6 +150,7 @@ pub(crate) struct Settings {
     pub(crate) snapshot_path: Option<PathBuf>,
     /// Where the coordinates are published for handles to read.
     pub(crate) coordinates: SharedView,
+    pub(crate) encryption: Option<Encryption>,
 }
 
 impl Node {
@@ -153,6 +167,7 @@ impl Node {
             reap_after,
             snapshot_path,
             coordinates,
+            encryption,
         } = settings;
         let (intents_tx, intents) = mpsc::unbounded_channel();
         let local = member_info(&identity, MemberStatus::Alive);
@@ -197,6 +212,8 @@ impl Node {
             events,
             metrics,
             vivaldi: Vivaldi::new(coordinates),
+            encryption,
+            key_mismatch_logged: None,
         };
         (node, snapshot_rx)
     }
@@ -240,6 +257,7 @@ impl Node {
                         self.merge(remote).await;
                     }
                     Some(Command::Merge(remote)) => self.merge(remote).await,
+                    Some(Command::SyncWith { target, reply }) => self.sync_with(target, reply),
                 },
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => self.on_datagram(&buf[..len], from).await,
@@ -266,9 +284,18 @@ impl Node {
         self.flush().await;
     }
 
-    async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
+    async fn on_datagram(&mut self, received: &[u8], from: SocketAddr) {
         let received_at = Instant::now();
-        self.metrics.received(bytes.len());
+        self.metrics.received(received.len());
+        let opened = codec::open_datagram(received, &self.scope, self.encryption.as_ref());
+        let bytes: &[u8] = match &opened {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.metrics.rejected(e);
+                self.log_key_mismatch(from, e);
+                return;
+            }
+        };
         match codec::decode_packet(bytes, &self.scope) {
             Err(e) => {
                 self.metrics.rejected(&e);
@@ -284,6 +311,27 @@ impl Node {
                 self.on_swim(codec::swim_payload(bytes), packet, from).await
             }
         }
+    }
+
+    /// A packet sealed with other keys (or plain where encryption is required) means a
+    /// misconfigured member: say so at warning level, once per [`KEY_MISMATCH_LOG`], since
+    /// such a member keeps probing.
+    fn log_key_mismatch(&mut self, from: SocketAddr, error: &codec::DecodeError) {
+        use codec::DecodeError::{Undecryptable, Unencrypted};
+        if !matches!(error, Undecryptable(_) | Unencrypted) {
+            tracing::debug!(%from, %error, "dropped gossip packet");
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .key_mismatch_logged
+            .is_some_and(|at| now.duration_since(at) < KEY_MISMATCH_LOG)
+        {
+            tracing::debug!(%from, %error, "dropped gossip packet");
+            return;
+        }
+        self.key_mismatch_logged = Some(now);
+        tracing::warn!(%from, %error, "dropped gossip packet");
     }
 
     /// Keeps a live member's coordinate for the round trip of the ack that follows.
@@ -466,8 +514,9 @@ impl Node {
         let commands = self.commands.clone();
         let metrics = self.metrics.clone();
         let scope = self.scope.clone();
+        let encryption = self.encryption.clone();
         tokio::spawn(async move {
-            match push_pull::exchange(peer, &scope, &local, &metrics).await {
+            match push_pull::exchange(peer, &scope, &local, &metrics, encryption.as_ref()).await {
                 Ok(remote) => {
                     metrics.synced();
                     if let Some(commands) = commands.upgrade() {
@@ -477,6 +526,32 @@ impl Node {
                 Err(e) => tracing::debug!(%peer, error = %e, "gossip sync failed"),
             }
             drop(slot);
+        });
+    }
+
+    /// A sync for a join (see [`Command::SyncWith`]); not limited like periodic ones,
+    /// since joins are few and the caller waits.
+    fn sync_with(&self, peer: SocketAddr, reply: oneshot::Sender<Result<(), String>>) {
+        let local = self.state();
+        let commands = self.commands.clone();
+        let metrics = self.metrics.clone();
+        let scope = self.scope.clone();
+        let encryption = self.encryption.clone();
+        tokio::spawn(async move {
+            let outcome =
+                push_pull::exchange(peer, &scope, &local, &metrics, encryption.as_ref()).await;
+            match outcome {
+                Ok(remote) => {
+                    metrics.synced();
+                    if let Some(commands) = commands.upgrade() {
+                        let _ = commands.send(Command::Merge(remote)).await;
+                    }
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
         });
     }
 
@@ -714,7 +789,8 @@ impl Node {
     }
 
     async fn send_datagram(&self, datagram: &[u8], to: SocketAddr) {
-        match self.socket.send_to(datagram, to).await {
+        let datagram = codec::seal_datagram(self.encryption.as_ref(), self.scope.kind, datagram);
+        match self.socket.send_to(&datagram, to).await {
             Ok(len) => self.metrics.sent(len),
             Err(e) => tracing::debug!(%to, error = %e, "gossip send failed"),
         }

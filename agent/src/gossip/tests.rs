@@ -637,3 +637,5 @@ async fn gossip_bad_coordinate_notices_are_counted_and_ignored() {
     assert!(!a.coordinates().peers.contains_key("x"));
     assert_eq!(alive(a), 2);
 }
+
+mod encryption;

@@ -18,6 +18,7 @@ mod error;
 mod filtering;
 mod hash_blocking;
 mod intentions;
+mod keyring;
 mod kv;
 mod maintenance;
 mod operator;
@@ -121,6 +122,13 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(operator::raft_configuration),
         )
         .route("/v1/operator/raft/peer", delete(operator::raft_remove_peer))
+        .route(
+            "/v1/operator/keyring",
+            get(keyring::list)
+                .post(keyring::install)
+                .put(keyring::use_key)
+                .delete(keyring::remove),
+        )
         .route(
             "/v1/operator/autopilot/configuration",
             get(operator::autopilot_configuration).put(operator::autopilot_set_configuration),

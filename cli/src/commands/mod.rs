@@ -6,6 +6,8 @@ mod connect;
 mod force_leave;
 mod intention;
 mod join;
+mod keygen;
+mod keyring;
 mod kv;
 mod leave;
 mod lock;
@@ -66,6 +68,10 @@ enum Command {
         #[command(subcommand)]
         command: intention::Command,
     },
+    /// Generate a new gossip encryption key
+    Keygen,
+    /// Manage the gossip encryption keys of every member
+    Keyring(keyring::Args),
     /// Read and write the KV store
     Kv {
         #[command(subcommand)]
@@ -115,6 +121,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Members(args) => block_on(members::run(args, http)),
         Command::Maint(args) => block_on(maint::run(args, http)).map(success),
         Command::Join(args) => block_on(join::run(args, http)).map(success),
+        Command::Keygen => keygen::run().map(success),
+        Command::Keyring(args) => block_on(keyring::run(args, http)).map(success),
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
         Command::Catalog { command } => block_on(catalog::run(command, http)).map(success),
