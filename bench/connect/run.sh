@@ -51,7 +51,7 @@ curl -sf "$AGENT/v1/agent/connect/ca/roots" | python3 -c \
 BODY="$(head -c 1024 /dev/zero | tr '\0' 'x')"
 cat >"$WORK/haproxy.cfg" <<CFG
 global
-  maxconn 20000
+  maxconn 4096
 defaults
   timeout connect 5s
   timeout client 60s
