@@ -29,6 +29,8 @@ pub mod snapshot;
 pub mod v1;
 
 #[cfg(test)]
+mod fixture_set;
+#[cfg(test)]
 pub(crate) mod samples;
 #[cfg(test)]
 mod tests;

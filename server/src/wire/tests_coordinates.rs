@@ -4,75 +4,30 @@
 //! by `SHOAL_WRITE_WIRE_FIXTURES=1 cargo test --workspace --lib write_coordinate_fixtures
 //! -- --ignored`; never regenerate them.
 
-use std::path::PathBuf;
-
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-
 use super::command::{introduced_in, kind, Decoded, EncodedCommand, IGNORE_IF_UNKNOWN};
+use super::fixture_set::FixtureSet;
 use super::snapshot::{self, table};
-use super::{from_bincode, samples, to_bincode, FormatError};
-use crate::raft::{Batch, TypeConfig};
+use super::{samples, FormatError};
 use crate::rpc::{Request, Response, RpcError};
-use crate::state::{StateStore, Topic, Watch};
+use crate::state::{Topic, Watch};
 use crate::structs::Command;
 use crate::transport::payload::Payload;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/wire/v4/coord_{name}"))
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = fixture(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn decode_command(bytes: &[u8]) -> Command {
-    let batch: Batch = from_bincode(bytes).unwrap();
-    let entry: Entry<TypeConfig> = Entry {
-        log_id: LogId::new(CommittedLeaderId::new(3, 1), 1),
-        payload: EntryPayload::Normal(batch),
-    };
-    let EntryPayload::Normal(Batch(commands)) = &entry.payload else {
-        unreachable!()
-    };
-    match commands[0].decode().unwrap() {
-        Decoded::Known(command) => command,
-        Decoded::Skipped { kind } => panic!("skipped {kind}"),
+fn set() -> FixtureSet {
+    FixtureSet {
+        prefix: "v4/coord_",
+        protocol: 4,
+        snapshot: "snapshot.bin",
+        before: Vec::new(),
+        commands: samples::coordinates::commands(),
+        requests: samples::coordinates::requests(),
+        responses: samples::coordinates::responses(),
     }
-}
-
-/// The state after the catalog's sample commands and the coordinates'.
-fn sample_state() -> (u64, StateStore) {
-    let state = StateStore::new();
-    let mut index = 0;
-    let all = samples::commands()
-        .into_iter()
-        .chain(samples::coordinates::commands());
-    for (_, command) in all {
-        index += 1;
-        state.apply(index, &command);
-    }
-    (index, state)
 }
 
 #[test]
 fn coordinate_fixtures_decode() {
-    for (name, command) in samples::coordinates::commands() {
-        let decoded = decode_command(&read(&format!("command_{name}.bin")));
-        assert_eq!(decoded, command, "command {name}");
-    }
-    for (name, request) in samples::coordinates::requests() {
-        let decoded = Request::decode(&read(&format!("request_{name}.bin")), 4).unwrap();
-        assert_eq!(decoded, request, "request {name}");
-    }
-    for (name, reply) in samples::coordinates::responses() {
-        let bytes = read(&format!("response_{name}.bin"));
-        let decoded = <Result<Response, RpcError>>::decode(&bytes, 4).unwrap();
-        assert_eq!(decoded, reply, "response {name}");
-    }
-    let (command_index, state) = sample_state();
-    let restored = snapshot::decode(&read("snapshot.bin")).unwrap();
-    assert_eq!(restored, state.snapshot(command_index));
+    let restored = set().assert_decodes();
     assert_eq!(
         restored.coordinates,
         vec![samples::coordinates::updates().remove(0)],
@@ -100,7 +55,7 @@ fn coordinates_round_trip_and_wait_for_protocol_4() {
         let decoded = <Result<Response, RpcError>>::decode(&buf, 4).unwrap();
         assert_eq!(decoded, reply, "{name}");
     }
-    let (command_index, state) = sample_state();
+    let (command_index, state) = set().state();
     let contents = state.snapshot(command_index);
     let bytes = snapshot::encode(&contents).unwrap();
     assert_eq!(snapshot::decode(&bytes).unwrap(), contents);
@@ -133,7 +88,7 @@ fn coordinates_are_not_sent_to_a_protocol_1_peer() {
 
 #[test]
 fn a_deregistered_node_loses_its_coordinate_and_an_identical_batch_changes_nothing() {
-    let (mut index, state) = sample_state();
+    let (mut index, state) = set().state();
     let watch = Watch::Exact(Topic::Coordinates);
     assert_eq!(state.read(|t| t.coordinates(Some("WEB-1")).len()), 1);
     let before = state.read(|t| t.index(&watch));
@@ -162,28 +117,5 @@ fn a_deregistered_node_loses_its_coordinate_and_an_identical_batch_changes_nothi
 #[test]
 #[ignore = "writes the protocol-4 coordinate fixtures; run once, never again"]
 fn write_coordinate_fixtures() {
-    if std::env::var_os("SHOAL_WRITE_WIRE_FIXTURES").is_none() {
-        return;
-    }
-    std::fs::create_dir_all(fixture("x").parent().unwrap()).unwrap();
-    let write = |name: String, bytes: Vec<u8>| std::fs::write(fixture(&name), bytes).unwrap();
-    for (name, command) in samples::coordinates::commands() {
-        let batch = Batch(vec![EncodedCommand::encode(&command).unwrap()]);
-        write(format!("command_{name}.bin"), to_bincode(&batch).unwrap());
-    }
-    for (name, request) in samples::coordinates::requests() {
-        let mut buf = Vec::new();
-        request.encode_into(4, &mut buf).unwrap();
-        write(format!("request_{name}.bin"), buf);
-    }
-    for (name, reply) in samples::coordinates::responses() {
-        let mut buf = Vec::new();
-        reply.encode_into(4, &mut buf).unwrap();
-        write(format!("response_{name}.bin"), buf);
-    }
-    let (command_index, state) = sample_state();
-    write(
-        "snapshot.bin".into(),
-        snapshot::encode(&state.snapshot(command_index)).unwrap(),
-    );
+    set().write();
 }

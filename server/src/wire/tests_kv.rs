@@ -4,67 +4,29 @@
 //! `SHOAL_WRITE_WIRE_FIXTURES=1 cargo test --workspace --lib write_kv_fixtures --
 //! --ignored`; never regenerate them.
 
-use std::path::PathBuf;
-
 use super::command::{introduced_in, kind, Decoded, EncodedCommand, IGNORE_IF_UNKNOWN};
+use super::fixture_set::FixtureSet;
 use super::records::KvApplyRecord;
 use super::snapshot;
-use super::{from_bincode, samples, to_bincode, to_msgpack, FormatError, PROTOCOL_VERSION};
-use crate::raft::Batch;
+use super::{samples, to_msgpack, FormatError, PROTOCOL_VERSION};
 use crate::rpc::{Request, Response, RpcError};
-use crate::state::StateStore;
-use crate::structs::Command;
 use crate::transport::payload::Payload;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/wire/v5/{name}"))
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = fixture(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn decode_command(bytes: &[u8]) -> Command {
-    let Batch(commands) = from_bincode(bytes).unwrap();
-    match commands[0].decode().unwrap() {
-        Decoded::Known(command) => command,
-        Decoded::Skipped { kind } => panic!("skipped {kind}"),
+fn set() -> FixtureSet {
+    FixtureSet {
+        prefix: "v5/",
+        protocol: 5,
+        snapshot: "kv_snapshot.bin",
+        before: Vec::new(),
+        commands: samples::kv::commands(),
+        requests: samples::kv::requests(),
+        responses: samples::kv::responses(),
     }
-}
-
-/// The state after the catalog's sample commands, then the KV ones.
-fn sample_state() -> (u64, StateStore) {
-    let state = StateStore::new();
-    let mut index = 0;
-    for (_, command) in samples::commands()
-        .into_iter()
-        .chain(samples::kv::commands())
-    {
-        index += 1;
-        state.apply(index, &command);
-    }
-    (index, state)
 }
 
 #[test]
 fn kv_fixtures_decode() {
-    for (name, command) in samples::kv::commands() {
-        let decoded = decode_command(&read(&format!("command_{name}.bin")));
-        assert_eq!(decoded, command, "command {name}");
-    }
-    for (name, request) in samples::kv::requests() {
-        let decoded = Request::decode(&read(&format!("request_{name}.bin")), 5).unwrap();
-        assert_eq!(decoded, request, "request {name}");
-    }
-    for (name, reply) in samples::kv::responses() {
-        let bytes = read(&format!("response_{name}.bin"));
-        let decoded = <Result<Response, RpcError>>::decode(&bytes, 5).unwrap();
-        assert_eq!(decoded, reply, "response {name}");
-    }
-    let (command_index, state) = sample_state();
-    let restored = snapshot::decode(&read("kv_snapshot.bin")).unwrap();
-    assert_eq!(restored, state.snapshot(command_index));
+    let restored = set().assert_decodes();
     let keys: Vec<&str> = restored.kvs.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["app/blob", "app/config"]);
     assert_eq!(restored.tombstones, [("app/empty".to_string(), 10)]);
@@ -101,7 +63,7 @@ fn kv_samples_round_trip_and_wait_for_protocol_5() {
         let decoded = <Result<Response, RpcError>>::decode(&buf, 5).unwrap();
         assert_eq!(decoded, reply, "{name}");
     }
-    let (command_index, state) = sample_state();
+    let (command_index, state) = set().state();
     let contents = state.snapshot(command_index);
     let bytes = snapshot::decode(&snapshot::encode(&contents).unwrap()).unwrap();
     assert_eq!(bytes, contents);
@@ -126,28 +88,5 @@ fn an_unknown_kv_operation_is_refused_not_guessed() {
 #[test]
 #[ignore = "writes fixtures: run once, when the KV store was added"]
 fn write_kv_fixtures() {
-    if std::env::var_os("SHOAL_WRITE_WIRE_FIXTURES").is_none() {
-        return;
-    }
-    std::fs::create_dir_all(fixture("x").parent().unwrap()).unwrap();
-    let write = |name: String, bytes: Vec<u8>| std::fs::write(fixture(&name), bytes).unwrap();
-    for (name, command) in samples::kv::commands() {
-        let batch = Batch(vec![EncodedCommand::encode(&command).unwrap()]);
-        write(format!("command_{name}.bin"), to_bincode(&batch).unwrap());
-    }
-    for (name, request) in samples::kv::requests() {
-        let mut buf = Vec::new();
-        request.encode_into(5, &mut buf).unwrap();
-        write(format!("request_{name}.bin"), buf);
-    }
-    for (name, reply) in samples::kv::responses() {
-        let mut buf = Vec::new();
-        reply.encode_into(5, &mut buf).unwrap();
-        write(format!("response_{name}.bin"), buf);
-    }
-    let (command_index, state) = sample_state();
-    write(
-        "kv_snapshot.bin".into(),
-        snapshot::encode(&state.snapshot(command_index)).unwrap(),
-    );
+    set().write();
 }

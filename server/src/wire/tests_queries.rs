@@ -4,66 +4,28 @@
 //! `SHOAL_WRITE_WIRE_FIXTURES=1 cargo test --workspace --lib write_query_fixtures --
 //! --ignored`; never regenerate them.
 
-use std::path::PathBuf;
-
 use super::command::{introduced_in, kind, Decoded, EncodedCommand, IGNORE_IF_UNKNOWN};
+use super::fixture_set::FixtureSet;
 use super::snapshot;
-use super::{from_bincode, samples, to_bincode, FormatError};
-use crate::raft::Batch;
+use super::{samples, FormatError};
 use crate::rpc::{Request, Response, RpcError};
-use crate::state::StateStore;
-use crate::structs::Command;
 use crate::transport::payload::Payload;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/wire/v4/query_{name}"))
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = fixture(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn decode_command(bytes: &[u8]) -> Command {
-    let Batch(commands) = from_bincode(bytes).unwrap();
-    match commands[0].decode().unwrap() {
-        Decoded::Known(command) => command,
-        Decoded::Skipped { kind } => panic!("skipped {kind}"),
+fn set() -> FixtureSet {
+    FixtureSet {
+        prefix: "v4/query_",
+        protocol: 4,
+        snapshot: "snapshot.bin",
+        before: Vec::new(),
+        commands: samples::queries::commands(),
+        requests: samples::queries::requests(),
+        responses: samples::queries::responses(),
     }
-}
-
-/// The state after the catalog's sample commands, then the queries'.
-fn sample_state() -> (u64, StateStore) {
-    let state = StateStore::new();
-    let mut index = 0;
-    for (_, command) in samples::commands()
-        .into_iter()
-        .chain(samples::queries::commands())
-    {
-        index += 1;
-        state.apply(index, &command);
-    }
-    (index, state)
 }
 
 #[test]
 fn prepared_query_fixtures_decode() {
-    for (name, command) in samples::queries::commands() {
-        let decoded = decode_command(&read(&format!("command_{name}.bin")));
-        assert_eq!(decoded, command, "command {name}");
-    }
-    for (name, request) in samples::queries::requests() {
-        let decoded = Request::decode(&read(&format!("request_{name}.bin")), 4).unwrap();
-        assert_eq!(decoded, request, "request {name}");
-    }
-    for (name, reply) in samples::queries::responses() {
-        let bytes = read(&format!("response_{name}.bin"));
-        let decoded = <Result<Response, RpcError>>::decode(&bytes, 4).unwrap();
-        assert_eq!(decoded, reply, "response {name}");
-    }
-    let (command_index, state) = sample_state();
-    let restored = snapshot::decode(&read("snapshot.bin")).unwrap();
-    assert_eq!(restored, state.snapshot(command_index));
+    let restored = set().assert_decodes();
     assert_eq!(
         restored.prepared_queries.len(),
         2,
@@ -101,7 +63,7 @@ fn prepared_query_samples_round_trip_and_are_protocol_4s() {
         let decoded = <Result<Response, RpcError>>::decode(&buf, 4).unwrap();
         assert_eq!(decoded, reply, "{name}");
     }
-    let (command_index, state) = sample_state();
+    let (command_index, state) = set().state();
     let contents = state.snapshot(command_index);
     let bytes = snapshot::encode(&contents).unwrap();
     assert_eq!(snapshot::decode(&bytes).unwrap(), contents);
@@ -110,28 +72,5 @@ fn prepared_query_samples_round_trip_and_are_protocol_4s() {
 #[test]
 #[ignore = "writes fixtures: run once, when prepared queries were added"]
 fn write_query_fixtures() {
-    if std::env::var_os("SHOAL_WRITE_WIRE_FIXTURES").is_none() {
-        return;
-    }
-    std::fs::create_dir_all(fixture("x").parent().unwrap()).unwrap();
-    let write = |name: String, bytes: Vec<u8>| std::fs::write(fixture(&name), bytes).unwrap();
-    for (name, command) in samples::queries::commands() {
-        let batch = Batch(vec![EncodedCommand::encode(&command).unwrap()]);
-        write(format!("command_{name}.bin"), to_bincode(&batch).unwrap());
-    }
-    for (name, request) in samples::queries::requests() {
-        let mut buf = Vec::new();
-        request.encode_into(4, &mut buf).unwrap();
-        write(format!("request_{name}.bin"), buf);
-    }
-    for (name, reply) in samples::queries::responses() {
-        let mut buf = Vec::new();
-        reply.encode_into(4, &mut buf).unwrap();
-        write(format!("response_{name}.bin"), buf);
-    }
-    let (command_index, state) = sample_state();
-    write(
-        "snapshot.bin".into(),
-        snapshot::encode(&state.snapshot(command_index)).unwrap(),
-    );
+    set().write();
 }
