@@ -97,7 +97,7 @@ pub async fn delete(
 }
 
 /// The datacenter `?dc=` names, this one by default: reads and writes are forwarded there.
-fn datacenter(agent: &Agent, params: &Params) -> String {
+pub fn datacenter(agent: &Agent, params: &Params) -> String {
     requested_datacenter(agent, params.get("dc").unwrap_or(""))
 }
 

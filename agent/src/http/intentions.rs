@@ -20,8 +20,7 @@ use shoal_server::connect::intentions::validate::{normalize, validate};
 use shoal_server::rpc::{QueryMeta, Read, ReadResult};
 use shoal_server::structs::Command;
 
-use super::catalog::requested_datacenter;
-use super::config_entries::{read_current, write};
+use super::config_entries::{datacenter, read_current, write};
 use super::error::ApiError;
 use super::request::{decode_json, Params};
 use super::response::{encode, json, query_json};
@@ -76,11 +75,6 @@ async fn entries(
         )),
         _ => Err(ApiError::internal("unexpected read result from server")),
     }
-}
-
-/// The datacenter `?dc=` names, this one by default: reads and writes are forwarded there.
-fn datacenter(agent: &Agent, params: &Params) -> String {
-    requested_datacenter(agent, params.get("dc").unwrap_or(""))
 }
 
 fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
