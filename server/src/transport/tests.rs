@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use super::frame::{self, BytesMut, Frame, FrameError, Kind, HEADER_LEN};
 use super::message::{self, Hello, Inbound, PayloadError};
@@ -202,8 +203,15 @@ async fn idle_raft(dir: &TempDir) -> RaftNode {
 /// shrinks as the number grows, so later requests overtake earlier ones; never answers
 /// `StatusLeader`; and answers `Datacenters`.
 fn test_handler() -> Arc<dyn RpcHandler> {
+    handler_telling_when_stuck(Arc::new(Notify::new()))
+}
+
+/// [`test_handler`], which also notifies `stuck` when a `StatusLeader` arrives, so a
+/// test can order its calls after the stuck one instead of racing it.
+fn handler_telling_when_stuck(stuck: Arc<Notify>) -> Arc<dyn RpcHandler> {
     Arc::new(
-        |request: Request| -> BoxFuture<Result<Response, RpcError>> {
+        move |request: Request| -> BoxFuture<Result<Response, RpcError>> {
+            let stuck = stuck.clone();
             Box::pin(async move {
                 match request.op {
                     Op::Apply(Command::Register(r)) => {
@@ -212,7 +220,10 @@ fn test_handler() -> Arc<dyn RpcHandler> {
                             .await;
                         Ok(Response::Applied { index: n })
                     }
-                    Op::StatusLeader => std::future::pending().await,
+                    Op::StatusLeader => {
+                        stuck.notify_one();
+                        std::future::pending().await
+                    }
                     Op::Datacenters => Ok(Response::Datacenters(vec![DC.into()])),
                     _ => Err(RpcError::BadRequest("not in this test".into())),
                 }
@@ -226,6 +237,16 @@ async fn serve_test_handler(addr: &str, raft: &RaftNode) -> Serving {
         .await
         .expect("bind")
         .serve(raft.clone(), test_handler())
+}
+
+/// Serves [`handler_telling_when_stuck`] on a fresh loopback port.
+async fn serve_telling_when_stuck(raft: &RaftNode) -> (Serving, Arc<Notify>) {
+    let arrived = Arc::new(Notify::new());
+    let serving = Listener::bind("127.0.0.1:0", ListenerConfig::new(DC))
+        .await
+        .expect("bind")
+        .serve(raft.clone(), handler_telling_when_stuck(arrived.clone()));
+    (serving, arrived)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +280,7 @@ async fn concurrent_calls_share_one_connection_and_may_finish_out_of_order() {
 async fn a_stuck_request_times_out_without_blocking_others() {
     let dir = TempDir::new().unwrap();
     let raft = idle_raft(&dir).await;
-    let serving = serve_test_handler("127.0.0.1:0", &raft).await;
+    let (serving, arrived) = serve_telling_when_stuck(&raft).await;
     let addr = serving.local_addr().to_string();
     let pool = Pool::new(PoolConfig {
         rpc_timeout: Duration::from_millis(300),
@@ -269,6 +290,10 @@ async fn a_stuck_request_times_out_without_blocking_others() {
         let (pool, addr) = (pool.clone(), addr.clone());
         tokio::spawn(async move { pool.rpc(&addr, &Request::new(Op::StatusLeader)).await })
     };
+    // Answered after the stuck request was sent, so the link is not presumed stalled.
+    tokio::time::timeout(Duration::from_secs(5), arrived.notified())
+        .await
+        .expect("the stuck request reaches the server");
     let answer = pool
         .rpc(&addr, &Request::new(Op::Datacenters))
         .await
@@ -322,7 +347,7 @@ async fn a_connection_silent_for_a_whole_timeout_is_redialed() {
 async fn a_stall_is_seen_after_its_caller_gave_up() {
     let dir = TempDir::new().unwrap();
     let raft = idle_raft(&dir).await;
-    let serving = serve_test_handler("127.0.0.1:0", &raft).await;
+    let (serving, arrived) = serve_telling_when_stuck(&raft).await;
     let addr = serving.local_addr().to_string();
     let pool = Pool::new(PoolConfig {
         rpc_timeout: Duration::from_millis(300),
@@ -332,7 +357,9 @@ async fn a_stall_is_seen_after_its_caller_gave_up() {
         let (pool, addr) = (pool.clone(), addr.clone());
         tokio::spawn(async move { pool.rpc(&addr, &Request::new(Op::StatusLeader)).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(5), arrived.notified())
+        .await
+        .expect("the stuck request reaches the server");
     stuck.abort();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let answer = pool
