@@ -9,8 +9,8 @@
 //! Modules, one job each: [`config`] (settings), `name` (what a question name asks for),
 //! `lookup` (catalog → records), `answer` (record shapes), `truncate` (fitting the
 //! transport), `recursor` (forwarding), `handler` (one decoded query), `packet` (one raw
-//! packet), `server` (sockets), [`metrics`] (counters), `lru` (the bounded map behind the
-//! agent's cache of catalog answers).
+//! packet), `server` (sockets), `datagrams` (UDP in batches), [`metrics`] (counters),
+//! `lru` (the bounded map behind the agent's cache of catalog answers).
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use shoal_server::structs::{CheckServiceNode, Node};
 
 mod answer;
 pub mod config;
+mod datagrams;
 mod handler;
 mod lookup;
 pub(crate) mod lru;

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::config::{ConfigError, DnsConfig};
+use super::datagrams::{Received, Replies};
 use super::handler::DnsHandler;
 use super::metrics::DnsMetrics;
 use super::packet::Transport;
@@ -32,7 +34,8 @@ const MAX_TCP_CONNECTIONS: usize = 256;
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long reading one query or writing one response may take on TCP.
 const TCP_IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+/// Pause after a failed `accept` (e.g. out of file descriptors) or a failed socket, so the
+/// loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why the DNS server could not start.
@@ -116,47 +119,56 @@ async fn udp_loop<C: DnsCatalog>(
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
     let metrics = handler.metrics();
-    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut received = Received::new();
+    let mut replies = Replies::new();
     loop {
-        let received = tokio::select! {
+        let ready = tokio::select! {
             () = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buf) => received,
+            ready = socket.readable() => ready,
         };
-        let (len, src) = match received {
-            Ok(received) => received,
+        if let Err(error) = ready {
+            debug!(%error, "DNS UDP socket failed");
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            continue;
+        }
+        match received.receive(&socket) {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             // ICMP errors from earlier replies surface here on some systems; the socket
             // itself is still fine.
             Err(error) => {
                 debug!(%error, "DNS UDP receive failed");
                 continue;
             }
-        };
-        if let Some(response) = handler.answer_from_cache(&buf[..len], Transport::Udp) {
-            // A full send buffer drops the reply, as the kernel would; the client retries.
-            match socket.try_send_to(&response, src) {
-                Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    DnsMetrics::incr(&metrics.dropped);
-                }
-                Err(error) => debug!(%error, %src, "DNS UDP send failed"),
-            }
-            continue;
         }
-        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-            DnsMetrics::incr(&metrics.queries);
-            DnsMetrics::incr(&metrics.dropped);
-            continue;
-        };
-        let packet = buf[..len].to_vec();
-        let (socket, handler) = (socket.clone(), handler.clone());
-        tokio::spawn(async move {
-            if let Some(response) = handler.answer_packet(packet, src, Transport::Udp).await {
-                if let Err(error) = socket.send_to(&response, src).await {
-                    debug!(%error, %src, "DNS UDP send failed");
-                }
+        for (packet, src) in received.iter() {
+            if let Some(response) = handler.answer_from_cache(packet, Transport::Udp) {
+                replies.push(src, response);
+                continue;
             }
-            drop(permit);
-        });
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                DnsMetrics::incr(&metrics.queries);
+                DnsMetrics::incr(&metrics.dropped);
+                continue;
+            };
+            let packet = packet.to_vec();
+            let (socket, handler) = (socket.clone(), handler.clone());
+            tokio::spawn(async move {
+                if let Some(response) = handler.answer_packet(packet, src, Transport::Udp).await {
+                    if let Err(error) = socket.send_to(&response, src).await {
+                        debug!(%error, %src, "DNS UDP send failed");
+                    }
+                }
+                drop(permit);
+            });
+        }
+        // A full send buffer drops replies, as the kernel would; the client retries.
+        match replies.flush(&socket) {
+            Ok(dropped) => {
+                metrics.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+            Err(error) => debug!(%error, "DNS UDP send failed"),
+        }
     }
 }
 
