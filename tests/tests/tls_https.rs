@@ -1,0 +1,299 @@
+//! The HTTPS API (`ports { https }`, `tls {}`), with certificates made by `shoal tls`:
+//! verify_incoming, plaintext to the TLS port, an untrusted client, bad settings.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+use shoal_tests::{eventually, free_port, shoal_bin, AgentProc, PortLease};
+
+/// A CA and server, client and CLI certificates made by `shoal tls` in `dir`.
+fn make_certs(dir: &Path) {
+    for args in [
+        &["tls", "ca", "create"][..],
+        &["tls", "cert", "create", "-server"],
+        &["tls", "cert", "create", "-client"],
+        &["tls", "cert", "create", "-cli"],
+    ] {
+        let out = Command::new(shoal_bin())
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// An agent with HTTPS on a leased port (plain HTTP stays on, for the harness).
+struct HttpsAgent {
+    agent: AgentProc,
+    https: PortLease,
+    _dir: tempfile::TempDir,
+    certs: PathBuf,
+}
+
+fn start(https_tls: Value) -> HttpsAgent {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    make_certs(&certs);
+    let https = free_port("127.0.0.1");
+    let config = json!({
+        "ports": {"https": https.port()},
+        "tls": {
+            "defaults": {
+                "ca_file": path(&certs, "consul-agent-ca.pem"),
+                "cert_file": path(&certs, "dc1-server-consul-0.pem"),
+                "key_file": path(&certs, "dc1-server-consul-0-key.pem"),
+            },
+            "https": https_tls,
+        },
+    });
+    let file = dir.path().join("tls.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let agent = AgentProc::start(&["-dev", "-config-file", file.to_str().unwrap()]);
+    HttpsAgent {
+        agent,
+        https,
+        _dir: dir,
+        certs,
+    }
+}
+
+/// A client trusting `ca`, presenting `identity` (cert, key) if given.
+fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+impl HttpsAgent {
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.https.port())
+    }
+
+    fn cert(&self, name: &str) -> PathBuf {
+        self.certs.join(name)
+    }
+
+    fn get_with(&self, client: &reqwest::blocking::Client, path: &str) -> Result<Value, String> {
+        let response = client
+            .get(self.url(path))
+            .send()
+            .map_err(|e| format!("{e:?}"))?;
+        assert_eq!(response.status(), 200);
+        response.json().map_err(|e| e.to_string())
+    }
+
+    /// Waits for the agent's log to hold `text`.
+    fn wait_log(&self, text: &str) -> String {
+        eventually(Duration::from_secs(10), text, || {
+            let logs = self.agent.logs();
+            logs.lines().find(|l| l.contains(text)).map(str::to_string)
+        })
+    }
+}
+
+#[test]
+fn https_with_verify_incoming_needs_a_client_certificate_from_the_ca() {
+    let agent = start(json!({"verify_incoming": true}));
+    let ca = agent.cert("consul-agent-ca.pem");
+
+    let cert = agent.cert("dc1-client-consul-0.pem");
+    let key = agent.cert("dc1-client-consul-0-key.pem");
+    let with_cert = client(&ca, Some((&cert, &key)));
+    let own = agent.get_with(&with_cert, "/v1/agent/self").unwrap();
+    assert_eq!(own["Config"]["Datacenter"], "dc1");
+    // The same router as plain HTTP: a write works too.
+    let put = with_cert
+        .put(agent.url("/v1/kv/over-tls"))
+        .body("yes")
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(
+        agent.agent.get("/v1/kv/over-tls?raw").body,
+        "yes",
+        "written over HTTPS, read over HTTP"
+    );
+
+    // No client certificate: the handshake fails, the agent says why and counts it.
+    let without = client(&ca, None);
+    assert!(agent.get_with(&without, "/v1/agent/self").is_err());
+    let line = agent.wait_log("refused TLS connection: no client certificate");
+    assert!(line.contains("refused_total=1"), "{line}");
+
+    // A certificate from another CA is refused as untrusted.
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    let stranger = client(
+        &ca,
+        Some((
+            &other.path().join("dc1-client-consul-0.pem"),
+            &other.path().join("dc1-client-consul-0-key.pem"),
+        )),
+    );
+    assert!(agent.get_with(&stranger, "/v1/agent/self").is_err());
+    agent.wait_log("refused TLS connection: client certificate not signed by a trusted CA");
+
+    // The client does not trust the agent's CA: refused on the client's side, and the
+    // agent logs that the client refused its certificate.
+    let wrong_ca = client(
+        &other.path().join("consul-agent-ca.pem"),
+        Some((&cert, &key)),
+    );
+    let e = agent.get_with(&wrong_ca, "/v1/agent/self").unwrap_err();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    agent.wait_log("refused TLS connection: the client refused this agent's certificate");
+}
+
+#[test]
+fn plaintext_to_the_https_port_is_refused_and_counted() {
+    let agent = start(json!({}));
+    let ca = agent.cert("consul-agent-ca.pem");
+    // Without verify_incoming any TLS client that trusts the CA is served.
+    let own = agent
+        .get_with(&client(&ca, None), "/v1/agent/self")
+        .unwrap();
+    assert_eq!(own["Config"]["Datacenter"], "dc1");
+
+    for n in 1..=2 {
+        let mut conn = TcpStream::connect(("127.0.0.1", agent.https.port())).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"GET /v1/agent/self HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        assert_eq!(
+            answer,
+            "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+        );
+        if n == 1 {
+            let line = agent.wait_log("refused TLS connection: plaintext connection to a TLS port");
+            assert!(line.contains("refused_total=1"), "{line}");
+        }
+    }
+    // The second refusal is counted but not logged again within 10 s.
+    let logs = agent.agent.logs();
+    assert_eq!(
+        logs.matches("plaintext connection to a TLS port").count(),
+        1
+    );
+}
+
+#[test]
+fn bad_tls_settings_stop_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let https = free_port("127.0.0.1");
+    for (tls, error) in [
+        (
+            json!({"defaults": {"cert_file": path(dir.path(), "missing.pem"),
+                                "key_file": path(dir.path(), "dc1-server-consul-0-key.pem")}}),
+            format!(
+                "tls.defaults.cert_file: {}: No such file or directory",
+                path(dir.path(), "missing.pem")
+            ),
+        ),
+        (
+            json!({"https": {"cert_file": path(dir.path(), "dc1-server-consul-0-key.pem"),
+                             "key_file": path(dir.path(), "dc1-server-consul-0-key.pem")}}),
+            format!(
+                "tls.https.cert_file: {}: no PEM certificate (BEGIN CERTIFICATE) found",
+                path(dir.path(), "dc1-server-consul-0-key.pem")
+            ),
+        ),
+        (
+            json!({"defaults": {"tls_min_version": "TLSv1_1"}}),
+            "tls.defaults.tls_min_version: \"TLSv1_1\": Shoal's TLS (rustls) does not do TLS \
+             1.0 or 1.1; use TLSv1_2 or TLSv1_3"
+                .to_string(),
+        ),
+        (
+            json!({}),
+            "tls.https.cert_file: the https listener needs a certificate (cert_file and key_file)"
+                .to_string(),
+        ),
+        (
+            json!({"defaults": {"verify_incoming": true,
+                                "cert_file": path(dir.path(), "dc1-server-consul-0.pem"),
+                                "key_file": path(dir.path(), "dc1-server-consul-0-key.pem")}}),
+            "tls.defaults.verify_incoming: verify_incoming needs a CA to verify clients with \
+             (ca_file or ca_path)"
+                .to_string(),
+        ),
+    ] {
+        let file = dir.path().join("bad.json");
+        std::fs::write(
+            &file,
+            json!({"ports": {"https": https.port()}, "tls": tls}).to_string(),
+        )
+        .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let out = Command::new(shoal_bin())
+            .args([
+                "agent",
+                "-dev",
+                "-http-port",
+                "-1",
+                "-dns-port",
+                "-1",
+                "-config-file",
+            ])
+            .arg(&file)
+            .arg("-data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{tls}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("Error: config: {error}")),
+            "{tls}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn client_certificates_make_no_difference_without_verify_incoming() {
+    let agent = start(json!({"verify_incoming": false}));
+    let ca = agent.cert("consul-agent-ca.pem");
+    let cli = client(
+        &ca,
+        Some((
+            &agent.cert("dc1-cli-consul-0.pem"),
+            &agent.cert("dc1-cli-consul-0-key.pem"),
+        )),
+    );
+    assert!(agent.get_with(&cli, "/v1/agent/self").is_ok());
+}
