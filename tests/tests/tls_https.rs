@@ -297,3 +297,171 @@ fn client_certificates_make_no_difference_without_verify_incoming() {
     );
     assert!(agent.get_with(&cli, "/v1/agent/self").is_ok());
 }
+
+/// Runs `shoal` with only the given variables of Shoal's and Consul's set.
+fn shoal_cli(args: &[&str], vars: &[(&str, String)]) -> std::process::Output {
+    let mut command = Command::new(shoal_bin());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SHOAL_") || name.starts_with("CONSUL_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn one_line_error(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn the_cli_over_https_with_ca_and_client_certificate() {
+    let agent = start(json!({"verify_incoming": true}));
+    let addr = agent.url("");
+    let ca = agent.cert("consul-agent-ca.pem").display().to_string();
+    let cert = agent.cert("dc1-cli-consul-0.pem").display().to_string();
+    let key = agent.cert("dc1-cli-consul-0-key.pem").display().to_string();
+
+    // Flags, one dash as Consul's.
+    let out = shoal_cli(
+        &[
+            "kv",
+            "put",
+            "-http-addr",
+            &addr,
+            "-ca-file",
+            &ca,
+            "-client-cert",
+            &cert,
+            "-client-key",
+            &key,
+            "tls-key",
+            "v1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Success! Data written to: tls-key"
+    );
+    // Consul's variables.
+    let consul_vars = [
+        ("CONSUL_HTTP_ADDR", addr.clone()),
+        ("CONSUL_CACERT", ca.clone()),
+        ("CONSUL_CLIENT_CERT", cert.clone()),
+        ("CONSUL_CLIENT_KEY", key.clone()),
+    ];
+    let out = shoal_cli(&["kv", "get", "tls-key"], &consul_vars);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v1");
+    // Shoal's, with the address given as host:port and SHOAL_HTTP_SSL, and the server
+    // certificate checked against its server name rather than the address.
+    let shoal_vars = [
+        (
+            "SHOAL_HTTP_ADDR",
+            format!("127.0.0.1:{}", agent.https.port()),
+        ),
+        ("SHOAL_HTTP_SSL", "true".into()),
+        ("SHOAL_CACERT", ca.clone()),
+        ("SHOAL_CLIENT_CERT", cert.clone()),
+        ("SHOAL_CLIENT_KEY", key.clone()),
+        ("SHOAL_TLS_SERVER_NAME", "server.dc1.consul".into()),
+    ];
+    let out = shoal_cli(&["kv", "get", "tls-key"], &shoal_vars);
+    assert!(out.status.success(), "{out:?}");
+
+    // A server name the certificate does not have.
+    let out = shoal_cli(
+        &[
+            "kv",
+            "get",
+            "-tls-server-name",
+            "server.dc2.consul",
+            "tls-key",
+        ],
+        &shoal_vars,
+    );
+    let line = one_line_error(&out);
+    assert!(
+        line.starts_with(&format!("Error: cannot reach the Shoal agent at {addr}"))
+            && line.contains("certificate not valid for name \"server.dc2.consul\""),
+        "{line}"
+    );
+
+    // No client certificate: the agent refuses it (verify_incoming).
+    let out = shoal_cli(
+        &["kv", "get", "-ca-file", &ca, "tls-key"],
+        &[("SHOAL_HTTP_ADDR", addr.clone())],
+    );
+    let line = one_line_error(&out);
+    assert!(
+        line.starts_with(&format!("Error: cannot reach the Shoal agent at {addr}"))
+            && line.contains("CertificateRequired"),
+        "{line}"
+    );
+    agent.wait_log("refused TLS connection: no client certificate");
+
+    // An agent certificate from a CA the CLI does not trust.
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    let other_ca = other
+        .path()
+        .join("consul-agent-ca.pem")
+        .display()
+        .to_string();
+    let out = shoal_cli(
+        &[
+            "kv",
+            "get",
+            "-ca-file",
+            &other_ca,
+            "-client-cert",
+            &cert,
+            "-client-key",
+            &key,
+            "tls-key",
+        ],
+        &[("SHOAL_HTTP_ADDR", addr.clone())],
+    );
+    assert_eq!(
+        one_line_error(&out),
+        format!(
+            "Error: cannot reach the Shoal agent at {addr}: invalid peer certificate: UnknownIssuer"
+        )
+    );
+    // SHOAL_HTTP_SSL_VERIFY=false accepts it anyway.
+    let out = shoal_cli(
+        &[
+            "kv",
+            "get",
+            "-client-cert",
+            &cert,
+            "-client-key",
+            &key,
+            "tls-key",
+        ],
+        &[
+            ("SHOAL_HTTP_ADDR", addr.clone()),
+            ("SHOAL_HTTP_SSL_VERIFY", "false".into()),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // A CA file that is not there is named.
+    let out = shoal_cli(
+        &["members", "-ca-file", "/nonexistent/ca.pem"],
+        &[("SHOAL_HTTP_ADDR", addr.clone())],
+    );
+    assert_eq!(
+        one_line_error(&out),
+        "Error: -ca-file: /nonexistent/ca.pem: No such file or directory"
+    );
+}

@@ -1,6 +1,7 @@
 //! TLS for the agent's own listeners (Consul's `tls {}` settings; Connect's mTLS is
 //! `proxy/src/tls.rs`): HTTPS on `ports.https`, with client certificates required by
-//! `verify_incoming`.
+//! `verify_incoming`; and the client side the CLI uses to reach an HTTPS agent
+//! ([`client`]).
 //!
 //! [`settings`] resolves Consul's keys; [`load`] reads the files they name; [`Tls`] holds
 //! the rustls configs built from them. A reload (SIGHUP, `PUT /v1/agent/reload`) builds
@@ -9,9 +10,11 @@
 //! current at its accept: connections already established keep theirs and are never cut
 //! by a reload. Refused connections are counted and logged by reason ([`refusals`]).
 
+pub mod client;
 pub mod load;
 pub mod refusals;
 pub mod settings;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
