@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -464,4 +465,122 @@ fn the_cli_over_https_with_ca_and_client_certificate() {
         one_line_error(&out),
         "Error: -ca-file: /nonexistent/ca.pem: No such file or directory"
     );
+}
+
+/// A TLS connection kept open across requests, to see what a reload does to it.
+struct KeptConnection {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+impl KeptConnection {
+    fn open(port: u16, ca: &Path, identity: (&Path, &Path)) -> KeptConnection {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(identity.0)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(identity.1).unwrap(),
+            )
+            .unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config), "127.0.0.1".try_into().unwrap())
+            .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        KeptConnection {
+            tls: rustls::StreamOwned::new(conn, tcp),
+        }
+    }
+
+    /// GETs `path` on this connection, keeping it open; the status line and body.
+    fn get(&mut self, path: &str) -> (String, String) {
+        write!(self.tls, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        self.tls.flush().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.tls.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .expect("Content-Length")
+            .trim()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        self.tls.read_exact(&mut body).unwrap();
+        let status = head.lines().next().unwrap().to_string();
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    /// The serial number of the certificate the agent presented.
+    fn server_serial(&self) -> String {
+        let certs = self.tls.conn.peer_certificates().unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
+        cert.raw_serial_as_string()
+    }
+}
+
+#[test]
+fn reload_swaps_the_certificate_and_keeps_established_connections() {
+    let agent = start(json!({"verify_incoming": true}));
+    let ca = agent.cert("consul-agent-ca.pem");
+    let identity = (
+        agent.cert("dc1-client-consul-0.pem"),
+        agent.cert("dc1-client-consul-0-key.pem"),
+    );
+    let identity = (identity.0.as_path(), identity.1.as_path());
+    let port = agent.https.port();
+    let mut kept = KeptConnection::open(port, &ca, identity);
+    assert_eq!(kept.get("/v1/status/leader").0, "HTTP/1.1 200 OK");
+    let old_serial = kept.server_serial();
+
+    // A new server certificate from the same CA, written over the configured files.
+    let out = Command::new(shoal_bin())
+        .args(["tls", "cert", "create", "-server"])
+        .current_dir(&agent.certs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for (from, to) in [
+        ("dc1-server-consul-1.pem", "dc1-server-consul-0.pem"),
+        ("dc1-server-consul-1-key.pem", "dc1-server-consul-0-key.pem"),
+    ] {
+        std::fs::rename(agent.cert(from), agent.cert(to)).unwrap();
+    }
+    let out = agent.agent.cli(&["reload"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let mut fresh = KeptConnection::open(port, &ca, identity);
+    assert_eq!(fresh.get("/v1/status/leader").0, "HTTP/1.1 200 OK");
+    let new_serial = fresh.server_serial();
+    assert_ne!(
+        new_serial, old_serial,
+        "a new connection gets the new certificate"
+    );
+    // The connection made before the reload still works, with its certificate.
+    assert_eq!(kept.get("/v1/agent/self").0, "HTTP/1.1 200 OK");
+    assert_eq!(kept.server_serial(), old_serial);
+
+    // A reload with a broken key file fails, naming it, and changes nothing.
+    std::fs::write(agent.cert("dc1-server-consul-0-key.pem"), "not a key").unwrap();
+    let out = agent.agent.cli(&["reload"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tls.defaults.key_file") && stderr.contains("dc1-server-consul-0-key.pem"),
+        "{stderr}"
+    );
+    let mut after = KeptConnection::open(port, &ca, identity);
+    assert_eq!(after.get("/v1/status/leader").0, "HTTP/1.1 200 OK");
+    assert_eq!(after.server_serial(), new_serial);
 }
