@@ -92,6 +92,8 @@ pub struct Agent {
     /// Held from choosing a sidecar's port until it is registered, so two sidecars
     /// registered at once cannot take the same port.
     sidecar_ports: Mutex<()>,
+    /// The TLS listeners' certificates, swapped on reload (`crate::tls`).
+    tls: Arc<crate::tls::Tls>,
 }
 
 impl Agent {
@@ -102,6 +104,8 @@ impl Agent {
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| AgentError::Start(format!("data dir {}: {e}", data_dir.display())))?;
         let node_id = load_or_create_node_id(&data_dir)?;
+        let tls = crate::tls::Tls::new(&config.tls, config.ports.https.is_some())
+            .map_err(|e| AgentError::Start(format!("TLS: {e}")))?;
 
         let server = if config.server {
             let server = Server::start(ServerConfig {
@@ -199,6 +203,7 @@ impl Agent {
             shutdown,
             file_registrations: Mutex::new(file_registrations),
             sidecar_ports: Mutex::new(()),
+            tls: Arc::new(tls),
         });
 
         let loading = agent.clone();
@@ -229,6 +234,11 @@ impl Agent {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The TLS listeners' current certificates and refusal counts.
+    pub fn tls(&self) -> &Arc<crate::tls::Tls> {
+        &self.tls
     }
 
     pub fn node_id(&self) -> &str {

@@ -158,6 +158,13 @@ pub struct CountedStream {
     _slot: Option<Slot>,
 }
 
+impl CountedStream {
+    /// Reads the first bytes without taking them, to tell TLS from plaintext.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
+}
+
 impl AsyncRead for CountedStream {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -51,6 +51,10 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
         Some(addr) => Some(bind_tcp("HTTP", addr).await?),
         None => None,
     };
+    let https = match config.https_addr() {
+        Some(addr) => Some(bind_tcp("HTTPS", addr).await?),
+        None => None,
+    };
     let dns = match config.dns_addr() {
         Some(addr) => {
             let udp = UdpSocket::bind(addr)
@@ -92,6 +96,19 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
             agent_for_http.stopped().await
         }));
         tracing::info!(?addr, "HTTP API listening");
+    }
+    if let Some(listener) = https {
+        let addr = listener.local_addr().ok();
+        let listener = LimitedListener::new(listener, http_conn_limit);
+        let router = crate::http::router(agent.clone());
+        let agent_for_https = agent.clone();
+        tokio::spawn(crate::http::serve_tls(
+            listener,
+            router,
+            agent.tls().clone(),
+            async move { agent_for_https.stopped().await },
+        ));
+        tracing::info!(?addr, "HTTPS API listening");
     }
     tokio::spawn(reload_on_sighup(agent.clone()));
     tracing::info!(

@@ -47,6 +47,9 @@ pub struct AgentArgs {
     pub config_dir: Vec<PathBuf>,
     #[arg(long = "http-port", allow_hyphen_values = true)]
     pub http_port: Option<i32>,
+    /// The HTTPS API's port (default -1: off); needs tls cert_file and key_file.
+    #[arg(long = "https-port", allow_hyphen_values = true)]
+    pub https_port: Option<i32>,
     #[arg(long = "dns-port", allow_hyphen_values = true)]
     pub dns_port: Option<i32>,
     #[arg(long = "server-port")]
@@ -125,6 +128,7 @@ impl AgentArgs {
             config_files: self.config_file,
             config_dirs: self.config_dir,
             http_port: self.http_port,
+            https_port: self.https_port,
             dns_port: self.dns_port,
             server_port: self.server_port,
             serf_lan_port: self.serf_lan_port,

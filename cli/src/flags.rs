@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::http::Client;
+use crate::tls::TlsArgs;
 
 /// Where the agent's HTTP API is when no flag or variable says otherwise.
 const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
@@ -15,6 +16,9 @@ pub struct HttpArgs {
     /// [env: SHOAL_HTTP_ADDR or CONSUL_HTTP_ADDR] [default: 127.0.0.1:8500]
     #[arg(long = "http-addr", value_name = "ADDR")]
     pub http_addr: Option<String>,
+    /// `-ca-file`, `-client-cert`, … for an HTTPS agent (crate::tls).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl HttpArgs {
@@ -22,7 +26,15 @@ impl HttpArgs {
     /// it, then the variables. They are read here rather than by clap because clap
     /// would let a variable override a flag given before the subcommand.
     pub fn client(&self, outer: &HttpArgs) -> Result<Client> {
-        Client::new(&self.addr(outer))
+        let env = |name: &str| std::env::var(name).ok();
+        let tls = self.tls.resolve(&outer.tls, env)?;
+        let addr = self.addr(outer);
+        let addr = if tls.https_by_default && !addr.contains("://") {
+            format!("https://{addr}")
+        } else {
+            addr
+        };
+        Client::with_tls(&addr, &tls.tls)
     }
 
     /// The agent's address, resolved as [`HttpArgs::client`] does.
@@ -90,6 +102,7 @@ mod tests {
     fn flag(addr: &str) -> HttpArgs {
         HttpArgs {
             http_addr: Some(addr.to_string()),
+            ..Default::default()
         }
     }
 

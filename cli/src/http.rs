@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error_text::{io_message, one_line};
+use shoal_agent::tls::client::{client_config, ClientTls};
 
 /// Query parameters of one request.
 pub type Params = [(&'static str, String)];
@@ -22,7 +23,14 @@ pub struct Client {
 
 impl Client {
     /// `addr` is `host:port` or a full `http://` / `https://` URL, as Consul accepts.
+    #[cfg(test)]
     pub fn new(addr: &str) -> Result<Client> {
+        Client::with_tls(addr, &ClientTls::default_verifying())
+    }
+
+    /// As [`Client::new`]; an `https://` address uses `tls` (ignored for `http://`, as
+    /// Consul's client ignores its TLS settings then).
+    pub fn with_tls(addr: &str, tls: &ClientTls) -> Result<Client> {
         let with_scheme = if addr.contains("://") {
             addr.to_string()
         } else {
@@ -36,9 +44,11 @@ impl Client {
         // reqwest is built without a default TLS provider; `https://` needs one.
         // Installing fails only when one is installed already, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .build()
-            .context("setting up the HTTP client")?;
+        let mut builder = reqwest::Client::builder();
+        if base.scheme() == "https" && !tls.is_default() {
+            builder = builder.tls_backend_preconfigured(client_config(tls)?);
+        }
+        let http = builder.build().context("setting up the HTTP client")?;
         Ok(Client { base, http })
     }
 

@@ -1,6 +1,7 @@
 //! Reloading the config files while running (`PUT /v1/agent/reload`, `shoal reload`,
 //! SIGHUP), as Consul does for what it can change without a restart: the services and
-//! checks the files define, and the log level.
+//! checks the files define, the log level, and the TLS certificates (re-read from the
+//! files the new config names; connections already established keep theirs).
 //!
 //! Everything is read and checked before anything changes, so a bad file leaves the
 //! running agent as it was and the error names the file and key. Definitions that did not
@@ -97,6 +98,9 @@ impl Agent {
             .unwrap_or_else(|e| e.into_inner());
         let new = config::load(&self.config.flags)?;
         let wanted = FileRegistrations::from_config(&new).map_err(ReloadError::Invalid)?;
+        self.tls
+            .reload(&new.tls)
+            .map_err(|e| ReloadError::Invalid(format!("TLS: {e}")))?;
 
         for (id, def) in &wanted.services {
             if current.services.get(id) != Some(def) {

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, USER_AGENT};
 use reqwest::{Client, Method, StatusCode, Url};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use shoal_server::structs::{health, CheckDefinition};
 
 use super::output::TailBuffer;
 use super::{CheckError, Outcome};
+use crate::tls::verify::FixedNameVerifier;
 
 /// Consul's default when `Timeout` is unset.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -197,53 +198,10 @@ fn fixed_name_tls(
         .with_safe_default_protocol_versions()
         .map_err(|err| CheckError::HttpClient(err.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(FixedNameVerifier { inner, name }))
+        .with_custom_certificate_verifier(Arc::new(FixedNameVerifier::new(inner, name)))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Verifies as `inner` would for the server name `name`, whatever name the connection used.
-#[derive(Debug)]
-struct FixedNameVerifier {
-    inner: Arc<dyn ServerCertVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for FixedNameVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// reqwest's own message is only "error sending request for url (...)"; the cause (refused,

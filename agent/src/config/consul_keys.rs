@@ -78,6 +78,9 @@ const NO_WAN: &str = "not built yet for the WAN pool";
 const ENTERPRISE: &str = "Consul Enterprise only; Consul's open-source edition warns too";
 const DEPRECATED: &str = "deprecated in Consul";
 const INTERNAL: &str = "Consul-internal tuning, not a documented user setting";
+const NO_RPC_TLS: &str = "TLS on the server port is not built yet";
+const TLS_DEPRECATED: &str = "deprecated in Consul; the tls.defaults key wins over it";
+const HTTPS_TLS: &str = "for the HTTPS listener (docs/operations.md, TLS)";
 
 const ACL_TOKENS: &[Key] = &[
     later("initial_management", Str),
@@ -120,7 +123,11 @@ const ADDRESSES: &[Key] = &[
         Str,
         "one IP address; Consul's lists, unix sockets and templates are refused as bad values",
     ),
-    later_because("https", Str, "Shoal has no HTTPS listener yet"),
+    acted(
+        "https",
+        Str,
+        "one IP address; Consul's lists, unix sockets and templates are refused as bad values",
+    ),
     later_because("grpc", Str, "Shoal has no gRPC listener yet"),
     later_because("grpc_tls", Str, "Shoal has no gRPC listener yet"),
 ];
@@ -344,10 +351,10 @@ const PERFORMANCE: &[Key] = &[
 const PORTS: &[Key] = &[
     acted("dns", Int, "-1 disables the DNS listener"),
     acted("http", Int, "-1 disables the HTTP listener"),
-    later_because(
+    acted(
         "https",
         Int,
-        "Shoal has no HTTPS listener yet (as Consul's default, -1)",
+        "default -1 (off), as Consul; needs tls cert_file and key_file",
     ),
     acted("serf_lan", Int, ""),
     acted("serf_wan", Int, "the WAN pool's port, on servers"),
@@ -401,6 +408,36 @@ const TELEMETRY: &[Key] = &[
     later("prometheus_retention_time", Duration),
     later("statsd_address", Str),
     later("statsite_address", Str),
+];
+
+/// `tls.defaults` and `tls.https`: what the HTTPS listener reads.
+const TLS_HTTPS: &[Key] = &[
+    acted("ca_file", Str, HTTPS_TLS),
+    acted("ca_path", Str, HTTPS_TLS),
+    acted("cert_file", Str, HTTPS_TLS),
+    acted("key_file", Str, HTTPS_TLS),
+    acted(
+        "tls_min_version",
+        Str,
+        "TLSv1_2 (default) or TLSv1_3; rustls has no TLS 1.0 or 1.1, which are refused",
+    ),
+    acted(
+        "tls_cipher_suites",
+        Str,
+        "TLS 1.2 suites rustls has (ECDHE with AES-GCM or ChaCha20); others are refused",
+    ),
+    acted(
+        "verify_incoming",
+        Bool,
+        "HTTPS requires a client certificate signed by the CA",
+    ),
+    later_because("verify_outgoing", Bool, NO_RPC_TLS),
+    later_because(
+        "verify_server_hostname",
+        Bool,
+        "read under tls.internal_rpc only, as Consul",
+    ),
+    later("use_auto_cert", Bool),
 ];
 
 const TLS_PROTOCOL: &[Key] = &[
@@ -596,15 +633,19 @@ pub const CONSUL_KEYS: &[Key] = &[
     later("syslog_facility", Str),
     later_because("tagged_addresses", StrMap, NO_WAN),
     later("telemetry", Block(TELEMETRY)),
-    later_because(
+    acted(
         "tls",
         Block(&[
-            later("defaults", Block(TLS_PROTOCOL)),
-            later("internal_rpc", Block(TLS_PROTOCOL)),
-            later("https", Block(TLS_PROTOCOL)),
-            later("grpc", Block(TLS_PROTOCOL)),
+            acted("defaults", Block(TLS_HTTPS), ""),
+            later_because("internal_rpc", Block(TLS_PROTOCOL), NO_RPC_TLS),
+            acted("https", Block(TLS_HTTPS), ""),
+            later_because(
+                "grpc",
+                Block(TLS_PROTOCOL),
+                "Shoal has no gRPC listener yet",
+            ),
         ]),
-        NO_SECURITY,
+        "",
     ),
     acted(
         "translate_wan_addrs",
@@ -667,11 +708,11 @@ pub const CONSUL_KEYS: &[Key] = &[
     later_because("acl_replication_token", Str, DEPRECATED),
     later_because("acl_token", Str, DEPRECATED),
     later_because("acl_ttl", Duration, DEPRECATED),
-    later_because("ca_file", Str, DEPRECATED),
-    later_because("ca_path", Str, DEPRECATED),
-    later_because("cert_file", Str, DEPRECATED),
+    acted("ca_file", Str, TLS_DEPRECATED),
+    acted("ca_path", Str, TLS_DEPRECATED),
+    acted("cert_file", Str, TLS_DEPRECATED),
     later_because("enable_acl_replication", Bool, DEPRECATED),
-    later_because("key_file", Str, DEPRECATED),
+    acted("key_file", Str, TLS_DEPRECATED),
     later_because(
         "raft_boltdb",
         Block(&[later("no_freelist_sync", Bool)]),
@@ -683,14 +724,22 @@ pub const CONSUL_KEYS: &[Key] = &[
         "deprecated in Consul (use retry_join); Shoal still joins them once at start",
     ),
     acted("start_join_wan", Strings, ""),
-    later_because("tls_cipher_suites", Str, DEPRECATED),
-    later_because("tls_min_version", Str, DEPRECATED),
+    acted("tls_cipher_suites", Str, TLS_DEPRECATED),
+    acted(
+        "tls_min_version",
+        Str,
+        "deprecated in Consul; tls.defaults wins; tls12 and tls13 are read as TLSv1_2, TLSv1_3",
+    ),
     later_because("tls_prefer_server_cipher_suites", Bool, DEPRECATED),
-    later_because("verify_incoming", Bool, NO_SECURITY),
-    later_because("verify_incoming_https", Bool, DEPRECATED),
-    later_because("verify_incoming_rpc", Bool, DEPRECATED),
-    later_because("verify_outgoing", Bool, DEPRECATED),
-    later_because("verify_server_hostname", Bool, DEPRECATED),
+    acted("verify_incoming", Bool, TLS_DEPRECATED),
+    acted(
+        "verify_incoming_https",
+        Bool,
+        "deprecated in Consul; tls.https.verify_incoming wins",
+    ),
+    later_because("verify_incoming_rpc", Bool, NO_RPC_TLS),
+    later_because("verify_outgoing", Bool, NO_RPC_TLS),
+    later_because("verify_server_hostname", Bool, NO_RPC_TLS),
 ];
 
 /// The markers around the generated table in docs/compatibility.md.

@@ -16,6 +16,7 @@ use shoal_server::structs::{CheckDefinition, ServiceDefinition};
 use super::keys;
 use crate::decode::normalize_keys;
 use crate::definition;
+use crate::tls::settings::FileTls;
 
 /// A config file error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FilePorts {
     pub http: Option<i32>,
+    pub https: Option<i32>,
     pub dns: Option<i32>,
     pub server: Option<i32>,
     pub serf_lan: Option<i32>,
@@ -51,6 +53,7 @@ pub struct FilePorts {
 pub struct FileAddresses {
     pub dns: Option<String>,
     pub http: Option<String>,
+    pub https: Option<String>,
 }
 
 /// The `performance {}` block's keys Shoal acts on.
@@ -178,6 +181,16 @@ pub struct FileConfig {
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
+    /// `tls {}` and the deprecated top-level TLS keys (see `crate::tls::settings`).
+    pub tls: Option<FileTls>,
+    pub ca_file: Option<String>,
+    pub ca_path: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub tls_min_version: Option<String>,
+    pub tls_cipher_suites: Option<String>,
+    pub verify_incoming: Option<bool>,
+    pub verify_incoming_https: Option<bool>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

@@ -37,6 +37,8 @@ pub struct Flags {
     pub config_files: Vec<PathBuf>,
     pub config_dirs: Vec<PathBuf>,
     pub http_port: Option<i32>,
+    /// `-https-port`: off (-1) unless given here or in `ports { https }`.
+    pub https_port: Option<i32>,
     pub dns_port: Option<i32>,
     pub server_port: Option<i32>,
     pub serf_lan_port: Option<i32>,
@@ -65,6 +67,8 @@ pub struct Flags {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ports {
     pub http: Option<u16>,
+    /// `ports { https }`: off unless set, as Consul's default (-1).
+    pub https: Option<u16>,
     pub dns: Option<u16>,
     pub server: u16,
     pub serf_lan: u16,
@@ -111,6 +115,8 @@ pub struct Config {
     pub client_addr: IpAddr,
     /// `addresses { http }`: where the HTTP API listens (default `client_addr`).
     pub http_bind: IpAddr,
+    /// `addresses { https }`: where HTTPS listens (default `client_addr`).
+    pub https_bind: IpAddr,
     /// `addresses { dns }`: where DNS listens (default `client_addr`).
     pub dns_bind: IpAddr,
     pub ports: Ports,
@@ -176,11 +182,20 @@ pub struct Config {
     /// encryption out to a running cluster.
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
+    /// `tls {}` and the deprecated top-level TLS keys, resolved; the files they name
+    /// were readable and usable when this config was built.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Config {
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.ports.http.map(|p| SocketAddr::new(self.http_bind, p))
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.ports
+            .https
+            .map(|p| SocketAddr::new(self.https_bind, p))
     }
 
     pub fn dns_addr(&self) -> Option<SocketAddr> {
@@ -270,11 +285,27 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
         rejoin_after_leave, disable_update_check, check_update_interval, advertise_addr_wan,
         retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy, encrypt,
-        encrypt_verify_incoming, encrypt_verify_outgoing
+        encrypt_verify_incoming, encrypt_verify_outgoing, ca_file, ca_path, cert_file, key_file,
+        tls_min_version, tls_cipher_suites, verify_incoming, verify_incoming_https
     );
+    if let Some(tls) = from.tls {
+        let target = into.tls.get_or_insert_with(Default::default);
+        for (into_block, from_block) in [
+            (&mut target.defaults, tls.defaults),
+            (&mut target.https, tls.https),
+        ] {
+            if let Some(block) = from_block {
+                let target = into_block.get_or_insert_with(Default::default);
+                take!(target, block;
+                    ca_file, ca_path, cert_file, key_file, tls_min_version, tls_cipher_suites,
+                    verify_incoming
+                );
+            }
+        }
+    }
     if let Some(addresses) = from.addresses {
         let target = into.addresses.get_or_insert_with(Default::default);
-        take!(target, addresses; dns, http);
+        take!(target, addresses; dns, http, https);
     }
     if let Some(performance) = from.performance {
         let target = into.performance.get_or_insert_with(Default::default);
@@ -287,7 +318,7 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     into.not_acted_on.extend(from.not_acted_on);
     if let Some(ports) = from.ports {
         let target = into.ports.get_or_insert_with(Default::default);
-        take!(target, ports; http, dns, server, serf_lan, serf_wan, sidecar_min_port, sidecar_max_port);
+        take!(target, ports; http, https, dns, server, serf_lan, serf_wan, sidecar_min_port, sidecar_max_port);
     }
     if let Some(autopilot) = from.autopilot {
         let target = into.autopilot.get_or_insert_with(Default::default);
@@ -386,6 +417,10 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
     let ports = file.ports.clone().unwrap_or_default();
     let ports = Ports {
         http: port("ports.http", flags.http_port.or(ports.http).unwrap_or(8500))?,
+        https: port(
+            "ports.https",
+            flags.https_port.or(ports.https).unwrap_or(-1),
+        )?,
         dns: port("ports.dns", flags.dns_port.or(ports.dns).unwrap_or(8600))?,
         server: required_port(
             "ports.server",
@@ -472,6 +507,8 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
     };
     let http_bind = bind_or_client("addresses.http", addresses.http.as_ref())?;
     let dns_bind = bind_or_client("addresses.dns", addresses.dns.as_ref())?;
+    let https_bind = bind_or_client("addresses.https", addresses.https.as_ref())?;
+    let tls = tls_config(&file, ports.https.is_some())?;
 
     let raft_multiplier = file
         .performance
@@ -598,6 +635,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         advertise_addr,
         client_addr,
         http_bind,
+        https_bind,
         dns_bind,
         ports,
         http_max_conns_per_client,
@@ -686,7 +724,30 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         encrypt,
         encrypt_verify_incoming: file.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: file.encrypt_verify_outgoing.unwrap_or(true),
+        tls,
     })
+}
+
+/// Resolves the TLS keys and builds the listeners' TLS from them once, so a missing or
+/// bad certificate fails start-up (or a reload) with the key and file named.
+fn tls_config(
+    file: &FileConfig,
+    https_enabled: bool,
+) -> Result<crate::tls::TlsConfig, ConfigError> {
+    let deprecated = crate::tls::settings::DeprecatedTls {
+        ca_file: file.ca_file.clone(),
+        ca_path: file.ca_path.clone(),
+        cert_file: file.cert_file.clone(),
+        key_file: file.key_file.clone(),
+        tls_min_version: file.tls_min_version.clone(),
+        tls_cipher_suites: file.tls_cipher_suites.clone(),
+        verify_incoming: file.verify_incoming,
+        verify_incoming_https: file.verify_incoming_https,
+    };
+    let invalid = |e: crate::tls::TlsError| ConfigError::Invalid(e.to_string());
+    let tls = crate::tls::settings::resolve(file.tls.as_ref(), &deprecated).map_err(invalid)?;
+    crate::tls::Tls::new(&tls, https_enabled).map_err(invalid)?;
+    Ok(tls)
 }
 
 fn autopilot(file: file::FileAutopilot) -> AutopilotConfig {
@@ -1125,6 +1186,8 @@ mod tests {
                 Some("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=")
             );
             assert!(config.encrypt_verify_incoming && config.encrypt_verify_outgoing);
+            assert_eq!(config.ports.https, None, "{name}");
+            assert!(!config.tls.https.verify_incoming.value, "{name}");
             assert_eq!(
                 config.not_acted_on,
                 [
@@ -1132,15 +1195,61 @@ mod tests {
                     "acl.enabled",
                     "acl.tokens.agent",
                     "ports.grpc",
-                    "ports.https",
                     "telemetry.disable_hostname",
                     "telemetry.prometheus_retention_time",
-                    "tls.defaults.verify_incoming",
                     "ui_config.enabled",
                 ],
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn tls_keys_merge_across_files_and_deprecated_ones_yield() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("a.hcl");
+        std::fs::write(
+            &first,
+            r#"
+            ca_file = "/old/ca.pem"
+            verify_incoming_https = true
+            tls_min_version = "tls13"
+            tls {
+              https {
+                cert_file = "/a/cert.pem"
+              }
+            }
+            "#,
+        )
+        .unwrap();
+        let second = dir.path().join("b.json");
+        std::fs::write(
+            &second,
+            r#"{"tls": {"defaults": {"ca_file": "/new/ca.pem"}, "https": {"key_file": "/b/key.pem"}}}"#,
+        )
+        .unwrap();
+        let flags = Flags {
+            dev: true,
+            config_files: vec![first, second],
+            ..Default::default()
+        };
+        let config = load(&flags).unwrap();
+        let https = &config.tls.https;
+        assert_eq!(https.ca_file.as_ref().unwrap().key, "tls.defaults.ca_file");
+        assert_eq!(
+            https.ca_file.as_ref().unwrap().value,
+            PathBuf::from("/new/ca.pem")
+        );
+        assert_eq!(https.cert_file.as_ref().unwrap().key, "tls.https.cert_file");
+        assert_eq!(https.key_file.as_ref().unwrap().key, "tls.https.key_file");
+        assert_eq!(https.verify_incoming.key, "verify_incoming_https");
+        assert!(https.verify_incoming.value);
+        assert_eq!(https.min_version, crate::tls::MinVersion::Tls13);
+        assert!(config.not_acted_on.is_empty(), "{:?}", config.not_acted_on);
+        assert_eq!(
+            config.ports.https, None,
+            "HTTPS is off unless a port is set"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod response;
 mod serve;
 mod session;
 
-pub use serve::serve;
+pub use serve::{serve, serve_tls};
 
 use std::sync::Arc;
 

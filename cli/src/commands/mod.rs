@@ -17,6 +17,7 @@ mod operator;
 mod reload;
 mod rtt;
 mod services;
+mod tls;
 mod version;
 
 use std::future::Future;
@@ -99,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: services::Command,
     },
+    /// Create a CA and certificates for TLS between agents
+    Tls {
+        #[command(subcommand)]
+        command: tls::Command,
+    },
     /// Print the Shoal version
     Version,
 }
@@ -122,6 +128,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Maint(args) => block_on(maint::run(args, http)).map(success),
         Command::Join(args) => block_on(join::run(args, http)).map(success),
         Command::Keygen => keygen::run().map(success),
+        Command::Tls { command } => tls::run(command).map(success),
         Command::Keyring(args) => block_on(keyring::run(args, http)).map(success),
         Command::Leave(args) => block_on(leave::run(args, http)).map(success),
         Command::ForceLeave(args) => block_on(force_leave::run(args, http)).map(success),
@@ -299,6 +306,22 @@ mod tests {
                 "hi",
             ],
             &["shoal", "rtt", "-wan", "s1.dc1", "s2.dc2"],
+            &[
+                "shoal", "tls", "ca", "create", "-days", "30", "-domain", "shoal",
+            ],
+            &[
+                "shoal",
+                "tls",
+                "cert",
+                "create",
+                "-server",
+                "-dc",
+                "dc2",
+                "-additional-dnsname",
+                "a.example",
+                "-additional-ipaddress",
+                "10.0.0.1",
+            ],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }
