@@ -120,6 +120,7 @@ impl Agent {
                 autopilot: config.autopilot.clone(),
                 bootstrap_expect: config.bootstrap_expect,
                 connect: config.connect.clone(),
+                acl: config.acl.clone(),
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;
@@ -559,6 +560,9 @@ impl Agent {
                 }
                 if let Err(e) = server.manage_ca().await {
                     tracing::warn!(error = %e, "connect: setting up the CA");
+                }
+                if let Err(e) = server.manage_acl().await {
+                    tracing::warn!(error = %e, "acl: setting up the built-in policy and tokens");
                 }
             }
         }

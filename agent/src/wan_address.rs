@@ -39,6 +39,9 @@ pub(crate) fn translate_result(result: &mut ReadResult) {
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
         | ReadResult::Sessions(_)
+        | ReadResult::AclTokens(_)
+        | ReadResult::AclPolicies(_)
+        | ReadResult::AclRoles(_)
         | ReadResult::NotModified => {}
     }
 }

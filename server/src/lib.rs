@@ -9,6 +9,7 @@
 //! server port otherwise) send an [`rpc::Request`] and get an [`rpc::Response`]. What is
 //! stored and sent between servers is versioned in [`wire`].
 
+pub mod acl;
 pub mod autopilot;
 pub mod blocking;
 pub mod clock;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::acl::structs::{AclLookup, AclPolicy, AclRole, AclToken};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::structs::{CaConfiguration, IndexedCaRoots, IssuedCert, SignRequest};
 use crate::kv::DirEntry;
@@ -157,6 +158,19 @@ pub enum Read {
     NodeSessions {
         node: String,
     },
+    /// ACL tokens (`/v1/acl/tokens`, `/v1/acl/token/:id`, `/v1/acl/token/self`, and
+    /// resolving a request's token), by accessor ID.
+    AclTokens {
+        lookup: AclLookup,
+    },
+    /// ACL policies (`/v1/acl/policies`, `/v1/acl/policy/:id`, `/name/:name`), by ID.
+    AclPolicies {
+        lookup: AclLookup,
+    },
+    /// ACL roles, by ID.
+    AclRoles {
+        lookup: AclLookup,
+    },
 }
 
 /// The result of a [`Read`].
@@ -176,6 +190,9 @@ pub enum ReadResult {
     KvEntries(Vec<DirEntry>),
     KvKeys(Vec<String>),
     Sessions(Vec<Session>),
+    AclTokens(Vec<AclToken>),
+    AclPolicies(Vec<AclPolicy>),
+    AclRoles(Vec<AclRole>),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }

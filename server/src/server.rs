@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub bootstrap_expect: u32,
     /// Connect: whether the leader runs the CA, and the settings of its first root.
     pub connect: ConnectConfig,
+    /// ACLs: whether the leader sets up the built-in policy and tokens.
+    pub acl: crate::acl::AclConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -526,6 +528,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::PreparedQuery { .. } | Read::PreparedQueries => Topic::PreparedQueries,
         Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => Topic::Kvs,
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => Topic::Sessions,
+        Read::AclTokens { .. } | Read::AclPolicies { .. } | Read::AclRoles { .. } => Topic::Acl,
     }
 }
 
@@ -576,6 +579,9 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         Read::SessionInfo { id } => ReadResult::Sessions(tables.session(id).into_iter().collect()),
         Read::Sessions => ReadResult::Sessions(tables.sessions()),
         Read::NodeSessions { node } => ReadResult::Sessions(tables.node_sessions(node)),
+        Read::AclTokens { lookup } => ReadResult::AclTokens(tables.acl_tokens(lookup)),
+        Read::AclPolicies { lookup } => ReadResult::AclPolicies(tables.acl_policies(lookup)),
+        Read::AclRoles { lookup } => ReadResult::AclRoles(tables.acl_roles(lookup)),
         Read::CatalogConnectServiceNodes {
             service,
             tags,

@@ -17,6 +17,7 @@ use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
 use crate::kv::KvRequest;
 use crate::prepared_query::structs::PreparedQuery;
+use crate::acl::structs::{AclPolicy, AclRole, AclToken};
 use crate::session::Session;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
@@ -522,6 +523,26 @@ pub enum Command {
     SessionDestroy {
         id: String,
     },
+    /// Creates or replaces an ACL token (IDs, secret and create time made before it is
+    /// proposed); its policy and role links are resolved when applied.
+    AclTokenSet(AclToken),
+    /// Deletes a token; refused for the anonymous token.
+    AclTokenDelete {
+        accessor_id: String,
+    },
+    /// Creates or replaces a policy; refused for a duplicate name, or for new rules on
+    /// `global-management`.
+    AclPolicySet(AclPolicy),
+    /// Deletes a policy; refused for `global-management`.
+    AclPolicyDelete {
+        id: String,
+    },
+    AclRoleSet(AclRole),
+    AclRoleDelete {
+        id: String,
+    },
+    /// `/v1/acl/bootstrap`: stores the first management token, once.
+    AclBootstrap(AclToken),
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,

@@ -83,11 +83,15 @@ const TLS_DEPRECATED: &str = "deprecated in Consul; the tls.defaults key wins ov
 const HTTPS_TLS: &str = "for the HTTPS listener (docs/operations.md, TLS)";
 
 const ACL_TOKENS: &[Key] = &[
-    later("initial_management", Str),
+    acted(
+        "initial_management",
+        Str,
+        "the leader creates a management token with this secret once",
+    ),
     later("replication", Str),
     later("agent_recovery", Str),
-    later("default", Str),
-    later("agent", Str),
+    acted("default", Str, "requests without a token, and DNS"),
+    acted("agent", Str, "the agent's own writes (anti-entropy)"),
     later("config_file_service_registration", Str),
     later_because(
         "managed_service_provider",
@@ -99,15 +103,15 @@ const ACL_TOKENS: &[Key] = &[
 ];
 
 const ACL: &[Key] = &[
-    later_because("enabled", Bool, NO_SECURITY),
+    acted("enabled", Bool, ""),
     later("enable_token_replication", Bool),
     later("policy_ttl", Duration),
     later("role_ttl", Duration),
-    later("token_ttl", Duration),
-    later("down_policy", Str),
-    later("default_policy", Str),
+    acted("token_ttl", Duration, "how long a client agent caches a resolved token"),
+    acted("down_policy", Str, ""),
+    acted("default_policy", Str, ""),
     later("enable_key_list_policy", Bool),
-    later("tokens", Block(ACL_TOKENS)),
+    acted("tokens", Block(ACL_TOKENS), ""),
     later("enable_token_persistence", Bool),
     later_because("msp_disable_bootstrap", Bool, ENTERPRISE),
 ];
@@ -487,7 +491,7 @@ const DEFINITIONS: &str =
 
 /// Every top-level key of a Consul agent config file.
 pub const CONSUL_KEYS: &[Key] = &[
-    later_because("acl", Block(ACL), NO_SECURITY),
+    acted("acl", Block(ACL), ""),
     acted("addresses", Block(ADDRESSES), ""),
     acted("advertise_addr", Str, ""),
     later("advertise_addr_ipv4", Str),

@@ -176,6 +176,7 @@ pub struct FileConfig {
     pub reconnect_timeout: Option<GoDuration>,
     pub autopilot: Option<FileAutopilot>,
     pub connect: Option<FileConnect>,
+    pub acl: Option<super::acl::FileAcl>,
     pub raft_snapshot_threshold: Option<u64>,
     pub raft_trailing_logs: Option<u64>,
     pub encrypt: Option<String>,

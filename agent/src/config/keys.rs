@@ -158,15 +158,15 @@ mod tests {
             "performance": {"raft_multiplier": 1, "leave_drain_time": "5s"},
             "telemetry": {"prometheus_retention_time": "30s", "disable_hostname": true},
             "ui_config": {"enabled": true, "metrics_proxy": {"add_headers": [{"name": "a", "value": "b"}]}},
-            "acl": {"enabled": false, "tokens": {"agent": "secret"}},
+            "acl": {"enable_key_list_policy": false, "tokens": {"replication": "secret"}},
         }));
         let mut not_acted_on = result.unwrap();
         not_acted_on.sort();
         assert_eq!(
             not_acted_on,
             [
-                "acl.enabled",
-                "acl.tokens.agent",
+                "acl.enable_key_list_policy",
+                "acl.tokens.replication",
                 "performance.leave_drain_time",
                 "ports.grpc",
                 "telemetry.disable_hostname",
@@ -178,7 +178,12 @@ mod tests {
         );
         assert_eq!(
             doc,
-            json!({"node_name": "n1", "ports": {"http": 8500}, "performance": {"raft_multiplier": 1}})
+            json!({
+                "node_name": "n1",
+                "ports": {"http": 8500},
+                "performance": {"raft_multiplier": 1},
+                "acl": {"tokens": {}}
+            })
         );
     }
 
@@ -203,8 +208,8 @@ mod tests {
                 "an integer",
             ),
             (
-                json!({"acl": {"token_ttl": "soon"}}),
-                "acl.token_ttl",
+                json!({"acl": {"policy_ttl": "soon"}}),
+                "acl.policy_ttl",
                 "bad duration",
             ),
             (

@@ -1,5 +1,6 @@
 //! The agent's runtime configuration: defaults, then config files in order, then flags.
 
+mod acl;
 pub mod consul_keys;
 mod file;
 mod keys;
@@ -172,6 +173,9 @@ pub struct Config {
     pub autopilot: AutopilotConfig,
     /// `connect {}`: whether the servers run the CA, and its first settings.
     pub connect: ConnectConfig,
+    /// `acl {}`: whether tokens are checked, the default and down policies, the agent's
+    /// tokens (hidden from `Debug`).
+    pub acl: shoal_server::acl::AclConfig,
     /// `raft_snapshot_threshold` and `raft_trailing_logs`.
     pub raft_tuning: Tuning,
     /// `-encrypt` / `encrypt`: a base64 gossip key, checked; it seeds the keyring files
@@ -327,6 +331,7 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
             dead_server_last_contact_threshold
         );
     }
+    acl::merge(&mut into.acl, from.acl);
     if let Some(connect) = from.connect {
         let target = into.connect.get_or_insert_with(Default::default);
         take!(target, connect; enabled, ca_provider);
@@ -587,13 +592,23 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         )));
     }
 
+    let acl_config = acl::acl(file.acl.as_ref())?;
+    // With ACLs on, intentions default to the ACL default policy, as in Consul.
+    let acl_default = if acl_config.enabled
+        && acl_config.default_policy == shoal_server::acl::DefaultPolicy::Deny
+    {
+        DefaultPolicy::Deny
+    } else {
+        DefaultPolicy::Allow
+    };
     let default_intention_policy = match file
         .default_intention_policy
         .as_deref()
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        None | Some("") | Some("allow") => DefaultPolicy::Allow,
+        None | Some("") => acl_default,
+        Some("allow") => DefaultPolicy::Allow,
         Some("deny") => DefaultPolicy::Deny,
         Some(other) => {
             return Err(ConfigError::Invalid(format!(
@@ -712,6 +727,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
             .map_or(Duration::from_secs(72 * 3600), |d| d.0),
         autopilot: autopilot(file.autopilot.clone().unwrap_or_default()),
         connect: connect(dev, file.connect.clone().unwrap_or_default())?,
+        acl: acl_config,
         raft_tuning: Tuning {
             snapshot_every: file
                 .raft_snapshot_threshold
@@ -1188,12 +1204,18 @@ mod tests {
             assert!(config.encrypt_verify_incoming && config.encrypt_verify_outgoing);
             assert_eq!(config.ports.https, None, "{name}");
             assert!(!config.tls.https.verify_incoming.value, "{name}");
+            assert!(config.acl.enabled, "{name}");
+            assert_eq!(
+                config.acl.default_policy,
+                shoal_server::acl::DefaultPolicy::Deny
+            );
+            assert!(!config.acl.agent_token.is_empty());
+            // With ACLs on and deny, intentions default to deny too.
+            assert_eq!(config.default_intention_policy, DefaultPolicy::Deny);
+            assert!(!format!("{:?}", config.acl).contains(config.acl.agent_token.expose()));
             assert_eq!(
                 config.not_acted_on,
                 [
-                    "acl.default_policy",
-                    "acl.enabled",
-                    "acl.tokens.agent",
                     "ports.grpc",
                     "telemetry.disable_hostname",
                     "telemetry.prometheus_retention_time",

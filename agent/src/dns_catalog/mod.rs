@@ -576,6 +576,7 @@ mod tests {
             autopilot: Default::default(),
             bootstrap_expect: 0,
             connect: Default::default(),
+            acl: Default::default(),
         })
         .await
         .unwrap();

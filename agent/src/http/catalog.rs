@@ -221,6 +221,9 @@ fn empty(result: &mut ReadResult) {
         ReadResult::KvEntries(entries) => entries.clear(),
         ReadResult::KvKeys(keys) => keys.clear(),
         ReadResult::Sessions(sessions) => sessions.clear(),
+        ReadResult::AclTokens(v) => v.clear(),
+        ReadResult::AclPolicies(v) => v.clear(),
+        ReadResult::AclRoles(v) => v.clear(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -241,6 +244,9 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::KvEntries(v) => encode(v, pretty),
         ReadResult::KvKeys(v) => encode(v, pretty),
         ReadResult::Sessions(v) => encode(v, pretty),
+        ReadResult::AclTokens(v) => encode(v, pretty),
+        ReadResult::AclPolicies(v) => encode(v, pretty),
+        ReadResult::AclRoles(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

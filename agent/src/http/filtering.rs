@@ -54,6 +54,9 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => {
             refuse(params, "sessions").map(|()| None)
         }
+        Read::AclTokens { .. } | Read::AclPolicies { .. } | Read::AclRoles { .. } => {
+            refuse(params, "ACL objects").map(|()| None)
+        }
     }
 }
 
@@ -134,6 +137,9 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
         | ReadResult::Sessions(_)
+        | ReadResult::AclTokens(_)
+        | ReadResult::AclPolicies(_)
+        | ReadResult::AclRoles(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -30,6 +30,9 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
         | ReadResult::Sessions(_)
+        | ReadResult::AclTokens(_)
+        | ReadResult::AclPolicies(_)
+        | ReadResult::AclRoles(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -141,3 +141,5 @@ impl Drop for Subscription<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_acl;

@@ -29,6 +29,8 @@ pub enum Topic {
     PreparedQueries,
     /// Any session created or destroyed.
     Sessions,
+    /// Any ACL token, policy or role written or deleted, or the bootstrap.
+    Acl,
     /// The KV store: any write, delete or tombstone reap. Its index is the table's.
     Kvs,
     /// One KV key: watched exactly by a read of the key, by prefix by a list. Never
@@ -49,7 +51,8 @@ impl Topic {
             | Topic::Coordinates
             | Topic::PreparedQueries
             | Topic::Kvs
-            | Topic::Sessions => None,
+            | Topic::Sessions
+            | Topic::Acl => None,
         }
     }
 
@@ -67,7 +70,8 @@ impl Topic {
             | Topic::Coordinates
             | Topic::PreparedQueries
             | Topic::Kvs
-            | Topic::Sessions => None,
+            | Topic::Sessions
+            | Topic::Acl => None,
         }
     }
 }

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
+    AclDeleteRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
     CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
     PreparedQuerySetRecord, RegisterRequestRecord, SessionDestroyRecord, SessionRecord,
     SetAutopilotConfigRecord, TombstoneReapRecord,
@@ -52,6 +52,16 @@ pub mod kind {
     /// Sessions (protocol 5): never skippable, they decide who holds a lock.
     pub const SESSION_CREATE: u16 = 13;
     pub const SESSION_DESTROY: u16 = 14;
+    // 15 and 16 are taken by another protocol-6 addition.
+    /// ACL tokens, policies, roles and the bootstrap (protocol 6): never skippable, a
+    /// server without them would authorize differently.
+    pub const ACL_TOKEN_SET: u16 = 17;
+    pub const ACL_TOKEN_DELETE: u16 = 18;
+    pub const ACL_POLICY_SET: u16 = 19;
+    pub const ACL_POLICY_DELETE: u16 = 20;
+    pub const ACL_ROLE_SET: u16 = 21;
+    pub const ACL_ROLE_DELETE: u16 = 22;
+    pub const ACL_BOOTSTRAP: u16 = 23;
 }
 
 /// One command, encoded.
@@ -91,6 +101,13 @@ pub fn introduced_in(kind: u16) -> u32 {
         kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
         kind::KVS | kind::TOMBSTONE_REAP => 5,
         kind::SESSION_CREATE | kind::SESSION_DESTROY => 5,
+        kind::ACL_TOKEN_SET
+        | kind::ACL_TOKEN_DELETE
+        | kind::ACL_POLICY_SET
+        | kind::ACL_POLICY_DELETE
+        | kind::ACL_ROLE_SET
+        | kind::ACL_ROLE_DELETE
+        | kind::ACL_BOOTSTRAP => 6,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -113,6 +130,13 @@ fn is_known(kind: u16) -> bool {
             | kind::TOMBSTONE_REAP
             | kind::SESSION_CREATE
             | kind::SESSION_DESTROY
+            | kind::ACL_TOKEN_SET
+            | kind::ACL_TOKEN_DELETE
+            | kind::ACL_POLICY_SET
+            | kind::ACL_POLICY_DELETE
+            | kind::ACL_ROLE_SET
+            | kind::ACL_ROLE_DELETE
+            | kind::ACL_BOOTSTRAP
     )
 }
 
@@ -200,6 +224,36 @@ impl EncodedCommand {
                 kind::SESSION_DESTROY,
                 to_msgpack(&SessionDestroyRecord { id: id.clone() })?,
             ),
+            Command::AclTokenSet(token) => (
+                kind::ACL_TOKEN_SET,
+                to_msgpack(&AclTokenRecord::from(token))?,
+            ),
+            Command::AclTokenDelete { accessor_id } => (
+                kind::ACL_TOKEN_DELETE,
+                to_msgpack(&AclDeleteRecord {
+                    id: accessor_id.clone(),
+                })?,
+            ),
+            Command::AclPolicySet(policy) => (
+                kind::ACL_POLICY_SET,
+                to_msgpack(&AclPolicyRecord::from(policy))?,
+            ),
+            Command::AclPolicyDelete { id } => (
+                kind::ACL_POLICY_DELETE,
+                to_msgpack(&AclDeleteRecord { id: id.clone() })?,
+            ),
+            Command::AclRoleSet(role) => (
+                kind::ACL_ROLE_SET,
+                to_msgpack(&AclRoleRecord::from(role))?,
+            ),
+            Command::AclRoleDelete { id } => (
+                kind::ACL_ROLE_DELETE,
+                to_msgpack(&AclDeleteRecord { id: id.clone() })?,
+            ),
+            Command::AclBootstrap(token) => (
+                kind::ACL_BOOTSTRAP,
+                to_msgpack(&AclTokenRecord::from(token))?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -286,6 +340,27 @@ impl EncodedCommand {
                 let record: SessionDestroyRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::SessionDestroy { id: record.id })
             }
+            kind::ACL_TOKEN_SET => Decoded::Known(Command::AclTokenSet(
+                from_msgpack::<AclTokenRecord>(&self.body)?.into(),
+            )),
+            kind::ACL_TOKEN_DELETE => Decoded::Known(Command::AclTokenDelete {
+                accessor_id: from_msgpack::<AclDeleteRecord>(&self.body)?.id,
+            }),
+            kind::ACL_POLICY_SET => Decoded::Known(Command::AclPolicySet(
+                from_msgpack::<AclPolicyRecord>(&self.body)?.into(),
+            )),
+            kind::ACL_POLICY_DELETE => Decoded::Known(Command::AclPolicyDelete {
+                id: from_msgpack::<AclDeleteRecord>(&self.body)?.id,
+            }),
+            kind::ACL_ROLE_SET => Decoded::Known(Command::AclRoleSet(
+                from_msgpack::<AclRoleRecord>(&self.body)?.into(),
+            )),
+            kind::ACL_ROLE_DELETE => Decoded::Known(Command::AclRoleDelete {
+                id: from_msgpack::<AclDeleteRecord>(&self.body)?.id,
+            }),
+            kind::ACL_BOOTSTRAP => Decoded::Known(Command::AclBootstrap(
+                from_msgpack::<AclTokenRecord>(&self.body)?.into(),
+            )),
             kind => Decoded::Skipped { kind },
         })
     }

@@ -794,13 +794,25 @@ impl From<&Read> for ReadRecord {
             Read::SessionInfo { id } => ReadRecord::SessionInfo { id },
             Read::Sessions => ReadRecord::Sessions,
             Read::NodeSessions { node } => ReadRecord::NodeSessions { node },
+            Read::AclTokens { lookup } => ReadRecord::AclTokens {
+                lookup: (&lookup).into(),
+            },
+            Read::AclPolicies { lookup } => ReadRecord::AclPolicies {
+                lookup: (&lookup).into(),
+            },
+            Read::AclRoles { lookup } => ReadRecord::AclRoles {
+                lookup: (&lookup).into(),
+            },
         }
     }
 }
 
-impl From<ReadRecord> for Read {
-    fn from(r: ReadRecord) -> Read {
-        match r {
+impl TryFrom<ReadRecord> for Read {
+    type Error = FormatError;
+
+    /// Fails only for an ACL lookup of a kind this server does not know.
+    fn try_from(r: ReadRecord) -> Result<Read, FormatError> {
+        Ok(match r {
             ReadRecord::CatalogServices { node_meta } => Read::CatalogServices { node_meta },
             ReadRecord::CatalogNodes { node_meta } => Read::CatalogNodes { node_meta },
             ReadRecord::CatalogServiceNodes {
@@ -865,7 +877,16 @@ impl From<ReadRecord> for Read {
             ReadRecord::SessionInfo { id } => Read::SessionInfo { id },
             ReadRecord::Sessions => Read::Sessions,
             ReadRecord::NodeSessions { node } => Read::NodeSessions { node },
-        }
+            ReadRecord::AclTokens { lookup } => Read::AclTokens {
+                lookup: lookup.try_into()?,
+            },
+            ReadRecord::AclPolicies { lookup } => Read::AclPolicies {
+                lookup: lookup.try_into()?,
+            },
+            ReadRecord::AclRoles { lookup } => Read::AclRoles {
+                lookup: lookup.try_into()?,
+            },
+        })
     }
 }
 
@@ -933,7 +954,7 @@ impl TryFrom<RequestRecord> for Request {
                 Decoded::Known(command) => Op::Apply(command),
                 Decoded::Skipped { kind } => return Err(FormatError::UnknownCommand { kind }),
             },
-            OpRecord::Read(read) => Op::Read(read.into()),
+            OpRecord::Read(read) => Op::Read(read.try_into()?),
             OpRecord::Datacenters => Op::Datacenters,
             OpRecord::StatusLeader => Op::StatusLeader,
             OpRecord::StatusPeers => Op::StatusPeers,
@@ -1003,6 +1024,11 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::Sessions(sessions) => {
                 ReadResultRecord::Sessions(sessions.iter().map(Into::into).collect())
             }
+            ReadResult::AclTokens(v) => ReadResultRecord::AclTokens(v.iter().map(Into::into).collect()),
+            ReadResult::AclPolicies(v) => {
+                ReadResultRecord::AclPolicies(v.iter().map(Into::into).collect())
+            }
+            ReadResult::AclRoles(v) => ReadResultRecord::AclRoles(v.iter().map(Into::into).collect()),
         }
     }
 }
@@ -1037,6 +1063,9 @@ impl From<ReadResultRecord> for ReadResult {
             ReadResultRecord::KvEntries(entries) => ReadResult::KvEntries(all(entries)),
             ReadResultRecord::KvKeys(keys) => ReadResult::KvKeys(keys),
             ReadResultRecord::Sessions(sessions) => ReadResult::Sessions(all(sessions)),
+            ReadResultRecord::AclTokens(v) => ReadResult::AclTokens(all(v)),
+            ReadResultRecord::AclPolicies(v) => ReadResult::AclPolicies(all(v)),
+            ReadResultRecord::AclRoles(v) => ReadResult::AclRoles(all(v)),
         }
     }
 }

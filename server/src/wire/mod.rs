@@ -24,6 +24,7 @@
 
 pub mod command;
 mod convert;
+mod convert_acl;
 pub mod records;
 pub mod snapshot;
 pub mod v1;
@@ -34,6 +35,8 @@ mod fixture_set;
 pub(crate) mod samples;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_acl;
 #[cfg(test)]
 mod tests_coordinates;
 #[cfg(test)]
@@ -53,7 +56,7 @@ use serde::Serialize;
 pub use convert::{reply_from_record, reply_to_record};
 
 /// The server-port protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The oldest protocol it still accepts, so a cluster can be upgraded one server at a time.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

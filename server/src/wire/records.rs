@@ -382,6 +382,16 @@ pub enum ReadRecord {
     NodeSessions {
         node: String,
     },
+    /// Protocol 6's ACL reads, as the next two.
+    AclTokens {
+        lookup: AclLookupRecord,
+    },
+    AclPolicies {
+        lookup: AclLookupRecord,
+    },
+    AclRoles {
+        lookup: AclLookupRecord,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -449,6 +459,10 @@ pub enum ReadResultRecord {
     KvEntries(Vec<DirEntryRecord>),
     KvKeys(Vec<String>),
     Sessions(Vec<SessionRecord>),
+    /// Protocol 6: ACL objects.
+    AclTokens(Vec<AclTokenRecord>),
+    AclPolicies(Vec<AclPolicyRecord>),
+    AclRoles(Vec<AclRoleRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -860,4 +874,93 @@ pub struct SessionRecord {
 #[serde(default)]
 pub struct SessionDestroyRecord {
     pub id: String,
+}
+
+/// A token's or role's link to a policy or role (protocol 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclLinkRecord {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceIdentityRecord {
+    pub service_name: String,
+    pub datacenters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeIdentityRecord {
+    pub node_name: String,
+    pub datacenter: String,
+}
+
+/// An ACL token (see [`crate::acl::structs::AclToken`]), with its secret: tokens stay on
+/// servers, as the CA's keys do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclTokenRecord {
+    pub accessor_id: String,
+    pub secret_id: String,
+    pub description: String,
+    pub policies: Vec<AclLinkRecord>,
+    pub roles: Vec<AclLinkRecord>,
+    pub service_identities: Vec<ServiceIdentityRecord>,
+    pub node_identities: Vec<NodeIdentityRecord>,
+    pub local: bool,
+    pub expiration_time: String,
+    pub create_time: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclPolicyRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub rules: String,
+    pub datacenters: Vec<String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclRoleRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub policies: Vec<AclLinkRecord>,
+    pub service_identities: Vec<ServiceIdentityRecord>,
+    pub node_identities: Vec<NodeIdentityRecord>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The body of the ACL delete commands: a token's accessor ID, a policy's or role's ID.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclDeleteRecord {
+    pub id: String,
+}
+
+/// Snapshot table 16: the ACL system's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclMetaRecord {
+    pub bootstrap_index: Option<u64>,
+}
+
+/// Which ACL objects a read asks for (see [`crate::acl::structs::AclLookup`]): `kind` is
+/// `all`, `id`, `name` or `secret`, a string so an older reader can name what it lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AclLookupRecord {
+    pub kind: String,
+    pub value: String,
 }

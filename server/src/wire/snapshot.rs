@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
-    AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, DirEntryRecord, HealthCheckRecord,
+    AclMetaRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, DirEntryRecord, HealthCheckRecord,
     NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord, SessionRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};
+use crate::acl::structs::{AclPolicy, AclRole, AclToken};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
@@ -55,6 +56,12 @@ pub mod table {
     pub const TOMBSTONES: u16 = 11;
     /// Sessions (protocol 5): never skippable, a server without them would refuse locks.
     pub const SESSIONS: u16 = 12;
+    /// ACL tokens, policies, roles and the bootstrap marker (protocol 6): never
+    /// skippable, a server without them would authorize differently.
+    pub const ACL_TOKENS: u16 = 13;
+    pub const ACL_POLICIES: u16 = 14;
+    pub const ACL_ROLES: u16 = 15;
+    pub const ACL_META: u16 = 16;
 }
 
 /// What a snapshot holds, in the API's types: the state store fills it and is rebuilt
@@ -84,6 +91,12 @@ pub struct SnapshotContents {
     pub tombstones: Vec<(String, u64)>,
     /// Sessions, by ID.
     pub sessions: Vec<Session>,
+    /// ACL tokens by accessor ID, policies and roles by ID.
+    pub acl_tokens: Vec<AclToken>,
+    pub acl_policies: Vec<AclPolicy>,
+    pub acl_roles: Vec<AclRole>,
+    /// The index ACLs were bootstrapped at.
+    pub acl_bootstrap_index: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -145,6 +158,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::PreparedQueries => ("prepared-queries", ""),
         Topic::Kvs => ("kvs", ""),
         Topic::Sessions => ("sessions", ""),
+        Topic::Acl => ("acl", ""),
         Topic::Kv(name) => ("kv", name.as_str()),
     };
     TopicIndexRecord {
@@ -167,6 +181,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "prepared-queries" => Topic::PreparedQueries,
         "kvs" => Topic::Kvs,
         "sessions" => Topic::Sessions,
+        "acl" => Topic::Acl,
         "kv" => Topic::Kv(record.name),
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
@@ -276,6 +291,35 @@ pub fn encode(contents: &SnapshotContents) -> Result<Vec<u8>, FormatError> {
             rows: to_msgpack(&rows)?,
         });
     }
+    if !contents.acl_tokens.is_empty() {
+        let rows: Vec<AclTokenRecord> = contents.acl_tokens.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::ACL_TOKENS,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.acl_policies.is_empty() {
+        let rows: Vec<AclPolicyRecord> = contents.acl_policies.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::ACL_POLICIES,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if !contents.acl_roles.is_empty() {
+        let rows: Vec<AclRoleRecord> = contents.acl_roles.iter().map(Into::into).collect();
+        tables.push(TableRecord {
+            kind: table::ACL_ROLES,
+            rows: to_msgpack(&rows)?,
+        });
+    }
+    if contents.acl_bootstrap_index.is_some() {
+        tables.push(TableRecord {
+            kind: table::ACL_META,
+            rows: to_msgpack(&AclMetaRecord {
+                bootstrap_index: contents.acl_bootstrap_index,
+            })?,
+        });
+    }
     let record = SnapshotRecord {
         command_index: contents.command_index,
         tables,
@@ -365,6 +409,22 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
                 let rows: Vec<SessionRecord> = from_msgpack(&table.rows)?;
                 contents.sessions = rows.into_iter().map(Into::into).collect();
             }
+            table::ACL_TOKENS => {
+                let rows: Vec<AclTokenRecord> = from_msgpack(&table.rows)?;
+                contents.acl_tokens = rows.into_iter().map(Into::into).collect();
+            }
+            table::ACL_POLICIES => {
+                let rows: Vec<AclPolicyRecord> = from_msgpack(&table.rows)?;
+                contents.acl_policies = rows.into_iter().map(Into::into).collect();
+            }
+            table::ACL_ROLES => {
+                let rows: Vec<AclRoleRecord> = from_msgpack(&table.rows)?;
+                contents.acl_roles = rows.into_iter().map(Into::into).collect();
+            }
+            table::ACL_META => {
+                let record: AclMetaRecord = from_msgpack(&table.rows)?;
+                contents.acl_bootstrap_index = record.bootstrap_index;
+            }
             kind if kind & IGNORE_IF_UNKNOWN != 0 => {}
             kind => return Err(FormatError::UnknownTable { kind }),
         }
@@ -415,6 +475,10 @@ fn decode_v1(bytes: &[u8]) -> Result<SnapshotContents, FormatError> {
         kvs: Vec::new(),
         tombstones: Vec::new(),
         sessions: Vec::new(),
+        acl_tokens: Vec::new(),
+        acl_policies: Vec::new(),
+        acl_roles: Vec::new(),
+        acl_bootstrap_index: None,
     })
 }
 

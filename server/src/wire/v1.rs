@@ -915,6 +915,13 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::KvReapTombstones { .. }
             | structs::Command::SessionCreate(_)
             | structs::Command::SessionDestroy { .. } => return Err(not_in_v1("KV commands")),
+            structs::Command::AclTokenSet(_)
+            | structs::Command::AclTokenDelete { .. }
+            | structs::Command::AclPolicySet(_)
+            | structs::Command::AclPolicyDelete { .. }
+            | structs::Command::AclRoleSet(_)
+            | structs::Command::AclRoleDelete { .. }
+            | structs::Command::AclBootstrap(_) => return Err(not_in_v1("ACL commands")),
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -1008,6 +1015,9 @@ impl TryFrom<&rpc::Read> for v1::Read {
             }
             R::CatalogConnectServiceNodes { .. } | R::HealthConnectServiceNodes { .. } => {
                 return Err(not_in_v1("Connect endpoint reads"))
+            }
+            R::AclTokens { .. } | R::AclPolicies { .. } | R::AclRoles { .. } => {
+                return Err(not_in_v1("ACL reads"))
             }
             R::SessionInfo { .. } | R::Sessions | R::NodeSessions { .. } => {
                 return Err(not_in_v1("session reads"))
@@ -1174,6 +1184,9 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::PreparedQueries(_) => return Err(not_in_v1("prepared queries")),
             R::KvEntries(_) | R::KvKeys(_) => return Err(not_in_v1("KV entries")),
             R::Sessions(_) => return Err(not_in_v1("sessions")),
+            R::AclTokens(_) | R::AclPolicies(_) | R::AclRoles(_) => {
+                return Err(not_in_v1("ACL objects"))
+            }
         })
     }
 }

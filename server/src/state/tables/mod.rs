@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Topic, Watch};
+use crate::acl::structs::{AclPolicy, AclRole, AclToken};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
@@ -17,6 +18,7 @@ use crate::structs::{
 };
 use crate::wire::snapshot::SnapshotContents;
 
+mod acl;
 mod autopilot;
 mod catalog_read;
 mod catalog_write;
@@ -76,6 +78,12 @@ pub struct Tables {
     tombstones: OrdMap<String, u64>,
     /// Sessions, by ID.
     sessions: OrdMap<String, Session>,
+    /// ACL tokens by accessor ID, policies and roles by ID.
+    acl_tokens: OrdMap<String, AclToken>,
+    acl_policies: OrdMap<String, AclPolicy>,
+    acl_roles: OrdMap<String, AclRole>,
+    /// The index of `/v1/acl/bootstrap`, once it has happened.
+    acl_bootstrap_index: Option<u64>,
     /// Derived from `services`: lower-cased service name to its instances.
     services_by_name: OrdMap<String, OrdSet<NodeKey>>,
     /// Derived from `services`: lower-cased service name to its Connect endpoints, the
@@ -132,6 +140,10 @@ impl Tables {
                 .map(|(key, index)| (key.clone(), *index))
                 .collect(),
             sessions: self.sessions.values().cloned().collect(),
+            acl_tokens: self.acl_tokens.values().cloned().collect(),
+            acl_policies: self.acl_policies.values().cloned().collect(),
+            acl_roles: self.acl_roles.values().cloned().collect(),
+            acl_bootstrap_index: self.acl_bootstrap_index,
         }
     }
 
@@ -182,6 +194,22 @@ impl Tables {
                 .into_iter()
                 .map(|session| (session.id.clone(), session))
                 .collect(),
+            acl_tokens: contents
+                .acl_tokens
+                .into_iter()
+                .map(|t| (t.accessor_id.clone(), t))
+                .collect(),
+            acl_policies: contents
+                .acl_policies
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            acl_roles: contents
+                .acl_roles
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect(),
+            acl_bootstrap_index: contents.acl_bootstrap_index,
             services_by_name: OrdMap::new(),
             connect_by_destination: OrdMap::new(),
         };
@@ -288,6 +316,13 @@ impl Tables {
                 lock_delays = destroyed.lock_delays;
                 Ok(destroyed.touched)
             }
+            Command::AclTokenSet(token) => self.set_acl_token(index, token),
+            Command::AclTokenDelete { accessor_id } => self.delete_acl_token(accessor_id),
+            Command::AclPolicySet(policy) => self.set_acl_policy(index, policy),
+            Command::AclPolicyDelete { id } => self.delete_acl_policy(id),
+            Command::AclRoleSet(role) => self.set_acl_role(index, role),
+            Command::AclRoleDelete { id } => self.delete_acl_role(id),
+            Command::AclBootstrap(token) => self.acl_bootstrap(index, token),
         };
         match result {
             Ok(touched) => {
