@@ -19,6 +19,7 @@ use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DatacenterMap, HealthCheck,
     HealthStatus, Meta, Node, NodeCoordinate, NodeServices, RaftConfiguration, ServiceNode,
 };
+use crate::txn::{TxnOp, TxnResponse};
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -157,6 +158,9 @@ pub enum Read {
     NodeSessions {
         node: String,
     },
+    /// A transaction of reads only (`PUT /v1/txn` without a write), answered from the
+    /// state with no Raft write.
+    Txn(Vec<TxnOp>),
 }
 
 /// The result of a [`Read`].
@@ -176,6 +180,8 @@ pub enum ReadResult {
     KvEntries(Vec<DirEntry>),
     KvKeys(Vec<String>),
     Sessions(Vec<Session>),
+    /// A read-only transaction's results, or its failed operations.
+    Txn(TxnResponse),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -342,6 +348,11 @@ pub enum Response {
     PreparedQueryExplained {
         meta: QueryMeta,
         result: Box<ExplainResponse>,
+    },
+    /// A transaction applied at `index`, or, with errors, one that changed nothing.
+    Txn {
+        index: u64,
+        response: TxnResponse,
     },
 }
 

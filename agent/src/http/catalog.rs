@@ -221,6 +221,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::KvEntries(entries) => entries.clear(),
         ReadResult::KvKeys(keys) => keys.clear(),
         ReadResult::Sessions(sessions) => sessions.clear(),
+        ReadResult::Txn(response) => *response = Default::default(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -241,6 +242,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::KvEntries(v) => encode(v, pretty),
         ReadResult::KvKeys(v) => encode(v, pretty),
         ReadResult::Sessions(v) => encode(v, pretty),
+        ReadResult::Txn(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

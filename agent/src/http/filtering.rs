@@ -54,6 +54,7 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => {
             refuse(params, "sessions").map(|()| None)
         }
+        Read::Txn(_) => refuse(params, "transactions").map(|()| None),
     }
 }
 
@@ -134,6 +135,7 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
         | ReadResult::Sessions(_)
+        | ReadResult::Txn(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -30,6 +30,7 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
         | ReadResult::Sessions(_)
+        | ReadResult::Txn(_)
         | ReadResult::NotModified => {}
     }
 }

@@ -13,7 +13,7 @@ use super::records::{
     CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
     CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
     PreparedQuerySetRecord, RegisterRequestRecord, SessionDestroyRecord, SessionRecord,
-    SetAutopilotConfigRecord, TombstoneReapRecord,
+    SetAutopilotConfigRecord, TombstoneReapRecord, TxnRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -52,6 +52,9 @@ pub mod kind {
     /// Sessions (protocol 5): never skippable, they decide who holds a lock.
     pub const SESSION_CREATE: u16 = 13;
     pub const SESSION_DESTROY: u16 = 14;
+    /// A transaction with a write (protocol 6): never skippable, it holds KV and catalog
+    /// writes. (16 is set aside with it, unused so far.)
+    pub const TXN: u16 = 15;
 }
 
 /// One command, encoded.
@@ -91,6 +94,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
         kind::KVS | kind::TOMBSTONE_REAP => 5,
         kind::SESSION_CREATE | kind::SESSION_DESTROY => 5,
+        kind::TXN => 6,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -113,6 +117,7 @@ fn is_known(kind: u16) -> bool {
             | kind::TOMBSTONE_REAP
             | kind::SESSION_CREATE
             | kind::SESSION_DESTROY
+            | kind::TXN
     )
 }
 
@@ -200,6 +205,12 @@ impl EncodedCommand {
                 kind::SESSION_DESTROY,
                 to_msgpack(&SessionDestroyRecord { id: id.clone() })?,
             ),
+            Command::Txn(ops) => (
+                kind::TXN,
+                to_msgpack(&TxnRecord {
+                    ops: ops.iter().map(Into::into).collect(),
+                })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -285,6 +296,16 @@ impl EncodedCommand {
             kind::SESSION_DESTROY => {
                 let record: SessionDestroyRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::SessionDestroy { id: record.id })
+            }
+            kind::TXN => {
+                let record: TxnRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::Txn(
+                    record
+                        .ops
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
+                ))
             }
             kind => Decoded::Skipped { kind },
         })

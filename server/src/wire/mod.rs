@@ -2,7 +2,7 @@
 //!
 //! Everything here is versioned, and only this module knows the encodings:
 //!
-//! | what | protocols 2 to 5 (this release speaks 5) | protocol 1 (78bff10 and before) |
+//! | what | protocols 2 to 6 (this release speaks 6) | protocol 1 (78bff10 and before) |
 //! |---|---|---|
 //! | Raft command | [`command::EncodedCommand`]: add-only type number + MessagePack record | bincode of `structs::Command` |
 //! | snapshot | [`snapshot`]: magic, format version, then (table number, MessagePack rows) | bincode of the tables |
@@ -33,6 +33,8 @@ mod fixture_set;
 #[cfg(test)]
 pub(crate) mod samples;
 #[cfg(test)]
+mod samples_txn;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_coordinates;
@@ -46,6 +48,8 @@ mod tests_queries;
 mod tests_sessions;
 #[cfg(test)]
 mod tests_sidecar;
+#[cfg(test)]
+mod tests_txn;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -53,7 +57,7 @@ use serde::Serialize;
 pub use convert::{reply_from_record, reply_to_record};
 
 /// The server-port protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The oldest protocol it still accepts, so a cluster can be upgraded one server at a time.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

@@ -915,6 +915,7 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::KvReapTombstones { .. }
             | structs::Command::SessionCreate(_)
             | structs::Command::SessionDestroy { .. } => return Err(not_in_v1("KV commands")),
+            structs::Command::Txn(_) => return Err(not_in_v1("transactions")),
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -1015,6 +1016,7 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::KvGet { .. } | R::KvList { .. } | R::KvKeys { .. } => {
                 return Err(not_in_v1("KV reads"))
             }
+            R::Txn(_) => return Err(not_in_v1("transactions")),
         })
     }
 }
@@ -1174,6 +1176,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::PreparedQueries(_) => return Err(not_in_v1("prepared queries")),
             R::KvEntries(_) | R::KvKeys(_) => return Err(not_in_v1("KV entries")),
             R::Sessions(_) => return Err(not_in_v1("sessions")),
+            R::Txn(_) => return Err(not_in_v1("transactions")),
         })
     }
 }
@@ -1230,6 +1233,7 @@ impl TryFrom<&rpc::Response> for v1::Response {
             R::PreparedQueryExecuted { .. } | R::PreparedQueryExplained { .. } => {
                 return Err(not_in_v1("prepared query answers"))
             }
+            R::Txn { .. } => return Err(not_in_v1("transactions")),
         })
     }
 }
