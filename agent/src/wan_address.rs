@@ -38,6 +38,7 @@ pub(crate) fn translate_result(result: &mut ReadResult) {
         | ReadResult::PreparedQueries(_)
         | ReadResult::KvEntries(_)
         | ReadResult::KvKeys(_)
+        | ReadResult::Txn(_)
         | ReadResult::Sessions(_)
         | ReadResult::AclTokens(_)
         | ReadResult::AclPolicies(_)

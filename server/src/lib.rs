@@ -28,6 +28,7 @@ pub mod session;
 pub mod state;
 pub mod structs;
 pub mod transport;
+pub mod txn;
 pub mod wire;
 
 pub use server::{Server, ServerConfig, ServerError};

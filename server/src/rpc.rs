@@ -20,6 +20,7 @@ use crate::structs::{
     AutopilotConfig, AutopilotHealth, CheckServiceNode, Command, DatacenterMap, HealthCheck,
     HealthStatus, Meta, Node, NodeCoordinate, NodeServices, RaftConfiguration, ServiceNode,
 };
+use crate::txn::{TxnOp, TxnResponse};
 
 /// How fresh a read must be (Consul's `?stale` / `?consistent`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,6 +172,9 @@ pub enum Read {
     AclRoles {
         lookup: AclLookup,
     },
+    /// A transaction of reads only (`PUT /v1/txn` without a write), answered from the
+    /// state with no Raft write.
+    Txn(Vec<TxnOp>),
 }
 
 /// The result of a [`Read`].
@@ -193,6 +197,8 @@ pub enum ReadResult {
     AclTokens(Vec<AclToken>),
     AclPolicies(Vec<AclPolicy>),
     AclRoles(Vec<AclRole>),
+    /// A read-only transaction's results, or its failed operations.
+    Txn(TxnResponse),
     /// Unchanged since [`QueryOptions::cached_index`].
     NotModified,
 }
@@ -359,6 +365,11 @@ pub enum Response {
     PreparedQueryExplained {
         meta: QueryMeta,
         result: Box<ExplainResponse>,
+    },
+    /// A transaction applied at `index`, or, with errors, one that changed nothing.
+    Txn {
+        index: u64,
+        response: TxnResponse,
     },
 }
 

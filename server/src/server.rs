@@ -23,6 +23,7 @@ use crate::rpc::{
 use crate::session::ttl::{self, SessionTimers};
 use crate::state::{StateStore, Tables, Topic, Watch};
 use crate::structs::{AutopilotConfig, Command, NodeCoordinate};
+use crate::txn::{KvVerb, TxnError, TxnOp, TxnResponse};
 
 /// How often the leader writes the queued LAN coordinates (Consul's
 /// `CoordinateUpdatePeriod`); `-dev` uses 100 ms, as Consul's dev mode does.
@@ -386,6 +387,13 @@ impl Server {
                 op: KvOp::Lock,
                 entry,
             })) if self.state.lock_delayed(&entry.key) => Ok(Response::CasFailed),
+            Op::Apply(Command::Txn(ops)) => match self.lock_delay_errors(&ops) {
+                errors if errors.is_empty() => self.apply(Command::Txn(ops)).await,
+                errors => Ok(Response::Txn {
+                    index: 0,
+                    response: TxnResponse::failed(errors),
+                }),
+            },
             Op::Apply(command) => self.apply(command).await,
             Op::Read(read) => Ok(self.read(read, query).await),
             Op::Datacenters => Ok(Response::Datacenters(self.router.datacenters())),
@@ -449,13 +457,34 @@ impl Server {
 
     pub(crate) async fn apply(&self, command: Command) -> Result<Response, RpcError> {
         let (index, response) = self.raft.apply(command).await.map_err(rpc_error)?;
-        if !response.error.is_empty() {
+        if let Some(response) = response.txn {
+            Ok(Response::Txn { index, response })
+        } else if !response.error.is_empty() {
             Err(RpcError::Rejected(response.error))
         } else if response.cas_failed {
             Ok(Response::CasFailed)
         } else {
             Ok(Response::Applied { index })
         }
+    }
+
+    /// Consul's lock delay in a transaction: each `lock` of a key released from a
+    /// destroyed session, until its delay ends, fails the transaction before it is
+    /// proposed (Consul's `kvsPreApply` in `Txn.Apply`).
+    fn lock_delay_errors(&self, ops: &[TxnOp]) -> Vec<TxnError> {
+        ops.iter()
+            .enumerate()
+            .filter_map(|(op_index, op)| match op {
+                TxnOp::Kv {
+                    verb: KvVerb::Write(KvOp::Lock),
+                    entry,
+                } if self.state.lock_delayed(&entry.key) => Some(TxnError {
+                    op_index,
+                    what: format!("failed to lock key {:?} due to lock delay", entry.key),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     async fn check_consistency(&self, consistency: Consistency) -> Result<(), RpcError> {
@@ -529,6 +558,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => Topic::Kvs,
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => Topic::Sessions,
         Read::AclTokens { .. } | Read::AclPolicies { .. } | Read::AclRoles { .. } => Topic::Acl,
+        Read::Txn(_) => Topic::Kvs,
     }
 }
 
@@ -582,6 +612,7 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         Read::AclTokens { lookup } => ReadResult::AclTokens(tables.acl_tokens(lookup)),
         Read::AclPolicies { lookup } => ReadResult::AclPolicies(tables.acl_policies(lookup)),
         Read::AclRoles { lookup } => ReadResult::AclRoles(tables.acl_roles(lookup)),
+        Read::Txn(ops) => ReadResult::Txn(tables.read_txn(ops)),
         Read::CatalogConnectServiceNodes {
             service,
             tags,

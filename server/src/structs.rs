@@ -19,6 +19,7 @@ use crate::kv::KvRequest;
 use crate::prepared_query::structs::PreparedQuery;
 use crate::acl::structs::{AclPolicy, AclRole, AclToken};
 use crate::session::Session;
+use crate::txn::{TxnOp, TxnResponse};
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
@@ -543,6 +544,9 @@ pub enum Command {
     },
     /// `/v1/acl/bootstrap`: stores the first management token, once.
     AclBootstrap(AclToken),
+    /// A transaction holding at least one write (`PUT /v1/txn`, `crate::txn`): every
+    /// operation applied, in order, or none; checked only when applied.
+    Txn(Vec<TxnOp>),
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,
@@ -554,6 +558,11 @@ pub struct CommandResponse {
     pub error: String,
     /// A check-and-set found another index than it expected; nothing changed.
     pub cas_failed: bool,
+    /// A transaction's results or failed operations. Never serialized: the response
+    /// stays in the process that proposed the command (openraft hands it back to the
+    /// proposer), and reaches other servers as `rpc::Response::Txn`, through `wire`.
+    #[serde(skip)]
+    pub txn: Option<TxnResponse>,
 }
 
 impl CommandResponse {
@@ -561,7 +570,7 @@ impl CommandResponse {
     pub fn error(error: String) -> CommandResponse {
         CommandResponse {
             error,
-            cas_failed: false,
+            ..CommandResponse::default()
         }
     }
 }

@@ -224,6 +224,7 @@ fn empty(result: &mut ReadResult) {
         ReadResult::AclTokens(v) => v.clear(),
         ReadResult::AclPolicies(v) => v.clear(),
         ReadResult::AclRoles(v) => v.clear(),
+        ReadResult::Txn(response) => *response = Default::default(),
         ReadResult::CaRoots(_) | ReadResult::NotModified => {}
     }
 }
@@ -247,6 +248,7 @@ fn render(result: &ReadResult, pretty: bool) -> Result<Bytes, ApiError> {
         ReadResult::AclTokens(v) => encode(v, pretty),
         ReadResult::AclPolicies(v) => encode(v, pretty),
         ReadResult::AclRoles(v) => encode(v, pretty),
+        ReadResult::Txn(v) => encode(v, pretty),
         ReadResult::NotModified => Err(unexpected()),
     }
 }

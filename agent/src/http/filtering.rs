@@ -57,6 +57,7 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::AclTokens { .. } | Read::AclPolicies { .. } | Read::AclRoles { .. } => {
             refuse(params, "ACL objects").map(|()| None)
         }
+        Read::Txn(_) => refuse(params, "transactions").map(|()| None),
     }
 }
 
@@ -140,6 +141,7 @@ pub fn apply(filter: &Filter, result: &mut ReadResult) {
         | ReadResult::AclTokens(_)
         | ReadResult::AclPolicies(_)
         | ReadResult::AclRoles(_)
+        | ReadResult::Txn(_)
         | ReadResult::NotModified => {}
     }
 }

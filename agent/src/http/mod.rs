@@ -27,6 +27,7 @@ mod request;
 mod response;
 mod serve;
 mod session;
+mod txn;
 
 pub use serve::{serve, serve_tls};
 
@@ -176,6 +177,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/kv/{*key}",
             get(kv::get).put(kv::put).delete(kv::delete),
         )
+        .route("/v1/txn", put(txn::apply))
         .route("/v1/session/create", put(session::create))
         .route("/v1/session/destroy/{id}", put(session::destroy))
         .route("/v1/session/renew/{id}", put(session::renew))

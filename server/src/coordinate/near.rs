@@ -33,6 +33,7 @@ pub fn sort_by_distance(tables: &Tables, source: &str, result: &mut ReadResult) 
         | ReadResult::AclTokens(_)
         | ReadResult::AclPolicies(_)
         | ReadResult::AclRoles(_)
+        | ReadResult::Txn(_)
         | ReadResult::NotModified => {}
     }
 }

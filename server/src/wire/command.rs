@@ -13,7 +13,7 @@ use super::records::{
     AclDeleteRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
     CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
     PreparedQuerySetRecord, RegisterRequestRecord, SessionDestroyRecord, SessionRecord,
-    SetAutopilotConfigRecord, TombstoneReapRecord,
+    SetAutopilotConfigRecord, TombstoneReapRecord, TxnRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -52,7 +52,9 @@ pub mod kind {
     /// Sessions (protocol 5): never skippable, they decide who holds a lock.
     pub const SESSION_CREATE: u16 = 13;
     pub const SESSION_DESTROY: u16 = 14;
-    // 15 and 16 are taken by another protocol-6 addition.
+    /// A transaction with a write (protocol 6): never skippable, it holds KV and catalog
+    /// writes. (16 is set aside with it, unused so far.)
+    pub const TXN: u16 = 15;
     /// ACL tokens, policies, roles and the bootstrap (protocol 6): never skippable, a
     /// server without them would authorize differently.
     pub const ACL_TOKEN_SET: u16 = 17;
@@ -108,6 +110,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         | kind::ACL_ROLE_SET
         | kind::ACL_ROLE_DELETE
         | kind::ACL_BOOTSTRAP => 6,
+        kind::TXN => 6,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -137,6 +140,7 @@ fn is_known(kind: u16) -> bool {
             | kind::ACL_ROLE_SET
             | kind::ACL_ROLE_DELETE
             | kind::ACL_BOOTSTRAP
+            | kind::TXN
     )
 }
 
@@ -254,6 +258,12 @@ impl EncodedCommand {
                 kind::ACL_BOOTSTRAP,
                 to_msgpack(&AclTokenRecord::from(token))?,
             ),
+            Command::Txn(ops) => (
+                kind::TXN,
+                to_msgpack(&TxnRecord {
+                    ops: ops.iter().map(Into::into).collect(),
+                })?,
+            ),
         };
         Ok(EncodedCommand { kind, body })
     }
@@ -361,6 +371,16 @@ impl EncodedCommand {
             kind::ACL_BOOTSTRAP => Decoded::Known(Command::AclBootstrap(
                 from_msgpack::<AclTokenRecord>(&self.body)?.into(),
             )),
+            kind::TXN => {
+                let record: TxnRecord = from_msgpack(&self.body)?;
+                Decoded::Known(Command::Txn(
+                    record
+                        .ops
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
+                ))
+            }
             kind => Decoded::Skipped { kind },
         })
     }

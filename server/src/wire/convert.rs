@@ -37,6 +37,7 @@ use crate::structs::{
     NodeServices, RaftConfiguration, RaftServer, RegisterRequest, ServerHealth, ServiceAddress,
     ServiceNode, Weights,
 };
+use crate::txn::{CatalogVerb, KvVerb, TxnError, TxnOp, TxnResponse, TxnResult};
 
 /// A stored or received check status. Every writer validated it, so only a newer release's
 /// status could be unknown; it reads as critical, the state that routes no traffic to it.
@@ -803,6 +804,7 @@ impl From<&Read> for ReadRecord {
             Read::AclRoles { lookup } => ReadRecord::AclRoles {
                 lookup: (&lookup).into(),
             },
+            Read::Txn(ops) => ReadRecord::Txn(ops.iter().map(Into::into).collect()),
         }
     }
 }
@@ -810,7 +812,8 @@ impl From<&Read> for ReadRecord {
 impl TryFrom<ReadRecord> for Read {
     type Error = FormatError;
 
-    /// Fails only for an ACL lookup of a kind this server does not know.
+    /// Fails only for an ACL lookup of a kind this server does not know, or for a
+    /// transaction holding an operation this release does not know.
     fn try_from(r: ReadRecord) -> Result<Read, FormatError> {
         Ok(match r {
             ReadRecord::CatalogServices { node_meta } => Read::CatalogServices { node_meta },
@@ -886,6 +889,11 @@ impl TryFrom<ReadRecord> for Read {
             ReadRecord::AclRoles { lookup } => Read::AclRoles {
                 lookup: lookup.try_into()?,
             },
+            ReadRecord::Txn(ops) => Read::Txn(
+                ops.into_iter()
+                    .map(TryInto::try_into)
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
 }
@@ -1029,6 +1037,7 @@ impl From<&ReadResult> for ReadResultRecord {
                 ReadResultRecord::AclPolicies(v.iter().map(Into::into).collect())
             }
             ReadResult::AclRoles(v) => ReadResultRecord::AclRoles(v.iter().map(Into::into).collect()),
+            ReadResult::Txn(response) => ReadResultRecord::Txn(response.into()),
         }
     }
 }
@@ -1066,6 +1075,7 @@ impl From<ReadResultRecord> for ReadResult {
             ReadResultRecord::AclTokens(v) => ReadResult::AclTokens(all(v)),
             ReadResultRecord::AclPolicies(v) => ReadResult::AclPolicies(all(v)),
             ReadResultRecord::AclRoles(v) => ReadResult::AclRoles(all(v)),
+            ReadResultRecord::Txn(response) => ReadResult::Txn(response.into()),
         }
     }
 }
@@ -1106,6 +1116,10 @@ impl From<&Response> for ResponseRecord {
                     query: (&result.query).into(),
                 }
             }
+            Response::Txn { index, response } => ResponseRecord::Txn {
+                index: *index,
+                response: response.into(),
+            },
         }
     }
 }
@@ -1148,6 +1162,10 @@ impl From<ResponseRecord> for Response {
                     }),
                 }
             }
+            ResponseRecord::Txn { index, response } => Response::Txn {
+                index,
+                response: response.into(),
+            },
         }
     }
 }
@@ -1853,6 +1871,173 @@ impl From<SessionRecord> for Session {
             checks: None,
             create_index: r.create_index,
             modify_index: r.modify_index,
+        }
+    }
+}
+
+impl From<&TxnOp> for TxnOpRecord {
+    fn from(v: &TxnOp) -> TxnOpRecord {
+        match v {
+            TxnOp::Kv { verb, entry } => TxnOpRecord {
+                kv: Some(TxnKvOpRecord {
+                    verb: verb.as_str().to_string(),
+                    entry: entry.into(),
+                }),
+                ..TxnOpRecord::default()
+            },
+            TxnOp::Node { verb, node } => TxnOpRecord {
+                node: Some(TxnNodeOpRecord {
+                    verb: verb.as_str().to_string(),
+                    node: node.into(),
+                }),
+                ..TxnOpRecord::default()
+            },
+            TxnOp::Service {
+                verb,
+                node,
+                service,
+            } => TxnOpRecord {
+                service: Some(TxnServiceOpRecord {
+                    verb: verb.as_str().to_string(),
+                    node: node.clone(),
+                    service: service.into(),
+                }),
+                ..TxnOpRecord::default()
+            },
+            TxnOp::Check { verb, check } => TxnOpRecord {
+                check: Some(TxnCheckOpRecord {
+                    verb: verb.as_str().to_string(),
+                    check: check.into(),
+                }),
+                ..TxnOpRecord::default()
+            },
+        }
+    }
+}
+
+impl TryFrom<TxnOpRecord> for TxnOp {
+    type Error = FormatError;
+
+    /// An operation of a kind or verb this release does not know is a newer server's:
+    /// refused, so the transaction is never applied as something else.
+    fn try_from(r: TxnOpRecord) -> Result<TxnOp, FormatError> {
+        let catalog_verb = |verb: &str, kind: &str| {
+            CatalogVerb::parse(verb).ok_or_else(|| {
+                FormatError::Decode(format!("unknown transaction {kind} verb {verb:?}"))
+            })
+        };
+        match r {
+            TxnOpRecord {
+                kv: Some(op),
+                node: None,
+                service: None,
+                check: None,
+            } => Ok(TxnOp::Kv {
+                verb: KvVerb::parse(&op.verb).ok_or_else(|| {
+                    FormatError::Decode(format!("unknown transaction KV verb {:?}", op.verb))
+                })?,
+                entry: op.entry.into(),
+            }),
+            TxnOpRecord {
+                kv: None,
+                node: Some(op),
+                service: None,
+                check: None,
+            } => Ok(TxnOp::Node {
+                verb: catalog_verb(&op.verb, "node")?,
+                node: op.node.into(),
+            }),
+            TxnOpRecord {
+                kv: None,
+                node: None,
+                service: Some(op),
+                check: None,
+            } => Ok(TxnOp::Service {
+                verb: catalog_verb(&op.verb, "service")?,
+                node: op.node,
+                service: op.service.into(),
+            }),
+            TxnOpRecord {
+                kv: None,
+                node: None,
+                service: None,
+                check: Some(op),
+            } => Ok(TxnOp::Check {
+                verb: catalog_verb(&op.verb, "check")?,
+                check: op.check.into(),
+            }),
+            _ => Err(FormatError::Decode(
+                "a transaction operation must name exactly one of KV, node, service, check".into(),
+            )),
+        }
+    }
+}
+
+impl From<&TxnResponse> for TxnResponseRecord {
+    fn from(v: &TxnResponse) -> TxnResponseRecord {
+        TxnResponseRecord {
+            results: v
+                .results
+                .iter()
+                .map(|result| match result {
+                    TxnResult::Kv(entry) => TxnResultRecord {
+                        kv: Some(entry.into()),
+                        ..TxnResultRecord::default()
+                    },
+                    TxnResult::Node(node) => TxnResultRecord {
+                        node: Some(node.into()),
+                        ..TxnResultRecord::default()
+                    },
+                    TxnResult::Service(service) => TxnResultRecord {
+                        service: Some(service.into()),
+                        ..TxnResultRecord::default()
+                    },
+                    TxnResult::Check(check) => TxnResultRecord {
+                        check: Some(check.into()),
+                        ..TxnResultRecord::default()
+                    },
+                })
+                .collect(),
+            errors: v
+                .errors
+                .iter()
+                .map(|e| TxnErrorRecord {
+                    op_index: e.op_index as u64,
+                    what: e.what.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<TxnResponseRecord> for TxnResponse {
+    /// A result of a kind this release does not know (none of the members it knows set)
+    /// is left out: nothing here could show it.
+    fn from(r: TxnResponseRecord) -> TxnResponse {
+        TxnResponse {
+            results: r
+                .results
+                .into_iter()
+                .filter_map(|result| {
+                    if let Some(entry) = result.kv {
+                        Some(TxnResult::Kv(entry.into()))
+                    } else if let Some(node) = result.node {
+                        Some(TxnResult::Node(node.into()))
+                    } else if let Some(service) = result.service {
+                        Some(TxnResult::Service(service.into()))
+                    } else {
+                        result.check.map(|check| TxnResult::Check(check.into()))
+                    }
+                })
+                .collect(),
+            errors: r
+                .errors
+                .into_iter()
+                .map(|e| TxnError {
+                    op_index: usize::try_from(e.op_index).unwrap_or(usize::MAX),
+                    what: e.what,
+                })
+                .collect(),
         }
     }
 }

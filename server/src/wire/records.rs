@@ -392,6 +392,8 @@ pub enum ReadRecord {
     AclRoles {
         lookup: AclLookupRecord,
     },
+    /// Protocol 6: a read-only transaction.
+    Txn(Vec<TxnOpRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -463,6 +465,8 @@ pub enum ReadResultRecord {
     AclTokens(Vec<AclTokenRecord>),
     AclPolicies(Vec<AclPolicyRecord>),
     AclRoles(Vec<AclRoleRecord>),
+    /// Protocol 6: a read-only transaction's answer.
+    Txn(TxnResponseRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -493,6 +497,11 @@ pub enum ResponseRecord {
     PreparedQueryExplained {
         meta: QueryMetaRecord,
         query: PreparedQueryRecord,
+    },
+    /// Protocol 6: a transaction applied at `index`, or its failed operations.
+    Txn {
+        index: u64,
+        response: TxnResponseRecord,
     },
 }
 
@@ -963,4 +972,76 @@ pub struct AclMetaRecord {
 pub struct AclLookupRecord {
     pub kind: String,
     pub value: String,
+}
+
+/// The body of a [`crate::structs::Command::Txn`] command (protocol 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnRecord {
+    pub ops: Vec<TxnOpRecord>,
+}
+
+/// One operation of a transaction: exactly one of its members, each with Consul's verb.
+/// A record with none, or with a verb this release does not know, is a newer server's
+/// and is refused, not guessed at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnOpRecord {
+    pub kv: Option<TxnKvOpRecord>,
+    pub node: Option<TxnNodeOpRecord>,
+    pub service: Option<TxnServiceOpRecord>,
+    pub check: Option<TxnCheckOpRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnKvOpRecord {
+    pub verb: String,
+    pub entry: DirEntryRecord,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnNodeOpRecord {
+    pub verb: String,
+    pub node: NodeRecord,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnServiceOpRecord {
+    pub verb: String,
+    pub node: String,
+    pub service: NodeServiceRecord,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnCheckOpRecord {
+    pub verb: String,
+    pub check: HealthCheckRecord,
+}
+
+/// One result of a transaction: exactly one member set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnResultRecord {
+    pub kv: Option<DirEntryRecord>,
+    pub node: Option<NodeRecord>,
+    pub service: Option<NodeServiceRecord>,
+    pub check: Option<HealthCheckRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnErrorRecord {
+    pub op_index: u64,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TxnResponseRecord {
+    pub results: Vec<TxnResultRecord>,
+    pub errors: Vec<TxnErrorRecord>,
 }

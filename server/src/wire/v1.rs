@@ -922,6 +922,7 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::AclRoleSet(_)
             | structs::Command::AclRoleDelete { .. }
             | structs::Command::AclBootstrap(_) => return Err(not_in_v1("ACL commands")),
+            structs::Command::Txn(_) => return Err(not_in_v1("transactions")),
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -1025,6 +1026,7 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::KvGet { .. } | R::KvList { .. } | R::KvKeys { .. } => {
                 return Err(not_in_v1("KV reads"))
             }
+            R::Txn(_) => return Err(not_in_v1("transactions")),
         })
     }
 }
@@ -1187,6 +1189,7 @@ impl TryFrom<&rpc::ReadResult> for v1::ReadResult {
             R::AclTokens(_) | R::AclPolicies(_) | R::AclRoles(_) => {
                 return Err(not_in_v1("ACL objects"))
             }
+            R::Txn(_) => return Err(not_in_v1("transactions")),
         })
     }
 }
@@ -1243,6 +1246,7 @@ impl TryFrom<&rpc::Response> for v1::Response {
             R::PreparedQueryExecuted { .. } | R::PreparedQueryExplained { .. } => {
                 return Err(not_in_v1("prepared query answers"))
             }
+            R::Txn { .. } => return Err(not_in_v1("transactions")),
         })
     }
 }

@@ -14,7 +14,8 @@ use crate::kv::DirEntry;
 use crate::prepared_query::structs::PreparedQuery;
 use crate::session::Session;
 use crate::structs::{
-    AutopilotConfig, Command, CommandResponse, HealthCheck, Meta, Node, NodeCoordinate, NodeService,
+    AutopilotConfig, Command, CommandResponse, DeregisterRequest, HealthCheck, Meta, Node,
+    NodeCoordinate, NodeService, RegisterRequest,
 };
 use crate::wire::snapshot::SnapshotContents;
 
@@ -28,6 +29,7 @@ mod coordinates;
 mod kvs;
 mod prepared_queries;
 mod sessions;
+mod txn;
 
 pub use connect_ca::ConnectCaState;
 
@@ -279,18 +281,15 @@ impl Tables {
     ) -> (CommandResponse, Vec<Topic>, Vec<(String, Duration)>) {
         let mut lock_delays = Vec::new();
         let result = match command {
-            Command::Register(req) => self.register(index, req).map(|mut touched| {
-                let invalidated = self.invalidate_sessions(index, &lower(&req.node));
-                touched.extend(invalidated.touched);
-                lock_delays = invalidated.lock_delays;
-                touched
+            Command::Register(req) => self.register_and_recheck(index, req).map(|changed| {
+                lock_delays = changed.lock_delays;
+                changed.touched
             }),
-            Command::Deregister(req) => self.deregister(req).map(|mut touched| {
-                let invalidated = self.invalidate_sessions(index, &lower(&req.node));
-                touched.extend(invalidated.touched);
-                lock_delays = invalidated.lock_delays;
-                touched
+            Command::Deregister(req) => self.deregister_and_recheck(index, req).map(|changed| {
+                lock_delays = changed.lock_delays;
+                changed.touched
             }),
+            Command::Txn(ops) => return self.apply_txn(index, ops),
             Command::SetAutopilotConfig { config, cas } => self.set_autopilot(index, config, *cas),
             Command::CaSetConfig { config, cas } => self.ca_set_config(index, config, *cas),
             Command::CaSetRoots {
@@ -326,9 +325,7 @@ impl Tables {
         };
         match result {
             Ok(touched) => {
-                for topic in touched.iter().filter(|t| t.is_recorded()) {
-                    self.topic_index.insert(topic.clone(), index);
-                }
+                self.record_topics(index, &touched);
                 (CommandResponse::default(), touched, lock_delays)
             }
             Err(Refusal::Invalid(error)) => (CommandResponse::error(error), Vec::new(), Vec::new()),
@@ -340,6 +337,43 @@ impl Tables {
                 Vec::new(),
                 Vec::new(),
             ),
+        }
+    }
+}
+
+impl Tables {
+    /// A registration, then the node's sessions checked again (a check turned critical
+    /// or gone kills the sessions that named it, in the same apply).
+    fn register_and_recheck(
+        &mut self,
+        index: u64,
+        req: &RegisterRequest,
+    ) -> Result<sessions::Invalidated, Refusal> {
+        let mut touched = self.register(index, req)?;
+        let mut invalidated = self.invalidate_sessions(index, &lower(&req.node));
+        touched.append(&mut invalidated.touched);
+        invalidated.touched = touched;
+        Ok(invalidated)
+    }
+
+    /// A deregistration, then the node's sessions checked again.
+    fn deregister_and_recheck(
+        &mut self,
+        index: u64,
+        req: &DeregisterRequest,
+    ) -> Result<sessions::Invalidated, Refusal> {
+        let mut touched = self.deregister(req)?;
+        let mut invalidated = self.invalidate_sessions(index, &lower(&req.node));
+        touched.append(&mut invalidated.touched);
+        invalidated.touched = touched;
+        Ok(invalidated)
+    }
+
+    /// Records `touched` in the topic index at `index`: what a successful command does
+    /// last.
+    fn record_topics(&mut self, index: u64, touched: &[Topic]) {
+        for topic in touched.iter().filter(|t| t.is_recorded()) {
+            self.topic_index.insert(topic.clone(), index);
         }
     }
 }
