@@ -25,4 +25,5 @@ pub mod persist;
 pub mod serve;
 mod server_members;
 pub mod sync;
+pub mod telemetry;
 mod wan_address;

@@ -27,6 +27,7 @@ mod request;
 mod response;
 mod serve;
 mod session;
+mod telemetry;
 
 pub use serve::serve;
 
@@ -38,13 +39,21 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::agent::Agent;
+use crate::telemetry::Telemetry;
 use cache::ResponseCache;
 
-/// What handlers share: the agent, and rendered catalog reads.
+/// What handlers share: the agent, rendered catalog reads, and the agent's metrics.
 #[derive(Clone)]
 pub struct HttpState {
     agent: Arc<Agent>,
     cache: Arc<ResponseCache>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl FromRef<HttpState> for Arc<Telemetry> {
+    fn from_ref(state: &HttpState) -> Arc<Telemetry> {
+        state.telemetry.clone()
+    }
 }
 
 impl FromRef<HttpState> for Arc<Agent> {
@@ -55,8 +64,9 @@ impl FromRef<HttpState> for Arc<Agent> {
 
 pub use request::decode_json;
 
-pub fn router(agent: Arc<Agent>) -> Router {
+pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
     Router::new()
+        .route("/v1/agent/metrics", get(telemetry::metrics))
         .route("/v1/agent/services", get(agent_api::services))
         .route("/v1/agent/service/{id}", get(agent_api::service))
         .route(
@@ -204,5 +214,6 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .with_state(HttpState {
             agent,
             cache: Arc::default(),
+            telemetry,
         })
 }
