@@ -21,6 +21,7 @@ pub mod gossip;
 pub mod http;
 pub mod local;
 pub mod maintenance;
+pub mod monitor;
 pub mod persist;
 pub mod serve;
 mod server_members;

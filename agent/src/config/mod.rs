@@ -98,6 +98,9 @@ pub struct Config {
     pub flags: Flags,
     /// Set by the binary that set up logging, so a reload can change the level.
     pub log_control: Option<crate::agent::LogLevelControl>,
+    /// The process's log lines for `/v1/agent/monitor`; set by the binary that set up
+    /// logging (none: the endpoint answers 500).
+    pub log_stream: Option<crate::monitor::LogStream>,
     pub dev: bool,
     pub node_name: String,
     pub datacenter: String,
@@ -593,6 +596,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         flags: flags.clone(),
         log_control: None,
+        log_stream: None,
         dev,
         node_name,
         datacenter,

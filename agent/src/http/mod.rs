@@ -21,6 +21,7 @@ mod intentions;
 mod keyring;
 mod kv;
 mod maintenance;
+mod monitor;
 mod operator;
 mod query;
 mod request;
@@ -67,6 +68,7 @@ pub use request::decode_json;
 pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
     Router::new()
         .route("/v1/agent/metrics", get(telemetry::metrics))
+        .route("/v1/agent/monitor", get(monitor::monitor))
         .route("/v1/agent/services", get(agent_api::services))
         .route("/v1/agent/service/{id}", get(agent_api::service))
         .route(

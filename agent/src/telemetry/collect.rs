@@ -78,6 +78,13 @@ pub(super) fn collect(sources: &Sources) -> Vec<Metric> {
     if let Some(server) = agent.server() {
         server_metrics(&mut out, server);
     }
+    if let Some(logs) = &agent.config().log_stream {
+        out.counter(
+            "shoal.monitor.dropped_lines",
+            "Log lines lost by `/v1/agent/monitor` readers too slow to keep up",
+            logs.dropped(),
+        );
+    }
     out.0
 }
 
