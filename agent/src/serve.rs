@@ -11,6 +11,7 @@ use crate::agent::{Agent, AgentError};
 use crate::config::Config;
 use crate::conn_limit::LimitedListener;
 use crate::dns_catalog::AgentDnsCatalog;
+use crate::telemetry::Telemetry;
 
 async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
     TcpListener::bind(addr)
@@ -65,9 +66,11 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
         None => None,
     };
     let dns_config = config.dns_config();
+    let telemetry_config = config.telemetry.clone();
     let agent = Agent::start(config).await?;
 
-    let _dns_server = match dns {
+    let mut dns_catalog = None;
+    let dns_server = match dns {
         Some((udp, tcp)) => {
             let catalog = Arc::new(
                 AgentDnsCatalog::new(
@@ -79,6 +82,7 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
                 .with_node_name(agent.config().node_name.clone()),
             );
             catalog.watch_catalog();
+            dns_catalog = Some(catalog.clone());
             let server = crate::dns::serve(dns_config, catalog, udp, tcp)
                 .map_err(|e| AgentError::Start(format!("starting DNS: {e}")))?;
             tracing::info!(addr = %server.udp_addr(), "DNS listening");
@@ -90,7 +94,13 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
     if let Some(listener) = http {
         let addr = listener.local_addr().ok();
         let listener = LimitedListener::new(listener, http_conn_limit);
-        let router = crate::http::router(agent.clone());
+        let telemetry = Telemetry::new(
+            telemetry_config,
+            agent.clone(),
+            dns_server.as_ref().map(|server| server.metrics()),
+            dns_catalog,
+        );
+        let router = crate::http::router(agent.clone(), Arc::new(telemetry));
         let agent_for_http = agent.clone();
         tokio::spawn(crate::http::serve(listener, router, async move {
             agent_for_http.stopped().await

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use shoal_agent::agent::LogLevelControl;
 use shoal_agent::config::{self, Flags};
+use shoal_agent::monitor::LogStream;
 use shoal_agent::serve::StopSignal;
 
 /// Flags of `shoal agent` (Consul's names; one dash or two).
@@ -157,7 +158,13 @@ impl AgentArgs {
 /// Runs the agent until SIGINT/SIGTERM or `/v1/agent/leave`.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut config = config::load(&args.into_flags())?;
-    config.log_control = Some(init_logging(&config.log_level, config.log_json));
+    let log_stream = LogStream::default();
+    config.log_control = Some(init_logging(
+        &config.log_level,
+        config.log_json,
+        &log_stream,
+    ));
+    config.log_stream = Some(log_stream);
     // Ignoring the error is right: it only says a provider was installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -169,8 +176,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 }
 
 /// Sets up logging at `level`; the returned control changes the level later (a reload).
-fn init_logging(level: &str, json: bool) -> LogLevelControl {
-    use tracing_subscriber::layer::SubscriberExt;
+/// The level filters the console output only: `monitor` lets through what the
+/// connected monitors ask for, whatever the agent's level.
+fn init_logging(level: &str, json: bool, monitor: &LogStream) -> LogLevelControl {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{fmt, reload, EnvFilter};
 
@@ -182,11 +191,15 @@ fn init_logging(level: &str, json: bool) -> LogLevelControl {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(level)));
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(monitor.layer().filtered());
     if json {
-        registry.with(fmt::layer().json()).init();
+        registry
+            .with(fmt::layer().json().with_filter(filter))
+            .init();
     } else {
-        registry.with(fmt::layer().with_ansi(ansi)).init();
+        registry
+            .with(fmt::layer().with_ansi(ansi).with_filter(filter))
+            .init();
     }
     LogLevelControl::new(move |level| {
         handle

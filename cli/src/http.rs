@@ -147,6 +147,36 @@ impl Client {
         }
     }
 
+    /// GETs `path` and hands each piece of the answer's body to `chunk` as it arrives,
+    /// for endpoints that stream (`/v1/agent/monitor`). Returns when the agent ends it.
+    pub async fn stream(
+        &self,
+        path: &[&str],
+        params: &Params,
+        mut chunk: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let url = self.url(path, params);
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let text = one_line(&text);
+            if text.is_empty() {
+                bail!("Unexpected response code: {}", status.as_u16());
+            }
+            bail!("Unexpected response code: {} ({text})", status.as_u16());
+        }
+        while let Some(bytes) = response.chunk().await.map_err(|e| self.unreachable(&e))? {
+            chunk(&bytes)?;
+        }
+        Ok(())
+    }
+
     async fn send(
         &self,
         method: Method,

@@ -27,6 +27,7 @@ mod server;
 pub mod session;
 pub mod state;
 pub mod structs;
+pub mod telemetry;
 pub mod transport;
 pub mod txn;
 pub mod wire;

@@ -77,7 +77,7 @@ pub struct Server {
     /// Connections to other datacenters' servers, for forwarded requests only.
     wan_pool: Pool,
     /// The server port; dropping it would close the port, so the server owns it.
-    serving: Mutex<Option<Serving>>,
+    pub(crate) serving: Mutex<Option<Serving>>,
     /// For autopilot health: since when each server has been healthy or unhealthy.
     pub(crate) stability: Mutex<Stability>,
     /// `CSRMaxPerSecond`, applied where signing happens: on the leader.
@@ -91,6 +91,8 @@ pub struct Server {
     tombstone_gc: Mutex<TombstoneGc>,
     /// The leader's session TTL timers.
     session_timers: Mutex<SessionTimers>,
+    /// Counters and timers read by the agent's `/v1/agent/metrics`.
+    pub(crate) metrics: crate::telemetry::ServerMetrics,
 }
 
 impl Server {
@@ -130,6 +132,7 @@ impl Server {
             coordinate_update_period_ms: AtomicU64::new(COORDINATE_UPDATE_PERIOD.as_millis() as u64),
             tombstone_gc: Mutex::new(TombstoneGc::default()),
             session_timers: Mutex::new(SessionTimers::default()),
+            metrics: Default::default(),
         });
         tokio::spawn(expire_sessions(Arc::downgrade(&server)));
         tokio::spawn(write_coordinates(Arc::downgrade(&server)));
@@ -350,6 +353,17 @@ impl Server {
     /// leader, the consistency check and blocking; the operation itself runs only where
     /// it must.
     pub async fn handle(&self, request: Request) -> Result<Response, RpcError> {
+        self.metrics.rpc_request.fetch_add(1, Ordering::Relaxed);
+        let answer = self.dispatch(request).await;
+        if answer.is_err() {
+            self.metrics
+                .rpc_request_error
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    async fn dispatch(&self, request: Request) -> Result<Response, RpcError> {
         let datacenter = &request.envelope.datacenter;
         if !datacenter.is_empty() && !datacenter.eq_ignore_ascii_case(&self.config.datacenter) {
             return router::forward(&self.router, &self.wan_pool, request).await;
@@ -394,7 +408,19 @@ impl Server {
                     response: TxnResponse::failed(errors),
                 }),
             },
-            Op::Apply(command) => self.apply(command).await,
+            Op::Apply(command) => {
+                let timer = match &command {
+                    Command::Register(_) => Some(&self.metrics.catalog_register),
+                    Command::Deregister(_) => Some(&self.metrics.catalog_deregister),
+                    _ => None,
+                };
+                let started = std::time::Instant::now();
+                let answer = self.apply(command).await;
+                if let Some(timer) = timer {
+                    timer.record(started.elapsed());
+                }
+                answer
+            }
             Op::Read(read) => Ok(self.read(read, query).await),
             Op::Datacenters => Ok(Response::Datacenters(self.router.datacenters())),
             Op::StatusLeader => Ok(Response::Leader(
@@ -428,6 +454,13 @@ impl Server {
 
     /// A catalog read, parked until its topic passes `query.min_index` when it blocks.
     async fn read(&self, read: Read, query: &QueryOptions) -> Response {
+        self.metrics.rpc_query.fetch_add(1, Ordering::Relaxed);
+        if matches!(read, Read::HealthServiceNodes { .. }) {
+            self.metrics
+                .health_service_query
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let _parked = (query.min_index > 0).then(|| self.metrics.queries_blocking.enter());
         let watch = watch_of(&read);
         let (index, result) = blocking::run(
             &self.state,
@@ -456,7 +489,11 @@ impl Server {
     }
 
     pub(crate) async fn apply(&self, command: Command) -> Result<Response, RpcError> {
-        let (index, response) = self.raft.apply(command).await.map_err(rpc_error)?;
+        self.metrics.raft_apply.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let applied = self.raft.apply(command).await;
+        self.metrics.raft_commit_time.record(started.elapsed());
+        let (index, response) = applied.map_err(rpc_error)?;
         if let Some(response) = response.txn {
             Ok(Response::Txn { index, response })
         } else if !response.error.is_empty() {

@@ -402,14 +402,14 @@ const TELEMETRY: &[Key] = &[
     later("circonus_check_tags", Str),
     later("circonus_submission_interval", Str),
     later("circonus_submission_url", Str),
-    later("disable_hostname", Bool),
+    acted("disable_hostname", Bool, "gauges' names carry the host name unless true, as Consul's"),
     later("dogstatsd_addr", Str),
     later("dogstatsd_tags", Strings),
     later("retry_failed_connection", Bool),
     later("filter_default", Bool),
     later("prefix_filter", Strings),
-    later("metrics_prefix", Str),
-    later("prometheus_retention_time", Duration),
+    acted("metrics_prefix", Str, ""),
+    acted("prometheus_retention_time", Duration, "any positive value serves `/v1/agent/metrics?format=prometheus` (415 otherwise, as Consul); values are read at scrape time, so nothing expires"),
     later("statsd_address", Str),
     later("statsite_address", Str),
 ];
@@ -636,7 +636,7 @@ pub const CONSUL_KEYS: &[Key] = &[
     later("snapshot_agent", Any),
     later("syslog_facility", Str),
     later_because("tagged_addresses", StrMap, NO_WAN),
-    later("telemetry", Block(TELEMETRY)),
+    acted("telemetry", Block(TELEMETRY), ""),
     acted(
         "tls",
         Block(&[

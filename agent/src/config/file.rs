@@ -94,6 +94,15 @@ pub struct FileSoa {
     pub min_ttl: Option<u32>,
 }
 
+/// The `telemetry {}` block's keys Shoal acts on.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTelemetry {
+    pub metrics_prefix: Option<String>,
+    pub disable_hostname: Option<bool>,
+    pub prometheus_retention_time: Option<GoDuration>,
+}
+
 /// The `autopilot {}` block: Consul's keys that Shoal acts on (dead-server cleanup and the
 /// server health thresholds), plus the grace period before a dead server is removed
 /// (named after OpenBao's autopilot, Consul has none).
@@ -147,6 +156,7 @@ pub struct FileConfig {
     pub addresses: Option<FileAddresses>,
     pub performance: Option<FilePerformance>,
     pub limits: Option<FileLimits>,
+    pub telemetry: Option<FileTelemetry>,
     pub leave_on_terminate: Option<bool>,
     pub skip_leave_on_interrupt: Option<bool>,
     pub rejoin_after_leave: Option<bool>,

@@ -156,7 +156,7 @@ mod tests {
             "node_name": "n1",
             "ports": {"http": 8500, "grpc": 8502},
             "performance": {"raft_multiplier": 1, "leave_drain_time": "5s"},
-            "telemetry": {"prometheus_retention_time": "30s", "disable_hostname": true},
+            "telemetry": {"statsd_address": "127.0.0.1:8125", "disable_hostname": true},
             "ui_config": {"enabled": true, "metrics_proxy": {"add_headers": [{"name": "a", "value": "b"}]}},
             "acl": {"enable_key_list_policy": false, "tokens": {"replication": "secret"}},
         }));
@@ -169,8 +169,7 @@ mod tests {
                 "acl.tokens.replication",
                 "performance.leave_drain_time",
                 "ports.grpc",
-                "telemetry.disable_hostname",
-                "telemetry.prometheus_retention_time",
+                "telemetry.statsd_address",
                 "ui_config.enabled",
                 "ui_config.metrics_proxy.add_headers.name",
                 "ui_config.metrics_proxy.add_headers.value",
@@ -182,7 +181,8 @@ mod tests {
                 "node_name": "n1",
                 "ports": {"http": 8500},
                 "performance": {"raft_multiplier": 1},
-                "acl": {"tokens": {}}
+                "acl": {"tokens": {}},
+                "telemetry": {"disable_hostname": true}
             })
         );
     }
@@ -198,8 +198,8 @@ mod tests {
             (json!({"not_a_key": 1}), "not_a_key", "unknown key"),
             (json!({"ports": {"grcp": 1}}), "ports.grcp", "unknown key"),
             (
-                json!({"telemetry": {"disable_hostname": "yes"}}),
-                "telemetry.disable_hostname",
+                json!({"telemetry": {"filter_default": "yes"}}),
+                "telemetry.filter_default",
                 "true or false",
             ),
             (
@@ -217,7 +217,7 @@ mod tests {
                 "auto_config.server_addresses",
                 "list of strings",
             ),
-            (json!({"telemetry": true}), "telemetry", "a block"),
+            (json!({"acl": true}), "acl", "a block"),
         ];
         for (doc, path, message) in cases {
             let (_, result) = sifted(doc);

@@ -103,6 +103,9 @@ pub struct Config {
     pub flags: Flags,
     /// Set by the binary that set up logging, so a reload can change the level.
     pub log_control: Option<crate::agent::LogLevelControl>,
+    /// The process's log lines for `/v1/agent/monitor`; set by the binary that set up
+    /// logging (none: the endpoint answers 500).
+    pub log_stream: Option<crate::monitor::LogStream>,
     pub dev: bool,
     pub node_name: String,
     pub datacenter: String,
@@ -123,6 +126,8 @@ pub struct Config {
     pub ports: Ports,
     /// `limits { http_max_conns_per_client }`: `None` for no limit (0).
     pub http_max_conns_per_client: Option<usize>,
+    /// `telemetry { metrics_prefix, disable_hostname, prometheus_retention_time }`.
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// Leave the pool gracefully on SIGTERM (`leave_on_terminate`).
     pub leave_on_terminate: bool,
     /// Do not leave the pool on SIGINT (`skip_leave_on_interrupt`).
@@ -318,6 +323,10 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
     if let Some(limits) = from.limits {
         let target = into.limits.get_or_insert_with(Default::default);
         take!(target, limits; http_max_conns_per_client);
+    }
+    if let Some(telemetry) = from.telemetry {
+        let target = into.telemetry.get_or_insert_with(Default::default);
+        take!(target, telemetry; metrics_prefix, disable_hostname, prometheus_retention_time);
     }
     into.not_acted_on.extend(from.not_acted_on);
     if let Some(ports) = from.ports {
@@ -639,6 +648,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         flags: flags.clone(),
         log_control: None,
+        log_stream: None,
         dev,
         node_name,
         datacenter,
@@ -654,6 +664,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         dns_bind,
         ports,
         http_max_conns_per_client,
+        telemetry: telemetry_config(file.telemetry.as_ref()),
         // Consul's defaults differ by role: a client leaves on any signal, a server keeps
         // its Raft seat unless told otherwise.
         leave_on_terminate: file.leave_on_terminate.unwrap_or(!server),
@@ -846,6 +857,23 @@ fn parse_recursor(text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse::<SocketAddr>()
         .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
         .map_err(|_| ConfigError::Invalid(format!("recursors: {text:?} is not an IP or IP:port")))
+}
+
+/// The `telemetry {}` block over Consul's defaults (`consul`, host names in gauge names,
+/// no Prometheus format).
+fn telemetry_config(file: Option<&file::FileTelemetry>) -> crate::telemetry::TelemetryConfig {
+    let defaults = crate::telemetry::TelemetryConfig::default();
+    let Some(file) = file else { return defaults };
+    crate::telemetry::TelemetryConfig {
+        metrics_prefix: file
+            .metrics_prefix
+            .clone()
+            .unwrap_or(defaults.metrics_prefix),
+        disable_hostname: file.disable_hostname.unwrap_or(defaults.disable_hostname),
+        prometheus_retention: file
+            .prometheus_retention_time
+            .map_or(defaults.prometheus_retention, |d| d.0),
+    }
 }
 
 fn hostname() -> String {
@@ -1217,8 +1245,6 @@ mod tests {
                 config.not_acted_on,
                 [
                     "ports.grpc",
-                    "telemetry.disable_hostname",
-                    "telemetry.prometheus_retention_time",
                     "ui_config.enabled",
                 ],
                 "{name}"
@@ -1302,12 +1328,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("a.hcl"),
-            "telemetry { disable_hostname = true }\n",
+            "telemetry { filter_default = true }\n",
         )
         .unwrap();
         std::fs::write(
             dir.path().join("b.json"),
-            r#"{"telemetry": {"disable_hostname": false}, "ui": true}"#,
+            r#"{"telemetry": {"filter_default": false}, "ui": true}"#,
         )
         .unwrap();
         let config = load(&Flags {
@@ -1316,7 +1342,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(config.not_acted_on, ["telemetry.disable_hostname", "ui"]);
+        assert_eq!(config.not_acted_on, ["telemetry.filter_default", "ui"]);
         let plain = load(&Flags {
             dev: true,
             ..Default::default()

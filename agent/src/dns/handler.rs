@@ -128,8 +128,10 @@ impl<C: DnsCatalog> DnsHandler<C> {
         }
         let qname = query.original().name();
         let qtype = query.query_type();
+        let started = std::time::Instant::now();
         if let Some(ip) = name::reverse_address(qname) {
             if let Some(answer) = self.authority.reverse(qname, qtype, ip).await {
+                self.metrics.ptr_query.record(started.elapsed());
                 header.authoritative = true;
                 return Reply::new(header, answer);
             }
@@ -170,6 +172,7 @@ impl<C: DnsCatalog> DnsHandler<C> {
         if trimmed {
             header.truncation = self.authority.config.enable_truncate;
         }
+        self.metrics.domain_query.record(started.elapsed());
         let reuse = match answer.rcode {
             ResponseCode::ServFail => Reuse::Never,
             _ if answer.shuffled => Reuse::Shuffled,

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::op::ResponseCode;
+use shoal_server::telemetry::{Timer, TimerSnapshot};
 
 /// Live counters of one DNS server. Every received packet bumps `queries`, then exactly
 /// one of the response-code counters or `dropped`; the rest qualify what happened.
@@ -27,6 +28,13 @@ pub struct DnsMetrics {
     pub forwarded: AtomicU64,
     /// Forwarded queries no recursor answered usefully (the client got SERVFAIL).
     pub recursor_failures: AtomicU64,
+    /// Packets answered with the encoded response of an identical query (`dns/reuse.rs`).
+    pub reused: AtomicU64,
+    /// Time to answer a name in our domains, reused responses aside
+    /// (`consul.dns.domain_query`).
+    pub domain_query: Timer,
+    /// Time to answer a reverse (PTR) lookup (`consul.dns.ptr_query`).
+    pub ptr_query: Timer,
 }
 
 /// A plain copy of [`DnsMetrics`] at one moment.
@@ -44,6 +52,9 @@ pub struct DnsMetricsSnapshot {
     pub truncated: u64,
     pub forwarded: u64,
     pub recursor_failures: u64,
+    pub reused: u64,
+    pub domain_query: TimerSnapshot,
+    pub ptr_query: TimerSnapshot,
 }
 
 impl DnsMetrics {
@@ -62,6 +73,9 @@ impl DnsMetrics {
             truncated: get(&self.truncated),
             forwarded: get(&self.forwarded),
             recursor_failures: get(&self.recursor_failures),
+            reused: get(&self.reused),
+            domain_query: self.domain_query.snapshot(),
+            ptr_query: self.ptr_query.snapshot(),
         }
     }
 

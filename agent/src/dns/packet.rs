@@ -97,7 +97,9 @@ impl<C: DnsCatalog> DnsHandler<C> {
     /// and synchronous, so the UDP loop can answer without spawning a task.
     pub fn answer_from_cache(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
         let (response, outcome) = self.responses.get(packet, transport, self.version())?;
-        DnsMetrics::incr(&self.metrics().queries);
+        let metrics = self.metrics();
+        DnsMetrics::incr(&metrics.queries);
+        DnsMetrics::incr(&metrics.reused);
         self.count(outcome);
         Some(response)
     }

@@ -1,6 +1,9 @@
 //! Packet counters, written by the task and read from any handle without locking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use shoal_server::telemetry::{Timer, TimerSnapshot};
 
 use super::codec::DecodeError;
 
@@ -33,6 +36,9 @@ pub struct GossipMetrics {
     pub undecryptable: u64,
     /// Plain datagrams and syncs dropped because `encrypt_verify_incoming` is on.
     pub unencrypted: u64,
+    /// Round trips of the direct probes that were acknowledged
+    /// (`consul.memberlist.probeNode`).
+    pub probe_node: TimerSnapshot,
 }
 
 #[derive(Default)]
@@ -51,6 +57,7 @@ pub(crate) struct Metrics {
     coordinates_ignored: AtomicU64,
     undecryptable: AtomicU64,
     unencrypted: AtomicU64,
+    probe_node: Timer,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -89,6 +96,12 @@ impl Metrics {
         bump(&self.coordinates_ignored, 1);
     }
 
+    /// A direct probe was acknowledged after `rtt` (one per probe interval, not per
+    /// packet).
+    pub(crate) fn probed(&self, rtt: Duration) {
+        self.probe_node.record(rtt);
+    }
+
     pub(crate) fn synced(&self) {
         bump(&self.syncs, 1);
     }
@@ -110,6 +123,7 @@ impl Metrics {
             coordinates_ignored: get(&self.coordinates_ignored),
             undecryptable: get(&self.undecryptable),
             unencrypted: get(&self.unencrypted),
+            probe_node: self.probe_node.snapshot(),
         }
     }
 }

@@ -305,8 +305,12 @@ impl Node {
             Ok(Packet::Coordinate(notice)) => self.on_coordinate(&notice),
             Ok(Packet::Swim(packet)) => {
                 if let Message::Ack(probe) = packet.header.message {
-                    self.vivaldi
-                        .ack_received(&packet.header.src.name, probe, received_at);
+                    if let Some(rtt) =
+                        self.vivaldi
+                            .ack_received(&packet.header.src.name, probe, received_at)
+                    {
+                        self.metrics.probed(rtt);
+                    }
                 }
                 self.on_swim(codec::swim_payload(bytes), packet, from).await
             }

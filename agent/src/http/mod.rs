@@ -21,6 +21,7 @@ mod intentions;
 mod keyring;
 mod kv;
 mod maintenance;
+mod monitor;
 mod operator;
 mod query;
 mod request;
@@ -28,6 +29,7 @@ mod response;
 mod serve;
 mod session;
 mod txn;
+mod telemetry;
 
 pub use serve::{serve, serve_tls};
 
@@ -39,13 +41,21 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::agent::Agent;
+use crate::telemetry::Telemetry;
 use cache::ResponseCache;
 
-/// What handlers share: the agent, and rendered catalog reads.
+/// What handlers share: the agent, rendered catalog reads, and the agent's metrics.
 #[derive(Clone)]
 pub struct HttpState {
     agent: Arc<Agent>,
     cache: Arc<ResponseCache>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl FromRef<HttpState> for Arc<Telemetry> {
+    fn from_ref(state: &HttpState) -> Arc<Telemetry> {
+        state.telemetry.clone()
+    }
 }
 
 impl FromRef<HttpState> for Arc<Agent> {
@@ -56,8 +66,10 @@ impl FromRef<HttpState> for Arc<Agent> {
 
 pub use request::decode_json;
 
-pub fn router(agent: Arc<Agent>) -> Router {
+pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
     Router::new()
+        .route("/v1/agent/metrics", get(telemetry::metrics))
+        .route("/v1/agent/monitor", get(monitor::monitor))
         .route("/v1/agent/services", get(agent_api::services))
         .route("/v1/agent/service/{id}", get(agent_api::service))
         .route(
@@ -206,5 +218,6 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .with_state(HttpState {
             agent,
             cache: Arc::default(),
+            telemetry,
         })
 }

@@ -13,6 +13,7 @@ mod leave;
 mod lock;
 mod maint;
 mod members;
+mod monitor;
 mod operator;
 mod reload;
 mod rtt;
@@ -86,6 +87,8 @@ enum Command {
     Maint(maint::Args),
     /// List the members of the cluster
     Members(members::Args),
+    /// Stream the agent's log lines
+    Monitor(monitor::Args),
     /// Operate on the servers (Raft peers)
     Operator {
         #[command(subcommand)]
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members(args) => block_on(members::run(args, http)),
+        Command::Monitor(args) => block_on(monitor::run(args, http)),
         Command::Maint(args) => block_on(maint::run(args, http)).map(success),
         Command::Join(args) => block_on(join::run(args, http)).map(success),
         Command::Keygen => keygen::run().map(success),

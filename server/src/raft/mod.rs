@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // `declare_raft_types!` names `Cursor` unqualified.
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -320,6 +321,23 @@ pub struct RaftNode {
     pool: Pool,
     /// The read lease and step-down time scale with it.
     tuning: Tuning,
+    /// Times this node became leader (`consul.raft.state.leader`).
+    elections_won: Arc<AtomicU64>,
+}
+
+/// What `/v1/agent/metrics` reports of Raft, read from openraft's metrics when scraped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTelemetry {
+    /// `Leader`, `Follower`, `Candidate` or `Shutdown` (a learner is a follower), as
+    /// `/v1/agent/self` names them.
+    pub state: &'static str,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub elections_won: u64,
+    /// On the leader, how long ago a quorum last acknowledged it; elsewhere, how long
+    /// ago the leader was last heard from (`None`: never).
+    pub last_contact: Option<Duration>,
 }
 
 /// The datacenter a [`RaftNode::open`]ed node's transport announces. Such a node is meant to
@@ -387,10 +405,12 @@ impl RaftNode {
             state_machine,
         )
         .await?;
+        let elections_won = Arc::new(AtomicU64::new(0));
         tokio::spawn(record_elections(
             raft.metrics(),
             config.node_id,
             lease.clone(),
+            elections_won.clone(),
         ));
         let (queue, pending) = batcher::queue();
         tokio::spawn(batcher::run(raft.clone(), pending));
@@ -404,6 +424,7 @@ impl RaftNode {
             lease,
             pool,
             tuning,
+            elections_won,
         };
         drop(db);
         if config.bootstrap {
@@ -691,12 +712,7 @@ impl RaftNode {
     pub fn stats(&self) -> BTreeMap<&'static str, String> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        let state = match metrics.state {
-            ServerState::Leader => "Leader",
-            ServerState::Candidate => "Candidate",
-            ServerState::Follower | ServerState::Learner => "Follower",
-            ServerState::Shutdown => "Shutdown",
-        };
+        let state = state_name(metrics.state);
         let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
         // Consul counts the other voters: itself only when it votes.
         let peers = voters.len() - usize::from(voters.contains(&self.id));
@@ -849,9 +865,41 @@ impl RaftNode {
             .map_err(|_| RaftError::Storage("raft store still open 5s after shutdown".into()))
     }
 
+    /// Raft's state for `/v1/agent/metrics`.
+    pub fn telemetry(&self) -> RaftTelemetry {
+        let (state, term, last_log_index, applied_index) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (
+                state_name(metrics.state),
+                metrics.current_term,
+                metrics.last_log_index.unwrap_or_default(),
+                metrics.last_applied.map_or(0, |log| log.index),
+            )
+        };
+        RaftTelemetry {
+            state,
+            term,
+            last_log_index,
+            applied_index,
+            elections_won: self.elections_won.load(Ordering::Relaxed),
+            last_contact: self.last_contact(),
+        }
+    }
+
     /// The openraft handle, for membership changes and the RPC transport.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
+    }
+}
+
+/// Consul's name of a Raft state.
+fn state_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "Leader",
+        ServerState::Candidate => "Candidate",
+        ServerState::Follower | ServerState::Learner => "Follower",
+        ServerState::Shutdown => "Shutdown",
     }
 }
 
@@ -871,11 +919,13 @@ fn write_error(error: OpenRaftError<NodeId, ClientWriteError<NodeId, BasicNode>>
     }
 }
 
-/// Records in `lease` each time this node becomes leader, with the new term.
+/// Records in `lease` each time this node becomes leader, with the new term, and counts
+/// it in `won`.
 async fn record_elections(
     mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
     me: NodeId,
     lease: Lease,
+    won: Arc<AtomicU64>,
 ) {
     let mut led_term = None;
     loop {
@@ -888,6 +938,7 @@ async fn record_elections(
         };
         if leading && led_term != Some(term) {
             lease.elected(term);
+            won.fetch_add(1, Ordering::Relaxed);
             led_term = Some(term);
         }
         if metrics.changed().await.is_err() {
