@@ -91,16 +91,17 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
         None => None,
     };
 
+    // One registry behind both listeners, so HTTP and HTTPS scrapes agree.
+    let telemetry = Arc::new(Telemetry::new(
+        telemetry_config,
+        agent.clone(),
+        dns_server.as_ref().map(|server| server.metrics()),
+        dns_catalog,
+    ));
     if let Some(listener) = http {
         let addr = listener.local_addr().ok();
         let listener = LimitedListener::new(listener, http_conn_limit);
-        let telemetry = Telemetry::new(
-            telemetry_config,
-            agent.clone(),
-            dns_server.as_ref().map(|server| server.metrics()),
-            dns_catalog,
-        );
-        let router = crate::http::router(agent.clone(), Arc::new(telemetry));
+        let router = crate::http::router(agent.clone(), telemetry.clone());
         let agent_for_http = agent.clone();
         tokio::spawn(crate::http::serve(listener, router, async move {
             agent_for_http.stopped().await
@@ -110,7 +111,7 @@ pub async fn run(config: Config, stop: impl Future<Output = StopSignal>) -> Resu
     if let Some(listener) = https {
         let addr = listener.local_addr().ok();
         let listener = LimitedListener::new(listener, http_conn_limit);
-        let router = crate::http::router(agent.clone());
+        let router = crate::http::router(agent.clone(), telemetry);
         let agent_for_https = agent.clone();
         tokio::spawn(crate::http::serve_tls(
             listener,
