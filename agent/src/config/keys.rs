@@ -217,7 +217,7 @@ mod tests {
                 "auto_config.server_addresses",
                 "list of strings",
             ),
-            (json!({"acl": true}), "acl", "a block"),
+            (json!({"auto_config": true}), "auto_config", "a block"),
         ];
         for (doc, path, message) in cases {
             let (_, result) = sifted(doc);
