@@ -26,6 +26,6 @@ pub mod persist;
 pub mod serve;
 mod server_members;
 pub mod sync;
-pub mod tls;
 pub mod telemetry;
+pub mod tls;
 mod wan_address;

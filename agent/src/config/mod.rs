@@ -1243,10 +1243,7 @@ mod tests {
             assert!(!format!("{:?}", config.acl).contains(config.acl.agent_token.expose()));
             assert_eq!(
                 config.not_acted_on,
-                [
-                    "ports.grpc",
-                    "ui_config.enabled",
-                ],
+                ["ports.grpc", "ui_config.enabled",],
                 "{name}"
             );
         }

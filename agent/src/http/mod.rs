@@ -28,8 +28,8 @@ mod request;
 mod response;
 mod serve;
 mod session;
-mod txn;
 mod telemetry;
+mod txn;
 
 pub use serve::{serve, serve_tls};
 

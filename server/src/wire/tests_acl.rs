@@ -186,10 +186,7 @@ fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
             "tokens",
             read(ReadResult::AclTokens(vec![token(), bootstrap_token()])),
         ),
-        (
-            "policies",
-            read(ReadResult::AclPolicies(vec![policy()])),
-        ),
+        ("policies", read(ReadResult::AclPolicies(vec![policy()]))),
         ("roles", read(ReadResult::AclRoles(vec![role()]))),
     ]
 }
@@ -232,7 +229,7 @@ fn acl_fixtures_decode() {
 
 #[test]
 fn acl_samples_round_trip_and_wait_for_protocol_6() {
-    assert!(PROTOCOL_VERSION >= 6);
+    const { assert!(PROTOCOL_VERSION >= 6) };
     for (name, command) in commands() {
         let encoded = EncodedCommand::encode(&command).unwrap();
         assert_eq!(encoded.kind & IGNORE_IF_UNKNOWN, 0, "{name}");
