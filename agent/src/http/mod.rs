@@ -27,6 +27,7 @@ mod request;
 mod response;
 mod serve;
 mod session;
+mod snapshot;
 mod txn;
 
 pub use serve::serve;
@@ -178,6 +179,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(kv::get).put(kv::put).delete(kv::delete),
         )
         .route("/v1/txn", put(txn::apply))
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
         .route("/v1/session/create", put(session::create))
         .route("/v1/session/destroy/{id}", put(session::destroy))
         .route("/v1/session/renew/{id}", put(session::renew))

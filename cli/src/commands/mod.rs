@@ -17,6 +17,7 @@ mod operator;
 mod reload;
 mod rtt;
 mod services;
+mod snapshot;
 mod version;
 
 use std::future::Future;
@@ -99,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: services::Command,
     },
+    /// Save, restore and inspect snapshots of the servers' state
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::Command,
+    },
     /// Print the Shoal version
     Version,
 }
@@ -138,6 +144,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Rtt(args) => block_on(rtt::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
+        Command::Snapshot { command } => block_on(snapshot::run(command, http)).map(success),
     }
 }
 
@@ -299,6 +306,16 @@ mod tests {
                 "hi",
             ],
             &["shoal", "rtt", "-wan", "s1.dc1", "s2.dc2"],
+            &["shoal", "snapshot", "save", "-stale", "backup.snap"],
+            &[
+                "shoal",
+                "snapshot",
+                "restore",
+                "-datacenter",
+                "dc2",
+                "backup.snap",
+            ],
+            &["shoal", "snapshot", "inspect", "backup.snap"],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }

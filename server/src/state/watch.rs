@@ -34,6 +34,9 @@ pub enum Topic {
     /// One KV key: watched exactly by a read of the key, by prefix by a list. Never
     /// recorded in the topic index (the entries and tombstones carry their indexes).
     Kv(String),
+    /// The last snapshot restore: no query watches it; its index is the floor of every
+    /// KV index, whose rows keep the indexes they had when the snapshot was taken.
+    Restored,
 }
 
 impl Topic {
@@ -49,7 +52,8 @@ impl Topic {
             | Topic::Coordinates
             | Topic::PreparedQueries
             | Topic::Kvs
-            | Topic::Sessions => None,
+            | Topic::Sessions
+            | Topic::Restored => None,
         }
     }
 
@@ -67,7 +71,8 @@ impl Topic {
             | Topic::Coordinates
             | Topic::PreparedQueries
             | Topic::Kvs
-            | Topic::Sessions => None,
+            | Topic::Sessions
+            | Topic::Restored => None,
         }
     }
 }

@@ -53,8 +53,11 @@ pub mod kind {
     pub const SESSION_CREATE: u16 = 13;
     pub const SESSION_DESTROY: u16 = 14;
     /// A transaction with a write (protocol 6): never skippable, it holds KV and catalog
-    /// writes. (16 is set aside with it, unused so far.)
+    /// writes.
     pub const TXN: u16 = 15;
+    /// A snapshot archive's restore (protocol 6): the whole state, as a Raft snapshot
+    /// encodes it; never skippable.
+    pub const SNAPSHOT_RESTORE: u16 = 16;
 }
 
 /// One command, encoded.
@@ -94,7 +97,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         kind::PREPARED_QUERY_SET | kind::PREPARED_QUERY_DELETE => 4,
         kind::KVS | kind::TOMBSTONE_REAP => 5,
         kind::SESSION_CREATE | kind::SESSION_DESTROY => 5,
-        kind::TXN => 6,
+        kind::TXN | kind::SNAPSHOT_RESTORE => 6,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -118,6 +121,7 @@ fn is_known(kind: u16) -> bool {
             | kind::SESSION_CREATE
             | kind::SESSION_DESTROY
             | kind::TXN
+            | kind::SNAPSHOT_RESTORE
     )
 }
 
@@ -205,6 +209,9 @@ impl EncodedCommand {
                 kind::SESSION_DESTROY,
                 to_msgpack(&SessionDestroyRecord { id: id.clone() })?,
             ),
+            Command::SnapshotRestore(contents) => {
+                (kind::SNAPSHOT_RESTORE, super::snapshot::encode(contents)?)
+            }
             Command::Txn(ops) => (
                 kind::TXN,
                 to_msgpack(&TxnRecord {
@@ -297,6 +304,9 @@ impl EncodedCommand {
                 let record: SessionDestroyRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::SessionDestroy { id: record.id })
             }
+            kind::SNAPSHOT_RESTORE => Decoded::Known(Command::SnapshotRestore(Box::new(
+                super::snapshot::decode(&self.body)?,
+            ))),
             kind::TXN => {
                 let record: TxnRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::Txn(

@@ -146,6 +146,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Kvs => ("kvs", ""),
         Topic::Sessions => ("sessions", ""),
         Topic::Kv(name) => ("kv", name.as_str()),
+        Topic::Restored => ("restore", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -168,6 +169,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "kvs" => Topic::Kvs,
         "sessions" => Topic::Sessions,
         "kv" => Topic::Kv(record.name),
+        "restore" => Topic::Restored,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))
