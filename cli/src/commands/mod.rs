@@ -19,6 +19,7 @@ mod rtt;
 mod services;
 mod snapshot;
 mod version;
+mod watch;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -107,6 +108,8 @@ enum Command {
     },
     /// Print the Shoal version
     Version,
+    /// Run a handler on every change of a view of the catalog or KV
+    Watch(watch::Args),
 }
 
 /// Runs the parsed command. `shoal agent` builds its own runtime; the commands that
@@ -145,6 +148,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rtt(args) => block_on(rtt::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
         Command::Snapshot { command } => block_on(snapshot::run(command, http)).map(success),
+        Command::Watch(args) => block_on(watch::run(args, http)).map(success),
     }
 }
 
@@ -316,6 +320,19 @@ mod tests {
                 "backup.snap",
             ],
             &["shoal", "snapshot", "inspect", "backup.snap"],
+            &[
+                "shoal", "watch", "-type", "key", "-key", "k", "-handler", "cat",
+            ],
+            &[
+                "shoal",
+                "watch",
+                "-type=service",
+                "-service",
+                "web",
+                "-passingonly",
+                "-http-handler",
+                "http://h/x",
+            ],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }
