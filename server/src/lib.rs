@@ -25,6 +25,7 @@ pub mod router;
 pub mod rpc;
 mod server;
 pub mod session;
+pub mod snapshot_archive;
 pub mod state;
 pub mod structs;
 pub mod telemetry;

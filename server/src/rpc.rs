@@ -287,6 +287,9 @@ pub enum Op {
     /// Restarts a session's TTL timer (on the leader); answered with the session, or an
     /// empty list when there is none.
     SessionRenew(String),
+    /// A snapshot archive of the whole state (`GET /v1/snapshot`), from the leader, or
+    /// with [`Consistency::Stale`] from any server.
+    SnapshotSave,
 }
 
 /// Where an [`Op`] must be answered.
@@ -319,7 +322,8 @@ impl Op {
             | Op::RaftConfiguration
             | Op::ConnectCaConfiguration
             | Op::PreparedQueryExecute(_)
-            | Op::PreparedQueryExplain(_) => Route::Read,
+            | Op::PreparedQueryExplain(_)
+            | Op::SnapshotSave => Route::Read,
         }
     }
 }
@@ -366,6 +370,8 @@ pub enum Response {
         meta: QueryMeta,
         result: Box<ExplainResponse>,
     },
+    /// A snapshot archive (`snapshot_archive`): gzipped tar, checked by its reader.
+    Snapshot(Vec<u8>),
     /// A transaction applied at `index`, or, with errors, one that changed nothing.
     Txn {
         index: u64,

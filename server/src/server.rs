@@ -21,6 +21,7 @@ use crate::rpc::{
     Consistency, Op, QueryMeta, QueryOptions, Read, ReadResult, Request, Response, Route, RpcError,
 };
 use crate::session::ttl::{self, SessionTimers};
+use crate::snapshot_archive;
 use crate::state::{StateStore, Tables, Topic, Watch};
 use crate::structs::{AutopilotConfig, Command, NodeCoordinate};
 use crate::txn::{KvVerb, TxnError, TxnOp, TxnResponse};
@@ -449,6 +450,7 @@ impl Server {
             }
             Op::PreparedQueryExplain(id_or_name) => self.explain_prepared_query(&id_or_name),
             Op::SessionRenew(id) => Ok(self.renew_session(&id)),
+            Op::SnapshotSave => self.snapshot_archive(),
         }
     }
 
@@ -503,6 +505,26 @@ impl Server {
         } else {
             Ok(Response::Applied { index })
         }
+    }
+
+    /// An archive of the state as it is now (`GET /v1/snapshot`): the tables are cloned
+    /// at once, so the archive is consistent whatever is applied while it is encoded.
+    fn snapshot_archive(&self) -> Result<Response, RpcError> {
+        let tables = self.state.view();
+        let index = tables.max_index();
+        let millis = self
+            .wall_clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let archive = snapshot_archive::create(
+            &tables.contents(index),
+            index,
+            self.raft.current_term(),
+            millis,
+        )
+        .map_err(|e| RpcError::Internal(e.to_string()))?;
+        Ok(Response::Snapshot(archive))
     }
 
     /// Consul's lock delay in a transaction: each `lock` of a key released from a

@@ -20,6 +20,7 @@ use crate::kv::KvRequest;
 use crate::prepared_query::structs::PreparedQuery;
 use crate::session::Session;
 use crate::txn::{TxnOp, TxnResponse};
+use crate::wire::snapshot::SnapshotContents;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).
 pub type Meta = BTreeMap<String, String>;
@@ -547,6 +548,10 @@ pub enum Command {
     /// A transaction holding at least one write (`PUT /v1/txn`, `crate::txn`): every
     /// operation applied, in order, or none; checked only when applied.
     Txn(Vec<TxnOp>),
+    /// Replaces the whole state with a snapshot archive's (`PUT /v1/snapshot`), as one
+    /// command so every server restores it at the same index; every index it reports
+    /// from then on is at least that one (`state/tables/restore.rs`).
+    SnapshotRestore(Box<SnapshotContents>),
 }
 
 /// What applying a [`Command`] produced. Validation happens before a command is proposed,

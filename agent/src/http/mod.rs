@@ -28,6 +28,7 @@ mod request;
 mod response;
 mod serve;
 mod session;
+mod snapshot;
 mod telemetry;
 mod txn;
 
@@ -190,6 +191,7 @@ pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
             get(kv::get).put(kv::put).delete(kv::delete),
         )
         .route("/v1/txn", put(txn::apply))
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
         .route("/v1/session/create", put(session::create))
         .route("/v1/session/destroy/{id}", put(session::destroy))
         .route("/v1/session/renew/{id}", put(session::renew))

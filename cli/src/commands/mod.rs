@@ -18,8 +18,10 @@ mod operator;
 mod reload;
 mod rtt;
 mod services;
+mod snapshot;
 mod tls;
 mod version;
+mod watch;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -108,8 +110,15 @@ enum Command {
         #[command(subcommand)]
         command: tls::Command,
     },
+    /// Save, restore and inspect snapshots of the servers' state
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::Command,
+    },
     /// Print the Shoal version
     Version,
+    /// Run a handler on every change of a view of the catalog or KV
+    Watch(watch::Args),
 }
 
 /// Runs the parsed command. `shoal agent` builds its own runtime; the commands that
@@ -149,6 +158,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reload(args) => block_on(reload::run(args, http)).map(success),
         Command::Rtt(args) => block_on(rtt::run(args, http)).map(success),
         Command::Services { command } => block_on(services::run(command, http)).map(success),
+        Command::Snapshot { command } => block_on(snapshot::run(command, http)).map(success),
+        Command::Watch(args) => block_on(watch::run(args, http)).map(success),
     }
 }
 
@@ -325,6 +336,29 @@ mod tests {
                 "a.example",
                 "-additional-ipaddress",
                 "10.0.0.1",
+            ],
+            &["shoal", "snapshot", "save", "-stale", "backup.snap"],
+            &[
+                "shoal",
+                "snapshot",
+                "restore",
+                "-datacenter",
+                "dc2",
+                "backup.snap",
+            ],
+            &["shoal", "snapshot", "inspect", "backup.snap"],
+            &[
+                "shoal", "watch", "-type", "key", "-key", "k", "-handler", "cat",
+            ],
+            &[
+                "shoal",
+                "watch",
+                "-type=service",
+                "-service",
+                "web",
+                "-passingonly",
+                "-http-handler",
+                "http://h/x",
             ],
         ] {
             parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));

@@ -517,6 +517,11 @@ impl RaftNode {
         Ok(())
     }
 
+    /// The Raft term this node is in.
+    pub fn current_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// The current leader and its RPC address, as this node last heard.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         if self.deposed() {

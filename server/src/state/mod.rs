@@ -45,6 +45,9 @@ impl StateStore {
             let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.apply(index, command)
         };
+        if matches!(command, Command::SnapshotRestore(_)) {
+            self.watches.notify_all(index);
+        }
         self.watches.notify(&touched, index);
         if !lock_delays.is_empty() {
             self.delay_locks(lock_delays);

@@ -36,6 +36,9 @@ pub enum Topic {
     /// One KV key: watched exactly by a read of the key, by prefix by a list. Never
     /// recorded in the topic index (the entries and tombstones carry their indexes).
     Kv(String),
+    /// The last snapshot restore: no query watches it; its index is the floor of every
+    /// KV index, whose rows keep the indexes they had when the snapshot was taken.
+    Restored,
 }
 
 impl Topic {
@@ -52,7 +55,7 @@ impl Topic {
             | Topic::PreparedQueries
             | Topic::Kvs
             | Topic::Sessions
-            | Topic::Acl => None,
+            | Topic::Acl | Topic::Restored => None,
         }
     }
 
@@ -71,7 +74,7 @@ impl Topic {
             | Topic::PreparedQueries
             | Topic::Kvs
             | Topic::Sessions
-            | Topic::Acl => None,
+            | Topic::Acl | Topic::Restored => None,
         }
     }
 }

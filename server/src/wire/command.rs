@@ -54,8 +54,11 @@ pub mod kind {
     pub const SESSION_CREATE: u16 = 13;
     pub const SESSION_DESTROY: u16 = 14;
     /// A transaction with a write (protocol 6): never skippable, it holds KV and catalog
-    /// writes. (16 is set aside with it, unused so far.)
+    /// writes.
     pub const TXN: u16 = 15;
+    /// A snapshot archive's restore (protocol 6): the whole state, as a Raft snapshot
+    /// encodes it; never skippable.
+    pub const SNAPSHOT_RESTORE: u16 = 16;
     /// ACL tokens, policies, roles and the bootstrap (protocol 6): never skippable, a
     /// server without them would authorize differently.
     pub const ACL_TOKEN_SET: u16 = 17;
@@ -111,7 +114,7 @@ pub fn introduced_in(kind: u16) -> u32 {
         | kind::ACL_ROLE_SET
         | kind::ACL_ROLE_DELETE
         | kind::ACL_BOOTSTRAP => 6,
-        kind::TXN => 6,
+        kind::TXN | kind::SNAPSHOT_RESTORE => 6,
         // Only reachable for a kind this release does not encode.
         _ => super::PROTOCOL_VERSION,
     }
@@ -142,6 +145,7 @@ fn is_known(kind: u16) -> bool {
             | kind::ACL_ROLE_DELETE
             | kind::ACL_BOOTSTRAP
             | kind::TXN
+            | kind::SNAPSHOT_RESTORE
     )
 }
 
@@ -258,6 +262,9 @@ impl EncodedCommand {
                 kind::ACL_BOOTSTRAP,
                 to_msgpack(&AclTokenRecord::from(token))?,
             ),
+            Command::SnapshotRestore(contents) => {
+                (kind::SNAPSHOT_RESTORE, super::snapshot::encode(contents)?)
+            }
             Command::Txn(ops) => (
                 kind::TXN,
                 to_msgpack(&TxnRecord {
@@ -371,6 +378,9 @@ impl EncodedCommand {
             kind::ACL_BOOTSTRAP => Decoded::Known(Command::AclBootstrap(
                 from_msgpack::<AclTokenRecord>(&self.body)?.into(),
             )),
+            kind::SNAPSHOT_RESTORE => Decoded::Known(Command::SnapshotRestore(Box::new(
+                super::snapshot::decode(&self.body)?,
+            ))),
             kind::TXN => {
                 let record: TxnRecord = from_msgpack(&self.body)?;
                 Decoded::Known(Command::Txn(

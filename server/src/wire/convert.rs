@@ -940,6 +940,7 @@ impl TryFrom<&Request> for RequestRecord {
             Op::PreparedQueryExecute(request) => OpRecord::PreparedQueryExecute(request.into()),
             Op::PreparedQueryExplain(id) => OpRecord::PreparedQueryExplain(id.clone()),
             Op::SessionRenew(id) => OpRecord::SessionRenew(id.clone()),
+            Op::SnapshotSave => OpRecord::SnapshotSave,
         };
         Ok(RequestRecord {
             envelope: EnvelopeRecord {
@@ -980,6 +981,7 @@ impl TryFrom<RequestRecord> for Request {
             OpRecord::PreparedQueryExecute(request) => Op::PreparedQueryExecute(request.into()),
             OpRecord::PreparedQueryExplain(id) => Op::PreparedQueryExplain(id),
             OpRecord::SessionRenew(id) => Op::SessionRenew(id),
+            OpRecord::SnapshotSave => Op::SnapshotSave,
         };
         Ok(Request {
             envelope: Envelope {
@@ -1120,6 +1122,7 @@ impl From<&Response> for ResponseRecord {
                     query: (&result.query).into(),
                 }
             }
+            Response::Snapshot(archive) => ResponseRecord::Snapshot(archive.clone()),
             Response::Txn { index, response } => ResponseRecord::Txn {
                 index: *index,
                 response: response.into(),
@@ -1166,6 +1169,7 @@ impl From<ResponseRecord> for Response {
                     }),
                 }
             }
+            ResponseRecord::Snapshot(archive) => Response::Snapshot(archive),
             ResponseRecord::Txn { index, response } => Response::Txn {
                 index,
                 response: response.into(),

@@ -441,6 +441,8 @@ pub enum OpRecord {
     PreparedQueryExplain(String),
     /// Protocol 5: restarts a session's TTL timer on the leader.
     SessionRenew(String),
+    /// Protocol 6: a snapshot archive of the whole state.
+    SnapshotSave,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -498,6 +500,8 @@ pub enum ResponseRecord {
         meta: QueryMetaRecord,
         query: PreparedQueryRecord,
     },
+    /// Protocol 6: a snapshot archive.
+    Snapshot(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Protocol 6: a transaction applied at `index`, or its failed operations.
     Txn {
         index: u64,

@@ -254,3 +254,46 @@ pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
         ),
     ]
 }
+
+/// Snapshot archives (protocol 6): the restore command, the save request and its answer,
+/// with fixtures of their own (`v6/*txn_snapshot*`, `txn_restore_snapshot.bin`).
+pub mod archives {
+    use super::*;
+    use crate::rpc::Op;
+    use crate::state::Topic;
+    use crate::wire::snapshot::SnapshotContents;
+
+    pub fn contents() -> SnapshotContents {
+        SnapshotContents {
+            command_index: 12,
+            nodes: vec![node()],
+            kvs: vec![DirEntry {
+                create_index: 10,
+                modify_index: 12,
+                ..entry("saved/config", b"v1")
+            }],
+            tombstones: vec![("saved/old".into(), 11)],
+            topic_index: vec![(Topic::Nodes, 12), (Topic::Kvs, 12)],
+            ..SnapshotContents::default()
+        }
+    }
+
+    pub fn commands() -> Vec<(&'static str, Command)> {
+        vec![(
+            "txn_snapshot_restore",
+            Command::SnapshotRestore(Box::new(contents())),
+        )]
+    }
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![("txn_snapshot_save", Request::new(Op::SnapshotSave))]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        // The bytes are opaque to the wire: only the archive's reader looks inside.
+        vec![(
+            "txn_snapshot",
+            Ok(Response::Snapshot(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])),
+        )]
+    }
+}

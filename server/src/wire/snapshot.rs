@@ -161,6 +161,7 @@ fn topic_record(topic: &Topic, index: u64) -> TopicIndexRecord {
         Topic::Sessions => ("sessions", ""),
         Topic::Acl => ("acl", ""),
         Topic::Kv(name) => ("kv", name.as_str()),
+        Topic::Restored => ("restore", ""),
     };
     TopicIndexRecord {
         kind: kind.to_string(),
@@ -184,6 +185,7 @@ fn topic(record: TopicIndexRecord) -> Result<(Topic, u64), FormatError> {
         "sessions" => Topic::Sessions,
         "acl" => Topic::Acl,
         "kv" => Topic::Kv(record.name),
+        "restore" => Topic::Restored,
         other => return Err(FormatError::Decode(format!("unknown topic kind {other:?}"))),
     };
     Ok((topic, record.index))

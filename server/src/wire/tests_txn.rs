@@ -11,6 +11,7 @@ use super::records::{TxnKvOpRecord, TxnNodeOpRecord, TxnOpRecord, TxnRecord};
 use super::snapshot;
 use super::{samples_txn, to_msgpack, FormatError, PROTOCOL_VERSION};
 use crate::rpc::{Request, Response, RpcError};
+use crate::state::Topic;
 use crate::structs::Command;
 use crate::transport::payload::Payload;
 
@@ -130,8 +131,51 @@ fn an_unknown_txn_operation_is_refused_not_guessed() {
     ));
 }
 
+fn archives() -> FixtureSet {
+    FixtureSet {
+        prefix: "v6/",
+        protocol: 6,
+        snapshot: "txn_restore_snapshot.bin",
+        before: Vec::new(),
+        commands: samples_txn::archives::commands(),
+        requests: samples_txn::archives::requests(),
+        responses: samples_txn::archives::responses(),
+    }
+}
+
+#[test]
+fn snapshot_restore_fixtures_decode_and_wait_for_protocol_6() {
+    let restored = archives().assert_decodes();
+    let keys: Vec<&str> = restored.kvs.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["saved/config"],
+        "the restore replaced the catalog's samples"
+    );
+    assert!(restored.topic_index.contains(&(Topic::Restored, 4)));
+    for (name, command) in samples_txn::archives::commands() {
+        let encoded = EncodedCommand::encode(&command).unwrap();
+        assert_eq!(encoded.kind, kind::SNAPSHOT_RESTORE, "{name}");
+        assert_eq!(introduced_in(encoded.kind), 6, "{name}");
+        assert_eq!(encoded.decode().unwrap(), Decoded::Known(command), "{name}");
+    }
+    for (name, request) in samples_txn::archives::requests() {
+        assert!(request.encode_into(1, &mut Vec::new()).is_err(), "{name}");
+    }
+    // A truncated state in a restore is refused when it arrives, never half applied.
+    let mut encoded = EncodedCommand::encode(&samples_txn::archives::commands()[0].1).unwrap();
+    encoded.body.truncate(encoded.body.len() / 2);
+    assert!(encoded.decode().is_err());
+}
+
 #[test]
 #[ignore = "writes fixtures: run once, when transactions were added"]
 fn write_txn_fixtures() {
     set().write();
+}
+
+#[test]
+#[ignore = "writes fixtures: run once, when snapshot restores were added"]
+fn write_snapshot_restore_fixtures() {
+    archives().write();
 }

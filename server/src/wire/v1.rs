@@ -923,6 +923,7 @@ impl TryFrom<&structs::Command> for v1::Command {
             | structs::Command::AclRoleDelete { .. }
             | structs::Command::AclBootstrap(_) => return Err(not_in_v1("ACL commands")),
             structs::Command::Txn(_) => return Err(not_in_v1("transactions")),
+            structs::Command::SnapshotRestore(_) => return Err(not_in_v1("snapshot restores")),
             structs::Command::CaSetConfig { .. } | structs::Command::CaSetRoots { .. } => {
                 return Err(not_in_v1("Connect CA commands"))
             }
@@ -1121,6 +1122,7 @@ impl TryFrom<&rpc::Request> for v1::Request {
                 return Err(not_in_v1("prepared query requests"))
             }
             Op::SessionRenew(_) => return Err(not_in_v1("session renewals")),
+            Op::SnapshotSave => return Err(not_in_v1("snapshot archives")),
         })
     }
 }
@@ -1247,6 +1249,7 @@ impl TryFrom<&rpc::Response> for v1::Response {
                 return Err(not_in_v1("prepared query answers"))
             }
             R::Txn { .. } => return Err(not_in_v1("transactions")),
+            R::Snapshot(_) => return Err(not_in_v1("snapshot archives")),
         })
     }
 }

@@ -56,15 +56,21 @@ impl Tables {
         self.topic_index.get(&Topic::Kvs).copied().unwrap_or(0)
     }
 
-    /// A key's index: its `ModifyIndex`, else the table's.
+    /// A key's index: its `ModifyIndex`, else the table's; never below the last
+    /// restore's.
     pub(super) fn kv_key_index(&self, key: &str) -> u64 {
         self.kvs
             .get(key)
             .map_or_else(|| self.kvs_max_index(), |e| e.modify_index)
+            .max(self.restored_index())
     }
 
     /// A prefix's index: the highest of its keys and tombstones, else the table's.
     pub(super) fn kv_prefix_index(&self, prefix: &str) -> u64 {
+        self.kv_prefix_rows_index(prefix).max(self.restored_index())
+    }
+
+    fn kv_prefix_rows_index(&self, prefix: &str) -> u64 {
         if prefix.is_empty() {
             return self.kvs_max_index();
         }

@@ -28,6 +28,7 @@ mod connect_ca;
 mod coordinates;
 mod kvs;
 mod prepared_queries;
+mod restore;
 mod sessions;
 mod txn;
 
@@ -290,6 +291,10 @@ impl Tables {
                 changed.touched
             }),
             Command::Txn(ops) => return self.apply_txn(index, ops),
+            Command::SnapshotRestore(contents) => {
+                self.restore_at(index, contents);
+                return (CommandResponse::default(), Vec::new(), Vec::new());
+            }
             Command::SetAutopilotConfig { config, cas } => self.set_autopilot(index, config, *cas),
             Command::CaSetConfig { config, cas } => self.ca_set_config(index, config, *cas),
             Command::CaSetRoots {
