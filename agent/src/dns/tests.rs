@@ -1014,6 +1014,7 @@ async fn catalog_server(
         autopilot: Default::default(),
         bootstrap_expect: 0,
         connect: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();

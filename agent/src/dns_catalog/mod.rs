@@ -576,6 +576,7 @@ mod tests {
             autopilot: Default::default(),
             bootstrap_expect: 0,
             connect: Default::default(),
+            tls: None,
         })
         .await
         .unwrap();

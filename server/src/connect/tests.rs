@@ -38,6 +38,7 @@ async fn start(dir: &TempDir, addr: &str, connect: ConnectConfig) -> Arc<Server>
         autopilot: Default::default(),
         bootstrap_expect: 0,
         connect,
+        tls: None,
     })
     .await
     .unwrap();

@@ -582,6 +582,7 @@ async fn server_answers_rpcs_on_its_server_port() {
         autopilot: Default::default(),
         bootstrap_expect: 0,
         connect: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();
