@@ -35,20 +35,25 @@ fn make_certs(dir: &Path) {
 /// A config file using `dir`'s CA and its `kind` (server or client) certificate, with
 /// every verification on.
 fn tls_config(dir: &Path, kind: &str) -> String {
+    tls_config_with(dir, "dc1", kind)
+}
+
+/// As [`tls_config`], with the certificate made for datacenter `dc`.
+fn tls_config_with(dir: &Path, dc: &str, kind: &str) -> String {
     let file = |name: &str| dir.join(name).display().to_string();
     let config = json!({
         "tls": {
             "defaults": {
                 "ca_file": file("consul-agent-ca.pem"),
-                "cert_file": file(&format!("dc1-{kind}-consul-0.pem")),
-                "key_file": file(&format!("dc1-{kind}-consul-0-key.pem")),
+                "cert_file": file(&format!("{dc}-{kind}-consul-0.pem")),
+                "key_file": file(&format!("{dc}-{kind}-consul-0-key.pem")),
                 "verify_incoming": true,
                 "verify_outgoing": true,
             },
             "internal_rpc": {"verify_server_hostname": true},
         }
     });
-    let path = dir.join(format!("{kind}.json"));
+    let path = dir.join(format!("{dc}-{kind}.json"));
     std::fs::write(&path, config.to_string()).unwrap();
     path.display().to_string()
 }
@@ -176,4 +181,70 @@ fn servers_with_tls_form_a_cluster_and_refuse_plaintext_and_strangers() {
             (r.json().as_array()?.len() == 1).then_some(())
         });
     }
+}
+
+const WAN: [&str; 3] = ["127.0.0.117", "127.0.0.118", "127.0.0.119"];
+
+fn wan_server(dc: &str, ip: &str, config: &str) -> AgentProc {
+    AgentProc::start_host(
+        ip,
+        &[
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-datacenter",
+            dc,
+            "-node",
+            &format!("{dc}-server"),
+            "-retry-join-wan",
+            WAN[0],
+            "-retry-interval-wan",
+            "200ms",
+            "-config-file",
+            config,
+        ],
+    )
+}
+
+#[test]
+fn forwarding_to_another_datacenter_verifies_that_datacenters_name() {
+    let dir = TempDir::new().unwrap();
+    make_certs(dir.path());
+    let out = Command::new(shoal_bin())
+        .args(["tls", "cert", "create", "-server", "-dc", "dc2"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dc1 = wan_server("dc1", WAN[0], &tls_config_with(dir.path(), "dc1", "server"));
+    let dc2 = wan_server("dc2", WAN[1], &tls_config_with(dir.path(), "dc2", "server"));
+    // dc3's server holds a certificate of the right CA, but for dc1.
+    let dc3 = wan_server("dc3", WAN[2], &tls_config_with(dir.path(), "dc1", "server"));
+    let web = json!({"Name": "web", "Port": 80}).to_string();
+    for server in [&dc2, &dc3] {
+        assert_eq!(server.put("/v1/agent/service/register", &web).status, 200);
+    }
+    eventually(
+        Duration::from_secs(20),
+        "web in dc2, read through dc1",
+        || {
+            let r = dc1.get("/v1/catalog/service/web?dc=dc2");
+            let nodes = r.json();
+            (r.status == 200 && nodes.as_array()?.len() == 1 && nodes[0]["Node"] == "dc2-server")
+                .then_some(())
+        },
+    );
+    // dc3 is known over the WAN, but its certificate does not name server.dc3.consul:
+    // dc1 refuses the connection, so dc3 cannot be reached, and dc3 logs the refusal.
+    eventually(Duration::from_secs(20), "dc3 on the WAN", || {
+        let dcs = dc1.get("/v1/catalog/datacenters").json();
+        dcs.as_array()?.iter().any(|d| d == "dc3").then_some(())
+    });
+    eventually(Duration::from_secs(20), "dc3 refused", || {
+        let r = dc1.get("/v1/catalog/service/web?dc=dc3");
+        let logged = dc3
+            .logs()
+            .contains("refused server connection: TLS handshake failed");
+        (r.status == 500 && r.body.trim() == "No path to datacenter" && logged).then_some(())
+    });
 }
