@@ -104,7 +104,8 @@ impl Agent {
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| AgentError::Start(format!("data dir {}: {e}", data_dir.display())))?;
         let node_id = load_or_create_node_id(&data_dir)?;
-        let tls = crate::tls::Tls::new(&config.tls, config.ports.https.is_some())
+        let https = config.ports.https.is_some();
+        let tls = crate::tls::Tls::new(&config.tls, https, &config.domain)
             .map_err(|e| AgentError::Start(format!("TLS: {e}")))?;
 
         let server = if config.server {
@@ -121,6 +122,7 @@ impl Agent {
                 bootstrap_expect: config.bootstrap_expect,
                 connect: config.connect.clone(),
                 acl: config.acl.clone(),
+                tls: Some(tls.transport().clone()),
             })
             .await
             .map_err(|e| AgentError::Start(format!("starting server: {e}")))?;
@@ -167,7 +169,10 @@ impl Agent {
         let rpc = match &server {
             Some(server) => RpcClient::local(server.clone()),
             None => RpcClient::remote(
-                Pool::new(PoolConfig::new(&config.datacenter)),
+                Pool::new(PoolConfig {
+                    tls: Some(tls.transport().clone()),
+                    ..PoolConfig::new(&config.datacenter)
+                }),
                 server_finder(gossip.clone(), config.datacenter.clone()),
             ),
         };

@@ -29,6 +29,7 @@ use crate::txn::{KvVerb, TxnError, TxnOp, TxnResponse};
 /// How often the leader writes the queued LAN coordinates (Consul's
 /// `CoordinateUpdatePeriod`); `-dev` uses 100 ms, as Consul's dev mode does.
 pub const COORDINATE_UPDATE_PERIOD: Duration = Duration::from_secs(5);
+use crate::transport::tls::TransportTls;
 use crate::transport::{
     BoxFuture, Listener, ListenerConfig, Pool, PoolConfig, RpcHandler, Serving, TransportError,
 };
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     pub connect: ConnectConfig,
     /// ACLs: whether the leader sets up the built-in policy and tokens.
     pub acl: crate::acl::AclConfig,
+    /// TLS on the server port, incoming and outgoing (`None`: plain only).
+    pub tls: Option<Arc<TransportTls>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +102,15 @@ pub struct Server {
 impl Server {
     /// Binds the server port, opens Raft, and starts answering Raft and RPC traffic.
     pub async fn start(config: ServerConfig) -> Result<Arc<Server>, ServerError> {
-        let pool = Pool::new(PoolConfig::new(&config.datacenter));
-        let listener =
-            Listener::bind(&config.rpc_bind, ListenerConfig::new(&config.datacenter)).await?;
+        let pool = Pool::new(PoolConfig {
+            tls: config.tls.clone(),
+            ..PoolConfig::new(&config.datacenter)
+        });
+        let listener_config = ListenerConfig {
+            tls: config.tls.clone(),
+            ..ListenerConfig::new(&config.datacenter)
+        };
+        let listener = Listener::bind(&config.rpc_bind, listener_config).await?;
         let state = Arc::new(StateStore::new());
         let raft = RaftNode::open_with(
             RaftConfig {
@@ -117,7 +126,10 @@ impl Server {
         .await?;
         let server = Arc::new(Server {
             router: Router::new(&config.datacenter),
-            wan_pool: Pool::new(PoolConfig::wan(&config.datacenter)),
+            wan_pool: Pool::new(PoolConfig {
+                tls: config.tls.clone(),
+                ..PoolConfig::wan(&config.datacenter)
+            }),
             config,
             state,
             raft: raft.clone(),

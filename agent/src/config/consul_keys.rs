@@ -78,7 +78,6 @@ const NO_WAN: &str = "not built yet for the WAN pool";
 const ENTERPRISE: &str = "Consul Enterprise only; Consul's open-source edition warns too";
 const DEPRECATED: &str = "deprecated in Consul";
 const INTERNAL: &str = "Consul-internal tuning, not a documented user setting";
-const NO_RPC_TLS: &str = "TLS on the server port is not built yet";
 const TLS_DEPRECATED: &str = "deprecated in Consul; the tls.defaults key wins over it";
 const HTTPS_TLS: &str = "for the HTTPS listener (docs/operations.md, TLS)";
 
@@ -418,7 +417,55 @@ const TELEMETRY: &[Key] = &[
     later("statsite_address", Str),
 ];
 
-/// `tls.defaults` and `tls.https`: what the HTTPS listener reads.
+/// `tls.defaults`: what both listeners fall back on.
+const TLS_DEFAULTS: &[Key] = &[
+    acted("ca_file", Str, ""),
+    acted("ca_path", Str, ""),
+    acted("cert_file", Str, ""),
+    acted("key_file", Str, ""),
+    acted(
+        "tls_min_version",
+        Str,
+        "TLSv1_2 (default) or TLSv1_3; rustls has no TLS 1.0 or 1.1, which are refused",
+    ),
+    acted(
+        "tls_cipher_suites",
+        Str,
+        "TLS 1.2 suites rustls has (ECDHE with AES-GCM or ChaCha20); others are refused",
+    ),
+    acted("verify_incoming", Bool, "HTTPS and the server port"),
+    acted("verify_outgoing", Bool, "the server port"),
+    later_because(
+        "verify_server_hostname",
+        Bool,
+        "read under tls.internal_rpc only, as Consul",
+    ),
+    later("use_auto_cert", Bool),
+];
+
+/// `tls.internal_rpc`: the server port.
+const TLS_INTERNAL_RPC: &[Key] = &[
+    acted("ca_file", Str, ""),
+    acted("ca_path", Str, ""),
+    acted("cert_file", Str, ""),
+    acted("key_file", Str, ""),
+    acted("tls_min_version", Str, "TLSv1_2 (default) or TLSv1_3"),
+    acted("tls_cipher_suites", Str, "TLS 1.2 suites rustls has"),
+    acted(
+        "verify_incoming",
+        Bool,
+        "plain connections and certificates not from the CA are refused",
+    ),
+    acted("verify_outgoing", Bool, "servers are dialed with TLS"),
+    acted(
+        "verify_server_hostname",
+        Bool,
+        "servers must present server.<dc>.<domain>",
+    ),
+    later("use_auto_cert", Bool),
+];
+
+/// `tls.https`: what the HTTPS listener reads.
 const TLS_HTTPS: &[Key] = &[
     acted("ca_file", Str, HTTPS_TLS),
     acted("ca_path", Str, HTTPS_TLS),
@@ -439,7 +486,11 @@ const TLS_HTTPS: &[Key] = &[
         Bool,
         "HTTPS requires a client certificate signed by the CA",
     ),
-    later_because("verify_outgoing", Bool, NO_RPC_TLS),
+    later_because(
+        "verify_outgoing",
+        Bool,
+        "Shoal's HTTPS listener dials nothing",
+    ),
     later_because(
         "verify_server_hostname",
         Bool,
@@ -644,8 +695,8 @@ pub const CONSUL_KEYS: &[Key] = &[
     acted(
         "tls",
         Block(&[
-            acted("defaults", Block(TLS_HTTPS), ""),
-            later_because("internal_rpc", Block(TLS_PROTOCOL), NO_RPC_TLS),
+            acted("defaults", Block(TLS_DEFAULTS), ""),
+            acted("internal_rpc", Block(TLS_INTERNAL_RPC), ""),
             acted("https", Block(TLS_HTTPS), ""),
             later_because(
                 "grpc",
@@ -745,9 +796,17 @@ pub const CONSUL_KEYS: &[Key] = &[
         Bool,
         "deprecated in Consul; tls.https.verify_incoming wins",
     ),
-    later_because("verify_incoming_rpc", Bool, NO_RPC_TLS),
-    later_because("verify_outgoing", Bool, NO_RPC_TLS),
-    later_because("verify_server_hostname", Bool, NO_RPC_TLS),
+    acted(
+        "verify_incoming_rpc",
+        Bool,
+        "deprecated in Consul; tls.internal_rpc.verify_incoming wins",
+    ),
+    acted("verify_outgoing", Bool, TLS_DEPRECATED),
+    acted(
+        "verify_server_hostname",
+        Bool,
+        "deprecated in Consul; tls.internal_rpc.verify_server_hostname wins",
+    ),
 ];
 
 /// The markers around the generated table in docs/compatibility.md.

@@ -202,6 +202,9 @@ pub struct FileConfig {
     pub tls_cipher_suites: Option<String>,
     pub verify_incoming: Option<bool>,
     pub verify_incoming_https: Option<bool>,
+    pub verify_incoming_rpc: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

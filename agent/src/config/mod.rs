@@ -295,19 +295,21 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         rejoin_after_leave, disable_update_check, check_update_interval, advertise_addr_wan,
         retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy, encrypt,
         encrypt_verify_incoming, encrypt_verify_outgoing, ca_file, ca_path, cert_file, key_file,
-        tls_min_version, tls_cipher_suites, verify_incoming, verify_incoming_https
+        tls_min_version, tls_cipher_suites, verify_incoming, verify_incoming_https,
+        verify_incoming_rpc, verify_outgoing, verify_server_hostname
     );
     if let Some(tls) = from.tls {
         let target = into.tls.get_or_insert_with(Default::default);
         for (into_block, from_block) in [
             (&mut target.defaults, tls.defaults),
             (&mut target.https, tls.https),
+            (&mut target.internal_rpc, tls.internal_rpc),
         ] {
             if let Some(block) = from_block {
                 let target = into_block.get_or_insert_with(Default::default);
                 take!(target, block;
                     ca_file, ca_path, cert_file, key_file, tls_min_version, tls_cipher_suites,
-                    verify_incoming
+                    verify_incoming, verify_outgoing, verify_server_hostname
                 );
             }
         }
@@ -522,7 +524,15 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
     let http_bind = bind_or_client("addresses.http", addresses.http.as_ref())?;
     let dns_bind = bind_or_client("addresses.dns", addresses.dns.as_ref())?;
     let https_bind = bind_or_client("addresses.https", addresses.https.as_ref())?;
-    let tls = tls_config(&file, ports.https.is_some())?;
+    let domain = normalize_domain(
+        flags
+            .domain
+            .clone()
+            .or(file.domain.clone())
+            .as_deref()
+            .unwrap_or("consul"),
+    );
+    let tls = tls_config(&file, ports.https.is_some(), &domain)?;
 
     let raft_multiplier = file
         .performance
@@ -681,14 +691,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         node_meta: file.node_meta.clone().unwrap_or_default(),
         services: file.services.clone(),
         checks: file.checks.clone(),
-        domain: normalize_domain(
-            flags
-                .domain
-                .clone()
-                .or(file.domain.clone())
-                .as_deref()
-                .unwrap_or("consul"),
-        ),
+        domain,
         alt_domain: flags
             .alt_domain
             .clone()
@@ -760,6 +763,7 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
 fn tls_config(
     file: &FileConfig,
     https_enabled: bool,
+    domain: &str,
 ) -> Result<crate::tls::TlsConfig, ConfigError> {
     let deprecated = crate::tls::settings::DeprecatedTls {
         ca_file: file.ca_file.clone(),
@@ -770,10 +774,13 @@ fn tls_config(
         tls_cipher_suites: file.tls_cipher_suites.clone(),
         verify_incoming: file.verify_incoming,
         verify_incoming_https: file.verify_incoming_https,
+        verify_incoming_rpc: file.verify_incoming_rpc,
+        verify_outgoing: file.verify_outgoing,
+        verify_server_hostname: file.verify_server_hostname,
     };
     let invalid = |e: crate::tls::TlsError| ConfigError::Invalid(e.to_string());
     let tls = crate::tls::settings::resolve(file.tls.as_ref(), &deprecated).map_err(invalid)?;
-    crate::tls::Tls::new(&tls, https_enabled).map_err(invalid)?;
+    crate::tls::Tls::new(&tls, https_enabled, domain).map_err(invalid)?;
     Ok(tls)
 }
 

@@ -1015,6 +1015,7 @@ async fn catalog_server(
         bootstrap_expect: 0,
         connect: Default::default(),
         acl: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();

@@ -577,6 +577,7 @@ mod tests {
             bootstrap_expect: 0,
             connect: Default::default(),
             acl: Default::default(),
+            tls: None,
         })
         .await
         .unwrap();

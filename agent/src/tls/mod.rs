@@ -1,6 +1,8 @@
 //! TLS for the agent's own listeners (Consul's `tls {}` settings; Connect's mTLS is
 //! `proxy/src/tls.rs`): HTTPS on `ports.https`, with client certificates required by
-//! `verify_incoming`; and the client side the CLI uses to reach an HTTPS agent
+//! `verify_incoming`; the server port's TLS (`tls.internal_rpc`: accepting, requiring,
+//! dialing with TLS, checking `server.<dc>.<domain>`), handed to the transport as a
+//! [`TransportTls`]; and the client side the CLI uses to reach an HTTPS agent
 //! ([`client`]).
 //!
 //! [`settings`] resolves Consul's keys; [`load`] reads the files they name; [`Tls`] holds
@@ -21,9 +23,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
+use shoal_server::transport::tls::{TlsState, TransportTls};
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::server::TlsStream;
 
@@ -58,24 +63,38 @@ pub struct Tls {
     https_enabled: bool,
     https: RwLock<Option<Arc<ServerConfig>>>,
     https_refusals: Refusals,
+    /// The server port's, shared with the transport, which reads it per connection.
+    transport: Arc<TransportTls>,
+    /// The DNS domain, in the server names verified: `server.<dc>.<domain>`.
+    domain: String,
 }
 
 impl Tls {
     /// Builds the configs; `https_enabled` says whether the HTTPS listener runs (it
     /// then needs a certificate and key).
-    pub fn new(config: &TlsConfig, https_enabled: bool) -> Result<Tls, TlsError> {
+    pub fn new(config: &TlsConfig, https_enabled: bool, domain: &str) -> Result<Tls, TlsError> {
         Ok(Tls {
             https_enabled,
             https: RwLock::new(build_https(config, https_enabled)?),
             https_refusals: Refusals::new("https"),
+            transport: Arc::new(TransportTls::new(build_rpc(config, domain)?)),
+            domain: domain.to_string(),
         })
+    }
+
+    /// The server port's TLS, for the server's listener and pools and a client agent's
+    /// connections to the servers.
+    pub fn transport(&self) -> &Arc<TransportTls> {
+        &self.transport
     }
 
     /// Re-reads every file `config` names and swaps the new configs in; on error the
     /// running ones stay.
     pub fn reload(&self, config: &TlsConfig) -> Result<(), TlsError> {
         let https = build_https(config, self.https_enabled)?;
+        let rpc = build_rpc(config, &self.domain)?;
         *self.https.write().unwrap_or_else(|e| e.into_inner()) = https;
+        self.transport.swap(rpc);
         Ok(())
     }
 
@@ -167,7 +186,78 @@ fn build_https(config: &TlsConfig, enabled: bool) -> Result<Option<Arc<ServerCon
     if !enabled {
         return Ok(None);
     }
-    server_config(&config.https, "https").map(|c| Some(Arc::new(c)))
+    let mut server = server_config(&config.https, "https")?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(server)))
+}
+
+/// The server port's TLS: accepting when a certificate is configured, requiring it with
+/// `verify_incoming`, dialing with it with `verify_outgoing`.
+fn build_rpc(config: &TlsConfig, domain: &str) -> Result<TlsState, TlsError> {
+    let settings = &config.internal_rpc;
+    let has_cert = settings.cert_file.is_some() || settings.key_file.is_some();
+    let incoming = if has_cert {
+        Some(Arc::new(server_config(settings, "internal_rpc")?))
+    } else if settings.verify_incoming.value {
+        return Err(missing(
+            &settings.verify_incoming.key,
+            "verify_incoming needs this agent's certificate (cert_file and key_file)",
+        ));
+    } else {
+        None
+    };
+    let outgoing = if settings.verify_outgoing.value {
+        Some(Arc::new(rpc_client_config(settings)?))
+    } else {
+        None
+    };
+    Ok(TlsState {
+        incoming,
+        require_tls: settings.verify_incoming.value,
+        outgoing,
+        domain: domain.to_string(),
+    })
+}
+
+/// Dialing servers: their chain checked against the CA, and with
+/// `verify_server_hostname` their name too; this agent's certificate offered, for
+/// servers with `verify_incoming`.
+fn rpc_client_config(settings: &ListenerTls) -> Result<ClientConfig, TlsError> {
+    if !settings.has_ca() {
+        return Err(missing(
+            &settings.verify_outgoing.key,
+            "verify_outgoing needs a CA to verify servers with (ca_file or ca_path)",
+        ));
+    }
+    let provider = provider(settings);
+    let roots = load::roots(settings)?;
+    let invalid = |e: &dyn std::fmt::Display| TlsError::Invalid {
+        key: settings.verify_outgoing.key.clone(),
+        message: e.to_string(),
+    };
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| invalid(&e))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if settings.verify_server_hostname {
+        webpki
+    } else {
+        Arc::new(verify::AnyNameVerifier::new(webpki))
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions(settings))
+        .map_err(|e| invalid(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match (&settings.cert_file, &settings.key_file) {
+        (Some(cert), Some(key)) => builder
+            .with_client_auth_cert(load::certs(cert)?, load::key(key)?)
+            .map_err(|e| TlsError::File {
+                key: key.key.clone(),
+                path: key.value.clone(),
+                message: format!("does not go with {}: {e}", cert.value.display()),
+            }),
+        _ => Ok(builder.with_no_client_auth()),
+    }
 }
 
 /// A listener's server side: its certificate, and with `verify_incoming` a client
@@ -210,13 +300,11 @@ fn server_config(settings: &ListenerTls, listener: &str) -> Result<ServerConfig,
     } else {
         builder.with_no_client_auth()
     };
-    let mut server = builder
+    builder
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::File {
             key: key_file.key.clone(),
             path: key_file.value.clone(),
             message: format!("does not go with {}: {e}", cert_file.value.display()),
-        })?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(server)
+        })
 }

@@ -1,6 +1,7 @@
 //! The agent's TLS settings as Consul reads them: the `tls { defaults {}, https {},
 //! internal_rpc {} }` block and the older top-level keys (`cert_file`,
-//! `verify_incoming_https`, …), resolved into one [`ListenerTls`] per listener.
+//! `verify_incoming_https`, …), resolved into one [`ListenerTls`] per listener: the
+//! HTTPS API and the server port (`internal_rpc`).
 //!
 //! Precedence is Consul's (`agent/config/deprecated.go`, `builder.go`): a listener's own
 //! block wins over `tls.defaults`, and a key in the `tls` block wins over its deprecated
@@ -25,6 +26,8 @@ pub struct FileTlsProtocol {
     pub tls_min_version: Option<String>,
     pub tls_cipher_suites: Option<String>,
     pub verify_incoming: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
 }
 
 /// The `tls {}` block.
@@ -33,6 +36,7 @@ pub struct FileTlsProtocol {
 pub struct FileTls {
     pub defaults: Option<FileTlsProtocol>,
     pub https: Option<FileTlsProtocol>,
+    pub internal_rpc: Option<FileTlsProtocol>,
 }
 
 /// The deprecated top-level keys (Consul before 1.12), still read.
@@ -46,6 +50,9 @@ pub struct DeprecatedTls {
     pub tls_cipher_suites: Option<String>,
     pub verify_incoming: Option<bool>,
     pub verify_incoming_https: Option<bool>,
+    pub verify_incoming_rpc: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
 }
 
 /// A value and the config key it was read from.
@@ -75,6 +82,10 @@ pub struct ListenerTls {
     pub cipher_suites: Vec<rustls::CipherSuite>,
     /// Require a client certificate signed by the CA.
     pub verify_incoming: Sourced<bool>,
+    /// Dial with TLS, verifying the peer against the CA (the server port only).
+    pub verify_outgoing: Sourced<bool>,
+    /// Also check the peer's name, `server.<dc>.<domain>` (the server port only).
+    pub verify_server_hostname: bool,
 }
 
 impl ListenerTls {
@@ -88,6 +99,7 @@ impl ListenerTls {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     pub https: ListenerTls,
+    pub internal_rpc: ListenerTls,
 }
 
 /// Resolves the `tls` block and the deprecated keys, checking versions and suites.
@@ -95,14 +107,30 @@ pub fn resolve(tls: Option<&FileTls>, deprecated: &DeprecatedTls) -> Result<TlsC
     let empty = FileTlsProtocol::default();
     let defaults = tls.and_then(|t| t.defaults.as_ref()).unwrap_or(&empty);
     let https = tls.and_then(|t| t.https.as_ref()).unwrap_or(&empty);
+    let rpc = tls.and_then(|t| t.internal_rpc.as_ref()).unwrap_or(&empty);
+    let mut https = listener(
+        "https",
+        https,
+        defaults,
+        deprecated,
+        ("verify_incoming_https", deprecated.verify_incoming_https),
+    )?;
+    // Shoal's HTTPS listener dials nothing.
+    https.verify_outgoing.value = false;
+    let mut internal_rpc = listener(
+        "internal_rpc",
+        rpc,
+        defaults,
+        deprecated,
+        ("verify_incoming_rpc", deprecated.verify_incoming_rpc),
+    )?;
+    internal_rpc.verify_server_hostname = rpc
+        .verify_server_hostname
+        .or(deprecated.verify_server_hostname)
+        .unwrap_or(false);
     Ok(TlsConfig {
-        https: listener(
-            "https",
-            https,
-            defaults,
-            deprecated,
-            deprecated.verify_incoming_https,
-        )?,
+        https,
+        internal_rpc,
     })
 }
 
@@ -139,7 +167,7 @@ fn listener(
     own: &FileTlsProtocol,
     defaults: &FileTlsProtocol,
     old: &DeprecatedTls,
-    old_verify_incoming: Option<bool>,
+    old_verify_incoming: (&str, Option<bool>),
 ) -> Result<ListenerTls, TlsError> {
     let path = |key: &str, own: &Option<String>, def: &Option<String>, dep: &Option<String>| {
         pick(name, key, own, def, (key, dep))
@@ -183,7 +211,7 @@ fn listener(
     // (`verify_incoming_https`), then `tls.defaults`, then the deprecated `verify_incoming`.
     let sourced = |key: String, value: Option<bool>| value.map(|value| Sourced { key, value });
     let verify_incoming = sourced(format!("tls.{name}.verify_incoming"), own.verify_incoming)
-        .or_else(|| sourced(format!("verify_incoming_{name}"), old_verify_incoming))
+        .or_else(|| sourced(old_verify_incoming.0.into(), old_verify_incoming.1))
         .or_else(|| {
             sourced(
                 "tls.defaults.verify_incoming".into(),
@@ -193,6 +221,18 @@ fn listener(
         .or_else(|| sourced("verify_incoming".into(), old.verify_incoming))
         .unwrap_or_else(|| Sourced {
             key: format!("tls.{name}.verify_incoming"),
+            value: false,
+        });
+    let verify_outgoing = sourced(format!("tls.{name}.verify_outgoing"), own.verify_outgoing)
+        .or_else(|| {
+            sourced(
+                "tls.defaults.verify_outgoing".into(),
+                defaults.verify_outgoing,
+            )
+        })
+        .or_else(|| sourced("verify_outgoing".into(), old.verify_outgoing))
+        .unwrap_or_else(|| Sourced {
+            key: format!("tls.{name}.verify_outgoing"),
             value: false,
         });
     Ok(ListenerTls {
@@ -208,6 +248,8 @@ fn listener(
         min_version,
         cipher_suites,
         verify_incoming,
+        verify_outgoing,
+        verify_server_hostname: false,
     })
 }
 
@@ -289,6 +331,7 @@ mod tests {
         let tls = FileTls {
             defaults: protocol(|p| p.cert_file = Some("defaults.pem".into())),
             https: protocol(|p| p.ca_file = Some("https-ca.pem".into())),
+            internal_rpc: None,
         };
         let https = resolve(Some(&tls), &old).unwrap().https;
         let cert = https.cert_file.unwrap();
@@ -311,6 +354,7 @@ mod tests {
         let tls = FileTls {
             defaults: protocol(|p| p.verify_incoming = Some(true)),
             https: None,
+            internal_rpc: None,
         };
         assert!(
             !resolve(Some(&tls), &old)
@@ -322,6 +366,7 @@ mod tests {
         let tls = FileTls {
             defaults: None,
             https: protocol(|p| p.verify_incoming = Some(true)),
+            internal_rpc: None,
         };
         assert!(
             resolve(Some(&tls), &old)
@@ -333,10 +378,37 @@ mod tests {
     }
 
     #[test]
+    fn the_server_port_reads_its_own_block_and_the_rpc_spellings() {
+        let old = DeprecatedTls {
+            verify_incoming_rpc: Some(true),
+            verify_incoming_https: Some(false),
+            verify_outgoing: Some(true),
+            verify_server_hostname: Some(true),
+            ..Default::default()
+        };
+        let tls = FileTls {
+            defaults: protocol(|p| p.verify_outgoing = Some(false)),
+            https: None,
+            internal_rpc: protocol(|p| p.cert_file = Some("rpc.pem".into())),
+        };
+        let resolved = resolve(Some(&tls), &old).unwrap();
+        let rpc = resolved.internal_rpc;
+        assert_eq!(rpc.verify_incoming.key, "verify_incoming_rpc");
+        assert!(rpc.verify_incoming.value);
+        assert_eq!(rpc.verify_outgoing.key, "tls.defaults.verify_outgoing");
+        assert!(!rpc.verify_outgoing.value, "the tls block wins");
+        assert!(rpc.verify_server_hostname);
+        assert_eq!(rpc.cert_file.unwrap().key, "tls.internal_rpc.cert_file");
+        assert!(!resolved.https.verify_incoming.value);
+        assert!(resolved.https.cert_file.is_none());
+    }
+
+    #[test]
     fn versions_rustls_cannot_do_are_refused() {
         let tls = FileTls {
             defaults: protocol(|p| p.tls_min_version = Some("TLSv1_0".into())),
             https: None,
+            internal_rpc: None,
         };
         let e = resolve(Some(&tls), &DeprecatedTls::default()).unwrap_err();
         assert_eq!(
@@ -359,6 +431,7 @@ mod tests {
         let with = |suites: &str| FileTls {
             defaults: None,
             https: protocol(|p| p.tls_cipher_suites = Some(suites.into())),
+            internal_rpc: None,
         };
         let https = resolve(
             Some(&with(
@@ -398,6 +471,7 @@ mod tests {
                 p.tls_cipher_suites = Some("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into());
             }),
             https: None,
+            internal_rpc: None,
         };
         let e = resolve(Some(&tls), &DeprecatedTls::default()).unwrap_err();
         assert!(e

@@ -1,6 +1,7 @@
-//! Server certificate verifiers for the agent's HTTPS clients: checking another name
-//! than the one dialed (`TLSServerName`, `-tls-server-name`), or not checking at all
-//! (`SHOAL_HTTP_SSL_VERIFY=false`, as Consul's `CONSUL_HTTP_SSL_VERIFY`).
+//! Server certificate verifiers: checking another name than the one dialed
+//! (`TLSServerName`, `-tls-server-name`), the chain but no name (the server port without
+//! `verify_server_hostname`), or nothing at all (`SHOAL_HTTP_SSL_VERIFY=false`, as
+//! Consul's `CONSUL_HTTP_SSL_VERIFY`).
 
 use std::sync::Arc;
 
@@ -116,5 +117,65 @@ impl ServerCertVerifier for NoVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Verifies the chain as `inner` does but accepts any name: Consul's `verify_outgoing`
+/// without `verify_server_hostname`, where a certificate from the CA is enough.
+#[derive(Debug)]
+pub struct AnyNameVerifier {
+    inner: Arc<dyn ServerCertVerifier>,
+}
+
+impl AnyNameVerifier {
+    pub fn new(inner: Arc<dyn ServerCertVerifier>) -> Self {
+        AnyNameVerifier { inner }
+    }
+}
+
+impl ServerCertVerifier for AnyNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as C;
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                C::NotValidForName | C::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

@@ -39,6 +39,7 @@ async fn start(dir: &TempDir, addr: &str, connect: ConnectConfig) -> Arc<Server>
         bootstrap_expect: 0,
         connect,
         acl: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -17,6 +16,7 @@ use super::io::{self, AbortOnDrop, FrameReader};
 use super::message::{self, HandshakeError, Hello, PROTOCOL_VERSION};
 use super::metrics::Metrics;
 use super::payload::Payload;
+use super::tls::{server_name, RPC_TLS};
 use super::{PoolConfig, TransportError};
 
 /// Frames queued for the writer before callers wait for room.
@@ -41,13 +41,16 @@ impl Conn {
     /// Connects to `addr` and completes the handshake, offering this release's protocol
     /// and, if the peer refuses it for an older one this release still speaks, dialing
     /// again with that. With `any_datacenter` (the pool for other datacenters' servers)
-    /// the peer may answer from any datacenter. The caller bounds the time taken.
+    /// the peer may answer from any datacenter. With `verify_outgoing` the connection is
+    /// TLS, and the peer is verified as a server of `peer_datacenter`. The caller bounds
+    /// the time taken.
     pub(super) async fn dial(
         addr: &str,
+        peer_datacenter: &str,
         config: &PoolConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Conn, TransportError> {
-        let dial = |version| Conn::dial_version(addr, config, version, metrics);
+        let dial = |version| Conn::dial_version(addr, peer_datacenter, config, version, metrics);
         match dial(PROTOCOL_VERSION).await {
             Err(TransportError::Handshake {
                 source: HandshakeError::Refused(reason),
@@ -63,6 +66,7 @@ impl Conn {
 
     async fn dial_version(
         addr: &str,
+        peer_datacenter: &str,
         config: &PoolConfig,
         offered: u32,
         metrics: &Arc<Metrics>,
@@ -71,14 +75,55 @@ impl Conn {
             addr: addr.to_string(),
             source,
         };
-        let datacenter = config.datacenter.as_str();
-        let stream = TcpStream::connect(addr).await.map_err(dial_error)?;
+        let mut stream = TcpStream::connect(addr).await.map_err(dial_error)?;
         // Heartbeats and votes are tiny; Nagle would hold them back for an ACK.
         stream.set_nodelay(true).map_err(dial_error)?;
         if let Some(timeout) = config.user_timeout {
             set_user_timeout(&stream, timeout).map_err(dial_error)?;
         }
-        let (read, mut write) = stream.into_split();
+        let outgoing = config.tls.as_ref().and_then(|tls| {
+            let state = tls.current();
+            state.outgoing.clone().map(|c| (c, state.domain.clone()))
+        });
+        let Some((client, domain)) = outgoing else {
+            let (read, write) = stream.into_split();
+            return Conn::handshake(addr, config, offered, metrics, read, write).await;
+        };
+        let tls_error = |message: String| {
+            dial_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("TLS: {message}"),
+            ))
+        };
+        let name = server_name(peer_datacenter, &domain).map_err(tls_error)?;
+        stream.write_all(&[RPC_TLS]).await.map_err(dial_error)?;
+        let stream = tokio_rustls::TlsConnector::from(client)
+            .connect(name, stream)
+            .await
+            .map_err(|e| tls_error(e.to_string()))?;
+        let (read, write) = tokio::io::split(stream);
+        Conn::handshake(addr, config, offered, metrics, read, write).await
+    }
+
+    /// The hello exchange on a connected stream, plain or TLS, and the tasks that then
+    /// carry its frames.
+    async fn handshake<R, W>(
+        addr: &str,
+        config: &PoolConfig,
+        offered: u32,
+        metrics: &Arc<Metrics>,
+        read: R,
+        mut write: W,
+    ) -> Result<Conn, TransportError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let dial_error = |source| TransportError::Dial {
+            addr: addr.to_string(),
+            source,
+        };
+        let datacenter = config.datacenter.as_str();
         let hello = Hello::with_version(datacenter, offered).encode()?;
         write.write_all(&hello).await.map_err(dial_error)?;
         let mut reader = FrameReader::new(read);
@@ -277,8 +322,8 @@ impl Drop for Waiting<'_> {
     }
 }
 
-async fn read_responses(
-    mut reader: FrameReader<OwnedReadHalf>,
+async fn read_responses<R: AsyncRead + Unpin>(
+    mut reader: FrameReader<R>,
     streams: Arc<Streams>,
     metrics: Arc<Metrics>,
 ) {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -14,6 +14,7 @@ use super::frame::{Bytes, Frame, Kind};
 use super::io::{self, AbortOnDrop, FrameReader};
 use super::message::{self, HandshakeError, Hello, Inbound};
 use super::metrics::{Metrics, MetricsSnapshot};
+use super::tls::{TransportTls, RPC_TLS};
 use super::{RpcHandler, TransportError};
 use crate::raft::RaftNode;
 
@@ -33,6 +34,8 @@ pub struct ListenerConfig {
     pub datacenter: String,
     pub handshake_timeout: Duration,
     pub max_in_flight: usize,
+    /// TLS on the port (`None`: plain connections only, as before TLS existed).
+    pub tls: Option<Arc<TransportTls>>,
 }
 
 impl ListenerConfig {
@@ -41,6 +44,7 @@ impl ListenerConfig {
             datacenter: datacenter.into(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_in_flight: MAX_IN_FLIGHT,
+            tls: None,
         }
     }
 }
@@ -149,12 +153,81 @@ async fn accept(tcp: TcpListener, context: Arc<Context>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, context: Arc<Context>) {
+async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, context: Arc<Context>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set TCP_NODELAY");
     }
-    let (read, mut write) = stream.into_split();
-    let mut reader = FrameReader::new(read);
+    let Some(tls) = context.config.tls.clone() else {
+        let (read, write) = stream.into_split();
+        return serve_frames(FrameReader::new(read), write, peer, context).await;
+    };
+    let metrics = &context.metrics;
+    let timeout = context.config.handshake_timeout;
+    let state = tls.current();
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        Ok(_) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "no handshake in time");
+            metrics.count_handshake_failure();
+            return;
+        }
+    }
+    if first[0] != RPC_TLS {
+        if state.require_tls {
+            metrics.count_tls_refused();
+            tls.refuse(
+                peer,
+                "plaintext, but this server requires TLS (verify_incoming)",
+            );
+            // Tell the dialer why, so its error names the cause rather than a closed socket.
+            let reason = "this server requires TLS (verify_incoming); dial it with verify_outgoing";
+            let _ = stream.write_all(&message::error_frame(0, reason)).await;
+            return;
+        }
+        let (read, write) = stream.into_split();
+        return serve_frames(FrameReader::new(read), write, peer, context).await;
+    }
+    let Some(config) = state.incoming.clone() else {
+        metrics.count_tls_refused();
+        tls.refuse(
+            peer,
+            "TLS, but this server has no certificate (tls.internal_rpc cert_file and key_file)",
+        );
+        return;
+    };
+    let accepted = tokio::time::timeout(timeout, async {
+        stream.read_exact(&mut first).await?;
+        tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+    })
+    .await;
+    match accepted {
+        Ok(Ok(stream)) => {
+            let (read, write) = tokio::io::split(stream);
+            serve_frames(FrameReader::new(read), write, peer, context).await
+        }
+        Ok(Err(e)) => {
+            metrics.count_tls_refused();
+            tls.refuse(peer, &format!("TLS handshake failed: {e}"));
+        }
+        Err(_) => {
+            metrics.count_tls_refused();
+            tls.refuse(peer, "TLS handshake timed out");
+        }
+    }
+}
+
+/// Serves one connection's frames, plain or inside TLS: the hello, then requests.
+async fn serve_frames<R, W>(
+    mut reader: FrameReader<R>,
+    mut write: W,
+    peer: SocketAddr,
+    context: Arc<Context>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let metrics = &context.metrics;
 
     let hello = match tokio::time::timeout(context.config.handshake_timeout, reader.next()).await {

@@ -16,6 +16,7 @@ pub struct Metrics {
     malformed_frames: AtomicU64,
     requests_served: AtomicU64,
     timeouts: AtomicU64,
+    tls_refused: AtomicU64,
 }
 
 /// A point-in-time copy of a listener's or pool's counters.
@@ -32,6 +33,9 @@ pub struct MetricsSnapshot {
     pub malformed_frames: u64,
     pub requests_served: u64,
     pub timeouts: u64,
+    /// Connections refused for TLS: plaintext where TLS is required, a failed or
+    /// timed-out handshake, TLS where the server has no certificate.
+    pub tls_refused: u64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -75,6 +79,10 @@ impl Metrics {
         bump(&self.timeouts);
     }
 
+    pub(super) fn count_tls_refused(&self) {
+        bump(&self.tls_refused);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         MetricsSnapshot {
@@ -87,6 +95,7 @@ impl Metrics {
             malformed_frames: get(&self.malformed_frames),
             requests_served: get(&self.requests_served),
             timeouts: get(&self.timeouts),
+            tls_refused: get(&self.tls_refused),
         }
     }
 }

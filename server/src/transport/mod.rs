@@ -12,6 +12,9 @@
 //! - [`Pool`] dials peers lazily, one connection each, shared by all callers; the Raft
 //!   network and [`Pool::forward`] (a follower passing a request to the leader) use it.
 //!
+//! With TLS ([`tls`]) a dialer sends one byte saying so and then the TLS handshake; the
+//! hello and frames travel inside it.
+//!
 //! Every connection starts with a [`message::Hello`] each way carrying the protocol version
 //! and datacenter. A foreign datacenter, an oversized or malformed frame, or a missing hello
 //! closes the connection and is counted in [`MetricsSnapshot`]; nothing a peer sends can
@@ -27,6 +30,7 @@ pub mod payload;
 mod pool;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,11 +77,16 @@ pub enum TransportError {
         source: std::io::Error,
     },
     /// Recent dials to `addr` failed; callers fail fast until `retry_in` has passed.
-    #[error("{addr} unreachable ({failures} failed dials), next dial in {retry_in:?}")]
+    #[error(
+        "{addr} unreachable ({failures} failed dials, the last: {last}), next dial in {retry_in:?}"
+    )]
     Backoff {
         addr: String,
         failures: u32,
         retry_in: Duration,
+        /// Why the last dial failed (a refused connection, a TLS refusal): what an
+        /// operator needs to fix.
+        last: String,
     },
     #[error("handshake with {addr}: {source}")]
     Handshake {

@@ -13,6 +13,7 @@ use super::frame::Kind;
 use super::message;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::payload::Payload;
+use super::tls::TransportTls;
 use super::TransportError;
 use crate::blocking::{DEFAULT_WAIT, MAX_WAIT};
 use crate::rpc::{Op, Request, Response, RpcError};
@@ -57,6 +58,8 @@ pub struct PoolConfig {
     pub dial_timeout: Duration,
     /// `TCP_USER_TIMEOUT` of the connections (Linux only); `None` keeps the kernel's.
     pub user_timeout: Option<Duration>,
+    /// TLS for new connections when its settings say `verify_outgoing`.
+    pub tls: Option<Arc<TransportTls>>,
 }
 
 impl PoolConfig {
@@ -67,6 +70,7 @@ impl PoolConfig {
             rpc_timeout: RPC_TIMEOUT,
             dial_timeout: RPC_TIMEOUT,
             user_timeout: None,
+            tls: None,
         }
     }
 
@@ -106,6 +110,8 @@ struct Slot {
     conn: Option<Arc<Conn>>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Why the last dial failed, for the errors of the calls refused while backing off.
+    last_error: String,
 }
 
 impl Pool {
@@ -146,7 +152,14 @@ impl Pool {
         request: &Request,
     ) -> Result<Result<Response, RpcError>, TransportError> {
         let timeout = self.timeout_for(request);
-        self.call(addr, Kind::Rpc, request, timeout).await
+        // A server of another datacenter is verified as one of the datacenter asked.
+        let config = &self.inner.config;
+        let datacenter = match request.envelope.datacenter.as_str() {
+            dc if config.any_datacenter && !dc.is_empty() => dc,
+            _ => config.datacenter.as_str(),
+        };
+        self.call_in(addr, datacenter, Kind::Rpc, request, timeout)
+            .await
     }
 
     /// Drops the connection to `addr` (a server that left), and its backoff.
@@ -189,9 +202,24 @@ impl Pool {
         request: &Q,
         timeout: Duration,
     ) -> Result<A, TransportError> {
+        let datacenter = self.inner.config.datacenter.clone();
+        self.call_in(addr, &datacenter, kind, request, timeout)
+            .await
+    }
+
+    /// [`Pool::call`] to a server of `datacenter`.
+    async fn call_in<Q: Payload, A: Payload>(
+        &self,
+        addr: &str,
+        datacenter: &str,
+        kind: Kind,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<A, TransportError> {
         let deadline = Instant::now() + timeout;
         let dial_deadline = deadline.min(Instant::now() + self.inner.config.dial_timeout);
-        let conn = match tokio::time::timeout_at(dial_deadline, self.connection(addr)).await {
+        let connecting = self.connection(addr, datacenter);
+        let conn = match tokio::time::timeout_at(dial_deadline, connecting).await {
             Ok(conn) => conn?,
             Err(_) if dial_deadline < deadline => {
                 self.inner.metrics.count_dial_failure();
@@ -234,7 +262,7 @@ impl Pool {
     }
 
     /// The live connection to `addr`, dialing one unless a recent dial failed.
-    async fn connection(&self, addr: &str) -> Result<Arc<Conn>, TransportError> {
+    async fn connection(&self, addr: &str, datacenter: &str) -> Result<Arc<Conn>, TransportError> {
         let peer = self
             .lock_peers()
             .entry(addr.to_string())
@@ -260,11 +288,12 @@ impl Pool {
                 addr: addr.to_string(),
                 failures: slot.failures,
                 retry_in: retry_at - now,
+                last: slot.last_error.clone(),
             });
         }
         let metrics = &self.inner.metrics;
         metrics.count_dial();
-        match Conn::dial(addr, &self.inner.config, metrics).await {
+        match Conn::dial(addr, datacenter, &self.inner.config, metrics).await {
             Ok(conn) => {
                 lock(&self.inner.versions).insert(addr.to_string(), conn.version());
                 let conn = Arc::new(conn);
@@ -272,6 +301,7 @@ impl Pool {
                     conn: Some(conn.clone()),
                     failures: 0,
                     retry_at: None,
+                    last_error: String::new(),
                 };
                 Ok(conn)
             }
@@ -279,6 +309,7 @@ impl Pool {
                 metrics.count_dial_failure();
                 slot.failures = slot.failures.saturating_add(1);
                 slot.retry_at = Some(now + backoff(slot.failures));
+                slot.last_error = e.to_string();
                 Err(e)
             }
         }

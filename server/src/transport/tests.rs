@@ -583,6 +583,7 @@ async fn server_answers_rpcs_on_its_server_port() {
         bootstrap_expect: 0,
         connect: Default::default(),
         acl: Default::default(),
+        tls: None,
     })
     .await
     .unwrap();
