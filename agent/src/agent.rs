@@ -92,6 +92,8 @@ pub struct Agent {
     /// Held from choosing a sidecar's port until it is registered, so two sidecars
     /// registered at once cannot take the same port.
     sidecar_ports: Mutex<()>,
+    /// Resolves request tokens into authorizers (`acl {}`).
+    acl: crate::acl::AclResolver,
 }
 
 impl Agent {
@@ -187,6 +189,8 @@ impl Agent {
         // A bad definition fails the start below, naming it.
         let file_registrations =
             reload::FileRegistrations::from_config(&config).unwrap_or_default();
+        let acl_config = config.acl.clone();
+        let datacenter = config.datacenter.clone();
         let agent = Arc::new(Agent {
             config,
             node_id,
@@ -200,6 +204,7 @@ impl Agent {
             shutdown,
             file_registrations: Mutex::new(file_registrations),
             sidecar_ports: Mutex::new(()),
+            acl: crate::acl::AclResolver::new(acl_config, datacenter),
         });
 
         let loading = agent.clone();
@@ -242,6 +247,10 @@ impl Agent {
 
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
+    }
+
+    pub fn acl(&self) -> &crate::acl::AclResolver {
+        &self.acl
     }
 
     pub fn connect(&self) -> &Arc<ConnectCache> {

@@ -15,6 +15,8 @@ pub struct HttpArgs {
     /// [env: SHOAL_HTTP_ADDR or CONSUL_HTTP_ADDR] [default: 127.0.0.1:8500]
     #[arg(long = "http-addr", value_name = "ADDR")]
     pub http_addr: Option<String>,
+    #[command(flatten)]
+    pub token: crate::token::TokenArgs,
 }
 
 impl HttpArgs {
@@ -22,7 +24,7 @@ impl HttpArgs {
     /// it, then the variables. They are read here rather than by clap because clap
     /// would let a variable override a flag given before the subcommand.
     pub fn client(&self, outer: &HttpArgs) -> Result<Client> {
-        Client::new(&self.addr(outer))
+        Ok(Client::new(&self.addr(outer))?.with_token(self.token.resolve(&outer.token)?))
     }
 
     /// The agent's address, resolved as [`HttpArgs::client`] does.
@@ -90,6 +92,7 @@ mod tests {
     fn flag(addr: &str) -> HttpArgs {
         HttpArgs {
             http_addr: Some(addr.to_string()),
+            ..HttpArgs::default()
         }
     }
 

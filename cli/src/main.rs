@@ -8,6 +8,7 @@ mod error_text;
 mod flags;
 mod http;
 mod service_file;
+mod token;
 
 use std::process::ExitCode;
 

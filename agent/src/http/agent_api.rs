@@ -51,12 +51,14 @@ pub async fn services(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let filter = filtering::from_params::<NodeService>(&params)?;
+    let acl = super::acl::current();
     hash_blocking::reply(agent.local(), &params, || {
         let services: BTreeMap<String, Value> = agent
             .local()
             .services()
             .iter()
             .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(*s)))
+            .filter(|(_, s)| !acl.filters() || acl.authorizer.service_read(&s.service))
             .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
             .collect();
         encode(&services, params.has("pretty"))
@@ -97,6 +99,11 @@ pub async fn register_service(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let definition: ServiceDefinition = decode_json(&body)?;
+    super::acl::current().require(|a| {
+        a.service_write(&definition.name)
+            && (definition.connect.as_ref().is_none_or(|c| c.sidecar_service.is_none())
+                || a.service_write(&format!("{}-sidecar-proxy", definition.name)))
+    })?;
     let replace = params.has("replace-existing-checks");
     off_runtime(&agent, move |a| {
         a.register_service(definition, Source::Api, replace)
@@ -109,6 +116,9 @@ pub async fn deregister_service(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(service) = agent.local().service(&id) {
+        super::acl::current().require(|a| a.service_write(&service.service))?;
+    }
     off_runtime(&agent, move |a| a.deregister_service(&id)).await?;
     Ok(ok_empty())
 }
