@@ -37,8 +37,7 @@ impl TokenArgs {
                 return read_file(path).map(Some);
             }
         }
-        if let Some(path) = env("SHOAL_HTTP_TOKEN_FILE").or_else(|| env("CONSUL_HTTP_TOKEN_FILE"))
-        {
+        if let Some(path) = env("SHOAL_HTTP_TOKEN_FILE").or_else(|| env("CONSUL_HTTP_TOKEN_FILE")) {
             return read_file(&path).map(Some);
         }
         Ok(env("SHOAL_HTTP_TOKEN").or_else(|| env("CONSUL_HTTP_TOKEN")))
@@ -80,7 +79,10 @@ mod tests {
         let file = dir.path().join("token");
         std::fs::write(&file, "from-file\n").unwrap();
         let file = file.to_str().unwrap().to_string();
-        let vars = [("SHOAL_HTTP_TOKEN", "shoal"), ("CONSUL_HTTP_TOKEN", "consul")];
+        let vars = [
+            ("SHOAL_HTTP_TOKEN", "shoal"),
+            ("CONSUL_HTTP_TOKEN", "consul"),
+        ];
         let none = TokenArgs::default();
         let got = |inner: &TokenArgs, outer: &TokenArgs, vars| {
             inner.resolve_with(outer, env(vars)).unwrap()
@@ -97,7 +99,10 @@ mod tests {
             got(&none, &none, &[("CONSUL_HTTP_TOKEN", "consul")]),
             Some("consul".into())
         );
-        let file_var = [("CONSUL_HTTP_TOKEN_FILE", file.as_str()), ("SHOAL_HTTP_TOKEN", "s")];
+        let file_var = [
+            ("CONSUL_HTTP_TOKEN_FILE", file.as_str()),
+            ("SHOAL_HTTP_TOKEN", "s"),
+        ];
         assert_eq!(got(&none, &none, &file_var), Some("from-file".into()));
         assert_eq!(got(&none, &none, &[]), None);
         let missing = TokenArgs {

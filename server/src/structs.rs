@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::structs::{AclPolicy, AclRole, AclToken};
 use crate::connect::intentions::structs::ConfigEntry;
 use crate::connect::service::{ConnectProxyConfig, ServiceConnect, KIND_CONNECT_PROXY};
 use crate::connect::structs::{CaConfiguration, CaRoot, CaSigningKey};
@@ -17,7 +18,6 @@ use crate::coordinate::Coordinate;
 use crate::duration::GoDuration;
 use crate::kv::KvRequest;
 use crate::prepared_query::structs::PreparedQuery;
-use crate::acl::structs::{AclPolicy, AclRole, AclToken};
 use crate::session::Session;
 
 /// String-to-string metadata (node meta, service meta, tagged addresses).

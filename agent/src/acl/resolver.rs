@@ -107,8 +107,9 @@ impl AclResolver {
                 DownPolicy::Deny => Ok(Authorizer::default_only(
                     shoal_server::acl::DefaultPolicy::Deny,
                 )),
-                DownPolicy::ExtendCache | DownPolicy::AsyncCache => stale
-                    .ok_or_else(|| ResolveError::Unavailable(e.to_string())),
+                DownPolicy::ExtendCache | DownPolicy::AsyncCache => {
+                    stale.ok_or_else(|| ResolveError::Unavailable(e.to_string()))
+                }
             },
             Err(FetchError::Rpc(e)) => Err(ResolveError::Unavailable(e.to_string())),
         }
@@ -144,7 +145,11 @@ impl AclResolver {
         self.authorizer(rpc, &token).await
     }
 
-    async fn authorizer(&self, rpc: &RpcClient, token: &AclToken) -> Result<Authorizer, FetchError> {
+    async fn authorizer(
+        &self,
+        rpc: &RpcClient,
+        token: &AclToken,
+    ) -> Result<Authorizer, FetchError> {
         if links_management(&token.policies) {
             return Ok(Authorizer::management());
         }

@@ -104,7 +104,11 @@ const ACL: &[Key] = &[
     later("enable_token_replication", Bool),
     later("policy_ttl", Duration),
     later("role_ttl", Duration),
-    acted("token_ttl", Duration, "how long a client agent caches a resolved token"),
+    acted(
+        "token_ttl",
+        Duration,
+        "how long a client agent caches a resolved token",
+    ),
     acted("down_policy", Str, ""),
     acted("default_policy", Str, ""),
     later("enable_key_list_policy", Bool),

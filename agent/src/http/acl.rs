@@ -119,8 +119,7 @@ pub async fn resolve(State(agent): State<Arc<Agent>>, request: Request, next: Ne
     } else {
         "allow"
     };
-    let bootstrap =
-        request.method() == Method::PUT && request.uri().path() == "/v1/acl/bootstrap";
+    let bootstrap = request.method() == Method::PUT && request.uri().path() == "/v1/acl/bootstrap";
     let acl = if !resolver.enabled() || bootstrap {
         RequestAcl::disabled()
     } else {

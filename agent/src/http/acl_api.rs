@@ -66,10 +66,7 @@ async fn read(
     params: &Params,
     read: Read,
 ) -> Result<(QueryMeta, ReadResult), ApiError> {
-    Ok(agent
-        .rpc()
-        .read(read, params.query_options()?)
-        .await?)
+    Ok(agent.rpc().read(read, params.query_options()?).await?)
 }
 
 async fn tokens(
@@ -238,7 +235,11 @@ fn expiration(token: &mut AclToken) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn write_token(agent: &Agent, params: &Params, token: AclToken) -> Result<Response, ApiError> {
+async fn write_token(
+    agent: &Agent,
+    params: &Params,
+    token: AclToken,
+) -> Result<Response, ApiError> {
     token.validate().map_err(ApiError::bad_request)?;
     let accessor = token.accessor_id.clone();
     apply(agent, Command::AclTokenSet(token)).await?;
@@ -373,7 +374,11 @@ async fn write_policy(
     json(&stored, params.has("pretty"))
 }
 
-async fn one_policy(agent: &Agent, q: Option<&str>, lookup: AclLookup) -> Result<Response, ApiError> {
+async fn one_policy(
+    agent: &Agent,
+    q: Option<&str>,
+    lookup: AclLookup,
+) -> Result<Response, ApiError> {
     reader(agent)?;
     let params = Params::parse(q);
     let (meta, mut found) = policies(agent, &params, lookup).await?;

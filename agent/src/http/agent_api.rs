@@ -101,7 +101,10 @@ pub async fn register_service(
     let definition: ServiceDefinition = decode_json(&body)?;
     super::acl::current().require(|a| {
         a.service_write(&definition.name)
-            && (definition.connect.as_ref().is_none_or(|c| c.sidecar_service.is_none())
+            && (definition
+                .connect
+                .as_ref()
+                .is_none_or(|c| c.sidecar_service.is_none())
                 || a.service_write(&format!("{}-sidecar-proxy", definition.name)))
     })?;
     let replace = params.has("replace-existing-checks");

@@ -341,7 +341,9 @@ async fn write_token(args: TokenWriteArgs, outer: &HttpArgs, update: bool) -> Re
         if let Some(id) = &args.accessor_id {
             body["AccessorID"] = json!(id);
         }
-        client.put(&["v1", "acl", "token"], &[], Some(&body)).await?
+        client
+            .put(&["v1", "acl", "token"], &[], Some(&body))
+            .await?
     };
     show_token(&decode(&answer)?, args.format)
 }
@@ -386,14 +388,21 @@ fn pretty_links(title: &str, links: &Value) -> String {
     };
     let mut out = format!("{title}:\n");
     for link in links {
-        out.push_str(&format!("   {} - {}\n", text(link, "ID"), text(link, "Name")));
+        out.push_str(&format!(
+            "   {} - {}\n",
+            text(link, "ID"),
+            text(link, "Name")
+        ));
     }
     out
 }
 
 fn pretty_identities(value: &Value) -> String {
     let mut out = String::new();
-    if let Some(services) = value["ServiceIdentities"].as_array().filter(|s| !s.is_empty()) {
+    if let Some(services) = value["ServiceIdentities"]
+        .as_array()
+        .filter(|s| !s.is_empty())
+    {
         out.push_str("Service Identities:\n");
         for identity in services {
             let dcs: Vec<&str> = identity["Datacenters"]
@@ -438,11 +447,7 @@ fn rules_text(rules: &str) -> Result<String> {
 }
 
 /// An object's ID from `-id`, or from `-name` through the API's by-name read.
-async fn id_of(
-    client: &crate::http::Client,
-    kind: &str,
-    args: &IdArgs,
-) -> Result<String> {
+async fn id_of(client: &crate::http::Client, kind: &str, args: &IdArgs) -> Result<String> {
     match (&args.id, &args.name) {
         (Some(id), _) => Ok(id.clone()),
         (None, Some(name)) => {
@@ -538,7 +543,9 @@ async fn write_policy(args: PolicyWriteArgs, outer: &HttpArgs, update: bool) -> 
             "Rules": rules,
             "Datacenters": args.datacenters,
         });
-        client.put(&["v1", "acl", "policy"], &[], Some(&body)).await?
+        client
+            .put(&["v1", "acl", "policy"], &[], Some(&body))
+            .await?
     };
     show_policy(&decode(&answer)?, args.format)
 }

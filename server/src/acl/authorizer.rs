@@ -134,11 +134,11 @@ impl Compiled {
         let mut compiled = Compiled::default();
         for rules in policies {
             for rule in &rules.rules {
-                compiled
-                    .trees
-                    .entry(rule.resource)
-                    .or_default()
-                    .add(&rule.name, rule.prefix, rule.policy);
+                compiled.trees.entry(rule.resource).or_default().add(
+                    &rule.name,
+                    rule.prefix,
+                    rule.policy,
+                );
                 if rule.resource == Resource::Service {
                     let intentions = rule.intentions.unwrap_or(match rule.policy {
                         Access::Read | Access::Write => Access::Read,
@@ -358,7 +358,10 @@ impl Authorizer {
     }
     /// Intentions whose destination is `service`.
     pub fn intention_read(&self, service: &str) -> bool {
-        self.decide(|c| enforce(c.intentions.lookup(service), Access::Read), false)
+        self.decide(
+            |c| enforce(c.intentions.lookup(service), Access::Read),
+            false,
+        )
     }
     pub fn intention_write(&self, service: &str) -> bool {
         self.decide(

@@ -8,8 +8,8 @@
 
 pub mod authorizer;
 mod leader;
-pub mod structs;
 pub mod rules;
+pub mod structs;
 
 #[cfg(test)]
 mod tests;
@@ -68,7 +68,11 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "<hidden>" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<hidden>"
+        })
     }
 }
 

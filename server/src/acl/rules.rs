@@ -368,10 +368,7 @@ fn parse_hcl(text: &str) -> Result<Rules, RulesError> {
             Structure::Attribute(attribute) => {
                 let word = attribute.key.as_str();
                 let Some(global) = global_from_word(word) else {
-                    return Err(builder.error(
-                        format!("unknown rule {word:?}"),
-                        attribute.span(),
-                    ));
+                    return Err(builder.error(format!("unknown rule {word:?}"), attribute.span()));
                 };
                 let value = hcl_string(&attribute.value).ok_or_else(|| {
                     builder.error(format!("{word} must be a string"), attribute.span())
@@ -480,19 +477,17 @@ fn parse_json(text: &str) -> Result<Rules, RulesError> {
             let mut intentions = None;
             for (key, value) in fields {
                 let serde_json::Value::String(text) = value else {
-                    return Err(builder.error(
-                        format!("{word} {name:?}: {key} must be a string"),
-                        None,
-                    ));
+                    return Err(
+                        builder.error(format!("{word} {name:?}: {key} must be a string"), None)
+                    );
                 };
                 match key.as_str() {
                     "policy" => policy = Some(text.as_str()),
                     "intentions" => intentions = Some(text.as_str()),
                     _ => {
-                        return Err(builder.error(
-                            format!("{word} {name:?}: unknown field {key:?}"),
-                            None,
-                        ))
+                        return Err(
+                            builder.error(format!("{word} {name:?}: unknown field {key:?}"), None)
+                        )
                     }
                 }
             }

@@ -133,7 +133,9 @@ pub fn global_management_policy() -> AclPolicy {
         id: GLOBAL_MANAGEMENT_POLICY_ID.to_string(),
         name: "global-management".to_string(),
         description: "Builtin Policy that grants unlimited access".to_string(),
-        rules: super::rules::GLOBAL_MANAGEMENT_RULES.trim_start().to_string(),
+        rules: super::rules::GLOBAL_MANAGEMENT_RULES
+            .trim_start()
+            .to_string(),
         ..AclPolicy::default()
     }
 }

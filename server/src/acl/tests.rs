@@ -88,7 +88,11 @@ service_prefix "db-" {
         assert_eq!(auth.service_read(name), read, "read {name}");
         assert_eq!(auth.service_write(name), write, "write {name}");
         assert_eq!(auth.intention_read(name), ireader, "intention read {name}");
-        assert_eq!(auth.intention_write(name), iwriter, "intention write {name}");
+        assert_eq!(
+            auth.intention_write(name),
+            iwriter,
+            "intention write {name}"
+        );
     }
     assert!(!auth.service_read_all(), "admin is denied");
     // Nothing about nodes: the default policy answers.

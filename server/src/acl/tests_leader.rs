@@ -55,11 +55,10 @@ async fn the_leader_creates_the_builtins_and_the_initial_management_token_once()
     let root = tables.acl_tokens(&AclLookup::Secret("root-secret".into()));
     assert_eq!(root[0].policies[0].name, "global-management");
     // The initial management token ended bootstrapping.
-    let bootstrap = Command::AclBootstrap(super::management_token(
-        "a".into(),
-        "b".into(),
-        "x",
-    ));
+    let bootstrap = Command::AclBootstrap(super::management_token("a".into(), "b".into(), "x"));
     let err = server.apply(bootstrap).await.unwrap_err().to_string();
-    assert!(err.starts_with("ACL bootstrap no longer allowed (reset index: "), "{err}");
+    assert!(
+        err.starts_with("ACL bootstrap no longer allowed (reset index: "),
+        "{err}"
+    );
 }

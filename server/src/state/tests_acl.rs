@@ -34,9 +34,18 @@ fn error(store: &StateStore, index: u64, command: Command) -> String {
 
 fn seeded() -> StateStore {
     let store = StateStore::new();
-    assert_eq!(error(&store, 1, Command::AclPolicySet(global_management_policy())), "");
-    assert_eq!(error(&store, 2, Command::AclTokenSet(anonymous_token())), "");
-    assert_eq!(error(&store, 3, Command::AclPolicySet(policy("p1", "read-all"))), "");
+    assert_eq!(
+        error(&store, 1, Command::AclPolicySet(global_management_policy())),
+        ""
+    );
+    assert_eq!(
+        error(&store, 2, Command::AclTokenSet(anonymous_token())),
+        ""
+    );
+    assert_eq!(
+        error(&store, 3, Command::AclPolicySet(policy("p1", "read-all"))),
+        ""
+    );
     store
 }
 
@@ -50,7 +59,10 @@ fn bootstrap_happens_once_and_says_its_reset_index() {
         }],
         ..token("t-boot", "s-boot", "")
     };
-    assert_eq!(error(&store, 4, Command::AclBootstrap(management.clone())), "");
+    assert_eq!(
+        error(&store, 4, Command::AclBootstrap(management.clone())),
+        ""
+    );
     let again = AclToken {
         accessor_id: "t-boot-2".into(),
         secret_id: "s-boot-2".into(),
@@ -63,13 +75,25 @@ fn bootstrap_happens_once_and_says_its_reset_index() {
     let tokens = store.view().acl_tokens(&AclLookup::Secret("s-boot".into()));
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].policies[0].name, "global-management");
-    assert_eq!(store.view().acl_tokens(&AclLookup::Secret("s-boot-2".into())), []);
+    assert_eq!(
+        store
+            .view()
+            .acl_tokens(&AclLookup::Secret("s-boot-2".into())),
+        []
+    );
 }
 
 #[test]
 fn links_are_resolved_by_name_or_refused() {
     let store = seeded();
-    assert_eq!(error(&store, 4, Command::AclTokenSet(token("t1", "s1", "read-all"))), "");
+    assert_eq!(
+        error(
+            &store,
+            4,
+            Command::AclTokenSet(token("t1", "s1", "read-all"))
+        ),
+        ""
+    );
     let stored = &store.view().acl_tokens(&AclLookup::Id("t1".into()))[0];
     assert_eq!(stored.policies[0].id, "p1");
     assert_eq!((stored.create_index, stored.modify_index), (4, 4));
@@ -79,7 +103,10 @@ fn links_are_resolved_by_name_or_refused() {
     );
     assert_eq!(store.view().acl_tokens(&AclLookup::Id("t2".into())), []);
     // Renaming a policy renames the links to it.
-    assert_eq!(error(&store, 6, Command::AclPolicySet(policy("p1", "readers"))), "");
+    assert_eq!(
+        error(&store, 6, Command::AclPolicySet(policy("p1", "readers"))),
+        ""
+    );
     let stored = &store.view().acl_tokens(&AclLookup::Id("t1".into()))[0];
     assert_eq!(stored.policies[0].name, "readers");
 }
@@ -91,13 +118,31 @@ fn names_and_secrets_are_unique_and_identical_writes_change_nothing() {
         error(&store, 4, Command::AclPolicySet(policy("p2", "read-all"))),
         "Invalid Policy: A Policy with Name \"read-all\" already exists"
     );
-    assert_eq!(error(&store, 5, Command::AclTokenSet(token("t1", "s1", "read-all"))), "");
     assert_eq!(
-        error(&store, 6, Command::AclTokenSet(token("t2", "s1", "read-all"))),
+        error(
+            &store,
+            5,
+            Command::AclTokenSet(token("t1", "s1", "read-all"))
+        ),
+        ""
+    );
+    assert_eq!(
+        error(
+            &store,
+            6,
+            Command::AclTokenSet(token("t2", "s1", "read-all"))
+        ),
         "Invalid Token: SecretID is already in use"
     );
     let index = store.view().index(&Watch::Exact(Topic::Acl));
-    assert_eq!(error(&store, 7, Command::AclTokenSet(token("t1", "s1", "read-all"))), "");
+    assert_eq!(
+        error(
+            &store,
+            7,
+            Command::AclTokenSet(token("t1", "s1", "read-all"))
+        ),
+        ""
+    );
     assert_eq!(store.view().index(&Watch::Exact(Topic::Acl)), index);
     let bad = AclPolicy {
         rules: "key \"a\" {\n  policy = \"all\"\n}".into(),
@@ -140,6 +185,9 @@ fn the_builtins_cannot_be_deleted_nor_management_rules_changed() {
         error(&store, 6, Command::AclPolicySet(changed)),
         "Changing the Rules for the builtin global-management policy is not permitted"
     );
-    assert_eq!(error(&store, 7, Command::AclPolicyDelete { id: "p1".into() }), "");
+    assert_eq!(
+        error(&store, 7, Command::AclPolicyDelete { id: "p1".into() }),
+        ""
+    );
     assert_eq!(store.view().acl_policies(&AclLookup::All).len(), 1);
 }

@@ -10,10 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    AclDeleteRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, CaSetConfigRecord, CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord,
-    CoordinateBatchUpdateRecord, DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord,
-    PreparedQuerySetRecord, RegisterRequestRecord, SessionDestroyRecord, SessionRecord,
-    SetAutopilotConfigRecord, TombstoneReapRecord,
+    AclDeleteRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, CaSetConfigRecord,
+    CaSetRootsRecord, ConfigEntryDeleteRecord, ConfigEntrySetRecord, CoordinateBatchUpdateRecord,
+    DeregisterRequestRecord, KvApplyRecord, PreparedQueryDeleteRecord, PreparedQuerySetRecord,
+    RegisterRequestRecord, SessionDestroyRecord, SessionRecord, SetAutopilotConfigRecord,
+    TombstoneReapRecord,
 };
 use super::{from_msgpack, to_msgpack, FormatError};
 use crate::structs::Command;
@@ -242,10 +243,9 @@ impl EncodedCommand {
                 kind::ACL_POLICY_DELETE,
                 to_msgpack(&AclDeleteRecord { id: id.clone() })?,
             ),
-            Command::AclRoleSet(role) => (
-                kind::ACL_ROLE_SET,
-                to_msgpack(&AclRoleRecord::from(role))?,
-            ),
+            Command::AclRoleSet(role) => {
+                (kind::ACL_ROLE_SET, to_msgpack(&AclRoleRecord::from(role))?)
+            }
             Command::AclRoleDelete { id } => (
                 kind::ACL_ROLE_DELETE,
                 to_msgpack(&AclDeleteRecord { id: id.clone() })?,

@@ -1024,11 +1024,15 @@ impl From<&ReadResult> for ReadResultRecord {
             ReadResult::Sessions(sessions) => {
                 ReadResultRecord::Sessions(sessions.iter().map(Into::into).collect())
             }
-            ReadResult::AclTokens(v) => ReadResultRecord::AclTokens(v.iter().map(Into::into).collect()),
+            ReadResult::AclTokens(v) => {
+                ReadResultRecord::AclTokens(v.iter().map(Into::into).collect())
+            }
             ReadResult::AclPolicies(v) => {
                 ReadResultRecord::AclPolicies(v.iter().map(Into::into).collect())
             }
-            ReadResult::AclRoles(v) => ReadResultRecord::AclRoles(v.iter().map(Into::into).collect()),
+            ReadResult::AclRoles(v) => {
+                ReadResultRecord::AclRoles(v.iter().map(Into::into).collect())
+            }
         }
     }
 }

@@ -191,11 +191,7 @@ impl TryFrom<AclLookupRecord> for AclLookup {
             "id" => AclLookup::Id(r.value),
             "name" => AclLookup::Name(r.value),
             "secret" => AclLookup::Secret(r.value),
-            other => {
-                return Err(FormatError::Decode(format!(
-                    "unknown ACL lookup {other:?}"
-                )))
-            }
+            other => return Err(FormatError::Decode(format!("unknown ACL lookup {other:?}"))),
         })
     }
 }

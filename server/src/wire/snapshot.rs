@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::command::IGNORE_IF_UNKNOWN;
 use super::records::{
-    AclMetaRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, AutopilotConfigRecord, ConfigEntryRecord, ConnectCaRecord, DirEntryRecord, HealthCheckRecord,
-    NodeCoordinateRecord, NodeRecord, NodeServiceRecord, PreparedQueryRecord, SessionRecord,
+    AclMetaRecord, AclPolicyRecord, AclRoleRecord, AclTokenRecord, AutopilotConfigRecord,
+    ConfigEntryRecord, ConnectCaRecord, DirEntryRecord, HealthCheckRecord, NodeCoordinateRecord,
+    NodeRecord, NodeServiceRecord, PreparedQueryRecord, SessionRecord,
 };
 use super::v1;
 use super::{from_bincode, from_msgpack, to_msgpack, FormatError};

@@ -187,10 +187,7 @@ fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
             "tokens",
             read(ReadResult::AclTokens(vec![token(), bootstrap_token()])),
         ),
-        (
-            "policies",
-            read(ReadResult::AclPolicies(vec![policy()])),
-        ),
+        ("policies", read(ReadResult::AclPolicies(vec![policy()]))),
         ("roles", read(ReadResult::AclRoles(vec![role()]))),
     ]
 }

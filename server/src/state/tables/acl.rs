@@ -76,9 +76,7 @@ impl Tables {
                 } else {
                     &link.id
                 };
-                Err(Refusal::Invalid(format!(
-                    "cannot find {what} {named}"
-                )))
+                Err(Refusal::Invalid(format!("cannot find {what} {named}")))
             }
         }
     }
@@ -216,7 +214,11 @@ impl Tables {
         let renamed: Vec<(String, AclToken)> = self
             .acl_tokens
             .iter()
-            .filter(|(_, t)| t.policies.iter().any(|l| l.id == stored.id && l.name != stored.name))
+            .filter(|(_, t)| {
+                t.policies
+                    .iter()
+                    .any(|l| l.id == stored.id && l.name != stored.name)
+            })
             .map(|(k, t)| {
                 let mut t = t.clone();
                 for link in t.policies.iter_mut().filter(|l| l.id == stored.id) {
@@ -242,7 +244,11 @@ impl Tables {
         })
     }
 
-    pub(super) fn set_acl_role(&mut self, index: u64, role: &AclRole) -> Result<Vec<Topic>, Refusal> {
+    pub(super) fn set_acl_role(
+        &mut self,
+        index: u64,
+        role: &AclRole,
+    ) -> Result<Vec<Topic>, Refusal> {
         role.validate()?;
         if role.id.is_empty() {
             return Err(Refusal::Invalid("Invalid Role: no ID is set".into()));
