@@ -155,7 +155,7 @@ impl AclResolver {
         }
         let mut policy_ids: Vec<&str> = token.policies.iter().map(|l| l.id.as_str()).collect();
         let mut identities: Vec<Rules> = Vec::new();
-        let applies = |dcs: &[String]| dcs.is_empty() || dcs.iter().any(|d| *d == self.datacenter);
+        let applies = |dcs: &[String]| dcs.is_empty() || dcs.contains(&self.datacenter);
         let roles: Vec<AclRole> = if token.roles.is_empty() {
             Vec::new()
         } else {
