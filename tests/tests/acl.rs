@@ -244,12 +244,36 @@ fn a_deny_by_default_cluster_with_service_read_and_management_tokens() {
     assert_eq!(r.status, 403);
     let r = client.get("/v1/catalog/services?token=nonsense");
     assert_eq!((r.status, r.body.trim()), (403, "ACL not found"));
+    for (method, path) in [
+        ("GET", "/v1/operator/raft/configuration"),
+        ("PUT", "/v1/session/create"),
+        ("PUT", "/v1/agent/reload"),
+    ] {
+        let r = with_token(&client, method, path, &reader, "");
+        assert_eq!(
+            (r.status, r.body.trim()),
+            (403, "Permission denied"),
+            "{path}"
+        );
+    }
+    let intention = r#"{"Kind": "service-intentions", "Name": "web",
+                        "Sources": [{"Name": "api", "Action": "allow"}]}"#;
+    let r = with_token(&client, "PUT", "/v1/config", &writer, intention);
+    assert_eq!(
+        r.status, 403,
+        "service write is not intention write: {}",
+        r.body
+    );
 
     // The management token can do everything, and sees everything unfiltered.
     let r = with_token(&client, "PUT", "/v1/kv/config/x", m, "1");
     assert_eq!((r.status, r.body.as_str()), (200, "true"));
     let r = with_token(&client, "GET", "/v1/kv/config/x?raw", m, "");
     assert_eq!((r.status, r.body.as_str()), (200, "1"));
+    let r = with_token(&client, "PUT", "/v1/config", m, intention);
+    assert_eq!((r.status, r.body.as_str()), (200, "true"));
+    let r = with_token(&client, "GET", "/v1/operator/raft/configuration", m, "");
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = with_token(&client, "GET", "/v1/catalog/services", m, "");
     assert!(r.json()["web"].is_array(), "{}", r.body);
     assert_eq!(r.header("X-Consul-Results-Filtered-By-ACLs"), None);

@@ -198,9 +198,11 @@ pub fn filter(authorizer: &Authorizer, result: &mut ReadResult) -> bool {
         ReadResult::KvEntries(entries) => keep(entries, |e| a.key_read(&e.key)),
         ReadResult::KvKeys(keys) => keep(keys, |k| a.key_read(k)),
         ReadResult::Sessions(sessions) => keep(sessions, |s| a.session_read(&s.node)),
-        ReadResult::ConfigEntries(entries) => keep(entries, |e| config_entry_read(a, e)),
+        ReadResult::ConfigEntries(entries) => {
+            keep(entries, |e| config_entry_read(a, e.kind(), e.name()))
+        }
         ReadResult::ConfigEntry(entry) => match entry {
-            Some(e) if !config_entry_read(a, e) => {
+            Some(e) if !config_entry_read(a, e.kind(), e.name()) => {
                 *entry = None;
                 true
             }
@@ -216,16 +218,20 @@ pub fn filter(authorizer: &Authorizer, result: &mut ReadResult) -> bool {
 
 /// Intentions are read with intention permissions on their destination, service config
 /// entries with service read, the mesh-wide ones with mesh (operator) read.
-fn config_entry_read(
-    a: &Authorizer,
-    entry: &shoal_server::connect::intentions::structs::ConfigEntry,
-) -> bool {
-    match entry.kind() {
-        shoal_server::connect::intentions::structs::SERVICE_INTENTIONS => {
-            a.intention_read(entry.name())
-        }
+pub fn config_entry_read(a: &Authorizer, kind: &str, name: &str) -> bool {
+    match kind {
+        shoal_server::connect::intentions::structs::SERVICE_INTENTIONS => a.intention_read(name),
         "proxy-defaults" | "mesh" => a.mesh_read(),
-        _ => a.service_read(entry.name()),
+        _ => a.service_read(name),
+    }
+}
+
+/// The write side of [`config_entry_read`].
+pub fn config_entry_write(a: &Authorizer, kind: &str, name: &str) -> bool {
+    match kind {
+        shoal_server::connect::intentions::structs::SERVICE_INTENTIONS => a.intention_write(name),
+        "proxy-defaults" | "mesh" => a.mesh_write(),
+        _ => a.service_write(name),
     }
 }
 

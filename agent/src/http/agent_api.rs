@@ -347,6 +347,7 @@ pub async fn join(
     Path(address): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    agent_write(&agent)?;
     pool_of(&agent, &Params::parse(q.as_deref()))?
         .join(&[address])
         .await
@@ -362,6 +363,7 @@ pub async fn force_leave(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    agent_write(&agent)?;
     pool_of(&agent, &params)?
         .force_leave(&node, params.has("prune"))
         .await
@@ -379,6 +381,8 @@ pub async fn self_info(
     State(agent): State<Arc<Agent>>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    let node = &agent.config().node_name;
+    super::acl::current().require(|a| a.agent_read(node))?;
     let params = Params::parse(q.as_deref());
     let config = agent.config();
     let body = json_value!({
@@ -485,6 +489,7 @@ fn stats(agent: &Agent) -> Value {
 /// `PUT /v1/agent/reload`: the config files read again (see `Agent::reload`); an error
 /// names the file and key, and the running config stays.
 pub async fn reload(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    agent_write(&agent)?;
     tokio::task::spawn_blocking(move || agent.reload())
         .await
         .map_err(|e| ApiError::internal(format!("reload: {e}")))?
@@ -493,8 +498,15 @@ pub async fn reload(State(agent): State<Arc<Agent>>) -> Result<Response, ApiErro
 }
 
 pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    agent_write(&agent)?;
     agent.request_shutdown();
     Ok(ok_empty())
+}
+
+/// Consul's `agent:write` on this agent's node, for what changes the agent itself.
+pub(super) fn agent_write(agent: &Agent) -> Result<(), ApiError> {
+    let node = &agent.config().node_name;
+    super::acl::current().require(|a| a.agent_write(node))
 }
 
 /// Consul answers agent writes with 200 and an empty body.

@@ -2,7 +2,7 @@
 //!
 //! Everything here is versioned, and only this module knows the encodings:
 //!
-//! | what | protocols 2 to 5 (this release speaks 5) | protocol 1 (78bff10 and before) |
+//! | what | protocols 2 to 6 (this release speaks 6) | protocol 1 (78bff10 and before) |
 //! |---|---|---|
 //! | Raft command | [`command::EncodedCommand`]: add-only type number + MessagePack record | bincode of `structs::Command` |
 //! | snapshot | [`snapshot`]: magic, format version, then (table number, MessagePack rows) | bincode of the tables |
