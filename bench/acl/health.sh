@@ -55,7 +55,7 @@ command -v oha >/dev/null || { echo "needs oha (cargo install oha)" >&2; exit 1;
 # the extra headers given; prints oha's report on stderr and the requests/s on stdout.
 load() {
   oha --no-tui -z "$DURATION" -c 64 "$@" "$URL/v1/health/service/web?passing" \
-    | tee /dev/stderr | awk '/Requests\/sec/{print $2; exit}'
+    | tee -a /dev/stderr | awk '/Requests\/sec/{print $2; exit}'
 }
 
 start_agent
@@ -84,6 +84,7 @@ node_prefix "" {
 reader=$("$BIN" acl token create -policy-name read-all -format json \
   | sed -n 's/.*"SecretID": "\(.*\)".*/\1/p')
 count=$(curl -sf -H "X-Consul-Token: $reader" "$URL/v1/health/service/web?passing" | grep -o '"ServiceID":"web' | wc -l)
+[ "$count" = 100 ] || { echo "the read token sees $count instances, not 100" >&2; exit 1; }
 echo "== ACLs on, read token: $count instances; oha -c 64 -z $DURATION" >&2
 on=$(load -H "X-Consul-Token: $reader")
 stop_agent
