@@ -242,3 +242,57 @@ pub fn mark_filtered(response: &mut Response) {
         HeaderValue::from_static("true"),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shoal_server::acl::{DefaultPolicy, Rules};
+    use shoal_server::structs::{CheckServiceNode, Node, NodeService};
+
+    use super::*;
+
+    fn instance(node: &str, service: &str) -> CheckServiceNode {
+        CheckServiceNode {
+            node: Node {
+                node: node.into(),
+                ..Node::default()
+            },
+            service: NodeService {
+                service: service.into(),
+                ..NodeService::default()
+            },
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn reads_keep_what_the_token_may_see_and_say_when_they_dropped_something() {
+        let rules = Rules::parse(
+            "service \"web\" {\n  policy = \"read\"\n}\nnode_prefix \"web-\" {\n  policy = \"read\"\n}\n",
+        )
+        .unwrap();
+        let reader = Authorizer::from_rules([&rules], DefaultPolicy::Deny);
+        let services: BTreeMap<String, Vec<String>> =
+            [("web".to_string(), vec![]), ("db".to_string(), vec![])].into();
+        let mut result = ReadResult::Services(services);
+        assert!(filter(&reader, &mut result));
+        assert!(matches!(&result, ReadResult::Services(s) if s.keys().eq(["web"])));
+        // Consul's health filter needs both the node and the service.
+        let mut result = ReadResult::CheckServiceNodes(vec![
+            instance("web-1", "web"),
+            instance("db-1", "web"),
+            instance("web-2", "db"),
+        ]);
+        assert!(filter(&reader, &mut result));
+        let ReadResult::CheckServiceNodes(rows) = &result else {
+            unreachable!()
+        };
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].node.node, "web-1");
+        // Nothing dropped: no header.
+        let mut result = ReadResult::CheckServiceNodes(vec![instance("web-1", "web")]);
+        assert!(!filter(&reader, &mut result));
+        assert!(!filter(&Authorizer::management(), &mut result));
+    }
+}
