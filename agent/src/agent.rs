@@ -94,6 +94,8 @@ pub struct Agent {
     sidecar_ports: Mutex<()>,
     /// The TLS listeners' certificates, swapped on reload (`crate::tls`).
     tls: Arc<crate::tls::Tls>,
+    /// Resolves request tokens into authorizers (`acl {}`).
+    acl: crate::acl::AclResolver,
 }
 
 impl Agent {
@@ -196,6 +198,8 @@ impl Agent {
         // A bad definition fails the start below, naming it.
         let file_registrations =
             reload::FileRegistrations::from_config(&config).unwrap_or_default();
+        let acl_config = config.acl.clone();
+        let datacenter = config.datacenter.clone();
         let agent = Arc::new(Agent {
             config,
             node_id,
@@ -210,6 +214,7 @@ impl Agent {
             file_registrations: Mutex::new(file_registrations),
             sidecar_ports: Mutex::new(()),
             tls: Arc::new(tls),
+            acl: crate::acl::AclResolver::new(acl_config, datacenter),
         });
 
         let loading = agent.clone();
@@ -257,6 +262,10 @@ impl Agent {
 
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
+    }
+
+    pub fn acl(&self) -> &crate::acl::AclResolver {
+        &self.acl
     }
 
     pub fn connect(&self) -> &Arc<ConnectCache> {

@@ -5,6 +5,7 @@
 //! [`client`] (in-process in server mode). [`http`] and [`dns`] are the ways in;
 //! [`serve::run`] wires it all together for `shoal agent`.
 
+pub mod acl;
 pub mod agent;
 pub mod checks;
 pub mod client;

@@ -19,6 +19,8 @@ pub struct HttpArgs {
     /// `-ca-file`, `-client-cert`, … for an HTTPS agent (crate::tls).
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub token: crate::token::TokenArgs,
 }
 
 impl HttpArgs {
@@ -34,7 +36,7 @@ impl HttpArgs {
         } else {
             addr
         };
-        Client::with_tls(&addr, &tls.tls)
+        Ok(Client::with_tls(&addr, &tls.tls)?.with_token(self.token.resolve(&outer.token)?))
     }
 
     /// The agent's address, resolved as [`HttpArgs::client`] does.

@@ -19,6 +19,8 @@ pub type Params = [(&'static str, String)];
 pub struct Client {
     base: Url,
     http: reqwest::Client,
+    /// Sent as `X-Consul-Token` on every request (`-token`, `-token-file`, the variables).
+    token: Option<String>,
 }
 
 impl Client {
@@ -49,7 +51,25 @@ impl Client {
             builder = builder.tls_backend_preconfigured(client_config(tls)?);
         }
         let http = builder.build().context("setting up the HTTP client")?;
-        Ok(Client { base, http })
+        Ok(Client {
+            base,
+            http,
+            token: None,
+        })
+    }
+
+    /// Every request carries `token` (none: the agent's default token applies).
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
+    }
+
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.header("X-Consul-Token", token),
+            None => request,
+        }
     }
 
     /// GETs `path` (segments, each percent-encoded) and decodes the JSON answer.
@@ -98,7 +118,7 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>> {
         let url = self.url(path, params);
-        let mut request = self.http.request(method, url);
+        let mut request = self.request(method, url);
         if let Some(body) = body {
             request = request.body(body);
         }
@@ -127,8 +147,7 @@ impl Client {
     ) -> Result<(Option<Vec<u8>>, u64)> {
         let url = self.url(path, params);
         let response = self
-            .http
-            .get(url)
+            .request(Method::GET, url)
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;
@@ -185,7 +204,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(Url, String)> {
         let url = self.url(path, params);
-        let mut request = self.http.request(method, url.clone());
+        let mut request = self.request(method, url.clone());
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -9,6 +9,7 @@ mod flags;
 mod http;
 mod service_file;
 mod tls;
+mod token;
 
 use std::process::ExitCode;
 

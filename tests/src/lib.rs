@@ -313,8 +313,19 @@ impl AgentProc {
                         .filter(|r| r.status().is_success())
                         .and_then(|r| r.json::<Value>().ok())
                 };
+                // With ACLs denying by default, `/v1/agent/self` needs a token: the
+                // agent's own 403 (which names the default policy) says it is up.
+                let acl_denied = || {
+                    http.get(&self_url).send().ok().is_some_and(|r| {
+                        r.status().as_u16() == 403
+                            && r.headers()
+                                .get("X-Consul-Default-ACL-Policy")
+                                .is_some_and(|p| p == "deny")
+                    })
+                };
                 let is_self = answers(&self_url)
-                    .is_some_and(|s| s["Config"]["NodeName"].as_str() == Some(node.as_str()));
+                    .is_some_and(|s| s["Config"]["NodeName"].as_str() == Some(node.as_str()))
+                    || acl_denied();
                 is_self
                     && (!leads_alone
                         || answers(&leader_url)

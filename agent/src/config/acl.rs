@@ -21,7 +21,6 @@ pub struct FileAcl {
 #[serde(deny_unknown_fields)]
 pub struct FileAclTokens {
     pub initial_management: Option<String>,
-    pub agent: Option<String>,
     pub default: Option<String>,
 }
 
@@ -43,7 +42,7 @@ pub fn merge(into: &mut Option<FileAcl>, from: Option<FileAcl>) {
     take!(target, from; enabled, default_policy, down_policy, token_ttl);
     if let Some(tokens) = from.tokens {
         let into_tokens = target.tokens.get_or_insert_with(Default::default);
-        take!(into_tokens, tokens; initial_management, agent, default);
+        take!(into_tokens, tokens; initial_management, default);
     }
 }
 
@@ -76,7 +75,6 @@ pub fn acl(file: Option<&FileAcl>) -> Result<AclConfig, ConfigError> {
         down_policy,
         token_ttl: file.token_ttl.map_or(defaults.token_ttl, |d| d.0),
         initial_management: secret(tokens.initial_management),
-        agent_token: secret(tokens.agent),
         default_token: secret(tokens.default),
     })
 }

@@ -89,8 +89,12 @@ const ACL_TOKENS: &[Key] = &[
     ),
     later("replication", Str),
     later("agent_recovery", Str),
-    acted("default", Str, "requests without a token, and DNS"),
-    acted("agent", Str, "the agent's own writes (anti-entropy)"),
+    acted(
+        "default",
+        Str,
+        "HTTP requests without a token (DNS is not filtered yet)",
+    ),
+    later("agent", Str),
     later("config_file_service_registration", Str),
     later_because(
         "managed_service_provider",

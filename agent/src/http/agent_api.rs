@@ -51,12 +51,14 @@ pub async fn services(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let filter = filtering::from_params::<NodeService>(&params)?;
+    let acl = super::acl::current();
     hash_blocking::reply(agent.local(), &params, || {
         let services: BTreeMap<String, Value> = agent
             .local()
             .services()
             .iter()
             .filter(|(_, s)| filter.as_ref().is_none_or(|f| f.matches(*s)))
+            .filter(|(_, s)| !acl.filters() || acl.authorizer.service_read(&s.service))
             .map(|(id, s)| (id.clone(), agent_service(&agent, s)))
             .collect();
         encode(&services, params.has("pretty"))
@@ -97,6 +99,14 @@ pub async fn register_service(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let definition: ServiceDefinition = decode_json(&body)?;
+    super::acl::current().require(|a| {
+        a.service_write(&definition.name)
+            && (definition
+                .connect
+                .as_ref()
+                .is_none_or(|c| c.sidecar_service.is_none())
+                || a.service_write(&format!("{}-sidecar-proxy", definition.name)))
+    })?;
     let replace = params.has("replace-existing-checks");
     off_runtime(&agent, move |a| {
         a.register_service(definition, Source::Api, replace)
@@ -109,6 +119,9 @@ pub async fn deregister_service(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(service) = agent.local().service(&id) {
+        super::acl::current().require(|a| a.service_write(&service.service))?;
+    }
     off_runtime(&agent, move |a| a.deregister_service(&id)).await?;
     Ok(ok_empty())
 }
@@ -334,6 +347,7 @@ pub async fn join(
     Path(address): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    agent_write(&agent)?;
     pool_of(&agent, &Params::parse(q.as_deref()))?
         .join(&[address])
         .await
@@ -349,6 +363,7 @@ pub async fn force_leave(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    agent_write(&agent)?;
     pool_of(&agent, &params)?
         .force_leave(&node, params.has("prune"))
         .await
@@ -366,6 +381,8 @@ pub async fn self_info(
     State(agent): State<Arc<Agent>>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    let node = &agent.config().node_name;
+    super::acl::current().require(|a| a.agent_read(node))?;
     let params = Params::parse(q.as_deref());
     let config = agent.config();
     let body = json_value!({
@@ -472,6 +489,7 @@ fn stats(agent: &Agent) -> Value {
 /// `PUT /v1/agent/reload`: the config files read again (see `Agent::reload`); an error
 /// names the file and key, and the running config stays.
 pub async fn reload(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    agent_write(&agent)?;
     tokio::task::spawn_blocking(move || agent.reload())
         .await
         .map_err(|e| ApiError::internal(format!("reload: {e}")))?
@@ -480,8 +498,15 @@ pub async fn reload(State(agent): State<Arc<Agent>>) -> Result<Response, ApiErro
 }
 
 pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    agent_write(&agent)?;
     agent.request_shutdown();
     Ok(ok_empty())
+}
+
+/// Consul's `agent:write` on this agent's node, for what changes the agent itself.
+pub(super) fn agent_write(agent: &Agent) -> Result<(), ApiError> {
+    let node = &agent.config().node_name;
+    super::acl::current().require(|a| a.agent_write(node))
 }
 
 /// Consul answers agent writes with 200 and an empty body.

@@ -26,6 +26,8 @@ pub struct Entry {
     pub index: u64,
     pub body: Bytes,
     pub rendered_at: Instant,
+    /// ACLs removed rows from this answer (`X-Consul-Results-Filtered-By-ACLs`).
+    pub filtered: bool,
 }
 
 impl Entry {
@@ -41,7 +43,8 @@ impl ResponseCache {
         entries.get(key).cloned()
     }
 
-    pub fn put(&self, key: String, index: u64, body: Bytes) {
+    /// Keeps an answer, and whether ACLs filtered it.
+    pub fn put(&self, key: String, index: u64, body: Bytes, filtered: bool) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY && !entries.contains_key(&key) {
             entries.clear();
@@ -53,6 +56,7 @@ impl ResponseCache {
                 index,
                 body,
                 rendered_at,
+                filtered,
             },
         );
     }
@@ -65,12 +69,12 @@ mod tests {
     #[test]
     fn keeps_latest_and_bounds_size() {
         let cache = ResponseCache::default();
-        cache.put("a".into(), 1, Bytes::from_static(b"one"));
-        cache.put("a".into(), 2, Bytes::from_static(b"two"));
+        cache.put("a".into(), 1, Bytes::from_static(b"one"), false);
+        cache.put("a".into(), 2, Bytes::from_static(b"two"), false);
         let entry = cache.get("a").unwrap();
         assert_eq!((entry.index, entry.body), (2, Bytes::from_static(b"two")));
         for i in 0..CAPACITY + 1 {
-            cache.put(i.to_string(), 1, Bytes::new());
+            cache.put(i.to_string(), 1, Bytes::new(), false);
         }
         assert!(cache.entries.lock().unwrap().len() <= CAPACITY);
     }

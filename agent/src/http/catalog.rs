@@ -52,11 +52,13 @@ async fn reply_as(
     let mut options = params.query_options()?;
     options.near = near(&http.agent, params, &read, &datacenter);
     let pretty = params.has("pretty");
+    let acl = super::acl::current();
     let key = format!(
-        "{datacenter}|{read:?}|{shape:?}|{:?}|{pretty}|{}|{}",
+        "{datacenter}|{read:?}|{shape:?}|{:?}|{pretty}|{}|{}|{}",
         options.consistency,
         params.get("filter").unwrap_or(""),
-        peer.unwrap_or("")
+        peer.unwrap_or(""),
+        acl.cache_tag()
     );
     // A sorted answer can change with the coordinates while its topic's index stays, and
     // a merged one depends on config entries the read's index does not follow: neither
@@ -81,8 +83,10 @@ async fn reply_as(
         .await?;
     let translate = http.agent.config().translate_wan_addrs
         && !datacenter.eq_ignore_ascii_case(&http.agent.config().datacenter);
-    let (body, age) = match (result, cached) {
-        (ReadResult::NotModified, Some(entry)) => (entry.body.clone(), Some(entry.age())),
+    let (body, age, acl_filtered) = match (result, cached) {
+        (ReadResult::NotModified, Some(entry)) => {
+            (entry.body.clone(), Some(entry.age()), entry.filtered)
+        }
         (ReadResult::NotModified, None) => return Err(unexpected()),
         (mut result, _) => {
             if peer.is_some() {
@@ -91,6 +95,7 @@ async fn reply_as(
             if translate {
                 translate_result(&mut result);
             }
+            let acl_filtered = acl.filters() && super::acl::filter(&acl.authorizer, &mut result);
             match (&filter, listed_with, &result) {
                 (Some(filter), Some(node_meta), ReadResult::Services(names)) => {
                     let names: Vec<String> = names.keys().cloned().collect();
@@ -125,12 +130,15 @@ async fn reply_as(
                 _ => render(&result, pretty)?,
             };
             if !uncacheable {
-                http.cache.put(key, meta.index, body.clone());
+                http.cache.put(key, meta.index, body.clone(), acl_filtered);
             }
-            (body, None)
+            (body, None, acl_filtered)
         }
     };
     let mut response = query_json(&meta, body);
+    if acl_filtered {
+        super::acl::mark_filtered(&mut response);
+    }
     let headers = response.headers_mut();
     headers.insert(
         "X-Consul-Effective-Consistency",
@@ -364,6 +372,13 @@ pub async fn register(
             return Err(ApiError::bad_request("Missing service name"));
         }
     }
+    super::acl::current().require(|a| {
+        a.node_write(&request.node)
+            && request
+                .service
+                .as_ref()
+                .is_none_or(|s| a.service_write(&s.service))
+    })?;
     let named = params.get("dc").unwrap_or(&request.datacenter).to_owned();
     let datacenter = requested_datacenter(&agent, &named);
     request.datacenter = datacenter.clone();
@@ -395,6 +410,7 @@ pub async fn deregister(
     if request.node.is_empty() {
         return Err(ApiError::bad_request("Missing node name"));
     }
+    super::acl::current().require(|a| a.node_write(&request.node))?;
     let named = params.get("dc").unwrap_or(&request.datacenter).to_owned();
     let datacenter = requested_datacenter(&agent, &named);
     request.datacenter = datacenter.clone();

@@ -59,6 +59,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     check_known_kind(&kind).map_err(ApiError::bad_request)?;
+    super::acl::current().require(|a| super::acl::config_entry_read(a, &kind, &name))?;
     let options = params.query_options()?;
     let read = Read::ConfigEntry {
         kind: kind.clone(),
@@ -165,6 +166,15 @@ fn raw_config(body: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>>
 /// Commits a config entry command in `dc`: `true` when applied, `false` when a
 /// check-and-set lost.
 pub async fn write(agent: &Agent, dc: &str, command: Command) -> Result<bool, ApiError> {
+    super::acl::current().require(|a| match &command {
+        Command::ConfigEntrySet { entry, .. } => {
+            super::acl::config_entry_write(a, entry.kind(), entry.name())
+        }
+        Command::ConfigEntryDelete { kind, name, .. } => {
+            super::acl::config_entry_write(a, kind, name)
+        }
+        _ => true,
+    })?;
     let mut request = Request::new(Op::Apply(command));
     request.envelope.datacenter = dc.to_owned();
     match agent.rpc().call(request).await? {

@@ -49,6 +49,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
+    super::acl::current().require(|a| a.keyring_read())?;
     let results = run(&agent, &KeyOp::List).await;
     failures(&agent, &results)?;
     let body: Vec<KeyringResponse> = results
@@ -86,6 +87,7 @@ async fn change(
     body: &[u8],
     op: impl FnOnce(String) -> KeyOp,
 ) -> Result<Response, ApiError> {
+    super::acl::current().require(|a| a.keyring_write())?;
     let request: KeyRequest = decode_json(body)?;
     // Checked here, so a typo is a 400 rather than every member's error.
     decode_key(&request.key).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -62,10 +62,15 @@ async fn get_key(agent: &Agent, key: String, query: Option<&str>) -> Result<Resp
         Read::KvGet { key }
     };
     let listing_root = matches!(&read, Read::KvKeys { prefix, .. } if prefix.is_empty());
-    let (meta, result) = agent
+    let acl = super::acl::current();
+    if let Read::KvGet { key } = &read {
+        acl.require(|a| a.key_read(key))?;
+    }
+    let (meta, mut result) = agent
         .rpc()
         .read_in(&datacenter(agent, &params), read, options)
         .await?;
+    let acl_filtered = acl.filters() && super::acl::filter(&acl.authorizer, &mut result);
     let mut response = match result {
         // The root's key list is never "not found", just empty.
         ReadResult::KvKeys(keys) if keys.is_empty() && !listing_root => not_found(&meta),
@@ -77,6 +82,9 @@ async fn get_key(agent: &Agent, key: String, query: Option<&str>) -> Result<Resp
         ReadResult::KvEntries(entries) => query_json(&meta, encode(&entries, pretty)?),
         _ => return Err(ApiError::internal("unexpected read result from server")),
     };
+    if acl_filtered {
+        super::acl::mark_filtered(&mut response);
+    }
     response.headers_mut().insert(
         "X-Consul-Effective-Consistency",
         HeaderValue::from_static(match consistency {
@@ -198,6 +206,10 @@ async fn write(agent: &Agent, params: &Params, request: KvRequest) -> Result<Res
     if request.entry.key.is_empty() && request.op != KvOp::DeleteTree {
         return Err(ApiError::bad_request("Missing key name"));
     }
+    super::acl::current().require(|a| match request.op {
+        KvOp::DeleteTree => a.key_write_prefix(&request.entry.key),
+        _ => a.key_write(&request.entry.key),
+    })?;
     let op = request.op;
     let mut call = Request::new(Op::Apply(Command::KvApply(request)));
     call.envelope.datacenter = datacenter(agent, params);

@@ -28,6 +28,8 @@ pub async fn node(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    let node = &agent.config().node_name;
+    super::acl::current().require(|a| a.node_write(node))?;
     let maintenance = agent.maintenance();
     let done = if enable(&params)? {
         maintenance.enable_node(params.get("reason").unwrap_or(""))
@@ -44,6 +46,9 @@ pub async fn service(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    if let Some(service) = agent.local().service(&id) {
+        super::acl::current().require(|a| a.service_write(&service.service))?;
+    }
     let maintenance = agent.maintenance();
     let done = if enable(&params)? {
         maintenance.enable_service(&id, params.get("reason").unwrap_or(""))

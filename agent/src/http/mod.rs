@@ -3,7 +3,8 @@
 //! Handlers only translate: they parse the request, call the [`Agent`] (local
 //! registrations) or its RPC client (catalog reads and writes), and render Consul's JSON.
 
-mod acl_header;
+mod acl;
+mod acl_api;
 mod agent_api;
 mod cache;
 mod catalog;
@@ -192,6 +193,37 @@ pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
         )
         .route("/v1/txn", put(txn::apply))
         .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
+        .route("/v1/acl/bootstrap", put(acl_api::bootstrap))
+        .route("/v1/acl/token", put(acl_api::token_create))
+        .route("/v1/acl/token/self", get(acl_api::token_self))
+        .route(
+            "/v1/acl/token/{id}",
+            get(acl_api::token_read)
+                .put(acl_api::token_update)
+                .delete(acl_api::token_delete),
+        )
+        .route("/v1/acl/tokens", get(acl_api::token_list))
+        .route("/v1/acl/policy", put(acl_api::policy_create))
+        .route(
+            "/v1/acl/policy/name/{name}",
+            get(acl_api::policy_read_by_name),
+        )
+        .route(
+            "/v1/acl/policy/{id}",
+            get(acl_api::policy_read)
+                .put(acl_api::policy_update)
+                .delete(acl_api::policy_delete),
+        )
+        .route("/v1/acl/policies", get(acl_api::policy_list))
+        .route("/v1/acl/role", put(acl_api::role_create))
+        .route("/v1/acl/role/name/{name}", get(acl_api::role_read_by_name))
+        .route(
+            "/v1/acl/role/{id}",
+            get(acl_api::role_read)
+                .put(acl_api::role_update)
+                .delete(acl_api::role_delete),
+        )
+        .route("/v1/acl/roles", get(acl_api::role_list))
         .route("/v1/session/create", put(session::create))
         .route("/v1/session/destroy/{id}", put(session::destroy))
         .route("/v1/session/renew/{id}", put(session::renew))
@@ -216,7 +248,10 @@ pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
         .layer(axum::middleware::from_fn(
             enterprise::refuse_enterprise_scopes,
         ))
-        .layer(axum::middleware::from_fn(acl_header::default_acl_policy))
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            acl::resolve,
+        ))
         .with_state(HttpState {
             agent,
             cache: Arc::default(),

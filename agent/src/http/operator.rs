@@ -21,6 +21,7 @@ pub async fn raft_configuration(
     State(agent): State<Arc<Agent>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    super::acl::current().require(|a| a.operator_read())?;
     let params = Params::parse(query.as_deref());
     let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     let consistency = if params.has("stale") {
@@ -40,6 +41,7 @@ pub async fn raft_remove_peer(
     State(agent): State<Arc<Agent>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    super::acl::current().require(|a| a.operator_write())?;
     let params = Params::parse(query.as_deref());
     let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     let non_empty = |key| params.get(key).filter(|v| !v.is_empty());
@@ -72,6 +74,7 @@ pub async fn autopilot_configuration(
     State(agent): State<Arc<Agent>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    super::acl::current().require(|a| a.operator_read())?;
     let params = Params::parse(query.as_deref());
     let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     match agent
@@ -93,6 +96,7 @@ pub async fn autopilot_set_configuration(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    super::acl::current().require(|a| a.operator_write())?;
     let params = Params::parse(query.as_deref());
     let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     let mut config: AutopilotConfig = decode_json(&body)?;
@@ -157,6 +161,7 @@ pub async fn autopilot_health(
     State(agent): State<Arc<Agent>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    super::acl::current().require(|a| a.operator_read())?;
     let params = Params::parse(query.as_deref());
     let dc = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     match agent

@@ -58,6 +58,7 @@ pub async fn create(
         session.node = agent.config().node_name.clone();
     }
     session.normalize().map_err(ApiError::bad_request)?;
+    super::acl::current().require(|a| a.session_write(&session.node))?;
     session.id = new_query_id();
     let id = session.id.clone();
     agent
@@ -77,9 +78,22 @@ pub async fn destroy(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
+    let dc = datacenter(&agent, &params);
+    let acl = super::acl::current();
+    if acl.filters() {
+        // Destroying needs write on the session's node: read it first.
+        let read = Read::SessionInfo { id: id.clone() };
+        if let (_, ReadResult::Sessions(found)) =
+            agent.rpc().read_in(&dc, read, Default::default()).await?
+        {
+            for session in &found {
+                acl.require(|a| a.session_write(&session.node))?;
+            }
+        }
+    }
     agent
         .rpc()
-        .apply_in(&datacenter(&agent, &params), Command::SessionDestroy { id })
+        .apply_in(&dc, Command::SessionDestroy { id })
         .await?;
     json(&true, false)
 }
@@ -143,8 +157,17 @@ async fn read(agent: &Agent, query: Option<&str>, read: Read) -> Result<Response
         .read_in(&datacenter(agent, &params), read, options)
         .await?
     {
-        (meta, ReadResult::Sessions(sessions)) => {
-            Ok(query_json(&meta, encode(&sessions, params.has("pretty"))?))
+        (meta, mut result @ ReadResult::Sessions(_)) => {
+            let acl = super::acl::current();
+            let filtered = acl.filters() && super::acl::filter(&acl.authorizer, &mut result);
+            let ReadResult::Sessions(sessions) = result else {
+                return Err(ApiError::internal("unexpected read result from server"));
+            };
+            let mut response = query_json(&meta, encode(&sessions, params.has("pretty"))?);
+            if filtered {
+                super::acl::mark_filtered(&mut response);
+            }
+            Ok(response)
         }
         _ => Err(ApiError::internal("unexpected read result from server")),
     }

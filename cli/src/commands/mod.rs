@@ -1,5 +1,6 @@
 //! The `shoal` command line: one module per command, this one only dispatches.
 
+mod acl;
 mod catalog;
 mod config;
 mod connect;
@@ -46,6 +47,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Bootstrap ACLs; manage tokens, policies and roles
+    Acl {
+        #[command(subcommand)]
+        command: acl::Command,
+    },
     /// Run a Shoal agent
     Agent(Box<AgentArgs>),
     /// Read the catalog
@@ -138,6 +144,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Members(args) => block_on(members::run(args, http)),
         Command::Monitor(args) => block_on(monitor::run(args, http)),
+        Command::Acl { command } => block_on(acl::run(command, http)).map(success),
         Command::Maint(args) => block_on(maint::run(args, http)).map(success),
         Command::Join(args) => block_on(join::run(args, http)).map(success),
         Command::Keygen => keygen::run().map(success),

@@ -87,8 +87,6 @@ pub struct AclConfig {
     /// `tokens.initial_management`: the leader creates a management token with this
     /// secret once.
     pub initial_management: Secret,
-    /// `tokens.agent`: what the agent's own writes (anti-entropy) carry.
-    pub agent_token: Secret,
     /// `tokens.default`: what requests without a token, and DNS, use.
     pub default_token: Secret,
 }
@@ -101,7 +99,6 @@ impl Default for AclConfig {
             down_policy: DownPolicy::default(),
             token_ttl: std::time::Duration::from_secs(30),
             initial_management: Secret::default(),
-            agent_token: Secret::default(),
             default_token: Secret::default(),
         }
     }

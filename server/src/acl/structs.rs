@@ -60,6 +60,10 @@ pub struct AclToken {
     /// RFC 3339; empty for a token that does not expire.
     #[serde(rename = "ExpirationTime", skip_serializing_if = "String::is_empty")]
     pub expiration_time: String,
+    /// Input only (a Go duration): the agent turns it into `ExpirationTime` when the
+    /// token is created; never stored.
+    #[serde(rename = "ExpirationTTL", skip_serializing)]
+    pub expiration_ttl: String,
     /// RFC 3339, set when the token is created.
     #[serde(rename = "CreateTime")]
     pub create_time: String,

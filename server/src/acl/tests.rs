@@ -214,3 +214,18 @@ fn errors_name_the_rule_and_where_it_is() {
     assert_eq!(err.position.map(|p| p.0), Some(1), "{err}");
     assert_eq!(Rules::parse("").unwrap(), Rules::default());
 }
+
+#[test]
+fn configured_secrets_never_show_in_debug_output() {
+    let config = AclConfig {
+        initial_management: Secret("s3cr3t".into()),
+        default_token: Secret("d3f4ult".into()),
+        ..AclConfig::default()
+    };
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("s3cr3t") && !shown.contains("d3f4ult"),
+        "{shown}"
+    );
+    assert!(shown.contains("<hidden>"));
+}

@@ -101,6 +101,7 @@ impl From<AclTokenRecord> for AclToken {
             node_identities: nodes_back(r.node_identities),
             local: r.local,
             expiration_time: r.expiration_time,
+            expiration_ttl: String::new(),
             create_time: r.create_time,
             create_index: r.create_index,
             modify_index: r.modify_index,

@@ -79,6 +79,7 @@ fn token() -> AclToken {
         node_identities: Vec::new(),
         local: true,
         expiration_time: "2027-01-01T00:00:00Z".into(),
+        expiration_ttl: String::new(),
         create_time: "2026-12-08T02:50:00Z".into(),
         create_index: 0,
         modify_index: 0,
