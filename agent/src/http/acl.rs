@@ -212,6 +212,8 @@ pub fn filter(authorizer: &Authorizer, result: &mut ReadResult) -> bool {
         ReadResult::AclTokens(v) => !a.acl_read() && keep(v, |_| false),
         ReadResult::AclPolicies(v) => !a.acl_read() && keep(v, |_| false),
         ReadResult::AclRoles(v) => !a.acl_read() && keep(v, |_| false),
+        // Checked operation by operation before it is sent (`http/txn.rs`).
+        ReadResult::Txn(_) => false,
         ReadResult::CaRoots(_) | ReadResult::NotModified => false,
     }
 }

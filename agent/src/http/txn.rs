@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shoal_server::kv::{DirEntry, MAX_VALUE_SIZE};
+use shoal_server::acl::Authorizer;
+use shoal_server::kv::{DirEntry, KvOp, MAX_VALUE_SIZE};
 use shoal_server::rpc::{Op, ReadResult, Request, Response as RpcResponse};
 use shoal_server::structs::{Command, HealthCheck, Node, NodeService};
 use shoal_server::txn::{CatalogVerb, KvVerb, TxnError, TxnOp, TxnResponse, MAX_OPS};
@@ -58,6 +59,10 @@ pub async fn apply(
         return answer(&TxnResponse::failed(errors), pretty);
     }
     let ops: Vec<TxnOp> = ops.into_iter().filter_map(|(_, op)| op.ok()).collect();
+    let vetoes = acl_vetoes(&super::acl::current().authorizer, &ops);
+    if !vetoes.is_empty() {
+        return answer(&TxnResponse::failed(vetoes), pretty);
+    }
     let datacenter = requested_datacenter(&agent, params.get("dc").unwrap_or(""));
     if ops.iter().any(TxnOp::is_write) {
         let mut call = Request::new(Op::Apply(Command::Txn(ops)));
@@ -81,6 +86,42 @@ pub async fn apply(
             _ => Err(ApiError::internal("unexpected read result from server")),
         }
     }
+}
+
+/// The operations the request's token may not do, each failed with Consul's "Permission
+/// denied" (Consul's `vetoTxnOps`): the whole transaction is then refused with a 409.
+fn acl_vetoes(a: &Authorizer, ops: &[TxnOp]) -> Vec<TxnError> {
+    ops.iter()
+        .enumerate()
+        .filter(|(_, op)| {
+            let write = op.is_write();
+            !match op {
+                TxnOp::Kv { verb, entry } => match verb {
+                    KvVerb::Write(KvOp::DeleteTree) => a.key_write_prefix(&entry.key),
+                    KvVerb::Write(_) => a.key_write(&entry.key),
+                    KvVerb::GetTree => a.key_list(&entry.key),
+                    _ => a.key_read(&entry.key),
+                },
+                TxnOp::Node { node, .. } if write => a.node_write(&node.node),
+                TxnOp::Node { node, .. } => a.node_read(&node.node),
+                TxnOp::Service { service, .. } if write => a.service_write(&service.service),
+                TxnOp::Service { service, .. } => a.service_read(&service.service),
+                TxnOp::Check { check, .. } if check.service_name.is_empty() => {
+                    if write {
+                        a.node_write(&check.node)
+                    } else {
+                        a.node_read(&check.node)
+                    }
+                }
+                TxnOp::Check { check, .. } if write => a.service_write(&check.service_name),
+                TxnOp::Check { check, .. } => a.service_read(&check.service_name),
+            }
+        })
+        .map(|(op_index, _)| TxnError {
+            op_index,
+            what: "Permission denied".to_string(),
+        })
+        .collect()
 }
 
 /// 200 with the results, or Consul's 409 with the failed operations.

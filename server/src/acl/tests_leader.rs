@@ -36,6 +36,7 @@ async fn the_leader_creates_the_builtins_and_the_initial_management_token_once()
             initial_management: Secret("root-secret".into()),
             ..AclConfig::default()
         },
+        tls: None,
     })
     .await
     .unwrap();
