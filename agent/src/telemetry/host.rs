@@ -245,7 +245,7 @@ fn disk(path: &str) -> Result<Value, String> {
             let (_, mount, fs) = (f.next()?, f.next()?, f.next()?);
             (mount == path).then(|| fs.to_string())
         })
-        .last()
+        .next_back()
         .unwrap_or_default();
     let mut out = Map::new();
     out.insert("path".into(), path.into());
