@@ -109,11 +109,11 @@ fn metrics_count_dns_queries_and_registrations_under_consuls_names() {
         text.contains("consul_shoal_dns_responses{rcode=\"NOERROR\"}"),
         "{text}"
     );
-    assert!(
-        text.contains("consul_memberlist_probeNode_count{network=\"lan\"}")
-            || text.contains("consul_memberlist_udp_received{network=\"lan\"}"),
-        "{text}"
-    );
+    let received = text
+        .lines()
+        .find_map(|l| l.strip_prefix("consul_memberlist_udp_received{network=\"lan\"} "))
+        .unwrap_or_else(|| panic!("no LAN gossip bytes in {text}"));
+    assert!(received.parse::<f64>().is_ok(), "{received}");
 }
 
 #[test]
@@ -149,4 +149,31 @@ fn prometheus_needs_a_retention_time_and_the_prefix_and_hostname_settings_apply(
         "{text}"
     );
     assert!(!text.contains("consul_"), "{text}");
+}
+
+#[test]
+fn host_reports_this_machine_in_consuls_shape() {
+    let agent = AgentProc::start(&["-dev"]);
+    let r = agent.get("/v1/agent/host");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let host = r.json();
+    assert_eq!(host["Errors"], Value::Null, "{host}");
+    assert!(host["Memory"]["total"].as_u64().unwrap() > 0, "{host}");
+    assert!(host["Memory"]["usedPercent"].as_f64().is_some());
+    let cpus = host["CPU"].as_array().unwrap();
+    let online = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        cpus.len() >= online,
+        "{} CPUs listed, {online} online",
+        cpus.len()
+    );
+    assert!(cpus[0].get("modelName").is_some());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(host["Host"]["hostname"], hostname.trim());
+    assert_eq!(host["Host"]["os"], "linux");
+    assert!(host["Host"]["bootTime"].as_u64().unwrap() > 1_500_000_000);
+    assert_eq!(host["Disk"]["path"], "/");
+    assert!(host["Disk"]["total"].as_u64().unwrap() > 0);
+    let nanos = host["CollectionTime"].as_i64().unwrap();
+    assert!(nanos > 1_700_000_000_000_000_000, "{nanos}");
 }

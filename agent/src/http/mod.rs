@@ -72,6 +72,7 @@ pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
     Router::new()
         .route("/v1/agent/metrics", get(telemetry::metrics))
         .route("/v1/agent/monitor", get(monitor::monitor))
+        .route("/v1/agent/host", get(telemetry::host))
         .route("/v1/agent/services", get(agent_api::services))
         .route("/v1/agent/service/{id}", get(agent_api::service))
         .route(

@@ -1,4 +1,4 @@
-//! `GET /v1/agent/metrics` (see [`crate::telemetry`]).
+//! `GET /v1/agent/metrics` and `GET /v1/agent/host` (see [`crate::telemetry`]).
 
 use std::sync::Arc;
 
@@ -32,4 +32,13 @@ pub async fn metrics(
         return Ok(([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response());
     }
     json(&telemetry.json(), params.has("pretty"))
+}
+
+/// Consul's `debug.HostInfo` of this machine.
+pub async fn host(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let info = tokio::task::spawn_blocking(crate::telemetry::host::host_info)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading host information: {e}")))?;
+    json(&info, params.has("pretty"))
 }

@@ -15,6 +15,7 @@
 //! retention (Consul answers 415 otherwise; `-dev` does not turn it on, as in Consul).
 
 mod collect;
+pub mod host;
 mod json;
 mod prometheus;
 pub mod runtime;

@@ -190,3 +190,80 @@ fn the_operations_doc_lists_every_metric() {
         .collect();
     assert_eq!(emitted, documented);
 }
+
+#[test]
+fn meminfo_becomes_gopsutils_virtual_memory_in_bytes() {
+    let meminfo = "MemTotal:       16000000 kB\nMemFree:         2000000 kB\n\
+                   MemAvailable:    9000000 kB\nBuffers:          500000 kB\n\
+                   Cached:          4000000 kB\nSReclaimable:     500000 kB\n\
+                   HugePages_Total:       4\n";
+    let m = host::memory(meminfo);
+    assert_eq!(m["total"], 16_000_000u64 * 1024);
+    assert_eq!(m["available"], 9_000_000u64 * 1024);
+    assert_eq!(m["free"], 2_000_000u64 * 1024);
+    assert_eq!(m["cached"], 4_500_000u64 * 1024);
+    assert_eq!(m["used"], 9_000_000u64 * 1024);
+    assert_eq!(m["usedPercent"], 56.25);
+    assert_eq!(m["hugePagesTotal"], 4, "a count, not kB");
+}
+
+#[test]
+fn cpuinfo_becomes_one_info_stat_per_processor() {
+    let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n\
+                   model\t\t: 85\nmodel name\t: Xeon\nstepping\t: 7\ncpu MHz\t\t: 2500.000\n\
+                   cache size\t: 36608 KB\nphysical id\t: 0\ncore id\t\t: 0\ncpu cores\t: 2\n\
+                   flags\t\t: fpu vme sse\nmicrocode\t: 0x1\n\n\
+                   processor\t: 1\nvendor_id\t: GenuineIntel\n\n";
+    let cpus = host::cpus(cpuinfo);
+    let cpus = cpus.as_array().unwrap();
+    assert_eq!(cpus.len(), 2);
+    assert_eq!(cpus[0]["cpu"], 0);
+    assert_eq!(cpus[0]["vendorId"], "GenuineIntel");
+    assert_eq!(cpus[0]["family"], "6");
+    assert_eq!(cpus[0]["stepping"], 7);
+    assert_eq!(cpus[0]["mhz"], 2500.0);
+    assert_eq!(cpus[0]["cacheSize"], 36608);
+    assert_eq!(cpus[0]["cores"], 2);
+    assert_eq!(cpus[0]["flags"], serde_json::json!(["fpu", "vme", "sse"]));
+    assert_eq!(cpus[1]["cpu"], 1);
+}
+
+#[test]
+fn os_release_values_lose_their_quotes() {
+    let fields = host::os_release_fields("ID=debian\nVERSION_ID=\"12\"\nID_LIKE=\"rhel fedora\"\n");
+    assert_eq!(fields["ID"], "debian");
+    assert_eq!(fields["VERSION_ID"], "12");
+    assert_eq!(fields["ID_LIKE"], "rhel fedora");
+}
+
+/// docs/grafana-dashboard.json queries only metrics Shoal emits (with
+/// `disable_hostname`, as the docs ask for).
+#[test]
+fn the_dashboard_queries_only_emitted_metrics() {
+    let doc = include_str!("../../../docs/operations.md");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/grafana-dashboard.json")).unwrap();
+    let row =
+        regex::Regex::new(r"(?m)^\| `([a-z_]+(?:\.[A-Za-z_]+)+)` \| (gauge|counter|timer) \|")
+            .unwrap();
+    let emitted: std::collections::BTreeSet<String> = row
+        .captures_iter(doc)
+        .map(|c| format!("consul_{}", c[1].replace('.', "_")))
+        .collect();
+    let name = regex::Regex::new(r"consul_[A-Za-z_]+").unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for found in name.find_iter(expr) {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| found.as_str().strip_suffix(suffix))
+                    .unwrap_or(found.as_str());
+                assert!(emitted.contains(base), "{base} in {expr:?} is not emitted");
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried > 15);
+}

@@ -4,6 +4,7 @@ mod acl;
 mod catalog;
 mod config;
 mod connect;
+mod debug;
 mod force_leave;
 mod intention;
 mod join;
@@ -69,6 +70,8 @@ enum Command {
         #[command(subcommand)]
         command: connect::Command,
     },
+    /// Capture metrics, logs and host information from an agent into an archive
+    Debug(debug::Args),
     /// Force a member of the cluster to enter the "left" state
     ForceLeave(force_leave::Args),
     /// Tell the agent to join a cluster
@@ -143,6 +146,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members(args) => block_on(members::run(args, http)),
+        Command::Debug(args) => block_on(debug::run(args, http)).map(success),
         Command::Monitor(args) => block_on(monitor::run(args, http)),
         Command::Acl { command } => block_on(acl::run(command, http)).map(success),
         Command::Maint(args) => block_on(maint::run(args, http)).map(success),
