@@ -157,6 +157,10 @@ pub enum Read {
     NodeSessions {
         node: String,
     },
+    /// Every service instance with its checks and its node's checks, ordered by service
+    /// name then node (protocol 6): what the web UI's service list
+    /// (`/v1/internal/ui/services`) summarizes, in one read instead of one per service.
+    ServiceDump,
 }
 
 /// The result of a [`Read`].

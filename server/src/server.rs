@@ -502,6 +502,8 @@ fn watch_of(read: &Read) -> Watch {
             Watch::Prefix(Topic::Kv(prefix.clone()))
         }
         Read::KvGet { key } => Watch::Exact(Topic::Kv(key.clone())),
+        // Every service's topic: each also moves with its instances' checks and nodes.
+        Read::ServiceDump => Watch::Prefix(Topic::Service(String::new())),
         other => Watch::Exact(topic_of(other)),
     }
 }
@@ -526,6 +528,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::PreparedQuery { .. } | Read::PreparedQueries => Topic::PreparedQueries,
         Read::KvGet { .. } | Read::KvList { .. } | Read::KvKeys { .. } => Topic::Kvs,
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => Topic::Sessions,
+        Read::ServiceDump => Topic::Services,
     }
 }
 
@@ -576,6 +579,7 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         Read::SessionInfo { id } => ReadResult::Sessions(tables.session(id).into_iter().collect()),
         Read::Sessions => ReadResult::Sessions(tables.sessions()),
         Read::NodeSessions { node } => ReadResult::Sessions(tables.node_sessions(node)),
+        Read::ServiceDump => ReadResult::CheckServiceNodes(tables.service_dump()),
         Read::CatalogConnectServiceNodes {
             service,
             tags,

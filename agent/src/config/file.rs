@@ -67,6 +67,14 @@ pub struct FileLimits {
     pub http_max_conns_per_client: Option<i64>,
 }
 
+/// The `ui_config {}` block's keys Shoal acts on.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUiConfig {
+    pub enabled: Option<bool>,
+    pub content_path: Option<String>,
+}
+
 /// The `dns_config {}` block.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +186,9 @@ pub struct FileConfig {
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
+    /// Consul's older spelling of `ui_config { enabled }`.
+    pub ui: Option<bool>,
+    pub ui_config: Option<FileUiConfig>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

@@ -171,14 +171,14 @@ mod tests {
                 "ports.grpc",
                 "telemetry.disable_hostname",
                 "telemetry.prometheus_retention_time",
-                "ui_config.enabled",
                 "ui_config.metrics_proxy.add_headers.name",
                 "ui_config.metrics_proxy.add_headers.value",
             ]
         );
         assert_eq!(
             doc,
-            json!({"node_name": "n1", "ports": {"http": 8500}, "performance": {"raft_multiplier": 1}})
+            json!({"node_name": "n1", "ports": {"http": 8500}, "performance": {"raft_multiplier": 1},
+                   "ui_config": {"enabled": true}})
         );
     }
 

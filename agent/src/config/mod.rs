@@ -59,6 +59,8 @@ pub struct Flags {
     pub retry_max_wan: Option<u32>,
     /// `-encrypt`: the gossip key that seeds an empty keyring.
     pub encrypt: Option<String>,
+    /// `-ui`: serve the web UI.
+    pub ui: bool,
 }
 
 /// Listener ports; `None` disables the listener (`-1` in Consul's config).
@@ -176,6 +178,16 @@ pub struct Config {
     /// encryption out to a running cluster.
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
+    /// `ui_config { enabled, content_path }` (`-ui`, `ui`; on with `-dev`).
+    pub ui: UiConfig,
+}
+
+/// Whether and where the HTTP listener serves the web UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiConfig {
+    pub enabled: bool,
+    /// The UI's URL prefix, with a slash at both ends (Consul's default `/ui/`).
+    pub content_path: String,
 }
 
 impl Config {
@@ -270,8 +282,12 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         raft_snapshot_threshold, raft_trailing_logs, leave_on_terminate, skip_leave_on_interrupt,
         rejoin_after_leave, disable_update_check, check_update_interval, advertise_addr_wan,
         retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy, encrypt,
-        encrypt_verify_incoming, encrypt_verify_outgoing
+        encrypt_verify_incoming, encrypt_verify_outgoing, ui
     );
+    if let Some(ui) = from.ui_config {
+        let target = into.ui_config.get_or_insert_with(Default::default);
+        take!(target, ui; enabled, content_path);
+    }
     if let Some(addresses) = from.addresses {
         let target = into.addresses.get_or_insert_with(Default::default);
         take!(target, addresses; dns, http);
@@ -686,6 +702,25 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         encrypt,
         encrypt_verify_incoming: file.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: file.encrypt_verify_outgoing.unwrap_or(true),
+        ui: ui_config(flags, &file)?,
+    })
+}
+
+/// The UI is on with `-ui`, `-dev`, `ui_config { enabled }` or the older `ui`, as in
+/// Consul; its path gets the slashes Consul adds, and may not hide the API.
+fn ui_config(flags: &Flags, file: &FileConfig) -> Result<UiConfig, ConfigError> {
+    let block = file.ui_config.clone().unwrap_or_default();
+    let enabled = flags.ui || flags.dev || block.enabled.or(file.ui).unwrap_or(false);
+    let path = block.content_path.unwrap_or_else(|| "/ui/".into());
+    let content_path = format!("/{}/", path.trim_matches('/'));
+    if content_path == "//" || content_path.starts_with("/v1/") {
+        return Err(ConfigError::Invalid(format!(
+            "ui_config.content_path: {path:?} would hide the HTTP API; use a path like /ui/"
+        )));
+    }
+    Ok(UiConfig {
+        enabled,
+        content_path,
     })
 }
 
@@ -1125,6 +1160,7 @@ mod tests {
                 Some("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=")
             );
             assert!(config.encrypt_verify_incoming && config.encrypt_verify_outgoing);
+            assert!(config.ui.enabled, "{name}");
             assert_eq!(
                 config.not_acted_on,
                 [
@@ -1136,7 +1172,6 @@ mod tests {
                     "telemetry.disable_hostname",
                     "telemetry.prometheus_retention_time",
                     "tls.defaults.verify_incoming",
-                    "ui_config.enabled",
                 ],
                 "{name}"
             );
@@ -1176,7 +1211,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("b.json"),
-            r#"{"telemetry": {"disable_hostname": false}, "ui": true}"#,
+            r#"{"telemetry": {"disable_hostname": false}, "ui_dir": "/srv/ui"}"#,
         )
         .unwrap();
         let config = load(&Flags {
@@ -1185,13 +1220,46 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(config.not_acted_on, ["telemetry.disable_hostname", "ui"]);
+        assert_eq!(
+            config.not_acted_on,
+            ["telemetry.disable_hostname", "ui_dir"]
+        );
         let plain = load(&Flags {
             dev: true,
             ..Default::default()
         })
         .unwrap();
         assert!(plain.not_acted_on.is_empty());
+    }
+
+    #[test]
+    fn the_ui_is_on_in_dev_or_when_enabled_and_its_path_gets_slashes() {
+        let load_as = |dev: bool, text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("u.hcl");
+            std::fs::write(&path, text).unwrap();
+            load(&Flags {
+                dev,
+                config_files: vec![path],
+                ..Default::default()
+            })
+        };
+        let dev = load_as(true, "").unwrap();
+        assert!(dev.ui.enabled);
+        assert_eq!(dev.ui.content_path, "/ui/");
+        let off = load_as(false, "data_dir = \"/tmp/shoal-ui-off\"").unwrap();
+        assert!(!off.ui.enabled);
+        let on = load_as(
+            false,
+            "data_dir = \"/tmp/shoal-ui-on\"\nui_config {\n enabled = true\n content_path = \"dash\"\n}",
+        )
+        .unwrap();
+        assert!(on.ui.enabled);
+        assert_eq!(on.ui.content_path, "/dash/");
+        let legacy = load_as(false, "data_dir = \"/tmp/shoal-ui-legacy\"\nui = true").unwrap();
+        assert!(legacy.ui.enabled);
+        let err = load_as(true, "ui_config { content_path = \"/v1/x\" }").unwrap_err();
+        assert!(err.to_string().contains("ui_config.content_path"), "{err}");
     }
 
     #[test]

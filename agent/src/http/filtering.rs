@@ -54,6 +54,7 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => {
             refuse(params, "sessions").map(|()| None)
         }
+        Read::ServiceDump => refuse(params, "the service summaries").map(|()| None),
     }
 }
 

@@ -56,6 +56,7 @@ impl FromRef<HttpState> for Arc<Agent> {
 pub use request::decode_json;
 
 pub fn router(agent: Arc<Agent>) -> Router {
+    let ui = crate::ui::routes(&agent.config().ui);
     Router::new()
         .route("/v1/agent/services", get(agent_api::services))
         .route("/v1/agent/service/{id}", get(agent_api::service))
@@ -111,6 +112,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/health/node/{node}", get(catalog::health_node))
         .route("/v1/health/state/{state}", get(catalog::health_state))
+        .route("/v1/internal/ui/services", get(catalog::ui_services))
         .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
         .route("/v1/coordinate/nodes", get(coordinate::nodes))
         .route("/v1/coordinate/node/{node}", get(coordinate::node))
@@ -193,6 +195,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/agent/connect/ca/leaf/{service}",
             get(connect::agent_leaf),
         )
+        .merge(ui)
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

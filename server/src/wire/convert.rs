@@ -794,6 +794,7 @@ impl From<&Read> for ReadRecord {
             Read::SessionInfo { id } => ReadRecord::SessionInfo { id },
             Read::Sessions => ReadRecord::Sessions,
             Read::NodeSessions { node } => ReadRecord::NodeSessions { node },
+            Read::ServiceDump => ReadRecord::ServiceDump,
         }
     }
 }
@@ -865,6 +866,7 @@ impl From<ReadRecord> for Read {
             ReadRecord::SessionInfo { id } => Read::SessionInfo { id },
             ReadRecord::Sessions => Read::Sessions,
             ReadRecord::NodeSessions { node } => Read::NodeSessions { node },
+            ReadRecord::ServiceDump => Read::ServiceDump,
         }
     }
 }

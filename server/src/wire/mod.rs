@@ -2,7 +2,7 @@
 //!
 //! Everything here is versioned, and only this module knows the encodings:
 //!
-//! | what | protocols 2 to 5 (this release speaks 5) | protocol 1 (78bff10 and before) |
+//! | what | protocols 2 to 6 (this release speaks 6) | protocol 1 (78bff10 and before) |
 //! |---|---|---|
 //! | Raft command | [`command::EncodedCommand`]: add-only type number + MessagePack record | bincode of `structs::Command` |
 //! | snapshot | [`snapshot`]: magic, format version, then (table number, MessagePack rows) | bincode of the tables |
@@ -46,6 +46,8 @@ mod tests_queries;
 mod tests_sessions;
 #[cfg(test)]
 mod tests_sidecar;
+#[cfg(test)]
+mod tests_ui;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -53,7 +55,7 @@ use serde::Serialize;
 pub use convert::{reply_from_record, reply_to_record};
 
 /// The server-port protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The oldest protocol it still accepts, so a cluster can be upgraded one server at a time.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

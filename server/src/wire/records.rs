@@ -382,6 +382,8 @@ pub enum ReadRecord {
     NodeSessions {
         node: String,
     },
+    /// Protocol 6: every instance with its checks, for the web UI.
+    ServiceDump,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1015,6 +1015,7 @@ impl TryFrom<&rpc::Read> for v1::Read {
             R::KvGet { .. } | R::KvList { .. } | R::KvKeys { .. } => {
                 return Err(not_in_v1("KV reads"))
             }
+            R::ServiceDump => return Err(not_in_v1("the service dump")),
         })
     }
 }
