@@ -261,7 +261,7 @@ fn the_ui_shows_services_nodes_and_servers_and_updates_live() {
     browser.goto(&agent.url("/ui/dc1/services"));
     browser.wait_for(
         "the list",
-        &format!("return !!document.querySelector('main a[href=\"/ui/dc1/services/web\"]')"),
+        "return !!document.querySelector('main a[href=\"/ui/dc1/services/web\"]')",
     );
     browser.eval("document.querySelector('main a[href=\"/ui/dc1/services/web\"]').click()");
     let text = browser.wait_for(
