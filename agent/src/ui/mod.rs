@@ -9,6 +9,7 @@
 
 pub mod summary;
 
+use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,14 +24,15 @@ const APP_CSS: &str = include_str!("../../ui/app.css");
 /// One file as served: its bytes, type and validator.
 #[derive(Clone)]
 struct Asset {
-    body: &'static str,
+    body: Bytes,
     content_type: &'static str,
     etag: HeaderValue,
 }
 
 impl Asset {
-    fn new(body: &'static str, content_type: &'static str) -> Asset {
-        let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    fn new(body: impl Into<Bytes>, content_type: &'static str) -> Asset {
+        let body = body.into();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &body);
         let hex: String = digest.as_ref()[..12]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -60,7 +62,7 @@ impl Asset {
             header::CONTENT_TYPE,
             HeaderValue::from_static(self.content_type),
         );
-        (StatusCode::OK, headers, [content_type], self.body).into_response()
+        (StatusCode::OK, headers, [content_type], self.body.clone()).into_response()
     }
 }
 
@@ -72,9 +74,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(config: &UiConfig) -> Router<S> 
     }
     let path = config.content_path.clone();
     // The page's `<base>` makes its relative asset and link URLs work under any path.
-    let index_html: &'static str =
-        Box::leak(INDEX.replace("{{CONTENT_PATH}}", &path).into_boxed_str());
-    let index = Asset::new(index_html, "text/html; charset=utf-8");
+    let index = Asset::new(
+        INDEX.replace("{{CONTENT_PATH}}", &path),
+        "text/html; charset=utf-8",
+    );
     let js = Asset::new(APP_JS, "text/javascript; charset=utf-8");
     let css = Asset::new(APP_CSS, "text/css; charset=utf-8");
     let page = move |headers: HeaderMap| {
