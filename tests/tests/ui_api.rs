@@ -1,7 +1,7 @@
 //! The web UI's HTTP side on real agents: `/v1/internal/ui/services` sums each service's
 //! instances and checks and wakes a blocking query when a check changes; `/ui/` serves the
-//! page and its assets (with validators) on a `-dev` agent, redirects `/` there, and is a
-//! 404 on an agent without `-ui`.
+//! page and its assets (with validators) on a `-dev` agent, redirects `/` there, moves
+//! with `ui_config { content_path }`, and is a 404 on an agent without `-ui`.
 
 use std::time::Duration;
 
@@ -136,4 +136,25 @@ fn the_ui_is_served_in_dev_and_absent_without_ui() {
     assert_eq!(plain.get("/").status, 404);
     let with_ui = AgentProc::start(&["-ui"]);
     assert_eq!(with_ui.get("/ui/").status, 200);
+
+    // `ui_config { content_path }` moves the UI, its redirect and its page's base.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ui.hcl");
+    std::fs::write(
+        &file,
+        "ui_config {\n  enabled = true\n  content_path = \"dash\"\n}\n",
+    )
+    .unwrap();
+    let moved = AgentProc::start(&["-config-file", file.to_str().unwrap()]);
+    let page = moved.get("/dash/dc1/services");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"<base href="/dash/">"#),
+        "{}",
+        page.body
+    );
+    assert_eq!(moved.get("/dash/assets/app.js").status, 200);
+    assert_eq!(moved.get("/ui/").status, 404);
+    let root = no_redirects.get(moved.url("/")).send().unwrap();
+    assert_eq!(root.headers()["location"], "/dash/");
 }
