@@ -2,7 +2,8 @@
 //!
 //! [`agent::Agent`] holds the node's own registrations ([`local`]), runs their [`checks`],
 //! keeps the catalog in line with them ([`sync`]), and reaches the servers through
-//! [`client`] (in-process in server mode). [`http`] and [`dns`] are the ways in;
+//! [`client`] (in-process in server mode). [`http`] and [`dns`] are the ways in, and
+//! [`ui`] the web UI the HTTP listener serves;
 //! [`serve::run`] wires it all together for `shoal agent`.
 
 pub mod acl;
@@ -29,4 +30,5 @@ mod server_members;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;
 mod wan_address;

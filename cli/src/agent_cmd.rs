@@ -71,6 +71,9 @@ pub struct AgentArgs {
     /// Allow script checks from anywhere, the HTTP API included.
     #[arg(long = "enable-script-checks")]
     pub enable_script_checks: bool,
+    /// Serve the web UI at /ui/ (on with -dev).
+    #[arg(long)]
+    pub ui: bool,
     /// DNS domain (default consul).
     #[arg(long)]
     pub domain: Option<String>,
@@ -138,6 +141,7 @@ impl AgentArgs {
             log_json: self.log_json,
             enable_local_script_checks: self.enable_local_script_checks,
             enable_script_checks: self.enable_script_checks,
+            ui: self.ui,
             domain: self.domain,
             alt_domain: self.alt_domain,
             recursors: self.recursor,

@@ -175,6 +175,10 @@ pub enum Read {
     /// A transaction of reads only (`PUT /v1/txn` without a write), answered from the
     /// state with no Raft write.
     Txn(Vec<TxnOp>),
+    /// Every service instance with its checks and its node's checks, ordered by service
+    /// name then node (protocol 6): what the web UI's service list
+    /// (`/v1/internal/ui/services`) summarizes, in one read instead of one per service.
+    ServiceDump,
 }
 
 /// The result of a [`Read`].

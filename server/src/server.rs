@@ -604,6 +604,8 @@ fn watch_of(read: &Read) -> Watch {
             Watch::Prefix(Topic::Kv(prefix.clone()))
         }
         Read::KvGet { key } => Watch::Exact(Topic::Kv(key.clone())),
+        // Every service's topic: each also moves with its instances' checks and nodes.
+        Read::ServiceDump => Watch::Prefix(Topic::Service(String::new())),
         other => Watch::Exact(topic_of(other)),
     }
 }
@@ -630,6 +632,7 @@ fn topic_of(read: &Read) -> Topic {
         Read::SessionInfo { .. } | Read::Sessions | Read::NodeSessions { .. } => Topic::Sessions,
         Read::AclTokens { .. } | Read::AclPolicies { .. } | Read::AclRoles { .. } => Topic::Acl,
         Read::Txn(_) => Topic::Kvs,
+        Read::ServiceDump => Topic::Services,
     }
 }
 
@@ -684,6 +687,7 @@ fn execute(tables: &Tables, read: &Read) -> ReadResult {
         Read::AclPolicies { lookup } => ReadResult::AclPolicies(tables.acl_policies(lookup)),
         Read::AclRoles { lookup } => ReadResult::AclRoles(tables.acl_roles(lookup)),
         Read::Txn(ops) => ReadResult::Txn(tables.read_txn(ops)),
+        Read::ServiceDump => ReadResult::CheckServiceNodes(tables.service_dump()),
         Read::CatalogConnectServiceNodes {
             service,
             tags,

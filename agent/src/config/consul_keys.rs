@@ -517,9 +517,9 @@ const TLS_PROTOCOL: &[Key] = &[
 ];
 
 const UI_CONFIG: &[Key] = &[
-    later_because("enabled", Bool, "Shoal has no web UI"),
-    later("dir", Str),
-    later("content_path", Str),
+    acted("enabled", Bool, "on with `-ui` and `-dev`"),
+    later_because("dir", Str, "the UI is always the one built into the binary"),
+    acted("content_path", Str, ""),
     later("metrics_provider", Str),
     later("metrics_provider_files", Strings),
     later("metrics_provider_options_json", Str),
@@ -715,8 +715,8 @@ pub const CONSUL_KEYS: &[Key] = &[
         Bool,
         "node addresses only; a service's own address is kept",
     ),
-    later_because("ui", Bool, "Shoal has no web UI"),
-    later("ui_config", Block(UI_CONFIG)),
+    acted("ui", Bool, "as `ui_config { enabled }`"),
+    acted("ui_config", Block(UI_CONFIG), ""),
     later("ui_content_path", Str),
     later("ui_dir", Str),
     later(

@@ -70,6 +70,14 @@ pub struct FileLimits {
     pub http_max_conns_per_client: Option<i64>,
 }
 
+/// The `ui_config {}` block's keys Shoal acts on.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUiConfig {
+    pub enabled: Option<bool>,
+    pub content_path: Option<String>,
+}
+
 /// The `dns_config {}` block.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +213,9 @@ pub struct FileConfig {
     pub verify_incoming_rpc: Option<bool>,
     pub verify_outgoing: Option<bool>,
     pub verify_server_hostname: Option<bool>,
+    /// Consul's older spelling of `ui_config { enabled }`.
+    pub ui: Option<bool>,
+    pub ui_config: Option<FileUiConfig>,
     /// Service and check blocks are read separately (their keys are case-insensitive).
     #[serde(skip)]
     pub services: Vec<ServiceDefinition>,

@@ -170,7 +170,6 @@ mod tests {
                 "performance.leave_drain_time",
                 "ports.grpc",
                 "telemetry.statsd_address",
-                "ui_config.enabled",
                 "ui_config.metrics_proxy.add_headers.name",
                 "ui_config.metrics_proxy.add_headers.value",
             ]
@@ -182,7 +181,8 @@ mod tests {
                 "ports": {"http": 8500},
                 "performance": {"raft_multiplier": 1},
                 "acl": {"tokens": {}},
-                "telemetry": {"disable_hostname": true}
+                "telemetry": {"disable_hostname": true},
+                "ui_config": {"enabled": true}
             })
         );
     }

@@ -62,6 +62,8 @@ pub struct Flags {
     pub retry_max_wan: Option<u32>,
     /// `-encrypt`: the gossip key that seeds an empty keyring.
     pub encrypt: Option<String>,
+    /// `-ui`: serve the web UI.
+    pub ui: bool,
 }
 
 /// Listener ports; `None` disables the listener (`-1` in Consul's config).
@@ -194,6 +196,16 @@ pub struct Config {
     /// `tls {}` and the deprecated top-level TLS keys, resolved; the files they name
     /// were readable and usable when this config was built.
     pub tls: crate::tls::TlsConfig,
+    /// `ui_config { enabled, content_path }` (`-ui`, `ui`; on with `-dev`).
+    pub ui: UiConfig,
+}
+
+/// Whether and where the HTTP listener serves the web UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiConfig {
+    pub enabled: bool,
+    /// The UI's URL prefix, with a slash at both ends (Consul's default `/ui/`).
+    pub content_path: String,
 }
 
 impl Config {
@@ -296,7 +308,7 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
         retry_interval_wan, retry_max_wan, translate_wan_addrs, default_intention_policy, encrypt,
         encrypt_verify_incoming, encrypt_verify_outgoing, ca_file, ca_path, cert_file, key_file,
         tls_min_version, tls_cipher_suites, verify_incoming, verify_incoming_https,
-        verify_incoming_rpc, verify_outgoing, verify_server_hostname
+        verify_incoming_rpc, verify_outgoing, verify_server_hostname, ui
     );
     if let Some(tls) = from.tls {
         let target = into.tls.get_or_insert_with(Default::default);
@@ -313,6 +325,10 @@ fn merge(into: &mut FileConfig, from: FileConfig) {
                 );
             }
         }
+    }
+    if let Some(ui) = from.ui_config {
+        let target = into.ui_config.get_or_insert_with(Default::default);
+        take!(target, ui; enabled, content_path);
     }
     if let Some(addresses) = from.addresses {
         let target = into.addresses.get_or_insert_with(Default::default);
@@ -755,6 +771,25 @@ fn build(flags: &Flags, file: FileConfig) -> Result<Config, ConfigError> {
         encrypt_verify_incoming: file.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: file.encrypt_verify_outgoing.unwrap_or(true),
         tls,
+        ui: ui_config(flags, &file)?,
+    })
+}
+
+/// The UI is on with `-ui`, `-dev`, `ui_config { enabled }` or the older `ui`, as in
+/// Consul; its path gets the slashes Consul adds, and may not hide the API.
+fn ui_config(flags: &Flags, file: &FileConfig) -> Result<UiConfig, ConfigError> {
+    let block = file.ui_config.clone().unwrap_or_default();
+    let enabled = flags.ui || flags.dev || block.enabled.or(file.ui).unwrap_or(false);
+    let path = block.content_path.unwrap_or_else(|| "/ui/".into());
+    let content_path = format!("/{}/", path.trim_matches('/'));
+    if content_path == "//" || content_path.starts_with("/v1/") {
+        return Err(ConfigError::Invalid(format!(
+            "ui_config.content_path: {path:?} would hide the HTTP API; use a path like /ui/"
+        )));
+    }
+    Ok(UiConfig {
+        enabled,
+        content_path,
     })
 }
 
@@ -1246,9 +1281,10 @@ mod tests {
             );
             // With ACLs on and deny, intentions default to deny too.
             assert_eq!(config.default_intention_policy, DefaultPolicy::Deny);
+            assert!(config.ui.enabled, "{name}");
             assert_eq!(
                 config.not_acted_on,
-                ["acl.tokens.agent", "ports.grpc", "ui_config.enabled"],
+                ["acl.tokens.agent", "ports.grpc"],
                 "{name}"
             );
         }
@@ -1335,7 +1371,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("b.json"),
-            r#"{"telemetry": {"filter_default": false}, "ui": true}"#,
+            r#"{"telemetry": {"filter_default": false}, "ui_dir": "/srv/ui"}"#,
         )
         .unwrap();
         let config = load(&Flags {
@@ -1344,13 +1380,43 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(config.not_acted_on, ["telemetry.filter_default", "ui"]);
+        assert_eq!(config.not_acted_on, ["telemetry.filter_default", "ui_dir"]);
         let plain = load(&Flags {
             dev: true,
             ..Default::default()
         })
         .unwrap();
         assert!(plain.not_acted_on.is_empty());
+    }
+
+    #[test]
+    fn the_ui_is_on_in_dev_or_when_enabled_and_its_path_gets_slashes() {
+        let load_as = |dev: bool, text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("u.hcl");
+            std::fs::write(&path, text).unwrap();
+            load(&Flags {
+                dev,
+                config_files: vec![path],
+                ..Default::default()
+            })
+        };
+        let dev = load_as(true, "").unwrap();
+        assert!(dev.ui.enabled);
+        assert_eq!(dev.ui.content_path, "/ui/");
+        let off = load_as(false, "data_dir = \"/tmp/shoal-ui-off\"").unwrap();
+        assert!(!off.ui.enabled);
+        let on = load_as(
+            false,
+            "data_dir = \"/tmp/shoal-ui-on\"\nui_config {\n enabled = true\n content_path = \"dash\"\n}",
+        )
+        .unwrap();
+        assert!(on.ui.enabled);
+        assert_eq!(on.ui.content_path, "/dash/");
+        let legacy = load_as(false, "data_dir = \"/tmp/shoal-ui-legacy\"\nui = true").unwrap();
+        assert!(legacy.ui.enabled);
+        let err = load_as(true, "ui_config { content_path = \"/v1/x\" }").unwrap_err();
+        assert!(err.to_string().contains("ui_config.content_path"), "{err}");
     }
 
     #[test]

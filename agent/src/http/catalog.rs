@@ -36,6 +36,8 @@ enum Shape {
     /// A node's services as a list, `/v1/catalog/node-services/:node`'s
     /// `{"Node": …, "Services": [...]}` (`Node` null and `Services` empty for no node).
     NodeServiceList,
+    /// `/v1/internal/ui/services`: a service dump summed per service.
+    UiServices,
 }
 
 async fn reply_as(
@@ -126,6 +128,9 @@ async fn reply_as(
                         "Services": services,
                     });
                     encode(&list, pretty)?
+                }
+                (Shape::UiServices, ReadResult::CheckServiceNodes(dump)) => {
+                    encode(&crate::ui::summary::summarize(dump, &datacenter), pretty)?
                 }
                 _ => render(&result, pretty)?,
             };
@@ -327,6 +332,16 @@ pub async fn node_service_list(
     let params = Params::parse(q.as_deref());
     let read = Read::CatalogNodeServices { node };
     reply_as(&http, &params, read, Shape::NodeServiceList).await
+}
+
+/// `GET /v1/internal/ui/services`: one summary per service, for the web UI; blocking
+/// like the catalog's reads.
+pub async fn ui_services(
+    State(http): State<HttpState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    reply_as(&http, &params, Read::ServiceDump, Shape::UiServices).await
 }
 
 /// `/v1/catalog/connect/:service`: the proxies whose destination is the service, and

@@ -58,6 +58,7 @@ pub fn for_read(read: &Read, params: &Params) -> Result<Option<Filter>, ApiError
             refuse(params, "ACL objects").map(|()| None)
         }
         Read::Txn(_) => refuse(params, "transactions").map(|()| None),
+        Read::ServiceDump => refuse(params, "the service summaries").map(|()| None),
     }
 }
 

@@ -69,6 +69,7 @@ impl FromRef<HttpState> for Arc<Agent> {
 pub use request::decode_json;
 
 pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
+    let ui = crate::ui::routes(&agent.config().ui);
     Router::new()
         .route("/v1/agent/metrics", get(telemetry::metrics))
         .route("/v1/agent/monitor", get(monitor::monitor))
@@ -127,6 +128,7 @@ pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
         )
         .route("/v1/health/node/{node}", get(catalog::health_node))
         .route("/v1/health/state/{state}", get(catalog::health_state))
+        .route("/v1/internal/ui/services", get(catalog::ui_services))
         .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
         .route("/v1/coordinate/nodes", get(coordinate::nodes))
         .route("/v1/coordinate/node/{node}", get(coordinate::node))
@@ -242,6 +244,7 @@ pub fn router(agent: Arc<Agent>, telemetry: Arc<Telemetry>) -> Router {
             "/v1/agent/connect/ca/leaf/{service}",
             get(connect::agent_leaf),
         )
+        .merge(ui)
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

@@ -805,6 +805,7 @@ impl From<&Read> for ReadRecord {
                 lookup: (&lookup).into(),
             },
             Read::Txn(ops) => ReadRecord::Txn(ops.iter().map(Into::into).collect()),
+            Read::ServiceDump => ReadRecord::ServiceDump,
         }
     }
 }
@@ -894,6 +895,7 @@ impl TryFrom<ReadRecord> for Read {
                     .map(TryInto::try_into)
                     .collect::<Result<_, _>>()?,
             ),
+            ReadRecord::ServiceDump => Read::ServiceDump,
         })
     }
 }

@@ -394,6 +394,8 @@ pub enum ReadRecord {
     },
     /// Protocol 6: a read-only transaction.
     Txn(Vec<TxnOpRecord>),
+    /// Protocol 6: every instance with its checks, for the web UI.
+    ServiceDump,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1322,3 +1322,29 @@ pub mod sessions {
         )]
     }
 }
+
+/// The web UI's read: protocol 6, with fixtures of their own (`v6/*ui_*`).
+pub mod ui {
+    use super::*;
+    use crate::structs::CheckServiceNode;
+
+    pub fn requests() -> Vec<(&'static str, Request)> {
+        vec![(
+            "ui_service_dump",
+            Request::read(Read::ServiceDump, options()),
+        )]
+    }
+
+    pub fn responses() -> Vec<(&'static str, Result<Response, RpcError>)> {
+        vec![(
+            "ui_service_dump",
+            Ok(read(ReadResult::CheckServiceNodes(vec![
+                CheckServiceNode {
+                    node: node(),
+                    service: service(),
+                    checks: vec![check()],
+                },
+            ]))),
+        )]
+    }
+}

@@ -1028,6 +1028,7 @@ impl TryFrom<&rpc::Read> for v1::Read {
                 return Err(not_in_v1("KV reads"))
             }
             R::Txn(_) => return Err(not_in_v1("transactions")),
+            R::ServiceDump => return Err(not_in_v1("the service dump")),
         })
     }
 }

@@ -141,6 +141,16 @@ impl Tables {
         self.with_checks(self.instances(name, false, tags, node_meta), passing_only)
     }
 
+    /// Every instance of every service with its checks, ordered by service name, then
+    /// node, then instance ID: the web UI's service list in one read.
+    pub fn service_dump(&self) -> Vec<CheckServiceNode> {
+        let instances = self.services_by_name.values().flatten().filter_map(|key| {
+            let service = self.services.get(key)?;
+            Some((self.nodes.get(&key.0)?, service))
+        });
+        self.with_checks(instances, false)
+    }
+
     fn with_checks<'a>(
         &'a self,
         instances: impl Iterator<Item = (&'a Node, &'a NodeService)>,
