@@ -55,7 +55,8 @@ impl Topic {
             | Topic::PreparedQueries
             | Topic::Kvs
             | Topic::Sessions
-            | Topic::Acl | Topic::Restored => None,
+            | Topic::Acl
+            | Topic::Restored => None,
         }
     }
 
@@ -74,7 +75,8 @@ impl Topic {
             | Topic::PreparedQueries
             | Topic::Kvs
             | Topic::Sessions
-            | Topic::Acl | Topic::Restored => None,
+            | Topic::Acl
+            | Topic::Restored => None,
         }
     }
 }

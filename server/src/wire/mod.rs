@@ -53,6 +53,7 @@ mod tests_sessions;
 mod tests_sidecar;
 #[cfg(test)]
 mod tests_txn;
+#[cfg(test)]
 mod tests_ui;
 
 use serde::de::DeserializeOwned;
