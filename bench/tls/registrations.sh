@@ -12,14 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${1:-10s}"
 RUNS="${2:-3}"
+source scripts/setup.sh libclang-dev ccache wrk curl jq
 if [ -n "${SHOAL_BIN:-}" ]; then
   BIN="$SHOAL_BIN"
 else
-  source scripts/setup.sh libclang-dev ccache wrk curl jq
   cargo build --release --bin shoal
   BIN="$CARGO_TARGET_DIR/release/shoal"
 fi
-for tool in wrk curl jq; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
 SERVERS=(127.0.0.131 127.0.0.132 127.0.0.133)
 WORK="$(mktemp -d)"
 declare -A PIDS=()
